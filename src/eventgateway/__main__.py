@@ -1,0 +1,3 @@
+from eventgateway.cli.main import main
+
+main()

@@ -1,0 +1,283 @@
+"""The Events API: any method, any path (contract §2). Raw ASGI — this is the hot path.
+
+Per request: answer 503 while draining; apply CORS (a preflight stops there); parse the
+request into CloudEvents; refuse the system namespace; queue one delivery per matching
+async subscription (before answering, so a 202 means queued); run the sync subscription,
+if any, and answer with the function's response — or 202.
+
+Deliberate differences from the original, all documented in docs/wire-compatibility.md:
+error bodies are sent as ``application/json`` (the original's were sniffed as text/plain);
+a system-namespace event gets a 400 *with* a message; a full queue answers 429 with
+``Retry-After`` instead of dropping the event silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import unquote
+
+from eventgateway.dispatch.invoke import Invoker, apply_authorization
+from eventgateway.dispatch.response import MALFORMED, parse_http_result
+from eventgateway.errors import EventParseError, TooManyRequestsError
+from eventgateway.events.codec import encode_json
+from eventgateway.events.http import HttpRequest, authorizer_request, parse_request
+from eventgateway.events.model import SYSTEM_PREFIX, CloudEvent
+from eventgateway.observability.metrics import Metrics
+from eventgateway.observability.system_events import SystemEvents
+from eventgateway.queue.base import Delivery, DeliveryQueue
+from eventgateway.routing import cors as cors_rules
+from eventgateway.routing.table import RoutingTable, SyncMatch
+from eventgateway.settings import Limits
+
+__all__ = ["EventsApp"]
+
+logger = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+RawHeaders = list[tuple[bytes, bytes]]
+
+_JSON = (b"content-type", b"application/json")
+_BATCH_TYPE = "application/cloudevents-batch+json"
+_FAILED_CALL = "Function call failed. Please check logs."
+
+
+def _error_body(message: str) -> bytes:
+    return encode_json({"errors": [{"message": message}]}) + b"\n"
+
+
+_UNAVAILABLE = _error_body("Service Unavailable")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class EventsApp:
+    """The catch-all ASGI app of the Events API."""
+
+    def __init__(
+        self,
+        *,
+        table: Callable[[], RoutingTable],
+        queue: DeliveryQueue,
+        invoker: Invoker,
+        system: SystemEvents,
+        metrics: Metrics,
+        limits: Limits,
+        domain: str | None = None,
+    ) -> None:
+        self._table = table
+        self._queue = queue
+        self._invoker = invoker
+        self._system = system
+        self._metrics = metrics
+        self._limits = limits
+        self._domain_suffix = "." + domain.lower() if domain else None
+        self.draining = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # lifespan is the composing app's business
+            return
+        if self.draining:
+            await _respond(send, 503, [_JSON], _UNAVAILABLE)
+            return
+        method: str = scope["method"]
+        raw_headers: RawHeaders = scope["headers"]
+        header_bytes = 0
+        headers: dict[str, str] = {}
+        for name, value in raw_headers:
+            header_bytes += len(name) + len(value)
+            key = name.decode("latin-1")
+            text = value.decode("latin-1")
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        if header_bytes > self._limits.max_header_bytes:
+            await _respond_error(
+                send,
+                431,
+                f"Request headers are {header_bytes} bytes; the limit is "
+                f"{self._limits.max_header_bytes} bytes.",
+                [],
+            )
+            return
+        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        host = headers.get("host", "")
+        route_path = raw_path
+        if self._domain_suffix is not None:
+            hostname = host.rsplit(":", 1)[0].lower() if not host.startswith("[") else ""
+            if hostname.endswith(self._domain_suffix):
+                route_path = "/" + hostname.split(".", 1)[0] + raw_path
+
+        table = self._table()
+        extra: list[tuple[bytes, bytes]] = []
+        cors = None
+        requested = headers.get("access-control-request-method", "")
+        cors_method = requested.upper() if method == "OPTIONS" and requested else method
+        cors = table.cors(cors_method, route_path)
+        if cors is not None:
+            if cors_rules.is_preflight(method, headers):
+                await _respond(send, 200, _encode(cors_rules.preflight_headers(cors, headers)), b"")
+                return
+            extra = _encode(cors_rules.actual_headers(cors, method, headers))
+
+        try:
+            body = await _read_body(receive, headers, self._limits.max_body_bytes)
+        except _TooLarge:
+            await _respond_error(
+                send,
+                413,
+                f"Request body is over the limit of {self._limits.max_body_bytes} bytes.",
+                extra,
+            )
+            return
+        request = HttpRequest(
+            method=method,
+            raw_path=raw_path,
+            path=unquote(raw_path),
+            query_string=scope.get("query_string", b""),
+            headers=raw_headers,
+            body=body,
+            host=host,
+        )
+        try:
+            events = parse_request(request)
+        except EventParseError as exc:
+            await _respond_error(send, 400, exc.message, extra)
+            return
+        for event in events:
+            if event.type.startswith(SYSTEM_PREFIX):
+                await _respond_error(
+                    send,
+                    400,
+                    f"Event type {event.type!r} is in the reserved "
+                    f"'{SYSTEM_PREFIX}' namespace and cannot be emitted by clients.",
+                    extra,
+                )
+                return
+
+        batch = headers.get("content-type", "").startswith(_BATCH_TYPE)
+        sync_match: SyncMatch | None = None
+        sync_event: CloudEvent | None = None
+        deliveries: list[Delivery] = []
+        for event in events:
+            self._system.emit(
+                "eventgateway.event.received",
+                {"path": route_path, "event": event, "headers": headers},
+            )
+            self._metrics.events_received.labels(space="", type=event.type).inc()
+            for target in table.async_targets(method, route_path, event.type):
+                sub = target.subscription
+                deliveries.append(
+                    Delivery(
+                        id=uuid.uuid4().hex,
+                        space=sub.space,
+                        subscription_id=sub.subscription_id,
+                        function_id=sub.function_id,
+                        event=event,
+                        auth_request=(
+                            authorizer_request(request) if target.authorizer_id else None
+                        ),
+                    )
+                )
+            if not batch and sync_match is None:
+                sync_match = table.sync(method, route_path, event.type)
+                sync_event = event
+        if deliveries:
+            try:
+                await self._queue.put(deliveries)
+            except TooManyRequestsError as exc:
+                extra = [*extra, (b"retry-after", str(exc.retry_after_s).encode())]
+                await _respond_error(send, 429, exc.message, extra)
+                return
+        if sync_match is None or sync_event is None:
+            await _respond(send, 202, [(b"content-length", b"0"), *extra], b"")
+            return
+        await self._run_sync(send, sync_match, sync_event, request, extra)
+
+    async def _run_sync(
+        self,
+        send: Send,
+        match: SyncMatch,
+        event: CloudEvent,
+        request: HttpRequest,
+        extra: list[tuple[bytes, bytes]],
+    ) -> None:
+        target = match.target
+        if target.authorizer_id is not None:
+            verdict = await self._invoker.authorize(
+                target.authorizer, event, authorizer_request(request)
+            )
+            if not verdict.allowed:
+                await _respond(send, 403, [(b"content-length", b"0"), *extra], b"")
+                return
+            event = apply_authorization(event, verdict.authorization)
+        if event.is_http_request:
+            event = event.copy()
+            event.data["params"] = match.params
+        outcome = await self._invoker.call(
+            target.function,
+            event,
+            sync=True,
+            function_id=target.subscription.function_id,
+        )
+        if not outcome.ok or outcome.reply is None:
+            logger.warning(
+                "sync call of %s/%s for event %s failed: %s",
+                target.subscription.space,
+                target.subscription.function_id,
+                event.id,
+                outcome.error,
+            )
+            await _respond_error(send, 500, _FAILED_CALL, extra)
+            return
+        result = parse_http_result(outcome.reply.body)
+        if result is None:
+            await _respond_error(send, 500, MALFORMED, extra)
+            return
+        headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in result.headers]
+        headers.append((b"content-length", str(len(result.body)).encode()))
+        await _respond(send, result.status, [*headers, *extra], result.body)
+
+
+def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+
+
+async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            break
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _respond(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _respond_error(
+    send: Send, status: int, message: str, extra: list[tuple[bytes, bytes]]
+) -> None:
+    body = _error_body(message)
+    headers = [_JSON, (b"content-length", str(len(body)).encode()), *extra]
+    await _respond(send, status, headers, body)

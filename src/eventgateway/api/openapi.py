@@ -1,0 +1,277 @@
+"""The OpenAPI 3.1 description of the Configuration API, built in code.
+
+Served at ``GET /openapi.json`` by ``api/config.py``. Built from small helpers so that
+every resource is described the same way; ``tests/api`` checks that each route of the
+app appears here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from eventgateway.model.providers import PROVIDER_TYPES
+from eventgateway.model.validate import METHODS
+
+__all__ = ["openapi_document"]
+
+_JSON: Final = "application/json"
+_STRING: Final = {"type": "string"}
+_METADATA: Final = {
+    "type": "object",
+    "additionalProperties": {"type": "string"},
+    "description": "Free-form labels; lists can be filtered with `metadata.<key>=<value>`.",
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required}
+
+
+def _schemas() -> dict[str, Any]:
+    method = {"type": "string", "enum": list(METHODS)}
+    cors_lists = {
+        "allowedOrigins": {"type": "array", "items": _STRING, "default": ["*"]},
+        "allowedMethods": {
+            "type": "array",
+            "items": _STRING,
+            "default": ["HEAD", "GET", "POST"],
+        },
+        "allowedHeaders": {
+            "type": "array",
+            "items": _STRING,
+            "default": ["Origin", "Accept", "Content-Type"],
+        },
+        "allowCredentials": {"type": "boolean", "default": False},
+    }
+    return {
+        "Error": _object(
+            {
+                "errors": {
+                    "type": "array",
+                    "items": _object({"message": _STRING}, ["message"]),
+                    "minItems": 1,
+                }
+            },
+            ["errors"],
+        ),
+        "EventTypeInput": _object(
+            {"name": _STRING, "authorizerId": _STRING, "metadata": _METADATA}, ["name"]
+        ),
+        "EventType": _object(
+            {"space": _STRING, "name": _STRING, "authorizerId": _STRING, "metadata": _METADATA},
+            ["space", "name"],
+        ),
+        "FunctionInput": _object(
+            {
+                "functionId": {"type": "string", "pattern": "^[a-zA-Z0-9.\\-_]+$"},
+                "type": {"type": "string", "enum": list(PROVIDER_TYPES)},
+                "provider": {
+                    "type": "object",
+                    "description": (
+                        "Per type: http {url}; awslambda {arn, region}; awssqs {queueUrl, "
+                        "region}; awskinesis {streamName, region}; awsfirehose "
+                        "{deliveryStreamName, region}; AWS types also take awsAccessKeyId, "
+                        "awsSecretAccessKey, awsSessionToken."
+                    ),
+                },
+                "metadata": _METADATA,
+            },
+            ["functionId", "type", "provider"],
+        ),
+        "Function": _object(
+            {
+                "space": _STRING,
+                "functionId": _STRING,
+                "type": _STRING,
+                "provider": {"type": "object", "additionalProperties": _STRING},
+                "metadata": _METADATA,
+            },
+            ["space", "functionId", "type", "provider"],
+        ),
+        "SubscriptionInput": _object(
+            {
+                "type": {"type": "string", "enum": ["async", "sync"]},
+                "eventType": _STRING,
+                "functionId": _STRING,
+                "path": {"type": "string", "default": "/"},
+                "method": {"type": "string", "default": "POST"},
+                "metadata": _METADATA,
+            },
+            ["type", "eventType", "functionId"],
+        ),
+        "Subscription": _object(
+            {
+                "space": _STRING,
+                "subscriptionId": _STRING,
+                "type": _STRING,
+                "eventType": _STRING,
+                "functionId": _STRING,
+                "path": _STRING,
+                "method": method,
+                "metadata": _METADATA,
+            },
+            ["space", "subscriptionId", "type", "eventType", "functionId", "path", "method"],
+        ),
+        "CORSInput": _object(
+            {"method": method, "path": _STRING, **cors_lists, "metadata": _METADATA},
+            ["method", "path"],
+        ),
+        "CORS": _object(
+            {
+                "space": _STRING,
+                "corsId": _STRING,
+                "method": method,
+                "path": _STRING,
+                **cors_lists,
+                "metadata": _METADATA,
+            },
+            ["space", "corsId", "method", "path", *cors_lists],
+        ),
+        "EventTypeList": _object(
+            {"eventTypes": {"type": "array", "items": _ref("EventType")}}, ["eventTypes"]
+        ),
+        "FunctionList": _object(
+            {"functions": {"type": "array", "items": _ref("Function")}}, ["functions"]
+        ),
+        "SubscriptionList": _object(
+            {"subscriptions": {"type": "array", "items": _ref("Subscription")}},
+            ["subscriptions"],
+        ),
+        "CORSList": _object({"cors": {"type": "array", "items": _ref("CORS")}}, ["cors"]),
+    }
+
+
+def _json(schema: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {_JSON: {"schema": _ref(schema)}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    texts = {
+        400: "Invalid body or a rule refused it",
+        404: "Not found",
+        409: "Already exists",
+        500: "Storage failure",
+    }
+    return {str(code): _json("Error", texts[code]) for code in (*codes, 500)}
+
+
+def _param(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": _STRING,
+        "description": description,
+    }
+
+
+_SPACE_PARAM: Final = _param(
+    "space", "Space name; writes need `^[a-zA-Z0-9.\\-_]+$` and at least 3 characters."
+)
+_FILTER_PARAM: Final = {
+    "name": "metadata.<key>",
+    "in": "query",
+    "required": False,
+    "schema": _STRING,
+    "description": "Only entities whose metadata has this key with exactly this value "
+    "(several filters are ANDed).",
+}
+
+
+def _resource(
+    tag: str, schema: str, id_name: str, id_description: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    collection = {
+        "parameters": [_SPACE_PARAM],
+        "get": {
+            "tags": [tag],
+            "operationId": f"list{schema}",
+            "parameters": [_FILTER_PARAM],
+            "responses": {"200": _json(f"{schema}List", "The list, IDs descending")},
+        },
+        "post": {
+            "tags": [tag],
+            "operationId": f"create{schema}",
+            "requestBody": {
+                "required": True,
+                "content": {_JSON: {"schema": _ref(f"{schema}Input")}},
+            },
+            "responses": {"201": _json(schema, "Created"), **_errors(400, 409)},
+        },
+    }
+    item = {
+        "parameters": [_SPACE_PARAM, _param(id_name, id_description)],
+        "get": {
+            "tags": [tag],
+            "operationId": f"get{schema}",
+            "responses": {"200": _json(schema, "Found"), **_errors(404)},
+        },
+        "put": {
+            "tags": [tag],
+            "operationId": f"update{schema}",
+            "requestBody": {
+                "required": True,
+                "content": {_JSON: {"schema": _ref(f"{schema}Input")}},
+            },
+            "responses": {"200": _json(schema, "Updated"), **_errors(400, 404)},
+        },
+        "delete": {
+            "tags": [tag],
+            "operationId": f"delete{schema}",
+            "responses": {"204": {"description": "Deleted"}, **_errors(400, 404)},
+        },
+    }
+    return collection, item
+
+
+def openapi_document() -> dict[str, Any]:
+    """The Configuration API as an OpenAPI 3.1 document (a fresh dict on every call)."""
+    paths: dict[str, Any] = {
+        "/v1/status": {
+            "get": {
+                "operationId": "status",
+                "responses": {"200": {"description": "Alive (empty body)"}},
+            }
+        },
+        "/v1/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text exposition",
+                        "content": {"text/plain": {"schema": _STRING}},
+                    }
+                },
+            }
+        },
+    }
+    for tag, segment, schema, id_name, id_description in (
+        ("Event types", "eventtypes", "EventType", "name", "Event type name"),
+        ("Functions", "functions", "Function", "id", "Function ID"),
+        ("Subscriptions", "subscriptions", "Subscription", "id", "Subscription ID"),
+        (
+            "CORS",
+            "cors",
+            "CORS",
+            "id",
+            "CORS ID, percent-encoded as returned (`GET%2Fusers`); read from the raw path",
+        ),
+    ):
+        collection, item = _resource(tag, schema, id_name, id_description)
+        paths[f"/v1/spaces/{{space}}/{segment}"] = collection
+        paths[f"/v1/spaces/{{space}}/{segment}/{{{id_name}}}"] = item
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "eventgateway Configuration API",
+            "version": "1",
+            "description": "Wire-compatible with the Serverless Event Gateway 0.9.1 "
+            'Configuration API. Errors are `{"errors":[{"message": …}]}`.',
+        },
+        "paths": paths,
+        "components": {"schemas": _schemas()},
+    }

@@ -1,0 +1,125 @@
+"""The ``eg`` command (alias ``eventgateway``)."""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import sys
+
+import click
+
+from eventgateway.errors import ConfigError
+from eventgateway.settings import Settings, default_data_dir
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="eventgateway", prog_name="eg")
+def cli() -> None:
+    """eventgateway: route events to functions, durably."""
+
+
+@cli.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="EG_HOST",
+    help="Address both APIs listen on.",
+)
+@click.option(
+    "--events-port",
+    type=int,
+    default=4000,
+    show_default=True,
+    envvar="EG_EVENTS_PORT",
+    help="Port of the Events API.",
+)
+@click.option(
+    "--config-port",
+    type=int,
+    default=4001,
+    show_default=True,
+    envvar="EG_CONFIG_PORT",
+    help="Port of the Configuration API.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=pathlib.Path),
+    default=None,
+    envvar="EG_DATA_DIR",
+    help="Where the embedded store keeps its files [default: ./.eventgateway].",
+)
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    envvar="EG_STORE",
+    help="Store URL: sqlite:///PATH (default, under --data-dir) or memory://.",
+)
+@click.option(
+    "--domain",
+    default=None,
+    envvar="EG_DOMAIN",
+    help="Route requests for <space>.<domain> to /<space>/… (hosted style).",
+)
+@click.option(
+    "--shutdown-timeout",
+    "shutdown_timeout_s",
+    type=float,
+    default=10.0,
+    show_default=True,
+    envvar="EG_SHUTDOWN_TIMEOUT",
+    help="Seconds to let in-flight deliveries finish on shutdown.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    envvar="EG_LOG_LEVEL",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+def serve(
+    host: str,
+    events_port: int,
+    config_port: int,
+    data_dir: pathlib.Path | None,
+    store_url: str | None,
+    domain: str | None,
+    shutdown_timeout_s: float,
+    log_level: str,
+) -> None:
+    """Run the gateway: Events API and Configuration API in one process."""
+    from eventgateway.app import serve as run_server
+
+    settings = Settings(
+        host=host,
+        events_port=events_port,
+        config_port=config_port,
+        data_dir=data_dir or default_data_dir(),
+        store_url=store_url,
+        domain=domain,
+        shutdown_timeout_s=shutdown_timeout_s,
+        log_level=log_level,
+    )
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    run_server(settings)
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning known errors into one line and exit status 1."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ConfigError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)

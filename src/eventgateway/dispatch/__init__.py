@@ -1,0 +1,1 @@
+"""Delivering events to functions: one attempt (invoke) and the lease loop (dispatcher)."""

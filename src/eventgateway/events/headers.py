@@ -1,0 +1,36 @@
+"""HTTP header helpers that reproduce what Go's net/http showed the original gateway."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+__all__ = ["TOKEN_CHARS", "canonical_header_name", "header_text"]
+
+TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+"""The RFC 7230 token characters: what a header name may hold (Go's validHeaderFieldByte)."""
+_TOKEN = frozenset(TOKEN_CHARS.encode())
+
+
+@lru_cache(maxsize=1024)
+def canonical_header_name(name: bytes) -> str:
+    """Return Go's canonical form of a header name: ``x-api-key`` → ``X-Api-Key``.
+
+    A name holding a non-token byte is returned unchanged, as Go does. Cached because the
+    same few names arrive on every request; the bound keeps odd client names from piling up.
+    """
+    if not all(b in _TOKEN for b in name):
+        return name.decode("latin-1")
+    out = bytearray(name)
+    upper = True
+    for i, b in enumerate(out):
+        if upper and 0x61 <= b <= 0x7A:
+            out[i] = b - 0x20
+        elif not upper and 0x41 <= b <= 0x5A:
+            out[i] = b + 0x20
+        upper = b == 0x2D  # '-'
+    return out.decode("ascii")
+
+
+def header_text(value: bytes) -> str:
+    """Decode a raw header value; invalid UTF-8 becomes U+FFFD, as Go's JSON encoder does."""
+    return value.decode("utf-8", "replace")

@@ -1,0 +1,267 @@
+"""Structured mode: a CloudEvent as a JSON object (0.1 or 1.0), and 1.0 batches.
+
+``data`` is never decoded: it is kept as the exact JSON text the client sent
+(:class:`msgspec.Raw`). The common case, a 0.1 object whose members are all spelled as in
+the spec, is decoded in one pass into a typed struct. Everything else is decoded into
+``dict[str, msgspec.Raw]`` and its attribute values one by one, which is also what words
+the errors. An object with a ``specversion`` member is a CloudEvents 1.0 event; any other
+object is checked the way the original gateway checked CloudEvents 0.1.
+
+Decisions where the contract is silent:
+
+* 0.1 ``cloudEventsVersion`` must be a non-empty string but its value is not checked (as in
+  the original); the event is then a 0.1 event and is delivered with ``"0.1"``.
+* 0.1 keys match case-insensitively like Go's decoder; when one attribute is sent twice
+  (``eventID`` and ``EventId``) the later member wins, as in Go.
+
+The 1.0 rules are in ``events/structured_v1.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from eventgateway.errors import EventParseError
+from eventgateway.events.model import CloudEvent
+from eventgateway.events.structured_v1 import parse_v1_members
+from eventgateway.events.validate import (
+    go_validation_line,
+    is_request_uri,
+    json_kind,
+    normalize_rfc3339,
+)
+
+__all__ = ["parse_batch", "parse_structured"]
+
+_OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_ARRAY_OF_OBJECTS = msgspec.json.Decoder(list[dict[str, msgspec.Raw]])
+_ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
+_RAW = msgspec.json.Decoder(msgspec.Raw)
+_VALUE = msgspec.json.Decoder()
+
+# Canonical 0.1 member names, looked up by lower-cased key (Go matches case-insensitively).
+_V01_NAMES = {
+    name.lower(): name
+    for name in (
+        "eventType",
+        "eventTypeVersion",
+        "cloudEventsVersion",
+        "source",
+        "eventID",
+        "eventTime",
+        "schemaURL",
+        "extensions",
+        "contentType",
+        "data",
+    )
+}
+_KIND_BY_FIRST_BYTE = {ord("{"): "object", ord("["): "array", ord('"'): "string"}
+_KIND_BY_FIRST_BYTE.update({ord("t"): "boolean", ord("f"): "boolean", ord("n"): "null"})
+_NULL = b"null"
+
+
+def _raw_kind(raw: msgspec.Raw) -> str:
+    """Name the JSON type of a decoded (so non-empty, trimmed) Raw value by its first byte."""
+    return _KIND_BY_FIRST_BYTE.get(memoryview(raw)[0], "number")
+
+
+def _check_utf8(body: bytes, what: str) -> None:
+    # msgspec skips over the bytes of a Raw member without checking them; invalid UTF-8 would
+    # be spliced into every delivery, so refuse it here.
+    if not body.isascii():
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise EventParseError(f"{what} is not valid UTF-8 JSON: {exc}") from None
+
+
+class _V01Members(msgspec.Struct, forbid_unknown_fields=True):
+    """The 0.1 members, exactly as named in the spec; an empty ``data`` Raw means absent."""
+
+    eventType: str | None = None
+    eventTypeVersion: str | None = None
+    cloudEventsVersion: str | None = None
+    source: str | None = None
+    eventID: str | None = None
+    eventTime: str | None = None
+    schemaURL: str | None = None
+    extensions: dict[str, Any] | None = None
+    contentType: str | None = None
+    data: msgspec.Raw = msgspec.Raw(b"")
+
+
+# Fast path for the common case: a 0.1 object with exactly-named members only. Anything
+# else (unknown or differently-cased keys, wrong types, 1.0, not an object) fails validation
+# and takes the general path, which also words the error.
+_V01_EXACT = msgspec.json.Decoder(_V01Members)
+
+
+def _wrong_shape(body: bytes | msgspec.Raw, what: str, expected: str) -> EventParseError:
+    """Word the error for JSON of the wrong type (msgspec stops there before checking syntax)."""
+    try:
+        kind = _raw_kind(_RAW.decode(body))
+    except msgspec.DecodeError as exc:
+        return EventParseError(f"{what} is not valid JSON: {exc}")
+    return EventParseError(f"{what} must be a JSON {expected}, got {kind}")
+
+
+def _decode_members(body: bytes) -> dict[str, msgspec.Raw]:
+    try:
+        return _OBJECT.decode(body)
+    except msgspec.ValidationError:
+        raise _wrong_shape(body, "CloudEvent", "object") from None
+    except msgspec.DecodeError as exc:
+        raise EventParseError(f"CloudEvent is not valid JSON: {exc}") from None
+
+
+_TOO_DEEP = "JSON nesting is too deep"
+
+
+def parse_structured(body: bytes) -> CloudEvent:
+    """Parse an ``application/cloudevents+json`` body (0.1, or 1.0 if it has ``specversion``).
+
+    Raises:
+        EventParseError: with a message naming the failing attribute.
+    """
+    try:
+        return _parse_structured(body)
+    except RecursionError:  # msgspec's nesting limit is the interpreter's recursion limit
+        raise EventParseError(f"CloudEvent is not valid: {_TOO_DEEP}") from None
+
+
+def _parse_structured(body: bytes) -> CloudEvent:
+    _check_utf8(body, "CloudEvent")
+    try:
+        exact: _V01Members | None = _V01_EXACT.decode(body)
+    except msgspec.ValidationError:
+        exact = None
+    except msgspec.DecodeError as exc:
+        raise EventParseError(f"CloudEvent is not valid JSON: {exc}") from None
+    if exact is not None:
+        return _build_v01(exact)
+    members = _decode_members(body)
+    if "specversion" in members:
+        return parse_v1_members(members)
+    return _build_v01(_v01_members(members))
+
+
+def parse_batch(body: bytes) -> list[CloudEvent]:
+    """Parse an ``application/cloudevents-batch+json`` body: a JSON array of 1.0 events.
+
+    An empty array is valid and gives no events. Errors name the failing entry's index.
+
+    Raises:
+        EventParseError: e.g. ``event [2]: CloudEvent attribute 'id' is required``.
+    """
+    try:
+        return _parse_batch(body)
+    except RecursionError:
+        raise EventParseError(f"CloudEvents batch is not valid: {_TOO_DEEP}") from None
+
+
+def _parse_batch(body: bytes) -> list[CloudEvent]:
+    _check_utf8(body, "CloudEvents batch")
+    try:
+        entries = _ARRAY_OF_OBJECTS.decode(body)
+    except msgspec.ValidationError:
+        entries = None  # some entry is not an object (or no array): find out below
+    except msgspec.DecodeError as exc:
+        raise EventParseError(f"CloudEvents batch is not valid JSON: {exc}") from None
+    if entries is None:
+        try:
+            raws = _ARRAY.decode(body)
+        except msgspec.ValidationError:
+            raise _wrong_shape(body, "CloudEvents batch", "array") from None
+        except msgspec.DecodeError as exc:  # e.g. trailing garbage after a bad entry
+            raise EventParseError(f"CloudEvents batch is not valid JSON: {exc}") from None
+        for index, raw in enumerate(raws):
+            kind = _raw_kind(raw)
+            if kind != "object":
+                raise EventParseError(
+                    f"event [{index}]: CloudEvent must be a JSON object, got {kind}"
+                )
+        raise AssertionError("unreachable: every entry is an object")  # pragma: no cover
+    events: list[CloudEvent] = []
+    for index, members in enumerate(entries):
+        try:
+            if "specversion" not in members:
+                raise EventParseError(
+                    "CloudEvent attribute 'specversion' is required: a batch holds CloudEvents 1.0"
+                )
+            events.append(parse_v1_members(members))
+        except EventParseError as exc:
+            raise EventParseError(f"event [{index}]: {exc.message}") from None
+    return events
+
+
+def _string_member(raw: msgspec.Raw, name: str) -> str | None:
+    """Decode a member that must be a string; ``null`` gives ``None``."""
+    value = _VALUE.decode(raw)
+    if value is None or type(value) is str:
+        return value
+    raise EventParseError(f"CloudEvent attribute '{name}' must be a string, got {json_kind(value)}")
+
+
+def _v01_members(members: dict[str, msgspec.Raw]) -> _V01Members:
+    """Match members case-insensitively, as Go's decoder did; unknown members are dropped."""
+    fields: dict[str, Any] = {}
+    for key, raw in members.items():
+        name = _V01_NAMES.get(key.lower())
+        if name is not None:
+            fields[name] = raw  # a repeated attribute: the later member wins, as in Go
+    for name, raw in fields.items():
+        if name == "extensions":
+            value = _VALUE.decode(raw)
+            if value is not None and type(value) is not dict:
+                raise EventParseError(
+                    f"CloudEvent attribute 'extensions' must be a JSON object, "
+                    f"got {json_kind(value)}"
+                )
+            fields[name] = value
+        elif name != "data":
+            fields[name] = _string_member(raw, name)
+    return _V01Members(**fields)
+
+
+def _build_v01(m: _V01Members) -> CloudEvent:
+    time = m.eventTime
+    if time is not None:
+        time = normalize_rfc3339(time)
+        if time is None:
+            raise EventParseError(
+                f"CloudEvent attribute 'eventTime' must be an RFC 3339 timestamp, "
+                f"got {m.eventTime!r}"
+            )
+    event_type = m.eventType or ""
+    source = m.source or ""
+    event_id = m.eventID or ""
+    if not (event_type and m.cloudEventsVersion and event_id and is_request_uri(source)):
+        failures = [
+            go_validation_line(field, tag)
+            for field, tag, ok in (
+                ("EventType", "required", event_type),
+                ("CloudEventsVersion", "required", m.cloudEventsVersion),
+                ("Source", "uri", is_request_uri(source)),
+                ("EventID", "required", event_id),
+            )
+            if not ok
+        ]
+        raise EventParseError("CloudEvent doesn't validate: " + "\n".join(failures))
+    data: Any = m.data
+    size = len(data)
+    if size == 0 or (size == 4 and bytes(data) == _NULL):
+        data = None
+    return CloudEvent(
+        "0.1",
+        event_id,
+        source,
+        event_type,
+        time=time,
+        datacontenttype=m.contentType or None,
+        dataschema=m.schemaURL or None,
+        type_version=m.eventTypeVersion or None,
+        extensions=m.extensions or {},
+        data=data,
+    )

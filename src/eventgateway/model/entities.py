@@ -1,0 +1,103 @@
+"""The configuration entities as they travel on the wire and sit in the store.
+
+Field names are the original gateway's camelCase JSON names (``functionId``,
+``subscriptionId``…); empty optional fields are left out of the JSON, as the original did.
+Entities are immutable: an update builds a new one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+import msgspec
+
+Kind = Literal["eventtypes", "functions", "subscriptions", "cors"]
+KINDS: Final[tuple[Kind, ...]] = ("eventtypes", "functions", "subscriptions", "cors")
+
+
+class EventType(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    """A registered event type; ``authorizer_id`` names a function that vets each event."""
+
+    space: str
+    name: str
+    authorizer_id: str | None = None
+    metadata: dict[str, str] | None = None
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+
+class Function(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    """A function the gateway can call; ``provider`` is the type's normalised config."""
+
+    space: str
+    function_id: str
+    type: str
+    provider: dict[str, Any]
+    metadata: dict[str, str] | None = None
+
+    @property
+    def key(self) -> str:
+        return self.function_id
+
+
+class Subscription(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    """Routes events of ``event_type`` on (``method``, ``path``) to a function."""
+
+    space: str
+    subscription_id: str
+    type: str  # "async" | "sync"
+    event_type: str
+    function_id: str
+    path: str
+    method: str
+    metadata: dict[str, str] | None = None
+
+    @property
+    def key(self) -> str:
+        return self.subscription_id
+
+
+class Cors(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    """CORS settings for one (method, path) on the Events API."""
+
+    space: str
+    cors_id: str
+    method: str
+    path: str
+    allowed_origins: list[str]
+    allowed_methods: list[str]
+    allowed_headers: list[str]
+    allow_credentials: bool  # no default: the original always sends it
+    metadata: dict[str, str] | None = None
+
+    @property
+    def key(self) -> str:
+        return self.cors_id
+
+
+Entity = EventType | Function | Subscription | Cors
+
+ENTITY_TYPES: Final[dict[Kind, type[Entity]]] = {
+    "eventtypes": EventType,
+    "functions": Function,
+    "subscriptions": Subscription,
+    "cors": Cors,
+}
+
+_encoder = msgspec.json.Encoder()
+_decoders: dict[Kind, msgspec.json.Decoder[Any]] = {
+    kind: msgspec.json.Decoder(cls) for kind, cls in ENTITY_TYPES.items()
+}
+
+
+def encode_entity(entity: Entity) -> bytes:
+    """The entity as compact JSON (the store's and the wire's representation)."""
+    return _encoder.encode(entity)
+
+
+def decode_entity(kind: Kind, raw: bytes) -> Entity:
+    """Decode what :func:`encode_entity` wrote for an entity of ``kind``."""
+    entity: Entity = _decoders[kind].decode(raw)
+    return entity

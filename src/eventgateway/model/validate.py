@@ -1,0 +1,297 @@
+"""Request bodies → normalised, validated configuration entities (pure; no store access).
+
+Every function here decodes a body the way the original's Go decoder did (see
+:mod:`eventgateway.model.gojson`), applies the original's normalisation, validates with
+the original's rules and raises :class:`~eventgateway.errors.ValidationError` with the
+original's message template, e.g.
+``Function doesn't validate. Validation error: Key: 'Function.ID' Error:Field validation
+for 'ID' failed on the 'required' tag``. Rules that need the store (duplicates, existence
+of referenced entities, immutable fields) live in ``api/resources.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+from eventgateway.errors import ValidationError
+from eventgateway.model.entities import Cors, EventType, Function, Subscription
+from eventgateway.model.gojson import (
+    FieldSpec,
+    GoJSONError,
+    StructSpec,
+    as_bool,
+    as_raw,
+    as_string,
+    as_string_list,
+    as_string_map,
+    decode_struct,
+    decode_value,
+)
+from eventgateway.model.ids import cors_id, subscription_id
+from eventgateway.model.providers import PROVIDER_TYPES, ProviderConfigError, normalise_provider
+
+__all__ = [
+    "CORS_DEFAULTS",
+    "METHODS",
+    "Body",
+    "is_valid_space",
+    "parse_cors",
+    "parse_event_type",
+    "parse_function",
+    "parse_subscription",
+]
+
+Body = bytes | Mapping[str, Any] | None
+"""A request body: raw bytes as received, or an already decoded JSON object."""
+
+METHODS: Final[tuple[str, ...]] = ("GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS")
+_METHODS_TAG: Final = "|".join(f"eq={m}" for m in METHODS)
+
+CORS_DEFAULTS: Final[dict[str, tuple[str, ...]]] = {
+    "allowedOrigins": ("*",),
+    "allowedMethods": ("HEAD", "GET", "POST"),
+    "allowedHeaders": ("Origin", "Accept", "Content-Type"),
+}
+
+_NAME_RE: Final = re.compile(r"[a-zA-Z0-9.\-_]+")
+
+_EVENT_TYPE_PREFIX: Final = "Event Type doesn't validate. Validation error: "
+_FUNCTION_PREFIX: Final = "Function doesn't validate. Validation error: "
+_SUBSCRIPTION_PREFIX: Final = "Subscription doesn't validate. Validation error: "
+_CORS_PREFIX: Final = "CORS configuration doesn't validate. Validation error: "
+
+_METADATA = FieldSpec("metadata", as_string_map, null_clears=True)
+_SPACE = FieldSpec("space", as_string())
+
+_EVENT_TYPE_STRUCT: Final = StructSpec(
+    "event.Type",
+    "Type",
+    (
+        _SPACE,
+        FieldSpec("name", as_string("event.TypeName")),
+        FieldSpec("authorizerId", as_string("function.ID"), null_clears=True),
+        _METADATA,
+    ),
+)
+# The original decoded functions through an alias type, hence the odd struct name.
+_FUNCTION_STRUCT: Final = StructSpec(
+    "function.functionJSON",
+    "functionJSON",
+    (
+        _SPACE,
+        FieldSpec("functionId", as_string("function.ID")),
+        FieldSpec("type", as_string("function.ProviderType")),
+        FieldSpec("provider", as_raw, null_clears=True),
+        _METADATA,
+    ),
+)
+_SUBSCRIPTION_STRUCT: Final = StructSpec(
+    "subscription.Subscription",
+    "Subscription",
+    (
+        _SPACE,
+        FieldSpec("subscriptionId", as_string("subscription.ID")),
+        FieldSpec("type", as_string("subscription.Type")),
+        FieldSpec("eventType", as_string("event.TypeName")),
+        FieldSpec("functionId", as_string("function.ID")),
+        FieldSpec("path", as_string()),
+        FieldSpec("method", as_string()),
+        _METADATA,
+    ),
+)
+_CORS_STRUCT: Final = StructSpec(
+    "cors.CORS",
+    "CORS",
+    (
+        _SPACE,
+        FieldSpec("corsId", as_string("cors.ID")),
+        FieldSpec("method", as_string()),
+        FieldSpec("path", as_string()),
+        FieldSpec("allowedOrigins", as_string_list, null_clears=True),
+        FieldSpec("allowedMethods", as_string_list, null_clears=True),
+        FieldSpec("allowedHeaders", as_string_list, null_clears=True),
+        FieldSpec("allowCredentials", as_bool),
+        _METADATA,
+    ),
+)
+
+
+def is_valid_space(space: str) -> bool:
+    """Whether ``space`` may be written to: ``^[a-zA-Z0-9.\\-_]+$`` and at least 3 chars."""
+    return len(space) >= 3 and _NAME_RE.fullmatch(space) is not None
+
+
+def _tag_error(struct: str, field: str, tag: str) -> str:
+    # go-playground/validator's FieldError text.
+    return f"Key: '{struct}.{field}' Error:Field validation for '{field}' failed on the '{tag}' tag"
+
+
+def _space_errors(struct: str, space: str) -> list[str]:
+    if not space:
+        return [_tag_error(struct, "Space", "required")]
+    if len(space) < 3:
+        return [_tag_error(struct, "Space", "min")]
+    if _NAME_RE.fullmatch(space) is None:
+        return [_tag_error(struct, "Space", "space")]
+    return []
+
+
+def _decode(body: Body, struct: StructSpec, prefix: str) -> dict[str, Any]:
+    try:
+        value = decode_value(body) if isinstance(body, bytes) else body
+        return decode_struct(value, struct)
+    except GoJSONError as exc:
+        raise ValidationError(prefix + str(exc)) from exc
+
+
+def _fail_if(errors: list[str], prefix: str) -> None:
+    if errors:
+        raise ValidationError(prefix + "\n".join(errors))
+
+
+def _metadata(fields: Mapping[str, Any]) -> dict[str, str] | None:
+    # Empty metadata is omitted from responses, as the original's omitempty did.
+    metadata: dict[str, str] | None = fields.get("metadata") or None
+    return metadata
+
+
+def parse_event_type(space: str, body: Body, *, name: str | None = None) -> EventType:
+    """An event type from a create (``name`` from the body) or update (``name`` from the URL).
+
+    Raises:
+        ValidationError: ``Event Type doesn't validate. Validation error: …``.
+    """
+    fields = _decode(body, _EVENT_TYPE_STRUCT, _EVENT_TYPE_PREFIX)
+    if name is None:
+        name = fields.get("name", "")
+    errors = _space_errors("Type", space)
+    if not name:
+        errors.append(_tag_error("Type", "Name", "required"))
+    _fail_if(errors, _EVENT_TYPE_PREFIX)
+    return EventType(
+        space=space,
+        name=name,
+        authorizer_id=fields.get("authorizerId"),
+        metadata=_metadata(fields),
+    )
+
+
+def parse_function(space: str, body: Body, *, function_id: str | None = None) -> Function:
+    """A function from a create (ID from the body) or update (ID from the URL).
+
+    The provider configuration is checked and normalised per type before the ID and space
+    are validated, in the original's order.
+
+    Raises:
+        ValidationError: ``Function doesn't validate. Validation error: …``.
+    """
+    fields = _decode(body, _FUNCTION_STRUCT, _FUNCTION_PREFIX)
+    type_ = fields.get("type", "")
+    if not type_:
+        raise ValidationError(_FUNCTION_PREFIX + "provider configuration not set")
+    if type_ not in PROVIDER_TYPES:
+        raise ValidationError(f"{_FUNCTION_PREFIX}provider {type_} not supported")
+    if "provider" not in fields:
+        # The original crashed here (nil pointer); a clear 400 is the deliberate fix.
+        raise ValidationError(_FUNCTION_PREFIX + "provider configuration not set")
+    try:
+        provider = normalise_provider(type_, fields["provider"])
+    except ProviderConfigError as exc:
+        raise ValidationError(_FUNCTION_PREFIX + str(exc)) from exc
+    if function_id is None:
+        function_id = fields.get("functionId", "")
+    errors = _space_errors("Function", space)
+    if not function_id:
+        errors.append(_tag_error("Function", "ID", "required"))
+    elif _NAME_RE.fullmatch(function_id) is None:
+        errors.append(_tag_error("Function", "ID", "functionid"))
+    _fail_if(errors, _FUNCTION_PREFIX)
+    return Function(
+        space=space,
+        function_id=function_id,
+        type=type_,
+        provider=provider,
+        metadata=_metadata(fields),
+    )
+
+
+def parse_subscription(space: str, body: Body) -> Subscription:
+    """A subscription, normalised (leading ``/``, upper-case method, ``POST`` default).
+
+    The returned ``subscription_id`` is the deterministic ID of the normalised fields; an
+    update keeps the ID from its URL instead (``api/resources.py`` does that).
+
+    Raises:
+        ValidationError: ``Subscription doesn't validate. Validation error: …``.
+    """
+    fields = _decode(body, _SUBSCRIPTION_STRUCT, _SUBSCRIPTION_PREFIX)
+    path = fields.get("path", "")
+    if not path.startswith("/"):
+        path = "/" + path
+    method = fields.get("method", "").upper() or "POST"
+    type_ = fields.get("type", "")
+    event_type = fields.get("eventType", "")
+    function_id = fields.get("functionId", "")
+
+    errors = _space_errors("Subscription", space)
+    if not type_:
+        errors.append(_tag_error("Subscription", "Type", "required"))
+    elif type_ not in ("async", "sync"):
+        errors.append(_tag_error("Subscription", "Type", "eq=async|eq=sync"))
+    if not event_type:
+        errors.append(_tag_error("Subscription", "EventType", "required"))
+    elif _NAME_RE.fullmatch(event_type) is None:
+        errors.append(_tag_error("Subscription", "EventType", "eventType"))
+    if not function_id:
+        errors.append(_tag_error("Subscription", "FunctionID", "required"))
+    if method not in METHODS:
+        errors.append(_tag_error("Subscription", "Method", _METHODS_TAG))
+    _fail_if(errors, _SUBSCRIPTION_PREFIX)
+
+    return Subscription(
+        space=space,
+        subscription_id=subscription_id(
+            type=type_, event_type=event_type, function_id=function_id, path=path, method=method
+        ),
+        type=type_,
+        event_type=event_type,
+        function_id=function_id,
+        path=path,
+        method=method,
+        metadata=_metadata(fields),
+    )
+
+
+def parse_cors(space: str, body: Body) -> Cors:
+    """A CORS configuration with the original's defaults for empty lists.
+
+    ``method`` is not upper-cased and ``path`` is not prefixed: both must already be
+    right (``get`` → 400). The returned ``cors_id`` is derived from them.
+
+    Raises:
+        ValidationError: ``CORS configuration doesn't validate. Validation error: …``.
+    """
+    fields = _decode(body, _CORS_STRUCT, _CORS_PREFIX)
+    method = fields.get("method", "")
+    path = fields.get("path", "")
+    errors = _space_errors("CORS", space)
+    if method not in METHODS:
+        errors.append(_tag_error("CORS", "Method", _METHODS_TAG))
+    if not path.startswith("/"):
+        errors.append(_tag_error("CORS", "Path", "path"))
+    _fail_if(errors, _CORS_PREFIX)
+
+    lists = {name: list(fields.get(name) or default) for name, default in CORS_DEFAULTS.items()}
+    return Cors(
+        space=space,
+        cors_id=cors_id(method, path),
+        method=method,
+        path=path,
+        allowed_origins=lists["allowedOrigins"],
+        allowed_methods=lists["allowedMethods"],
+        allowed_headers=lists["allowedHeaders"],
+        allow_credentials=bool(fields.get("allowCredentials", False)),
+        metadata=_metadata(fields),
+    )

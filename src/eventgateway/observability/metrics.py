@@ -1,0 +1,91 @@
+"""Prometheus metrics, with the original gateway's metric names (contract §4.8).
+
+One :class:`Metrics` per app, on its own registry, so that tests and several apps in one
+process never share counters.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import (
+    exposition as _exposition,
+)
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+CONTENT_TYPE = _exposition.CONTENT_TYPE_LATEST
+
+
+def _exponential(start: float, factor: float, count: int) -> list[float]:
+    return [start * factor**i for i in range(count)]
+
+
+class Metrics:
+    """The gateway's metrics on a private registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events_received = Counter(
+            "eventgateway_events_received_total",
+            "Events received by the Events API.",
+            ["space", "type"],
+            registry=r,
+        )
+        self.events_processed = Counter(
+            "eventgateway_events_processed_total",
+            "Events delivered to a function.",
+            ["space", "type"],
+            registry=r,
+        )
+        self.events_dropped = Counter(
+            "eventgateway_events_dropped_total",
+            "Events dropped (at-most-once buffer full, or delivery given up).",
+            ["space", "type"],
+            registry=r,
+        )
+        self.events_backlog = Gauge(
+            "eventgateway_events_backlog",
+            "Deliveries waiting to be made.",
+            registry=r,
+        )
+        self.custom_processing_seconds = Histogram(
+            "eventgateway_events_custom_processing_seconds",
+            "Time to deliver one async event to one function.",
+            buckets=_exponential(0.00001, 2, 20),
+            registry=r,
+        )
+        self.eventtypes_total = Gauge(
+            "eventgateway_eventtypes_total", "Event types per space.", ["space"], registry=r
+        )
+        self.functions_total = Gauge(
+            "eventgateway_functions_total", "Functions per space.", ["space"], registry=r
+        )
+        self.subscriptions_total = Gauge(
+            "eventgateway_subscriptions_total", "Subscriptions per space.", ["space"], registry=r
+        )
+        self.cors_total = Gauge(
+            "eventgateway_cors_total", "CORS configurations per space.", ["space"], registry=r
+        )
+        self.config_requests = Counter(
+            "eventgateway_config_requests_total",
+            "Configuration API requests.",
+            ["space", "resource", "operation"],
+            registry=r,
+        )
+        self.config_request_duration_seconds = Histogram(
+            "eventgateway_config_request_duration_seconds",
+            "Configuration API request duration.",
+            buckets=_exponential(0.0005, 2, 16),
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)

@@ -1,0 +1,77 @@
+"""System events (contract §4.7): ``eventgateway.event.received`` and the function events.
+
+They are delivered like any async event to subscriptions whose event type is the system
+type, on ``POST /``. When nobody subscribes — the common case — emitting costs one lookup.
+System events never cause further system events (the invoker checks the type).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from eventgateway.errors import TooManyRequestsError
+from eventgateway.events.codec import encode_event
+from eventgateway.events.model import CloudEvent, transformed_event
+from eventgateway.queue.base import Delivery, DeliveryQueue
+from eventgateway.routing.table import RoutingTable
+
+__all__ = ["SystemEvents"]
+
+logger = logging.getLogger(__name__)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, CloudEvent):
+        return msgspec.Raw(encode_event(value))
+    if isinstance(value, bytes):
+        return value  # msgspec encodes bytes as base64, as Go does for []byte
+    return value
+
+
+class SystemEvents:
+    """Turns gateway happenings into events for subscribed functions."""
+
+    def __init__(self, queue: DeliveryQueue, table: Callable[[], RoutingTable]) -> None:
+        self._queue = queue
+        self._table = table
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def emit(self, event_type: str, data: dict[str, Any]) -> None:
+        """Queue ``event_type`` for its subscribers, if it has any; never blocks."""
+        targets = self._table().subscriptions_for_system_event(event_type)
+        if not targets:
+            return
+        payload = {key: _jsonable(value) for key, value in data.items()}
+        event = transformed_event(
+            event_type, "application/json", msgspec.Raw(msgspec.json.encode(payload))
+        )
+        deliveries = [
+            Delivery(
+                id=uuid.uuid4().hex,
+                space=target.subscription.space,
+                subscription_id=target.subscription.subscription_id,
+                function_id=target.subscription.function_id,
+                event=event,
+            )
+            for target in targets
+        ]
+        task = asyncio.get_running_loop().create_task(self._put(deliveries))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _put(self, deliveries: list[Delivery]) -> None:
+        try:
+            await self._queue.put(deliveries)
+        except TooManyRequestsError:
+            logger.warning("system event dropped: delivery queue full")
+
+    async def drain(self) -> None:
+        """Wait for queued system events to reach the queue (at shutdown)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)

@@ -1,0 +1,1 @@
+"""How a function is called: one provider per function ``type``."""

@@ -1,0 +1,54 @@
+"""The ``Provider`` interface: one attempt at calling one function.
+
+A provider sends ``body`` to the function and returns what came back. It raises
+:class:`~eventgateway.errors.ProviderError` when there is no answer to return (network
+error, timeout, an unsupported type); what an answer *means* (success, retry, failure) is
+decided by ``dispatch/invoke.py``, because sync routes and async deliveries read the same
+answer differently.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from eventgateway.model.entities import Function
+
+__all__ = ["Call", "Provider", "Reply"]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What to send: the body, its content type and any extra headers."""
+
+    body: bytes
+    content_type: str = "application/cloudevents+json"
+    headers: Sequence[tuple[str, str]] = ()
+    timeout_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the function answered. ``status`` is 200 for providers without HTTP status."""
+
+    status: int
+    body: bytes
+    headers: Sequence[tuple[str, str]] = ()
+
+
+class Provider(abc.ABC):
+    """Calls functions of one ``type``."""
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Acquire shared resources (a connection pool)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release shared resources."""
+
+    def validate(self, function: Function) -> None:  # noqa: B027 - optional hook
+        """Raise ``ValidationError`` if this function cannot be called here."""
+
+    @abc.abstractmethod
+    async def call(self, function: Function, call: Call) -> Reply:
+        """Make one attempt; ``ProviderError`` if no reply could be had."""

@@ -1,0 +1,55 @@
+"""Maps a function ``type`` to the provider that calls it.
+
+The connector and Lambda types are accepted by the Configuration API (the original
+plugin registers them) but not yet invoked: :class:`UnsupportedProvider` fails each call
+with a message that says so, and the failure is not retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from eventgateway.errors import ProviderError
+from eventgateway.model.entities import Function
+from eventgateway.providers.base import Call, Provider, Reply
+
+__all__ = ["ProviderRegistry", "UnsupportedProvider"]
+
+
+class UnsupportedProvider(Provider):
+    """Accepts configuration of a type this gateway cannot call yet; fails every call."""
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+    async def call(self, function: Function, call: Call) -> Reply:
+        raise ProviderError(
+            f"function {function.function_id!r} has type {self.type_name!r}, which this "
+            "gateway does not invoke yet; use type 'http' (a URL) instead",
+            retryable=False,
+        )
+
+
+class ProviderRegistry:
+    """The providers of one app, by function type."""
+
+    def __init__(self, providers: Mapping[str, Provider]) -> None:
+        self._providers = dict(providers)
+
+    def get(self, type_name: str) -> Provider:
+        """The provider for ``type_name``; an ``UnsupportedProvider`` if there is none."""
+        provider = self._providers.get(type_name)
+        if provider is None:
+            provider = self._providers[type_name] = UnsupportedProvider(type_name)
+        return provider
+
+    def all(self) -> Iterable[Provider]:
+        return list(self._providers.values())
+
+    async def open(self) -> None:
+        for provider in self.all():
+            await provider.open()
+
+    async def close(self) -> None:
+        for provider in self.all():
+            await provider.close()

@@ -1,0 +1,1 @@
+"""The hand-off between accepting an event and delivering it."""

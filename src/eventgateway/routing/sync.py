@@ -1,0 +1,118 @@
+"""Keeps the current :class:`RoutingTable` in step with the :class:`ConfigStore`.
+
+The table is rebuilt from the entities whenever the store's watch reports a change, and
+swapped in one assignment, so the Events API always reads one consistent snapshot without
+locks. Several changes that arrive together cause one rebuild.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from eventgateway.errors import StoreError
+from eventgateway.model.entities import (
+    Cors,
+    Entity,
+    EventType,
+    Function,
+    Kind,
+    Subscription,
+    decode_entity,
+)
+from eventgateway.routing.table import RoutingTable
+from eventgateway.store.base import Change, ConfigStore
+
+__all__ = ["RoutingSync"]
+
+logger = logging.getLogger(__name__)
+
+OnTable = Callable[[RoutingTable], None]
+
+
+class RoutingSync:
+    """Owns the live routing table of one gateway process."""
+
+    def __init__(self, store: ConfigStore, *, on_table: OnTable | None = None) -> None:
+        self._store = store
+        self._entities: dict[tuple[Kind, str, str], Entity] = {}
+        self._revision = 0
+        self._on_table = on_table
+        self._lock = asyncio.Lock()
+        self.table = RoutingTable.empty()
+
+    @property
+    def revision(self) -> int:
+        """The store revision the current table reflects."""
+        return self._revision
+
+    async def refresh(self) -> None:
+        """Rebuild from a fresh snapshot (at start, and after writes made through this process)."""
+        async with self._lock:
+            snapshot = await self._store.snapshot()
+            if snapshot.revision < self._revision:
+                return
+            self._entities = {
+                (entry.kind, entry.space, entry.key): decode_entity(entry.kind, entry.value)
+                for entry in snapshot.entries
+            }
+            self._publish(snapshot.revision)
+
+    async def run(self) -> None:
+        """Follow the store's watch until it ends (the store closes)."""
+        pending: list[Change] = []
+        watch = self._store.watch(self._revision)
+        queue: asyncio.Queue[Change | None] = asyncio.Queue()
+
+        async def pump() -> None:
+            try:
+                async for change in watch:
+                    queue.put_nowait(change)
+            except StoreError:
+                logger.exception("config store watch failed; routing table frozen")
+            finally:
+                queue.put_nowait(None)
+
+        pump_task = asyncio.create_task(pump())
+        try:
+            while True:
+                change = await queue.get()
+                if change is None:
+                    return
+                pending.append(change)
+                while not queue.empty():
+                    more = queue.get_nowait()
+                    if more is None:
+                        break
+                    pending.append(more)
+                await self._apply(pending)
+                pending.clear()
+        finally:
+            pump_task.cancel()
+
+    async def _apply(self, changes: list[Change]) -> None:
+        async with self._lock:
+            fresh = [change for change in changes if change.revision > self._revision]
+            if not fresh:
+                return
+            for change in fresh:
+                key = (change.kind, change.space, change.key)
+                if change.value is None:
+                    self._entities.pop(key, None)
+                else:
+                    self._entities[key] = decode_entity(change.kind, change.value)
+            self._publish(fresh[-1].revision)
+
+    def _publish(self, revision: int) -> None:
+        values = self._entities.values()
+        self.table = RoutingTable.build(
+            event_types=[e for e in values if isinstance(e, EventType)],
+            functions=[e for e in values if isinstance(e, Function)],
+            subscriptions=[e for e in values if isinstance(e, Subscription)],
+            cors=[e for e in values if isinstance(e, Cors)],
+            revision=revision,
+        )
+        self._revision = revision
+        if self._on_table is not None:
+            self._on_table(self.table)

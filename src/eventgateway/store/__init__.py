@@ -1,0 +1,1 @@
+"""Configuration storage: one interface, embedded (SQLite, memory) and cluster backends."""

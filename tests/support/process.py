@@ -1,0 +1,79 @@
+"""Start `eg serve` as a real subprocess on free ports with a temporary data dir."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.support.ports import free_port
+
+
+class GatewayProcess:
+    def __init__(self, data_dir: pathlib.Path, *extra_args: str) -> None:
+        self.data_dir = data_dir
+        self.events_port = free_port()
+        self.config_port = free_port()
+        self.extra_args = extra_args
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir / "gateway.log"
+
+    @property
+    def events_url(self) -> str:
+        return f"http://127.0.0.1:{self.events_port}"
+
+    @property
+    def config_url(self) -> str:
+        return f"http://127.0.0.1:{self.config_port}"
+
+    def start(self, timeout_s: float = 20.0) -> GatewayProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "eventgateway",
+                    "serve",
+                    "--events-port",
+                    str(self.events_port),
+                    "--config-port",
+                    str(self.config_port),
+                    "--data-dir",
+                    str(self.data_dir),
+                    *self.extra_args,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"eg serve exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.config_url + "/v1/status", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)  # polling a subprocess's readiness: there is no event to wait on
+        raise TimeoutError(f"eg serve not ready after {timeout_s} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
