@@ -11,33 +11,51 @@ import asyncio
 import contextlib
 import logging
 import pathlib
+import signal
 import socket
+import tempfile
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
 import uvicorn
 
 from eventgateway.api.config import create_config_app
+from eventgateway.api.deliveries import create_deliveries_app, is_deliveries_path
 from eventgateway.api.events import EventsApp, Receive, Scope, Send
 from eventgateway.dispatch.dispatcher import Dispatcher
 from eventgateway.dispatch.invoke import Invoker
-from eventgateway.errors import ConfigError
+from eventgateway.errors import ConfigError, StoreError
+from eventgateway.notify import Notifier
+from eventgateway.observability.hooks import MetricsHooks
 from eventgateway.observability.metrics import Metrics
 from eventgateway.observability.system_events import SystemEvents
 from eventgateway.providers.http import HttpProvider
 from eventgateway.providers.registry import ProviderRegistry
-from eventgateway.queue.base import DeliveryQueue
 from eventgateway.queue.memory import MemoryQueue
 from eventgateway.routing.sync import RoutingSync
 from eventgateway.routing.table import RoutingTable
 from eventgateway.settings import Settings
 from eventgateway.store.base import ConfigStore
+from eventgateway.supervisor import DispatcherProcess
 
-__all__ = ["Gateway", "open_store", "serve"]
+__all__ = ["Gateway", "open_queue", "open_store", "serve"]
 
 logger = logging.getLogger(__name__)
 
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _nothing() -> None:
+    pass
+
+
+def _notify_path(data_dir: pathlib.Path) -> pathlib.Path:
+    path = (data_dir / "dispatch.sock").resolve()
+    if len(str(path)) < 100:  # AF_UNIX paths are limited to 108 bytes
+        return path
+    return pathlib.Path(tempfile.mkdtemp(prefix="eg-")) / "dispatch.sock"
 
 
 def open_store(url: str) -> ConfigStore:
@@ -56,39 +74,94 @@ def open_store(url: str) -> ConfigStore:
     raise ConfigError(f"store {url!r} is not a known store URL; use sqlite:///PATH or memory://")
 
 
+def open_queue(settings: Settings, *, max_deliveries: int | None = None) -> Any:
+    """The durable delivery queue: SQLite beside the config store, or memory."""
+    limits, durability = settings.limits, settings.durability
+    if settings.in_memory:
+        return MemoryQueue(
+            max_deliveries=max_deliveries or limits.queue_max_deliveries,
+            max_bytes=limits.queue_max_bytes,
+            dedup_window_s=durability.dedup_window_s,
+            lease_s=durability.lease_s,
+        )
+    from eventgateway.queue.sqlite import SqliteQueue
+
+    return SqliteQueue(
+        settings.data_dir / "queue.db",
+        max_deliveries=limits.queue_max_deliveries,
+        max_bytes=limits.queue_max_bytes,
+        dedup_window_s=durability.dedup_window_s,
+        lease_s=durability.lease_s,
+        synchronous=durability.synchronous,
+    )
+
+
 class Gateway:
-    """One gateway: both APIs, routing, queue and dispatcher, with a start/stop lifecycle."""
+    """One gateway: both APIs, routing, queues and dispatchers, with a start/stop lifecycle."""
 
     def __init__(self, settings: Settings, *, store: ConfigStore | None = None) -> None:
         self.settings = settings
+        limits = settings.limits
         self.metrics = Metrics()
         self.store = store or open_store(settings.resolved_store_url)
         self.routing = RoutingSync(self.store, on_table=self._update_gauges)
-        self.queue: DeliveryQueue = MemoryQueue(settings.limits.queue_max_deliveries)
+        self.queue = open_queue(settings)
+        self.fast_queue = MemoryQueue(
+            max_deliveries=limits.at_most_once_buffer,
+            max_bytes=limits.queue_max_bytes,
+            dedup_window_s=settings.durability.dedup_window_s,
+            lease_s=settings.durability.lease_s,
+        )
+        self.metrics.events_backlog.set_function(
+            lambda: self.queue.backlog() + self.fast_queue.backlog()
+        )
         self.providers = ProviderRegistry({"http": HttpProvider()})
-        self.system = SystemEvents(self.queue, self._table)
+        # In process mode a child process delivers from the durable queue; this process
+        # wakes it after each commit instead of letting it poll.
+        self.inline = settings.dispatch == "inline" or settings.in_memory
+        self.notifier: Notifier | None = None
+        self.child: DispatcherProcess | None = None
+        notify: Callable[[], None] = _nothing
+        if not self.inline:
+            notify_path = _notify_path(settings.data_dir)
+            self.notifier = Notifier(notify_path)
+            self.child = DispatcherProcess(settings, notify_path)
+            notify = self.notifier.deliveries
+        self.system = SystemEvents(self.queue, self._table, on_accepted=notify)
         self.invoker = Invoker(
             self.providers,
-            timeout_s=settings.limits.function_timeout_s,
+            timeout_s=limits.function_timeout_s,
             system_emit=self.system.emit,
         )
-        self.dispatcher = Dispatcher(
-            self.queue,
-            self.invoker,
-            self._table,
-            concurrency=settings.limits.dispatch_concurrency,
-        )
+        hooks = MetricsHooks(self.metrics)
+        self.dispatchers = [
+            Dispatcher(
+                queue,
+                self.invoker,
+                self._table,
+                concurrency=limits.dispatch_concurrency,
+                per_subscription=limits.per_subscription_concurrency,
+                at_most_once=queue is self.fast_queue,
+                hooks=hooks,
+            )
+            for queue in ((self.queue, self.fast_queue) if self.inline else (self.fast_queue,))
+        ]
         self.events_app = EventsApp(
             table=self._table,
-            queue=self.queue,
+            durable=self.queue,
+            fast=self.fast_queue,
             invoker=self.invoker,
             system=self.system,
             metrics=self.metrics,
-            limits=settings.limits,
+            limits=limits,
             domain=settings.domain,
+            notify=notify,
         )
-        self.config_app = _RefreshAfterWrite(create_config_app(self.store, self.metrics), self)
+        config_app = create_config_app(self.store, self.metrics)
+        deliveries_app = create_deliveries_app(self.queue)
+        self.config_app = _RefreshAfterWrite(_ConfigRouter(config_app, deliveries_app), self)
         self._tasks: list[asyncio.Task[None]] = []
+        self._dispatch_tasks: list[asyncio.Task[None]] = []
 
     def _table(self) -> RoutingTable:
         return self.routing.table
@@ -107,47 +180,78 @@ class Gateway:
                 gauges[kind].labels(space=space).set(count)
 
     async def start(self) -> None:
-        """Open the store, load routing, and start the background tasks."""
-        if self.settings.store_url is None:
+        """Open store and queues, load routing, and start the background tasks."""
+        if not self.settings.in_memory:
             self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await self.store.open()
         await self.queue.open()
+        await self.fast_queue.open()
         await self.providers.open()
         await self.routing.refresh()
+        if self.child is not None:
+            await self.child.start()
+        self._dispatch_tasks = [
+            asyncio.create_task(dispatcher.run(), name="dispatcher")
+            for dispatcher in self.dispatchers
+        ]
         self._tasks = [
             asyncio.create_task(self.routing.run(), name="routing-sync"),
-            asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
+            asyncio.create_task(self._retention(), name="retention"),
         ]
+
+    async def _retention(self) -> None:
+        durability = self.settings.durability
+        while True:
+            await asyncio.sleep(durability.retention_interval_s)  # a schedule, not a poll
+            for queue in (self.queue, self.fast_queue):
+                try:
+                    removed = await queue.enforce_retention(
+                        max_age_s=durability.retention_max_age_s,
+                        max_events=durability.retention_max_events,
+                    )
+                except StoreError:
+                    logger.exception("delivery log retention failed; will try again")
+                    continue
+                if removed:
+                    logger.info("retention removed %d settled event(s)", removed)
 
     def begin_drain(self) -> None:
         """From now on the Events API answers 503 (called on the first shutdown signal)."""
         self.events_app.draining = True
 
     async def stop(self) -> None:
-        """Stop in order: ingest, leasing, in-flight deliveries (bounded), then resources."""
+        """Stop in order: ingest, leasing, in-flight deliveries (bounded), then resources.
+
+        Deliveries still in flight when the timeout passes are cancelled; being unacked,
+        durable ones are delivered again after a restart.
+        """
         self.begin_drain()
-        self.dispatcher.stop()
+        for dispatcher in self.dispatchers:
+            dispatcher.stop()
         await self.system.drain()
         await self.queue.close()
-        dispatcher_task = self._tasks[1] if len(self._tasks) > 1 else None
-        if dispatcher_task is not None:
-            try:
-                await asyncio.wait_for(
-                    asyncio.shield(dispatcher_task), self.settings.shutdown_timeout_s
-                )
-            except TimeoutError:
+        await self.fast_queue.close()
+        if self._dispatch_tasks:
+            _, pending = await asyncio.wait(
+                self._dispatch_tasks, timeout=self.settings.shutdown_timeout_s
+            )
+            if pending:
                 logger.warning(
                     "in-flight deliveries still running after %.1f s; cancelling them",
                     self.settings.shutdown_timeout_s,
                 )
-        await self.providers.close()
-        await self.store.close()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._dispatch_tasks]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._dispatch_tasks]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._tasks = []
+        self._tasks, self._dispatch_tasks = [], []
+        if self.child is not None:
+            await self.child.stop(self.settings.shutdown_timeout_s)
+        if self.notifier is not None:
+            self.notifier.close()
+        await self.providers.close()
+        await self.store.close()
 
     def asgi(self, config_port: int) -> _PortRouter:
         """One ASGI app for both listeners, told apart by the local port."""
@@ -174,9 +278,25 @@ class _RefreshAfterWrite:
         async def send_after_refresh(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start" and message["status"] < 300:
                 await self._gateway.routing.refresh()
+                if self._gateway.notifier is not None:
+                    self._gateway.notifier.config_changed()
             await send(message)
 
         await self._app(scope, receive, send_after_refresh)
+
+
+class _ConfigRouter:
+    """The Configuration API: resources, plus the delivery log and dead letters."""
+
+    def __init__(self, config: Any, deliveries: Any) -> None:
+        self._config = config
+        self._deliveries = deliveries
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_deliveries_path(scope["path"]):
+            await self._deliveries(scope, receive, send)
+        else:
+            await self._config(scope, receive, send)
 
 
 class _PortRouter:
@@ -224,6 +344,17 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._gateway.begin_drain()
         super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn re-raises the caught signal after a graceful shutdown, which would make
+        # `eg serve` exit with -15 after SIGTERM; a clean shutdown exits 0 instead.
+        handlers = {sig: signal.signal(sig, self.handle_exit) for sig in _SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -205,10 +205,14 @@ async def test_full_queue_answers_429_with_retry_after(receiver: Receiver):
         await gw.event_type("user.created")
         await gw.subscribe(type="async", eventType="user.created", functionId="slow", path="/acme")
         statuses = [
-            (await gw.events.post("/acme", json=CE01, headers=STRUCTURED)).status_code
-            for _ in range(4)
+            (
+                await gw.events.post(
+                    "/acme", json={**CE01, "eventID": f"e-{n}"}, headers=STRUCTURED
+                )
+            ).status_code
+            for n in range(4)
         ]
-        last = await gw.events.post("/acme", json=CE01, headers=STRUCTURED)
+        last = await gw.events.post("/acme", json={**CE01, "eventID": "e-last"}, headers=STRUCTURED)
     assert statuses[:2] == [202, 202]
     assert last.status_code == 429
     assert last.headers["retry-after"] == "1"
@@ -325,8 +329,8 @@ async def test_subscription_change_routes_without_restart(receiver: Receiver):
         await receiver.wait_for(1)
         deleted = await gw.config.delete(f"/v1/spaces/acme/subscriptions/{sub['subscriptionId']}")
         assert deleted.status_code == 204
-        await gw.events.post("/acme", json=CE01, headers=STRUCTURED)
+        await gw.events.post("/acme", json={**CE01, "eventID": "e-2"}, headers=STRUCTURED)
         await gw.subscribe(type="async", eventType="user.created", functionId="f", path="/acme/2")
-        await gw.events.post("/acme/2", json=CE01, headers=STRUCTURED)
+        await gw.events.post("/acme/2", json={**CE01, "eventID": "e-3"}, headers=STRUCTURED)
         await receiver.wait_for(2)
     assert len(receiver.calls) == 2

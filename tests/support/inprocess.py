@@ -45,7 +45,11 @@ class InProcess:
 
 @contextlib.asynccontextmanager
 async def in_process_gateway(**settings: Any) -> AsyncIterator[InProcess]:
-    gateway = Gateway(Settings(**settings), store=MemoryStore())
+    """A gateway on memory backends, or on SQLite files when ``data_dir`` is given."""
+    if "data_dir" in settings:
+        gateway = Gateway(Settings(**settings))
+    else:
+        gateway = Gateway(Settings(store_url="memory://", **settings), store=MemoryStore())
     await gateway.start()
     app = gateway.asgi(4001)
     transport = httpx.ASGITransport(app=app)

@@ -99,3 +99,8 @@ class Receiver:
                 self._changed.wait_for(lambda: len(matching()) >= count), timeout_s
             )
         return matching()
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+        """Wait until ``predicate()`` holds after some call arrived; fail after ``timeout_s``."""
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(predicate), timeout_s)

@@ -14,22 +14,21 @@ a system-namespace event gets a 400 *with* a message; a full queue answers 429 w
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote
 
 from eventgateway.dispatch.invoke import Invoker, apply_authorization
 from eventgateway.dispatch.response import MALFORMED, parse_http_result
-from eventgateway.errors import EventParseError, TooManyRequestsError
+from eventgateway.errors import EventParseError, StoreError, TooManyRequestsError
 from eventgateway.events.codec import encode_json
 from eventgateway.events.http import HttpRequest, authorizer_request, parse_request
 from eventgateway.events.model import SYSTEM_PREFIX, CloudEvent
 from eventgateway.observability.metrics import Metrics
 from eventgateway.observability.system_events import SystemEvents
-from eventgateway.queue.base import Delivery, DeliveryQueue
+from eventgateway.queue.base import Accepted, DeliveryQueue, NewDelivery
 from eventgateway.routing import cors as cors_rules
-from eventgateway.routing.table import RoutingTable, SyncMatch
+from eventgateway.routing.table import RoutingTable, SyncMatch, Target
 from eventgateway.settings import Limits
 
 __all__ = ["EventsApp"]
@@ -45,6 +44,8 @@ RawHeaders = list[tuple[bytes, bytes]]
 _JSON = (b"content-type", b"application/json")
 _BATCH_TYPE = "application/cloudevents-batch+json"
 _FAILED_CALL = "Function call failed. Please check logs."
+_DUPLICATE = (b"x-eventgateway-duplicate", b"true")
+_MAX_TYPE_LABELS = 1000
 
 
 def _error_body(message: str) -> bytes:
@@ -65,15 +66,20 @@ class EventsApp:
         self,
         *,
         table: Callable[[], RoutingTable],
-        queue: DeliveryQueue,
+        durable: DeliveryQueue,
+        fast: DeliveryQueue,
         invoker: Invoker,
         system: SystemEvents,
         metrics: Metrics,
         limits: Limits,
         domain: str | None = None,
+        notify: Callable[[], None] = lambda: None,
     ) -> None:
         self._table = table
-        self._queue = queue
+        self._durable = durable
+        self._fast = fast
+        self._notify = notify
+        self._received_counters: dict[str, Any] = {}
         self._invoker = invoker
         self._system = system
         self._metrics = metrics
@@ -163,41 +169,62 @@ class EventsApp:
         batch = headers.get("content-type", "").startswith(_BATCH_TYPE)
         sync_match: SyncMatch | None = None
         sync_event: CloudEvent | None = None
-        deliveries: list[Delivery] = []
+        durable: list[Accepted] = []
+        fast: list[Accepted] = []
         for event in events:
             self._system.emit(
                 "eventgateway.event.received",
                 {"path": route_path, "event": event, "headers": headers},
             )
-            self._metrics.events_received.labels(space="", type=event.type).inc()
-            for target in table.async_targets(method, route_path, event.type):
-                sub = target.subscription
-                deliveries.append(
-                    Delivery(
-                        id=uuid.uuid4().hex,
-                        space=sub.space,
-                        subscription_id=sub.subscription_id,
-                        function_id=sub.function_id,
-                        event=event,
-                        auth_request=(
-                            authorizer_request(request) if target.authorizer_id else None
-                        ),
-                    )
-                )
+            self._received(event.type)
+            targets = table.async_targets(method, route_path, event.type)
+            if targets:
+                _plan(event, targets, request, durable, fast)
             if not batch and sync_match is None:
                 sync_match = table.sync(method, route_path, event.type)
                 sync_event = event
-        if deliveries:
+        if durable:
             try:
-                await self._queue.put(deliveries)
+                duplicates = await self._durable.accept(durable)
             except TooManyRequestsError as exc:
                 extra = [*extra, (b"retry-after", str(exc.retry_after_s).encode())]
                 await _respond_error(send, 429, exc.message, extra)
                 return
+            except StoreError:
+                logger.exception("could not persist %d event(s)", len(durable))
+                await _respond_error(
+                    send, 503, "Events cannot be stored right now; retry later.", extra
+                )
+                return
+            self._notify()
+            if any(duplicates):
+                extra = [*extra, _DUPLICATE]
+        if fast:
+            await self._accept_fast(fast)
         if sync_match is None or sync_event is None:
             await _respond(send, 202, [(b"content-length", b"0"), *extra], b"")
             return
         await self._run_sync(send, sync_match, sync_event, request, extra)
+
+    def _received(self, event_type: str) -> None:
+        counter = self._received_counters.get(event_type)
+        if counter is None:
+            if len(self._received_counters) >= _MAX_TYPE_LABELS:
+                event_type = "other"  # bounded label cardinality: types come from clients
+            counter = self._metrics.events_received.labels(space="", type=event_type)
+            self._received_counters[event_type] = counter
+        counter.inc()
+
+    async def _accept_fast(self, items: list[Accepted]) -> None:
+        try:
+            await self._fast.accept(items)
+        except TooManyRequestsError:
+            # At-most-once is the original's contract: a full buffer drops, and counts it.
+            for item in items:
+                for delivery in item.deliveries:
+                    self._metrics.events_dropped.labels(
+                        space=delivery.space, type=item.event.type
+                    ).inc()
 
     async def _run_sync(
         self,
@@ -242,6 +269,42 @@ class EventsApp:
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in result.headers]
         headers.append((b"content-length", str(len(result.body)).encode()))
         await _respond(send, result.status, [*headers, *extra], result.body)
+
+
+def _plan(
+    event: CloudEvent,
+    targets: tuple[Target, ...],
+    request: HttpRequest,
+    durable: list[Accepted],
+    fast: list[Accepted],
+) -> None:
+    """Split one event's deliveries into the durable and the at-most-once queue."""
+    durable_deliveries: list[NewDelivery] = []
+    fast_deliveries: list[NewDelivery] = []
+    auth_request: dict[str, Any] | None = None
+    for target in targets:
+        sub = target.subscription
+        if target.authorizer_id is not None and auth_request is None:
+            auth_request = authorizer_request(request)
+        partition_key = None
+        if sub.ordered:
+            key = event.extensions.get("partitionkey")
+            partition_key = None if key is None else str(key)
+        delivery = NewDelivery(
+            space=sub.space,
+            subscription_id=sub.subscription_id,
+            function_id=sub.function_id,
+            partition_key=partition_key,
+            auth_request=auth_request if target.authorizer_id is not None else None,
+        )
+        if sub.delivery == "at-most-once":
+            fast_deliveries.append(delivery)
+        else:
+            durable_deliveries.append(delivery)
+    if durable_deliveries:
+        durable.append(Accepted(event, durable_deliveries))
+    if fast_deliveries:
+        fast.append(Accepted(event, fast_deliveries))
 
 
 def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

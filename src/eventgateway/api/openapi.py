@@ -9,6 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from eventgateway.model.delivery_options import (
+    BACKOFFS,
+    CONTENT_MODES,
+    DELIVERY_MODES,
+    MAX_SIGNING_SECRETS,
+)
+from eventgateway.model.entities import DEFAULT_RETRY_POLICY
 from eventgateway.model.providers import PROVIDER_TYPES
 from eventgateway.model.validate import METHODS
 
@@ -29,6 +36,106 @@ def _ref(name: str) -> dict[str, str]:
 
 def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": required}
+
+
+def _retry_policy() -> dict[str, Any]:
+    d = DEFAULT_RETRY_POLICY
+    thirty_days_s = 30 * 86_400
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "How failed async deliveries are retried; keys left out keep their "
+        "defaults (about 24 h of retries). Each delay is capped at `maxDelayMs`; with "
+        "`jitter` it is drawn uniformly from [0, delay]. A function's `Retry-After` (capped "
+        "at `maxRetryAfterSeconds`) replaces a shorter delay.",
+        "properties": {
+            "maxAttempts": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 1000,
+                "default": d.max_attempts,
+            },
+            "maxAgeSeconds": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": thirty_days_s,
+                "default": d.max_age_s,
+                "description": "Give up once the next attempt would be later than this "
+                "after the event was accepted.",
+            },
+            "backoff": {
+                "type": "string",
+                "enum": list(BACKOFFS),
+                "default": d.backoff,
+                "description": "exponential: initial * 2^(n-1); linear: initial * n; "
+                "constant: initial (n = attempts made).",
+            },
+            "initialDelayMs": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": thirty_days_s * 1000,
+                "default": d.initial_delay_ms,
+            },
+            "maxDelayMs": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": thirty_days_s * 1000,
+                "default": d.max_delay_ms,
+                "description": "At least `initialDelayMs`.",
+            },
+            "jitter": {"type": "boolean", "default": d.jitter},
+            "attemptTimeoutMs": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 900_000,
+                "default": d.attempt_timeout_ms,
+            },
+            "maxRetryAfterSeconds": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": thirty_days_s,
+                "default": d.max_retry_after_s,
+            },
+        },
+    }
+
+
+def _subscription_options() -> dict[str, Any]:
+    return {
+        "delivery": {
+            "type": "string",
+            "enum": list(DELIVERY_MODES),
+            "default": "at-least-once",
+            "description": "Async only. at-least-once: durable and retried; at-most-once: "
+            "in memory, one attempt (the original's behaviour).",
+        },
+        "retryPolicy": _ref("RetryPolicy"),
+        "ordered": {
+            "type": "boolean",
+            "default": False,
+            "description": "Async only. Deliver events with the same CloudEvents "
+            "`partitionkey` one at a time, in order.",
+        },
+    }
+
+
+def _function_options() -> dict[str, Any]:
+    return {
+        "signingSecrets": {
+            "type": "array",
+            "maxItems": MAX_SIGNING_SECRETS,
+            "items": {"type": "string", "pattern": "^whsec_[A-Za-z0-9+/]+={0,2}$"},
+            "description": "Standard Webhooks secrets (`whsec_` + base64 of 24-64 bytes). "
+            "Each delivery carries webhook-id, webhook-timestamp and one webhook-signature "
+            "per secret; two secrets allow rotation.",
+        },
+        "contentMode": {
+            "type": "string",
+            "enum": list(CONTENT_MODES),
+            "default": "structured",
+            "description": "binary: send CloudEvents 1.0 events in binary mode (ce-* headers).",
+        },
+    }
 
 
 def _schemas() -> dict[str, Any]:
@@ -79,6 +186,7 @@ def _schemas() -> dict[str, Any]:
                     ),
                 },
                 "metadata": _METADATA,
+                **_function_options(),
             },
             ["functionId", "type", "provider"],
         ),
@@ -89,6 +197,7 @@ def _schemas() -> dict[str, Any]:
                 "type": _STRING,
                 "provider": {"type": "object", "additionalProperties": _STRING},
                 "metadata": _METADATA,
+                **_function_options(),
             },
             ["space", "functionId", "type", "provider"],
         ),
@@ -100,6 +209,7 @@ def _schemas() -> dict[str, Any]:
                 "path": {"type": "string", "default": "/"},
                 "method": {"type": "string", "default": "POST"},
                 "metadata": _METADATA,
+                **_subscription_options(),
             },
             ["type", "eventType", "functionId"],
         ),
@@ -113,9 +223,11 @@ def _schemas() -> dict[str, Any]:
                 "path": _STRING,
                 "method": method,
                 "metadata": _METADATA,
+                **_subscription_options(),
             },
             ["space", "subscriptionId", "type", "eventType", "functionId", "path", "method"],
         ),
+        "RetryPolicy": _retry_policy(),
         "CORSInput": _object(
             {"method": method, "path": _STRING, **cors_lists, "metadata": _METADATA},
             ["method", "path"],

@@ -3,7 +3,8 @@
 :class:`ConfigResources` creates, reads, lists, updates and deletes event types,
 functions, subscriptions and CORS configurations with every cross-entity rule of the
 original (contract §3): duplicates are 409, references must exist, entities in use cannot
-be deleted, subscription and CORS identity fields are immutable. Each method raises an
+be deleted, subscription and CORS identity fields are immutable (a subscription's
+``delivery``, ``retryPolicy`` and ``ordered`` may change). Each method raises an
 :class:`~eventgateway.errors.HTTPError` subclass carrying the original's message, so the
 HTTP layer only has to encode results. Bodies may be raw bytes (decoded like Go did) or
 already decoded mappings, so in-process callers (deploy, the test kit) can use it too.
@@ -310,7 +311,12 @@ class ConfigResources:
     async def update_subscription(
         self, space: str, subscription_id: str, body: Body
     ) -> Subscription:
-        """Replace a subscription's metadata; the body must repeat the identifying fields."""
+        """Replace a subscription's metadata, ``delivery``, ``retryPolicy`` and ``ordered``.
+
+        The body must repeat the identifying fields (type, event type, function, path,
+        method) unchanged. Like ``metadata``, an added field left out of the body returns
+        to its default.
+        """
         new = parse_subscription(space, body)
         async with self._write_lock:
             old = await self.get_subscription(space, subscription_id)
@@ -321,7 +327,13 @@ class ConfigResources:
                     )
             if await self.store.get("functions", space, new.function_id) is None:
                 raise ValidationError(_NOT_FOUND["functions"].format(new.function_id))
-            updated = msgspec.structs.replace(old, metadata=new.metadata)
+            updated = msgspec.structs.replace(
+                old,
+                metadata=new.metadata,
+                delivery=new.delivery,
+                retry_policy=new.retry_policy,
+                ordered=new.ordered,
+            )
             await self._update("subscriptions", updated)
         return updated
 

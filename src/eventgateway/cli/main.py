@@ -9,7 +9,7 @@ import sys
 import click
 
 from eventgateway.errors import ConfigError
-from eventgateway.settings import Settings, default_data_dir
+from eventgateway.settings import Durability, Settings, default_data_dir
 
 __all__ = ["cli", "main"]
 
@@ -80,6 +80,40 @@ def cli() -> None:
     envvar="EG_LOG_LEVEL",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
+@click.option(
+    "--lease-timeout",
+    "lease_s",
+    type=float,
+    default=60.0,
+    show_default=True,
+    envvar="EG_LEASE_TIMEOUT",
+    help="Seconds before a delivery in flight is presumed lost and retried.",
+)
+@click.option(
+    "--dedup-window",
+    "dedup_window_s",
+    type=float,
+    default=300.0,
+    show_default=True,
+    envvar="EG_DEDUP_WINDOW",
+    help="Seconds in which a repeated (source, id) is not delivered again.",
+)
+@click.option(
+    "--synchronous",
+    type=click.Choice(["FULL", "NORMAL"]),
+    default="FULL",
+    show_default=True,
+    envvar="EG_SYNCHRONOUS",
+    help="SQLite durability: FULL survives power loss, NORMAL only process crashes.",
+)
+@click.option(
+    "--dispatch",
+    type=click.Choice(["inline", "process"]),
+    default="inline",
+    show_default=True,
+    envvar="EG_DISPATCH",
+    help="Deliver from this process, or from a supervised child process.",
+)
 def serve(
     host: str,
     events_port: int,
@@ -89,6 +123,10 @@ def serve(
     domain: str | None,
     shutdown_timeout_s: float,
     log_level: str,
+    lease_s: float,
+    dedup_window_s: float,
+    synchronous: str,
+    dispatch: str,
 ) -> None:
     """Run the gateway: Events API and Configuration API in one process."""
     from eventgateway.app import serve as run_server
@@ -102,12 +140,38 @@ def serve(
         domain=domain,
         shutdown_timeout_s=shutdown_timeout_s,
         log_level=log_level,
+        dispatch=dispatch,
+        durability=Durability(
+            lease_s=lease_s, dedup_window_s=dedup_window_s, synchronous=synchronous
+        ),
     )
+    _setup_logging(log_level)
+    run_server(settings)
+
+
+def _setup_logging(level: str) -> None:
     logging.basicConfig(
-        level=log_level.upper(),
+        level=level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
-    run_server(settings)
+
+
+@cli.command("_dispatch", hidden=True)
+@click.option("--notify-socket", type=click.Path(path_type=pathlib.Path), required=True)
+def dispatch_worker(notify_socket: pathlib.Path) -> None:
+    """Internal: the dispatcher child process of `eg serve --dispatch process`."""
+    import asyncio
+    import os
+
+    import uvloop
+
+    from eventgateway.worker import die_with_parent, run_worker, settings_from_json
+
+    settings = settings_from_json(os.environ["EG_WORKER_SETTINGS"])
+    _setup_logging(settings.log_level)
+    die_with_parent()
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run_worker(settings, notify_socket))
 
 
 def main() -> None:

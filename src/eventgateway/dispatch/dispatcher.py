@@ -1,32 +1,45 @@
 """The lease loop: take deliveries from the queue, call functions, settle each delivery.
 
-Concurrency is bounded globally (``concurrency``); each delivery runs in its own task in
-a task group owned by :meth:`Dispatcher.run`, so shutdown cancels nothing it does not own.
+Concurrency is bounded twice: globally (``concurrency``) and per subscription
+(``per_subscription``). A subscription whose slots are all busy is excluded from leasing,
+so a hung endpoint ties up only its own slots and never delays other subscribers. Each
+delivery runs in a task of the task group owned by :meth:`Dispatcher.run`.
+
+After an attempt the subscription's :class:`~eventgateway.model.entities.RetryPolicy`
+decides (``dispatch/retry.py``): ack, retry later, or dead-letter. At-most-once
+dispatchers make one attempt and drop failures.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import random
+import time
 from collections.abc import Callable
 
 from eventgateway.dispatch.invoke import Invoker, Outcome, apply_authorization
-from eventgateway.queue.base import Delivery, DeliveryQueue
+from eventgateway.dispatch.retry import decide
+from eventgateway.model.entities import DEFAULT_RETRY_POLICY
+from eventgateway.queue.base import AttemptRecord, Delivery, DeliveryQueue
 from eventgateway.routing.table import RoutingTable
 
 __all__ = ["DispatchHooks", "Dispatcher"]
 
 logger = logging.getLogger(__name__)
 
+_EXCERPT_BYTES = 512
+
 
 class DispatchHooks:
-    """No-op hooks; metrics and the delivery log override what they need."""
+    """No-op hooks; metrics and logging override what they need. Must not raise."""
 
-    def after_attempt(self, delivery: Delivery, outcome: Outcome) -> None:
-        """Called after every attempt, successful or not."""
+    def after_attempt(self, delivery: Delivery, record: AttemptRecord) -> None:
+        """Called after every attempt, and for deliveries skipped without one."""
 
-    def after_skip(self, delivery: Delivery, reason: str) -> None:
-        """Called when a delivery is dropped without an attempt (e.g. denied by an authorizer)."""
+    def after_settle(self, delivery: Delivery, state: str) -> None:
+        """Called once a delivery is ``delivered``, ``retrying``, ``dead`` or ``dropped``."""
 
 
 class Dispatcher:
@@ -39,50 +52,97 @@ class Dispatcher:
         table: Callable[[], RoutingTable],
         *,
         concurrency: int = 256,
+        per_subscription: int = 32,
+        at_most_once: bool = False,
         hooks: DispatchHooks | None = None,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         self._queue = queue
         self._invoker = invoker
         self._table = table
-        self._slots = asyncio.Semaphore(concurrency)
         self._concurrency = concurrency
+        self._per_subscription = per_subscription
+        self._at_most_once = at_most_once
         self._hooks = hooks or DispatchHooks()
+        self._clock = clock
+        self._rand = rand
+        self._in_flight = 0
+        self._per_sub: collections.Counter[str] = collections.Counter()
+        # Live set read by the queue on every lease attempt: subscriptions with no free slot.
+        self._saturated: set[str] = set()
+        self._slot_freed = asyncio.Event()
         self._stopping = False
+
+    @property
+    def in_flight(self) -> int:
+        """Deliveries being attempted right now."""
+        return self._in_flight
 
     async def run(self) -> None:
         """Lease and deliver until stopped; waits for in-flight deliveries before returning."""
         async with asyncio.TaskGroup() as group:
             while not self._stopping:
-                await self._slots.acquire()
-                self._slots.release()
-                batch = await self._queue.lease(self._concurrency)
+                free = self._concurrency - self._in_flight
+                if free <= 0:
+                    self._slot_freed.clear()
+                    await self._slot_freed.wait()
+                    continue
+                batch = await self._queue.lease(free, exclude=self._saturated)
                 for delivery in batch:
-                    await self._slots.acquire()
+                    self._take_slot(delivery.subscription_id)
                     group.create_task(self._deliver_and_release(delivery))
 
     def stop(self) -> None:
-        """Stop leasing; :meth:`run` returns once in-flight deliveries are settled."""
+        """Stop leasing; :meth:`run` returns once in-flight deliveries are settled.
+
+        The queue must be closed too (it wakes a waiting lease).
+        """
         self._stopping = True
+        self._slot_freed.set()
+
+    def _take_slot(self, subscription_id: str) -> None:
+        self._in_flight += 1
+        self._per_sub[subscription_id] += 1
+        if self._per_sub[subscription_id] >= self._per_subscription:
+            self._saturated.add(subscription_id)
+
+    def _release_slot(self, subscription_id: str) -> None:
+        self._in_flight -= 1
+        self._per_sub[subscription_id] -= 1
+        if self._per_sub[subscription_id] <= 0:
+            del self._per_sub[subscription_id]
+        if subscription_id in self._saturated:
+            self._saturated.discard(subscription_id)
+            self._queue.notify()  # its waiting deliveries may be leased again
+        self._slot_freed.set()
 
     async def _deliver_and_release(self, delivery: Delivery) -> None:
         try:
             await self._deliver(delivery)
         except Exception:  # a hook or queue failure must not take the loop down
             logger.exception(
-                "delivery %s of subscription %s failed unexpectedly",
+                "delivery %s (event %s, subscription %s) failed unexpectedly; "
+                "its lease will expire and it will be retried",
                 delivery.id,
+                delivery.event.id,
                 delivery.subscription_id,
             )
         finally:
-            self._slots.release()
+            self._release_slot(delivery.subscription_id)
+
+    async def _skip(self, delivery: Delivery, reason: str) -> None:
+        record = AttemptRecord(
+            started_at=self._clock(), duration_s=0.0, outcome="skipped", error=reason
+        )
+        self._hooks.after_attempt(delivery, record)
+        await self._queue.ack(delivery, record)
+        self._hooks.after_settle(delivery, "skipped")
 
     async def _deliver(self, delivery: Delivery) -> None:
-        table = self._table()
-        target = table.target(delivery.space, delivery.subscription_id)
+        target = self._table().target(delivery.space, delivery.subscription_id)
         if target is None:
-            # The subscription was deleted after the event was accepted.
-            self._hooks.after_skip(delivery, "subscription no longer exists")
-            await self._queue.ack(delivery)
+            await self._skip(delivery, "subscription no longer exists")
             return
         event = delivery.event
         if target.authorizer_id is not None:
@@ -95,24 +155,86 @@ class Dispatcher:
                     target.authorizer_id,
                     verdict.error,
                 )
-                self._hooks.after_skip(delivery, f"denied by authorizer: {verdict.error}")
-                await self._queue.ack(delivery)
+                await self._skip(delivery, f"denied by authorizer: {verdict.error}")
                 return
             event = apply_authorization(event, verdict.authorization)
+        policy = target.subscription.retry_policy or DEFAULT_RETRY_POLICY
+        started_at = self._clock()
         outcome = await self._invoker.call(
-            target.function, event, sync=False, function_id=delivery.function_id
+            target.function,
+            event,
+            sync=False,
+            function_id=delivery.function_id,
+            timeout_s=policy.attempt_timeout_ms / 1000,
+            delivery_id=delivery.id,
         )
-        self._hooks.after_attempt(delivery, outcome)
+        record = _record(started_at, outcome)
+        self._hooks.after_attempt(delivery, record)
         if outcome.ok:
-            await self._queue.ack(delivery)
-        else:
+            await self._queue.ack(delivery, record)
+            self._hooks.after_settle(delivery, "delivered")
+            return
+        attempts_made = delivery.attempt + 1
+        if self._at_most_once:
             logger.warning(
-                "delivery %s of event %s to %s/%s failed (attempt %d): %s",
+                "at-most-once delivery %s of event %s to %s/%s failed; dropped: %s",
                 delivery.id,
                 event.id,
                 delivery.space,
                 delivery.function_id,
-                delivery.attempt + 1,
                 outcome.error,
             )
-            await self._queue.dead_letter(delivery, outcome.error)
+            await self._queue.ack(delivery, record)
+            self._hooks.after_settle(delivery, "dropped")
+            return
+        reply_status = outcome.reply.status if outcome.reply is not None else None
+        decision = decide(
+            policy,
+            attempts_made=attempts_made,
+            age_s=max(0.0, started_at - delivery.accepted_at),
+            retryable=outcome.retryable,
+            status=reply_status,
+            retry_after_s=outcome.retry_after_s,
+            rand=self._rand,
+        )
+        if decision.retry:
+            logger.info(
+                "delivery %s of event %s to %s/%s failed (attempt %d), retry in %.1f s: %s",
+                delivery.id,
+                event.id,
+                delivery.space,
+                delivery.function_id,
+                attempts_made,
+                decision.delay_s,
+                outcome.error,
+            )
+            await self._queue.retry_later(delivery, decision.delay_s, record)
+            self._hooks.after_settle(delivery, "retrying")
+        else:
+            logger.warning(
+                "delivery %s of event %s to %s/%s dead-lettered after %d attempt(s): %s (%s)",
+                delivery.id,
+                event.id,
+                delivery.space,
+                delivery.function_id,
+                attempts_made,
+                decision.reason,
+                outcome.error,
+            )
+            await self._queue.dead_letter(delivery, f"{decision.reason}: {outcome.error}", record)
+            self._hooks.after_settle(delivery, "dead")
+
+
+def _record(started_at: float, outcome: Outcome) -> AttemptRecord:
+    reply = outcome.reply
+    excerpt = ""
+    if reply is not None and not outcome.ok:
+        excerpt = reply.body[:_EXCERPT_BYTES].decode("utf-8", "replace")
+    return AttemptRecord(
+        started_at=started_at,
+        duration_s=outcome.duration_s,
+        outcome="delivered" if outcome.ok else "failed",
+        status=reply.status if reply is not None else None,
+        error=outcome.error,
+        response_excerpt=excerpt,
+    )

@@ -9,6 +9,8 @@ other statuses count as delivered.
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import logging
 import time
 from collections.abc import Callable
@@ -17,8 +19,9 @@ from typing import Any
 
 import msgspec
 
+from eventgateway.dispatch.signing import sign_headers
 from eventgateway.errors import ProviderError
-from eventgateway.events.codec import encode_event
+from eventgateway.events.codec import encode_binary, encode_event
 from eventgateway.events.model import SYSTEM_PREFIX, CloudEvent
 from eventgateway.model.entities import Function
 from eventgateway.providers.base import Call, Reply
@@ -83,9 +86,27 @@ class Invoker:
         self._system_emit = system_emit
 
     async def call(
-        self, function: Function | None, event: CloudEvent, *, sync: bool, function_id: str = ""
+        self,
+        function: Function | None,
+        event: CloudEvent,
+        *,
+        sync: bool,
+        function_id: str = "",
+        timeout_s: float | None = None,
+        delivery_id: str | None = None,
     ) -> Outcome:
-        """Deliver ``event`` to ``function`` once; never raises for a failed call."""
+        """Deliver ``event`` to ``function`` once; never raises for a failed call.
+
+        Args:
+            function: the function, or ``None`` when it no longer exists (a failure).
+            event: what to deliver.
+            sync: read the reply as a sync route does (only 500 fails) or as an async
+                delivery does (408, 429 and 5xx fail and may be retried).
+            function_id: names the function in the error when ``function`` is ``None``.
+            timeout_s: this attempt's timeout (default: the invoker's).
+            delivery_id: the stable id of the delivery, sent as ``webhook-id`` when the
+                function has signing secrets, so every retry carries the same id.
+        """
         if function is None:
             return Outcome(
                 ok=False,
@@ -99,7 +120,8 @@ class Invoker:
                 "eventgateway.function.invoking",
                 {"space": function.space, "functionId": function.function_id, "event": event},
             )
-        outcome = await self._attempt(function, encode_event(event), sync=sync)
+        call = self._build_call(function, event, timeout_s, delivery_id)
+        outcome = await self._attempt(function, call, sync=sync)
         if emit is not None:
             if outcome.ok:
                 emit(
@@ -123,11 +145,46 @@ class Invoker:
                 )
         return outcome
 
-    async def _attempt(self, function: Function, body: bytes, *, sync: bool) -> Outcome:
+    def _build_call(
+        self,
+        function: Function,
+        event: CloudEvent,
+        timeout_s: float | None,
+        delivery_id: str | None,
+    ) -> Call:
+        headers: list[tuple[str, str]] = []
+        if function.content_mode == "binary" and event.specversion == "1.0":
+            binary_headers, body = encode_binary(event)
+            content_type = "application/octet-stream"
+            for name, value in binary_headers:
+                if name.lower() == "content-type":
+                    content_type = value
+                else:
+                    headers.append((name, value))
+        else:
+            body = encode_event(event)
+            content_type = "application/cloudevents+json"
+        if function.signing_secrets:
+            headers.extend(
+                sign_headers(
+                    function.signing_secrets,
+                    message_id=delivery_id or event.id,
+                    timestamp_s=int(time.time()),
+                    body=body,
+                )
+            )
+        return Call(
+            body=body,
+            content_type=content_type,
+            headers=headers,
+            timeout_s=self._timeout_s if timeout_s is None else timeout_s,
+        )
+
+    async def _attempt(self, function: Function, call: Call, *, sync: bool) -> Outcome:
         provider = self._providers.get(function.type)
         started = time.perf_counter()
         try:
-            reply = await provider.call(function, Call(body=body, timeout_s=self._timeout_s))
+            reply = await provider.call(function, call)
         except ProviderError as exc:
             return Outcome(
                 ok=False,
@@ -160,7 +217,9 @@ class Invoker:
         payload = _json_encoder.encode(
             {"event": msgspec.Raw(encode_event(event)), "request": request}
         )
-        outcome = await self._attempt(authorizer, payload, sync=True)
+        outcome = await self._attempt(
+            authorizer, Call(body=payload, timeout_s=self._timeout_s), sync=True
+        )
         if not outcome.ok or outcome.reply is None:
             return Authorization(False, error=outcome.error)
         try:
@@ -192,10 +251,18 @@ def apply_authorization(event: CloudEvent, authorization: Any) -> CloudEvent:
 
 
 def _retry_after_s(reply: Reply) -> float | None:
+    """``Retry-After`` as seconds: delay-seconds or an HTTP date (RFC 9110 §10.2.3)."""
     for name, value in reply.headers:
         if name.lower() == "retry-after":
             try:
                 return max(0.0, float(value))
             except ValueError:
+                pass
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
                 return None
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=datetime.UTC)
+            return max(0.0, when.timestamp() - time.time())
     return None

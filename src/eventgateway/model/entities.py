@@ -29,21 +29,68 @@ class EventType(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True)
 
 
 class Function(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
-    """A function the gateway can call; ``provider`` is the type's normalised config."""
+    """A function the gateway can call; ``provider`` is the type's normalised config.
+
+    Beyond the original's fields: ``signing_secrets`` (``whsec_…``, at most two, for
+    rotation) make every delivery carry Standard Webhooks signature headers;
+    ``content_mode`` ``"binary"`` sends CloudEvents 1.0 events in binary mode.
+    """
 
     space: str
     function_id: str
     type: str
     provider: dict[str, Any]
     metadata: dict[str, str] | None = None
+    signing_secrets: list[str] | None = None
+    content_mode: str = "structured"
 
     @property
     def key(self) -> str:
         return self.function_id
 
 
+class RetryPolicy(
+    msgspec.Struct,
+    frozen=True,
+    omit_defaults=True,
+    rename={
+        "max_attempts": "maxAttempts",
+        "max_age_s": "maxAgeSeconds",
+        "initial_delay_ms": "initialDelayMs",
+        "max_delay_ms": "maxDelayMs",
+        "attempt_timeout_ms": "attemptTimeoutMs",
+        "max_retry_after_s": "maxRetryAfterSeconds",
+    },
+):
+    """How an async delivery is retried; the defaults give up within 24 h (Standard Webhooks).
+
+    ``backoff`` is ``"exponential"`` (``initial * 2**(n-1)``), ``"linear"``
+    (``initial * n``) or ``"constant"``; each delay is capped at ``max_delay_ms`` and,
+    with ``jitter``, drawn uniformly from ``[0, delay]`` (full jitter).
+    """
+
+    max_attempts: int = 25
+    max_age_s: float = 86_400.0
+    backoff: str = "exponential"
+    initial_delay_ms: int = 5_000
+    max_delay_ms: int = 2 * 3_600_000
+    jitter: bool = True
+    attempt_timeout_ms: int = 5_000
+    max_retry_after_s: float = 3_600.0
+
+
+DEFAULT_RETRY_POLICY: Final = RetryPolicy()
+
+
 class Subscription(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
-    """Routes events of ``event_type`` on (``method``, ``path``) to a function."""
+    """Routes events of ``event_type`` on (``method``, ``path``) to a function.
+
+    Beyond the original's fields (all optional, left out of the JSON when default):
+    ``delivery`` is ``"at-least-once"`` (durable, retried; the default) or
+    ``"at-most-once"`` (the original's in-memory path); ``retry_policy`` overrides the
+    default :class:`RetryPolicy`; ``ordered`` delivers events with the same CloudEvents
+    ``partitionkey`` one at a time, in order.
+    """
 
     space: str
     subscription_id: str
@@ -53,6 +100,9 @@ class Subscription(msgspec.Struct, frozen=True, rename="camel", omit_defaults=Tr
     path: str
     method: str
     metadata: dict[str, str] | None = None
+    delivery: str = "at-least-once"
+    retry_policy: RetryPolicy | None = None
+    ordered: bool = False
 
     @property
     def key(self) -> str:

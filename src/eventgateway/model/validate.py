@@ -7,6 +7,11 @@ original's message template, e.g.
 ``Function doesn't validate. Validation error: Key: 'Function.ID' Error:Field validation
 for 'ID' failed on the 'required' tag``. Rules that need the store (duplicates, existence
 of referenced entities, immutable fields) live in ``api/resources.py``.
+
+The fields eventgateway adds (a subscription's ``delivery``, ``retryPolicy`` and
+``ordered``; a function's ``signingSecrets`` and ``contentMode``) are checked by
+:mod:`eventgateway.model.delivery_options` only after the original's rules pass, so a body
+the original refused gets the original's message.
 """
 
 from __future__ import annotations
@@ -16,6 +21,11 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from eventgateway.errors import ValidationError
+from eventgateway.model.delivery_options import (
+    OptionError,
+    function_options,
+    subscription_options,
+)
 from eventgateway.model.entities import Cors, EventType, Function, Subscription
 from eventgateway.model.gojson import (
     FieldSpec,
@@ -85,6 +95,9 @@ _FUNCTION_STRUCT: Final = StructSpec(
         FieldSpec("type", as_string("function.ProviderType")),
         FieldSpec("provider", as_raw, null_clears=True),
         _METADATA,
+        # Added fields arrive raw: delivery_options checks them with its own messages.
+        FieldSpec("signingSecrets", as_raw, null_clears=True),
+        FieldSpec("contentMode", as_raw, null_clears=True),
     ),
 )
 _SUBSCRIPTION_STRUCT: Final = StructSpec(
@@ -99,6 +112,9 @@ _SUBSCRIPTION_STRUCT: Final = StructSpec(
         FieldSpec("path", as_string()),
         FieldSpec("method", as_string()),
         _METADATA,
+        FieldSpec("delivery", as_raw, null_clears=True),
+        FieldSpec("retryPolicy", as_raw, null_clears=True),
+        FieldSpec("ordered", as_raw, null_clears=True),
     ),
 )
 _CORS_STRUCT: Final = StructSpec(
@@ -151,6 +167,10 @@ def _fail_if(errors: list[str], prefix: str) -> None:
         raise ValidationError(prefix + "\n".join(errors))
 
 
+def _fail_on_options(exc: OptionError, prefix: str) -> ValidationError:
+    return ValidationError(prefix + "\n".join(exc.messages))
+
+
 def _metadata(fields: Mapping[str, Any]) -> dict[str, str] | None:
     # Empty metadata is omitted from responses, as the original's omitempty did.
     metadata: dict[str, str] | None = fields.get("metadata") or None
@@ -182,10 +202,11 @@ def parse_function(space: str, body: Body, *, function_id: str | None = None) ->
     """A function from a create (ID from the body) or update (ID from the URL).
 
     The provider configuration is checked and normalised per type before the ID and space
-    are validated, in the original's order.
+    are validated, in the original's order; ``signingSecrets`` and ``contentMode`` last.
 
     Raises:
-        ValidationError: ``Function doesn't validate. Validation error: …``.
+        ValidationError: ``Function doesn't validate. Validation error: …``, e.g.
+            ``signingSecrets[0] must start with "whsec_"``.
     """
     fields = _decode(body, _FUNCTION_STRUCT, _FUNCTION_PREFIX)
     type_ = fields.get("type", "")
@@ -208,12 +229,18 @@ def parse_function(space: str, body: Body, *, function_id: str | None = None) ->
     elif _NAME_RE.fullmatch(function_id) is None:
         errors.append(_tag_error("Function", "ID", "functionid"))
     _fail_if(errors, _FUNCTION_PREFIX)
+    try:
+        options = function_options(fields)
+    except OptionError as exc:
+        raise _fail_on_options(exc, _FUNCTION_PREFIX) from exc
     return Function(
         space=space,
         function_id=function_id,
         type=type_,
         provider=provider,
         metadata=_metadata(fields),
+        signing_secrets=options.signing_secrets,
+        content_mode=options.content_mode,
     )
 
 
@@ -222,9 +249,12 @@ def parse_subscription(space: str, body: Body) -> Subscription:
 
     The returned ``subscription_id`` is the deterministic ID of the normalised fields; an
     update keeps the ID from its URL instead (``api/resources.py`` does that).
+    ``delivery``, ``retryPolicy`` and ``ordered`` are checked last and only async
+    subscriptions may change them from their defaults.
 
     Raises:
-        ValidationError: ``Subscription doesn't validate. Validation error: …``.
+        ValidationError: ``Subscription doesn't validate. Validation error: …``, e.g.
+            ``retryPolicy.maxAttempts must be between 1 and 1000, got 0``.
     """
     fields = _decode(body, _SUBSCRIPTION_STRUCT, _SUBSCRIPTION_PREFIX)
     path = fields.get("path", "")
@@ -249,6 +279,10 @@ def parse_subscription(space: str, body: Body) -> Subscription:
     if method not in METHODS:
         errors.append(_tag_error("Subscription", "Method", _METHODS_TAG))
     _fail_if(errors, _SUBSCRIPTION_PREFIX)
+    try:
+        options = subscription_options(fields, subscription_type=type_)
+    except OptionError as exc:
+        raise _fail_on_options(exc, _SUBSCRIPTION_PREFIX) from exc
 
     return Subscription(
         space=space,
@@ -261,6 +295,9 @@ def parse_subscription(space: str, body: Body) -> Subscription:
         path=path,
         method=method,
         metadata=_metadata(fields),
+        delivery=options.delivery,
+        retry_policy=options.retry_policy,
+        ordered=options.ordered,
     )
 
 

@@ -86,6 +86,37 @@ class Metrics:
             registry=r,
         )
 
+        self.delivery_attempts = Counter(
+            "eventgateway_delivery_attempts_total",
+            "Delivery attempts by outcome (delivered, failed, skipped).",
+            ["outcome"],
+            registry=r,
+        )
+        self.delivery_duration_seconds = Histogram(
+            "eventgateway_delivery_duration_seconds",
+            "Duration of one delivery attempt.",
+            buckets=_exponential(0.0005, 2, 16),
+            registry=r,
+        )
+        self.delivery_latency_seconds = Histogram(
+            "eventgateway_delivery_latency_seconds",
+            "From accepting an event to its successful delivery.",
+            buckets=_exponential(0.0005, 2, 24),
+            registry=r,
+        )
+        self.retries = Counter(
+            "eventgateway_delivery_retries_total",
+            "Deliveries scheduled for another attempt.",
+            ["space"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "eventgateway_dead_letters_total",
+            "Deliveries given up on and dead-lettered.",
+            ["space"],
+            registry=r,
+        )
+
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-from eventgateway.errors import TooManyRequestsError
+from eventgateway.errors import StoreError, TooManyRequestsError
 from eventgateway.events.codec import encode_event
 from eventgateway.events.model import CloudEvent, transformed_event
-from eventgateway.queue.base import Delivery, DeliveryQueue
+from eventgateway.queue.base import Accepted, DeliveryQueue, NewDelivery
 from eventgateway.routing.table import RoutingTable
 
 __all__ = ["SystemEvents"]
@@ -37,9 +36,16 @@ def _jsonable(value: Any) -> Any:
 class SystemEvents:
     """Turns gateway happenings into events for subscribed functions."""
 
-    def __init__(self, queue: DeliveryQueue, table: Callable[[], RoutingTable]) -> None:
+    def __init__(
+        self,
+        queue: DeliveryQueue,
+        table: Callable[[], RoutingTable],
+        *,
+        on_accepted: Callable[[], None] = lambda: None,
+    ) -> None:
         self._queue = queue
         self._table = table
+        self._on_accepted = on_accepted
         self._pending: set[asyncio.Task[None]] = set()
 
     def emit(self, event_type: str, data: dict[str, Any]) -> None:
@@ -52,24 +58,23 @@ class SystemEvents:
             event_type, "application/json", msgspec.Raw(msgspec.json.encode(payload))
         )
         deliveries = [
-            Delivery(
-                id=uuid.uuid4().hex,
+            NewDelivery(
                 space=target.subscription.space,
                 subscription_id=target.subscription.subscription_id,
                 function_id=target.subscription.function_id,
-                event=event,
             )
             for target in targets
         ]
-        task = asyncio.get_running_loop().create_task(self._put(deliveries))
+        task = asyncio.get_running_loop().create_task(self._put(Accepted(event, deliveries)))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _put(self, deliveries: list[Delivery]) -> None:
+    async def _put(self, item: Accepted) -> None:
         try:
-            await self._queue.put(deliveries)
-        except TooManyRequestsError:
-            logger.warning("system event dropped: delivery queue full")
+            await self._queue.accept([item])
+            self._on_accepted()
+        except (TooManyRequestsError, StoreError) as exc:
+            logger.warning("system event %s dropped: %s", item.event.type, exc)
 
     async def drain(self) -> None:
         """Wait for queued system events to reach the queue (at shutdown)."""

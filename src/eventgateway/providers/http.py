@@ -61,7 +61,7 @@ class HttpProvider(Provider):
                 timeout=aiohttp.ClientTimeout(total=call.timeout_s),
                 allow_redirects=False,
             ) as response:
-                body = await response.content.read(_MAX_REPLY_BYTES)
+                body = await _read_capped(response, function.function_id)
                 return Reply(
                     status=response.status,
                     body=body,
@@ -71,7 +71,7 @@ class HttpProvider(Provider):
             raise ProviderError(
                 f"function {function.function_id!r} timed out after {call.timeout_s:g} s ({url})"
             ) from exc
-        except aiohttp.InvalidURL as exc:
+        except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
             raise ProviderError(
                 f"function {function.function_id!r} has an invalid URL {url!r}", retryable=False
             ) from exc
@@ -80,3 +80,19 @@ class HttpProvider(Provider):
                 f"function {function.function_id!r} could not be reached at {url}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
+
+
+async def _read_capped(response: aiohttp.ClientResponse, function_id: str) -> bytes:
+    # StreamReader.read(n) returns what is buffered, not the whole body: read to EOF.
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > _MAX_REPLY_BYTES:
+            raise ProviderError(
+                f"function {function_id!r} replied with more than {_MAX_REPLY_BYTES} bytes",
+                retryable=False,
+                status=response.status,
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)

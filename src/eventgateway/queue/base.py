@@ -1,75 +1,134 @@
-"""The ``DeliveryQueue`` interface.
+"""The ``DeliveryQueue`` interface: the hand-off between accepting and delivering.
 
-The Events API puts one :class:`Delivery` per matching async subscription; the dispatcher
-leases deliveries, makes an attempt, and then acks, retries later, or dead-letters each.
+The Events API hands each accepted event with its deliveries (one per matching async
+subscription) to :meth:`DeliveryQueue.accept`; the dispatcher leases deliveries, makes an
+attempt, and settles each one with ``ack``, ``retry_later`` or ``dead_letter``, passing the
+:class:`AttemptRecord` that the delivery log keeps.
 
-Contract:
+Contract (tested by ``tests/contract/test_queue.py`` for every backend):
 
-* ``put`` returns only when the deliveries are as safe as the backend makes them (durable
-  backends: committed); it raises :class:`~eventgateway.errors.TooManyRequestsError` when
-  the queue is full, so the caller can answer 429 rather than drop an event silently.
-* ``lease`` waits until at least one delivery is due (or the queue closes, then returns
-  ``[]``) and hands out at most ``max_count``; a leased delivery is not handed out again
-  until its lease is settled by ``ack``/``retry_later``/``dead_letter`` or expires.
-* ``close`` wakes every waiting ``lease``.
+* ``accept`` returns only when the deliveries are as safe as the backend makes them
+  (SQLite: committed); it raises :class:`~eventgateway.errors.TooManyRequestsError` when
+  the queue is over its bounds (count or bytes), so the caller answers 429 rather than
+  drop an event. An event whose (``source``, ``id``) was accepted within the
+  de-duplication window is not enqueued again: its result is ``True`` ("duplicate").
+* ``lease`` waits until a delivery is due (or the queue closes, then returns ``[]``) and
+  hands out at most ``max_count``, oldest first, skipping subscriptions in ``exclude``.
+  A leased delivery is not handed out again until it is settled or its lease
+  (``lease_s``) expires — then it is handed out again (at-least-once after a crash).
+* For an ``ordered`` delivery with a partition key, only the oldest unsettled delivery of
+  its (subscription, key) is ever leasable: a failing event holds back its key only.
+* ``close`` wakes every waiting ``lease``; undelivered deliveries stay (durable backends).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from eventgateway.events.model import CloudEvent
 
-__all__ = ["Delivery", "DeliveryQueue"]
+__all__ = [
+    "Accepted",
+    "AttemptRecord",
+    "Delivery",
+    "DeliveryQueue",
+    "NewDelivery",
+]
+
+AttemptOutcome = Literal["delivered", "failed", "skipped"]
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """One subscription that an accepted event must reach."""
+
+    space: str
+    subscription_id: str
+    function_id: str
+    # Set only for ``ordered`` subscriptions, from the event's ``partitionkey`` extension.
+    partition_key: str | None = None
+    # The incoming request as an authorizer sees it (contract §4.6); only kept when the
+    # event type has an authorizer, since it costs memory and storage for every event.
+    auth_request: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """One accepted event and the deliveries it needs."""
+
+    event: CloudEvent
+    deliveries: Sequence[NewDelivery]
 
 
 @dataclass(slots=True)
 class Delivery:
-    """One event on its way to one subscription's function."""
+    """A leased delivery: one event on its way to one subscription's function."""
 
     id: str
     space: str
     subscription_id: str
     function_id: str
     event: CloudEvent
-    # The incoming request as an authorizer sees it (contract §4.6); only kept when the
-    # event type has an authorizer, since it costs memory and storage for every event.
+    accepted_at: float  # wall-clock seconds, for a retry policy's max age
+    attempt: int = 0  # attempts made before this lease
+    partition_key: str | None = None
     auth_request: dict[str, Any] | None = None
-    attempt: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One attempt, as the delivery log keeps it."""
+
+    started_at: float  # wall-clock seconds
+    duration_s: float
+    outcome: AttemptOutcome
+    status: int | None = None
+    error: str = ""
+    response_excerpt: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class DeliveryQueue(abc.ABC):
     """Deliveries between accept and deliver. See the module docstring."""
 
     async def open(self) -> None:  # noqa: B027 - optional hook
-        """Prepare the backend."""
+        """Prepare the backend (create tables, start writer threads)."""
 
     @abc.abstractmethod
-    async def put(self, deliveries: Sequence[Delivery]) -> None:
-        """Enqueue deliveries; ``TooManyRequestsError`` when full."""
+    async def accept(self, items: Sequence[Accepted]) -> list[bool]:
+        """Enqueue events with their deliveries; per item ``True`` if it was a duplicate."""
 
     @abc.abstractmethod
-    async def lease(self, max_count: int) -> list[Delivery]:
-        """Wait for due deliveries and lease up to ``max_count``; ``[]`` once closed."""
+    async def lease(self, max_count: int, *, exclude: Collection[str] = ()) -> list[Delivery]:
+        """Wait for due deliveries and lease up to ``max_count``; ``[]`` once closed.
+
+        ``exclude`` holds subscription ids whose deliveries must not be leased now (the
+        dispatcher's slots for them are full).
+        """
 
     @abc.abstractmethod
-    async def ack(self, delivery: Delivery) -> None:
-        """The delivery succeeded (or was settled for good)."""
+    async def ack(self, delivery: Delivery, attempt: AttemptRecord) -> None:
+        """The delivery is done (delivered, or skipped for good)."""
 
     @abc.abstractmethod
-    async def retry_later(self, delivery: Delivery, delay_s: float, error: str) -> None:
-        """Make the delivery due again after ``delay_s``."""
+    async def retry_later(self, delivery: Delivery, delay_s: float, attempt: AttemptRecord) -> None:
+        """The attempt failed; make the delivery due again after ``delay_s``."""
 
     @abc.abstractmethod
-    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        """Give up on the delivery and keep it for inspection."""
+    async def dead_letter(
+        self, delivery: Delivery, reason: str, attempt: AttemptRecord | None
+    ) -> None:
+        """Give up on the delivery and keep it, with ``reason``, for inspection and redrive."""
+
+    def notify(self) -> None:  # noqa: B027 - optional hook
+        """New deliveries may have been committed by another process: check now."""
 
     @abc.abstractmethod
     def backlog(self) -> int:
-        """Deliveries accepted and not yet settled."""
+        """Deliveries accepted and not yet settled (an estimate for other processes' work)."""
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -1,82 +1,334 @@
-"""``MemoryQueue``: a bounded in-process queue (the original's at-most-once behaviour).
+"""``MemoryQueue``: the in-process :class:`DeliveryQueue` and :class:`DeliveryLog`.
 
-Nothing survives a restart. Used for tests and for subscriptions that choose at-most-once.
+It keeps the same contract as the SQLite queue — bounds, de-duplication, ordering by
+partition key, leases that expire, dead letters, the attempt log, redrive — but nothing
+survives the process. It serves the ``at-most-once`` path (the original gateway's
+in-memory behaviour) and tests; users can test against it too.
+
+All state lives on the event loop's thread; nothing here blocks.
 """
 
 from __future__ import annotations
 
-import asyncio
-import collections
+import bisect
 import heapq
 import itertools
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Sequence
 
-from eventgateway.errors import TooManyRequestsError
-from eventgateway.queue.base import Delivery, DeliveryQueue
+from eventgateway.errors import StoreError
+from eventgateway.events.codec import encode_event
+from eventgateway.queue._common import Wakeup, check_bounds, dedup_scope, wait_until_due
+from eventgateway.queue._memory_log import MemoryLogMixin
+from eventgateway.queue._memory_state import Key, Record, StoredEvent
+from eventgateway.queue.base import Accepted, AttemptRecord, Delivery, DeliveryQueue
 
 __all__ = ["MemoryQueue"]
 
 
-class MemoryQueue(DeliveryQueue):
-    """A bounded in-memory queue with delayed retries and an in-memory dead-letter list."""
+class MemoryQueue(MemoryLogMixin, DeliveryQueue):
+    """A bounded in-memory delivery queue with the delivery log.
 
-    def __init__(self, max_deliveries: int = 100_000) -> None:
-        self._max = max_deliveries
-        self._ready: collections.deque[Delivery] = collections.deque()
-        self._delayed: list[tuple[float, int, Delivery]] = []
-        self._seq = itertools.count()
-        self._leased = 0
-        self._wakeup = asyncio.Event()
+    Args:
+        max_deliveries: unsettled deliveries allowed before ``accept`` answers 429.
+        max_bytes: bytes of events with unsettled deliveries allowed before 429.
+        dedup_window_s: how long an event's (source, id) marks later copies duplicates.
+        lease_s: how long a leased delivery stays invisible before it is handed out again.
+        clock: wall-clock seconds; tests pass a fake one and call :meth:`notify` after
+            moving it.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        max_deliveries: int = 100_000,
+        max_bytes: int = 128 * 1024 * 1024,
+        dedup_window_s: float = 300.0,
+        lease_s: float = 60.0,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._max_deliveries = max_deliveries
+        self._max_bytes = max_bytes
+        self._dedup_window_s = dedup_window_s
+        self._lease_s = lease_s
+        self._clock = clock
+        self._seq = itertools.count(1)
+        self._ids = itertools.count(1)
+        self._events: dict[int, StoredEvent] = {}  # in seq order: dicts keep insertion order
+        self._by_event_id: dict[str, list[int]] = {}
+        self._records: dict[int, Record] = {}
+        # (due_at, id) of leasable-someday records; entries go stale when a record's
+        # due_at changes and are dropped when they reach the top.
+        self._heap: list[tuple[float, int]] = []
+        # Unsettled record ids per (space, subscription, partition key), oldest first:
+        # only the first is ever due, the others wait with due_at None ("parked").
+        self._keys: dict[Key, list[int]] = {}
+        self._dedup: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+        self._backlog = 0
+        self._bytes = 0
+        self._wakeup = Wakeup()
         self._closed = False
-        self.dead_letters: list[tuple[Delivery, str]] = []
 
-    def backlog(self) -> int:
-        return len(self._ready) + len(self._delayed) + self._leased
+    # -- accept -------------------------------------------------------------------------
 
-    async def put(self, deliveries: Sequence[Delivery]) -> None:
-        if self.backlog() + len(deliveries) > self._max:
-            raise TooManyRequestsError(
-                f"Delivery queue is full ({self._max} deliveries waiting); retry later.",
-                retry_after_s=1,
-            )
-        self._ready.extend(deliveries)
-        self._wakeup.set()
+    async def accept(self, items: Sequence[Accepted]) -> list[bool]:
+        """Enqueue events with their deliveries; per item ``True`` if it was a duplicate.
 
-    async def lease(self, max_count: int) -> list[Delivery]:
+        Raises:
+            TooManyRequestsError: the new deliveries would pass a bound; nothing is kept.
+            StoreError: the queue is closed.
+        """
+        if self._closed:
+            raise StoreError("the memory queue is closed")
+        now = self._clock()
+        self._forget_dedup(now)
+        plan: list[tuple[Accepted, bytes, tuple[str, str, str]] | None] = []
+        results: list[bool] = []
+        seen: set[tuple[str, str, str]] = set()
+        add_deliveries = add_bytes = 0
+        for item in items:
+            if not item.deliveries:  # nothing to deliver, so nothing to remember
+                plan.append(None)
+                results.append(False)
+                continue
+            key = (dedup_scope(item.deliveries), item.event.source, item.event.id)
+            if key in seen or key in self._dedup:
+                plan.append(None)
+                results.append(True)
+                continue
+            seen.add(key)
+            body = encode_event(item.event)
+            plan.append((item, body, key))
+            results.append(False)
+            add_deliveries += len(item.deliveries)
+            add_bytes += len(body)
+        check_bounds(
+            backlog=self._backlog,
+            stored_bytes=self._bytes,
+            add_deliveries=add_deliveries,
+            add_bytes=add_bytes,
+            max_deliveries=self._max_deliveries,
+            max_bytes=self._max_bytes,
+        )
+        for step in plan:
+            if step is not None:
+                self._store(*step, now)
+        if add_deliveries:
+            self._wakeup.fire()
+        return results
+
+    def _forget_dedup(self, now: float) -> None:
+        horizon = now - self._dedup_window_s
+        while self._dedup:
+            key, received_at = next(iter(self._dedup.items()))
+            if received_at >= horizon:
+                break
+            del self._dedup[key]
+
+    def _store(
+        self, item: Accepted, body: bytes, dedup_key: tuple[str, str, str], now: float
+    ) -> None:
+        event = item.event
+        stored = StoredEvent(next(self._seq), event.copy(), body, now)
+        self._events[stored.seq] = stored
+        self._by_event_id.setdefault(event.id, []).append(stored.seq)
+        self._dedup[dedup_key] = now
+        self._dedup.move_to_end(dedup_key)
+        for new in item.deliveries:
+            record = Record(next(self._ids), stored, new, now)
+            stored.records.append(record)
+            self._records[record.id] = record
+            if new.partition_key is not None:
+                waiting = self._keys.setdefault(record.key, [])
+                waiting.append(record.id)
+                if len(waiting) > 1:
+                    record.due_at = None  # parked behind an older delivery of its key
+            if record.due_at is not None:
+                heapq.heappush(self._heap, (record.due_at, record.id))
+        stored.unsettled = len(stored.records)
+        self._backlog += stored.unsettled
+        self._bytes += stored.size
+
+    # -- lease --------------------------------------------------------------------------
+
+    async def lease(self, max_count: int, *, exclude: Collection[str] = ()) -> list[Delivery]:
+        """Wait for due deliveries and lease up to ``max_count``, oldest first.
+
+        ``exclude`` is read afresh each time the queue looks again, so a live set works.
+        Returns ``[]`` once the queue is closed.
+
+        Raises:
+            ValueError: ``max_count`` is less than 1.
+        """
+        if max_count < 1:
+            raise ValueError(f"max_count must be at least 1, not {max_count}")
         while not self._closed:
-            self._promote_due()
-            if self._ready:
-                count = min(max_count, len(self._ready))
-                batch = [self._ready.popleft() for _ in range(count)]
-                self._leased += count
+            token = self._wakeup.token()
+            batch, next_due = self._take(max_count, frozenset(exclude))
+            if batch:
                 return batch
-            self._wakeup.clear()
-            timeout = self._delayed[0][0] - time.monotonic() if self._delayed else None
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
-            except TimeoutError:
-                pass
+            await wait_until_due(token, next_due, self._clock)
         return []
 
-    def _promote_due(self) -> None:
-        now = time.monotonic()
-        while self._delayed and self._delayed[0][0] <= now:
-            self._ready.append(heapq.heappop(self._delayed)[2])
+    def _take(self, max_count: int, exclude: frozenset[str]) -> tuple[list[Delivery], float | None]:
+        now = self._clock()
+        taken: list[Record] = []
+        skipped: list[tuple[float, int]] = []
+        heap = self._heap
+        next_due: float | None = None
+        while heap and len(taken) < max_count:
+            due, record_id = heap[0]
+            record = self._records.get(record_id)
+            if record is None or record.state != "pending" or record.due_at != due:
+                heapq.heappop(heap)  # stale entry
+            elif due > now:
+                # Possibly an excluded subscription's: then the wake-up is early and
+                # harmless, and saves scanning every future entry for the exact minimum.
+                next_due = due
+                break
+            elif record.subscription_id in exclude:
+                skipped.append(heapq.heappop(heap))
+            else:
+                heapq.heappop(heap)
+                taken.append(record)
+        for entry in skipped:
+            heapq.heappush(heap, entry)
+        until = now + self._lease_s
+        for record in taken:
+            record.due_at = record.lease_until = until
+            heapq.heappush(heap, (until, record.id))
+        taken.sort(key=lambda r: r.id)
+        return [record.to_delivery() for record in taken], next_due
 
-    async def ack(self, delivery: Delivery) -> None:
-        self._leased -= 1
+    # -- settle -------------------------------------------------------------------------
 
-    async def retry_later(self, delivery: Delivery, delay_s: float, error: str) -> None:
-        self._leased -= 1
-        delivery.attempt += 1
-        heapq.heappush(self._delayed, (time.monotonic() + delay_s, next(self._seq), delivery))
-        self._wakeup.set()
+    async def ack(self, delivery: Delivery, attempt: AttemptRecord) -> None:
+        """Mark the delivery delivered and log ``attempt``; a settled one is left alone."""
+        record = self._unsettled(delivery)
+        if record is not None:
+            self._record_attempt(record, attempt)
+            self._settle(record, "delivered")
 
-    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        self._leased -= 1
-        self.dead_letters.append((delivery, reason))
+    async def retry_later(self, delivery: Delivery, delay_s: float, attempt: AttemptRecord) -> None:
+        """Log ``attempt`` and make the delivery due again ``delay_s`` from now."""
+        record = self._unsettled(delivery)
+        if record is None:
+            return
+        self._record_attempt(record, attempt)
+        now = self._clock()
+        record.lease_until = None
+        record.updated_at = now
+        if record.partition_key is not None and self._keys[record.key][0] != record.id:
+            record.due_at = None  # an older one of its key came back (redrive): wait for it
+        else:
+            record.due_at = now + delay_s
+            heapq.heappush(self._heap, (record.due_at, record.id))
+        self._wakeup.fire()
+
+    async def dead_letter(
+        self, delivery: Delivery, reason: str, attempt: AttemptRecord | None
+    ) -> None:
+        """Keep the delivery as a dead letter with ``reason`` (and ``attempt``, if any)."""
+        record = self._unsettled(delivery)
+        if record is not None:
+            if attempt is not None:
+                self._record_attempt(record, attempt)
+            record.dead_reason = reason
+            self._settle(record, "dead")
+
+    def _unsettled(self, delivery: Delivery) -> Record | None:
+        record = self._records.get(int(delivery.id))
+        return record if record is not None and record.state == "pending" else None
+
+    def _record_attempt(self, record: Record, attempt: AttemptRecord) -> None:
+        record.log.append(
+            (
+                attempt.started_at,
+                attempt.duration_s * 1000.0,
+                attempt.outcome,
+                attempt.status,
+                attempt.error,
+            )
+        )
+        record.attempts += 1
+        record.last_status = attempt.status
+        record.last_error = attempt.error
+        record.response_excerpt = attempt.response_excerpt
+
+    def _settle(self, record: Record, state: str) -> None:
+        now = self._clock()
+        record.state = state
+        record.due_at = record.lease_until = None
+        record.updated_at = now
+        self._backlog -= 1
+        stored = record.event
+        stored.unsettled -= 1
+        if stored.unsettled == 0:
+            self._bytes -= stored.size
+        if record.partition_key is not None:
+            waiting = self._keys[record.key]
+            del waiting[bisect.bisect_left(waiting, record.id)]
+            if waiting:
+                self._unpark(self._records[waiting[0]], now)
+            else:
+                del self._keys[record.key]
+
+    def _unpark(self, record: Record, now: float) -> None:
+        if record.due_at is None:
+            record.due_at = now
+            heapq.heappush(self._heap, (now, record.id))
+            self._wakeup.fire()
+
+    # -- redrive (called by the log mixin) ------------------------------------------------
+
+    def _revive(self, records: list[Record]) -> None:
+        now = self._clock()
+        touched: set[Key] = set()
+        for record in records:
+            record.state = "pending"
+            record.attempts = 0
+            record.dead_reason = ""
+            record.updated_at = now
+            record.due_at = now
+            stored = record.event
+            if stored.unsettled == 0:
+                self._bytes += stored.size
+            stored.unsettled += 1
+            self._backlog += 1
+            if record.partition_key is None:
+                heapq.heappush(self._heap, (now, record.id))
+            else:
+                record.due_at = None
+                bisect.insort(self._keys.setdefault(record.key, []), record.id)
+                touched.add(record.key)
+        for key in touched:
+            # The oldest unsettled delivery of the key goes first, even if a newer one is
+            # in flight: park every other one (a leased one finishes its attempt).
+            head, *rest = self._keys[key]
+            for record_id in rest:
+                self._records[record_id].due_at = None
+            self._unpark(self._records[head], now)
+        if records:
+            self._wakeup.fire()
+
+    # -- lifecycle and counters ------------------------------------------------------------
+
+    def notify(self) -> None:
+        """Look for due deliveries now (e.g. after a test moved the clock)."""
+        self._wakeup.fire()
+
+    def backlog(self) -> int:
+        """Deliveries accepted and not yet settled."""
+        return self._backlog
+
+    def stats(self) -> dict[str, int]:
+        """``backlog``, ``bytes`` (of events with unsettled deliveries), stored ``events``."""
+        return {"backlog": self._backlog, "bytes": self._bytes, "events": len(self._events)}
 
     async def close(self) -> None:
+        """Stop handing out deliveries and wake every waiting ``lease``."""
         self._closed = True
-        self._wakeup.set()
+        self._wakeup.fire()

@@ -1,0 +1,185 @@
+"""The delivery log and dead letters on the Configuration API.
+
+* ``GET /v1/spaces/{space}/events`` — recent events with their state
+  (``?state=pending|retrying|delivered|dead``, ``subscriptionId``, ``limit``, ``before``).
+* ``GET /v1/spaces/{space}/events/{id}`` — one event with every delivery and attempt.
+* ``GET /v1/spaces/{space}/deadletters`` (``subscriptionId``, ``since``, ``until``,
+  ``limit``) and ``GET …/deadletters/{id}``.
+* ``POST /v1/spaces/{space}/deadletters/redrive`` with ``{"ids": [...]}``, a filter
+  (``subscriptionId``, ``since``, ``until``) or ``{"all": true}`` → ``{"redriven": n}``.
+* ``DELETE …/deadletters/{id}`` → 204; ``DELETE …/deadletters?subscriptionId=…`` or
+  ``?all=true`` → ``{"purged": n}``.
+
+Times in queries are RFC 3339 or Unix seconds. Only deliveries of ``{space}`` are shown.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from eventgateway.api.problems import EXCEPTION_HANDLERS
+from eventgateway.errors import NotFoundError, ValidationError
+from eventgateway.queue.log import DeliveryLog
+
+__all__ = ["create_deliveries_app", "is_deliveries_path"]
+
+_STATES = frozenset({"pending", "retrying", "delivered", "dead"})
+_MAX_LIMIT = 1000
+
+
+def is_deliveries_path(path: str) -> bool:
+    """Whether a Configuration API path belongs to this app."""
+    parts = path.split("/", 5)
+    return (
+        len(parts) >= 5
+        and parts[1] == "v1"
+        and parts[2] == "spaces"
+        and parts[4] in ("events", "deadletters")
+    )
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(msgspec.json.encode(value) + b"\n", status, media_type="application/json")
+
+
+def _time(params: Mapping[str, str], name: str) -> float | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(
+            f"{name} {raw!r} is not a time: use RFC 3339 (2026-11-26T18:00:00Z) or Unix seconds"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return parsed.timestamp()
+
+
+def _limit(params: Mapping[str, str]) -> int:
+    raw = params.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= _MAX_LIMIT:
+        raise ValidationError(f"limit {raw!r} must be a whole number from 1 to {_MAX_LIMIT}")
+    return int(raw)
+
+
+def create_deliveries_app(log: DeliveryLog) -> Starlette:
+    """The ASGI app serving the delivery log and dead letters of ``log``."""
+
+    async def list_events(request: Request) -> Response:
+        params = request.query_params
+        state = params.get("state")
+        if state is not None and state not in _STATES:
+            raise ValidationError(f"state {state!r} must be one of {', '.join(sorted(_STATES))}")
+        before = params.get("before")
+        if before is not None and not before.isdigit():
+            raise ValidationError(f"before {before!r} must be a cursor from a previous page")
+        events = await log.list_events(
+            request.path_params["space"],
+            state=state,
+            subscription_id=params.get("subscriptionId"),
+            limit=_limit(params),
+            before_seq=int(before) if before is not None else None,
+        )
+        return _json({"events": events})
+
+    async def get_event(request: Request) -> Response:
+        event_id = request.path_params["id"]
+        view = await log.get_event(request.path_params["space"], event_id)
+        if view is None:
+            raise NotFoundError(f'Event "{event_id}" not found.')
+        return _json(view)
+
+    async def list_dead_letters(request: Request) -> Response:
+        params = request.query_params
+        letters = await log.list_dead_letters(
+            request.path_params["space"],
+            subscription_id=params.get("subscriptionId"),
+            since=_time(params, "since"),
+            until=_time(params, "until"),
+            limit=_limit(params),
+        )
+        return _json({"deadLetters": letters})
+
+    async def get_dead_letter(request: Request) -> Response:
+        letter_id = request.path_params["id"]
+        letter = await log.get_dead_letter(request.path_params["space"], letter_id)
+        if letter is None:
+            raise NotFoundError(f'Dead letter "{letter_id}" not found.')
+        return _json(letter)
+
+    async def redrive(request: Request) -> Response:
+        body = await request.body()
+        try:
+            spec = msgspec.json.decode(body or b"{}", type=_RedriveBody)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ValidationError(f"Redrive body is not valid: {exc}") from None
+        space = request.path_params["space"]
+        has_filter = spec.subscriptionId is not None or spec.since is not None
+        if spec.ids is None and not has_filter and spec.until is None and not spec.all:
+            raise ValidationError(
+                'Name what to redrive: {"ids": [...]}, a filter '
+                '(subscriptionId, since, until) or {"all": true}.'
+            )
+        count = await log.redrive(
+            space,
+            ids=spec.ids,
+            subscription_id=spec.subscriptionId,
+            since=_time({"since": spec.since or ""}, "since"),
+            until=_time({"until": spec.until or ""}, "until"),
+        )
+        return _json({"redriven": count})
+
+    async def purge_one(request: Request) -> Response:
+        space, letter_id = request.path_params["space"], request.path_params["id"]
+        if await log.purge(space, ids=[letter_id]) == 0:
+            raise NotFoundError(f'Dead letter "{letter_id}" not found.')
+        return Response(status_code=204)
+
+    async def purge(request: Request) -> Response:
+        params = request.query_params
+        subscription_id = params.get("subscriptionId")
+        since, until = _time(params, "since"), _time(params, "until")
+        unfiltered = subscription_id is None and since is None and until is None
+        if unfiltered and params.get("all") != "true":
+            raise ValidationError("Name what to purge: subscriptionId, since, until, or all=true.")
+        count = await log.purge(
+            request.path_params["space"],
+            subscription_id=subscription_id,
+            since=since,
+            until=until,
+        )
+        return _json({"purged": count})
+
+    base = "/v1/spaces/{space}"
+    routes = [
+        Route(f"{base}/events", list_events, methods=["GET"]),
+        Route(f"{base}/events/{{id}}", get_event, methods=["GET"]),
+        Route(f"{base}/deadletters", list_dead_letters, methods=["GET"]),
+        Route(f"{base}/deadletters", purge, methods=["DELETE"]),
+        Route(f"{base}/deadletters/redrive", redrive, methods=["POST"]),
+        Route(f"{base}/deadletters/{{id}}", get_dead_letter, methods=["GET"]),
+        Route(f"{base}/deadletters/{{id}}", purge_one, methods=["DELETE"]),
+    ]
+    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+
+
+class _RedriveBody(msgspec.Struct):
+    ids: list[str] | None = None
+    subscriptionId: str | None = None
+    since: str | None = None
+    until: str | None = None
+    all: bool = False

@@ -1,0 +1,42 @@
+"""Dispatch hooks that turn attempts into Prometheus metrics."""
+
+from __future__ import annotations
+
+import time
+
+from eventgateway.dispatch.dispatcher import DispatchHooks
+from eventgateway.observability.metrics import Metrics
+from eventgateway.queue.base import AttemptRecord, Delivery
+
+__all__ = ["MetricsHooks"]
+
+
+class MetricsHooks(DispatchHooks):
+    """Counts attempts, retries, dead letters and delivered events; times deliveries."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._attempts = {
+            outcome: metrics.delivery_attempts.labels(outcome=outcome)
+            for outcome in ("delivered", "failed", "skipped")
+        }
+
+    def after_attempt(self, delivery: Delivery, record: AttemptRecord) -> None:
+        self._attempts[record.outcome].inc()
+        if record.outcome != "skipped":
+            self._metrics.delivery_duration_seconds.observe(record.duration_s)
+            self._metrics.custom_processing_seconds.observe(record.duration_s)
+
+    def after_settle(self, delivery: Delivery, state: str) -> None:
+        space = delivery.space
+        if state == "delivered":
+            self._metrics.events_processed.labels(space=space, type="custom").inc()
+            self._metrics.delivery_latency_seconds.observe(
+                max(0.0, time.time() - delivery.accepted_at)
+            )
+        elif state == "retrying":
+            self._metrics.retries.labels(space=space).inc()
+        elif state == "dead":
+            self._metrics.dead_letters.labels(space=space).inc()
+        elif state == "dropped":
+            self._metrics.events_dropped.labels(space=space, type="custom").inc()

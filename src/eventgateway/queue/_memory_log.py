@@ -1,0 +1,236 @@
+"""The :class:`DeliveryLog` side of :class:`~eventgateway.queue.memory.MemoryQueue`."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+
+import msgspec
+
+from eventgateway.queue._memory_state import Record, StoredEvent
+from eventgateway.queue.log import (
+    DeadLetter,
+    DeliveryLog,
+    EventSummary,
+    EventView,
+    aggregate_state,
+    dead_letter_view,
+    delivery_state,
+    delivery_view,
+    in_window,
+    rfc3339,
+)
+
+__all__ = ["MemoryLogMixin"]
+
+
+def _parse_ids(ids: Sequence[str]) -> set[int]:
+    return {int(text) for text in ids if text.isdigit()}
+
+
+class MemoryLogMixin(DeliveryLog):
+    """Reads and administers the in-memory records; ``MemoryQueue`` provides the state."""
+
+    _clock: Callable[[], float]
+    _events: dict[int, StoredEvent]
+    _by_event_id: dict[str, list[int]]
+    _records: dict[int, Record]
+
+    @abc.abstractmethod
+    def _revive(self, records: list[Record]) -> None:
+        """Make dead ``records`` pending again (the queue side of redrive)."""
+
+    # -- events ---------------------------------------------------------------------------
+
+    async def get_event(self, space: str, event_id: str) -> EventView | None:
+        """See :meth:`DeliveryLog.get_event`."""
+        now = self._clock()
+        for seq in reversed(self._by_event_id.get(event_id, [])):
+            stored = self._events[seq]
+            records = [r for r in stored.records if r.space == space]
+            if not records:
+                continue
+            event = stored.event
+            return EventView(
+                id=event.id,
+                source=event.source,
+                type=event.type,
+                specversion=event.specversion,
+                received_at=rfc3339(stored.received_at),
+                state=aggregate_state(delivery_state(r.state, r.attempts) for r in records),
+                event=msgspec.Raw(stored.body),
+                deliveries=[
+                    delivery_view(
+                        delivery_id=r.id,
+                        subscription_id=r.subscription_id,
+                        function_id=r.function_id,
+                        state=r.state,
+                        attempts=r.attempts,
+                        due_at=r.due_at,
+                        lease_until=r.lease_until,
+                        now=now,
+                        last_status=r.last_status,
+                        last_error=r.last_error,
+                        dead_reason=r.dead_reason,
+                        log=r.log,
+                    )
+                    for r in records
+                ],
+            )
+        return None
+
+    async def list_events(
+        self,
+        space: str,
+        *,
+        state: str | None = None,
+        subscription_id: str | None = None,
+        limit: int = 100,
+        before_seq: int | None = None,
+    ) -> list[EventSummary]:
+        """See :meth:`DeliveryLog.list_events`."""
+        out: list[EventSummary] = []
+        for seq in reversed(self._events):
+            if len(out) >= limit:
+                break
+            if before_seq is not None and seq >= before_seq:
+                continue
+            stored = self._events[seq]
+            records = [
+                r
+                for r in stored.records
+                if r.space == space
+                and (subscription_id is None or r.subscription_id == subscription_id)
+            ]
+            if not records:
+                continue
+            overall = aggregate_state(delivery_state(r.state, r.attempts) for r in records)
+            if state is not None and overall != state:
+                continue
+            event = stored.event
+            out.append(
+                EventSummary(
+                    seq=seq,
+                    id=event.id,
+                    source=event.source,
+                    type=event.type,
+                    received_at=rfc3339(stored.received_at),
+                    state=overall,
+                    deliveries=len(records),
+                )
+            )
+        return out
+
+    # -- dead letters -------------------------------------------------------------------------
+
+    def _dead(
+        self,
+        space: str,
+        ids: Sequence[str] | None,
+        subscription_id: str | None,
+        since: float | None,
+        until: float | None,
+    ) -> list[Record]:
+        wanted = None if ids is None else _parse_ids(ids)
+        return [
+            r
+            for r in self._records.values()
+            if r.state == "dead"
+            and r.space == space
+            and (wanted is None or r.id in wanted)
+            and (subscription_id is None or r.subscription_id == subscription_id)
+            and in_window(r.updated_at, since, until)
+        ]
+
+    @staticmethod
+    def _dead_letter(record: Record) -> DeadLetter:
+        return dead_letter_view(
+            delivery_id=record.id,
+            subscription_id=record.subscription_id,
+            function_id=record.function_id,
+            event_id=record.event.event.id,
+            reason=record.dead_reason,
+            attempts=record.attempts,
+            last_status=record.last_status,
+            response_excerpt=record.response_excerpt,
+            dead_at=record.updated_at,
+            body=record.event.body,
+        )
+
+    async def list_dead_letters(
+        self,
+        space: str,
+        *,
+        subscription_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+    ) -> list[DeadLetter]:
+        """See :meth:`DeliveryLog.list_dead_letters`."""
+        dead = self._dead(space, None, subscription_id, since, until)
+        dead.sort(key=lambda r: (r.updated_at, r.id), reverse=True)
+        return [self._dead_letter(r) for r in dead[:limit]]
+
+    async def get_dead_letter(self, space: str, dead_letter_id: str) -> DeadLetter | None:
+        """See :meth:`DeliveryLog.get_dead_letter`."""
+        dead = self._dead(space, [dead_letter_id], None, None, None)
+        return self._dead_letter(dead[0]) if dead else None
+
+    async def redrive(
+        self,
+        space: str,
+        *,
+        ids: Sequence[str] | None = None,
+        subscription_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> int:
+        """See :meth:`DeliveryLog.redrive`."""
+        dead = self._dead(space, ids, subscription_id, since, until)
+        self._revive(dead)
+        return len(dead)
+
+    async def purge(
+        self,
+        space: str,
+        *,
+        ids: Sequence[str] | None = None,
+        subscription_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> int:
+        """See :meth:`DeliveryLog.purge`."""
+        dead = self._dead(space, ids, subscription_id, since, until)
+        for record in dead:
+            del self._records[record.id]
+            stored = record.event
+            stored.records.remove(record)
+            if not stored.records:
+                self._drop_event(stored)
+        return len(dead)
+
+    # -- retention ------------------------------------------------------------------------
+
+    async def enforce_retention(self, *, max_age_s: float, max_events: int) -> int:
+        """See :meth:`DeliveryLog.enforce_retention`."""
+        cutoff = self._clock() - max_age_s
+        seqs = list(self._events)
+        beyond_count = len(seqs) - max(max_events, 0)  # the oldest ones past the count
+        doomed = [
+            stored
+            for index, stored in enumerate(self._events[seq] for seq in seqs)
+            if stored.unsettled == 0
+            and (index < beyond_count or all(r.updated_at < cutoff for r in stored.records))
+        ]
+        for stored in doomed:
+            for record in stored.records:
+                del self._records[record.id]
+            self._drop_event(stored)
+        return len(doomed)
+
+    def _drop_event(self, stored: StoredEvent) -> None:
+        del self._events[stored.seq]
+        same_id = self._by_event_id[stored.event.id]
+        same_id.remove(stored.seq)
+        if not same_id:
+            del self._by_event_id[stored.event.id]

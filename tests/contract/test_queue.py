@@ -1,0 +1,514 @@
+"""One DeliveryQueue contract, run against every backend (memory, SQLite; NATS later).
+
+The backends are listed in ``tests/queue/kit.py`` (``BACKENDS``). Time is a fake clock:
+tests move it and call ``notify()``; every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import time
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+
+from eventgateway.errors import StoreError, TooManyRequestsError
+from eventgateway.events.codec import encode_event
+from eventgateway.events.model import CloudEvent
+from eventgateway.queue.base import Accepted, Delivery
+from tests.queue.kit import (
+    BACKENDS,
+    DEADLINE_S,
+    T0,
+    FakeClock,
+    MakeQueue,
+    Queue,
+    accepted,
+    attempt,
+    event,
+    ids,
+    put,
+    queues,
+    to,
+)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=list(BACKENDS))
+async def make_queue(
+    request: pytest.FixtureRequest, tmp_path: pathlib.Path, clock: FakeClock
+) -> AsyncIterator[MakeQueue]:
+    async with queues(request.param, tmp_path, clock) as make:
+        yield make
+
+
+@pytest.fixture
+async def queue(make_queue: MakeQueue) -> Queue:
+    return await make_queue()
+
+
+async def lease(queue: Queue, max_count: int = 100, **kw: object) -> list[Delivery]:
+    return await asyncio.wait_for(queue.lease(max_count, **kw), DEADLINE_S)  # type: ignore[arg-type]
+
+
+# -- accept and lease -----------------------------------------------------------------------
+
+
+async def test_accepted_delivery_is_leased_with_its_event(queue: Queue) -> None:
+    sent = event("e1", subject="alice", extensions={"tenant": "t1"})
+    auth = {"headers": {"authorization": "Bearer x"}, "query": {"a": ["1"]}}
+    item = Accepted(sent, to("s1", key="k1", auth_request=auth))
+
+    assert await queue.accept([item]) == [False]
+    (delivery,) = await lease(queue)
+
+    assert delivery.id.isdigit()
+    assert (delivery.space, delivery.subscription_id, delivery.function_id) == (
+        "acme",
+        "s1",
+        "fn-s1",
+    )
+    assert encode_event(delivery.event) == encode_event(sent)
+    assert delivery.accepted_at == T0
+    assert delivery.attempt == 0
+    assert delivery.partition_key == "k1"
+    assert delivery.auth_request == auth
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        CloudEvent("0.1", "e1", "src", "t", time="2023-11-14T22:13:20Z", data=None),
+        CloudEvent(
+            "1.0", "e1", "src", "t", datacontenttype="application/octet-stream", data=b"\x00\xff"
+        ),
+        CloudEvent("1.0", "e1", "src", "t", data=msgspec.Raw(b'{"deep":[1,{"x":null}]}')),
+    ],
+    ids=["v01", "binary", "raw-json"],
+)
+async def test_every_kind_of_event_round_trips(queue: Queue, sent: CloudEvent) -> None:
+    await queue.accept([Accepted(sent, to("s1"))])
+
+    (delivery,) = await lease(queue)
+
+    assert encode_event(delivery.event) == encode_event(sent)
+
+
+async def test_fan_out_leases_one_delivery_per_subscription(queue: Queue) -> None:
+    await put(queue, "e1", "s1", "s2", "s3")
+
+    leased = await lease(queue)
+
+    assert ids(leased) == [("e1", "s1"), ("e1", "s2"), ("e1", "s3")]
+    assert len({d.id for d in leased}) == 3
+
+
+async def test_lease_hands_out_oldest_first_and_at_most_max_count(queue: Queue) -> None:
+    for n in range(5):
+        await put(queue, f"e{n}", "s1")
+
+    first = await lease(queue, 2)
+    rest = await lease(queue, 10)
+
+    assert ids(first) == [("e0", "s1"), ("e1", "s1")]
+    assert ids(rest) == [("e2", "s1"), ("e3", "s1"), ("e4", "s1")]
+
+
+async def test_a_leased_delivery_is_not_handed_out_again(queue: Queue) -> None:
+    await put(queue, "e1", "s1")
+    await lease(queue)
+    await put(queue, "e2", "s1")
+
+    assert ids(await lease(queue)) == [("e2", "s1")]
+
+
+async def test_lease_waits_for_an_accept(queue: Queue) -> None:
+    waiting = asyncio.create_task(queue.lease(10))
+    await asyncio.sleep(0)
+
+    await put(queue, "e1", "s1")
+
+    assert ids(await asyncio.wait_for(waiting, DEADLINE_S)) == [("e1", "s1")]
+
+
+async def test_event_without_deliveries_is_not_stored(queue: Queue) -> None:
+    assert await queue.accept([Accepted(event("e1"), [])]) == [False]
+    assert queue.backlog() == 0
+
+    # Nothing was remembered either: the same event with deliveries is new.
+    assert await put(queue, "e1", "s1") is False
+    assert ids(await lease(queue)) == [("e1", "s1")]
+
+
+async def test_accept_after_close_is_refused(queue: Queue) -> None:
+    await queue.close()
+
+    with pytest.raises(StoreError, match="closed"):
+        await put(queue, "e1", "s1")
+
+
+# -- de-duplication -----------------------------------------------------------------------------
+
+
+async def test_duplicate_within_the_window_is_not_enqueued_again(
+    make_queue: MakeQueue, clock: FakeClock
+) -> None:
+    queue = await make_queue(dedup_window_s=60.0)
+    assert await put(queue, "e1", "s1") is False
+
+    clock.advance(59.0)
+    assert await put(queue, "e1", "s1", "s2") is True
+
+    assert ids(await lease(queue)) == [("e1", "s1")]
+    assert queue.backlog() == 1
+
+
+async def test_same_event_after_the_window_is_enqueued_again(
+    make_queue: MakeQueue, clock: FakeClock
+) -> None:
+    queue = await make_queue(dedup_window_s=60.0)
+    await put(queue, "e1", "s1")
+
+    clock.advance(60.5)
+
+    assert await put(queue, "e1", "s1") is False
+    assert ids(await lease(queue)) == [("e1", "s1"), ("e1", "s1")]
+
+
+async def test_duplicates_within_one_batch(queue: Queue) -> None:
+    items = [accepted("e1", "s1"), accepted("e2", "s1"), accepted("e1", "s1")]
+
+    assert await queue.accept(items) == [False, False, True]
+    assert queue.backlog() == 2
+
+
+async def test_same_id_from_another_source_or_space_is_not_a_duplicate(queue: Queue) -> None:
+    await put(queue, "e1", "s1")
+
+    assert await put(queue, "e1", "s1", source="other") is False
+    assert await put(queue, "e1", "s1", space="globex") is False
+    assert queue.backlog() == 3
+
+
+# -- retries, leases, exclude ---------------------------------------------------------------
+
+
+async def test_retry_later_makes_the_delivery_due_after_the_delay(
+    queue: Queue, clock: FakeClock
+) -> None:
+    await put(queue, "e1", "s1")
+    (first,) = await lease(queue)
+    await queue.retry_later(first, 30.0, attempt("failed", 503, "HTTP 503"))
+    waiting = asyncio.create_task(queue.lease(10))
+
+    clock.advance(29.0)
+    queue.notify()
+    await put(queue, "e2", "s1")  # wakes the lease, which must not take e1 yet
+    assert ids(await asyncio.wait_for(waiting, DEADLINE_S)) == [("e2", "s1")]
+
+    clock.advance(1.0)
+    queue.notify()
+    (again,) = await lease(queue)
+    assert (again.id, again.attempt) == (first.id, 1)
+
+
+async def test_lease_sleeps_until_the_next_retry_is_due_without_a_notify(
+    make_queue: MakeQueue,
+) -> None:
+    queue = await make_queue(time.time)  # a real clock: the one test that waits for it
+    await put(queue, "e1", "s1")
+    (first,) = await lease(queue)
+    await queue.retry_later(first, 0.05, attempt("failed", 500))
+    started = time.monotonic()
+
+    (again,) = await lease(queue)
+
+    assert again.id == first.id
+    assert time.monotonic() - started >= 0.04
+
+
+async def test_an_expired_lease_is_handed_out_again_as_the_same_attempt(
+    make_queue: MakeQueue, clock: FakeClock
+) -> None:
+    queue = await make_queue(lease_s=30.0)
+    await put(queue, "e1", "s1")
+    (first,) = await lease(queue)
+    waiting = asyncio.create_task(queue.lease(10))
+
+    clock.advance(30.0)
+    queue.notify()
+
+    (again,) = await asyncio.wait_for(waiting, DEADLINE_S)
+    assert (again.id, again.attempt) == (first.id, 0)
+
+
+async def test_exclude_skips_those_subscriptions(queue: Queue) -> None:
+    await put(queue, "e1", "s1")
+    await put(queue, "e2", "s2")
+
+    assert ids(await lease(queue, exclude={"s1"})) == [("e2", "s2")]
+    assert ids(await lease(queue)) == [("e1", "s1")]
+
+
+async def test_exclude_is_read_again_when_the_lease_looks_again(queue: Queue) -> None:
+    await put(queue, "e1", "s1")
+    busy = {"s1"}
+    waiting = asyncio.create_task(queue.lease(10, exclude=busy))
+    await asyncio.sleep(0)
+
+    busy.clear()
+    queue.notify()
+
+    assert ids(await asyncio.wait_for(waiting, DEADLINE_S)) == [("e1", "s1")]
+
+
+async def test_a_cancelled_lease_loses_nothing(queue: Queue) -> None:
+    waiting = asyncio.create_task(queue.lease(10))
+    await put(queue, "e1", "s1")
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+    # Whether or not the cancelled call had leased it, it is leasable now.
+    assert ids(await lease(queue)) == [("e1", "s1")]
+
+
+# -- settling ---------------------------------------------------------------------------------
+
+
+async def test_backlog_counts_unsettled_deliveries(queue: Queue) -> None:
+    await put(queue, "e1", "s1", "s2", "s3", "s4")
+    a, b, c, _ = await lease(queue)
+    assert queue.backlog() == 4
+
+    await queue.ack(a, attempt())
+    await queue.retry_later(b, 10.0, attempt("failed", 500))
+    await queue.dead_letter(c, "gave up", None)
+
+    assert queue.backlog() == 2
+
+
+async def test_settled_deliveries_never_come_back(queue: Queue, clock: FakeClock) -> None:
+    await put(queue, "e1", "s1", "s2")
+    a, b = await lease(queue)
+    await queue.ack(a, attempt())
+    await queue.dead_letter(b, "gave up", attempt("failed", 400))
+
+    clock.advance(3600.0)
+    queue.notify()
+    await put(queue, "e2", "s1")
+
+    assert ids(await lease(queue)) == [("e2", "s1")]
+
+
+async def test_settling_twice_counts_once(queue: Queue) -> None:
+    await put(queue, "e1", "s1", "s2")
+    a, _ = await lease(queue)
+
+    await queue.ack(a, attempt())
+    await queue.ack(a, attempt())
+    await queue.dead_letter(a, "late", None)
+
+    assert queue.backlog() == 1
+
+
+async def test_close_wakes_a_waiting_lease(queue: Queue) -> None:
+    waiting = asyncio.create_task(queue.lease(10))
+    await asyncio.sleep(0)
+
+    await queue.close()
+
+    assert await asyncio.wait_for(waiting, DEADLINE_S) == []
+    assert await queue.lease(10) == []
+
+
+# -- ordering -----------------------------------------------------------------------------------
+
+
+async def test_one_delivery_per_partition_key_at_a_time(queue: Queue) -> None:
+    for n in (1, 2, 3):
+        await put(queue, f"k{n}", "s1", key="k")
+    await put(queue, "other", "s1", key="other")
+    await put(queue, "free", "s1")
+
+    first = await lease(queue)
+    assert ids(first) == [("k1", "s1"), ("other", "s1"), ("free", "s1")]
+
+    await queue.ack(first[0], attempt())
+    assert ids(await lease(queue)) == [("k2", "s1")]
+
+
+async def test_a_failing_event_holds_back_only_its_key(queue: Queue, clock: FakeClock) -> None:
+    await put(queue, "a1", "s1", key="a")
+    await put(queue, "a2", "s1", key="a")
+    await put(queue, "b1", "s1", key="b")
+    a1, b1 = await lease(queue)
+    await queue.retry_later(a1, 30.0, attempt("failed", 503))
+    await queue.ack(b1, attempt())
+    await put(queue, "b2", "s1", key="b")
+
+    assert ids(await lease(queue)) == [("b2", "s1")]
+
+    clock.advance(30.0)
+    queue.notify()
+    (again,) = await lease(queue)
+    assert (again.event.id, again.attempt) == ("a1", 1)
+    await queue.ack(again, attempt())
+    assert ids(await lease(queue)) == [("a2", "s1")]
+
+
+async def test_a_dead_letter_releases_the_next_of_its_key(queue: Queue) -> None:
+    await put(queue, "a1", "s1", key="a")
+    await put(queue, "a2", "s1", key="a")
+    (a1,) = await lease(queue)
+
+    await queue.dead_letter(a1, "gave up", attempt("failed", 400))
+
+    assert ids(await lease(queue)) == [("a2", "s1")]
+
+
+async def test_an_expired_lease_keeps_its_key_blocked(
+    make_queue: MakeQueue, clock: FakeClock
+) -> None:
+    queue = await make_queue(lease_s=30.0)
+    await put(queue, "a1", "s1", key="a")
+    await put(queue, "a2", "s1", key="a")
+    (_a1,) = await lease(queue)
+
+    clock.advance(31.0)
+    queue.notify()
+
+    assert ids(await lease(queue)) == [("a1", "s1")]
+
+
+async def test_the_same_key_in_other_subscriptions_is_independent(queue: Queue) -> None:
+    await put(queue, "a1", "s1", "s2", key="a")
+    await put(queue, "a2", "s1", "s2", key="a")
+
+    assert ids(await lease(queue)) == [("a1", "s1"), ("a1", "s2")]
+
+
+# -- bounds -------------------------------------------------------------------------------------
+
+
+async def test_accept_past_max_deliveries_is_refused_and_writes_nothing(
+    make_queue: MakeQueue,
+) -> None:
+    queue = await make_queue(max_deliveries=3)
+    await put(queue, "e1", "s1", "s2")
+
+    with pytest.raises(TooManyRequestsError, match="max_deliveries is 3") as refused:
+        await queue.accept([accepted("e2", "s1"), accepted("e3", "s1")])
+
+    assert refused.value.retry_after_s == 1
+    assert queue.backlog() == 2
+    assert ids(await lease(queue)) == [("e1", "s1"), ("e1", "s2")]
+
+
+async def test_a_duplicate_at_the_bound_is_a_duplicate_not_a_refusal(
+    make_queue: MakeQueue,
+) -> None:
+    queue = await make_queue(max_deliveries=1)
+    await put(queue, "e1", "s1")
+
+    assert await put(queue, "e1", "s1") is True
+    with pytest.raises(TooManyRequestsError):
+        await queue.accept([accepted("e1", "s1"), accepted("e2", "s1")])
+
+
+async def test_concurrent_accepts_never_overshoot_the_bound(make_queue: MakeQueue) -> None:
+    queue = await make_queue(max_deliveries=3)
+
+    results = await asyncio.gather(
+        *(put(queue, f"e{n}", "s1") for n in range(5)), return_exceptions=True
+    )
+
+    assert results[:3] == [False, False, False]
+    assert [type(r) for r in results[3:]] == [TooManyRequestsError, TooManyRequestsError]
+    assert queue.backlog() == 3
+
+
+async def test_settling_makes_room_again(make_queue: MakeQueue) -> None:
+    queue = await make_queue(max_deliveries=1)
+    await put(queue, "e1", "s1")
+    (first,) = await lease(queue)
+    await queue.ack(first, attempt())
+
+    assert await put(queue, "e2", "s1") is False
+
+
+async def test_accept_past_max_bytes_is_refused(make_queue: MakeQueue) -> None:
+    size = len(encode_event(event("e1")))
+    queue = await make_queue(max_bytes=2 * size)
+    await put(queue, "e1", "s1", "s2", "s3")  # fan-out stores the event once
+    await put(queue, "e2", "s1")
+
+    with pytest.raises(TooManyRequestsError, match=f"max_bytes is {2 * size}"):
+        await put(queue, "e3", "s1")
+    assert queue.stats()["bytes"] == 2 * size
+
+
+async def test_bytes_count_until_the_last_delivery_of_an_event_settles(queue: Queue) -> None:
+    size = len(encode_event(event("e1")))
+    await put(queue, "e1", "s1", "s2")
+    a, b = await lease(queue)
+
+    await queue.ack(a, attempt())
+    assert queue.stats()["bytes"] == size
+
+    await queue.dead_letter(b, "gave up", None)
+    assert queue.stats()["bytes"] == 0
+
+
+# -- concurrent callers (the SQLite queue commits them in one transaction) ------------------
+
+
+async def test_concurrent_accepts_keep_their_order_and_dedup(queue: Queue) -> None:
+    flags = await asyncio.gather(
+        put(queue, "k1", "s1", key="k"),
+        put(queue, "k2", "s1", key="k"),
+        put(queue, "e1", "s1"),
+        put(queue, "e1", "s1"),
+    )
+
+    assert list(flags) == [False, False, False, True]
+    assert ids(await lease(queue)) == [("k1", "s1"), ("e1", "s1")]
+
+
+async def test_one_accept_call_with_several_events_of_a_key(queue: Queue) -> None:
+    await queue.accept([accepted(f"k{n}", "s1", key="k") for n in (1, 2, 3)])
+
+    (first,) = await lease(queue)
+    await queue.ack(first, attempt())
+
+    assert ids(await lease(queue)) == [("k2", "s1")]
+
+
+async def test_concurrent_settles_of_one_delivery_count_once(queue: Queue) -> None:
+    await put(queue, "e1", "s1", "s2")
+    a, _ = await lease(queue)
+
+    await asyncio.gather(
+        queue.ack(a, attempt()),
+        queue.dead_letter(a, "late", attempt("failed", 500)),
+        queue.retry_later(a, 5.0, attempt("failed", 500)),
+    )
+
+    assert queue.backlog() == 1
+    view = await queue.get_event("acme", "e1")
+    assert view is not None
+    assert [(d.state, len(d.attempt_log)) for d in view.deliveries] == [
+        ("delivered", 1),
+        ("pending", 0),
+    ]
+
+
+async def test_lease_of_nothing_is_a_programming_error(queue: Queue) -> None:
+    with pytest.raises(ValueError, match="max_count must be at least 1"):
+        await queue.lease(0)

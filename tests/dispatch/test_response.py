@@ -1,0 +1,236 @@
+"""The sync response object of contract §2.5 and the Content-Type sniffing of Go's http package."""
+
+from __future__ import annotations
+
+import pytest
+
+from eventgateway.dispatch.response import HttpResult, parse_http_result, sniff_content_type
+
+TEXT = "text/plain; charset=utf-8"
+HTML = "text/html; charset=utf-8"
+BINARY = "application/octet-stream"
+
+
+# -- parse_http_result ---------------------------------------------------------------------
+
+
+def test_full_response_object_maps_status_headers_and_body():
+    raw = (
+        b'{"statusCode":201,"headers":{"X-Custom":"yes","Content-Type":"application/json"},'
+        b'"body":"{\\"id\\":\\"42\\"}"}'
+    )
+
+    assert parse_http_result(raw) == HttpResult(
+        201, [("X-Custom", "yes"), ("Content-Type", "application/json")], b'{"id":"42"}'
+    )
+
+
+def test_status_code_defaults_to_200_when_absent():
+    assert parse_http_result(b'{"body":"hi"}') == HttpResult(200, [("Content-Type", TEXT)], b"hi")
+
+
+@pytest.mark.parametrize("raw", [b"{}", b"null", b" {} ", b"\n null\n"])
+def test_empty_object_or_null_is_200_with_empty_body_and_no_content_type(raw: bytes):
+    assert parse_http_result(raw) == HttpResult(200, [], b"")
+
+
+def test_unknown_members_are_ignored():
+    raw = b'{"statusCode":204,"isBase64Encoded":false,"extra":[1,2]}'
+
+    assert parse_http_result(raw) == HttpResult(204, [], b"")
+
+
+def test_body_is_written_as_utf8_bytes_as_is():
+    result = parse_http_result(b'{"body":"caf\\u00e9 \xe2\x9c\x93"}')
+
+    assert result is not None
+    assert result.body == "café ✓".encode()
+
+
+def test_content_type_is_sniffed_when_the_function_set_none():
+    result = parse_http_result(b'{"body":"<html><body>hi</body></html>"}')
+
+    assert result == HttpResult(200, [("Content-Type", HTML)], b"<html><body>hi</body></html>")
+
+
+def test_json_body_without_content_type_is_sniffed_as_plain_text_like_go():
+    result = parse_http_result(b'{"body":"{\\"a\\":1}"}')
+
+    assert result == HttpResult(200, [("Content-Type", TEXT)], b'{"a":1}')
+
+
+@pytest.mark.parametrize("name", ["content-type", "CONTENT-TYPE", "Content-type"])
+def test_a_content_type_set_by_the_function_in_any_case_is_kept_and_not_sniffed(name: str):
+    result = parse_http_result(b'{"headers":{"%s":"application/xml"},"body":"<a>"}' % name.encode())
+
+    assert result == HttpResult(200, [(name, "application/xml")], b"<a>")
+
+
+def test_empty_body_gets_no_content_type_even_with_other_headers():
+    result = parse_http_result(b'{"statusCode":302,"headers":{"Location":"/next"},"body":""}')
+
+    assert result == HttpResult(302, [("Location", "/next")], b"")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"[]", id="empty array"),
+        pytest.param(b'[{"statusCode":200}]', id="array of objects"),
+        pytest.param(b"not json", id="not JSON"),
+        pytest.param(b"", id="empty bytes"),
+        pytest.param(b'{"statusCode":200', id="truncated JSON"),
+        pytest.param(b'"hello"', id="JSON string"),
+        pytest.param(b"42", id="JSON number"),
+        pytest.param(b"true", id="JSON bool"),
+    ],
+)
+def test_anything_but_an_object_or_null_is_malformed(raw: bytes):
+    assert parse_http_result(raw) is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b'{"body":{"id":42}}', id="object"),
+        pytest.param(b'{"body":42}', id="number"),
+        pytest.param(b'{"body":["a"]}', id="array"),
+        pytest.param(b'{"body":true}', id="bool"),
+    ],
+)
+def test_body_that_is_not_a_string_is_malformed(raw: bytes):
+    assert parse_http_result(raw) is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b'{"headers":{"X-Count":1}}', id="number value"),
+        pytest.param(b'{"headers":{"X-List":["a","b"]}}', id="array value"),
+        pytest.param(b'{"headers":{"X-Flag":true}}', id="bool value"),
+        pytest.param(b'{"headers":["X-A","1"]}', id="headers as array"),
+        pytest.param(b'{"headers":"X-A: 1"}', id="headers as string"),
+    ],
+)
+def test_header_values_that_are_not_strings_are_malformed(raw: bytes):
+    assert parse_http_result(raw) is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b'{"statusCode":"201"}', id="string"),
+        pytest.param(b'{"statusCode":201.5}', id="fraction"),
+        pytest.param(b'{"statusCode":true}', id="bool"),
+        pytest.param(b'{"statusCode":99}', id="below 100"),
+        pytest.param(b'{"statusCode":1000}', id="above 999"),
+        pytest.param(b'{"statusCode":0}', id="zero"),
+    ],
+)
+def test_status_code_that_is_not_an_integer_from_100_to_999_is_malformed(raw: bytes):
+    assert parse_http_result(raw) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param(
+            b'{"statusCode":null,"body":"ok"}',
+            HttpResult(200, [("Content-Type", TEXT)], b"ok"),
+            id="statusCode null",
+        ),
+        pytest.param(
+            b'{"headers":null,"body":"ok"}',
+            HttpResult(200, [("Content-Type", TEXT)], b"ok"),
+            id="headers null",
+        ),
+        pytest.param(b'{"statusCode":201,"body":null}', HttpResult(201, [], b""), id="body null"),
+    ],
+)
+def test_null_members_count_as_absent_like_go(raw: bytes, expected: HttpResult):
+    assert parse_http_result(raw) == expected
+
+
+def test_member_names_match_case_insensitively_like_go():
+    result = parse_http_result(b'{"StatusCode":201,"Body":"ok"}')
+
+    assert result == HttpResult(201, [("Content-Type", TEXT)], b"ok")
+
+
+# -- sniff_content_type --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"hello", b'{"json": true}', b"line one\nline two\ttabbed\r\n", "café".encode(), b"\x1b[1m"],
+)
+def test_plain_text_is_text_plain_utf8(body: bytes):
+    assert sniff_content_type(body) == TEXT
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<!DOCTYPE html><html></html>",
+        b"<!doctype HTML>",
+        b"<html>",
+        b"<HTML lang='en'>",
+        b"<head><title>x</title></head>",
+        b"<script>alert(1)</script>",
+        b"<iframe src=x>",
+        b"<h1>Title</h1>",
+        b"<div class=a>",
+        b"<font size=1>",
+        b"<table>",
+        b"<a href='/'>link</a>",
+        b"<style>p{}</style>",
+        b"<title>x</title>",
+        b"<b>bold</b>",
+        b"<body>",
+        b"<br>",
+        b"<p>para</p>",
+        b"<!-- comment -->",
+    ],
+)
+def test_html_signatures_followed_by_space_or_gt_are_text_html(body: bytes):
+    assert sniff_content_type(body) == HTML
+
+
+@pytest.mark.parametrize("body", [b"  <html>", b"\n\n<p>x</p>", b"\t\r\n\x0c <div>"])
+def test_leading_whitespace_is_skipped_before_matching_html(body: bytes):
+    assert sniff_content_type(body) == HTML
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"<pre>code</pre>", id="<pre> is not <p>"),
+        pytest.param(b"<bold>", id="<bold> is not <b>"),
+        pytest.param(b"<html", id="no terminating byte"),
+        pytest.param(b"<xml>", id="unknown tag"),
+        pytest.param(b"text <html>", id="tag not at start"),
+    ],
+)
+def test_tags_that_are_not_go_signatures_are_plain_text(body: bytes):
+    assert sniff_content_type(body) == TEXT
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"\x00\x01\x02", b"abc\x00def", b"\x7fELF\x02\x01\x01\x00", b"PK\x03\x04", b"\x1f\x8b\x08"],
+)
+def test_binary_bytes_are_application_octet_stream(body: bytes):
+    assert sniff_content_type(body) == BINARY
+
+
+def test_only_the_first_512_bytes_are_inspected():
+    assert sniff_content_type(b"a" * 512 + b"\x00") == TEXT
+    assert sniff_content_type(b"a" * 511 + b"\x00") == BINARY
+
+
+def test_vertical_tab_is_a_binary_byte_like_go():
+    assert sniff_content_type(b"a\x0bb") == BINARY
+
+
+def test_comment_without_terminating_byte_is_plain_text_like_go():
+    assert sniff_content_type(b"<!--x-->") == TEXT

@@ -1,0 +1,389 @@
+"""`eg serve` as a real process: startup, shutdown, restarts, bad input over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.ports import free_port
+from tests.support.process import GatewayProcess
+from tests.support.receiver import Receiver
+
+pytestmark = pytest.mark.e2e
+
+STRUCTURED = {"Content-Type": "application/cloudevents+json"}
+
+
+def cloudevent(event_id: str, event_type: str = "user.created") -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": "/users",
+        "type": event_type,
+        "datacontenttype": "application/json",
+        "data": {"name": "Ada"},
+    }
+
+
+@contextlib.contextmanager
+def running(data_dir: pathlib.Path, *args: str) -> Iterator[GatewayProcess]:
+    """`eg serve` on ``data_dir``, stopped afterwards even if it never got ready."""
+    process = GatewayProcess(data_dir, *args)
+    try:
+        yield process.start()
+    finally:
+        if process.proc is not None:
+            process.stop()
+
+
+@contextlib.asynccontextmanager
+async def running_async(data_dir: pathlib.Path, *args: str) -> AsyncIterator[GatewayProcess]:
+    """:func:`running` for async tests: start and stop off the event loop."""
+    process = GatewayProcess(data_dir, *args)
+    try:
+        yield await asyncio.to_thread(process.start)
+    finally:
+        if process.proc is not None:
+            await asyncio.to_thread(process.stop)
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """One gateway shared by the tests that only read or write their own space."""
+    with running(tmp_path_factory.mktemp("serve") / "data") as process:
+        yield process
+
+
+async def create(config_url: str, space: str, resource: str, body: dict[str, Any]) -> Any:
+    async with httpx.AsyncClient(base_url=config_url, timeout=5) as client:
+        response = await client.post(f"/v1/spaces/{space}/{resource}", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+# -- startup ---------------------------------------------------------------------------------
+
+
+def test_serves_status_on_the_config_port_and_events_on_the_events_port(gateway: GatewayProcess):
+    with httpx.Client(timeout=5) as client:
+        status = client.get(gateway.config_url + "/v1/status")
+        event = client.post(
+            gateway.events_url + "/acme/users", json=cloudevent("e-start"), headers=STRUCTURED
+        )
+        status_on_events_port = client.get(gateway.events_url + "/v1/status")
+
+    assert (status.status_code, status.content) == (200, b"")
+    assert (event.status_code, event.content) == (202, b"")
+    # The events port treats every path as an event, even the config API's.
+    assert status_on_events_port.status_code == 202
+
+
+# -- shutdown --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_shuts_down_gracefully_within_the_shutdown_timeout(
+    tmp_path: pathlib.Path, sig: signal.Signals
+):
+    with running(tmp_path / "data", "--shutdown-timeout", "3") as process:
+        assert process.proc is not None
+        started = time.monotonic()
+        process.proc.send_signal(sig)
+        process.proc.wait(8)
+        elapsed_s = time.monotonic() - started
+
+    log = process.log()
+    assert elapsed_s < 3 + 2
+    assert "Application shutdown complete." in log
+    assert "Finished server process" in log
+    assert "Traceback" not in log
+
+
+def test_sigterm_exits_with_code_0(tmp_path: pathlib.Path):
+    with running(tmp_path / "data", "--shutdown-timeout", "3") as process:
+        code = process.stop(signal.SIGTERM, timeout_s=8)
+
+    assert code == 0
+
+
+# -- restart ---------------------------------------------------------------------------------
+
+
+async def test_configuration_survives_a_restart_on_the_same_data_dir(
+    tmp_path: pathlib.Path, receiver: Receiver
+):
+    data_dir = tmp_path / "data"
+    function = {"functionId": "crm", "type": "http", "provider": {"url": receiver.url("/crm")}}
+    event_type = {"name": "user.created"}
+    subscription = {
+        "type": "async",
+        "eventType": "user.created",
+        "functionId": "crm",
+        "path": "/acme",
+    }
+    async with running_async(data_dir) as first:
+        created = {
+            "functions": await create(first.config_url, "acme", "functions", function),
+            "eventTypes": await create(first.config_url, "acme", "eventtypes", event_type),
+            "subscriptions": await create(first.config_url, "acme", "subscriptions", subscription),
+        }
+
+    async with running_async(data_dir) as second:
+        async with httpx.AsyncClient(timeout=5) as client:
+            listed = {
+                key: (await client.get(f"{second.config_url}/v1/spaces/acme/{resource}")).json()
+                for key, resource in [
+                    ("functions", "functions"),
+                    ("eventTypes", "eventtypes"),
+                    ("subscriptions", "subscriptions"),
+                ]
+            }
+            emitted = await client.post(
+                second.events_url + "/acme", json=cloudevent("e-restart"), headers=STRUCTURED
+            )
+        [call] = await receiver.wait_for(1, "/crm")
+
+    assert listed == {key: {key: [entity]} for key, entity in created.items()}
+    assert emitted.status_code == 202
+    assert call.json()["id"] == "e-restart"
+
+
+# -- a port already in use -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("taken", ["--events-port", "--config-port"])
+def test_port_in_use_exits_non_zero_with_one_line_naming_it(tmp_path: pathlib.Path, taken: str):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        ports = {"--events-port": free_port(), "--config-port": free_port(), taken: port}
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "eventgateway",
+                "serve",
+                *(item for pair in ports.items() for item in (pair[0], str(pair[1]))),
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            capture_output=True,
+            timeout=30,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            check=False,
+        )
+
+    stderr = result.stderr.decode()
+    assert result.returncode != 0
+    assert "Traceback" not in stderr
+    [line] = stderr.strip().splitlines()
+    assert f"127.0.0.1:{port}" in line
+    assert line.startswith("Error: ")
+
+
+# -- bad input over a real socket ------------------------------------------------------------
+
+BIG_HEADER = "a" * 100 * 1024
+
+
+@pytest.mark.parametrize(
+    ("api", "method", "path", "headers", "body", "status", "message"),
+    [
+        pytest.param(
+            "events",
+            "POST",
+            "/acme/users",
+            STRUCTURED,
+            b'{"specversion":',
+            400,
+            "CloudEvent is not valid JSON",
+            id="malformed structured JSON",
+        ),
+        pytest.param(
+            "events",
+            "POST",
+            "/acme/users",
+            {"Content-Type": "text/plain; =bad"},
+            b"hello",
+            400,
+            "invalid Content-Type header 'text/plain; =bad'",
+            id="unparsable Content-Type",
+        ),
+        pytest.param(
+            "events",
+            "POST",
+            "/acme/users",
+            {"X-Big": BIG_HEADER},
+            b"hello",
+            431,
+            "the limit is 65536 bytes",
+            id="100 KB header",
+        ),
+        pytest.param(
+            "config",
+            "POST",
+            "/v1/spaces/a%20b/functions",
+            {"Content-Type": "application/json"},
+            b'{"functionId":"f","type":"http","provider":{"url":"http://127.0.0.1:1/"}}',
+            400,
+            "Field validation for 'Space' failed on the 'space' tag",
+            id="invalid space on create",
+        ),
+        pytest.param(
+            "config",
+            "GET",
+            "/v1/spaces/no-such-space/functions/crm",
+            {},
+            b"",
+            404,
+            'Function "crm" not found.',
+            id="unknown space on read",
+        ),
+        pytest.param(
+            "config",
+            "POST",
+            "/v1/spaces/bad-input/subscriptions",
+            {"Content-Type": "application/json"},
+            b'{"type":"sync","eventType":"http.request","functionId":"f",'
+            b'"method":"GET","path":"/bad-input/*rest/more"}',
+            400,
+            "wildcard must be the last parameter",
+            id="invalid subscription path",
+        ),
+    ],
+)
+def test_bad_input_is_a_4xx_with_the_errors_shape(
+    gateway: GatewayProcess,
+    api: str,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+    status: int,
+    message: str,
+):
+    base = gateway.events_url if api == "events" else gateway.config_url
+    with httpx.Client(timeout=5) as client:
+        response = client.request(method, base + path, headers=headers, content=body)
+
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    [error] = response.json()["errors"]
+    assert list(error) == ["message"]
+    assert message in error["message"]
+
+
+# -- metrics and OpenAPI ---------------------------------------------------------------------
+
+
+def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """The samples of metric ``name``, keyed by their sorted labels."""
+    return {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+def test_metrics_count_config_requests_and_functions_per_space(gateway: GatewayProcess):
+    space = "metrics-space"
+    with httpx.Client(base_url=gateway.config_url, timeout=5) as client:
+        for function_id in ("one", "two"):
+            created = client.post(
+                f"/v1/spaces/{space}/functions",
+                json={
+                    "functionId": function_id,
+                    "type": "http",
+                    "provider": {"url": "http://127.0.0.1:1/"},
+                },
+            )
+            assert created.status_code == 201
+        assert client.get(f"/v1/spaces/{space}/functions/one").status_code == 200
+        assert client.get(f"/v1/spaces/{space}/functions").status_code == 200
+        metrics = client.get("/v1/metrics")
+
+    assert metrics.status_code == 200
+    requests = samples(metrics.text, "eventgateway_config_requests_total")
+    by_operation = {
+        dict(labels)["operation"]: value
+        for labels, value in requests.items()
+        if dict(labels)["space"] == space
+    }
+    assert by_operation == {"create": 2.0, "get": 1.0, "list": 1.0}
+    functions = samples(metrics.text, "eventgateway_functions_total")
+    assert functions[(("space", space),)] == 2.0
+
+
+def test_openapi_document_is_json_with_openapi_and_paths(gateway: GatewayProcess):
+    with httpx.Client(timeout=5) as client:
+        response = client.get(gateway.config_url + "/openapi.json")
+
+    assert response.status_code == 200
+    document = response.json()
+    assert document["openapi"].startswith("3.")
+    assert "/v1/spaces/{space}/functions" in document["paths"]
+    assert "/v1/status" in document["paths"]
+
+
+# -- system events ---------------------------------------------------------------------------
+
+
+async def test_event_received_system_event_reaches_its_subscriber(
+    tmp_path: pathlib.Path, receiver: Receiver
+):
+    async with running_async(tmp_path / "data") as process:
+        url = process.config_url
+        await create(
+            url,
+            "acme",
+            "functions",
+            {"functionId": "audit", "type": "http", "provider": {"url": receiver.url("/audit")}},
+        )
+        await create(url, "acme", "eventtypes", {"name": "eventgateway.event.received"})
+        await create(
+            url,
+            "acme",
+            "subscriptions",
+            {
+                "type": "async",
+                "eventType": "eventgateway.event.received",
+                "functionId": "audit",
+                "method": "POST",
+                "path": "/",
+            },
+        )
+        async with httpx.AsyncClient(timeout=5) as client:
+            emitted = await client.post(
+                process.events_url + "/acme/users",
+                json=cloudevent("e-watched"),
+                headers={**STRUCTURED, "X-Trace": "t-1"},
+            )
+        [call] = await receiver.wait_for(1, "/audit")
+
+    assert emitted.status_code == 202
+    system = call.json()
+    assert system["eventType"] == "eventgateway.event.received"
+    assert system["cloudEventsVersion"] == "0.1"
+    assert system["contentType"] == "application/json"
+    data = system["data"]
+    assert set(data) == {"path", "event", "headers"}
+    assert data["path"] == "/acme/users"
+    assert (data["event"]["id"], data["event"]["type"]) == ("e-watched", "user.created")
+    headers = {name.lower(): value for name, value in data["headers"].items()}
+    assert headers["x-trace"] == "t-1"
+    assert headers["content-type"] == "application/cloudevents+json"

@@ -1,0 +1,127 @@
+"""Shared by the queue contract suites and the SQLite-only tests: backends, a fake clock,
+and builders for events and attempts.
+
+Add a backend by adding a factory to ``BACKENDS``; the contract suites in
+``tests/contract/test_queue.py`` and ``test_delivery_log.py`` must pass unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pathlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+import msgspec
+
+from eventgateway.events.model import CloudEvent
+from eventgateway.queue.base import Accepted, AttemptRecord, NewDelivery
+from eventgateway.queue.memory import MemoryQueue
+from eventgateway.queue.sqlite import SqliteQueue
+
+DEADLINE_S = 5.0
+T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+SPACE = "acme"
+
+
+class FakeClock:
+    """Wall-clock seconds that move only when a test says so."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+Queue = MemoryQueue | SqliteQueue
+MakeQueue = Callable[..., Awaitable[Queue]]
+
+
+class Factory(Protocol):
+    def __call__(
+        self, tmp_path: pathlib.Path, clock: Callable[[], float], **limits: Any
+    ) -> Queue: ...
+
+
+BACKENDS: dict[str, Factory] = {
+    "memory": lambda tmp_path, clock, **limits: MemoryQueue(clock=clock, **limits),
+    "sqlite": lambda tmp_path, clock, **limits: SqliteQueue(
+        tmp_path / "queue.db", clock=clock, **limits
+    ),
+}
+
+
+@contextlib.asynccontextmanager
+async def queues(
+    backend: str, tmp_path: pathlib.Path, clock: FakeClock
+) -> AsyncIterator[MakeQueue]:
+    """A factory for opened queues of ``backend``; closes them all on exit.
+
+    Test modules wrap it in their ``make_queue`` fixture, parametrised over ``BACKENDS``.
+    """
+    made: list[Queue] = []
+
+    async def make(clock_fn: Callable[[], float] = clock, **limits: Any) -> Queue:
+        queue = BACKENDS[backend](tmp_path / f"q{len(made)}", clock_fn, **limits)
+        await queue.open()
+        made.append(queue)
+        return queue
+
+    try:
+        yield make
+    finally:
+        for queue in made:
+            await queue.close()
+
+
+def event(event_id: str = "e1", *, source: str = "test", data: Any = None, **kw: Any) -> CloudEvent:
+    """A CloudEvents 1.0 event whose data is raw JSON ``{"n": <id>}`` unless given."""
+    if data is None:
+        data = msgspec.Raw(msgspec.json.encode({"n": event_id}))
+    return CloudEvent("1.0", event_id, source, "user.created", data=data, **kw)
+
+
+def to(
+    *subscriptions: str, space: str = SPACE, key: str | None = None, **kw: Any
+) -> list[NewDelivery]:
+    """One delivery per subscription id; the function id is ``fn-<subscription>``."""
+    return [NewDelivery(space, sub, f"fn-{sub}", partition_key=key, **kw) for sub in subscriptions]
+
+
+def accepted(event_id: str, *subscriptions: str, **kw: Any) -> Accepted:
+    source = kw.pop("source", "test")
+    return Accepted(event(event_id, source=source), to(*subscriptions, **kw))
+
+
+async def put(queue: Queue, event_id: str, *subscriptions: str, **kw: Any) -> bool:
+    """Accept one event for ``subscriptions``; returns its duplicate flag."""
+    (duplicate,) = await queue.accept([accepted(event_id, *subscriptions, **kw)])
+    return duplicate
+
+
+def attempt(
+    outcome: str = "delivered",
+    status: int | None = 200,
+    error: str = "",
+    *,
+    started_at: float = T0,
+    duration_s: float = 0.25,
+    excerpt: str = "",
+) -> AttemptRecord:
+    return AttemptRecord(
+        started_at=started_at,
+        duration_s=duration_s,
+        outcome=outcome,  # type: ignore[arg-type]
+        status=status,
+        error=error,
+        response_excerpt=excerpt,
+    )
+
+
+def ids(deliveries: Sequence[Any]) -> list[tuple[str, str]]:
+    """(event id, subscription id) per delivery, in order."""
+    return [(d.event.id, d.subscription_id) for d in deliveries]

@@ -1,0 +1,190 @@
+"""Settings validation, the default store URL, and the store a URL opens (``app.open_store``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from eventgateway.errors import ConfigError
+from eventgateway.settings import Limits, Settings, default_data_dir
+
+
+@pytest.fixture
+def open_store() -> Callable[[str], Any]:
+    # Imported here so that only these tests depend on the whole composition root.
+    from eventgateway.app import open_store
+
+    return open_store
+
+
+# -- validation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["events_port", "config_port"])
+@pytest.mark.parametrize("port", [-1, 65536, 100_000])
+def test_port_outside_0_to_65535_is_a_config_error_naming_field_and_value(field: str, port: int):
+    changes: dict[str, Any] = {field: port}
+
+    with pytest.raises(ConfigError) as caught:
+        Settings(**changes)
+
+    assert str(caught.value) == f"{field} is {port}: a port must be between 0 and 65535"
+
+
+@pytest.mark.parametrize("port", [0, 1, 4000, 65535])
+def test_ports_from_0_to_65535_are_accepted(port: int):
+    settings = Settings(events_port=port, config_port=port)
+
+    assert (settings.events_port, settings.config_port) == (port, port)
+
+
+@pytest.mark.parametrize("domain", ["", ".example.com"])
+def test_domain_that_is_not_a_dns_name_is_a_config_error_quoting_it(domain: str):
+    with pytest.raises(ConfigError) as caught:
+        Settings(domain=domain)
+
+    assert str(caught.value) == f"domain {domain!r} is not a DNS name, e.g. 'example.com'"
+
+
+@pytest.mark.parametrize("domain", ["http://example.com", "example.com/x", "exa mple.com"])
+def test_domain_with_a_scheme_path_or_space_is_a_config_error(domain: str):
+    with pytest.raises(ConfigError, match=f"domain {domain!r}"):
+        Settings(domain=domain)
+
+
+@pytest.mark.parametrize("domain", ["example.com", "localhost", "gw.internal.example.com"])
+def test_dns_names_are_accepted_as_domain(domain: str):
+    assert Settings(domain=domain).domain == domain
+
+
+def test_replace_validates_the_copy():
+    settings = Settings(events_port=5000)
+
+    with pytest.raises(ConfigError, match="config_port is 70000"):
+        settings.replace(config_port=70000)
+
+
+def test_replace_returns_a_changed_copy():
+    settings = Settings(events_port=5000)
+
+    changed = settings.replace(config_port=5001)
+
+    assert (changed.events_port, changed.config_port) == (5000, 5001)
+    assert settings.config_port == 4001
+
+
+def test_settings_are_immutable():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Settings().events_port = 1  # type: ignore[misc]
+
+
+def test_defaults_match_the_documented_serve_defaults(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("EG_DATA_DIR", raising=False)
+
+    settings = Settings()
+
+    assert settings == Settings(
+        host="127.0.0.1",
+        events_port=4000,
+        config_port=4001,
+        data_dir=pathlib.Path(".eventgateway"),
+        store_url=None,
+        domain=None,
+        shutdown_timeout_s=10.0,
+        limits=Limits(),
+        log_level="info",
+    )
+    assert settings.limits.function_timeout_s == 5.0
+
+
+def test_data_dir_defaults_to_eg_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path):
+    monkeypatch.setenv("EG_DATA_DIR", str(tmp_path / "gw"))
+
+    assert default_data_dir() == tmp_path / "gw"
+    assert Settings().data_dir == tmp_path / "gw"
+
+
+# -- resolved_store_url ----------------------------------------------------------------------
+
+
+def test_explicit_store_url_is_used_as_is(tmp_path: pathlib.Path):
+    settings = Settings(data_dir=tmp_path, store_url="memory://")
+
+    assert settings.resolved_store_url == "memory://"
+
+
+def test_default_store_is_sqlite_file_in_the_data_dir(tmp_path: pathlib.Path):
+    settings = Settings(data_dir=tmp_path / "data")
+
+    assert settings.resolved_store_url == f"sqlite:///{tmp_path.resolve() / 'data' / 'gateway.db'}"
+
+
+def test_relative_data_dir_is_resolved_against_the_working_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+):
+    monkeypatch.chdir(tmp_path)
+
+    settings = Settings(data_dir=pathlib.Path("rel"))
+
+    assert settings.resolved_store_url == f"sqlite:///{tmp_path.resolve() / 'rel' / 'gateway.db'}"
+
+
+# -- app.open_store --------------------------------------------------------------------------
+
+
+async def test_default_store_url_opens_a_sqlite_file_in_the_data_dir(
+    open_store: Callable[[str], Any], tmp_path: pathlib.Path
+):
+    from eventgateway.store.sqlite import SqliteStore
+
+    store = open_store(Settings(data_dir=tmp_path).resolved_store_url)
+    await store.open()
+    try:
+        await store.create("functions", "acme", "crm", b"{}")
+    finally:
+        await store.close()
+
+    assert isinstance(store, SqliteStore)
+    assert (tmp_path / "gateway.db").is_file()
+
+
+def test_sqlite_url_names_the_file(open_store: Callable[[str], Any], tmp_path: pathlib.Path):
+    from eventgateway.store.sqlite import SqliteStore
+
+    store = open_store(f"sqlite://{tmp_path / 'config.db'}")
+
+    assert isinstance(store, SqliteStore)
+    assert store.path == tmp_path / "config.db"
+
+
+def test_memory_url_opens_a_memory_store(open_store: Callable[[str], Any]):
+    from eventgateway.store.memory import MemoryStore
+
+    assert isinstance(open_store("memory://"), MemoryStore)
+
+
+def test_nats_url_is_a_config_error_saying_cluster_mode_is_unavailable(
+    open_store: Callable[[str], Any],
+):
+    with pytest.raises(ConfigError) as caught:
+        open_store("nats://127.0.0.1:4222")
+
+    assert str(caught.value) == (
+        "store 'nats://127.0.0.1:4222': cluster mode on NATS is not available in this version"
+    )
+
+
+@pytest.mark.parametrize(
+    "url", ["postgres://db/gw", "gateway.db", "", "memory://other", "SQLITE:///x.db"]
+)
+def test_unknown_store_url_is_a_config_error_quoting_it(open_store: Callable[[str], Any], url: str):
+    with pytest.raises(ConfigError) as caught:
+        open_store(url)
+
+    assert str(caught.value) == (
+        f"store {url!r} is not a known store URL; use sqlite:///PATH or memory://"
+    )
