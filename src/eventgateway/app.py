@@ -228,9 +228,6 @@ class Gateway:
         self.begin_drain()
         for dispatcher in self.dispatchers:
             dispatcher.stop()
-        await self.system.drain()
-        await self.queue.close()
-        await self.fast_queue.close()
         if self._dispatch_tasks:
             _, pending = await asyncio.wait(
                 self._dispatch_tasks, timeout=self.settings.shutdown_timeout_s
@@ -246,10 +243,13 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks, self._dispatch_tasks = [], []
+        await self.system.drain()
         if self.child is not None:
             await self.child.stop(self.settings.shutdown_timeout_s)
         if self.notifier is not None:
             self.notifier.close()
+        await self.queue.close()
+        await self.fast_queue.close()
         await self.providers.close()
         await self.store.close()
 

@@ -117,12 +117,12 @@ async def run_worker(settings: Settings, notify_path: pathlib.Path) -> None:
     logger.info("dispatcher process stopping")
     dispatcher.stop()
     await system.drain()
-    await queue.close()
     _, pending = await asyncio.wait([run_task], timeout=settings.shutdown_timeout_s)
     for task in pending:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
     listener.close()
+    await queue.close()
     await providers.close()
     await store.close()

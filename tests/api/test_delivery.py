@@ -113,16 +113,20 @@ async def test_always_failing_receiver_dead_letters_then_redrive_delivers_once(g
     assert sorted(delivered_after) == ["e-0", "e-1", "e-2"]
 
 
-async def test_client_error_is_not_retried(gw, receiver):
+async def test_client_error_is_dead_lettered_without_retry(gw, receiver):
     await gw.event_type("user.created")
-    receiver.reply("/crm", Reply(status=404))
+    receiver.reply("/crm", Reply(status=404, body=b"no such user"))
     await subscribe(gw, receiver, "crm", retryPolicy=FAST_RETRY)
     await emit(gw, ce(1))
     await receiver.wait_for(1, "/crm")
     deadline = time.monotonic() + 5
-    while (await gw.config.get("/v1/spaces/acme/events/e-1")).json()["state"] != "delivered":
+    while (await gw.config.get("/v1/spaces/acme/events/e-1")).json()["state"] != "dead":
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)
+    [letter] = (await gw.config.get("/v1/spaces/acme/deadletters")).json()["deadLetters"]
+    assert letter["attempts"] == 1
+    assert letter["lastStatus"] == 404
+    assert "not retryable" in letter["reason"]
     assert len(receiver.calls_to("/crm")) == 1
 
 
@@ -262,3 +266,24 @@ async def test_at_most_once_subscription_is_not_retried(gw, receiver):
         await asyncio.sleep(0.02)
         metrics = (await gw.config.get("/v1/metrics")).text
     assert len(receiver.calls_to("/fast")) == 1
+
+
+async def test_graceful_stop_lets_an_in_flight_delivery_finish_and_records_it(
+    tmp_path: pathlib.Path, receiver: Receiver
+):
+    receiver.reply("/slow", Reply(delay_s=0.5))
+    data_dir = tmp_path / "data"
+    async with in_process_gateway(data_dir=data_dir, shutdown_timeout_s=5) as gw:
+        await gw.event_type("user.created")
+        await subscribe(gw, receiver, "slow")
+        await emit(gw, ce(1))
+        deadline = time.monotonic() + 5
+        while gw.gateway.dispatchers[0].in_flight == 0:  # leased, not yet answered
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.005)
+    # the context manager stopped the gateway while the delivery was in flight
+    assert len(receiver.calls_to("/slow")) == 1
+    async with in_process_gateway(data_dir=data_dir) as again:
+        view = (await again.config.get("/v1/spaces/acme/events/e-1")).json()
+    assert view["state"] == "delivered"
+    assert len(receiver.calls_to("/slow")) == 1

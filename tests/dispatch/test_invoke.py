@@ -146,8 +146,8 @@ async def test_async_delivery_fails_retryably_on_408_429_and_5xx(
     assert outcome.reply.status == status
 
 
-@pytest.mark.parametrize("status", [200, 201, 202, 204, 301, 302, 400, 401, 403, 404, 409, 422])
-async def test_async_delivery_counts_other_statuses_as_delivered(
+@pytest.mark.parametrize("status", [200, 201, 202, 204, 301, 302])
+async def test_async_delivery_counts_2xx_and_3xx_as_delivered(
     invoker: Invoker, receiver: Receiver, status: int
 ):
     receiver.reply("/fn", Reply(status=status))
@@ -157,6 +157,19 @@ async def test_async_delivery_counts_other_statuses_as_delivered(
     assert outcome.ok is True
     assert outcome.retryable is False
     assert outcome.retry_after_s is None
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
+async def test_async_delivery_fails_other_4xx_without_retry(
+    invoker: Invoker, receiver: Receiver, status: int
+):
+    receiver.reply("/fn", Reply(status=status))
+
+    outcome = await invoker.call(http_function(receiver.url("/fn")), v1_event(), sync=False)
+
+    assert outcome.ok is False
+    assert outcome.retryable is False
+    assert outcome.error == f"function 'fn' answered HTTP {status}"
 
 
 # -- call: no reply --------------------------------------------------------------------------

@@ -72,6 +72,7 @@ class Dispatcher:
         # Live set read by the queue on every lease attempt: subscriptions with no free slot.
         self._saturated: set[str] = set()
         self._slot_freed = asyncio.Event()
+        self._lease: asyncio.Future[list[Delivery]] | None = None
         self._stopping = False
 
     @property
@@ -88,7 +89,15 @@ class Dispatcher:
                     self._slot_freed.clear()
                     await self._slot_freed.wait()
                     continue
-                batch = await self._queue.lease(free, exclude=self._saturated)
+                self._lease = asyncio.ensure_future(
+                    self._queue.lease(free, exclude=self._saturated)
+                )
+                try:
+                    batch = await self._lease
+                except asyncio.CancelledError:
+                    if self._stopping and self._lease.cancelled():
+                        break  # stop() cancelled the wait; in-flight work still finishes
+                    raise
                 for delivery in batch:
                     self._take_slot(delivery.subscription_id)
                     group.create_task(self._deliver_and_release(delivery))
@@ -96,10 +105,13 @@ class Dispatcher:
     def stop(self) -> None:
         """Stop leasing; :meth:`run` returns once in-flight deliveries are settled.
 
-        The queue must be closed too (it wakes a waiting lease).
+        The queue stays open meanwhile, so in-flight deliveries can still be acked; a
+        lease being waited for is cancelled (the queue hands its rows straight back).
         """
         self._stopping = True
         self._slot_freed.set()
+        if self._lease is not None and not self._lease.done():
+            self._lease.cancel()
 
     def _take_slot(self, subscription_id: str) -> None:
         self._in_flight += 1

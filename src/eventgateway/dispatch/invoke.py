@@ -2,9 +2,9 @@
 
 :class:`Invoker` encodes the event, runs the event type's authorizer (contract §4.6),
 calls the provider, and classifies the reply into an :class:`Outcome`. Sync routes and
-async deliveries read replies differently, as the original did: for a sync route only a
-500 (or no reply) fails; for an async delivery 408, 429 and 5xx are retryable failures and
-other statuses count as delivered.
+async deliveries read replies differently: for a sync route only a 500 (or no reply)
+fails, as in the original; for an async delivery 2xx/3xx are delivered, 408, 429 and 5xx
+are retryable failures, and other 4xx fail without a retry (and are dead-lettered).
 """
 
 from __future__ import annotations
@@ -196,15 +196,20 @@ class Invoker:
             )
         duration_s = time.perf_counter() - started
         status = reply.status
-        failed = status == 500 if sync else (status >= 500 or status in _RETRYABLE_STATUSES)
+        if sync:
+            # The original's rule for sync routes: only a 500 is a failed call.
+            failed, retryable = status == 500, True
+        else:
+            failed = status >= 400
+            retryable = status >= 500 or status in _RETRYABLE_STATUSES
         if not failed:
             return Outcome(ok=True, reply=reply, duration_s=duration_s)
         return Outcome(
             ok=False,
             reply=reply,
             error=f"function {function.function_id!r} answered HTTP {status}",
-            retryable=True,
-            retry_after_s=_retry_after_s(reply),
+            retryable=retryable,
+            retry_after_s=_retry_after_s(reply) if retryable else None,
             duration_s=duration_s,
         )
 
