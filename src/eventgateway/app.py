@@ -11,12 +11,9 @@ import asyncio
 import contextlib
 import logging
 import pathlib
-import signal
-import socket
 import tempfile
-from collections.abc import Callable, Iterator
-from types import FrameType
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -35,16 +32,19 @@ from eventgateway.providers.registry import ProviderRegistry
 from eventgateway.queue.memory import MemoryQueue
 from eventgateway.routing.sync import RoutingSync
 from eventgateway.routing.table import RoutingTable
+from eventgateway.server import DrainingServer, bind
 from eventgateway.settings import Settings
 from eventgateway.store.base import ConfigStore
 from eventgateway.supervisor import DispatcherProcess
+
+if TYPE_CHECKING:  # imported lazily: memory:// installs need no SQLite queue
+    from eventgateway.queue.sqlite import SqliteQueue
 
 __all__ = ["Gateway", "open_queue", "open_store", "serve"]
 
 logger = logging.getLogger(__name__)
 
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _nothing() -> None:
@@ -74,12 +74,12 @@ def open_store(url: str) -> ConfigStore:
     raise ConfigError(f"store {url!r} is not a known store URL; use sqlite:///PATH or memory://")
 
 
-def open_queue(settings: Settings, *, max_deliveries: int | None = None) -> Any:
+def open_queue(settings: Settings) -> MemoryQueue | SqliteQueue:
     """The durable delivery queue: SQLite beside the config store, or memory."""
     limits, durability = settings.limits, settings.durability
     if settings.in_memory:
         return MemoryQueue(
-            max_deliveries=max_deliveries or limits.queue_max_deliveries,
+            max_deliveries=limits.queue_max_deliveries,
             max_bytes=limits.queue_max_bytes,
             dedup_window_s=durability.dedup_window_s,
             lease_s=durability.lease_s,
@@ -334,44 +334,6 @@ class _PortRouter:
                 return
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, telling the gateway to drain on the first signal."""
-
-    def __init__(self, config: uvicorn.Config, gateway: Gateway) -> None:
-        super().__init__(config)
-        self._gateway = gateway
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self._gateway.begin_drain()
-        super().handle_exit(sig, frame)
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # uvicorn re-raises the caught signal after a graceful shutdown, which would make
-        # `eg serve` exit with -15 after SIGTERM; a clean shutdown exits 0 instead.
-        handlers = {sig: signal.signal(sig, self.handle_exit) for sig in _SIGNALS}
-        try:
-            yield
-        finally:
-            for sig, handler in handlers.items():
-                signal.signal(sig, handler)
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket; ``ConfigError`` naming the port if it is taken."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
-
-
 def serve(settings: Settings) -> None:
     """Run a gateway until SIGINT/SIGTERM; both listeners in this process."""
     events_sock = bind(settings.host, settings.events_port)
@@ -387,7 +349,7 @@ def serve(settings: Settings) -> None:
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
         server_header=False,
     )
-    server = _Server(config, gateway)
+    server = DrainingServer(config, gateway.begin_drain)
     logger.info(
         "Events API on http://%s:%d, Configuration API on http://%s:%d, store %s",
         settings.host,
