@@ -12,7 +12,6 @@ import contextlib
 import logging
 import pathlib
 import tempfile
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -23,19 +22,19 @@ from eventgateway.api.events import EventsApp, Receive, Scope, Send
 from eventgateway.dispatch.dispatcher import Dispatcher
 from eventgateway.dispatch.invoke import Invoker
 from eventgateway.errors import ConfigError, StoreError
-from eventgateway.notify import Notifier
 from eventgateway.observability.hooks import MetricsHooks
 from eventgateway.observability.metrics import Metrics
 from eventgateway.observability.system_events import SystemEvents
 from eventgateway.providers.http import HttpProvider
 from eventgateway.providers.registry import ProviderRegistry
+from eventgateway.providers.remote import RemoteHttpProvider
 from eventgateway.queue.memory import MemoryQueue
 from eventgateway.routing.sync import RoutingSync
 from eventgateway.routing.table import RoutingTable
 from eventgateway.server import DrainingServer, bind
 from eventgateway.settings import Settings
 from eventgateway.store.base import ConfigStore
-from eventgateway.supervisor import DispatcherProcess
+from eventgateway.supervisor import WorkerProcess
 
 if TYPE_CHECKING:  # imported lazily: memory:// installs need no SQLite queue
     from eventgateway.queue.sqlite import SqliteQueue
@@ -47,12 +46,8 @@ logger = logging.getLogger(__name__)
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def _nothing() -> None:
-    pass
-
-
-def _notify_path(data_dir: pathlib.Path) -> pathlib.Path:
-    path = (data_dir / "dispatch.sock").resolve()
+def _worker_socket(data_dir: pathlib.Path) -> pathlib.Path:
+    path = (data_dir / "worker.sock").resolve()
     if len(str(path)) < 100:  # AF_UNIX paths are limited to 108 bytes
         return path
     return pathlib.Path(tempfile.mkdtemp(prefix="eg-")) / "dispatch.sock"
@@ -115,21 +110,25 @@ class Gateway:
         self.metrics.events_backlog.set_function(
             lambda: self.queue.backlog() + self.fast_queue.backlog()
         )
+        # Sync routes always call from this process (lowest latency). Async deliveries do
+        # too in inline mode; in process mode their HTTP calls go to a worker process, so
+        # the HTTP client's CPU runs on the other core while SQLite keeps one writer.
         self.providers = ProviderRegistry({"http": HttpProvider()})
-        # In process mode a child process delivers from the durable queue; this process
-        # wakes it after each commit instead of letting it poll.
-        self.inline = settings.dispatch == "inline" or settings.in_memory
-        self.notifier: Notifier | None = None
-        self.child: DispatcherProcess | None = None
-        notify: Callable[[], None] = _nothing
-        if not self.inline:
-            notify_path = _notify_path(settings.data_dir)
-            self.notifier = Notifier(notify_path)
-            self.child = DispatcherProcess(settings, notify_path)
-            notify = self.notifier.deliveries
-        self.system = SystemEvents(self.queue, self._table, on_accepted=notify)
+        self.worker: WorkerProcess | None = None
+        delivery_providers = self.providers
+        if settings.dispatch == "process":
+            socket_path = _worker_socket(settings.data_dir)
+            self.worker = WorkerProcess(socket_path, log_level=settings.log_level)
+            delivery_providers = ProviderRegistry({"http": RemoteHttpProvider(socket_path)})
+        self._delivery_providers = delivery_providers
+        self.system = SystemEvents(self.queue, self._table)
         self.invoker = Invoker(
             self.providers,
+            timeout_s=limits.function_timeout_s,
+            system_emit=self.system.emit,
+        )
+        delivery_invoker = Invoker(
+            delivery_providers,
             timeout_s=limits.function_timeout_s,
             system_emit=self.system.emit,
         )
@@ -137,14 +136,14 @@ class Gateway:
         self.dispatchers = [
             Dispatcher(
                 queue,
-                self.invoker,
+                delivery_invoker,
                 self._table,
                 concurrency=limits.dispatch_concurrency,
                 per_subscription=limits.per_subscription_concurrency,
                 at_most_once=queue is self.fast_queue,
                 hooks=hooks,
             )
-            for queue in ((self.queue, self.fast_queue) if self.inline else (self.fast_queue,))
+            for queue in (self.queue, self.fast_queue)
         ]
         self.events_app = EventsApp(
             table=self._table,
@@ -155,7 +154,6 @@ class Gateway:
             metrics=self.metrics,
             limits=limits,
             domain=settings.domain,
-            notify=notify,
         )
         config_app = create_config_app(self.store, self.metrics)
         deliveries_app = create_deliveries_app(self.queue)
@@ -188,8 +186,8 @@ class Gateway:
         await self.fast_queue.open()
         await self.providers.open()
         await self.routing.refresh()
-        if self.child is not None:
-            await self.child.start()
+        if self.worker is not None:
+            await self.worker.start()
         self._dispatch_tasks = [
             asyncio.create_task(dispatcher.run(), name="dispatcher")
             for dispatcher in self.dispatchers
@@ -244,10 +242,9 @@ class Gateway:
                 await task
         self._tasks, self._dispatch_tasks = [], []
         await self.system.drain()
-        if self.child is not None:
-            await self.child.stop(self.settings.shutdown_timeout_s)
-        if self.notifier is not None:
-            self.notifier.close()
+        await self._delivery_providers.close()
+        if self.worker is not None:
+            await self.worker.stop(self.settings.shutdown_timeout_s)
         await self.queue.close()
         await self.fast_queue.close()
         await self.providers.close()
@@ -278,8 +275,6 @@ class _RefreshAfterWrite:
         async def send_after_refresh(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start" and message["status"] < 300:
                 await self._gateway.routing.refresh()
-                if self._gateway.notifier is not None:
-                    self._gateway.notifier.config_changed()
             await send(message)
 
         await self._app(scope, receive, send_after_refresh)

@@ -61,7 +61,9 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     durability: Durability = field(default_factory=Durability)
     log_level: str = "info"
-    dispatch: str = "inline"  # "inline": one process; "process": a supervised dispatcher child
+    # "process": async deliveries' HTTP calls run in a supervised worker process (the other
+    # core); "inline": everything in this process.
+    dispatch: str = "process"
 
     @property
     def in_memory(self) -> bool:

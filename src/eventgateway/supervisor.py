@@ -1,9 +1,9 @@
-"""Supervises the dispatcher child process of ``eg serve --dispatch process``.
+"""Supervises the delivery worker process of ``eg serve --dispatch process``.
 
-The child is restarted with a growing delay (up to 30 s) when it exits unexpectedly; its
-unacked deliveries are leased again once their lease expires, so nothing is lost. On
-shutdown it gets SIGTERM (it drains its in-flight deliveries) and, past the timeout,
-SIGKILL.
+The worker is restarted with a growing delay (up to 30 s) when it exits unexpectedly;
+calls it had in flight fail and are retried by the gateway, so nothing is lost. On
+shutdown — after the gateway's in-flight deliveries finished — it gets SIGTERM and, past
+the timeout, SIGKILL.
 """
 
 from __future__ import annotations
@@ -16,22 +16,19 @@ import pathlib
 import signal
 import sys
 
-from eventgateway.settings import Settings
-from eventgateway.worker import settings_to_json
-
-__all__ = ["DispatcherProcess"]
+__all__ = ["WorkerProcess"]
 
 logger = logging.getLogger(__name__)
 
 _MAX_RESTART_DELAY_S = 30.0
 
 
-class DispatcherProcess:
-    """One supervised ``python -m eventgateway _dispatch`` child."""
+class WorkerProcess:
+    """One supervised ``python -m eventgateway _callworker`` child."""
 
-    def __init__(self, settings: Settings, notify_path: pathlib.Path) -> None:
-        self._settings = settings
-        self._notify_path = notify_path
+    def __init__(self, socket_path: pathlib.Path, *, log_level: str = "info") -> None:
+        self._socket_path = socket_path
+        self._log_level = log_level
         self._proc: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -44,21 +41,22 @@ class DispatcherProcess:
     async def start(self) -> None:
         """Start the child and keep it running until :meth:`stop`."""
         await self._spawn()
-        self._task = asyncio.create_task(self._supervise(), name="dispatcher-supervisor")
+        self._task = asyncio.create_task(self._supervise(), name="worker-supervisor")
 
     async def _spawn(self) -> None:
-        env = {**os.environ, "EG_WORKER_SETTINGS": settings_to_json(self._settings)}
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "eventgateway",
-            "_dispatch",
-            "--notify-socket",
-            str(self._notify_path),
-            env=env,
+            "_callworker",
+            "--socket",
+            str(self._socket_path),
+            "--log-level",
+            self._log_level,
+            env={**os.environ},
             stdin=asyncio.subprocess.DEVNULL,
         )
-        logger.info("dispatcher process started (pid %d)", self._proc.pid)
+        logger.info("delivery worker started (pid %d)", self._proc.pid)
 
     async def _supervise(self) -> None:
         delay_s = 0.5
@@ -68,7 +66,7 @@ class DispatcherProcess:
             if self._stopping:
                 return
             logger.error(
-                "dispatcher process %d exited with %s; restarting in %.1f s",
+                "delivery worker %d exited with %s; restarting in %.1f s",
                 self._proc.pid,
                 code,
                 delay_s,
@@ -87,7 +85,7 @@ class DispatcherProcess:
             try:
                 await asyncio.wait_for(proc.wait(), timeout_s)
             except TimeoutError:
-                logger.warning("dispatcher process %d did not stop; killing it", proc.pid)
+                logger.warning("delivery worker %d did not stop; killing it", proc.pid)
                 proc.kill()
                 await proc.wait()
         if self._task is not None:

@@ -46,6 +46,7 @@ class InProcess:
 @contextlib.asynccontextmanager
 async def in_process_gateway(**settings: Any) -> AsyncIterator[InProcess]:
     """A gateway on memory backends, or on SQLite files when ``data_dir`` is given."""
+    settings.setdefault("dispatch", "inline")
     if "data_dir" in settings:
         gateway = Gateway(Settings(**settings))
     else:

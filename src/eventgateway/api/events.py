@@ -73,12 +73,10 @@ class EventsApp:
         metrics: Metrics,
         limits: Limits,
         domain: str | None = None,
-        notify: Callable[[], None] = lambda: None,
     ) -> None:
         self._table = table
         self._durable = durable
         self._fast = fast
-        self._notify = notify
         self._received_counters: dict[str, Any] = {}
         self._invoker = invoker
         self._system = system
@@ -196,7 +194,6 @@ class EventsApp:
                     send, 503, "Events cannot be stored right now; retry later.", extra
                 )
                 return
-            self._notify()
             if any(duplicates):
                 extra = [*extra, _DUPLICATE]
         if fast:

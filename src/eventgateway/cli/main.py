@@ -109,10 +109,10 @@ def cli() -> None:
 @click.option(
     "--dispatch",
     type=click.Choice(["inline", "process"]),
-    default="inline",
+    default="process",
     show_default=True,
     envvar="EG_DISPATCH",
-    help="Deliver from this process, or from a supervised child process.",
+    help="Make delivery calls in this process, or in a supervised worker process.",
 )
 def serve(
     host: str,
@@ -156,22 +156,21 @@ def _setup_logging(level: str) -> None:
     )
 
 
-@cli.command("_dispatch", hidden=True)
-@click.option("--notify-socket", type=click.Path(path_type=pathlib.Path), required=True)
-def dispatch_worker(notify_socket: pathlib.Path) -> None:
-    """Internal: the dispatcher child process of `eg serve --dispatch process`."""
+@cli.command("_callworker", hidden=True)
+@click.option("--socket", "socket_path", type=click.Path(path_type=pathlib.Path), required=True)
+@click.option("--log-level", default="info")
+def call_worker(socket_path: pathlib.Path, log_level: str) -> None:
+    """Internal: the delivery worker process of `eg serve --dispatch process`."""
     import asyncio
-    import os
 
     import uvloop
 
-    from eventgateway.worker import die_with_parent, run_worker, settings_from_json
+    from eventgateway.call_worker import die_with_parent, run_call_worker
 
-    settings = settings_from_json(os.environ["EG_WORKER_SETTINGS"])
-    _setup_logging(settings.log_level)
+    _setup_logging(log_level)
     die_with_parent()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(run_worker(settings, notify_socket))
+        runner.run(run_call_worker(socket_path))
 
 
 def main() -> None:

@@ -36,16 +36,9 @@ def _jsonable(value: Any) -> Any:
 class SystemEvents:
     """Turns gateway happenings into events for subscribed functions."""
 
-    def __init__(
-        self,
-        queue: DeliveryQueue,
-        table: Callable[[], RoutingTable],
-        *,
-        on_accepted: Callable[[], None] = lambda: None,
-    ) -> None:
+    def __init__(self, queue: DeliveryQueue, table: Callable[[], RoutingTable]) -> None:
         self._queue = queue
         self._table = table
-        self._on_accepted = on_accepted
         self._pending: set[asyncio.Task[None]] = set()
 
     def emit(self, event_type: str, data: dict[str, Any]) -> None:
@@ -72,7 +65,6 @@ class SystemEvents:
     async def _put(self, item: Accepted) -> None:
         try:
             await self._queue.accept([item])
-            self._on_accepted()
         except (TooManyRequestsError, StoreError) as exc:
             logger.warning("system event %s dropped: %s", item.event.type, exc)
 

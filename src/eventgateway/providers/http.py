@@ -65,7 +65,7 @@ class HttpProvider(Provider):
                 return Reply(
                     status=response.status,
                     body=body,
-                    headers=tuple(response.headers.items()),
+                    headers=tuple((str(name), value) for name, value in response.headers.items()),
                 )
         except TimeoutError as exc:
             raise ProviderError(

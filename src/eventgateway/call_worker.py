@@ -1,0 +1,137 @@
+"""The delivery worker process of ``eg serve --dispatch process``.
+
+It listens on a UNIX socket, makes each ``http`` call it is sent with the same
+:class:`~eventgateway.providers.http.HttpProvider` the gateway uses in-process, and sends
+back the reply or the error. It holds no state: the gateway keeps the queue, retries and
+metrics, so a worker that dies loses nothing (its calls in flight fail and are retried).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import pathlib
+import signal
+import sys
+
+import msgspec
+
+from eventgateway.errors import ProviderError
+from eventgateway.model.entities import Function
+from eventgateway.providers.base import Call
+from eventgateway.providers.http import HttpProvider
+from eventgateway.providers.remote import (
+    CallReply,
+    CallRequest,
+    decode_request,
+    read_frame,
+    write_frame,
+)
+
+__all__ = ["die_with_parent", "run_call_worker"]
+
+logger = logging.getLogger(__name__)
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when its parent dies (even by SIGKILL).
+
+    Without it, a ``kill -9`` of ``eg serve`` would leave an orphan worker behind.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM))
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+async def _answer(provider: HttpProvider, request: CallRequest) -> CallReply:
+    function = Function(
+        space="", function_id=request.function_id, type="http", provider={"url": request.url}
+    )
+    call = Call(
+        body=request.body,
+        content_type=request.content_type,
+        headers=request.headers,
+        timeout_s=request.timeout_s,
+    )
+    try:
+        reply = await provider.call(function, call)
+    except ProviderError as exc:
+        return CallReply(
+            id=request.id,
+            status=exc.status or 0,
+            error=exc.message,
+            retryable=exc.retryable,
+            retry_after_s=exc.retry_after_s,
+        )
+    return CallReply(
+        id=request.id, status=reply.status, headers=list(reply.headers), body=reply.body
+    )
+
+
+async def _serve_connection(
+    provider: HttpProvider, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(request: CallRequest) -> None:
+        reply = await _answer(provider, request)
+        try:
+            write_frame(writer, reply)
+        except (TypeError, ValueError) as exc:  # never leave the gateway waiting
+            logger.exception("cannot encode the reply to call %d", request.id)
+            write_frame(writer, CallReply(id=request.id, error=f"delivery worker error: {exc}"))
+
+    try:
+        while True:
+            try:
+                payload = await read_frame(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            try:
+                request = decode_request(payload)
+            except (msgspec.DecodeError, ValueError):
+                logger.error("dropping a malformed call frame from the gateway")
+                continue
+            task = asyncio.create_task(handle(request))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+    finally:
+        for task in list(tasks):
+            task.cancel()
+        writer.close()
+
+
+def _remove_socket(path: pathlib.Path) -> None:
+    # A socket file left by a killed worker would make bind() fail.
+    path.unlink(missing_ok=True)
+
+
+async def run_call_worker(socket_path: pathlib.Path, stop: asyncio.Event | None = None) -> None:
+    """Serve calls on ``socket_path`` until SIGTERM (or until ``stop`` is set, if given)."""
+    provider = HttpProvider()
+    await provider.open()
+    _remove_socket(socket_path)
+    server = await asyncio.start_unix_server(
+        lambda r, w: _serve_connection(provider, r, w), path=str(socket_path)
+    )
+    os.chmod(socket_path, 0o600)
+    if stop is None:
+        stop = asyncio.Event()
+        # Only the gateway stops the worker (SIGTERM, after its deliveries drained); a
+        # Ctrl-C that reaches the whole process group must not cut calls in flight.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    logger.info("delivery worker ready on %s", socket_path)
+    await stop.wait()
+    server.close()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(server.wait_closed(), 1.0)
+    await provider.close()
+    _remove_socket(socket_path)

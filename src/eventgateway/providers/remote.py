@@ -1,0 +1,180 @@
+"""``RemoteHttpProvider``: ``http`` function calls made by a worker process.
+
+On two cores with a GIL, the HTTP client's CPU (~100 µs per delivery with aiohttp) is
+what competes with ingest. In ``--dispatch process`` mode the gateway keeps the queue,
+leasing, retries and metrics in one process — SQLite has a single writer — and only
+ships each call to a supervised worker process (``call_worker.py``) over a UNIX socket:
+a length-prefixed msgpack frame out, one back, many calls in flight on one connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import pathlib
+import struct
+from typing import Any
+
+import msgspec
+
+from eventgateway.errors import ProviderError
+from eventgateway.model.entities import Function
+from eventgateway.providers.base import Call, Provider, Reply
+
+__all__ = ["CallReply", "CallRequest", "RemoteHttpProvider", "read_frame", "write_frame"]
+
+logger = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("!I")
+_MAX_FRAME = 16 * 1024 * 1024
+
+
+class CallRequest(msgspec.Struct, array_like=True):
+    """One call for the worker."""
+
+    id: int
+    function_id: str
+    url: str
+    body: bytes
+    content_type: str
+    headers: list[tuple[str, str]]
+    timeout_s: float
+
+
+class CallReply(msgspec.Struct, array_like=True):
+    """The worker's answer: a reply, or an error (``status`` may still be set)."""
+
+    id: int
+    status: int = 0
+    headers: list[tuple[str, str]] = []
+    body: bytes = b""
+    error: str | None = None
+    retryable: bool = True
+    retry_after_s: float | None = None
+
+
+_encoder = msgspec.msgpack.Encoder()
+_request_decoder = msgspec.msgpack.Decoder(CallRequest)
+_reply_decoder = msgspec.msgpack.Decoder(CallReply)
+
+
+def write_frame(writer: asyncio.StreamWriter, message: Any) -> None:
+    """Queue one length-prefixed msgpack frame."""
+    payload = _encoder.encode(message)
+    writer.write(_HEADER.pack(len(payload)) + payload)
+
+
+async def read_frame(reader: asyncio.StreamReader) -> bytes:
+    """One frame's payload; ``IncompleteReadError`` at EOF."""
+    (size,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
+    if size > _MAX_FRAME:
+        raise ValueError(f"frame of {size} bytes is over the {_MAX_FRAME} byte limit")
+    return await reader.readexactly(size)
+
+
+def decode_request(payload: bytes) -> CallRequest:
+    return _request_decoder.decode(payload)
+
+
+class RemoteHttpProvider(Provider):
+    """Calls ``http`` functions through the call worker listening on ``socket_path``."""
+
+    def __init__(self, socket_path: pathlib.Path, *, connect_timeout_s: float = 10.0) -> None:
+        self._path = socket_path
+        self._connect_timeout_s = connect_timeout_s
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[CallReply]] = {}
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._connecting = asyncio.Lock()
+
+    async def _connection(self) -> asyncio.StreamWriter:
+        if self._writer is not None and not self._writer.is_closing():
+            return self._writer
+        async with self._connecting:
+            if self._writer is not None and not self._writer.is_closing():
+                return self._writer
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self._connect_timeout_s
+            while True:
+                try:
+                    reader, writer = await asyncio.open_unix_connection(str(self._path))
+                    break
+                except OSError as exc:
+                    if loop.time() >= deadline:
+                        raise ProviderError(
+                            f"the delivery worker at {self._path} is not reachable: {exc}"
+                        ) from exc
+                    await asyncio.sleep(0.05)  # the worker is (re)starting; bounded wait
+            self._writer = writer
+            self._reader_task = asyncio.create_task(self._read_replies(reader))
+            return writer
+
+    async def _read_replies(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                reply = _reply_decoder.decode(await read_frame(reader))
+                future = self._pending.pop(reply.id, None)
+                if future is not None and not future.done():
+                    future.set_result(reply)
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError, msgspec.DecodeError):
+            logger.warning("connection to the delivery worker lost; calls in flight fail")
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+            self._writer = None
+            pending, self._pending = self._pending, {}
+            for future in pending.values():
+                if not future.done():
+                    future.set_exception(
+                        ProviderError("the delivery worker went away during the call")
+                    )
+
+    async def call(self, function: Function, call: Call) -> Reply:
+        url = function.provider.get("url")
+        if not isinstance(url, str):
+            raise ProviderError(
+                f"function {function.function_id!r} has no provider.url", retryable=False
+            )
+        writer = await self._connection()
+        request_id = next(self._ids)
+        future: asyncio.Future[CallReply] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        write_frame(
+            writer,
+            CallRequest(
+                id=request_id,
+                function_id=function.function_id,
+                url=url,
+                body=call.body,
+                content_type=call.content_type,
+                headers=list(call.headers),
+                timeout_s=call.timeout_s,
+            ),
+        )
+        try:
+            # The worker enforces the call's timeout; the margin covers a stuck worker.
+            reply = await asyncio.wait_for(future, call.timeout_s + 5.0)
+        except TimeoutError as exc:
+            self._pending.pop(request_id, None)
+            raise ProviderError(
+                f"function {function.function_id!r}: no answer from the delivery worker"
+            ) from exc
+        if reply.error is not None:
+            raise ProviderError(
+                reply.error,
+                retryable=reply.retryable,
+                status=reply.status or None,
+                retry_after_s=reply.retry_after_s,
+            )
+        return Reply(status=reply.status, body=reply.body, headers=tuple(reply.headers))
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader_task

@@ -1,0 +1,83 @@
+"""`eg serve` (default: --dispatch process) restarts a killed delivery worker; nothing is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import signal
+import time
+
+import httpx
+import pytest
+
+from tests.support.process import GatewayProcess
+from tests.support.receiver import Receiver
+
+pytestmark = pytest.mark.e2e
+
+
+def children(pid: int) -> list[int]:
+    path = pathlib.Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()]
+
+
+async def wait_for_child(pid: int, *, other_than: int | None = None, timeout_s: float = 15) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = [child for child in children(pid) if child != other_than]
+        if found:
+            return found[0]
+        await asyncio.sleep(0.05)  # a process appearing: there is no event to wait on
+    raise TimeoutError("no delivery worker process appeared")
+
+
+async def test_killed_worker_is_restarted_and_deliveries_continue(
+    tmp_path: pathlib.Path, receiver: Receiver
+):
+    gateway = await asyncio.to_thread(GatewayProcess(tmp_path / "data").start)
+    try:
+        assert gateway.proc is not None
+        async with httpx.AsyncClient(base_url=gateway.config_url) as config:
+            for path, body in [
+                (
+                    "functions",
+                    {"functionId": "f", "type": "http", "provider": {"url": receiver.url("/f")}},
+                ),
+                ("eventtypes", {"name": "t.happened"}),
+                (
+                    "subscriptions",
+                    {
+                        "type": "async",
+                        "eventType": "t.happened",
+                        "functionId": "f",
+                        "path": "/work",
+                        "retryPolicy": {"initialDelayMs": 100, "jitter": False},
+                    },
+                ),
+            ]:
+                assert (await config.post(f"/v1/spaces/work/{path}", json=body)).status_code == 201
+        worker = await wait_for_child(gateway.proc.pid)
+        os.kill(worker, signal.SIGKILL)
+        async with httpx.AsyncClient(base_url=gateway.events_url) as events:
+            for n in range(20):
+                event = {
+                    "specversion": "1.0",
+                    "id": f"e{n}",
+                    "source": "/work",
+                    "type": "t.happened",
+                }
+                response = await events.post(
+                    "/work", json=event, headers={"content-type": "application/cloudevents+json"}
+                )
+                assert response.status_code == 202
+        await receiver.wait_until(
+            lambda: {c.json()["id"] for c in receiver.calls} >= {f"e{n}" for n in range(20)},
+            timeout_s=30,
+        )
+        replacement = await wait_for_child(gateway.proc.pid, other_than=worker)
+        assert replacement != worker
+    finally:
+        code = await asyncio.to_thread(gateway.stop)
+    assert code == 0
+    assert "delivery worker" in gateway.log()
