@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from eventgateway.cli.main import cli, main
 from eventgateway.errors import ConfigError
-from eventgateway.settings import Settings
+from eventgateway.settings import Durability, Limits, Settings
 
 EG_VARIABLES = (
     "EG_HOST",
@@ -22,6 +22,14 @@ EG_VARIABLES = (
     "EG_DOMAIN",
     "EG_SHUTDOWN_TIMEOUT",
     "EG_LOG_LEVEL",
+    "EG_LEASE_TIMEOUT",
+    "EG_DEDUP_WINDOW",
+    "EG_SYNCHRONOUS",
+    "EG_DISPATCH",
+    "EG_RETENTION_MAX_AGE",
+    "EG_RETENTION_MAX_EVENTS",
+    "EG_QUEUE_MAX_DELIVERIES",
+    "EG_QUEUE_MAX_BYTES",
 )
 
 
@@ -258,3 +266,43 @@ def test_eg_entry_point_reports_click_usage_errors_with_exit_2(
     [line] = error_lines(capsys.readouterr().err)
     assert "'--events-port'" in line
     assert "'abc'" in line
+
+
+def test_delivery_flags_become_durability_and_limits(served: Served):
+    result = invoke(
+        "--lease-timeout",
+        "2",
+        "--dedup-window",
+        "30",
+        "--synchronous",
+        "NORMAL",
+        "--dispatch",
+        "inline",
+        "--retention-max-age",
+        "3600",
+        "--retention-max-events",
+        "500",
+        "--queue-max-deliveries",
+        "10",
+        env={"EG_QUEUE_MAX_BYTES": "2048"},
+    )
+
+    assert result.exit_code == 0, result.output
+    [settings] = served.settings
+    assert settings.dispatch == "inline"
+    assert settings.durability == Durability(
+        synchronous="NORMAL",
+        dedup_window_s=30.0,
+        lease_s=2.0,
+        retention_max_age_s=3600.0,
+        retention_max_events=500,
+    )
+    assert settings.limits == Limits(queue_max_deliveries=10, queue_max_bytes=2048)
+
+
+def test_zero_queue_bound_is_refused_naming_the_flag(served: Served):
+    result = invoke("--queue-max-deliveries", "0")
+
+    assert result.exit_code == 2
+    assert "--queue-max-deliveries" in result.output
+    assert served.settings == []

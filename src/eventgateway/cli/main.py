@@ -9,7 +9,7 @@ import sys
 import click
 
 from eventgateway.errors import ConfigError
-from eventgateway.settings import Durability, Settings, default_data_dir
+from eventgateway.settings import Durability, Limits, Settings, default_data_dir
 
 __all__ = ["cli", "main"]
 
@@ -114,6 +114,39 @@ def cli() -> None:
     envvar="EG_DISPATCH",
     help="Make delivery calls in this process, or in a supervised worker process.",
 )
+@click.option(
+    "--retention-max-age",
+    "retention_max_age_s",
+    type=float,
+    default=7 * 86_400.0,
+    show_default=True,
+    envvar="EG_RETENTION_MAX_AGE",
+    help="Seconds the delivery log keeps settled events.",
+)
+@click.option(
+    "--retention-max-events",
+    type=click.IntRange(min=1),
+    default=1_000_000,
+    show_default=True,
+    envvar="EG_RETENTION_MAX_EVENTS",
+    help="Settled events the delivery log keeps at most.",
+)
+@click.option(
+    "--queue-max-deliveries",
+    type=click.IntRange(min=1),
+    default=1_000_000,
+    show_default=True,
+    envvar="EG_QUEUE_MAX_DELIVERIES",
+    help="Unsettled deliveries before the Events API answers 429.",
+)
+@click.option(
+    "--queue-max-bytes",
+    type=click.IntRange(min=1),
+    default=1024 * 1024 * 1024,
+    show_default=True,
+    envvar="EG_QUEUE_MAX_BYTES",
+    help="Bytes of stored unsettled events before the Events API answers 429.",
+)
 def serve(
     host: str,
     events_port: int,
@@ -127,6 +160,10 @@ def serve(
     dedup_window_s: float,
     synchronous: str,
     dispatch: str,
+    retention_max_age_s: float,
+    retention_max_events: int,
+    queue_max_deliveries: int,
+    queue_max_bytes: int,
 ) -> None:
     """Run the gateway: Events API and Configuration API in one process."""
     from eventgateway.app import serve as run_server
@@ -142,8 +179,13 @@ def serve(
         log_level=log_level,
         dispatch=dispatch,
         durability=Durability(
-            lease_s=lease_s, dedup_window_s=dedup_window_s, synchronous=synchronous
+            lease_s=lease_s,
+            dedup_window_s=dedup_window_s,
+            synchronous=synchronous,
+            retention_max_age_s=retention_max_age_s,
+            retention_max_events=retention_max_events,
         ),
+        limits=Limits(queue_max_deliveries=queue_max_deliveries, queue_max_bytes=queue_max_bytes),
     )
     _setup_logging(log_level)
     run_server(settings)
