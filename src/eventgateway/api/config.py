@@ -235,6 +235,10 @@ async def _method_not_allowed(request: Request, exc: Exception) -> Response:
     return PlainTextResponse("Method Not Allowed\n", status_code=405, headers=headers)
 
 
+# httprouter's answers for unknown routes and methods, shared by every Configuration API app.
+ROUTER_HANDLERS: Final[dict[Any, Any]] = {404: _not_found, 405: _method_not_allowed}
+
+
 def create_config_app(store: ConfigStore, metrics: Metrics) -> Starlette:
     """Build the Configuration API app over ``store``.
 
@@ -295,7 +299,7 @@ def create_config_app(store: ConfigStore, metrics: Metrics) -> Starlette:
         )
     )
 
-    handlers: dict[Any, Any] = {**EXCEPTION_HANDLERS, 404: _not_found, 405: _method_not_allowed}
+    handlers: dict[Any, Any] = {**EXCEPTION_HANDLERS, **ROUTER_HANDLERS}
     app = Starlette(routes=routes, exception_handlers=handlers)
     # Starlette would answer a trailing slash with its own 307; httprouter's rules apply
     # instead (see _trailing_slash_redirect).

@@ -16,6 +16,7 @@ Times in queries are RFC 3339 or Unix seconds. Only deliveries of ``{space}`` ar
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from eventgateway.api.config import ROUTER_HANDLERS
 from eventgateway.api.problems import EXCEPTION_HANDLERS
 from eventgateway.errors import NotFoundError, ValidationError
 from eventgateway.queue.log import DeliveryLog
@@ -50,14 +52,32 @@ def _json(value: Any, status: int = 200) -> Response:
     return Response(msgspec.json.encode(value) + b"\n", status, media_type="application/json")
 
 
+def _is_number(raw: str) -> bool:
+    # str.isdigit() also accepts digits like "²" that int() refuses.
+    return raw.isascii() and raw.isdigit()
+
+
+# Times are shown with microsecond precision; a value copied from a listing (say a
+# dead letter's deadAt) must select that item, so bounds are moved half a microsecond down.
+_HALF_MICROSECOND = 5e-7
+
+
 def _time(params: Mapping[str, str], name: str) -> float | None:
     raw = params.get(name)
     if raw is None or raw == "":
         return None
+    return _parse_time(raw, name)
+
+
+def _parse_time(raw: str, name: str) -> float:
     try:
-        return float(raw)
+        seconds = float(raw)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds):
+            raise ValidationError(f"{name} {raw!r} is not a time: use a finite number")
+        return seconds - _HALF_MICROSECOND
     try:
         parsed = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
@@ -66,12 +86,12 @@ def _time(params: Mapping[str, str], name: str) -> float | None:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=datetime.UTC)
-    return parsed.timestamp()
+    return parsed.timestamp() - _HALF_MICROSECOND
 
 
 def _limit(params: Mapping[str, str]) -> int:
     raw = params.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= _MAX_LIMIT:
+    if not _is_number(raw) or not 1 <= int(raw) <= _MAX_LIMIT:
         raise ValidationError(f"limit {raw!r} must be a whole number from 1 to {_MAX_LIMIT}")
     return int(raw)
 
@@ -85,7 +105,7 @@ def create_deliveries_app(log: DeliveryLog) -> Starlette:
         if state is not None and state not in _STATES:
             raise ValidationError(f"state {state!r} must be one of {', '.join(sorted(_STATES))}")
         before = params.get("before")
-        if before is not None and not before.isdigit():
+        if before is not None and not _is_number(before):
             raise ValidationError(f"before {before!r} must be a cursor from a previous page")
         events = await log.list_events(
             request.path_params["space"],
@@ -138,8 +158,8 @@ def create_deliveries_app(log: DeliveryLog) -> Starlette:
             space,
             ids=spec.ids,
             subscription_id=spec.subscriptionId,
-            since=_time({"since": spec.since or ""}, "since"),
-            until=_time({"until": spec.until or ""}, "until"),
+            since=None if spec.since is None else _parse_time(spec.since, "since"),
+            until=None if spec.until is None else _parse_time(spec.until, "until"),
         )
         return _json({"redriven": count})
 
@@ -167,14 +187,14 @@ def create_deliveries_app(log: DeliveryLog) -> Starlette:
     base = "/v1/spaces/{space}"
     routes = [
         Route(f"{base}/events", list_events, methods=["GET"]),
-        Route(f"{base}/events/{{id}}", get_event, methods=["GET"]),
+        Route(f"{base}/events/{{id:path}}", get_event, methods=["GET"]),
         Route(f"{base}/deadletters", list_dead_letters, methods=["GET"]),
         Route(f"{base}/deadletters", purge, methods=["DELETE"]),
         Route(f"{base}/deadletters/redrive", redrive, methods=["POST"]),
         Route(f"{base}/deadletters/{{id}}", get_dead_letter, methods=["GET"]),
         Route(f"{base}/deadletters/{{id}}", purge_one, methods=["DELETE"]),
     ]
-    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+    return Starlette(routes=routes, exception_handlers={**EXCEPTION_HANDLERS, **ROUTER_HANDLERS})
 
 
 class _RedriveBody(msgspec.Struct):

@@ -1,14 +1,16 @@
 """The OpenAPI 3.1 description of the Configuration API, built in code.
 
 Served at ``GET /openapi.json`` by ``api/config.py``. Built from small helpers so that
-every resource is described the same way; ``tests/api`` checks that each route of the
-app appears here.
+every resource is described the same way; the delivery log and dead letters
+(``api/deliveries.py``) are described in ``api/openapi_deliveries.py``. ``tests/api``
+checks that each route of both apps appears here.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
+from eventgateway.api.openapi_deliveries import deliveries_paths, deliveries_schemas
 from eventgateway.model.delivery_options import (
     BACKOFFS,
     CONTENT_MODES,
@@ -376,6 +378,7 @@ def openapi_document() -> dict[str, Any]:
         collection, item = _resource(tag, schema, id_name, id_description)
         paths[f"/v1/spaces/{{space}}/{segment}"] = collection
         paths[f"/v1/spaces/{{space}}/{segment}/{{{id_name}}}"] = item
+    paths.update(deliveries_paths())
     return {
         "openapi": "3.1.0",
         "info": {
@@ -385,5 +388,5 @@ def openapi_document() -> dict[str, Any]:
             'Configuration API. Errors are `{"errors":[{"message": …}]}`.',
         },
         "paths": paths,
-        "components": {"schemas": _schemas()},
+        "components": {"schemas": {**_schemas(), **deliveries_schemas()}},
     }

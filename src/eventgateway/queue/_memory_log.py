@@ -25,7 +25,7 @@ __all__ = ["MemoryLogMixin"]
 
 
 def _parse_ids(ids: Sequence[str]) -> set[int]:
-    return {int(text) for text in ids if text.isdigit()}
+    return {int(text) for text in ids if text.isascii() and text.isdigit()}
 
 
 class MemoryLogMixin(DeliveryLog):

@@ -32,7 +32,7 @@ def dead_filter(
     clauses = [f"{alias}state = 'dead'", f"{alias}space = ?"]
     params: list[Any] = [space]
     if ids is not None:
-        wanted = sorted({int(text) for text in ids if text.isdigit()})
+        wanted = sorted({int(text) for text in ids if text.isascii() and text.isdigit()})
         if not wanted:
             return None
         clauses.append(f"{alias}id IN ({', '.join('?' * len(wanted))})")

@@ -1,0 +1,309 @@
+"""The OpenAPI description of the delivery log and dead letters (``api/deliveries.py``).
+
+Kept apart from ``api/openapi.py``, which merges :func:`deliveries_paths` and
+:func:`deliveries_schemas` into the document. The response schemas describe the structs
+of ``queue/log.py`` as they serialise: camelCase names, every field always present
+(``null`` where a value may be missing), times as RFC 3339 UTC strings.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from eventgateway.queue.log import STATES
+
+__all__ = ["deliveries_paths", "deliveries_schemas"]
+
+_JSON: Final = "application/json"
+_TAG: Final = "Delivery log"
+_MAX_LIMIT: Final = 1000
+_STRING: Final = {"type": "string"}
+_INTEGER: Final = {"type": "integer"}
+_TIME: Final = {"type": "string", "format": "date-time", "description": "RFC 3339, UTC."}
+_STATE: Final = {"type": "string", "enum": list(STATES)}
+_QUERY_TIME: Final = (
+    "RFC 3339 (`2026-11-26T18:00:00Z`; without an offset, UTC) "
+    "or Unix seconds (`1795716000`, fractions allowed)."
+)
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _struct(properties: dict[str, Any], description: str) -> dict[str, Any]:
+    """A response object: every property is always present."""
+    return {
+        "type": "object",
+        "description": description,
+        "properties": properties,
+        "required": list(properties),
+    }
+
+
+def _nullable(kind: str, description: str) -> dict[str, Any]:
+    return {"type": [kind, "null"], "description": description}
+
+
+def deliveries_schemas() -> dict[str, Any]:
+    """Component schemas for the delivery log and dead letters."""
+    event = {
+        "type": "object",
+        "description": "The accepted event exactly as it is delivered (structured JSON).",
+    }
+    return {
+        "AttemptView": _struct(
+            {
+                "attempt": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "Position in this delivery's log (redrive does not reset it).",
+                },
+                "startedAt": _TIME,
+                "durationMs": {"type": "number", "minimum": 0},
+                "outcome": {"type": "string", "enum": ["delivered", "failed", "skipped"]},
+                "status": _nullable("integer", "The function's HTTP status, if it answered."),
+                "error": {"type": "string", "description": "Empty when delivered."},
+            },
+            "One attempt to deliver, as recorded when it was settled.",
+        ),
+        "DeliveryView": _struct(
+            {
+                "deliveryId": _STRING,
+                "subscriptionId": _STRING,
+                "functionId": _STRING,
+                "state": _STATE,
+                "attempts": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Attempts counted against the retry policy (redrive resets it).",
+                },
+                "nextAttemptAt": {
+                    "type": ["string", "null"],
+                    "format": "date-time",
+                    "description": "null when settled, in flight, or held by ordering.",
+                },
+                "lastStatus": _nullable("integer", "HTTP status of the last attempt."),
+                "lastError": _STRING,
+                "deadReason": {"type": "string", "description": "Empty unless dead."},
+                "attemptLog": {"type": "array", "items": _ref("AttemptView")},
+            },
+            "One delivery of an event to one subscription, with its attempt log.",
+        ),
+        "EventView": _struct(
+            {
+                "id": _STRING,
+                "source": _STRING,
+                "type": _STRING,
+                "specversion": _STRING,
+                "receivedAt": _TIME,
+                "state": {
+                    **_STATE,
+                    "description": "The worst of the deliveries' states in this space: "
+                    "dead > retrying > pending > delivered.",
+                },
+                "event": event,
+                "deliveries": {"type": "array", "items": _ref("DeliveryView")},
+            },
+            "An accepted event with its deliveries in one space.",
+        ),
+        "EventSummary": _struct(
+            {
+                "seq": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "Acceptance order; pass the last one seen as `before` "
+                    "to get the next page.",
+                },
+                "id": _STRING,
+                "source": _STRING,
+                "type": _STRING,
+                "receivedAt": _TIME,
+                "state": {
+                    **_STATE,
+                    "description": "The worst state of its deliveries in this space (of "
+                    "that subscription's, with `subscriptionId`).",
+                },
+                "deliveries": {"type": "integer", "minimum": 1},
+            },
+            "One line of the recent-events listing.",
+        ),
+        "EventList": _struct(
+            {"events": {"type": "array", "items": _ref("EventSummary")}},
+            "Recent events, newest first.",
+        ),
+        "DeadLetter": _struct(
+            {
+                "deadLetterId": {"type": "string", "description": "The delivery's ID."},
+                "subscriptionId": _STRING,
+                "functionId": _STRING,
+                "eventId": _STRING,
+                "reason": _STRING,
+                "attempts": _INTEGER,
+                "lastStatus": _nullable("integer", "HTTP status of the last attempt."),
+                "responseExcerpt": {
+                    "type": "string",
+                    "description": "The start of the function's last response body.",
+                },
+                "deadAt": _TIME,
+                "event": event,
+            },
+            "A delivery given up on, kept for inspection and redrive.",
+        ),
+        "DeadLetterList": _struct(
+            {"deadLetters": {"type": "array", "items": _ref("DeadLetter")}},
+            "Dead letters, most recently dead first.",
+        ),
+        "RedriveInput": {
+            "type": "object",
+            "description": 'Name what to redrive: `{"ids": [...]}`, a filter (subscriptionId, '
+            'since, until) or `{"all": true}`; given together they combine with AND.',
+            "properties": {
+                "ids": {"type": "array", "items": _STRING, "description": "Dead letter IDs."},
+                "subscriptionId": _STRING,
+                "since": {"type": "string", "description": f"Dead at or after. {_QUERY_TIME}"},
+                "until": {"type": "string", "description": f"Dead before. {_QUERY_TIME}"},
+                "all": {"type": "boolean", "default": False},
+            },
+        },
+        "RedriveResult": _struct(
+            {"redriven": {"type": "integer", "minimum": 0}},
+            "How many dead letters are pending again, due now, with attempts reset.",
+        ),
+        "PurgeResult": _struct(
+            {"purged": {"type": "integer", "minimum": 0}}, "How many dead letters were deleted."
+        ),
+    }
+
+
+def _json(schema: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {_JSON: {"schema": _ref(schema)}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    texts = {400: "A query parameter or the body is not valid", 404: "Not found"}
+    errors = {str(code): _json("Error", texts[code]) for code in codes}
+    return {**errors, "500": _json("Error", "Storage failure")}
+
+
+def _path(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": _STRING,
+        "description": description,
+    }
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+_SPACE: Final = _path("space", "Space name; only deliveries of this space are shown or changed.")
+_LIMIT: Final = _query(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": _MAX_LIMIT, "default": 100},
+    "At most this many.",
+)
+_SUBSCRIPTION: Final = _query("subscriptionId", _STRING, "Only deliveries to this subscription.")
+_SINCE: Final = _query("since", _STRING, f"Dead at or after this time. {_QUERY_TIME}")
+_UNTIL: Final = _query("until", _STRING, f"Dead before this time. {_QUERY_TIME}")
+
+
+def deliveries_paths() -> dict[str, Any]:
+    """Path items for every route of ``api/deliveries.py``."""
+    base = "/v1/spaces/{space}"
+    letter_id = _path("id", "Dead letter ID (`deadLetterId`).")
+    return {
+        f"{base}/events": {
+            "parameters": [_SPACE],
+            "get": {
+                "tags": [_TAG],
+                "operationId": "listEvents",
+                "parameters": [
+                    _query("state", _STATE, "Only events in this state."),
+                    {
+                        **_SUBSCRIPTION,
+                        "description": "Only events with a delivery to this subscription; "
+                        "state and delivery count are then that subscription's.",
+                    },
+                    _LIMIT,
+                    _query(
+                        "before",
+                        {"type": "integer", "minimum": 0},
+                        "Paging cursor: only events with a `seq` below this one (pass the "
+                        "last `seq` of the previous page).",
+                    ),
+                ],
+                "responses": {"200": _json("EventList", "Newest first"), **_errors(400)},
+            },
+        },
+        f"{base}/events/{{id}}": {
+            "parameters": [_SPACE, _path("id", "CloudEvents `id` of an accepted event.")],
+            "get": {
+                "tags": [_TAG],
+                "operationId": "getEvent",
+                "description": "The newest accepted event with this ID that has deliveries "
+                "in the space, with every delivery and attempt.",
+                "responses": {"200": _json("EventView", "Found"), **_errors(404)},
+            },
+        },
+        f"{base}/deadletters": {
+            "parameters": [_SPACE],
+            "get": {
+                "tags": [_TAG],
+                "operationId": "listDeadLetters",
+                "parameters": [_SUBSCRIPTION, _SINCE, _UNTIL, _LIMIT],
+                "responses": {
+                    "200": _json("DeadLetterList", "Most recently dead first"),
+                    **_errors(400),
+                },
+            },
+            "delete": {
+                "tags": [_TAG],
+                "operationId": "purgeDeadLetters",
+                "description": "Delete the dead letters the filters select (combined with "
+                "AND); with no filter, `all=true` is required. An event left without "
+                "deliveries is deleted too.",
+                "parameters": [
+                    _SUBSCRIPTION,
+                    _SINCE,
+                    _UNTIL,
+                    _query("all", {"type": "string", "enum": ["true"]}, "Purge every one."),
+                ],
+                "responses": {"200": _json("PurgeResult", "Purged"), **_errors(400)},
+            },
+        },
+        f"{base}/deadletters/redrive": {
+            "parameters": [_SPACE],
+            "post": {
+                "tags": [_TAG],
+                "operationId": "redriveDeadLetters",
+                "requestBody": {
+                    "required": True,
+                    "content": {_JSON: {"schema": _ref("RedriveInput")}},
+                },
+                "responses": {"200": _json("RedriveResult", "Redriven"), **_errors(400)},
+            },
+        },
+        f"{base}/deadletters/{{id}}": {
+            "parameters": [_SPACE, letter_id],
+            "get": {
+                "tags": [_TAG],
+                "operationId": "getDeadLetter",
+                "responses": {"200": _json("DeadLetter", "Found"), **_errors(404)},
+            },
+            "delete": {
+                "tags": [_TAG],
+                "operationId": "purgeDeadLetter",
+                "responses": {"204": {"description": "Purged"}, **_errors(404)},
+            },
+        },
+    }
