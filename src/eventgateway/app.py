@@ -19,6 +19,7 @@ import uvicorn
 from eventgateway.api.config import create_config_app
 from eventgateway.api.deliveries import create_deliveries_app, is_deliveries_path
 from eventgateway.api.events import EventsApp, Receive, Scope, Send
+from eventgateway.api.runtime import create_runtime_app, is_runtime_path
 from eventgateway.dispatch.dispatcher import Dispatcher
 from eventgateway.dispatch.invoke import Invoker
 from eventgateway.errors import ConfigError, StoreError
@@ -31,6 +32,7 @@ from eventgateway.providers.remote import RemoteHttpProvider
 from eventgateway.queue.memory import MemoryQueue
 from eventgateway.routing.sync import RoutingSync
 from eventgateway.routing.table import RoutingTable
+from eventgateway.runtime.service import LocalRuntime
 from eventgateway.server import DrainingServer, bind
 from eventgateway.settings import Settings
 from eventgateway.store.base import ConfigStore
@@ -113,13 +115,16 @@ class Gateway:
         # Sync routes always call from this process (lowest latency). Async deliveries do
         # too in inline mode; in process mode their HTTP calls go to a worker process, so
         # the HTTP client's CPU runs on the other core while SQLite keeps one writer.
-        self.providers = ProviderRegistry({"http": HttpProvider()})
+        self.runtime = LocalRuntime(None if settings.in_memory else settings.data_dir)
+        self.providers = ProviderRegistry({"http": HttpProvider(), **self.runtime.providers})
         self.worker: WorkerProcess | None = None
         delivery_providers = self.providers
         if settings.dispatch == "process":
             socket_path = _worker_socket(settings.data_dir)
             self.worker = WorkerProcess(socket_path, log_level=settings.log_level)
-            delivery_providers = ProviderRegistry({"http": RemoteHttpProvider(socket_path)})
+            delivery_providers = ProviderRegistry(
+                {"http": RemoteHttpProvider(socket_path), **self.runtime.providers}
+            )
         self._delivery_providers = delivery_providers
         self.system = SystemEvents(self.queue, self._table)
         self.invoker = Invoker(
@@ -155,9 +160,17 @@ class Gateway:
             limits=limits,
             domain=settings.domain,
         )
-        config_app = create_config_app(self.store, self.metrics)
-        deliveries_app = create_deliveries_app(self.queue)
-        self.config_app = _RefreshAfterWrite(_ConfigRouter(config_app, deliveries_app), self)
+        config_app = create_config_app(
+            self.store, self.metrics, check_function=self.runtime.check_function
+        )
+        self.config_app = _RefreshAfterWrite(
+            _ConfigRouter(
+                config_app,
+                create_deliveries_app(self.queue),
+                create_runtime_app(self.runtime.bundles, self.runtime.logs),
+            ),
+            self,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._dispatch_tasks: list[asyncio.Task[None]] = []
 
@@ -185,6 +198,7 @@ class Gateway:
         await self.queue.open()
         await self.fast_queue.open()
         await self.providers.open()
+        await self.runtime.open()
         await self.routing.refresh()
         if self.worker is not None:
             await self.worker.start()
@@ -212,6 +226,13 @@ class Gateway:
                     continue
                 if removed:
                     logger.info("retention removed %d settled event(s)", removed)
+            try:
+                await self.runtime.logs.enforce_retention(
+                    max_age_s=durability.retention_max_age_s,
+                    max_lines_per_function=durability.log_lines_per_function,
+                )
+            except StoreError:
+                logger.exception("function log retention failed; will try again")
 
     def begin_drain(self) -> None:
         """From now on the Events API answers 503 (called on the first shutdown signal)."""
@@ -248,6 +269,7 @@ class Gateway:
         await self.queue.close()
         await self.fast_queue.close()
         await self.providers.close()
+        await self.runtime.close()
         await self.store.close()
 
     def asgi(self, config_port: int) -> _PortRouter:
@@ -281,17 +303,23 @@ class _RefreshAfterWrite:
 
 
 class _ConfigRouter:
-    """The Configuration API: resources, plus the delivery log and dead letters."""
+    """The Configuration API: resources, the delivery log, bundles and function logs."""
 
-    def __init__(self, config: Any, deliveries: Any) -> None:
+    def __init__(self, config: Any, deliveries: Any, runtime: Any) -> None:
         self._config = config
         self._deliveries = deliveries
+        self._runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and is_deliveries_path(scope["path"]):
-            await self._deliveries(scope, receive, send)
-        else:
-            await self._config(scope, receive, send)
+        if scope["type"] == "http":
+            path = scope["path"]
+            if is_deliveries_path(path):
+                await self._deliveries(scope, receive, send)
+                return
+            if is_runtime_path(path):
+                await self._runtime(scope, receive, send)
+                return
+        await self._config(scope, receive, send)
 
 
 class _PortRouter:

@@ -45,6 +45,7 @@ class Durability:
     retention_max_age_s: float = 7 * 86_400.0
     retention_max_events: int = 1_000_000
     retention_interval_s: float = 60.0
+    log_lines_per_function: int = 100_000  # function logs kept per function (and max age above)
 
 
 @dataclass(frozen=True, slots=True)

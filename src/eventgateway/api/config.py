@@ -29,7 +29,7 @@ from starlette.routing import Match, Route
 
 from eventgateway.api.openapi import openapi_document
 from eventgateway.api.problems import EXCEPTION_HANDLERS, response_for
-from eventgateway.api.resources import ConfigResources
+from eventgateway.api.resources import ConfigResources, FunctionCheck
 from eventgateway.model.validate import Body
 from eventgateway.observability.metrics import CONTENT_TYPE, Metrics
 from eventgateway.store.base import ConfigStore
@@ -239,7 +239,9 @@ async def _method_not_allowed(request: Request, exc: Exception) -> Response:
 ROUTER_HANDLERS: Final[dict[Any, Any]] = {404: _not_found, 405: _method_not_allowed}
 
 
-def create_config_app(store: ConfigStore, metrics: Metrics) -> Starlette:
+def create_config_app(
+    store: ConfigStore, metrics: Metrics, *, check_function: FunctionCheck | None = None
+) -> Starlette:
     """Build the Configuration API app over ``store``.
 
     The app has no lifespan of its own: the caller opens ``store`` before serving and
@@ -253,7 +255,7 @@ def create_config_app(store: ConfigStore, metrics: Metrics) -> Starlette:
 
     .. versionadded:: 0.1.0
     """
-    resources = ConfigResources(store)
+    resources = ConfigResources(store, check_function=check_function)
     endpoints = _Endpoints(resources, metrics)
     document = openapi_document()
 

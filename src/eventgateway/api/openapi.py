@@ -19,6 +19,7 @@ from eventgateway.model.delivery_options import (
 )
 from eventgateway.model.entities import DEFAULT_RETRY_POLICY
 from eventgateway.model.providers import PROVIDER_TYPES
+from eventgateway.model.runtime_provider import RUNTIME_TYPES
 from eventgateway.model.validate import METHODS
 
 __all__ = ["openapi_document"]
@@ -177,7 +178,7 @@ def _schemas() -> dict[str, Any]:
         "FunctionInput": _object(
             {
                 "functionId": {"type": "string", "pattern": "^[a-zA-Z0-9.\\-_]+$"},
-                "type": {"type": "string", "enum": list(PROVIDER_TYPES)},
+                "type": {"type": "string", "enum": [*PROVIDER_TYPES, *RUNTIME_TYPES]},
                 "provider": {
                     "type": "object",
                     "description": (

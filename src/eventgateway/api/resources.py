@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final, TypeVar
 
 import msgspec
@@ -55,7 +55,10 @@ from eventgateway.model.validate import (
 from eventgateway.routing.pathtree import PathConflictError, PathTree
 from eventgateway.store.base import ConfigStore
 
-__all__ = ["AUTHORIZER_MISSING", "ConfigResources", "matches_filters"]
+__all__ = ["AUTHORIZER_MISSING", "ConfigResources", "FunctionCheck", "matches_filters"]
+
+FunctionCheck = Callable[[Function], None]
+"""Raises :class:`ValidationError` when a function cannot be run here."""
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +114,10 @@ class ConfigResources:
     .. versionadded:: 0.1.0
     """
 
-    def __init__(self, store: ConfigStore) -> None:
+    def __init__(self, store: ConfigStore, *, check_function: FunctionCheck | None = None) -> None:
         self.store = store
+        # Checks that need more than the store (a bundle was uploaded, Node.js is installed).
+        self._check_function = check_function
         self._write_lock = asyncio.Lock()
 
     # -- store helpers ------------------------------------------------------------------
@@ -215,6 +220,8 @@ class ConfigResources:
     async def create_function(self, space: str, body: Body) -> Function:
         """Register a function; ``provider`` is normalised per type."""
         function = parse_function(space, body)
+        if self._check_function is not None:
+            self._check_function(function)
         async with self._write_lock:
             await self._refuse_existing("functions", space, function.function_id)
             await self._create("functions", function)
@@ -234,6 +241,8 @@ class ConfigResources:
     async def update_function(self, space: str, function_id: str, body: Body) -> Function:
         """Replace a function's type, provider and metadata (the ID comes from the URL)."""
         function = parse_function(space, body, function_id=function_id)
+        if self._check_function is not None:
+            self._check_function(function)
         async with self._write_lock:
             await self.get_function(space, function_id)
             await self._update("functions", function)

@@ -41,6 +41,11 @@ from eventgateway.model.gojson import (
 )
 from eventgateway.model.ids import cors_id, subscription_id
 from eventgateway.model.providers import PROVIDER_TYPES, ProviderConfigError, normalise_provider
+from eventgateway.model.runtime_provider import (
+    RUNTIME_TYPES,
+    RuntimeProviderError,
+    normalise_runtime_provider,
+)
 
 __all__ = [
     "CORS_DEFAULTS",
@@ -212,14 +217,18 @@ def parse_function(space: str, body: Body, *, function_id: str | None = None) ->
     type_ = fields.get("type", "")
     if not type_:
         raise ValidationError(_FUNCTION_PREFIX + "provider configuration not set")
-    if type_ not in PROVIDER_TYPES:
+    if type_ not in PROVIDER_TYPES and type_ not in RUNTIME_TYPES:
         raise ValidationError(f"{_FUNCTION_PREFIX}provider {type_} not supported")
     if "provider" not in fields:
         # The original crashed here (nil pointer); a clear 400 is the deliberate fix.
         raise ValidationError(_FUNCTION_PREFIX + "provider configuration not set")
+    provider: dict[str, Any]
     try:
-        provider = normalise_provider(type_, fields["provider"])
-    except ProviderConfigError as exc:
+        if type_ in RUNTIME_TYPES:
+            provider = normalise_runtime_provider(type_, fields["provider"])
+        else:
+            provider = dict(normalise_provider(type_, fields["provider"]))
+    except (ProviderConfigError, RuntimeProviderError) as exc:
         raise ValidationError(_FUNCTION_PREFIX + str(exc)) from exc
     if function_id is None:
         function_id = fields.get("functionId", "")

@@ -1,0 +1,1 @@
+"""The local function runtime: bundles, warm worker processes, function logs."""

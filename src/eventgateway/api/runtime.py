@@ -1,0 +1,195 @@
+"""Code bundles and function logs on the Configuration API.
+
+* ``POST /v1/spaces/{space}/bundles`` — the body is a zip → 201 ``{"bundleId", "size"}``,
+  or 200 with the same body when that zip was uploaded before; 413 over the size limit.
+* ``GET|HEAD /v1/spaces/{space}/bundles/{bundleId}`` → ``{"bundleId", "size"}`` or 404.
+* ``GET /v1/spaces/{space}/functions/{functionId}/logs`` (``since``, ``limit``,
+  ``filter``) → ``{"logs": [{"timestamp", "requestId", "stream", "message"}]}``, oldest first.
+* ``GET …/functions/{functionId}/logs/stream`` (``since``, ``filter``, ``limit``) →
+  Server-Sent Events: the history since ``since`` if given, then every new line as
+  ``data: {…}``, and ``: keep-alive`` after 15 s without one, until the client goes away.
+
+``since`` is RFC 3339, Unix seconds, or a duration back from now (``30s``, ``10m``,
+``2h``, ``1d``, ``1h30m``). Bundles are content-addressed and shared by every space: the
+``{space}`` in their paths scopes the caller's key, not the bundle.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import re
+import time
+from collections.abc import Mapping
+from typing import Any, Final
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from eventgateway.api.config import ROUTER_HANDLERS
+from eventgateway.api.problems import EXCEPTION_HANDLERS
+from eventgateway.api.runtime_stream import EventStream, encode_lines
+from eventgateway.errors import NotFoundError, ValidationError
+from eventgateway.runtime.base import LogStore
+from eventgateway.runtime.bundles import BundleStore, is_bundle_id
+
+__all__ = ["DEFAULT_KEEPALIVE_S", "create_runtime_app", "is_runtime_path", "parse_since"]
+
+DEFAULT_KEEPALIVE_S: Final = 15.0
+_DEFAULT_LIMIT: Final = 1000
+_MAX_LIMIT: Final = 10_000
+_DURATION: Final = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+")
+_DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_S: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_SINCE_FORMS: Final = (
+    "use RFC 3339 (2026-11-26T18:00:00Z), Unix seconds, or a duration such as 30s, 10m, 2h"
+)
+
+
+def is_runtime_path(path: str) -> bool:
+    """Whether a Configuration API path belongs to this app.
+
+    ``…/bundles`` and below, and ``…/functions/{id}/logs`` and below; the function itself
+    (``…/functions/{id}``) belongs to the configuration app.
+    """
+    parts = path.split("/")
+    if len(parts) < 5 or parts[1] != "v1" or parts[2] != "spaces":
+        return False
+    if parts[4] == "bundles":
+        return True
+    return parts[4] == "functions" and len(parts) >= 7 and parts[6] == "logs"
+
+
+def parse_since(raw: str, *, now_s: float) -> float:
+    """A ``since`` parameter as Unix seconds: RFC 3339, Unix seconds, or a duration ago.
+
+    Raises:
+        ValidationError: none of the three forms.
+    """
+    if _DURATION.fullmatch(raw):
+        ago = sum(float(n) * _UNIT_S[unit] for n, unit in _DURATION_PART.findall(raw))
+        return now_s - ago
+    try:
+        seconds = float(raw)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(seconds):
+            raise ValidationError(f"since {raw!r} is not a time: {_SINCE_FORMS}")
+        return seconds
+    try:
+        parsed = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValidationError(f"since {raw!r} is not a time: {_SINCE_FORMS}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return parsed.timestamp()
+
+
+def _since(params: Mapping[str, str]) -> float | None:
+    raw = params.get("since")
+    if raw is None or raw == "":
+        return None
+    return parse_since(raw, now_s=time.time())
+
+
+def _limit(params: Mapping[str, str], default: int) -> int:
+    raw = params.get("limit")
+    if raw is None or raw == "":
+        return default
+    # str.isdigit() also accepts digits like "²" that int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= _MAX_LIMIT:
+        raise ValidationError(f"limit {raw!r} must be a whole number from 1 to {_MAX_LIMIT}")
+    return int(raw)
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(msgspec.json.encode(value) + b"\n", status, media_type="application/json")
+
+
+def create_runtime_app(
+    bundles: BundleStore, logs: LogStore, *, keepalive_s: float = DEFAULT_KEEPALIVE_S
+) -> Starlette:
+    """The ASGI app serving code bundles from ``bundles`` and function logs from ``logs``.
+
+    Args:
+        bundles: where uploaded zips are stored.
+        logs: the function log store, open while requests arrive.
+        keepalive_s: idle seconds before a log stream sends a ``: keep-alive`` comment.
+
+    .. versionadded:: 0.1.0
+    """
+
+    async def upload(request: Request) -> Response:
+        length = request.headers.get("content-length", "")
+        if length.isascii() and length.isdigit():
+            bundles.check_size(int(length))  # refuse before reading it all
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            bundles.check_size(len(body), at_least=True)
+        info, created = await bundles.add(bytes(body))
+        return _json({"bundleId": info.bundle_id, "size": info.size}, 201 if created else 200)
+
+    async def get_bundle(request: Request) -> Response:
+        bundle_id = request.path_params["bundleId"]
+        if not is_bundle_id(bundle_id):
+            raise ValidationError(
+                f"bundleId {bundle_id!r} is not a bundle id: use the 64 hex digits (sha256 of "
+                "the zip) that the upload returned"
+            )
+        info = bundles.get(bundle_id)
+        if info is None:
+            raise NotFoundError(f'Bundle "{bundle_id}" not found.')
+        return _json({"bundleId": info.bundle_id, "size": info.size})
+
+    async def query_logs(request: Request) -> Response:
+        params = request.query_params
+        found = await logs.query(
+            request.path_params["space"],
+            request.path_params["functionId"],
+            since=_since(params),
+            limit=_limit(params, _DEFAULT_LIMIT),
+            filter=params.get("filter") or None,
+        )
+        return Response(b'{"logs":' + encode_lines(found) + b"}\n", media_type="application/json")
+
+    async def stream_logs(request: Request) -> Response:
+        params = request.query_params
+        space, function_id = request.path_params["space"], request.path_params["functionId"]
+        since = _since(params)
+        limit = _limit(params, _MAX_LIMIT)
+        text = params.get("filter") or None
+        # Open the tail before reading the history, so no line falls between the two;
+        # EventStream drops the lines that both hold.
+        tail = logs.tail(space, function_id)
+        try:
+            history = []
+            if since is not None:
+                history = await logs.query(
+                    space, function_id, since=since, limit=limit, filter=text
+                )
+        except BaseException:
+            await _close(tail)
+            raise
+        return EventStream(tail, history, text, keepalive_s=keepalive_s)
+
+    base = "/v1/spaces/{space}"
+    routes = [
+        Route(f"{base}/bundles", upload, methods=["POST"]),
+        Route(f"{base}/bundles/{{bundleId}}", get_bundle, methods=["GET", "HEAD"]),
+        Route(f"{base}/functions/{{functionId}}/logs", query_logs, methods=["GET"]),
+        Route(f"{base}/functions/{{functionId}}/logs/stream", stream_logs, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers={**EXCEPTION_HANDLERS, **ROUTER_HANDLERS})
+    app.router.redirect_slashes = False  # httprouter's rules, as in the configuration app
+    return app
+
+
+async def _close(tail: object) -> None:
+    aclose = getattr(tail, "aclose", None)
+    if aclose is not None:
+        await aclose()

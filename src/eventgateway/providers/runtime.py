@@ -1,0 +1,93 @@
+"""``RuntimeProvider``: calls ``python`` and ``nodejs`` functions in the local runtime.
+
+The function's ``provider`` names an uploaded bundle and a handler
+(``model/runtime_provider.py``); the call becomes one invocation in a warm worker process
+(``runtime/pool.py``). A handler's error — ``errorType: errorMessage`` — fails the call and
+goes through the subscription's retry policy like any other failure.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from eventgateway.errors import ProviderError, ValidationError
+from eventgateway.model.entities import Function
+from eventgateway.providers.base import Call, Provider, Reply
+from eventgateway.runtime.base import Language, RuntimeSpec
+from eventgateway.runtime.bundles import BundleStore
+from eventgateway.runtime.pool import FunctionRuntime
+
+__all__ = ["RuntimeProvider"]
+
+_EXCERPT_CHARS = 2000
+
+
+class _Error(msgspec.Struct):
+    errorType: str = "Error"
+    errorMessage: str = ""
+
+
+_error_decoder = msgspec.json.Decoder(_Error)
+
+
+class RuntimeProvider(Provider):
+    """Runs functions of one language (``python`` or ``nodejs``) locally."""
+
+    def __init__(self, language: Language, runtime: FunctionRuntime, bundles: BundleStore) -> None:
+        self._language: Language = language
+        self._runtime = runtime
+        self._bundles = bundles
+
+    def validate(self, function: Function) -> None:
+        """Refuse a function whose bundle is missing, or a Node.js one without ``node``."""
+        if self._language == "nodejs" and not self._runtime.node_available:
+            raise ValidationError(
+                "Function doesn't validate. Validation error: Node.js is required to run "
+                f"function {function.function_id!r} (runtime "
+                f"{function.provider.get('runtime')}), but `node` is not on this gateway's "
+                "PATH; install Node.js 18 or newer"
+            )
+        bundle_id = function.provider.get("bundle", "")
+        if not self._bundles.exists(bundle_id):
+            raise ValidationError(
+                f"Function doesn't validate. Validation error: bundle {bundle_id!r} has not "
+                "been uploaded (POST /v1/spaces/{space}/bundles)"
+            )
+
+    def _spec(self, function: Function) -> RuntimeSpec:
+        provider = function.provider
+        bundle = self._bundles.get(provider.get("bundle", ""))
+        if bundle is None:
+            raise ProviderError(
+                f"function {function.function_id!r}: its code bundle is missing from this "
+                "gateway's data directory",
+                retryable=False,
+            )
+        return RuntimeSpec(
+            space=function.space,
+            function_id=function.function_id,
+            language=self._language,
+            runtime=str(provider.get("runtime", "")),
+            bundle_id=bundle.bundle_id,
+            bundle_dir=bundle.path,
+            handler=str(provider["handler"]),
+            memory_mb=int(provider.get("memorySize", 1024)),
+            timeout_s=float(provider.get("timeout", 6)),
+            concurrency=int(provider.get("concurrency", 4)),
+            environment=dict(provider.get("environment") or {}),
+        )
+
+    async def call(self, function: Function, call: Call) -> Reply:
+        # The function's own timeout applies (Lambda semantics), not the caller's.
+        result = await self._runtime.invoke(self._spec(function), call.body)
+        if result.ok:
+            return Reply(status=200, body=result.payload)
+        try:
+            error = _error_decoder.decode(result.payload)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            error = _Error(errorMessage=result.payload.decode("utf-8", "replace"))
+        raise ProviderError(
+            f"function {function.function_id!r} failed: {error.errorType}: {error.errorMessage}",
+            retryable=True,
+            body_excerpt=result.payload.decode("utf-8", "replace")[:_EXCERPT_CHARS],
+        )

@@ -1,0 +1,121 @@
+"""The local function runtime's shared shapes: what to run, what came back, log lines.
+
+A function of type ``python`` or ``nodejs`` names a code bundle (content-addressed, under
+the data directory) and a handler. ``runtime/pool.py`` runs it in warm worker processes;
+every line the handler prints is a :class:`LogLine` handed to a :class:`LogSink`;
+``runtime/logs.py`` keeps them for ``eg logs`` and live tails.
+"""
+
+from __future__ import annotations
+
+import abc
+import pathlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+__all__ = [
+    "BundleInfo",
+    "InvokeResult",
+    "LogLine",
+    "LogSink",
+    "LogStore",
+    "RuntimeSpec",
+]
+
+Language = Literal["python", "nodejs"]
+Stream = Literal["stdout", "stderr", "system"]
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSpec:
+    """Everything needed to run one function version."""
+
+    space: str
+    function_id: str
+    language: Language
+    runtime: str  # as declared, e.g. "python3.11", "nodejs20.x"
+    bundle_id: str  # sha256 hex of the uploaded zip
+    bundle_dir: pathlib.Path  # the extracted code, dependencies installed
+    handler: str  # "module.function": handler.handler → handler.py, index.handler → index.js
+    memory_mb: int = 1024
+    timeout_s: float = 6.0
+    concurrency: int = 4  # warm workers (and so concurrent invocations) at most
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeResult:
+    """One invocation's outcome and its measured figures (the REPORT line's)."""
+
+    ok: bool
+    # ok: the handler's return value as JSON. Not ok: {"errorType", "errorMessage",
+    # "stackTrace"} as JSON, the shape Lambda reports.
+    payload: bytes
+    request_id: str
+    duration_ms: float
+    billed_ms: int
+    memory_mb: int
+    max_memory_used_mb: int
+    init_duration_ms: float | None = None  # set on a cold start
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One line of a function's output, or a START/END/REPORT line (``stream="system"``)."""
+
+    space: str
+    function_id: str
+    request_id: str
+    timestamp: float  # wall-clock seconds
+    stream: Stream
+    message: str  # one line, without the newline
+
+
+class LogSink(Protocol):
+    """Where the runtime hands log lines; must not block."""
+
+    def append(self, lines: Sequence[LogLine]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BundleInfo:
+    """An uploaded code bundle."""
+
+    bundle_id: str  # sha256 hex of the zip
+    size: int  # bytes of the zip
+    path: pathlib.Path  # extracted directory
+
+
+class LogStore(abc.ABC):
+    """Function logs with retention, queries and live tails."""
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Prepare the backend."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Flush and release resources; running tails end."""
+
+    @abc.abstractmethod
+    def append(self, lines: Sequence[LogLine]) -> None:
+        """Keep ``lines`` (buffered; never blocks the event loop) and feed live tails."""
+
+    @abc.abstractmethod
+    async def query(
+        self,
+        space: str,
+        function_id: str,
+        *,
+        since: float | None = None,
+        limit: int = 1000,
+        filter: str | None = None,
+    ) -> list[LogLine]:
+        """The newest ``limit`` matching lines, oldest first; ``filter`` is a substring."""
+
+    @abc.abstractmethod
+    def tail(self, space: str, function_id: str) -> AsyncIterator[LogLine]:
+        """Lines appended from now on, until the store closes or the caller stops."""
+
+    @abc.abstractmethod
+    async def enforce_retention(self, *, max_age_s: float, max_lines_per_function: int) -> int:
+        """Delete lines older than ``max_age_s`` or beyond the newest N per function."""

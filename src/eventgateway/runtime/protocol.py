@@ -1,0 +1,102 @@
+"""The wire between the gateway and a worker process: frames on a dedicated pipe pair.
+
+A worker gets two extra pipe ends (``pass_fds``): it reads requests from one and writes
+answers to the other. Its stdout and stderr stay free for the handler's output, which the
+parent captures line by line as log lines.
+
+Every frame is ``>II`` (header length, body length), a JSON header, then the body bytes::
+
+    worker → parent  {"type": "ready", "pid": 123, "init_error": null}
+                     body: b"" or, when the handler could not be loaded, the error JSON
+    parent → worker  {"type": "invoke", "seq": 1, "request_id": "…", "timeout_ms": 6000}
+                     body: the event JSON, exactly as the gateway delivers it
+    worker → parent  {"type": "result", "seq": 1, "ok": true, "duration_ms": 0.42,
+                      "max_memory_used_mb": 19, "retire": false}
+                     body: the handler's return value as JSON, or the error JSON
+
+The body travels next to the header instead of inside it so that neither side re-encodes an
+event or a result it only passes on. ``retire`` asks the parent not to reuse the worker
+(after a ``MemoryError``, or when the handler never loaded, so the next call loads it
+afresh as Lambda does).
+
+Before each ``result`` frame the worker writes ``<sentinel>:<seq>`` as a line to stdout and
+to stderr, after flushing both. The parent ends an invocation's log (``END``) only once it
+has read both sentinels, so every line the handler printed lands before ``END``. The
+sentinel carries a per-worker random token, so a handler cannot fake it by accident.
+
+Python's and Node's worker sides (``python_worker.py``, ``node_worker.js``) implement the
+same frames without importing this module, so a cold start pulls in nothing but the stdlib.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from dataclasses import dataclass
+from typing import Any, Final
+
+__all__ = [
+    "MAX_FRAME_BYTES",
+    "Frame",
+    "ProtocolError",
+    "encode_frame",
+    "read_frame",
+    "sentinel_line",
+]
+
+_PREFIX: Final = struct.Struct(">II")
+# Events and results are bounded well below this by the gateway; the cap only stops a
+# corrupted length prefix from making the parent allocate gigabytes.
+MAX_FRAME_BYTES: Final = 256 * 1024 * 1024
+
+
+class ProtocolError(Exception):
+    """Raised when a worker sends something that is not a well-formed frame."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded frame: the JSON header and the raw body."""
+
+    header: dict[str, Any]
+    body: bytes
+
+
+def encode_frame(header: dict[str, Any], body: bytes = b"") -> bytes:
+    """Serialise ``header`` and ``body`` into one frame."""
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return _PREFIX.pack(len(head), len(body)) + head + body
+
+
+async def read_frame(reader: asyncio.StreamReader) -> Frame | None:
+    """The next frame from ``reader``, or ``None`` at a clean end of stream.
+
+    Raises:
+        ProtocolError: the stream ended inside a frame or the frame is malformed.
+    """
+    try:
+        prefix = await reader.readexactly(_PREFIX.size)
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            return None
+        raise ProtocolError("worker closed its pipe inside a frame prefix") from exc
+    head_len, body_len = _PREFIX.unpack(prefix)
+    if head_len + body_len > MAX_FRAME_BYTES:
+        raise ProtocolError(f"frame of {head_len + body_len} bytes exceeds {MAX_FRAME_BYTES}")
+    try:
+        data = await reader.readexactly(head_len + body_len)
+    except asyncio.IncompleteReadError as exc:
+        raise ProtocolError("worker closed its pipe inside a frame") from exc
+    try:
+        header = json.loads(data[:head_len])
+    except ValueError as exc:
+        raise ProtocolError(f"frame header is not JSON: {data[:80]!r}") from exc
+    if not isinstance(header, dict):
+        raise ProtocolError(f"frame header is not an object: {header!r}")
+    return Frame(header=header, body=data[head_len:])
+
+
+def sentinel_line(token: str, seq: int) -> bytes:
+    """The marker a worker prints after invocation ``seq`` (without the newline)."""
+    return f"{token}:{seq}".encode()

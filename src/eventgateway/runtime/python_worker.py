@@ -1,0 +1,362 @@
+"""Runs inside a Python worker process: loads one handler, then answers invocations.
+
+Started by the gateway as ``python -S python_worker.py '<config JSON>'`` with the bundle
+directory as its working directory; see ``protocol.py`` for the frames it reads and writes on
+its two extra pipe ends. One invocation at a time: read a request, call the handler, flush
+stdout and stderr, print the sentinel line on both, answer.
+
+Only the standard library is imported here, and as little of it as possible, because every
+import is paid on each cold start (``traceback`` and ``asyncio`` load only when needed).
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import logging
+import os
+import resource
+import struct
+import sys
+import time
+from typing import Any
+
+_PREFIX = struct.Struct(">II")
+_CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
+_ROOT = os.getcwd()
+
+_current_request_id = ""
+
+
+# -- frames ----------------------------------------------------------------------------------
+
+
+def _read_exact(fd: int, size: int) -> bytes | None:
+    chunks = []
+    while size:
+        chunk = os.read(fd, size)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_frame(fd: int) -> tuple[dict[str, Any], bytes] | None:
+    prefix = _read_exact(fd, _PREFIX.size)
+    if prefix is None:
+        return None
+    head_len, body_len = _PREFIX.unpack(prefix)
+    data = _read_exact(fd, head_len + body_len) if head_len + body_len else b""
+    if data is None:
+        return None
+    header: dict[str, Any] = json.loads(data[:head_len])
+    return header, data[head_len:]
+
+
+def _write_frame(fd: int, header: dict[str, Any], body: bytes = b"") -> None:
+    head = json.dumps(header, separators=(",", ":")).encode()
+    data = memoryview(_PREFIX.pack(len(head), len(body)) + head + body)
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+# -- what the handler sees -------------------------------------------------------------------
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.aws_request_id = _current_request_id
+        return True
+
+
+def _configure_logging() -> None:
+    """Lambda's root logger: ``[LEVEL]\\t<UTC timestamp>\\t<request id>\\t<message>``."""
+    handler = logging.StreamHandler(sys.stderr)
+    formatter = logging.Formatter(
+        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
+        "%Y-%m-%dT%H:%M:%S",
+    )
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    handler.addFilter(_RequestIdFilter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    # Lambda leaves the root logger at WARNING unless AWS_LAMBDA_LOG_LEVEL says otherwise.
+    root.setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "WARNING").upper())
+
+
+class LambdaContext:
+    """The ``context`` argument: Lambda's attribute names, this invocation's figures."""
+
+    function_version = "$LATEST"
+
+    def __init__(self, request_id: str, deadline: float) -> None:
+        self.aws_request_id = request_id
+        self.request_id = request_id
+        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
+        self.memory_limit_in_mb = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "0"))
+        self.logger = logging.getLogger(self.function_name or "handler")
+        self._deadline = deadline
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the gateway stops this invocation."""
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+    def log(self, message: object) -> None:
+        """Write ``message`` to the function's log as one line."""
+        text = str(message)
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+class _InitError(Exception):
+    def __init__(self, error_type: str, message: str, stack: list[str]) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.stack = stack
+
+
+def _is_runtime_frame(filename: str) -> bool:
+    """Frames of this worker, importlib and asyncio: noise in a user's stack trace."""
+    if filename == __file__ or filename.startswith("<frozen "):
+        return True
+    asyncio = sys.modules.get("asyncio")
+    folder = os.path.dirname(getattr(asyncio, "__file__", None) or "\0")
+    return filename.startswith(folder + os.sep)
+
+
+def _stack(exc: BaseException) -> list[str]:
+    import traceback
+
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if not _is_runtime_frame(f.filename)
+    ]
+    return traceback.format_list(frames)
+
+
+def _log_error(error_type: str, message: str, stack: list[str]) -> None:
+    """Print the error to stderr the way Lambda logs it, so ``eg logs`` shows it."""
+    lines = [f"[ERROR] {error_type}: {message}"]
+    if stack:
+        lines.append("Traceback (most recent call last):")
+        lines.extend(frame.rstrip("\n") for frame in stack)
+    sys.stderr.write("\n".join(lines) + "\n")
+
+
+def _payload(error_type: str, message: str, stack: list[str]) -> bytes:
+    return json.dumps(
+        {"errorType": error_type, "errorMessage": message, "stackTrace": stack}
+    ).encode()
+
+
+# -- loading and calling ---------------------------------------------------------------------
+
+
+def _load(handler_name: str) -> Any:
+    """Import the module and find the function ``handler_name`` names (``mod.func``)."""
+    module_path, dot, function_name = handler_name.rpartition(".")
+    if not dot or not module_path or not function_name:
+        raise _InitError(
+            "Runtime.MalformedHandlerName",
+            f"Bad handler '{handler_name}': expected 'module.function'",
+            [],
+        )
+    module_name = module_path.replace("/", ".")
+    try:
+        module = importlib.import_module(module_name)
+    except SyntaxError as exc:
+        raise _InitError(
+            "Runtime.UserCodeSyntaxError",
+            f"Syntax error in module '{module_name}': {exc}",
+            _stack(exc),
+        ) from exc
+    except ImportError as exc:
+        raise _InitError(
+            "Runtime.ImportModuleError",
+            f"Unable to import module '{module_name}': {exc}",
+            _stack(exc),
+        ) from exc
+    except Exception as exc:
+        raise _InitError(type(exc).__name__, str(exc), _stack(exc)) from exc
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise _InitError(
+            "Runtime.HandlerNotFound",
+            f"Handler '{function_name}' missing on module '{module_name}'",
+            [],
+        )
+    return function
+
+
+class _Invoker:
+    """Calls the handler; keeps one event loop for async handlers across invocations."""
+
+    def __init__(self, function: Any) -> None:
+        self._function = function
+        self._loop: Any = None
+
+    def _await(self, awaitable: Any) -> Any:
+        import asyncio
+
+        # One loop for the worker's lifetime: clients a handler keeps in globals (an
+        # aiohttp session, a DB pool) stay bound to a loop that still runs next time.
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+        return self._loop.run_until_complete(awaitable)
+
+    def __call__(self, event: Any, context: LambdaContext) -> Any:
+        code = getattr(self._function, "__code__", None)
+        if code is not None and code.co_flags & _CO_COROUTINE:
+            return self._await(self._function(event, context))
+        result = self._function(event, context)
+        if hasattr(result, "__await__"):
+            return self._await(result)
+        return result
+
+
+def _invoke(invoker: _Invoker, header: dict[str, Any], body: bytes) -> tuple[bool, bytes, bool]:
+    """Run one invocation: ``(ok, payload, retire)``. Prints nothing of its own on success."""
+    deadline = time.monotonic() + header["timeout_ms"] / 1000
+    context = LambdaContext(header["request_id"], deadline)
+    try:
+        event = json.loads(body) if body else {}
+        result = invoker(event, context)
+    except MemoryError:
+        # Drop the traceback (and the frames holding the hog's memory) before doing anything.
+        message = "the handler ran out of memory (MemoryError)"
+        _log_error("Runtime.OutOfMemory", message, [])
+        return False, _payload("Runtime.OutOfMemory", message, []), True
+    except Exception as exc:
+        stack = _stack(exc)
+        _log_error(type(exc).__name__, str(exc), stack)
+        return False, _payload(type(exc).__name__, str(exc), stack), False
+    try:
+        return True, json.dumps(result).encode(), False
+    except (TypeError, ValueError) as exc:
+        message = f"Unable to marshal response: {exc}"
+        _log_error("Runtime.MarshalError", message, [])
+        return False, _payload("Runtime.MarshalError", message, []), False
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass  # a handler closed or replaced the stream; the parent copes with EOF
+
+
+def _flush_and_mark(marker: bytes) -> None:
+    """Flush everything the handler printed, then the sentinel line on stdout and stderr."""
+    _flush()
+    for fd in (1, 2):
+        try:
+            os.write(fd, marker)
+        except OSError:
+            pass
+
+
+def _max_memory_used_mb() -> int:
+    """This process's peak resident memory, in MiB.
+
+    Not ``getrusage().ru_maxrss``: Linux carries the peak of the pre-``exec`` image over,
+    and that image was the gateway itself (vfork), so every function would "use" the
+    gateway's memory. ``VmHWM`` belongs to the address space ``exec`` created.
+    """
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for row in status:
+                if row.startswith(b"VmHWM:"):
+                    return int(row.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // (1024 * 1024) if sys.platform == "darwin" else peak // 1024
+
+
+def _prepare(config: dict[str, Any]) -> None:
+    limit = config["limit_as_mb"] * 1024 * 1024
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ValueError, OSError):
+        pass  # a hard limit lower than ours already applies
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core files in the bundle dir
+    except (ValueError, OSError):
+        pass
+    for fd in (config["in_fd"], config["out_fd"]):
+        os.set_inheritable(fd, False)  # the handler's own subprocesses must not hold them
+    # Line-buffered text streams: each printed line reaches the parent when it is printed.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(line_buffering=True, errors="backslashreplace")
+    deps = os.path.join(_ROOT, ".deps")
+    sys.path[0:1] = [_ROOT, deps] if os.path.isdir(deps) else [_ROOT]
+    _configure_logging()
+
+
+def main(argv: list[str]) -> int:
+    """Serve invocations until the parent closes the request pipe."""
+    global _current_request_id
+    config = json.loads(argv[1])
+    _prepare(config)
+    in_fd, out_fd, token = config["in_fd"], config["out_fd"], config["sentinel"]
+
+    invoker: _Invoker | None = None
+    init_error: _InitError | None = None
+    try:
+        invoker = _Invoker(_load(config["handler"]))
+    except _InitError as exc:
+        init_error = exc
+        _log_error(exc.error_type, exc.message, exc.stack)
+    _flush()  # what the module printed while loading belongs before "ready"
+    error_body = b""
+    if init_error is not None:
+        error_body = _payload(init_error.error_type, init_error.message, init_error.stack)
+    _write_frame(
+        out_fd,
+        {
+            "type": "ready",
+            "pid": os.getpid(),
+            "init_error": init_error is not None,
+            "max_memory_used_mb": _max_memory_used_mb(),
+        },
+        error_body,
+    )
+
+    while (frame := _read_frame(in_fd)) is not None:
+        header, body = frame
+        if header.get("type") != "invoke":
+            continue
+        _current_request_id = header["request_id"]
+        started = time.perf_counter()
+        if invoker is None:
+            ok, payload, retire = False, error_body, True
+        else:
+            ok, payload, retire = _invoke(invoker, header, body)
+        duration_ms = (time.perf_counter() - started) * 1000
+        _flush_and_mark(f"{token}:{header['seq']}\n".encode())
+        _write_frame(
+            out_fd,
+            {
+                "type": "result",
+                "seq": header["seq"],
+                "ok": ok,
+                "duration_ms": duration_ms,
+                "max_memory_used_mb": _max_memory_used_mb(),
+                "retire": retire,
+            },
+            payload,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,110 @@
+"""Handlers that report on themselves or misbehave, one behaviour each."""
+
+import asyncio
+import logging
+import os
+import sys
+import time
+
+logger = logging.getLogger(__name__)
+logger.setLevel(logging.INFO)
+
+LOADED_AT = time.time()
+
+
+def noop(event, context):
+    return None
+
+
+def echo(event, context):
+    return {"event": event, "pid": os.getpid()}
+
+
+async def async_echo(event, context):
+    await asyncio.sleep(0)
+    return {"event": event, "pid": os.getpid(), "async": True}
+
+
+def hold(event, context):
+    """Sleeps ``event["data"]["seconds"]``, then says who ran it."""
+    time.sleep(event["data"]["seconds"])
+    return {"pid": os.getpid(), "loaded_at": LOADED_AT}
+
+
+def context_fields(event, context):
+    context.log("via context.log")
+    return {
+        "function_name": context.function_name,
+        "function_version": context.function_version,
+        "aws_request_id": context.aws_request_id,
+        "request_id": context.request_id,
+        "memory_limit_in_mb": context.memory_limit_in_mb,
+        "remaining_ms": context.get_remaining_time_in_millis(),
+        "logger": type(context.logger).__name__,
+        "env": {
+            name: os.environ.get(name)
+            for name in (
+                "AWS_LAMBDA_FUNCTION_NAME",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                "AWS_LAMBDA_FUNCTION_VERSION",
+                "GREETING",
+                "SECRET_OF_THE_GATEWAY",
+            )
+        },
+        "cwd": os.getcwd(),
+        "sys_path_0": sys.path[0],
+    }
+
+
+def logs(event, context):
+    logger.info("info from the module logger")
+    logging.getLogger().warning("warning from the root logger")
+    context.logger.error("error from context.logger")
+    print("to stderr", file=sys.stderr)
+    print("no newline at the end", end="")
+    return "logged"
+
+
+def boom(event, context):
+    raise ValueError("the answer is not 42")
+
+
+def not_json(event, context):
+    return {"when": object()}
+
+
+def sleep_forever(event, context):
+    print("going to sleep")
+    time.sleep(3600)
+
+
+def hog(event, context):
+    chunks = []
+    while True:
+        chunks.append(bytearray(16 * 1024 * 1024))
+
+
+def exit3(event, context):
+    print("about to exit")
+    os._exit(3)
+
+
+def segfault(event, context):
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+def chatty(event, context):
+    line = "x" * 100
+    while True:
+        print(line)
+
+
+def escape(event, context):
+    """Leaves a grandchild in its own session holding stdout, then dies."""
+    import subprocess
+
+    child = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    print(f"grandchild {child.pid}")
+    os._exit(1)

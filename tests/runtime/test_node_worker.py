@@ -1,0 +1,146 @@
+"""Node.js handlers in real worker processes (skipped without ``node``, failed in CI)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.runtime.conftest import USER, event, make_spec, requires_node
+from tests.runtime.test_python_worker import REPORT, error_of
+
+
+@pytest.fixture(autouse=True)
+def _node() -> None:
+    requires_node()
+
+
+def node_spec(handler: str, **overrides: object):
+    return make_spec(handler, language="nodejs", bundle="node", **overrides)
+
+
+async def test_the_original_callback_handler_runs_unchanged(runtime, sink):
+    result = await runtime.invoke(node_spec("index.handler"), event())
+
+    assert result.ok
+    assert json.loads(result.payload) == {"message": "success"}
+    rid = result.request_id
+    messages = sink.messages(rid)
+    assert messages[0] == f"START RequestId: {rid} Version: $LATEST"
+    assert messages[1] == "Saving user to CRM: "
+    # console.dir prints the user as util.inspect does, over one or more lines.
+    printed = "\n".join(messages[2:-2])
+    assert all(value in printed for value in USER.values())
+    assert messages[-2] == f"END RequestId: {rid}"
+    report = REPORT.match(messages[-1])
+    assert report is not None
+    assert int(report["used"]) > 0
+    assert report["init"] is not None
+
+
+async def test_an_async_handler_gets_a_lambda_context(runtime):
+    spec = node_spec("probe.asyncHandler", memory_mb=256, timeout_s=3.0)
+
+    first = await runtime.invoke(spec, event())
+    second = await runtime.invoke(spec, event())
+
+    body = json.loads(first.payload)
+    assert body["name"] == "addUserToCRM"
+    assert body["requestId"] == first.request_id
+    assert body["memory"] == "256"
+    assert 0 < body["remaining"] <= 3000
+    assert body["waits"] is True
+    assert json.loads(second.payload)["pid"] == body["pid"]  # warm
+    assert second.init_duration_ms is None
+
+
+async def test_a_handler_returning_a_promise_without_async(runtime):
+    result = await runtime.invoke(node_spec("probe.promiseHandler"), event({"n": 2}))
+
+    assert json.loads(result.payload) == {"got": {"n": 2}}
+
+
+async def test_console_lines_are_framed_in_order(runtime, sink):
+    result = await runtime.invoke(node_spec("probe.logs"), event())
+
+    rid = result.request_id
+    lines = sink.of(rid)
+    # Each stream keeps its order; stdout and stderr are two pipes, so their relative
+    # order is as the parent happened to read them.
+    assert [line.message for line in lines if line.stream == "stdout"] == [
+        "first line",
+        "multi",
+        "line",
+    ]
+    assert [line.message for line in lines if line.stream == "stderr"] == ["to stderr"]
+    assert [line.message for line in lines[-2:]] == [f"END RequestId: {rid}", lines[-1].message]
+    assert lines[-1].message.startswith(f"REPORT RequestId: {rid}")
+
+
+async def test_a_thrown_error_gives_lambdas_error_shape(runtime):
+    result = await runtime.invoke(node_spec("probe.boom"), event())
+
+    assert not result.ok
+    error = error_of(result.payload)
+    assert error["errorType"] == "TypeError"
+    assert error["errorMessage"] == "not a function, apparently"
+    assert any("probe.js" in frame for frame in error["stackTrace"])  # type: ignore[attr-defined]
+
+
+async def test_a_callback_error_gives_lambdas_error_shape(runtime):
+    result = await runtime.invoke(node_spec("probe.callbackError"), event())
+
+    assert error_of(result.payload)["errorMessage"] == "callback says no"
+
+
+async def test_a_missing_export_is_handler_not_found(runtime):
+    result = await runtime.invoke(node_spec("probe.nope"), event())
+
+    assert error_of(result.payload)["errorType"] == "Runtime.HandlerNotFound"
+
+
+async def test_a_timeout_kills_the_node_worker(runtime, sink):
+    result = await runtime.invoke(node_spec("probe.sleepForever", timeout_s=1.0), event())
+
+    assert error_of(result.payload)["errorMessage"] == "Task timed out after 1.00 seconds"
+    assert "going to sleep" in sink.messages(result.request_id)
+    assert (await runtime.invoke(node_spec("probe.promiseHandler"), event())).ok
+
+
+async def test_process_exit_is_an_exit_error(runtime):
+    result = await runtime.invoke(node_spec("probe.exit3"), event())
+
+    assert error_of(result.payload)["errorType"] == "Runtime.ExitError"
+    assert str(error_of(result.payload)["errorMessage"]).endswith("exit status 3")
+
+
+async def test_a_heap_hog_ends_in_out_of_memory(runtime):
+    result = await runtime.invoke(node_spec("probe.hog", memory_mb=64, timeout_s=20.0), event())
+
+    assert error_of(result.payload)["errorType"] == "Runtime.OutOfMemory"
+
+
+async def test_the_pre_callback_context_api_still_works(runtime):
+    result = await runtime.invoke(node_spec("probe.legacySucceed"), event())
+
+    assert json.loads(result.payload) == {"legacy": True}
+
+
+async def test_a_plain_function_returns_its_value(runtime):
+    result = await runtime.invoke(node_spec("probe.plainReturn"), event({"n": 3}))
+
+    assert json.loads(result.payload) == {"plain": {"n": 3}}
+
+
+async def test_a_forgotten_callback_ends_with_null_when_the_event_loop_empties(runtime, sink):
+    spec = node_spec("probe.forgetsCallback", timeout_s=5.0)
+
+    result = await runtime.invoke(spec, event())
+    again = await runtime.invoke(spec, event())
+
+    assert result.ok
+    assert json.loads(result.payload) is None
+    assert result.duration_ms < 5000  # not a timeout
+    assert "done, but no callback" in sink.messages(result.request_id)
+    assert again.ok
+    assert again.init_duration_ms is None  # the worker lives on
