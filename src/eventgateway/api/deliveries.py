@@ -15,8 +15,6 @@ Times in queries are RFC 3339 or Unix seconds. Only deliveries of ``{space}`` ar
 
 from __future__ import annotations
 
-import datetime
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from eventgateway.api.config import ROUTER_HANDLERS
+from eventgateway.api.params import parse_limit, parse_time
 from eventgateway.api.problems import EXCEPTION_HANDLERS
 from eventgateway.errors import NotFoundError, ValidationError
 from eventgateway.queue.log import DeliveryLog
@@ -52,11 +51,6 @@ def _json(value: Any, status: int = 200) -> Response:
     return Response(msgspec.json.encode(value) + b"\n", status, media_type="application/json")
 
 
-def _is_number(raw: str) -> bool:
-    # str.isdigit() also accepts digits like "²" that int() refuses.
-    return raw.isascii() and raw.isdigit()
-
-
 # Times are shown with microsecond precision; a value copied from a listing (say a
 # dead letter's deadAt) must select that item, so bounds are moved half a microsecond down.
 _HALF_MICROSECOND = 5e-7
@@ -70,30 +64,11 @@ def _time(params: Mapping[str, str], name: str) -> float | None:
 
 
 def _parse_time(raw: str, name: str) -> float:
-    try:
-        seconds = float(raw)
-    except ValueError:
-        pass
-    else:
-        if not math.isfinite(seconds):
-            raise ValidationError(f"{name} {raw!r} is not a time: use a finite number")
-        return seconds - _HALF_MICROSECOND
-    try:
-        parsed = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError(
-            f"{name} {raw!r} is not a time: use RFC 3339 (2026-11-26T18:00:00Z) or Unix seconds"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.UTC)
-    return parsed.timestamp() - _HALF_MICROSECOND
+    return parse_time(raw, name) - _HALF_MICROSECOND
 
 
 def _limit(params: Mapping[str, str]) -> int:
-    raw = params.get("limit", "100")
-    if not _is_number(raw) or not 1 <= int(raw) <= _MAX_LIMIT:
-        raise ValidationError(f"limit {raw!r} must be a whole number from 1 to {_MAX_LIMIT}")
-    return int(raw)
+    return parse_limit(params, default=100, maximum=_MAX_LIMIT)
 
 
 def create_deliveries_app(log: DeliveryLog) -> Starlette:
@@ -105,7 +80,7 @@ def create_deliveries_app(log: DeliveryLog) -> Starlette:
         if state is not None and state not in _STATES:
             raise ValidationError(f"state {state!r} must be one of {', '.join(sorted(_STATES))}")
         before = params.get("before")
-        if before is not None and not _is_number(before):
+        if before is not None and not (before.isascii() and before.isdigit()):
             raise ValidationError(f"before {before!r} must be a cursor from a previous page")
         events = await log.list_events(
             request.path_params["space"],

@@ -16,9 +16,6 @@
 
 from __future__ import annotations
 
-import datetime
-import math
-import re
 import time
 from collections.abc import Mapping
 from typing import Any, Final
@@ -30,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from eventgateway.api.config import ROUTER_HANDLERS
+from eventgateway.api.params import parse_limit, parse_time
 from eventgateway.api.problems import EXCEPTION_HANDLERS
 from eventgateway.api.runtime_stream import EventStream, encode_lines
 from eventgateway.errors import NotFoundError, ValidationError
@@ -41,12 +39,6 @@ __all__ = ["DEFAULT_KEEPALIVE_S", "create_runtime_app", "is_runtime_path", "pars
 DEFAULT_KEEPALIVE_S: Final = 15.0
 _DEFAULT_LIMIT: Final = 1000
 _MAX_LIMIT: Final = 10_000
-_DURATION: Final = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+")
-_DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_S: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_SINCE_FORMS: Final = (
-    "use RFC 3339 (2026-11-26T18:00:00Z), Unix seconds, or a duration such as 30s, 10m, 2h"
-)
 
 
 def is_runtime_path(path: str) -> bool:
@@ -69,24 +61,7 @@ def parse_since(raw: str, *, now_s: float) -> float:
     Raises:
         ValidationError: none of the three forms.
     """
-    if _DURATION.fullmatch(raw):
-        ago = sum(float(n) * _UNIT_S[unit] for n, unit in _DURATION_PART.findall(raw))
-        return now_s - ago
-    try:
-        seconds = float(raw)
-    except ValueError:
-        pass
-    else:
-        if not math.isfinite(seconds):
-            raise ValidationError(f"since {raw!r} is not a time: {_SINCE_FORMS}")
-        return seconds
-    try:
-        parsed = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise ValidationError(f"since {raw!r} is not a time: {_SINCE_FORMS}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.UTC)
-    return parsed.timestamp()
+    return parse_time(raw, "since", now_s=now_s)
 
 
 def _since(params: Mapping[str, str]) -> float | None:
@@ -97,13 +72,7 @@ def _since(params: Mapping[str, str]) -> float | None:
 
 
 def _limit(params: Mapping[str, str], default: int) -> int:
-    raw = params.get("limit")
-    if raw is None or raw == "":
-        return default
-    # str.isdigit() also accepts digits like "²" that int() refuses.
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= _MAX_LIMIT:
-        raise ValidationError(f"limit {raw!r} must be a whole number from 1 to {_MAX_LIMIT}")
-    return int(raw)
+    return parse_limit(params, default=default, maximum=_MAX_LIMIT)
 
 
 def _json(value: Any, status: int = 200) -> Response:

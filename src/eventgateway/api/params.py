@@ -1,0 +1,59 @@
+"""Query parameters shared by the Configuration API's apps: times and limits.
+
+A time is RFC 3339 (``2026-11-26T18:00:00Z``), Unix seconds, or — where ``now_s`` is
+given — a duration ago (``30s``, ``10m``, ``2h``, ``1d``). Errors name the parameter.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import re
+from collections.abc import Mapping
+from typing import Final
+
+from eventgateway.errors import ValidationError
+
+__all__ = ["parse_limit", "parse_time"]
+
+_DURATION: Final = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+")
+_DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_S: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_time(raw: str, name: str, *, now_s: float | None = None) -> float:
+    """``raw`` as Unix seconds; ``ValidationError`` naming ``name`` if it is no time."""
+    if now_s is None:
+        forms = "use RFC 3339 (2026-11-26T18:00:00Z) or Unix seconds"
+    else:
+        forms = (
+            "use RFC 3339 (2026-11-26T18:00:00Z), Unix seconds, or a duration such as 30s, 10m, 2h"
+        )
+    if now_s is not None and _DURATION.fullmatch(raw):
+        return now_s - sum(float(n) * _UNIT_S[unit] for n, unit in _DURATION_PART.findall(raw))
+    try:
+        seconds = float(raw)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(seconds):
+            raise ValidationError(f"{name} {raw!r} is not a time: {forms}")
+        return seconds
+    try:
+        parsed = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValidationError(f"{name} {raw!r} is not a time: {forms}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return parsed.timestamp()
+
+
+def parse_limit(params: Mapping[str, str], *, default: int, maximum: int) -> int:
+    """The ``limit`` parameter, from 1 to ``maximum``; ``default`` when absent."""
+    raw = params.get("limit")
+    if raw is None:
+        return default
+    # str.isdigit() also accepts digits like "²" that int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
+        raise ValidationError(f"limit {raw!r} must be a whole number from 1 to {maximum}")
+    return int(raw)
