@@ -41,7 +41,15 @@ IO_LIBRARIES = (
     "uvicorn",
     "uvloop",
 )
-PURE = ("events", "model", "routing/pathtree.py", "dispatch/retry.py", "sdk/_wire.py")
+PURE = (
+    "events",
+    "model",
+    "routing/pathtree.py",
+    "dispatch/retry.py",
+    "sdk/_wire.py",
+    "sdk/_calls.py",
+    "sdk/_emit.py",
+)
 PURE_FORBIDDEN = (
     "eventgateway.api",
     "eventgateway.store",

@@ -220,6 +220,10 @@ def test_error_is_part_of_the_error_tree() -> None:
 
 def test_sdk_exports() -> None:
     assert sorted(eventgateway.sdk.__all__) == [
+        "AsyncEventGateway",
+        "EmitResult",
+        "EventGateway",
+        "GatewayError",
         "WebhookVerificationError",
         "WebhookVerifier",
         "generate_secret",

@@ -8,6 +8,9 @@ import sys
 
 import click
 
+from eventgateway.cli.emit import emit
+from eventgateway.cli.logs import logs
+from eventgateway.cli.resources import RESOURCE_GROUPS
 from eventgateway.errors import ConfigError
 from eventgateway.settings import Durability, Limits, Settings, default_data_dir
 
@@ -215,10 +218,14 @@ def call_worker(socket_path: pathlib.Path, log_level: str) -> None:
         runner.run(run_call_worker(socket_path))
 
 
+for _command in (emit, logs, *RESOURCE_GROUPS):
+    cli.add_command(_command)
+
+
 def main() -> None:
     """Entry point: run the CLI, turning known errors into one line and exit status 1."""
     try:
-        cli.main(standalone_mode=False)
+        cli.main(standalone_mode=False, prog_name="eg")
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(1)

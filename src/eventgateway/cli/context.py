@@ -1,0 +1,294 @@
+"""What every client command of `eg` shares: where the gateway is, which space, how to print.
+
+Each value comes from, in order: its flag, its ``EG_*`` variable, ``./serverless.yml``
+(``custom.eventgateway.url``, ``.space``, ``.apiKey`` or ``.accessKey``), the default.
+:func:`gateway_options` adds the flags to a command and hands it one frozen
+:class:`CliOptions`; it also turns any failure into one ``Error: …`` line with exit
+status 1 (with the traceback first under ``--debug``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import pathlib
+import re
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import click
+import yaml
+
+from eventgateway.errors import ConfigError
+
+if TYPE_CHECKING:
+    from eventgateway.sdk.sync import EventGateway
+
+__all__ = [
+    "DEFAULT_URL",
+    "CliOptions",
+    "ServiceFile",
+    "error_message",
+    "gateway_options",
+    "reporting_errors",
+    "resolve_options",
+]
+
+DEFAULT_URL: Final = "http://localhost:4000"
+DEFAULT_SPACE: Final = "default"
+SERVICE_FILE: Final = "serverless.yml"
+Output = Literal["table", "json"]
+Api = Literal["events", "config"]
+
+_ENV_VARIABLE: Final = re.compile(
+    r"""\$\{\s*env:\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:,\s*(?:'([^']*)'|"([^"]*)")\s*)?\}"""
+)
+_ANY_VARIABLE: Final = re.compile(r"\$\{[^}]*\}")
+_START_HINT: Final = "start one with `eg serve`, or point --url (EG_URL) at yours"
+
+
+@dataclass(frozen=True, slots=True)
+class CliOptions:
+    """The resolved global options of one `eg` command."""
+
+    url: str = DEFAULT_URL
+    config_url: str | None = None
+    space: str = DEFAULT_SPACE
+    api_key: str | None = None
+    output: Output = "table"
+    debug: bool = False
+
+    @property
+    def json(self) -> bool:
+        """Whether to print raw JSON instead of tables and sentences."""
+        return self.output == "json"
+
+    def gateway(self) -> EventGateway:
+        """A client of the gateway these options name; close it (or use ``with``) when done."""
+        from eventgateway.sdk.sync import EventGateway
+
+        return EventGateway(
+            url=self.url, config_url=self.config_url, space=self.space, api_key=self.api_key
+        )
+
+
+class ServiceFile:
+    """``custom.eventgateway`` of a ``serverless.yml``, read on first use.
+
+    Only ``${env:NAME}`` and ``${env:NAME, 'default'}`` are resolved here, which is all a
+    URL, a space or a key needs; the full serverless.yml reader (``${self:…}``,
+    ``${opt:…}``, ``${file(…)}``) comes with ``eg deploy``.
+    """
+
+    def __init__(self, path: pathlib.Path, environ: Mapping[str, str] | None = None) -> None:
+        self.path = path
+        self._environ = os.environ if environ is None else environ
+        self._section: Mapping[str, Any] | None = None
+
+    def get(self, *keys: str) -> str | None:
+        """The first of ``keys`` set under ``custom.eventgateway``, variables resolved.
+
+        Raises:
+            ConfigError: the file is not YAML, or the value uses a variable that cannot be
+                resolved here.
+        """
+        section = self._read()
+        for key in keys:
+            value = section.get(key)
+            if value is not None:
+                return self._resolve(f"custom.eventgateway.{key}", str(value))
+        return None
+
+    def _read(self) -> Mapping[str, Any]:
+        if self._section is None:
+            self._section = {}
+            if self.path.is_file():
+                try:
+                    document = yaml.safe_load(self.path.read_text(encoding="utf-8"))
+                except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+                    reason = str(exc).replace("\n", " ")
+                    raise ConfigError(f"cannot read {self.path}: {reason}") from exc
+                custom = document.get("custom") if isinstance(document, dict) else None
+                section = custom.get("eventgateway") if isinstance(custom, dict) else None
+                if isinstance(section, dict):
+                    self._section = section
+        return self._section
+
+    def _resolve(self, where: str, value: str) -> str | None:
+        whole = _ENV_VARIABLE.fullmatch(value.strip())
+        if whole is not None:
+            # `apiKey: ${env:EG_API_KEY}` with the variable unset means "no key".
+            return self._lookup(whole)
+
+        def substitute(match: re.Match[str]) -> str:
+            found = self._lookup(match)
+            if found is None:
+                raise ConfigError(
+                    f"{self.path}: {where} uses ${{env:{match.group(1)}}}, which is not set; "
+                    f"set it or give a default: ${{env:{match.group(1)}, 'value'}}"
+                )
+            return found
+
+        resolved = _ENV_VARIABLE.sub(substitute, value)
+        other = _ANY_VARIABLE.search(resolved)
+        if other is not None:
+            raise ConfigError(
+                f"{self.path}: {where} uses {other.group(0)}; `eg` resolves only ${{env:NAME}} "
+                "here: use that, or pass the value as a flag"
+            )
+        return resolved
+
+    def _lookup(self, match: re.Match[str]) -> str | None:
+        name, single, double = match.groups()
+        value = self._environ.get(name)
+        if value is not None:
+            return value
+        return single if single is not None else double
+
+
+def resolve_options(
+    *,
+    url: str | None = None,
+    config_url: str | None = None,
+    space: str | None = None,
+    api_key: str | None = None,
+    output: Output = "table",
+    debug: bool = False,
+    service_file: ServiceFile | None = None,
+) -> CliOptions:
+    """Options from values given as flags or ``EG_*`` variables (None: not given).
+
+    What was not given comes from ``service_file`` (default ``./serverless.yml``), then
+    the defaults. A value of the file is read only when no flag or variable gave it.
+    """
+    service = service_file or ServiceFile(pathlib.Path(SERVICE_FILE))
+    return CliOptions(
+        url=url or service.get("url") or DEFAULT_URL,
+        config_url=config_url or None,
+        space=space or service.get("space") or DEFAULT_SPACE,
+        api_key=api_key or service.get("apiKey", "accessKey"),
+        output=output,
+        debug=debug,
+    )
+
+
+def error_message(exc: Exception, url: str) -> str:
+    """One line describing ``exc`` for a user whose command talked to ``url``."""
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    if isinstance(exc, ConnectionError):
+        return f"cannot reach the gateway at {url}: {exc.strerror or exc}; {_START_HINT}"
+    from eventgateway.sdk._wire import GatewayError
+
+    if isinstance(exc, GatewayError):
+        if exc.status is None:  # nothing answered: no HTTP status to show
+            return f"cannot reach the gateway at {url}: {exc.message}; {_START_HINT}"
+        return exc.message
+    if isinstance(exc, ValueError):  # the SDK's word for a bad argument (URL, mode, id)
+        return str(exc)
+    return f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
+
+
+@contextlib.contextmanager
+def reporting_errors(url: str, *, debug: bool) -> Iterator[None]:
+    """Turn any failure inside into a :class:`click.ClickException` (one line, exit 1)."""
+    try:
+        yield
+    except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        raise
+    except Exception as exc:
+        if debug:
+            traceback.print_exception(exc, file=sys.stderr)
+        raise click.ClickException(" ".join(error_message(exc, url).split())) from exc
+
+
+_OPTIONS: Final = (
+    click.option(
+        "--url",
+        envvar="EG_URL",
+        metavar="URL",
+        help=f"Events API of the gateway [default: serverless.yml, else {DEFAULT_URL}].",
+    ),
+    click.option(
+        "--config-url",
+        envvar="EG_CONFIG_URL",
+        metavar="URL",
+        help="Configuration API [default: derived from --url].",
+    ),
+    click.option(
+        "--space",
+        envvar="EG_SPACE",
+        help=f"Space to work in [default: serverless.yml, else {DEFAULT_SPACE!r}].",
+    ),
+    click.option(
+        "--api-key",
+        envvar="EG_API_KEY",
+        metavar="KEY",
+        help="Key of the space [default: serverless.yml apiKey].",
+    ),
+    click.option(
+        "--output",
+        "-o",
+        envvar="EG_OUTPUT",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        show_default=True,
+        help="Human-readable tables, or raw JSON.",
+    ),
+    click.option("--debug", is_flag=True, envvar="EG_DEBUG", help="Show tracebacks of errors."),
+)
+
+
+def gateway_options(api: Api = "config") -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Add the global options to a command, which receives them as ``options``.
+
+    ``api`` names the API the command talks to, for the message when it cannot be reached.
+    """
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(command)
+        def run(
+            *args: Any,
+            url: str | None,
+            config_url: str | None,
+            space: str | None,
+            api_key: str | None,
+            output: Output,
+            debug: bool,
+            **kwargs: Any,
+        ) -> None:
+            with reporting_errors(config_url or url or DEFAULT_URL, debug=debug):
+                options = resolve_options(
+                    url=url,
+                    config_url=config_url,
+                    space=space,
+                    api_key=api_key,
+                    output=output,
+                    debug=debug,
+                )
+            with reporting_errors(_url_of(options, api), debug=debug):
+                command(*args, options=options, **kwargs)
+
+        for option in reversed(_OPTIONS):
+            run = option(run)
+        return run
+
+    return decorate
+
+
+def _url_of(options: CliOptions, api: Api) -> str:
+    """The URL a command of ``api`` talks to, as the user wrote it where given."""
+    if api == "events":
+        return options.url
+    if options.config_url is not None:
+        return options.config_url
+    from eventgateway.sdk._wire import Endpoints
+
+    try:
+        return Endpoints.derive(options.url, None, options.space).config.base
+    except ValueError:  # a bad URL: the command itself will say so
+        return options.url

@@ -1,0 +1,399 @@
+"""`eg functions|subscriptions|event-types|cors|events|dead-letters`: look at and tidy a space.
+
+``--output table`` (the default) prints the useful columns with rich; ``--output json``
+prints what the Configuration API answered, unchanged.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import click
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from eventgateway.cli.context import CliOptions, gateway_options
+
+if TYPE_CHECKING:
+    from eventgateway.sdk.sync import EventGateway
+
+__all__ = ["RESOURCE_GROUPS"]
+
+Item = Mapping[str, Any]
+Getter = Callable[[Item], object]
+
+# Wide enough that piped tables never wrap or cut an id; a terminal uses its own width.
+_PIPE_WIDTH: Final = 10_000
+
+
+def key(path: str) -> Getter:
+    """Reads a dotted path (``metadata.service``) from an item; None when absent."""
+
+    def get(item: Item) -> object:
+        value: object = item
+        for part in path.split("."):
+            if not isinstance(value, Mapping):
+                return None
+            value = value.get(part)
+        return value
+
+    return get
+
+
+def function_target(item: Item) -> object:
+    """What a function calls: the URL of an ``http`` one, the handler of a runtime one…"""
+    provider = item.get("provider")
+    if not isinstance(provider, Mapping):
+        return None
+    for name in ("url", "handler", "arn", "streamName", "deliveryStreamName", "queueUrl"):
+        if provider.get(name):
+            return provider[name]
+    return next((value for value in provider.values() if isinstance(value, str)), None)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _print_table(table: Table) -> None:
+    if sys.stdout.isatty():
+        Console(highlight=False).print(table)
+        return
+    # Piped: no colour, no wrapping, no trailing blanks — lines that grep and cut can use.
+    buffer = io.StringIO()
+    Console(file=buffer, width=_PIPE_WIDTH, highlight=False, color_system=None).print(table)
+    for line in buffer.getvalue().splitlines():
+        click.echo(line.rstrip())
+
+
+def _echo_json(value: object) -> None:
+    click.echo(json.dumps(value, indent=2))
+
+
+def show_list(
+    options: CliOptions, items: Sequence[Item], columns: Sequence[tuple[str, Getter]], noun: str
+) -> None:
+    """Items as a table of ``columns`` (title, getter), or as JSON."""
+    if options.json:
+        _echo_json(list(items))
+        return
+    if not items:
+        click.echo(f"No {noun} in space {options.space}.")
+        return
+    table = Table(box=box.SIMPLE, show_edge=False, pad_edge=False)
+    for title, _ in columns:
+        table.add_column(title, overflow="fold")
+    for item in items:
+        table.add_row(*(_cell(get(item)) for _, get in columns))
+    _print_table(table)
+
+
+def show_item(options: CliOptions, item: Item) -> None:
+    """One item as a two-column table of its fields, or as JSON."""
+    if options.json:
+        _echo_json(dict(item))
+        return
+    table = Table(box=box.SIMPLE, show_edge=False, pad_edge=False, show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for name, value in item.items():
+        table.add_row(name, _cell(value))
+    _print_table(table)
+
+
+def show_removed(options: CliOptions, noun: str, ident: str) -> None:
+    if options.json:
+        click.echo(json.dumps({"removed": noun, "id": ident}))
+    else:
+        click.echo(f"Removed {noun} {ident}.")
+
+
+def _metadata(pairs: Sequence[str]) -> dict[str, str]:
+    metadata: dict[str, str] = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name:
+            raise click.ClickException(f"--metadata {pair!r} is not KEY=VALUE")
+        metadata[name] = value
+    return metadata
+
+
+_metadata_option: Final = click.option(
+    "--metadata",
+    "-m",
+    "metadata",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only those whose metadata has KEY=VALUE (repeatable).",
+)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of configuration entity and how the SDK reaches it."""
+
+    command: str
+    noun: str  # singular, for "Removed function x."
+    plural: str
+    id_name: str
+    columns: Sequence[tuple[str, Getter]]
+    list_items: Callable[[EventGateway, dict[str, str]], Sequence[Item]]
+    get_item: Callable[[EventGateway, str], Item] | None
+    delete_item: Callable[[EventGateway, str], object]
+
+
+def _config_group(kind: Kind) -> click.Group:
+    group = click.Group(kind.command, help=f"List, show and remove {kind.plural}.")
+
+    @group.command("ls")
+    @_metadata_option
+    @gateway_options()
+    def ls(*, options: CliOptions, metadata: tuple[str, ...]) -> None:
+        with options.gateway() as gateway:
+            items = kind.list_items(gateway, _metadata(metadata))
+        show_list(options, items, kind.columns, kind.plural)
+
+    ls.help = f"List the {kind.plural} of the space."
+
+    if kind.get_item is not None:
+        get_item = kind.get_item
+
+        @group.command("get")
+        @click.argument("ident", metavar=kind.id_name.upper())
+        @gateway_options()
+        def get(*, options: CliOptions, ident: str) -> None:
+            with options.gateway() as gateway:
+                item = get_item(gateway, ident)
+            show_item(options, item)
+
+        get.help = f"Show one {kind.noun}."
+
+    @group.command("rm")
+    @click.argument("ident", metavar=kind.id_name.upper())
+    @gateway_options()
+    def rm(*, options: CliOptions, ident: str) -> None:
+        with options.gateway() as gateway:
+            kind.delete_item(gateway, ident)
+        show_removed(options, kind.noun, ident)
+
+    rm.help = f"Remove one {kind.noun}."
+    return group
+
+
+KINDS: Final = (
+    Kind(
+        command="functions",
+        noun="function",
+        plural="functions",
+        id_name="functionId",
+        columns=(
+            ("functionId", key("functionId")),
+            ("type", key("type")),
+            ("target", function_target),
+            ("service", key("metadata.service")),
+        ),
+        list_items=lambda gateway, metadata: gateway.list_functions(**metadata),
+        get_item=lambda gateway, ident: gateway.get_function(ident),
+        delete_item=lambda gateway, ident: gateway.delete_function(ident),
+    ),
+    Kind(
+        command="subscriptions",
+        noun="subscription",
+        plural="subscriptions",
+        id_name="subscriptionId",
+        columns=tuple(
+            (name, key(name))
+            for name in ("subscriptionId", "type", "eventType", "method", "path", "functionId")
+        ),
+        list_items=lambda gateway, metadata: gateway.list_subscriptions(**metadata),
+        get_item=lambda gateway, ident: gateway.get_subscription(ident),
+        delete_item=lambda gateway, ident: gateway.unsubscribe(ident),
+    ),
+    Kind(
+        command="event-types",
+        noun="event type",
+        plural="event types",
+        id_name="name",
+        columns=(("name", key("name")), ("authorizerId", key("authorizerId"))),
+        list_items=lambda gateway, metadata: gateway.list_event_types(**metadata),
+        get_item=lambda gateway, ident: gateway.get_event_type(ident),
+        delete_item=lambda gateway, ident: gateway.delete_event_type(ident),
+    ),
+    Kind(
+        command="cors",
+        noun="CORS configuration",
+        plural="CORS configurations",
+        id_name="corsId",
+        columns=tuple(
+            (name, key(name))
+            for name in ("corsId", "method", "path", "allowedOrigins", "allowedMethods")
+        ),
+        list_items=lambda gateway, metadata: gateway.list_cors(**metadata),
+        get_item=None,
+        delete_item=lambda gateway, ident: gateway.delete_cors(ident),
+    ),
+)
+
+
+_EVENT_COLUMNS: Final = tuple(
+    (name, key(name)) for name in ("id", "type", "state", "deliveries", "receivedAt")
+)
+_DELIVERY_COLUMNS: Final = (
+    *(
+        (name, key(name))
+        for name in ("deliveryId", "subscriptionId", "functionId", "state", "attempts")
+    ),
+    ("lastStatus", key("lastStatus")),
+    ("error", lambda item: item.get("deadReason") or item.get("lastError")),
+)
+_DEAD_LETTER_COLUMNS: Final = tuple(
+    (name, key(name))
+    for name in ("deadLetterId", "eventId", "subscriptionId", "attempts", "lastStatus", "reason")
+)
+
+
+@click.group("events")
+def events() -> None:
+    """Show accepted events and their deliveries.
+
+    The delivery log: every attempt of every delivery, and the state it left.
+    """
+
+
+@events.command("ls")
+@click.option(
+    "--state", type=click.Choice(["pending", "retrying", "delivered", "dead"]), help="Only these."
+)
+@click.option("--subscription", "subscription_id", metavar="ID", help="Only deliveries to it.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@gateway_options()
+def list_events(
+    *, options: CliOptions, state: str | None, subscription_id: str | None, limit: int
+) -> None:
+    """List recent events of the space, newest first."""
+    with options.gateway() as gateway:
+        items = gateway.list_events(state=state, subscription_id=subscription_id, limit=limit)
+    show_list(options, items, _EVENT_COLUMNS, "events")
+
+
+@events.command("get")
+@click.argument("event_id", metavar="ID")
+@gateway_options()
+def get_event(*, options: CliOptions, event_id: str) -> None:
+    """Show one event with every delivery and its attempts."""
+    with options.gateway() as gateway:
+        item = gateway.get_event(event_id)
+    if options.json:
+        show_item(options, item)
+        return
+    show_item(options, {name: value for name, value in item.items() if name != "deliveries"})
+    deliveries = item.get("deliveries")
+    if isinstance(deliveries, list) and deliveries:
+        click.echo()
+        show_list(options, deliveries, _DELIVERY_COLUMNS, "deliveries")
+
+
+@click.group("dead-letters")
+def dead_letters() -> None:
+    """List, redrive or purge dead letters.
+
+    A dead letter is a delivery that gave up: redriving delivers it again.
+    """
+
+
+@dead_letters.command("ls")
+@click.option("--subscription", "subscription_id", metavar="ID", help="Only those of it.")
+@click.option("--since", metavar="TIME", help="Dead since (RFC 3339 or Unix seconds).")
+@click.option("--until", metavar="TIME", help="Dead until (RFC 3339 or Unix seconds).")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@gateway_options()
+def list_dead_letters(
+    *,
+    options: CliOptions,
+    subscription_id: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+) -> None:
+    """List the dead letters of the space."""
+    with options.gateway() as gateway:
+        items = gateway.list_dead_letters(
+            subscription_id=subscription_id, since=since, until=until, limit=limit
+        )
+    show_list(options, items, _DEAD_LETTER_COLUMNS, "dead letters")
+
+
+def _one_selection(ids: Sequence[str], filtered: bool, everything: bool, filters: str) -> None:
+    chosen = [bool(ids), filtered, everything].count(True)
+    if chosen != 1:
+        raise click.ClickException(
+            f"name the dead letters: --id ID (repeatable), {filters}, or --all"
+            + ("" if chosen == 0 else " (only one of them)")
+        )
+
+
+def _counted(options: CliOptions, verb: str, count: int) -> None:
+    if options.json:
+        click.echo(json.dumps({verb: count}))
+    else:
+        click.echo(f"{verb.capitalize()} {count} dead letter{'' if count == 1 else 's'}.")
+
+
+@dead_letters.command("redrive")
+@click.option("--id", "ids", multiple=True, metavar="ID", help="This dead letter (repeatable).")
+@click.option("--subscription", "subscription_id", metavar="ID", help="Those of a subscription.")
+@click.option("--since", metavar="TIME", help="Those dead since (RFC 3339 or Unix seconds).")
+@click.option("--until", metavar="TIME", help="Those dead until (RFC 3339 or Unix seconds).")
+@click.option("--all", "everything", is_flag=True, help="Every dead letter of the space.")
+@gateway_options()
+def redrive(
+    *,
+    options: CliOptions,
+    ids: tuple[str, ...],
+    subscription_id: str | None,
+    since: str | None,
+    until: str | None,
+    everything: bool,
+) -> None:
+    """Deliver dead letters again, from attempt 1 with the subscription's current policy."""
+    filtered = any(value is not None for value in (subscription_id, since, until))
+    _one_selection(ids, filtered, everything, "--subscription ID / --since / --until")
+    with options.gateway() as gateway:
+        count = gateway.redrive(
+            ids=list(ids) or None,
+            subscription_id=subscription_id,
+            since=since,
+            until=until,
+            all=everything,
+        )
+    _counted(options, "redriven", count)
+
+
+@dead_letters.command("purge")
+@click.option("--id", "ids", multiple=True, metavar="ID", help="This dead letter (repeatable).")
+@click.option("--subscription", "subscription_id", metavar="ID", help="Those of a subscription.")
+@click.option("--all", "everything", is_flag=True, help="Every dead letter of the space.")
+@gateway_options()
+def purge(
+    *, options: CliOptions, ids: tuple[str, ...], subscription_id: str | None, everything: bool
+) -> None:
+    """Delete dead letters for good."""
+    _one_selection(ids, subscription_id is not None, everything, "--subscription ID")
+    with options.gateway() as gateway:
+        count = gateway.purge_dead_letters(
+            ids=list(ids) or None, subscription_id=subscription_id, all=everything
+        )
+    _counted(options, "purged", count)
+
+
+RESOURCE_GROUPS: Final = (*(_config_group(kind) for kind in KINDS), events, dead_letters)

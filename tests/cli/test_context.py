@@ -1,0 +1,235 @@
+"""Global options of the client commands: flag > EG_* variable > serverless.yml > default."""
+
+from __future__ import annotations
+
+import pathlib
+import textwrap
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from eventgateway.cli.context import CliOptions, ServiceFile, gateway_options, reporting_errors
+from eventgateway.errors import ConfigError
+
+VARIABLES = ("EG_URL", "EG_CONFIG_URL", "EG_SPACE", "EG_API_KEY", "EG_OUTPUT", "EG_DEBUG")
+
+SERVICE = """
+service: crm-service
+provider:
+  name: eventgateway
+custom:
+  eventgateway:
+    url: http://gateway.test:4000
+    space: acme-crm
+    apiKey: ${env:CRM_KEY, 'from-default'}
+"""
+
+
+@pytest.fixture
+def workdir(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> pathlib.Path:
+    for name in (*VARIABLES, "CRM_KEY", "CRM_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None
+) -> tuple[list[CliOptions], click.testing.Result]:
+    seen: list[CliOptions] = []
+
+    @click.command()
+    @gateway_options()
+    def show(*, options: CliOptions) -> None:
+        seen.append(options)
+
+    return seen, CliRunner().invoke(show, list(args), env=env)
+
+
+def resolved(*args: str, env: dict[str, str] | None = None) -> CliOptions:
+    seen, result = run(*args, env=env)
+    assert result.exit_code == 0, result.output
+    return seen[0]
+
+
+def write_service(directory: pathlib.Path, text: str = SERVICE) -> None:
+    (directory / "serverless.yml").write_text(textwrap.dedent(text), encoding="utf-8")
+
+
+def test_without_anything_the_defaults_apply(workdir):
+    assert resolved() == CliOptions(
+        url="http://localhost:4000",
+        config_url=None,
+        space="default",
+        api_key=None,
+        output="table",
+        debug=False,
+    )
+
+
+def test_serverless_yml_gives_url_space_and_key(workdir):
+    write_service(workdir)
+
+    options = resolved()
+
+    assert (options.url, options.space, options.api_key) == (
+        "http://gateway.test:4000",
+        "acme-crm",
+        "from-default",
+    )
+
+
+def test_env_variables_win_over_serverless_yml(workdir):
+    write_service(workdir)
+
+    options = resolved(
+        env={"EG_URL": "http://env:4000", "EG_SPACE": "env-space", "EG_API_KEY": "env-key"}
+    )
+
+    assert (options.url, options.space, options.api_key) == (
+        "http://env:4000",
+        "env-space",
+        "env-key",
+    )
+
+
+def test_flags_win_over_env_variables(workdir):
+    write_service(workdir)
+
+    options = resolved(
+        "--url",
+        "http://flag:4000",
+        "--space",
+        "flag-space",
+        "--api-key",
+        "flag-key",
+        "--config-url",
+        "http://flag:4001",
+        env={"EG_URL": "http://env:4000", "EG_SPACE": "env-space", "EG_CONFIG_URL": "http://e"},
+    )
+
+    assert options == CliOptions(
+        url="http://flag:4000",
+        config_url="http://flag:4001",
+        space="flag-space",
+        api_key="flag-key",
+    )
+
+
+def test_output_and_debug_come_from_flags_or_env(workdir):
+    assert resolved("--output", "json", "--debug").json
+    assert resolved(env={"EG_OUTPUT": "json"}).output == "json"
+    assert resolved("-o", "table", env={"EG_OUTPUT": "json"}).output == "table"
+
+
+def test_env_reference_in_serverless_yml_reads_the_variable(workdir):
+    write_service(workdir)
+
+    assert resolved(env={"CRM_KEY": "from-env"}).api_key == "from-env"
+
+
+def test_unset_env_reference_without_default_means_no_key(workdir):
+    write_service(
+        workdir,
+        """
+        custom:
+          eventgateway:
+            apiKey: ${env:CRM_KEY}
+        """,
+    )
+
+    assert resolved().api_key is None
+
+
+def test_access_key_is_an_alias_of_api_key(workdir):
+    write_service(workdir, "custom: {eventgateway: {accessKey: old-style}}")
+
+    assert resolved().api_key == "old-style"
+
+
+def test_env_reference_inside_a_value_is_substituted(workdir):
+    write_service(
+        workdir,
+        """
+        custom:
+          eventgateway:
+            url: http://${env:CRM_HOST, "localhost"}:4000
+        """,
+    )
+
+    assert resolved().url == "http://localhost:4000"
+    assert resolved(env={"CRM_HOST": "gw"}).url == "http://gw:4000"
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("http://${env:CRM_HOST}:4000", "${env:CRM_HOST}, which is not set"),
+        ("${self:custom.url}", "uses ${self:custom.url}; `eg` resolves only ${env:NAME}"),
+        ("${opt:stage, 'dev'}", "uses ${opt:stage, 'dev'}"),
+    ],
+)
+def test_unresolvable_values_fail_in_one_line_naming_the_key(workdir, value, named):
+    write_service(workdir, f'custom: {{eventgateway: {{url: "{value}"}}}}')
+
+    seen, result = run()
+
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: serverless.yml: custom.eventgateway.url ")
+    assert named in result.output
+    assert len(result.output.splitlines()) == 1
+    assert seen == []
+
+
+def test_a_value_given_by_flag_is_not_read_from_the_file(workdir):
+    write_service(workdir, 'custom: {eventgateway: {url: "${self:nope}", space: s}}')
+
+    assert resolved("--url", "http://flag:4000").space == "s"
+
+
+def test_broken_yaml_fails_naming_the_file(workdir):
+    write_service(workdir, "custom: [unclosed\n")
+
+    _, result = run()
+
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot read serverless.yml: ")
+    assert len(result.output.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["service: x\n", "", "custom: 3\n", "custom: {eventgateway: [1]}\n", "- a list\n"],
+)
+def test_serverless_yml_without_the_section_gives_defaults(workdir, text):
+    write_service(workdir, text)
+
+    assert resolved() == CliOptions()
+
+
+def test_service_file_reads_the_given_environment(tmp_path):
+    path = tmp_path / "serverless.yml"
+    path.write_text("custom: {eventgateway: {space: '${env:S}', url: 42}}", encoding="utf-8")
+
+    service = ServiceFile(path, environ={"S": "from-mapping"})
+
+    assert service.get("space") == "from-mapping"
+    assert service.get("url") == "42"
+    assert service.get("apiKey", "accessKey") is None
+
+
+def test_unexpected_errors_become_one_line_and_a_traceback_only_with_debug(capsys):
+    for debug in (False, True):
+        with pytest.raises(click.ClickException) as caught, reporting_errors("u", debug=debug):
+            raise RuntimeError("boom")
+
+        assert caught.value.message == "RuntimeError: boom (run with --debug for the traceback)"
+        assert ("Traceback" in capsys.readouterr().err) is debug
+
+
+def test_config_errors_keep_their_message():
+    with pytest.raises(click.ClickException) as caught, reporting_errors("u", debug=False):
+        raise ConfigError("bad\nvalue")
+
+    assert caught.value.message == "bad value"

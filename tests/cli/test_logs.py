@@ -1,0 +1,283 @@
+"""`eg logs`: Lambda-style lines of a Python function run by a real `eg serve`."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pathlib
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from eventgateway.cli.logs import _follow, format_line, format_timestamp
+from eventgateway.cli.main import cli
+from tests.support.process import GatewayProcess
+
+SPACE = "acme-crm"
+HANDLER = """
+def handler(event, context):
+    print("Saving user to CRM:")
+    print(event["data"])
+    return {"message": "success"}
+"""
+VARIABLES = ("EG_URL", "EG_CONFIG_URL", "EG_SPACE", "EG_API_KEY", "EG_OUTPUT", "EG_DEBUG")
+REQUEST_ID = r"[0-9a-f-]{36}"
+STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \(\+00:00\)"
+
+
+# -- formatting, without a gateway ---------------------------------------------------------
+
+
+def entry(message: str, stream: str = "stdout", timestamp: str = "2026-11-26T18:20:07.365Z"):
+    return {"timestamp": timestamp, "requestId": "r-1", "stream": stream, "message": message}
+
+
+def test_output_lines_carry_utc_time_and_request_id_separated_by_tabs():
+    assert format_line(entry("Saving user to CRM:")) == (
+        "2026-11-26 18:20:07.365 (+00:00)\tr-1\tSaving user to CRM:"
+    )
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["START RequestId: r-1 Version: $LATEST", "Task timed out after 6.00 seconds"],
+)
+def test_system_lines_are_printed_as_they_are(message):
+    assert format_line(entry(message, stream="system")) == message
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "shown"),
+    [
+        ("2026-11-26T18:20:07.365Z", "2026-11-26 18:20:07.365 (+00:00)"),
+        ("2026-11-26T19:20:07.365+01:00", "2026-11-26 18:20:07.365 (+00:00)"),
+        ("2026-11-26T18:20:07", "2026-11-26 18:20:07.000 (+00:00)"),
+        ("yesterday", "yesterday"),
+    ],
+)
+def test_timestamps_are_shown_in_utc_with_milliseconds(timestamp, shown):
+    assert format_timestamp(timestamp) == shown
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.printed: list[dict] = []
+
+    def print(self, line: dict) -> None:
+        self.printed.append(line)
+
+
+def test_following_skips_only_the_repeated_lines_of_the_last_millisecond():
+    shown = [entry("a"), entry("a")]
+    stream = [entry("a"), entry("a"), entry("a"), entry("b")]
+    recorder = Recorder()
+
+    _follow(recorder, stream, shown)
+
+    assert recorder.printed == [entry("a"), entry("b")]
+
+
+# -- against a real gateway ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    process = GatewayProcess(tmp_path_factory.mktemp("logs") / "data").start()
+    config = httpx.Client(base_url=f"{process.config_url}/v1/spaces/{SPACE}", timeout=30)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("handler.py", HANDLER)
+    upload = config.post(
+        "/bundles", content=archive.getvalue(), headers={"content-type": "application/zip"}
+    )
+    assert upload.status_code in (200, 201), upload.text
+    for resource, body in (
+        (
+            "functions",
+            {
+                "functionId": "addUserToCRM",
+                "type": "python",
+                "provider": {"bundle": upload.json()["bundleId"], "handler": "handler.handler"},
+            },
+        ),
+        ("eventtypes", {"name": "user.created"}),
+        (
+            "subscriptions",
+            {
+                "type": "async",
+                "eventType": "user.created",
+                "functionId": "addUserToCRM",
+                "path": f"/{SPACE}/",  # where `eg emit` sends by default
+            },
+        ),
+    ):
+        response = config.post(f"/{resource}", json=body)
+        assert response.status_code == 201, response.text
+    config.close()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(autouse=True)
+def workdir(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> pathlib.Path:
+    for name in VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def env_for(gateway: GatewayProcess) -> dict[str, str]:
+    return {"EG_URL": gateway.events_url, "EG_CONFIG_URL": gateway.config_url, "EG_SPACE": SPACE}
+
+
+def emit(gateway: GatewayProcess, user: dict) -> None:
+    result = CliRunner().invoke(
+        cli, ["emit", "--event", "user.created", "--data", json.dumps(user)], env=env_for(gateway)
+    )
+    assert result.exit_code == 0, result.output
+
+
+def logs(gateway: GatewayProcess, *args: str) -> list[str]:
+    result = CliRunner().invoke(cli, ["logs", "-f", "addUserToCRM", *args], env=env_for(gateway))
+    assert result.exit_code == 0, result.output
+    return result.stdout.splitlines()
+
+
+def invocation(gateway: GatewayProcess, marker: str, timeout_s: float = 30.0) -> list[str]:
+    """`eg logs` lines of the invocation that printed ``marker``, once its REPORT is there."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        lines = logs(gateway)
+        found = [line.split("\t")[1] for line in lines if marker in line and "\t" in line]
+        if found:
+            own = [line for line in lines if found[0] in line]
+            if own[-1].startswith("REPORT RequestId: "):
+                return own
+        assert time.monotonic() < deadline, lines
+        time.sleep(0.1)  # polling the gateway's log store (written async): nothing to wait on
+
+
+def test_logs_show_start_output_end_and_report(gateway):
+    user = {"username": "ada", "company": "Test Corp, Inc."}
+    emit(gateway, user)
+
+    own = invocation(gateway, "'ada'")
+
+    request_id = own[0].split()[2]
+    assert re.fullmatch(REQUEST_ID, request_id)
+    assert own[0] == f"START RequestId: {request_id} Version: $LATEST"
+    assert re.fullmatch(rf"{STAMP}\t{request_id}\tSaving user to CRM:", own[1])
+    assert re.fullmatch(rf"{STAMP}\t{request_id}\t{re.escape(str(user))}", own[2])
+    assert own[3] == f"END RequestId: {request_id}"
+    assert re.fullmatch(
+        rf"REPORT RequestId: {request_id}\tDuration: [\d.]+ ms\tBilled Duration: \d+ ms\t"
+        r"Memory Size: 1024 MB\tMax Memory Used: \d+ MB(\tInit Duration: [\d.]+ ms)?",
+        own[4],
+    )
+    assert len(own) == 5
+
+
+def test_filter_since_and_json_narrow_and_reshape_the_output(gateway):
+    emit(gateway, {"username": "grace"})
+    invocation(gateway, "grace")
+
+    filtered = logs(gateway, "--filter", "grace")
+    future = logs(gateway, "--since", "2999-01-01T00:00:00Z")
+    as_json = [json.loads(line) for line in logs(gateway, "--output", "json", "--limit", "3")]
+
+    assert any("grace" in line for line in filtered)
+    assert not any("Saving user to CRM:" in line for line in filtered)
+    assert future == []
+    assert len(as_json) == 3
+    assert set(as_json[0]) == {"timestamp", "requestId", "stream", "message"}
+
+
+def test_a_bad_since_is_one_error_line():
+    result = CliRunner().invoke(
+        cli, ["logs", "-f", "x", "--since", "soon", "--url", "http://127.0.0.1:9"]
+    )
+
+    assert result.exit_code == 1
+    assert len(result.stderr.splitlines()) == 1
+
+
+class LineReader:
+    """Reads a pipe in a thread so the test can wait for a line with a deadline."""
+
+    def __init__(self, stream: io.TextIOBase) -> None:
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        thread.start()
+
+    def _pump(self, stream: io.TextIOBase) -> None:
+        for line in stream:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def until(self, predicate, timeout_s: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"no matching line within {timeout_s} s: {self.seen}"
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            assert line is not None, f"the output ended first: {self.seen}"
+            self.seen.append(line)
+            if predicate(line):
+                return line
+
+
+def test_tail_prints_recent_lines_then_follows_a_new_invocation_until_ctrl_c(gateway):
+    emit(gateway, {"username": "first"})
+    invocation(gateway, "first")
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "eventgateway", "logs", "-f", "addUserToCRM", "-t"],
+        env={**os.environ, **env_for(gateway)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert tail.stdout is not None
+        reader = LineReader(tail.stdout)
+        first = reader.until(lambda line: line.startswith("REPORT RequestId: "))
+
+        emit(gateway, {"username": "newcomer"})
+        reader.until(lambda line: "newcomer" in line)
+        second = reader.until(lambda line: line.startswith("REPORT RequestId: "))
+        assert second != first
+        tail.send_signal(signal.SIGINT)
+        try:
+            tail.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            tail.kill()
+            tail.wait()
+            raise AssertionError(
+                f"eg logs -t ignored Ctrl-C; last lines {reader.seen[-5:]}"
+            ) from None
+        errors = tail.stderr.read()
+        tail.stderr.close()
+        tail.stdout.close()
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait()
+
+    assert tail.returncode == 0
+    assert errors == ""
+    # The newcomer's invocation shows up once, framed like the first.
+    assert sum("newcomer" in line for line in reader.seen) == 1
