@@ -49,6 +49,7 @@ PURE = (
     "sdk/_wire.py",
     "sdk/_calls.py",
     "sdk/_emit.py",
+    "sdk/_sse.py",
 )
 PURE_FORBIDDEN = (
     "eventgateway.api",

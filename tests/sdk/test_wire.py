@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from eventgateway.errors import EventGatewayError
-from eventgateway.sdk import _emit, _wire
+from eventgateway.sdk import _emit, _sse, _wire
 from eventgateway.sdk._calls import Calls
 from eventgateway.sdk._wire import EmitResult, Endpoints, GatewayError, Reply, Request
 
@@ -428,7 +428,7 @@ def test_backoff_is_capped():
 
 
 def test_server_sent_events_yield_each_data_object():
-    decoder = _wire.SseDecoder()
+    decoder = _sse.SseDecoder()
     lines = [
         ": keep-alive",
         "",

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from eventgateway.sdk import _wire
+from eventgateway.sdk import _sse, _wire
 from eventgateway.sdk._calls import Calls
 from eventgateway.sdk._http import failure, stream_timeout
 from eventgateway.sdk._wire import Call, Reply
@@ -96,7 +96,7 @@ class AsyncOperations:
                     _wire.check(
                         Reply(response.status_code, response.headers, await response.aread())
                     )
-                decoder = _wire.SseDecoder()
+                decoder = _sse.SseDecoder()
                 async for line in response.aiter_lines():
                     item = decoder.feed(line)
                     if item is not None:

@@ -269,7 +269,7 @@ class Calls:
     def tail_logs(
         self, function_id: str, *, since: str | float | None, filter: str | None
     ) -> Request:
-        """The stream request; its reply is read with :class:`~_wire.SseDecoder`."""
+        """The stream request; its reply is read with :class:`~eventgateway.sdk._sse.SseDecoder`."""
         params = {"since": _wire.time_param(since), "filter": filter}
         path = f"functions/{_wire.segment(function_id)}/logs/stream" + _wire.query(params)
         request = self._config("GET", path, _wire.check).request

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from eventgateway.sdk import _wire
+from eventgateway.sdk import _sse, _wire
 from eventgateway.sdk._calls import Calls
 from eventgateway.sdk._emit import DEFAULT_SOURCE
 from eventgateway.sdk._http import USER_AGENT, failure, stream_timeout
@@ -323,7 +323,7 @@ class EventGateway:
             ) as response:
                 if response.status_code >= 300:
                     _wire.check(Reply(response.status_code, response.headers, response.read()))
-                decoder = _wire.SseDecoder()
+                decoder = _sse.SseDecoder()
                 for line in response.iter_lines():
                     item = decoder.feed(line)
                     if item is not None:
