@@ -9,8 +9,16 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from eventgateway.cli.context import CliOptions, ServiceFile, gateway_options, reporting_errors
+from eventgateway.cli.context import (
+    CliOptions,
+    ServiceFile,
+    _url_of,
+    error_message,
+    gateway_options,
+    reporting_errors,
+)
 from eventgateway.errors import ConfigError
+from eventgateway.sdk._wire import GatewayError
 
 VARIABLES = ("EG_URL", "EG_CONFIG_URL", "EG_SPACE", "EG_API_KEY", "EG_OUTPUT", "EG_DEBUG")
 
@@ -233,3 +241,34 @@ def test_config_errors_keep_their_message():
         raise ConfigError("bad\nvalue")
 
     assert caught.value.message == "bad value"
+
+
+def test_no_answer_names_the_url_and_hints_at_eg_serve():
+    message = error_message(GatewayError("ConnectError: refused"), "http://h:4000")
+
+    assert message == (
+        "cannot reach the gateway at http://h:4000: ConnectError: refused; "
+        "start one with `eg serve`, or point --url at yours"
+    )
+
+
+def test_an_answered_error_is_the_gateways_message():
+    assert error_message(GatewayError('Function "x" not found.', status=404), "u") == (
+        'Function "x" not found.'
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "api", "expected"),
+    [
+        (CliOptions(url="http://h:5000"), "events", ("http://h:5000", "--url")),
+        (
+            CliOptions(url="http://h:5000", config_url="http://c:1"),
+            "config",
+            ("http://c:1", "--config-url"),
+        ),
+        (CliOptions(url="http://h:5000"), "config", ("http://h:4001", "--url (or --config-url)")),
+    ],
+)
+def test_the_unreachable_url_is_the_one_the_command_used(options, api, expected):
+    assert _url_of(options, api) == expected

@@ -104,6 +104,26 @@ async def test_emit_prints_the_walkthrough_lines_and_the_function_gets_the_event
     assert (event["type"], event["data"]) == ("user.created", USER)
 
 
+async def test_inside_a_service_directory_serverless_yml_names_the_gateway_and_space(
+    gateway, receiver, workdir
+):
+    path = subscribe_receiver(gateway, receiver, "from-yml", "user.created")
+    (workdir / "serverless.yml").write_text(
+        "service: crm-service\n"
+        "custom:\n"
+        "  eventgateway:\n"
+        f"    url: ${{env:CRM_GATEWAY, '{gateway.events_url}'}}\n"
+        "    space: from-yml\n",
+        encoding="utf-8",
+    )
+
+    done = await eg_async({}, "emit", "--event", "user.created", "--data", json.dumps(USER))
+
+    assert done.stdout.splitlines() == WALKTHROUGH_LINES, done.stderr
+    [call] = await receiver.wait_for(1, path)
+    assert call.json()["data"] == USER
+
+
 async def test_data_from_a_file_and_from_standard_input(gateway, receiver, workdir):
     path = subscribe_receiver(gateway, receiver, "forms", "user.created")
     (workdir / "event.json").write_text(json.dumps(USER), encoding="utf-8")

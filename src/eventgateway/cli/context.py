@@ -48,7 +48,6 @@ _ENV_VARIABLE: Final = re.compile(
     r"""\$\{\s*env:\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:,\s*(?:'([^']*)'|"([^"]*)")\s*)?\}"""
 )
 _ANY_VARIABLE: Final = re.compile(r"\$\{[^}]*\}")
-_START_HINT: Final = "start one with `eg serve`, or point --url (EG_URL) at yours"
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,17 +175,21 @@ def resolve_options(
     )
 
 
-def error_message(exc: Exception, url: str) -> str:
-    """One line describing ``exc`` for a user whose command talked to ``url``."""
+def error_message(exc: Exception, url: str, flag: str = "--url") -> str:
+    """One line describing ``exc`` for a user whose command talked to ``url``.
+
+    ``flag`` is the option that sets ``url``, named in the hint when nothing answered.
+    """
+    hint = f"start one with `eg serve`, or point {flag} at yours"
     if isinstance(exc, ConfigError):
         return str(exc)
     if isinstance(exc, ConnectionError):
-        return f"cannot reach the gateway at {url}: {exc.strerror or exc}; {_START_HINT}"
+        return f"cannot reach the gateway at {url}: {exc.strerror or exc}; {hint}"
     from eventgateway.sdk._wire import GatewayError
 
     if isinstance(exc, GatewayError):
         if exc.status is None:  # nothing answered: no HTTP status to show
-            return f"cannot reach the gateway at {url}: {exc.message}; {_START_HINT}"
+            return f"cannot reach the gateway at {url}: {exc.message}; {hint}"
         return exc.message
     if isinstance(exc, ValueError):  # the SDK's word for a bad argument (URL, mode, id)
         return str(exc)
@@ -194,7 +197,7 @@ def error_message(exc: Exception, url: str) -> str:
 
 
 @contextlib.contextmanager
-def reporting_errors(url: str, *, debug: bool) -> Iterator[None]:
+def reporting_errors(url: str, *, debug: bool, flag: str = "--url") -> Iterator[None]:
     """Turn any failure inside into a :class:`click.ClickException` (one line, exit 1)."""
     try:
         yield
@@ -203,7 +206,7 @@ def reporting_errors(url: str, *, debug: bool) -> Iterator[None]:
     except Exception as exc:
         if debug:
             traceback.print_exception(exc, file=sys.stderr)
-        raise click.ClickException(" ".join(error_message(exc, url).split())) from exc
+        raise click.ClickException(" ".join(error_message(exc, url, flag).split())) from exc
 
 
 _OPTIONS: Final = (
@@ -270,7 +273,8 @@ def gateway_options(api: Api = "config") -> Callable[[Callable[..., None]], Call
                     output=output,
                     debug=debug,
                 )
-            with reporting_errors(_url_of(options, api), debug=debug):
+            url_used, flag = _url_of(options, api)
+            with reporting_errors(url_used, debug=debug, flag=flag):
                 command(*args, options=options, **kwargs)
 
         for option in reversed(_OPTIONS):
@@ -280,15 +284,16 @@ def gateway_options(api: Api = "config") -> Callable[[Callable[..., None]], Call
     return decorate
 
 
-def _url_of(options: CliOptions, api: Api) -> str:
-    """The URL a command of ``api`` talks to, as the user wrote it where given."""
+def _url_of(options: CliOptions, api: Api) -> tuple[str, str]:
+    """The URL a command of ``api`` talks to (as the user wrote it), and the flag setting it."""
     if api == "events":
-        return options.url
+        return options.url, "--url"
     if options.config_url is not None:
-        return options.config_url
+        return options.config_url, "--config-url"
     from eventgateway.sdk._wire import Endpoints
 
     try:
-        return Endpoints.derive(options.url, None, options.space).config.base
+        derived = Endpoints.derive(options.url, None, options.space).config.base
     except ValueError:  # a bad URL: the command itself will say so
-        return options.url
+        return options.url, "--url"
+    return derived, "--url (or --config-url)"
