@@ -218,8 +218,8 @@ class LineReader:
     def __init__(self, stream: io.TextIOBase) -> None:
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
-        thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
-        thread.start()
+        self.thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self.thread.start()
 
     def _pump(self, stream: io.TextIOBase) -> None:
         for line in stream:
@@ -271,6 +271,7 @@ def test_tail_prints_recent_lines_then_follows_a_new_invocation_until_ctrl_c(gat
             ) from None
         errors = tail.stderr.read()
         tail.stderr.close()
+        reader.thread.join(timeout=10)  # it reads to the end of the output, then stops
         tail.stdout.close()
     finally:
         if tail.poll() is None:
