@@ -50,6 +50,7 @@ PURE = (
     "sdk/_calls.py",
     "sdk/_emit.py",
     "sdk/_sse.py",
+    "sdk/_retry.py",
 )
 PURE_FORBIDDEN = (
     "eventgateway.api",

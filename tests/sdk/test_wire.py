@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from eventgateway.errors import EventGatewayError
-from eventgateway.sdk import _emit, _sse, _wire
+from eventgateway.sdk import _emit, _retry, _sse, _wire
 from eventgateway.sdk._calls import Calls
 from eventgateway.sdk._wire import EmitResult, Endpoints, GatewayError, Reply, Request
 
@@ -415,13 +415,13 @@ PROBE = Request("GET", "u", {}, retry="never")
 )
 def test_retry_delays(request_, attempt, outcome, delay_s):
     if isinstance(outcome, Reply):
-        assert _wire.retry_delay_s(request_, attempt, 3, reply=outcome) == delay_s
+        assert _retry.retry_delay_s(request_, attempt, 3, reply=outcome) == delay_s
     else:
-        assert _wire.retry_delay_s(request_, attempt, 3, sent=outcome) == delay_s
+        assert _retry.retry_delay_s(request_, attempt, 3, sent=outcome) == delay_s
 
 
 def test_backoff_is_capped():
-    assert _wire.retry_delay_s(CONFIG_POST, 9, 10, reply=Reply(429, {}, b"")) == _wire.MAX_WAIT_S
+    assert _retry.retry_delay_s(CONFIG_POST, 9, 10, reply=Reply(429, {}, b"")) == _retry.MAX_WAIT_S
 
 
 # -- log streams -------------------------------------------------------------------------------

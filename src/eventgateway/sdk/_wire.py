@@ -24,8 +24,6 @@ from eventgateway.errors import EventGatewayError
 
 # The names the clients build on; the parsers (to_*) and helpers are used by _calls.
 __all__ = [
-    "BACKOFF_S",
-    "MAX_WAIT_S",
     "STREAM_IDLE_S",
     "Call",
     "EmitResult",
@@ -37,16 +35,10 @@ __all__ = [
     "Target",
     "check",
     "error_message",
-    "retry_delay_s",
 ]
 
 T = TypeVar("T")
 
-BACKOFF_S: Final = 0.2
-"""First retry delay; each later one doubles (0.2 s, 0.4 s, 0.8 s …)."""
-MAX_WAIT_S: Final = 5.0
-"""Longest wait between two attempts, also for a server's ``Retry-After``."""
-RETRY_STATUSES: Final = frozenset({429, 503})
 STREAM_IDLE_S: Final = 45.0
 """A log stream silent this long is dead: the server sends a keep-alive every 15 s."""
 DEFAULT_CONFIG_PORT: Final = 4001
@@ -360,46 +352,3 @@ def to_exists(reply: Reply) -> bool:
 def to_alive(reply: Reply) -> bool:
     """Whether the reply is 2xx (a liveness probe never raises on a status)."""
     return 200 <= reply.status < 300
-
-
-def retry_delay_s(
-    request: Request,
-    attempt: int,
-    retries: int,
-    *,
-    reply: Reply | None = None,
-    sent: bool | None = None,
-) -> float | None:
-    """Seconds to wait before attempt ``attempt + 1``, or ``None``: do not retry.
-
-    Args:
-        request: what was sent; its ``retry`` says what may be repeated.
-        attempt: 0 for the first attempt.
-        retries: retries allowed in all.
-        reply: the answer, if one came: 429 and 503 are retried, after ``Retry-After``
-            seconds when given (at most :data:`MAX_WAIT_S`).
-        sent: for a transport failure, whether the request may have reached the server
-            (``False`` for connection failures): then only ``idempotent`` ones are retried.
-    """
-    if attempt >= retries or request.retry == "never":
-        return None
-    backoff_s = min(BACKOFF_S * 2.0**attempt, MAX_WAIT_S)
-    if reply is not None:
-        if reply.status not in RETRY_STATUSES:
-            return None
-        asked = _retry_after_s(reply.headers.get("retry-after"))
-        return backoff_s if asked is None else min(asked, MAX_WAIT_S)
-    if sent and request.retry != "idempotent":
-        return None
-    return backoff_s
-
-
-def _retry_after_s(raw: str | None) -> float | None:
-    # Seconds only: an HTTP date would need the clock, and the gateway sends seconds.
-    try:
-        seconds = float(raw) if raw is not None else None
-    except ValueError:
-        return None
-    if seconds is None or seconds != seconds:  # NaN
-        return None
-    return max(seconds, 0.0)

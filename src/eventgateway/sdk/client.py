@@ -2,7 +2,7 @@
 
 Every method builds its request with :class:`~eventgateway.sdk._calls.Calls`, sends it on
 one pooled ``httpx.AsyncClient`` (retrying 429/503 answers and failed connections, see
-:func:`~eventgateway.sdk._wire.retry_delay_s`) and reads the reply there too; httpx errors
+:func:`~eventgateway.sdk._retry.retry_delay_s`) and reads the reply there too; httpx errors
 become :class:`GatewayError` here and never escape.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from eventgateway.sdk import _wire
+from eventgateway.sdk import _retry
 from eventgateway.sdk._async_ops import AsyncOperations
 from eventgateway.sdk._calls import Calls
 from eventgateway.sdk._emit import DEFAULT_SOURCE
@@ -101,12 +101,12 @@ class AsyncEventGateway(AsyncOperations):
                 )
             except httpx.TransportError as exc:
                 sent, error = failure(exc)
-                delay_s = _wire.retry_delay_s(request, attempt, self.retries, sent=sent)
+                delay_s = _retry.retry_delay_s(request, attempt, self.retries, sent=sent)
                 if delay_s is None:
                     raise error from exc
             else:
                 reply = Reply(response.status_code, response.headers, response.content)
-                delay_s = _wire.retry_delay_s(request, attempt, self.retries, reply=reply)
+                delay_s = _retry.retry_delay_s(request, attempt, self.retries, reply=reply)
                 if delay_s is None:
                     return call.parse(reply)
             await asyncio.sleep(delay_s)

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from eventgateway.sdk import _sse, _wire
+from eventgateway.sdk import _retry, _sse, _wire
 from eventgateway.sdk._calls import Calls
 from eventgateway.sdk._emit import DEFAULT_SOURCE
 from eventgateway.sdk._http import USER_AGENT, failure, stream_timeout
@@ -107,12 +107,12 @@ class EventGateway:
                 )
             except httpx.TransportError as exc:
                 sent, error = failure(exc)
-                delay_s = _wire.retry_delay_s(request, attempt, self.retries, sent=sent)
+                delay_s = _retry.retry_delay_s(request, attempt, self.retries, sent=sent)
                 if delay_s is None:
                     raise error from exc
             else:
                 reply = Reply(response.status_code, response.headers, response.content)
-                delay_s = _wire.retry_delay_s(request, attempt, self.retries, reply=reply)
+                delay_s = _retry.retry_delay_s(request, attempt, self.retries, reply=reply)
                 if delay_s is None:
                     return call.parse(reply)
             time.sleep(delay_s)
