@@ -67,10 +67,10 @@ async def test_console_lines_are_framed_in_order(runtime, sink):
     lines = sink.of(rid)
     # Each stream keeps its order; stdout and stderr are two pipes, so their relative
     # order is as the parent happened to read them.
+    # One console.log is one entry, however many lines it prints.
     assert [line.message for line in lines if line.stream == "stdout"] == [
         "first line",
-        "multi",
-        "line",
+        "multi\nline",
     ]
     assert [line.message for line in lines if line.stream == "stderr"] == ["to stderr"]
     assert [line.message for line in lines[-2:]] == [f"END RequestId: {rid}", lines[-1].message]

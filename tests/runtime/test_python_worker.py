@@ -148,7 +148,13 @@ async def test_an_exception_gives_lambdas_error_shape(runtime, sink):
     assert 'probe.py", line' in stack
     assert "in boom" in stack
     assert "python_worker" not in stack
-    assert "[ERROR] ValueError: the answer is not 42" in sink.messages(result.request_id)
+    # Lambda's error line and the traceback are one entry, as one logging record would be.
+    logged = [m for m in sink.messages(result.request_id) if m.startswith("[ERROR]")]
+    assert len(logged) == 1
+    first, traceback, *frames = logged[0].split("\n")
+    assert first == "[ERROR] ValueError: the answer is not 42"
+    assert traceback == "Traceback (most recent call last):"
+    assert any("in boom" in frame for frame in frames)
 
 
 async def test_the_worker_survives_a_handler_error(runtime):

@@ -127,6 +127,15 @@ async def test_unicode_and_empty_messages_round_trip(store):
     assert messages(await store.query(SPACE, FN)) == ["", "naïve ☃ \t tabs", "x" * 100_000]
 
 
+async def test_a_multi_line_entry_round_trips_and_filters_match_inside_it(store):
+    record = "Saving user to CRM:\n{'email': 'test@testcorp.com'}\n\nlast line"
+    store.append([line(record), line("other", T0 + 1)])
+
+    assert messages(await store.query(SPACE, FN)) == [record, "other"]
+    assert messages(await store.query(SPACE, FN, filter="testcorp")) == [record]
+    assert messages(await store.query(SPACE, FN, filter="CRM:\n{")) == [record]
+
+
 async def test_append_of_nothing_is_fine(store):
     store.append([])
 

@@ -62,14 +62,14 @@ class InvokeResult:
 
 @dataclass(frozen=True, slots=True)
 class LogLine:
-    """One line of a function's output, or a START/END/REPORT line (``stream="system"``)."""
+    """One entry of a function's output, or a START/END/REPORT line (``stream="system"``)."""
 
     space: str
     function_id: str
     request_id: str
     timestamp: float  # wall-clock seconds
     stream: Stream
-    message: str  # one line, without the newline
+    message: str  # one record (a print, a console.log: maybe several lines), no final newline
 
 
 class LogSink(Protocol):

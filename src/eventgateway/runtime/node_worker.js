@@ -4,8 +4,9 @@
 // with the bundle directory as its working directory. The frames on the two extra pipe ends
 // are described in protocol.py: `>II` (header length, body length), a JSON header, a body.
 // One invocation at a time: read a request, call the handler, print the sentinel line on
-// stdout and stderr (writes to pipes are synchronous on Linux, so everything the handler
-// printed is already in the pipe), answer.
+// stdout and stderr once everything the handler printed is in the pipes (writes to pipes are
+// synchronous on Linux until a pipe is full; libuv finishes the rest later), answer. One
+// console.log is one log entry (see "output").
 'use strict';
 
 const fs = require('fs');
@@ -37,6 +38,41 @@ function writeFrame(header, body) {
   prefix.writeUInt32BE(data.length, 4);
   writeAll(config.out_fd, Buffer.concat([prefix, head, data]));
 }
+
+// -- output: one write, one record ----------------------------------------------------------
+// console.log & co. write each call's whole text with one stream.write: one log entry, however
+// many lines. The inner line ends of such a write get 0xFF before the newline (CONTINUED in
+// protocol.py; UTF-8 never contains it), so the parent joins them; trailing newlines do not.
+
+const MARKED_NEWLINE = Buffer.from([0xff, 0x0a]);
+
+function markRecord(text) {
+  let end = text.length;
+  while (end > 0 && text.charCodeAt(end - 1) === 10) end -= 1;
+  const body = text.slice(0, end);
+  if (!body.includes('\n')) return text;
+  const pieces = [];
+  for (const line of body.split('\n')) {
+    if (pieces.length) pieces.push(MARKED_NEWLINE);
+    pieces.push(Buffer.from(line, 'utf8'));
+  }
+  pieces.push(Buffer.from(text.slice(end), 'utf8'));
+  return Buffer.concat(pieces);
+}
+
+function writeRecords(stream) {
+  const write = stream.write;
+  stream.write = function writeRecord(chunk, encoding, callback) {
+    // Text only; Buffers and other encodings are bytes the handler framed itself.
+    const utf8 = typeof encoding !== 'string' || /^utf-?8$/i.test(encoding);
+    const marked = typeof chunk === 'string' && utf8 ? markRecord(chunk) : chunk;
+    if (marked === chunk) return write.apply(this, arguments);
+    return write.call(this, marked, typeof encoding === 'function' ? encoding : callback);
+  };
+}
+
+writeRecords(process.stdout);
+writeRecords(process.stderr);
 
 // -- errors ---------------------------------------------------------------------------------
 
@@ -120,12 +156,25 @@ function maxMemoryUsedMB() {
   return Math.floor(peakRssKiB / 1024);
 }
 
+// A write to a full pipe is finished by libuv later: the sentinel waits until none is queued
+// (for at most 2 s, in case something keeps printing after the handler finished).
+function whenOutputWritten(then, giveUpAt = Date.now() + 2000) {
+  const queued = (stream) => !stream.destroyed && stream.writableLength > 0;
+  if ((queued(process.stdout) || queued(process.stderr)) && Date.now() < giveUpAt) {
+    setTimeout(whenOutputWritten, 1, then, giveUpAt);
+  } else {
+    then();
+  }
+}
+
 function finishInvocation(seq, started, ok, payload, retire) {
   const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-  const marker = `${config.sentinel}:${seq}\n`;
-  try { fs.writeSync(1, marker); } catch (_) { /* stdout closed: the parent copes with EOF */ }
-  try { fs.writeSync(2, marker); } catch (_) { /* idem */ }
-  writeFrame({ type: 'result', seq, ok, duration_ms: durationMs, max_memory_used_mb: maxMemoryUsedMB(), retire }, payload);
+  whenOutputWritten(() => {
+    const marker = `${config.sentinel}:${seq}\n`;
+    try { fs.writeSync(1, marker); } catch (_) { /* stdout closed: the parent copes with EOF */ }
+    try { fs.writeSync(2, marker); } catch (_) { /* idem */ }
+    writeFrame({ type: 'result', seq, ok, duration_ms: durationMs, max_memory_used_mb: maxMemoryUsedMB(), retire }, payload);
+  });
 }
 
 function invoke(header, body) {

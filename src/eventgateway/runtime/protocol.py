@@ -2,7 +2,7 @@
 
 A worker gets two extra pipe ends (``pass_fds``): it reads requests from one and writes
 answers to the other. Its stdout and stderr stay free for the handler's output, which the
-parent captures line by line as log lines.
+parent captures as log entries (``output.py``): one per record the handler wrote.
 
 Every frame is ``>II`` (header length, body length), a JSON header, then the body bytes::
 
@@ -24,6 +24,18 @@ to stderr, after flushing both. The parent ends an invocation's log (``END``) on
 has read both sentinels, so every line the handler printed lands before ``END``. The
 sentinel carries a per-worker random token, so a handler cannot fake it by accident.
 
+A record is one ``print``, ``console.log`` or ``logging`` record (in Python, one
+``write`` to ``sys.stdout``/``sys.stderr``; in Node.js, one ``process.stdout.write``). On
+stdout and stderr the worker ends each line of a record that the record's next line
+continues with :data:`CONTINUED` (``0xFF``, which UTF-8 text never contains) before the
+newline; the parent joins such lines into one entry and drops the byte. A record's final
+line, trailing blank lines, and everything written by other means (``os.write(1, …)``, a
+child process) are unmarked and stay one entry per line::
+
+    print("Saving user to CRM:", user, sep="\\n")
+    → b"Saving user to CRM:\\xff\\n{'username': 'ada'}\\n"
+    → one entry: "Saving user to CRM:\\n{'username': 'ada'}"
+
 Python's and Node's worker sides (``python_worker.py``, ``node_worker.js``) implement the
 same frames without importing this module, so a cold start pulls in nothing but the stdlib.
 """
@@ -37,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 __all__ = [
+    "CONTINUED",
     "MAX_FRAME_BYTES",
     "Frame",
     "ProtocolError",
@@ -49,6 +62,8 @@ _PREFIX: Final = struct.Struct(">II")
 # Events and results are bounded well below this by the gateway; the cap only stops a
 # corrupted length prefix from making the parent allocate gigabytes.
 MAX_FRAME_BYTES: Final = 256 * 1024 * 1024
+# Ends (before the newline) a line of a handler's output that the next line continues.
+CONTINUED: Final = b"\xff"
 
 
 class ProtocolError(Exception):

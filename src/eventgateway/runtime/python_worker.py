@@ -7,10 +7,16 @@ stdout and stderr, print the sentinel line on both, answer.
 
 Only the standard library is imported here, and as little of it as possible, because every
 import is paid on each cold start (``traceback`` and ``asyncio`` load only when needed).
+
+One ``print`` or ``logging`` record is one log entry, however many lines it has: the
+handler's ``sys.stdout``/``sys.stderr`` mark the inner line ends of each ``write``
+(``protocol.CONTINUED``), and ``print`` makes one ``write`` of its whole text.
 """
 
 from __future__ import annotations
 
+import _thread
+import builtins
 import importlib
 import io
 import json
@@ -60,6 +66,89 @@ def _write_frame(fd: int, header: dict[str, Any], body: bytes = b"") -> None:
     data = memoryview(_PREFIX.pack(len(head), len(body)) + head + body)
     while data:
         data = data[os.write(fd, data) :]
+
+
+# -- output: one write, one record -----------------------------------------------------------
+
+
+def _mark(text: str) -> bytes:
+    """``text`` as UTF-8, each inner line end marked ``\\xff\\n`` (trailing blank lines not)."""
+    data = text.encode("utf-8", "backslashreplace")  # never contains 0xFF
+    if data.find(b"\n") in (-1, len(data) - 1):  # the usual case: one line
+        return data
+    body = data.rstrip(b"\n")
+    return body.replace(b"\n", b"\xff\n") + data[len(body) :]
+
+
+class _RecordStream(io.TextIOBase):
+    """``sys.stdout``/``sys.stderr``: each ``write`` is one record of the function's log.
+
+    Line-buffered: a write with a newline reaches the pipe at once, in one ``os.write``.
+    ``buffer`` is the original stream's, flushed first so that bytes keep their order.
+    """
+
+    encoding = "utf-8"
+    errors = "backslashreplace"
+    line_buffering = True
+
+    def __init__(self, fd: int, original: Any) -> None:
+        self._fd = fd
+        self._original = original
+        self._pending = bytearray()
+        self._lock = _thread.RLock()  # a handler's threads print whole records
+        self.name = getattr(original, "name", f"<fd {fd}>")
+
+    @property
+    def buffer(self) -> Any:
+        return self._original.buffer
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def writable(self) -> bool:
+        return True
+
+    def reconfigure(self, **options: Any) -> None:
+        """Accepted and ignored: the stream is always UTF-8 and line-buffered."""
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+        with self._lock:
+            self._pending += _mark(text)
+            if "\n" in text or len(self._pending) >= 8192:
+                self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            try:
+                self._original.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
+            if not self._pending:
+                return
+            data, self._pending = memoryview(self._pending), bytearray()
+            while data:
+                data = data[os.write(self._fd, data) :]
+
+
+_builtin_print = builtins.print
+
+
+def _print(*args: object, file: Any = None, flush: bool = False, **layout: Any) -> None:
+    """``print``; to the worker's own streams, its whole text (args, sep, end) in one write."""
+    stream = sys.stdout if file is None else file
+    if not isinstance(stream, _RecordStream):
+        _builtin_print(*args, file=file, flush=flush, **layout)
+        return
+    text = io.StringIO()  # print's own formatting and errors; `sep` and `end` in `layout`
+    _builtin_print(*args, file=text, **layout)
+    stream.write(text.getvalue())
+    if flush:
+        stream.flush()
 
 
 # -- what the handler sees -------------------------------------------------------------------
@@ -125,9 +214,10 @@ def _is_runtime_frame(filename: str) -> bool:
     """Frames of this worker, importlib and asyncio: noise in a user's stack trace."""
     if filename == __file__ or filename.startswith("<frozen "):
         return True
-    asyncio = sys.modules.get("asyncio")
-    folder = os.path.dirname(getattr(asyncio, "__file__", None) or "\0")
-    return filename.startswith(folder + os.sep)
+    location = getattr(sys.modules.get("asyncio"), "__file__", None)
+    if not location:  # asyncio not imported (a plain sync handler): no asyncio frames
+        return False
+    return filename.startswith(os.path.dirname(location) + os.sep)
 
 
 def _stack(exc: BaseException) -> list[str]:
@@ -293,10 +383,14 @@ def _prepare(config: dict[str, Any]) -> None:
         pass
     for fd in (config["in_fd"], config["out_fd"]):
         os.set_inheritable(fd, False)  # the handler's own subprocesses must not hold them
-    # Line-buffered text streams: each printed line reaches the parent when it is printed.
-    for stream in (sys.stdout, sys.stderr):
+    # Line-buffered: each printed line reaches the parent when it is printed; and as the
+    # handler's sys.stdout/stderr, one record per write (sys.__stdout__ stays per line).
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        stream = getattr(sys, name)
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(line_buffering=True, errors="backslashreplace")
+            setattr(sys, name, _RecordStream(fd, stream))
+    builtins.print = _print
     deps = os.path.join(_ROOT, ".deps")
     sys.path[0:1] = [_ROOT, deps] if os.path.isdir(deps) else [_ROOT]
     _configure_logging()
@@ -320,16 +414,8 @@ def main(argv: list[str]) -> int:
     error_body = b""
     if init_error is not None:
         error_body = _payload(init_error.error_type, init_error.message, init_error.stack)
-    _write_frame(
-        out_fd,
-        {
-            "type": "ready",
-            "pid": os.getpid(),
-            "init_error": init_error is not None,
-            "max_memory_used_mb": _max_memory_used_mb(),
-        },
-        error_body,
-    )
+    ready = {"type": "ready", "pid": os.getpid(), "init_error": init_error is not None}
+    _write_frame(out_fd, {**ready, "max_memory_used_mb": _max_memory_used_mb()}, error_body)
 
     while (frame := _read_frame(in_fd)) is not None:
         header, body = frame
@@ -343,18 +429,9 @@ def main(argv: list[str]) -> int:
             ok, payload, retire = _invoke(invoker, header, body)
         duration_ms = (time.perf_counter() - started) * 1000
         _flush_and_mark(f"{token}:{header['seq']}\n".encode())
-        _write_frame(
-            out_fd,
-            {
-                "type": "result",
-                "seq": header["seq"],
-                "ok": ok,
-                "duration_ms": duration_ms,
-                "max_memory_used_mb": _max_memory_used_mb(),
-                "retire": retire,
-            },
-            payload,
-        )
+        result = {"type": "result", "seq": header["seq"], "ok": ok, "duration_ms": duration_ms}
+        result.update(max_memory_used_mb=_max_memory_used_mb(), retire=retire)
+        _write_frame(out_fd, result, payload)
     return 0
 
 
