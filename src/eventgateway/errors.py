@@ -127,6 +127,8 @@ class ProviderError(EventGatewayError):
             429, 5xx) or not (other 4xx, an unsupported function type).
         status: the HTTP status the function answered, when there was one.
         retry_after_s: the delay the function asked for (``Retry-After``), if any.
+        request_id: the local runtime's id of the invocation that failed, when one ran
+            (its log lines carry the same id).
     """
 
     def __init__(
@@ -137,6 +139,7 @@ class ProviderError(EventGatewayError):
         status: int | None = None,
         retry_after_s: float | None = None,
         body_excerpt: str = "",
+        request_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -144,6 +147,7 @@ class ProviderError(EventGatewayError):
         self.status = status
         self.retry_after_s = retry_after_s
         self.body_excerpt = body_excerpt
+        self.request_id = request_id
 
 
 class ConfigError(EventGatewayError):

@@ -2,7 +2,8 @@
 
 Served at ``GET /openapi.json`` by ``api/config.py``. Built from small helpers so that
 every resource is described the same way; the delivery log and dead letters
-(``api/deliveries.py``) are described in ``api/openapi_deliveries.py``. ``tests/api``
+(``api/deliveries.py``) are described in ``api/openapi_deliveries.py``, calling a function
+(``api/invoke.py``) in ``api/openapi_invoke.py``. ``tests/api``
 checks that each route of both apps appears here.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from eventgateway.api.openapi_deliveries import deliveries_paths, deliveries_schemas
+from eventgateway.api.openapi_invoke import invoke_paths, invoke_schemas
 from eventgateway.model.delivery_options import (
     BACKOFFS,
     CONTENT_MODES,
@@ -380,6 +382,7 @@ def openapi_document() -> dict[str, Any]:
         paths[f"/v1/spaces/{{space}}/{segment}"] = collection
         paths[f"/v1/spaces/{{space}}/{segment}/{{{id_name}}}"] = item
     paths.update(deliveries_paths())
+    paths.update(invoke_paths())
     return {
         "openapi": "3.1.0",
         "info": {
@@ -389,5 +392,5 @@ def openapi_document() -> dict[str, Any]:
             'Configuration API. Errors are `{"errors":[{"message": …}]}`.',
         },
         "paths": paths,
-        "components": {"schemas": {**_schemas(), **deliveries_schemas()}},
+        "components": {"schemas": {**_schemas(), **deliveries_schemas(), **invoke_schemas()}},
     }

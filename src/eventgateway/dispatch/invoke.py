@@ -46,6 +46,8 @@ class Outcome:
     retryable: bool = False
     retry_after_s: float | None = None
     duration_s: float = 0.0
+    # Why no reply came, for callers that show more than ``error`` (``api/invoke.py``).
+    failure: ProviderError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +195,7 @@ class Invoker:
                 retryable=exc.retryable,
                 retry_after_s=exc.retry_after_s,
                 duration_s=time.perf_counter() - started,
+                failure=exc,
             )
         duration_s = time.perf_counter() - started
         status = reply.status

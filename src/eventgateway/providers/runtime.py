@@ -4,9 +4,15 @@ The function's ``provider`` names an uploaded bundle and a handler
 (``model/runtime_provider.py``); the call becomes one invocation in a warm worker process
 (``runtime/pool.py``). A handler's error — ``errorType: errorMessage`` — fails the call and
 goes through the subscription's retry policy like any other failure.
+
+Each call names its invocation for the log store: a reply carries the request id in the
+:data:`REQUEST_ID_HEADER` header, a failure in ``ProviderError.request_id``. Nothing sends
+reply headers on to a client (a sync route answers with the response object in the body).
 """
 
 from __future__ import annotations
+
+from typing import Final
 
 import msgspec
 
@@ -17,8 +23,9 @@ from eventgateway.runtime.base import Language, RuntimeSpec
 from eventgateway.runtime.bundles import BundleStore
 from eventgateway.runtime.pool import FunctionRuntime
 
-__all__ = ["RuntimeProvider"]
+__all__ = ["REQUEST_ID_HEADER", "RuntimeProvider"]
 
+REQUEST_ID_HEADER: Final = "x-eg-request-id"
 _EXCERPT_CHARS = 2000
 
 
@@ -81,7 +88,8 @@ class RuntimeProvider(Provider):
         # The function's own timeout applies (Lambda semantics), not the caller's.
         result = await self._runtime.invoke(self._spec(function), call.body)
         if result.ok:
-            return Reply(status=200, body=result.payload)
+            headers = ((REQUEST_ID_HEADER, result.request_id),)
+            return Reply(status=200, body=result.payload, headers=headers)
         try:
             error = _error_decoder.decode(result.payload)
         except (msgspec.DecodeError, msgspec.ValidationError):
@@ -90,4 +98,5 @@ class RuntimeProvider(Provider):
             f"function {function.function_id!r} failed: {error.errorType}: {error.errorMessage}",
             retryable=True,
             body_excerpt=result.payload.decode("utf-8", "replace")[:_EXCERPT_CHARS],
+            request_id=result.request_id,
         )

@@ -1,4 +1,4 @@
-"""Code bundles, function logs and the delivery log: methods of :class:`AsyncEventGateway`.
+"""Bundles, function logs, invoke, the delivery log: methods of :class:`AsyncEventGateway`.
 
 A mixin, so that the client module stays readable; it sends through the client's
 ``_send`` and reads ``_calls``, ``_http`` and ``timeout_s``.
@@ -103,6 +103,46 @@ class AsyncOperations:
                         yield item
         except httpx.TransportError as exc:
             raise failure(exc)[1] from exc
+
+    # -- calling a function ----------------------------------------------------------------
+
+    async def invoke(
+        self,
+        function_id: str,
+        data: Any = None,
+        *,
+        event: str | None = None,
+        wait_s: float | None = None,
+    ) -> dict[str, Any]:
+        """Call a function once, now, and return its answer with its log lines.
+
+        The gateway delivers a CloudEvents 1.0 event of type ``event`` (default: the type
+        of the function's first subscription, else ``invoke``) carrying ``data``, and
+        waits for the function: no queue, no retry.
+
+        Args:
+            function_id: the function.
+            data: the event's data, any JSON value (``None``: no data).
+            event: the event type.
+            wait_s: seconds to wait for the answer (default: the client's ``timeout_s``);
+                set it above the function's own timeout.
+
+        Returns:
+            ``{"ok", "requestId", "eventId", "eventType", "status", "result", "error",
+            "durationMs", "logs"}``: ``ok`` is false when the handler raised, crashed or
+            timed out, or an HTTP function answered 500 (a failed invocation is not a
+            :class:`GatewayError`); ``logs`` are the invocation's lines, START to REPORT,
+            for ``python``/``nodejs`` functions.
+
+        Raises:
+            GatewayError: 404 no such function, 400 a malformed ``event``.
+
+        .. versionadded:: 0.1.0
+        """
+        call = self._calls.invoke(
+            function_id, data, event=event, wait_s=wait_s, connect_s=self.timeout_s
+        )
+        return await self._send(call)
 
     # -- delivery log and dead letters -----------------------------------------------------
 

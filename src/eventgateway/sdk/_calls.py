@@ -276,6 +276,27 @@ class Calls:
         request.headers["Accept"] = "text/event-stream"
         return request
 
+    # -- calling a function ----------------------------------------------------------------
+
+    def invoke(
+        self,
+        function_id: str,
+        data: Any,
+        *,
+        event: str | None,
+        wait_s: float | None,
+        connect_s: float,
+    ) -> Call[dict[str, Any]]:
+        path = f"functions/{_wire.segment(function_id)}/invoke"
+        body = _present({"event": event, "data": data})
+        call = self._config("POST", path, _wire.to_object, body=body)
+        if wait_s is not None:
+            # httpx's per-request "timeout" extension: a longer wait for the answer only, so
+            # an unreachable gateway still fails after the client's connect timeout.
+            limits = {"connect": connect_s, "read": wait_s, "write": connect_s, "pool": connect_s}
+            call.request.extensions["timeout"] = limits
+        return call
+
     # -- delivery log and dead letters -----------------------------------------------------
 
     def get_event(self, event_id: str) -> Call[dict[str, Any]]:

@@ -123,7 +123,7 @@ class Request:
     headers: dict[str, str]
     content: bytes | None = None
     retry: Retry = "unsent"
-    extensions: dict[str, str] = field(default_factory=dict)
+    extensions: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -331,6 +331,19 @@ class EventGateway:
         except httpx.TransportError as exc:
             raise failure(exc)[1] from exc
 
+    def invoke(
+        self,
+        function_id: str,
+        data: Any = None,
+        *,
+        event: str | None = None,
+        wait_s: float | None = None,
+    ) -> dict[str, Any]:
+        call = self._calls.invoke(
+            function_id, data, event=event, wait_s=wait_s, connect_s=self.timeout_s
+        )
+        return self._send(call)
+
     def get_event(self, event_id: str) -> dict[str, Any]:
         return self._send(self._calls.get_event(event_id))
 

@@ -1,0 +1,130 @@
+"""The OpenAPI description of ``POST …/functions/{functionId}/invoke`` (``api/invoke.py``).
+
+Kept apart from ``api/openapi.py``, which merges :func:`invoke_paths` and
+:func:`invoke_schemas` into the document. Every response member is always present.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+__all__ = ["invoke_paths", "invoke_schemas"]
+
+_JSON: Final = "application/json"
+_STRING: Final = {"type": "string"}
+# api/invoke.py's DEFAULT_EVENT_TYPE and DEFAULT_SOURCE (that module imports the OpenAPI
+# document through api/config.py, so this one cannot import it; tests/api compares them).
+_DEFAULT_EVENT_TYPE: Final = "invoke"
+_DEFAULT_SOURCE: Final = "/eventgateway/invoke"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {_JSON: {"schema": _ref(schema)}}}
+
+
+def _path(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": _STRING,
+        "description": description,
+    }
+
+
+def invoke_schemas() -> dict[str, Any]:
+    """Component schemas of the invoke request and response."""
+    log_line = {
+        "type": "object",
+        "properties": {
+            "timestamp": {"type": "string", "format": "date-time"},
+            "requestId": _STRING,
+            "stream": {"type": "string", "enum": ["stdout", "stderr", "system"]},
+            "message": _STRING,
+        },
+        "required": ["timestamp", "requestId", "stream", "message"],
+    }
+    response = {
+        "ok": {
+            "type": "boolean",
+            "description": "false when no answer came (a handler that raised, crashed or "
+            "timed out; a network error) or an HTTP function answered 500.",
+        },
+        "requestId": {
+            "type": ["string", "null"],
+            "description": "The invocation's id in the function's logs (python/nodejs).",
+        },
+        "eventId": {**_STRING, "description": "The `id` of the event delivered."},
+        "eventType": {**_STRING, "description": "The `type` of the event delivered."},
+        "status": {
+            "type": ["integer", "null"],
+            "description": "The HTTP status an `http` function answered with.",
+        },
+        "result": {"description": "The answer as JSON, or its text when it is not JSON."},
+        "error": {
+            "type": ["object", "null"],
+            "description": 'Lambda\'s `{"errorType", "errorMessage", "stackTrace"}` for a '
+            'failed python/nodejs handler, `{"message"}` otherwise; null when ok.',
+        },
+        "durationMs": {"type": "number", "minimum": 0},
+        "logs": {
+            "type": "array",
+            "items": log_line,
+            "description": "The invocation's log lines, START to REPORT (python/nodejs).",
+        },
+    }
+    return {
+        "InvokeInput": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "event": {
+                    **_STRING,
+                    "minLength": 1,
+                    "description": "The event type [default: the event type of the "
+                    f"function's first subscription, else `{_DEFAULT_EVENT_TYPE}`].",
+                },
+                "data": {"description": "The event's data, any JSON [default: none]."},
+                "source": {
+                    **_STRING,
+                    "minLength": 1,
+                    "description": f"The event's source [default: `{_DEFAULT_SOURCE}`].",
+                },
+            },
+        },
+        "InvokeResult": {
+            "type": "object",
+            "properties": response,
+            "required": list(response),
+        },
+    }
+
+
+def invoke_paths() -> dict[str, Any]:
+    """The path item of the invoke route."""
+    return {
+        "/v1/spaces/{space}/functions/{functionId}/invoke": {
+            "parameters": [_path("space", "Space name."), _path("functionId", "Function ID")],
+            "post": {
+                "tags": ["Functions"],
+                "operationId": "invokeFunction",
+                "description": "Call the function once with a CloudEvents 1.0 event built "
+                "from the body, and wait for its answer: no authorizer, no queue, no retry. "
+                "A failed invocation is still a 200, with `ok: false`.",
+                "requestBody": {
+                    "required": False,
+                    "content": {_JSON: {"schema": _ref("InvokeInput")}},
+                },
+                "responses": {
+                    "200": _json("InvokeResult", "The function was called"),
+                    "400": _json("Error", "The body is not valid"),
+                    "404": _json("Error", "No such function"),
+                    "500": _json("Error", "Storage failure"),
+                },
+            },
+        }
+    }
