@@ -1,8 +1,9 @@
 """Composition root: the only place that picks concrete backends.
 
 :class:`Gateway` wires store, routing, queue, providers, dispatcher and both APIs, and
-owns their lifecycle. :func:`serve` runs it under uvicorn on two listeners — the Events
-API and the Configuration API — in one process and one event loop.
+owns their lifecycle. :func:`prepare_server` binds its two listeners — the Events API and
+the Configuration API — and builds the uvicorn server running both in one event loop;
+:func:`serve` runs that until a signal, :mod:`eventgateway.embedded` on a thread.
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ import asyncio
 import contextlib
 import logging
 import pathlib
+import socket
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-import uvicorn
 
 from eventgateway.api.config import create_config_app
 from eventgateway.api.deliveries import create_deliveries_app, is_deliveries_path
 from eventgateway.api.events import EventsApp, Receive, Scope, Send
+from eventgateway.api.invoke import create_invoke_app, is_invoke_path
 from eventgateway.api.runtime import create_runtime_app, is_runtime_path
 from eventgateway.dispatch.dispatcher import Dispatcher
 from eventgateway.dispatch.invoke import Invoker
@@ -33,7 +36,7 @@ from eventgateway.queue.memory import MemoryQueue
 from eventgateway.routing.sync import RoutingSync
 from eventgateway.routing.table import RoutingTable
 from eventgateway.runtime.service import LocalRuntime
-from eventgateway.server import DrainingServer, bind
+from eventgateway.server import DrainingServer, bind, uvicorn_config
 from eventgateway.settings import Settings
 from eventgateway.store.base import ConfigStore
 from eventgateway.supervisor import WorkerProcess
@@ -41,7 +44,7 @@ from eventgateway.supervisor import WorkerProcess
 if TYPE_CHECKING:  # imported lazily: memory:// installs need no SQLite queue
     from eventgateway.queue.sqlite import SqliteQueue
 
-__all__ = ["Gateway", "open_queue", "open_store", "serve"]
+__all__ = ["Gateway", "PreparedServer", "open_queue", "open_store", "prepare_server", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +171,7 @@ class Gateway:
                 config_app,
                 create_deliveries_app(self.queue),
                 create_runtime_app(self.runtime.bundles, self.runtime.logs),
+                create_invoke_app(self.store, self.invoker, self.runtime.logs, self.metrics),
             ),
             self,
         )
@@ -290,7 +294,11 @@ class _RefreshAfterWrite:
         self._gateway = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _WRITE_METHODS:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in _WRITE_METHODS
+            or is_invoke_path(scope["path"])  # calls a function, changes no configuration
+        ):
             await self._app(scope, receive, send)
             return
 
@@ -303,12 +311,13 @@ class _RefreshAfterWrite:
 
 
 class _ConfigRouter:
-    """The Configuration API: resources, the delivery log, bundles and function logs."""
+    """The Configuration API: resources, the delivery log, bundles, function logs, invoke."""
 
-    def __init__(self, config: Any, deliveries: Any, runtime: Any) -> None:
+    def __init__(self, config: Any, deliveries: Any, runtime: Any, invoke: Any) -> None:
         self._config = config
         self._deliveries = deliveries
         self._runtime = runtime
+        self._invoke = invoke
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -319,6 +328,9 @@ class _ConfigRouter:
             if is_runtime_path(path):
                 await self._runtime(scope, receive, send)
                 return
+            if is_invoke_path(path):
+                await self._invoke(scope, receive, send)
+                return
         await self._config(scope, receive, send)
 
 
@@ -328,6 +340,7 @@ class _PortRouter:
         self._config_port = config_port
         self._events = gateway.events_app
         self._config = gateway.config_app
+        self.startup_error: Exception | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -348,6 +361,7 @@ class _PortRouter:
                     await self._gateway.start()
                 except Exception as exc:
                     logger.exception("gateway failed to start")
+                    self.startup_error = exc
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
@@ -357,28 +371,70 @@ class _PortRouter:
                 return
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedServer:
+    """A gateway and the uvicorn server for it, on two bound listeners; nothing runs yet.
+
+    The ports are the bound ones (the settings may ask for 0); ``router.startup_error``
+    holds what made ``Gateway.start()`` fail under uvicorn's lifespan.
+    """
+
+    gateway: Gateway
+    server: DrainingServer
+    router: _PortRouter
+    sockets: list[socket.socket]  # events, config: for ``server.run(sockets=…)``
+    events_port: int
+    config_port: int
+
+    def close_sockets(self) -> None:
+        """Close both listeners (uvicorn closes them on shutdown, not on a failed start)."""
+        for sock in self.sockets:
+            sock.close()
+
+
+def prepare_server(
+    settings: Settings,
+    *,
+    on_started: Callable[[], None] | None = None,
+    configure_logging: bool = True,
+) -> PreparedServer:
+    """Bind both listeners and build the gateway and the uvicorn server that will run it.
+
+    Raises:
+        ConfigError: a port is taken, or the settings name an unknown store.
+    """
+    events_sock = bind(settings.host, settings.events_port)
+    sockets = [events_sock]
+    try:
+        config_sock = bind(settings.host, settings.config_port)
+        sockets.append(config_sock)
+        gateway = Gateway(settings)
+        router = gateway.asgi(config_sock.getsockname()[1])
+        config = uvicorn_config(router, settings, configure_logging=configure_logging)
+        server = DrainingServer(config, gateway.begin_drain, on_started=on_started)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return PreparedServer(
+        gateway,
+        server,
+        router,
+        sockets,
+        events_port=events_sock.getsockname()[1],
+        config_port=config_sock.getsockname()[1],
+    )
+
+
 def serve(settings: Settings) -> None:
     """Run a gateway until SIGINT/SIGTERM; both listeners in this process."""
-    events_sock = bind(settings.host, settings.events_port)
-    config_sock = bind(settings.host, settings.config_port)
-    gateway = Gateway(settings)
-    config = uvicorn.Config(
-        gateway.asgi(config_sock.getsockname()[1]),
-        lifespan="on",
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
-        server_header=False,
-    )
-    server = DrainingServer(config, gateway.begin_drain)
+    prepared = prepare_server(settings)
     logger.info(
         "Events API on http://%s:%d, Configuration API on http://%s:%d, store %s",
         settings.host,
-        events_sock.getsockname()[1],
+        prepared.events_port,
         settings.host,
-        config_sock.getsockname()[1],
+        prepared.config_port,
         settings.resolved_store_url,
     )
-    server.run(sockets=[events_sock, config_sock])
+    prepared.server.run(sockets=prepared.sockets)
