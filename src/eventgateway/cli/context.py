@@ -26,6 +26,7 @@ import yaml
 from eventgateway.errors import ConfigError
 
 if TYPE_CHECKING:
+    from eventgateway.deploy.model import ServiceSpec
     from eventgateway.sdk.sync import EventGateway
 
 __all__ = [
@@ -246,10 +247,16 @@ _OPTIONS: Final = (
 )
 
 
-def gateway_options(api: Api = "config") -> Callable[[Callable[..., None]], Callable[..., None]]:
+def gateway_options(
+    api: Api = "config", *, service: bool = False
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Add the global options to a command, which receives them as ``options``.
 
     ``api`` names the API the command talks to, for the message when it cannot be reached.
+    With ``service``, the command works on a service: it also gets ``-c/--config`` and
+    ``-s/--stage``, and receives the whole ``serverless.yml``, read and resolved, as
+    ``service`` (a :class:`~eventgateway.deploy.model.ServiceSpec`); flags and ``EG_*``
+    variables still win over the file's ``custom.eventgateway``.
     """
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
@@ -264,24 +271,75 @@ def gateway_options(api: Api = "config") -> Callable[[Callable[..., None]], Call
             debug: bool,
             **kwargs: Any,
         ) -> None:
+            flags = CliOptions(
+                url=url or "",
+                config_url=config_url,
+                space=space or "",
+                api_key=api_key,
+                output=output,
+                debug=debug,
+            )
             with reporting_errors(config_url or url or DEFAULT_URL, debug=debug):
-                options = resolve_options(
-                    url=url,
-                    config_url=config_url,
-                    space=space,
-                    api_key=api_key,
-                    output=output,
-                    debug=debug,
-                )
+                if service:
+                    options, kwargs["service"] = _service_options(
+                        flags, kwargs.pop("config_path"), kwargs.pop("stage")
+                    )
+                else:
+                    options = resolve_options(
+                        url=url,
+                        config_url=config_url,
+                        space=space,
+                        api_key=api_key,
+                        output=output,
+                        debug=debug,
+                    )
             url_used, flag = _url_of(options, api)
             with reporting_errors(url_used, debug=debug, flag=flag):
                 command(*args, options=options, **kwargs)
 
-        for option in reversed(_OPTIONS):
+        for option in reversed(_SERVICE_OPTIONS + _OPTIONS if service else _OPTIONS):
             run = option(run)
         return run
 
     return decorate
+
+
+_SERVICE_OPTIONS: Final = (
+    click.option(
+        "--config",
+        "-c",
+        "config_path",
+        default=SERVICE_FILE,
+        show_default=True,
+        type=click.Path(dir_okay=False, path_type=pathlib.Path),
+        help="The service's serverless.yml.",
+    ),
+    click.option(
+        "--stage",
+        "-s",
+        envvar="EG_STAGE",
+        help="Stage of the service [default: provider.stage, else dev].",
+    ),
+)
+
+
+def _service_options(
+    flags: CliOptions, path: pathlib.Path, stage: str | None
+) -> tuple[CliOptions, ServiceSpec]:
+    """The options of a service command: flags first, then the service's file, then defaults."""
+    from eventgateway.deploy.manifest import load_service
+
+    spec = load_service(path, stage=stage, options={"stage": stage} if stage else {})
+    target = spec.gateway
+    options = CliOptions(
+        url=flags.url or target.url or DEFAULT_URL,
+        config_url=flags.config_url or target.config_url,
+        space=flags.space or target.space,
+        api_key=flags.api_key or target.api_key,
+        output=flags.output,
+        debug=flags.debug,
+    )
+    return options, spec.with_space(options.space)
 
 
 def _url_of(options: CliOptions, api: Api) -> tuple[str, str]:

@@ -8,7 +8,10 @@ import sys
 
 import click
 
+from eventgateway.cli.deploy import deploy, info, remove
+from eventgateway.cli.dev import dev
 from eventgateway.cli.emit import emit
+from eventgateway.cli.invoke import invoke
 from eventgateway.cli.logs import logs
 from eventgateway.cli.resources import RESOURCE_GROUPS
 from eventgateway.errors import ConfigError
@@ -218,7 +221,7 @@ def call_worker(socket_path: pathlib.Path, log_level: str) -> None:
         runner.run(run_call_worker(socket_path))
 
 
-for _command in (emit, logs, *RESOURCE_GROUPS):
+for _command in (deploy, remove, info, dev, emit, invoke, logs, *RESOURCE_GROUPS):
     cli.add_command(_command)
 
 

@@ -1,0 +1,207 @@
+"""`eg deploy`, `eg remove`, `eg info`: a ``serverless.yml`` service on a gateway.
+
+``deploy`` packages the service directory, uploads the bundle when the gateway does not
+have it yet, computes the plan against what the gateway holds for the service (found by
+its ``metadata.service``/``metadata.stage``), prints it and applies it. Deploying again
+without changes writes nothing and says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.console import Console
+
+from eventgateway.cli.context import CliOptions, gateway_options
+from eventgateway.cli.output import echo_json
+
+if TYPE_CHECKING:
+    from eventgateway.deploy.model import ServiceSpec
+    from eventgateway.deploy.plan import Action, Plan
+
+__all__ = ["deploy", "info", "remove", "run_deploy"]
+
+
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} B"
+    if count < 1024 * 1024:
+        return f"{count / 1024:.1f} kB"
+    return f"{count / (1024 * 1024):.1f} MB"
+
+
+def _warn(service: ServiceSpec) -> None:
+    for warning in service.warnings:
+        click.secho(f"Warning: {warning}", fg="yellow", err=True)
+
+
+@contextlib.contextmanager
+def _working(message: str, *, quiet: bool) -> Iterator[None]:
+    """A spinner on a terminal while a long step runs; nothing when piped."""
+    if quiet or not sys.stderr.isatty():
+        yield
+        return
+    with Console(stderr=True).status(message):
+        yield
+
+
+def _echo_action(action: Action) -> None:
+    colour = {"create": "green", "update": "yellow", "delete": "red"}.get(action.op)
+    click.secho(f"  {action.describe()}", fg=colour)
+
+
+def _summary(plan: Plan) -> str:
+    return f"{plan.created} created, {plan.changed} changed, {plan.removed} removed"
+
+
+def _where(options: CliOptions, service: ServiceSpec) -> str:
+    return (
+        f"{service.name} (stage {service.stage}) to space {options.space} "
+        f"at {options.config_url or options.url}"
+    )
+
+
+def _plan_json(plan: Plan) -> list[dict[str, Any]]:
+    return [
+        {"op": action.op, "kind": action.kind, "name": action.name, "change": action.describe()}
+        for action in plan.actions
+    ]
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@gateway_options(service=True)
+def deploy(*, options: CliOptions, service: ServiceSpec, dry_run: bool) -> None:
+    """Deploy the service in this directory: package, upload, create/update/remove."""
+    run_deploy(options, service, dry_run=dry_run)
+
+
+def run_deploy(options: CliOptions, service: ServiceSpec, *, dry_run: bool = False) -> None:
+    """Package, upload, plan and apply ``service``, printing each step (or JSON at the end).
+
+    Raises:
+        ConfigError: the service cannot be packaged or a change was refused.
+        GatewayError: the gateway could not be reached.
+    """
+    from eventgateway.deploy.apply import deploy as deploy_service
+    from eventgateway.deploy.package import build_bundle
+
+    _warn(service)
+    quiet = options.json
+    if not quiet:
+        verb = "Planning" if dry_run else "Deploying"
+        click.echo(f"{verb} {_where(options, service)}")
+    bundle = None
+    if any(function.needs_bundle for function in service.functions):
+        with _working("Packaging…", quiet=quiet):
+            bundle = build_bundle(service.directory, service.package_patterns)
+        for warning in bundle.warnings:
+            click.secho(f"Warning: {warning}", fg="yellow", err=True)
+        if not quiet:
+            click.echo(
+                f"Packaged {len(bundle.files)} files, {_size(bundle.size)} "
+                f"(bundle {bundle.bundle_id[:12]})"
+            )
+    with options.gateway() as gateway, _working("Deploying…", quiet=quiet):
+        result = deploy_service(
+            gateway,
+            service,
+            bundle=bundle,
+            dry_run=dry_run,
+            progress=None if quiet or dry_run else _echo_action,
+        )
+    if quiet:
+        echo_json(
+            {
+                "service": service.name,
+                "stage": service.stage,
+                "space": options.space,
+                "bundle": bundle.bundle_id if bundle else None,
+                "uploaded": result.uploaded,
+                "dryRun": dry_run,
+                "actions": _plan_json(result.plan),
+            }
+        )
+        return
+    if bundle is not None:
+        if result.uploaded:
+            click.echo(f"Uploaded bundle {bundle.bundle_id[:12]} ({_size(bundle.size)})")
+        elif not dry_run:
+            click.echo(f"Bundle {bundle.bundle_id[:12]} is already on the gateway")
+    plan = result.plan
+    if plan.empty:
+        click.echo(f"No changes: {service.name} (stage {service.stage}) is up to date.")
+    elif dry_run:
+        for action in plan.actions:
+            _echo_action(action)
+        click.echo(f"Would deploy {service.name}: {_summary(plan)} (dry run: nothing changed).")
+    else:
+        click.secho(f"Deployed {service.name}: {_summary(plan)}.", fg="green", bold=True)
+    if not dry_run:
+        _echo_endpoints(options, service)
+
+
+def _echo_endpoints(options: CliOptions, service: ServiceSpec) -> None:
+    base = options.url.rstrip("/")
+    sync = [item for item in service.subscriptions if item.type == "sync"]
+    emits = sorted({item.path for item in service.subscriptions if item.type == "async"})
+    if sync:
+        click.echo("Endpoints:")
+        for item in sync:
+            click.echo(f"  {item.method:<7} {base}{item.path} → {item.function_id}")
+    if emits:
+        paths = ", ".join(f"{base}{path}" for path in emits)
+        click.echo(f"Events: emit to {paths}  (eg emit --event TYPE --data JSON)")
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Print what would be removed; change nothing.")
+@gateway_options(service=True)
+def remove(*, options: CliOptions, service: ServiceSpec, dry_run: bool) -> None:
+    """Remove everything the service in this directory deployed."""
+    from eventgateway.deploy.apply import remove as remove_service
+
+    _warn(service)
+    quiet = options.json
+    if not quiet:
+        verb = "Planning the removal of" if dry_run else "Removing"
+        click.echo(f"{verb} {_where(options, service)}")
+    with options.gateway() as gateway, _working("Removing…", quiet=quiet):
+        plan = remove_service(
+            gateway,
+            service,
+            dry_run=dry_run,
+            progress=None if quiet or dry_run else _echo_action,
+        )
+    if quiet:
+        echo_json(
+            {
+                "service": service.name,
+                "stage": service.stage,
+                "dryRun": dry_run,
+                "actions": _plan_json(plan),
+            }
+        )
+    elif plan.empty:
+        click.echo(f"Nothing to remove: {service.name} (stage {service.stage}) is not deployed.")
+    elif dry_run:
+        for action in plan.actions:
+            _echo_action(action)
+        click.echo(f"Would remove {plan.removed} resources of {service.name} (dry run).")
+    else:
+        click.secho(f"Removed {service.name}: {plan.removed} resources.", fg="green", bold=True)
+
+
+@click.command()
+@gateway_options(service=True)
+def info(*, options: CliOptions, service: ServiceSpec) -> None:
+    """Show what the service in this directory has on the gateway, and its endpoints."""
+    from eventgateway.cli.service_info import show_info
+
+    _warn(service)
+    with options.gateway() as gateway:
+        show_info(options, service, gateway)
