@@ -239,8 +239,16 @@ class Gateway:
                 logger.exception("function log retention failed; will try again")
 
     def begin_drain(self) -> None:
-        """From now on the Events API answers 503 (called on the first shutdown signal)."""
+        """From now on the Events API answers 503 (called on the first shutdown signal).
+
+        Live log streams end too, so their clients do not hold the shutdown open.
+        """
         self.events_app.draining = True
+        try:
+            # From a signal handler: do it between two steps of the loop, not inside one.
+            asyncio.get_running_loop().call_soon(self.runtime.logs.end_tails)
+        except RuntimeError:  # no loop running in this thread
+            self.runtime.logs.end_tails()
 
     async def stop(self) -> None:
         """Stop in order: ingest, leasing, in-flight deliveries (bounded), then resources.

@@ -173,9 +173,9 @@ def test_env_reference_inside_a_value_is_substituted(workdir):
 @pytest.mark.parametrize(
     ("value", "named"),
     [
-        ("http://${env:CRM_HOST}:4000", "${env:CRM_HOST}, which is not set"),
-        ("${self:custom.url}", "uses ${self:custom.url}; `eg` resolves only ${env:NAME}"),
-        ("${opt:stage, 'dev'}", "uses ${opt:stage, 'dev'}"),
+        ("http://${env:CRM_HOST}:4000", "environment variable CRM_HOST is not set"),
+        ("${self:custom.url}", "custom.url is not in the file"),
+        ("${ssm:/gw/url}", "ssm"),
     ],
 )
 def test_unresolvable_values_fail_in_one_line_naming_the_key(workdir, value, named):
@@ -184,10 +184,29 @@ def test_unresolvable_values_fail_in_one_line_naming_the_key(workdir, value, nam
     seen, result = run()
 
     assert result.exit_code == 1
-    assert result.output.startswith("Error: serverless.yml: custom.eventgateway.url ")
+    assert result.output.startswith("Error: serverless.yml: custom.eventgateway.url: ")
     assert named in result.output
     assert len(result.output.splitlines()) == 1
     assert seen == []
+
+
+def test_self_opt_and_sls_variables_resolve_as_eg_deploy_resolves_them(workdir):
+    write_service(
+        workdir,
+        """
+        provider: {stage: prod}
+        custom:
+          hosts: {prod: gw.internal}
+          eventgateway:
+            url: http://${self:custom.hosts.${sls:stage}}:4000
+            space: crm-${opt:stage, 'dev'}
+        """,
+    )
+
+    options = resolved()
+
+    assert options.url == "http://gw.internal:4000"
+    assert options.space == "crm-prod"  # ${opt:stage} is the stage in use, as in eg deploy
 
 
 def test_a_value_given_by_flag_is_not_read_from_the_file(workdir):

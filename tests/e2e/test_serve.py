@@ -119,6 +119,26 @@ def test_sigterm_exits_with_code_0(tmp_path: pathlib.Path):
     assert code == 0
 
 
+def test_an_open_log_stream_ends_on_sigterm_instead_of_holding_the_shutdown(
+    tmp_path: pathlib.Path,
+):
+    # The shutdown timeout is longer than the test's: a stream that stayed open would make
+    # the gateway wait it out, and the test would time out.
+    with running(tmp_path / "data", "--shutdown-timeout", "120") as process:
+        assert process.proc is not None
+        url = f"{process.config_url}/v1/spaces/acme/functions/fn/logs/stream"
+        with httpx.stream("GET", url, timeout=httpx.Timeout(5, read=90)) as response:
+            assert response.status_code == 200
+            chunks = response.iter_raw()
+            next(chunks)  # the stream is open: its first keep-alive arrived
+            process.proc.send_signal(signal.SIGTERM)
+            rest = b"".join(chunks)  # returns only when the gateway ends the response
+        code = process.stop(signal.SIGTERM, timeout_s=30)
+
+    assert b"data:" not in rest
+    assert code == 0
+
+
 # -- restart ---------------------------------------------------------------------------------
 
 

@@ -13,7 +13,6 @@ import contextlib
 import functools
 import os
 import pathlib
-import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -45,11 +44,6 @@ SERVICE_FILE: Final = "serverless.yml"
 Output = Literal["table", "json"]
 Api = Literal["events", "config"]
 
-_ENV_VARIABLE: Final = re.compile(
-    r"""\$\{\s*env:\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:,\s*(?:'([^']*)'|"([^"]*)")\s*)?\}"""
-)
-_ANY_VARIABLE: Final = re.compile(r"\$\{[^}]*\}")
-
 
 @dataclass(frozen=True, slots=True)
 class CliOptions:
@@ -79,75 +73,71 @@ class CliOptions:
 class ServiceFile:
     """``custom.eventgateway`` of a ``serverless.yml``, read on first use.
 
-    Only ``${env:NAME}`` and ``${env:NAME, 'default'}`` are resolved here, which is all a
-    URL, a space or a key needs; the full serverless.yml reader (``${self:…}``,
-    ``${opt:…}``, ``${file(…)}``) comes with ``eg deploy``.
+    Variables are resolved the way ``eg deploy`` resolves them (``${env:…}``,
+    ``${self:…}``, ``${opt:stage, 'dev'}``, ``${file(…)}``), one key at a time: a key a
+    flag already gave is never read, so a value only a deploy can resolve does no harm.
     """
 
     def __init__(self, path: pathlib.Path, environ: Mapping[str, str] | None = None) -> None:
         self.path = path
         self._environ = os.environ if environ is None else environ
-        self._section: Mapping[str, Any] | None = None
+        self._document: Any = None
 
     def get(self, *keys: str) -> str | None:
         """The first of ``keys`` set under ``custom.eventgateway``, variables resolved.
 
         Raises:
             ConfigError: the file is not YAML, or the value uses a variable that cannot be
-                resolved here.
+                resolved.
         """
-        section = self._read()
+        document = self._read()
+        custom = document.get("custom") if isinstance(document, dict) else None
+        section = custom.get("eventgateway") if isinstance(custom, dict) else None
+        if not isinstance(section, dict):
+            return None
         for key in keys:
-            value = section.get(key)
-            if value is not None:
-                return self._resolve(f"custom.eventgateway.{key}", str(value))
+            if section.get(key) is not None:
+                value = self._resolve(document, ("custom", "eventgateway", key))
+                if value is not None:
+                    return str(value)
         return None
 
-    def _read(self) -> Mapping[str, Any]:
-        if self._section is None:
-            self._section = {}
+    def _read(self) -> Any:
+        if self._document is None:
+            self._document = {}
             if self.path.is_file():
                 try:
                     document = yaml.safe_load(self.path.read_text(encoding="utf-8"))
                 except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
                     reason = str(exc).replace("\n", " ")
                     raise ConfigError(f"cannot read {self.path}: {reason}") from exc
-                custom = document.get("custom") if isinstance(document, dict) else None
-                section = custom.get("eventgateway") if isinstance(custom, dict) else None
-                if isinstance(section, dict):
-                    self._section = section
-        return self._section
+                self._document = document if isinstance(document, dict) else {}
+        return self._document
 
-    def _resolve(self, where: str, value: str) -> str | None:
-        whole = _ENV_VARIABLE.fullmatch(value.strip())
-        if whole is not None:
-            # `apiKey: ${env:EG_API_KEY}` with the variable unset means "no key".
-            return self._lookup(whole)
+    def _resolve(self, document: Mapping[str, Any], key: tuple[str, ...]) -> Any:
+        from eventgateway.deploy.manifest_source import file_reader
+        from eventgateway.deploy.variables import (
+            VariableSources,
+            effective_stage,
+            resolve_variables,
+        )
 
-        def substitute(match: re.Match[str]) -> str:
-            found = self._lookup(match)
-            if found is None:
-                raise ConfigError(
-                    f"{self.path}: {where} uses ${{env:{match.group(1)}}}, which is not set; "
-                    f"set it or give a default: ${{env:{match.group(1)}, 'value'}}"
-                )
-            return found
-
-        resolved = _ENV_VARIABLE.sub(substitute, value)
-        other = _ANY_VARIABLE.search(resolved)
-        if other is not None:
-            raise ConfigError(
-                f"{self.path}: {where} uses {other.group(0)}; `eg` resolves only ${{env:NAME}} "
-                "here: use that, or pass the value as a flag"
+        provider = document.get("provider")
+        provider_stage = provider.get("stage") if isinstance(provider, dict) else None
+        sources = VariableSources(
+            environ=self._environ,
+            options={},
+            stage=effective_stage(None, {}, provider_stage),
+            read_file=file_reader(self.path.parent),
+        )
+        try:
+            # Resolve only the path down to this key; everything else is copied as it is.
+            resolved = resolve_variables(
+                document, sources, skip=lambda path: tuple(path) != key[: len(path)]
             )
-        return resolved
-
-    def _lookup(self, match: re.Match[str]) -> str | None:
-        name, single, double = match.groups()
-        value = self._environ.get(name)
-        if value is not None:
-            return value
-        return single if single is not None else double
+        except ConfigError as exc:
+            raise ConfigError(f"{self.path}: {exc}") from exc
+        return resolved["custom"]["eventgateway"][key[-1]]
 
 
 def resolve_options(

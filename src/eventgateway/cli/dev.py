@@ -8,10 +8,13 @@ changes. Ctrl-C stops everything.
 
 from __future__ import annotations
 
+import os
 import pathlib
+import signal
 import threading
 import time
 from collections.abc import Callable
+from types import FrameType
 from typing import TYPE_CHECKING, Final
 
 import click
@@ -151,6 +154,7 @@ def dev(
         log_level="warning",
     )
     printer = _Printer()
+    _stop_on_sigterm()
     printer.echo(f"eg dev: {service.name} (stage {service.stage}) in space {options.space}")
     with EmbeddedGateway(settings) as gateway:
         local = CliOptions(
@@ -166,6 +170,16 @@ def dev(
             f"{gateway.config_url}; data in {data_dir}"
         )
         _loop(local, service, printer, data_dir=data_dir, watch=not no_watch)
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends `eg dev` as Ctrl-C does: the gateway drains and closes its store."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _loop(
@@ -185,11 +199,14 @@ def _loop(
             threading.Event().wait()
         import watchfiles
 
-        directory = service.directory
+        directory = service.directory.resolve()
         printer.echo(f"Watching {directory} for changes; Ctrl-C to stop.")
         for changes in watchfiles.watch(directory, watch_filter=_relevant(directory, data_dir)):
-            names = sorted({pathlib.Path(path).name for _, path in changes})
-            printer.echo(f"Changed: {', '.join(names)}; redeploying", fg="bright_black")
+            # Editors' temporary files come and go within one batch: name what is left.
+            names = sorted({pathlib.Path(path).name for _, path in changes if os.path.exists(path)})
+            printer.echo(
+                f"Changed: {', '.join(names) or 'files removed'}; redeploying", fg="bright_black"
+            )
             service = _redeploy(options, service, printer, follower, stage=stage)
     except KeyboardInterrupt:
         printer.echo("\nStopping.")

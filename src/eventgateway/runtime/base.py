@@ -97,6 +97,14 @@ class LogStore(abc.ABC):
         """Flush and release resources; running tails end."""
 
     @abc.abstractmethod
+    def end_tails(self) -> None:
+        """End every live tail now, and tails opened later at once; lines are still kept.
+
+        Called when the gateway starts shutting down: an open ``logs/stream`` response
+        would otherwise hold the server's graceful shutdown until its timeout.
+        """
+
+    @abc.abstractmethod
     def append(self, lines: Sequence[LogLine]) -> None:
         """Keep ``lines`` (buffered; never blocks the event loop) and feed live tails."""
 

@@ -77,6 +77,9 @@ class MemoryLogStore(LogStore):
         self._closed = False
         self.dropped_lines = 0  # appended after close()
 
+    def end_tails(self) -> None:
+        self._tails.close()
+
     async def close(self) -> None:
         """End running tails; later appends are dropped and counted in ``dropped_lines``."""
         self._closed = True

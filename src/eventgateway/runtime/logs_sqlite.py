@@ -72,6 +72,9 @@ class SqliteLogStore(LogStore):
         """Open or create the file and start the writer thread."""
         await self._writer.start()
 
+    def end_tails(self) -> None:
+        self._tails.close()
+
     async def close(self) -> None:
         """End running tails, commit what is buffered, and stop the writer thread."""
         self._tails.close()
