@@ -1,39 +1,76 @@
-"""A minimal function endpoint for benchmarks: raw ASGI on uvicorn, answers 200, counts.
+"""A minimal function endpoint for benchmarks: raw ASGI on uvicorn (uvloop + httptools).
 
-``GET /count`` returns how many POSTs it received. Run: python -m bench.receiver PORT
+* ``POST /floor`` answers 202: the bare ASGI app the ingest figures are compared with.
+* ``POST /sync`` answers a sync route's reply ``{"statusCode": 200, "body": "ok"}``.
+* any other ``POST`` answers 200; when the body carries ``"bt":<ns>`` (the load generator's
+  ``time.monotonic_ns()`` at send time — CLOCK_MONOTONIC, shared by every process of the
+  machine) the arrival delay is recorded.
+* ``GET /count`` returns how many POSTs arrived; ``GET /latency`` returns the delays
+  recorded since the last call (nanoseconds, space-separated) and forgets them.
+
+Run: ``python -m bench.receiver PORT``
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 import uvicorn
 
+_MARK = b'"bt":'
+_SYNC_REPLY = b'{"statusCode":200,"body":"ok"}'
 _count = 0
+_delays_ns: list[int] = []
+
+
+def _record(body: bytes, arrived_ns: int) -> None:
+    start = body.find(_MARK)
+    if start < 0:
+        return
+    start += len(_MARK)
+    end = start
+    while end < len(body) and 48 <= body[end] <= 57:
+        end += 1
+    if end > start:
+        _delays_ns.append(arrived_ns - int(body[start:end]))
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     global _count
     if scope["type"] != "http":
         return
-    while (await receive()).get("more_body"):
-        pass
+    message = await receive()
+    arrived_ns = time.monotonic_ns()
+    body = message.get("body", b"")
+    while message.get("more_body"):
+        message = await receive()
+        body += message.get("body", b"")
+    path = scope["path"]
+    status = 200
+    reply = b""
     if scope["method"] == "POST":
         _count += 1
-        body = b""
-        status = 200 if scope["path"] != "/floor" else 202
+        if path == "/floor":
+            status = 202
+        elif path == "/sync":
+            reply = _SYNC_REPLY
+        else:
+            _record(body, arrived_ns)
+    elif path == "/latency":
+        reply = " ".join(map(str, _delays_ns)).encode()
+        _delays_ns.clear()
     else:
-        body = str(_count).encode()
-        status = 200
+        reply = str(_count).encode()
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-length", str(len(body)).encode())],
+            "headers": [(b"content-length", str(len(reply)).encode())],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": reply})
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ Prints, for a no-op handler:
   the JSON decode/encode an invocation implies);
 * cold starts: spawn to ready (the REPORT's ``Init Duration``) and the whole first call.
 
-    .venv/bin/python bench/runtime_probe.py [--calls 500] [--cold 20] [--uvloop]
+    .venv/bin/python -m bench.runtime_probe [--calls 500] [--cold 20] [--uvloop] [--json]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from eventgateway.runtime.base import LogLine, RuntimeSpec
 from eventgateway.runtime.pool import FunctionRuntime
@@ -64,15 +65,25 @@ def _spec(bundle: pathlib.Path, language: str, handler: str, function_id: str) -
     )
 
 
-def _summary(label: str, samples_ms: list[float]) -> None:
+def stats_ms(samples_ms: list[float]) -> dict[str, float]:
     samples = sorted(samples_ms)
-    p50 = statistics.median(samples)
-    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+    return {
+        "p50": statistics.median(samples),
+        "p99": samples[min(len(samples) - 1, int(len(samples) * 0.99))],
+        "n": float(len(samples)),
+    }
+
+
+def _summary(label: str, samples_ms: list[float], quiet: bool = False) -> dict[str, float]:
+    stats = stats_ms(samples_ms)
+    p50, p99 = stats["p50"], stats["p99"]
     if p50 >= 10:
         figures = f"p50 {p50:8.1f} ms   p99 {p99:8.1f} ms"
     else:
         figures = f"p50 {p50 * 1000:8.1f} µs   p99 {p99 * 1000:8.1f} µs"
-    print(f"{label:<52} {figures}   (n={len(samples)})")
+    if not quiet:
+        print(f"{label:<52} {figures}   (n={len(samples_ms)})")
+    return stats
 
 
 async def _timed(call: Callable[[], Awaitable[object]], n: int) -> list[float]:
@@ -84,17 +95,18 @@ async def _timed(call: Callable[[], Awaitable[object]], n: int) -> list[float]:
     return samples
 
 
-async def warm(runtime: FunctionRuntime, spec: RuntimeSpec, calls: int) -> None:
+async def warm(
+    runtime: FunctionRuntime, spec: RuntimeSpec, calls: int, quiet: bool = False
+) -> dict[str, float]:
     first = await runtime.invoke(spec, _EVENT)
     assert first.ok, first.payload
     for _ in range(20):  # let caches and the allocator settle
         await runtime.invoke(spec, _EVENT)
-    _summary(
-        f"warm invoke(), {spec.language}", await _timed(lambda: runtime.invoke(spec, _EVENT), calls)
-    )
+    samples = await _timed(lambda: runtime.invoke(spec, _EVENT), calls)
+    return _summary(f"warm invoke(), {spec.language}", samples, quiet)
 
 
-def in_process(calls: int) -> None:
+def in_process(calls: int, quiet: bool = False) -> dict[str, dict[str, float]]:
     namespace: dict[str, object] = {}
     exec(compile(_PY, "handler.py", "exec"), namespace)
     handler = namespace["handler"]
@@ -107,13 +119,20 @@ def in_process(calls: int) -> None:
         started = time.perf_counter()
         json.dumps(handler(json.loads(_EVENT), None)).encode()
         with_json.append((time.perf_counter() - started) * 1000)
-    _summary("in-process call, python", plain)
-    _summary("in-process call + JSON decode/encode, python", with_json)
+    return {
+        "plain": _summary("in-process call, python", plain, quiet),
+        "json": _summary("in-process call + JSON decode/encode, python", with_json, quiet),
+    }
 
 
 async def cold(
-    runtime: FunctionRuntime, bundle: pathlib.Path, language: str, handler: str, n: int
-) -> None:
+    runtime: FunctionRuntime,
+    bundle: pathlib.Path,
+    language: str,
+    handler: str,
+    n: int,
+    quiet: bool = False,
+) -> dict[str, dict[str, float]]:
     init, total = [], []
     for i in range(n):
         spec = _spec(bundle, language, handler, f"cold-{language}-{i}")  # a new pool each time
@@ -123,28 +142,41 @@ async def cold(
         assert result.ok, result.payload
         assert result.init_duration_ms is not None
         init.append(result.init_duration_ms)
-    _summary(f"cold start: spawn → ready (Init Duration), {language}", init)
-    _summary(f"cold start: first invoke() round trip, {language}", total)
+    return {
+        "init": _summary(f"cold start: spawn → ready (Init Duration), {language}", init, quiet),
+        "first": _summary(f"cold start: first invoke() round trip, {language}", total, quiet),
+    }
 
 
-async def main(calls: int, cold_starts: int) -> None:
+async def measure(calls: int, cold_starts: int, quiet: bool = False) -> dict[str, Any]:
+    """Every figure of the probe, as a dict (bench/__main__.py reports it)."""
+    results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="eg-runtime-probe-") as tmp:
         bundle = pathlib.Path(tmp)
         (bundle / "handler.py").write_text(_PY)
         (bundle / "index.js").write_text(_JS)
         sink = CountingSink()
         runtime = FunctionRuntime(sink)
+        node = shutil.which("node") is not None
         try:
-            in_process(calls)
-            await warm(runtime, _spec(bundle, "python", "handler.handler", "warm-py"), calls)
-            if shutil.which("node"):
-                await warm(runtime, _spec(bundle, "nodejs", "index.handler", "warm-js"), calls)
-            await cold(runtime, bundle, "python", "handler.handler", cold_starts)
-            if shutil.which("node"):
-                await cold(runtime, bundle, "nodejs", "index.handler", cold_starts)
+            results["in_process"] = in_process(calls, quiet)
+            py_spec = _spec(bundle, "python", "handler.handler", "warm-py")
+            results["warm_python"] = await warm(runtime, py_spec, calls, quiet)
+            if node:
+                js_spec = _spec(bundle, "nodejs", "index.handler", "warm-js")
+                results["warm_nodejs"] = await warm(runtime, js_spec, calls, quiet)
+            results["cold_python"] = await cold(
+                runtime, bundle, "python", "handler.handler", cold_starts, quiet
+            )
+            if node:
+                results["cold_nodejs"] = await cold(
+                    runtime, bundle, "nodejs", "index.handler", cold_starts, quiet
+                )
         finally:
             await runtime.close()
-        print(f"({sink.count:,} log lines)")
+        if not quiet:
+            print(f"({sink.count:,} log lines)")
+    return results
 
 
 if __name__ == "__main__":
@@ -152,9 +184,12 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--cold", type=int, default=20)
     parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print one JSON object only")
     args = parser.parse_args()
     if args.uvloop:
         import uvloop
 
         uvloop.install()
-    asyncio.run(main(args.calls, args.cold))
+    figures = asyncio.run(measure(args.calls, args.cold, quiet=args.json))
+    if args.json:
+        print(json.dumps(figures))
