@@ -11,6 +11,7 @@ from typing import Any, Final, TypeVar
 
 from eventgateway.sdk import _emit, _wire
 from eventgateway.sdk._emit import DEFAULT_SOURCE
+from eventgateway.sdk._space_calls import SpaceCalls
 from eventgateway.sdk._wire import Call, EmitResult, Reply, Request
 
 __all__ = ["Calls"]
@@ -29,8 +30,10 @@ def _purged_one(reply: Reply) -> int:
     return int(_wire.to_exists(reply))
 
 
-class Calls:
+class Calls(SpaceCalls):
     """Builds the :class:`Call` of every API method for one gateway and space.
+
+    The spaces and API keys methods come from :class:`SpaceCalls`.
 
     Args:
         url: the Events API URL.

@@ -6,17 +6,34 @@ the clients sees one.
 
 from __future__ import annotations
 
+import os
+import ssl
 from typing import Final
 
 import httpx
 
 from eventgateway.sdk._wire import STREAM_IDLE_S, GatewayError
 
-__all__ = ["USER_AGENT", "failure", "stream_timeout"]
+__all__ = ["USER_AGENT", "Verify", "failure", "stream_timeout", "tls_verify"]
 
 USER_AGENT: Final = "eventgateway-sdk-python"
 # Failures before a single byte of the request can have reached the gateway.
 _UNSENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+Verify = ssl.SSLContext | str | os.PathLike[str] | bool
+"""How a client checks an ``https://`` gateway's certificate (see :func:`tls_verify`)."""
+
+
+def tls_verify(verify: Verify) -> ssl.SSLContext | bool:
+    """httpx's ``verify`` for ours: a CA bundle path becomes a context trusting it.
+
+    ``True`` trusts the usual public CAs, ``False`` checks nothing (tests only); httpx
+    deprecated taking a path itself.
+    """
+    if isinstance(verify, str | os.PathLike):
+        return ssl.create_default_context(cafile=os.fspath(verify))
+    return verify
 
 
 def failure(exc: httpx.TransportError) -> tuple[bool, GatewayError]:

@@ -20,7 +20,8 @@ from eventgateway.sdk import _retry
 from eventgateway.sdk._async_ops import AsyncOperations
 from eventgateway.sdk._calls import Calls
 from eventgateway.sdk._emit import DEFAULT_SOURCE
-from eventgateway.sdk._http import USER_AGENT, failure
+from eventgateway.sdk._http import USER_AGENT, Verify, failure, tls_verify
+from eventgateway.sdk._spaces import AsyncSpaceOperations
 from eventgateway.sdk._wire import Call, EmitResult, GatewayError, Reply
 
 __all__ = ["AsyncEventGateway"]
@@ -28,7 +29,7 @@ __all__ = ["AsyncEventGateway"]
 T = TypeVar("T")
 
 
-class AsyncEventGateway(AsyncOperations):
+class AsyncEventGateway(AsyncOperations, AsyncSpaceOperations):
     """A client of one gateway and space, for asyncio code.
 
     Use it as ``async with AsyncEventGateway(…) as gateway:`` or call :meth:`close`; one
@@ -42,6 +43,9 @@ class AsyncEventGateway(AsyncOperations):
         space: the space of configuration calls and of the default emit path.
         api_key: sent as ``Authorization: Bearer <key>`` on every request when set.
         timeout_s: per-request timeout in seconds (connect, read, write, pool).
+        verify: how an ``https://`` gateway's certificate is checked: ``True`` against the
+            usual public CAs, a path to a PEM CA bundle (a private CA), an
+            :class:`ssl.SSLContext`, or ``False`` not at all (never outside tests).
         retries: retries after 429/503 answers and failed connections (emits that carry an
             id also after other network errors: the gateway drops repeats of an id).
 
@@ -60,6 +64,7 @@ class AsyncEventGateway(AsyncOperations):
         api_key: str | None = None,
         timeout_s: float = 10.0,
         retries: int = 3,
+        verify: Verify = True,
     ) -> None:
         if retries < 0:
             raise ValueError(f"retries must not be negative, got {retries}")
@@ -67,7 +72,9 @@ class AsyncEventGateway(AsyncOperations):
         self.space = space
         self.timeout_s = timeout_s
         self.retries = retries
-        self._http = httpx.AsyncClient(timeout=timeout_s, headers={"User-Agent": USER_AGENT})
+        self._http = httpx.AsyncClient(
+            timeout=timeout_s, headers={"User-Agent": USER_AGENT}, verify=tls_verify(verify)
+        )
 
     def __repr__(self) -> str:
         endpoints = self._calls.endpoints

@@ -18,7 +18,8 @@ import httpx
 from eventgateway.sdk import _retry, _sse, _wire
 from eventgateway.sdk._calls import Calls
 from eventgateway.sdk._emit import DEFAULT_SOURCE
-from eventgateway.sdk._http import USER_AGENT, failure, stream_timeout
+from eventgateway.sdk._http import USER_AGENT, Verify, failure, stream_timeout, tls_verify
+from eventgateway.sdk._spaces import SpaceOperations
 from eventgateway.sdk._wire import Call, EmitResult, GatewayError, Reply
 from eventgateway.sdk.client import AsyncEventGateway
 
@@ -29,20 +30,22 @@ C = TypeVar("C", bound=type)
 
 
 def _documented_like(source: type) -> Callable[[C], C]:
-    """Give each public method of the decorated class without a docstring ``source``'s."""
+    """Give each public method of the decorated class (and of its mixins) without a
+    docstring ``source``'s."""
 
     def decorate(cls: C) -> C:
-        for name, function in vars(cls).items():
-            original = getattr(source, name, None)
-            if callable(function) and not function.__doc__ and original is not None:
-                function.__doc__ = original.__doc__
+        for klass in cls.__mro__[:-1]:  # all but object
+            for name, function in vars(klass).items():
+                original = getattr(source, name, None)
+                if callable(function) and not function.__doc__ and original is not None:
+                    function.__doc__ = original.__doc__
         return cls
 
     return decorate
 
 
 @_documented_like(AsyncEventGateway)
-class EventGateway:
+class EventGateway(SpaceOperations):
     """A blocking client of one gateway and space: ``EventGateway(url=…, space=…).emit(…)``.
 
     Use it as ``with EventGateway(…) as gateway:`` or call :meth:`close`; one instance
@@ -66,6 +69,7 @@ class EventGateway:
         api_key: str | None = None,
         timeout_s: float = 10.0,
         retries: int = 3,
+        verify: Verify = True,
     ) -> None:
         if retries < 0:
             raise ValueError(f"retries must not be negative, got {retries}")
@@ -73,7 +77,9 @@ class EventGateway:
         self.space = space
         self.timeout_s = timeout_s
         self.retries = retries
-        self._http = httpx.Client(timeout=timeout_s, headers={"User-Agent": USER_AGENT})
+        self._http = httpx.Client(
+            timeout=timeout_s, headers={"User-Agent": USER_AGENT}, verify=tls_verify(verify)
+        )
 
     def __repr__(self) -> str:
         endpoints = self._calls.endpoints
