@@ -188,3 +188,23 @@ def test_unknown_store_url_is_a_config_error_quoting_it(open_store: Callable[[st
     assert str(caught.value) == (
         f"store {url!r} is not a known store URL; use sqlite:///PATH or memory://"
     )
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        (Limits(max_body_bytes=0), "max_body_bytes is 0: it must be at least 1"),
+        (Limits(max_header_bytes=-1), "max_header_bytes is -1: it must be at least 1"),
+        (Limits(max_json_depth=0), "max_json_depth is 0: it must be at least 1"),
+        (Limits(max_batch_events=0), "max_batch_events is 0: it must be at least 1"),
+        (
+            Limits(max_json_depth=501),
+            "max_json_depth is 501: it must be at most 500, below what the JSON decoders can nest",
+        ),
+    ],
+)
+def test_request_limits_are_checked(limits: Limits, message: str):
+    with pytest.raises(ConfigError) as caught:
+        Settings(limits=limits)
+
+    assert str(caught.value) == message

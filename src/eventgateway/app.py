@@ -11,24 +11,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import pathlib
 import socket
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
+from aiohttp.abc import AbstractResolver
+
+from eventgateway.api.access import path_check, protect_config_api
 from eventgateway.api.config import create_config_app
-from eventgateway.api.deliveries import create_deliveries_app, is_deliveries_path
-from eventgateway.api.events import EventsApp, Receive, Scope, Send
-from eventgateway.api.invoke import create_invoke_app, is_invoke_path
+from eventgateway.api.deliveries import create_deliveries_app
+from eventgateway.api.emit_guard import emit_rate_limiter
+from eventgateway.api.events import EventsApp
+from eventgateway.api.invoke import create_invoke_app
+from eventgateway.api.limits import RequestLimits
+from eventgateway.api.quotas import per_space_quotas
+from eventgateway.api.resources import all_checks
 from eventgateway.api.runtime import create_runtime_app, is_runtime_path
+from eventgateway.asgi_routing import ConfigRouter, PortRouter, RefreshAfterWrite
+from eventgateway.auth.keyring import KeyRing
+from eventgateway.auth.operator import operator_key_for
+from eventgateway.backends import open_queue, open_store, worker_socket
 from eventgateway.dispatch.dispatcher import Dispatcher
 from eventgateway.dispatch.invoke import Invoker
-from eventgateway.errors import ConfigError, StoreError
+from eventgateway.errors import StoreError
 from eventgateway.observability.hooks import MetricsHooks
 from eventgateway.observability.metrics import Metrics
 from eventgateway.observability.system_events import SystemEvents
+from eventgateway.providers.guard import TargetCheck
 from eventgateway.providers.http import HttpProvider
 from eventgateway.providers.registry import ProviderRegistry
 from eventgateway.providers.remote import RemoteHttpProvider
@@ -36,75 +45,32 @@ from eventgateway.queue.memory import MemoryQueue
 from eventgateway.routing.sync import RoutingSync
 from eventgateway.routing.table import RoutingTable
 from eventgateway.runtime.service import LocalRuntime
-from eventgateway.server import DrainingServer, bind, uvicorn_config
+from eventgateway.server import DrainingServer, bind, check_tls, uvicorn_config
 from eventgateway.settings import Settings
 from eventgateway.store.base import ConfigStore
 from eventgateway.supervisor import WorkerProcess
-
-if TYPE_CHECKING:  # imported lazily: memory:// installs need no SQLite queue
-    from eventgateway.queue.sqlite import SqliteQueue
 
 __all__ = ["Gateway", "PreparedServer", "open_queue", "open_store", "prepare_server", "serve"]
 
 logger = logging.getLogger(__name__)
 
-_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-def _worker_socket(data_dir: pathlib.Path) -> pathlib.Path:
-    path = (data_dir / "worker.sock").resolve()
-    if len(str(path)) < 100:  # AF_UNIX paths are limited to 108 bytes
-        return path
-    return pathlib.Path(tempfile.mkdtemp(prefix="eg-")) / "dispatch.sock"
-
-
-def open_store(url: str) -> ConfigStore:
-    """The config store a URL names: ``sqlite:///path`` or ``memory://``."""
-    if url.startswith("sqlite://"):
-        from eventgateway.store.sqlite import SqliteStore
-
-        path = pathlib.Path(url.removeprefix("sqlite://"))
-        return SqliteStore(path)
-    if url == "memory://":
-        from eventgateway.store.memory import MemoryStore
-
-        return MemoryStore()
-    if url.startswith("nats://"):
-        raise ConfigError(f"store {url!r}: cluster mode on NATS is not available in this version")
-    raise ConfigError(f"store {url!r} is not a known store URL; use sqlite:///PATH or memory://")
-
-
-def open_queue(settings: Settings) -> MemoryQueue | SqliteQueue:
-    """The durable delivery queue: SQLite beside the config store, or memory."""
-    limits, durability = settings.limits, settings.durability
-    if settings.in_memory:
-        return MemoryQueue(
-            max_deliveries=limits.queue_max_deliveries,
-            max_bytes=limits.queue_max_bytes,
-            dedup_window_s=durability.dedup_window_s,
-            lease_s=durability.lease_s,
-        )
-    from eventgateway.queue.sqlite import SqliteQueue
-
-    return SqliteQueue(
-        settings.data_dir / "queue.db",
-        max_deliveries=limits.queue_max_deliveries,
-        max_bytes=limits.queue_max_bytes,
-        dedup_window_s=durability.dedup_window_s,
-        lease_s=durability.lease_s,
-        synchronous=durability.synchronous,
-    )
-
 
 class Gateway:
     """One gateway: both APIs, routing, queues and dispatchers, with a start/stop lifecycle."""
 
-    def __init__(self, settings: Settings, *, store: ConfigStore | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: ConfigStore | None = None,
+        resolver: AbstractResolver | None = None,  # DNS of outbound calls; tests inject one
+    ) -> None:
         self.settings = settings
         limits = settings.limits
         self.metrics = Metrics()
         self.store = store or open_store(settings.resolved_store_url)
         self.routing = RoutingSync(self.store, on_table=self._update_gauges)
+        self.keyring = KeyRing(self.store)  # spaces and keys; enforced in auth mode only
         self.queue = open_queue(settings)
         self.fast_queue = MemoryQueue(
             max_deliveries=limits.at_most_once_buffer,
@@ -119,12 +85,14 @@ class Gateway:
         # too in inline mode; in process mode their HTTP calls go to a worker process, so
         # the HTTP client's CPU runs on the other core while SQLite keeps one writer.
         self.runtime = LocalRuntime(None if settings.in_memory else settings.data_dir)
-        self.providers = ProviderRegistry({"http": HttpProvider(), **self.runtime.providers})
+        targets = settings.target_policy  # the SSRF guard, in this process and the worker
+        http = HttpProvider(policy=targets, resolver=resolver)
+        self.providers = ProviderRegistry({"http": http, **self.runtime.providers})
         self.worker: WorkerProcess | None = None
         delivery_providers = self.providers
         if settings.dispatch == "process":
-            socket_path = _worker_socket(settings.data_dir)
-            self.worker = WorkerProcess(socket_path, log_level=settings.log_level)
+            socket_path = worker_socket(settings.data_dir)
+            self.worker = WorkerProcess(socket_path, log_level=settings.log_level, targets=targets)
             delivery_providers = ProviderRegistry(
                 {"http": RemoteHttpProvider(socket_path), **self.runtime.providers}
             )
@@ -162,16 +130,34 @@ class Gateway:
             metrics=self.metrics,
             limits=limits,
             domain=settings.domain,
+            authenticator=self.keyring if settings.auth else None,
+            rate_limiter=emit_rate_limiter(limits, auth=settings.auth),
         )
         config_app = create_config_app(
-            self.store, self.metrics, check_function=self.runtime.check_function
+            self.store,
+            self.metrics,
+            check_function=all_checks(
+                self.runtime.check_function, TargetCheck(targets, resolver=resolver)
+            ),
+            quotas=per_space_quotas(limits),
+            check_path=path_check(settings),
         )
-        self.config_app = _RefreshAfterWrite(
-            _ConfigRouter(
-                config_app,
-                create_deliveries_app(self.queue),
-                create_runtime_app(self.runtime.bundles, self.runtime.logs),
-                create_invoke_app(self.store, self.invoker, self.runtime.logs, self.metrics),
+        self.config_app = RefreshAfterWrite(
+            RequestLimits(
+                protect_config_api(
+                    ConfigRouter(
+                        config_app,
+                        create_deliveries_app(self.queue),
+                        create_runtime_app(self.runtime.bundles, self.runtime.logs),
+                        create_invoke_app(
+                            self.store, self.invoker, self.runtime.logs, self.metrics
+                        ),
+                    ),
+                    self.keyring,
+                    settings,
+                ),
+                limits,
+                own_body=is_runtime_path,  # bundle zips: the bundle store has its own limit
             ),
             self,
         )
@@ -204,6 +190,8 @@ class Gateway:
         await self.providers.open()
         await self.runtime.open()
         await self.routing.refresh()
+        self.keyring.set_operator_key(operator_key_for(self.settings))
+        await self.keyring.refresh()
         if self.worker is not None:
             await self.worker.start()
         self._dispatch_tasks = [
@@ -212,6 +200,7 @@ class Gateway:
         ]
         self._tasks = [
             asyncio.create_task(self.routing.run(), name="routing-sync"),
+            asyncio.create_task(self.keyring.run(), name="keyring-sync"),
             asyncio.create_task(self._retention(), name="retention"),
         ]
 
@@ -284,99 +273,9 @@ class Gateway:
         await self.runtime.close()
         await self.store.close()
 
-    def asgi(self, config_port: int) -> _PortRouter:
+    def asgi(self, config_port: int) -> PortRouter:
         """One ASGI app for both listeners, told apart by the local port."""
-        return _PortRouter(self, config_port)
-
-
-class _RefreshAfterWrite:
-    """Applies a config write to this process's routing table before answering it.
-
-    Without this, a client that creates a subscription and emits at once could race the
-    store watch; with it, this instance routes the change as soon as the client hears 2xx
-    (other instances follow through the watch).
-    """
-
-    def __init__(self, app: Any, gateway: Gateway) -> None:
-        self._app = app
-        self._gateway = gateway
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] not in _WRITE_METHODS
-            or is_invoke_path(scope["path"])  # calls a function, changes no configuration
-        ):
-            await self._app(scope, receive, send)
-            return
-
-        async def send_after_refresh(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start" and message["status"] < 300:
-                await self._gateway.routing.refresh()
-            await send(message)
-
-        await self._app(scope, receive, send_after_refresh)
-
-
-class _ConfigRouter:
-    """The Configuration API: resources, the delivery log, bundles, function logs, invoke."""
-
-    def __init__(self, config: Any, deliveries: Any, runtime: Any, invoke: Any) -> None:
-        self._config = config
-        self._deliveries = deliveries
-        self._runtime = runtime
-        self._invoke = invoke
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            path = scope["path"]
-            if is_deliveries_path(path):
-                await self._deliveries(scope, receive, send)
-                return
-            if is_runtime_path(path):
-                await self._runtime(scope, receive, send)
-                return
-            if is_invoke_path(path):
-                await self._invoke(scope, receive, send)
-                return
-        await self._config(scope, receive, send)
-
-
-class _PortRouter:
-    def __init__(self, gateway: Gateway, config_port: int) -> None:
-        self._gateway = gateway
-        self._config_port = config_port
-        self._events = gateway.events_app
-        self._config = gateway.config_app
-        self.startup_error: Exception | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            server = scope.get("server")
-            if server is not None and server[1] == self._config_port:
-                await self._config(scope, receive, send)
-            else:
-                await self._events(scope, receive, send)
-        elif kind == "lifespan":
-            await self._lifespan(receive, send)
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self._gateway.start()
-                except Exception as exc:
-                    logger.exception("gateway failed to start")
-                    self.startup_error = exc
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self._gateway.stop()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return PortRouter(self, config_port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,7 +288,7 @@ class PreparedServer:
 
     gateway: Gateway
     server: DrainingServer
-    router: _PortRouter
+    router: PortRouter
     sockets: list[socket.socket]  # events, config: for ``server.run(sockets=…)``
     events_port: int
     config_port: int
@@ -409,8 +308,11 @@ def prepare_server(
     """Bind both listeners and build the gateway and the uvicorn server that will run it.
 
     Raises:
-        ConfigError: a port is taken, or the settings name an unknown store.
+        ConfigError: a port is taken, the settings name an unknown store, or the TLS
+            certificate and key cannot be used.
     """
+    if settings.tls is not None:
+        check_tls(settings.tls)
     events_sock = bind(settings.host, settings.events_port)
     sockets = [events_sock]
     try:
@@ -437,10 +339,13 @@ def prepare_server(
 def serve(settings: Settings) -> None:
     """Run a gateway until SIGINT/SIGTERM; both listeners in this process."""
     prepared = prepare_server(settings)
+    scheme = "http" if settings.tls is None else "https"
     logger.info(
-        "Events API on http://%s:%d, Configuration API on http://%s:%d, store %s",
+        "Events API on %s://%s:%d, Configuration API on %s://%s:%d, store %s",
+        scheme,
         settings.host,
         prepared.events_port,
+        scheme,
         settings.host,
         prepared.config_port,
         settings.resolved_store_url,

@@ -30,6 +30,7 @@ from eventgateway.providers.remote import (
     read_frame,
     write_frame,
 )
+from eventgateway.providers.targets import TargetPolicy
 
 __all__ = ["die_with_parent", "run_call_worker"]
 
@@ -113,9 +114,18 @@ def _remove_socket(path: pathlib.Path) -> None:
     path.unlink(missing_ok=True)
 
 
-async def run_call_worker(socket_path: pathlib.Path, stop: asyncio.Event | None = None) -> None:
-    """Serve calls on ``socket_path`` until SIGTERM (or until ``stop`` is set, if given)."""
-    provider = HttpProvider()
+async def run_call_worker(
+    socket_path: pathlib.Path,
+    stop: asyncio.Event | None = None,
+    *,
+    targets: TargetPolicy,
+) -> None:
+    """Serve calls on ``socket_path`` until SIGTERM (or until ``stop`` is set, if given).
+
+    ``targets`` is the gateway's SSRF guard policy: the worker makes the calls, so it applies
+    the same one (to every address it connects to).
+    """
+    provider = HttpProvider(policy=targets)
     await provider.open()
     _remove_socket(socket_path)
     server = await asyncio.start_unix_server(

@@ -1,21 +1,24 @@
-"""uvicorn glue: listening sockets, how uvicorn runs a gateway, and a server that drains it."""
+"""uvicorn glue: listening sockets, TLS, how uvicorn runs a gateway, and a draining server."""
 
 from __future__ import annotations
 
 import contextlib
 import signal
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from eventgateway.api.problems import error_body
 from eventgateway.errors import ConfigError
-from eventgateway.settings import Settings
+from eventgateway.settings import Settings, Tls
 
-__all__ = ["DrainingServer", "bind", "uvicorn_config"]
+__all__ = ["DrainingServer", "HeadLimitedProtocol", "bind", "check_tls", "uvicorn_config"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -77,17 +80,140 @@ def uvicorn_config(
     installs its own handlers), for a gateway embedded in someone else's program.
     """
     extra: dict[str, Any] = {} if configure_logging else {"log_config": None}
+    max_head_bytes = 2 * settings.limits.max_header_bytes + _REQUEST_LINE_ALLOWANCE
+    if settings.tls is not None:
+        extra["ssl_certfile"] = str(settings.tls.cert_file)
+        extra["ssl_keyfile"] = str(settings.tls.key_file)
     return uvicorn.Config(
         app,
         lifespan="on",
         loop="uvloop",
-        http="httptools",
+        http=HeadLimitedProtocol.bounded(max_head_bytes),
         access_log=False,
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
         server_header=False,
         **extra,
     )
+
+
+class _EncryptedKey(Exception):
+    pass
+
+
+def _refuse_password() -> str:
+    # Without a callback OpenSSL would prompt on the terminal, hanging a service manager.
+    raise _EncryptedKey
+
+
+def check_tls(tls: Tls) -> None:
+    """Load the certificate and key once, as uvicorn will, to fail early and legibly.
+
+    Raises:
+        ConfigError: a file is missing or unreadable, not PEM, an encrypted key, or a key
+            that does not belong to the certificate; the message names the file.
+    """
+    for what, path, marker in (
+        ("certificate", tls.cert_file, b"-----BEGIN CERTIFICATE-----"),
+        ("key", tls.key_file, b"PRIVATE KEY-----"),
+    ):
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read TLS {what} {str(path)!r}: {exc.strerror}") from exc
+        if marker not in text:
+            raise ConfigError(
+                f"TLS {what} {str(path)!r} is not a PEM {what} (no {marker.decode()!r} line)"
+            )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(tls.cert_file, tls.key_file, password=_refuse_password)
+    except _EncryptedKey:
+        raise ConfigError(
+            f"TLS key {str(tls.key_file)!r} is encrypted: give an unencrypted one, e.g. "
+            "from `openssl pkey -in KEY -out PLAIN_KEY`"
+        ) from None
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise ConfigError(
+                f"TLS key {str(tls.key_file)!r} does not belong to certificate "
+                f"{str(tls.cert_file)!r}"
+            ) from exc
+        raise ConfigError(
+            f"cannot use TLS certificate {str(tls.cert_file)!r} with key "
+            f"{str(tls.key_file)!r}: {exc.reason or exc}"
+        ) from exc
+    except OSError as exc:  # e.g. the file went away since it was read
+        raise ConfigError(f"cannot load TLS certificate and key: {exc}") from exc
+
+
+_REQUEST_LINE_ALLOWANCE = 64 * 1024
+_LINGER_S = 5.0
+
+
+class HeadLimitedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, refusing a request head over ``max_head_bytes``.
+
+    httptools buffers each header whole before uvicorn sees it, so without this bound a
+    client could make one connection hold any amount of memory before the APIs' own
+    ``max_header_bytes`` check (431 with a precise message) runs. The bound counts the
+    request line and the framing too, so it is set well above that check: a head past it
+    is answered 431 and the connection closed.
+    """
+
+    max_head_bytes = 2 * 64 * 1024 + _REQUEST_LINE_ALLOWANCE
+
+    @classmethod
+    def bounded(cls, max_head_bytes: int) -> type[HeadLimitedProtocol]:
+        """The protocol class with its bound (uvicorn builds protocols from a class)."""
+        return type(cls.__name__, (cls,), {"max_head_bytes": max_head_bytes})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_bytes = 0
+        self._in_head = True
+        self._refused = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # what the client still sends after the 431
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_head_bytes:
+                self._refuse_head()
+                return
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        # Called from inside data_received: the chunk holding the start of a keep-alive
+        # connection's next request is not counted, the chunks after it are.
+        super().on_message_begin()
+        self._in_head = True
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        super().on_headers_complete()
+
+    def _refuse_head(self) -> None:
+        body = error_body(
+            f"Request line and headers are over the limit of {self.max_head_bytes} bytes."
+        )
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"content-type: application/json\r\ncontent-length: "
+            + str(len(body)).encode()
+            + b"\r\nconnection: close\r\n\r\n"
+            + body
+        )
+        self._refused = True
+        # Closing with unread input would reset the connection, and the client could lose
+        # the 431: end our side, discard what still comes, close after a grace period.
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(_LINGER_S, self.transport.close)
+        else:
+            self.transport.close()
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -7,10 +7,16 @@ import os
 import pathlib
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
+from eventgateway.auth.keys import MIN_OPERATOR_KEY_CHARS
+from eventgateway.auth.ratelimit import RateLimit
 from eventgateway.errors import ConfigError
+from eventgateway.events.jsondepth import DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_CEILING
+from eventgateway.events.structured import DEFAULT_MAX_BATCH_EVENTS
+from eventgateway.providers.targets import IPNetwork, TargetPolicy
 
-__all__ = ["Durability", "Limits", "Settings", "default_data_dir"]
+__all__ = ["Durability", "Limits", "Settings", "Tls", "default_data_dir"]
 
 _DNS_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
 
@@ -27,12 +33,45 @@ class Limits:
 
     max_body_bytes: int = 6 * 1024 * 1024  # Lambda's synchronous payload limit
     max_header_bytes: int = 64 * 1024
+    max_json_depth: int = DEFAULT_MAX_JSON_DEPTH  # levels of arrays and objects in a JSON body
+    max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS  # events in one cloudevents-batch request
     queue_max_deliveries: int = 1_000_000
     queue_max_bytes: int = 1024 * 1024 * 1024
     at_most_once_buffer: int = 10_000
     dispatch_concurrency: int = 256
     per_subscription_concurrency: int = 32
     function_timeout_s: float = 5.0  # the original's whole-request timeout for `http` functions
+    # Events API rate limits; None: 1,000 events/s (burst 2,000) with auth, none without.
+    rate_limit_space: RateLimit | None = None
+    rate_limit_key: RateLimit | None = None
+    # Entities per space (0: unlimited): they bound the routing table's memory.
+    max_functions_per_space: int = 1_000
+    max_subscriptions_per_space: int = 5_000
+    max_event_types_per_space: int = 1_000
+    max_cors_per_space: int = 1_000
+
+
+def _check_request_limits(limits: Limits) -> None:
+    for name in ("max_body_bytes", "max_header_bytes", "max_json_depth", "max_batch_events"):
+        value = getattr(limits, name)
+        if value < 1:
+            raise ConfigError(f"{name} is {value!r}: it must be at least 1")
+    if limits.max_json_depth > MAX_JSON_DEPTH_CEILING:
+        raise ConfigError(
+            f"max_json_depth is {limits.max_json_depth!r}: it must be at most "
+            f"{MAX_JSON_DEPTH_CEILING}, below what the JSON decoders can nest"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Tls:
+    """The certificate chain and private key both listeners serve HTTPS with (PEM files).
+
+    .. versionadded:: 0.1.0
+    """
+
+    cert_file: pathlib.Path
+    key_file: pathlib.Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +104,18 @@ class Settings:
     # "process": async deliveries' HTTP calls run in a supervised worker process (the other
     # core); "inline": everything in this process.
     dispatch: str = "process"
+    # SSRF guard: may calls reach loopback, private, link-local… addresses? None follows the
+    # auth mode (deny with auth, allow without). allowed_targets are reachable in any case.
+    private_targets: Literal["allow", "deny"] | None = None
+    allowed_targets: tuple[IPNetwork, ...] = ()
+    tls: Tls | None = None  # HTTPS on both listeners; None: plain HTTP
+    # Auth mode (docs/security.md): keys on the Configuration API, space path isolation.
+    # Off here so in-process gateways (eg dev, the test kit, EmbeddedGateway) stay open as
+    # the original was; `eg serve` turns it on unless given --no-auth.
+    auth: bool = False
+    claim_policy: str = "open"  # who may claim a space: "open" (anyone) or "operator"
+    # EG_OPERATOR_KEY; None: <data-dir>/operator.key, made on first start. Not in repr.
+    operator_key: str | None = field(default=None, repr=False)
 
     @property
     def in_memory(self) -> bool:
@@ -82,6 +133,23 @@ class Settings:
             raise ConfigError(f"dispatch is {self.dispatch!r}: use inline or process")
         if self.durability.synchronous not in ("FULL", "NORMAL"):
             raise ConfigError(f"synchronous is {self.durability.synchronous!r}: use FULL or NORMAL")
+        _check_request_limits(self.limits)
+        if self.private_targets not in (None, "allow", "deny"):
+            raise ConfigError(f"private_targets is {self.private_targets!r}: use allow or deny")
+        if self.claim_policy not in ("open", "operator"):
+            raise ConfigError(f"claim_policy is {self.claim_policy!r}: use open or operator")
+        if self.operator_key is not None and len(self.operator_key) < MIN_OPERATOR_KEY_CHARS:
+            raise ConfigError(
+                f"EG_OPERATOR_KEY has {len(self.operator_key)} characters: use at least "
+                f"{MIN_OPERATOR_KEY_CHARS} random ones"
+            )
+
+    @property
+    def target_policy(self) -> TargetPolicy:
+        """What outbound calls may reach (the SSRF guard; docs/security.md)."""
+        # None follows the auth mode: open without auth (as the original), guarded with it.
+        allow = not self.auth if self.private_targets is None else self.private_targets == "allow"
+        return TargetPolicy(allow_private=allow, allow_list=self.allowed_targets)
 
     @property
     def resolved_store_url(self) -> str:

@@ -16,6 +16,8 @@ import pathlib
 import signal
 import sys
 
+from eventgateway.providers.targets import TargetPolicy
+
 __all__ = ["WorkerProcess"]
 
 logger = logging.getLogger(__name__)
@@ -26,9 +28,16 @@ _MAX_RESTART_DELAY_S = 30.0
 class WorkerProcess:
     """One supervised ``python -m eventgateway _callworker`` child."""
 
-    def __init__(self, socket_path: pathlib.Path, *, log_level: str = "info") -> None:
+    def __init__(
+        self,
+        socket_path: pathlib.Path,
+        *,
+        log_level: str = "info",
+        targets: TargetPolicy,
+    ) -> None:
         self._socket_path = socket_path
         self._log_level = log_level
+        self._targets = targets
         self._proc: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -53,6 +62,7 @@ class WorkerProcess:
             str(self._socket_path),
             "--log-level",
             self._log_level,
+            *_target_args(self._targets),
             env={**os.environ},
             stdin=asyncio.subprocess.DEVNULL,
         )
@@ -92,3 +102,11 @@ class WorkerProcess:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+def _target_args(policy: TargetPolicy) -> list[str]:
+    # The worker makes the calls, so the SSRF guard must be the gateway's, stated in full.
+    args = ["--allow-private-targets" if policy.allow_private else "--deny-private-targets"]
+    for network in policy.allow_list:
+        args += ["--allow-target", str(network)]
+    return args

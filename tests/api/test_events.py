@@ -334,3 +334,33 @@ async def test_subscription_change_routes_without_restart(receiver: Receiver):
         await gw.events.post("/acme/2", json={**CE01, "eventID": "e-3"}, headers=STRUCTURED)
         await receiver.wait_for(2)
     assert len(receiver.calls) == 2
+
+
+async def test_system_events_on_a_space_path_are_that_spaces_only(receiver: Receiver):
+    # The hosted original's routing: a subscription on POST /<space>/ to a system event
+    # gets the events of its own space, never another tenant's.
+    async with in_process_gateway() as gw:
+        for space in ("alpha", "bravo"):
+            await gw.http_function("watch", receiver.url(f"/{space}"), space=space)
+            await gw.event_type("eventgateway.event.received", space=space)
+            await gw.subscribe(
+                space=space,
+                type="async",
+                eventType="eventgateway.event.received",
+                functionId="watch",
+                path=f"/{space}/",
+            )
+        for path in ("/alpha/users", "/alpha/orders"):
+            response = await gw.events.post(path, json={"name": "Ada"})
+            assert response.status_code == 202
+        calls = await receiver.wait_for(2, "/alpha")
+        # bravo's subscriber: a third emit into bravo arrives, and nothing of alpha's did
+        await gw.events.post("/bravo/users", json={"name": "Bob"})
+        [bravo] = await receiver.wait_for(1, "/bravo")
+
+    assert sorted(call.json()["data"]["path"] for call in calls) == [
+        "/alpha/orders",
+        "/alpha/users",
+    ]
+    assert bravo.json()["data"]["path"] == "/bravo/users"
+    assert len([call for call in receiver.calls if call.path == "/bravo"]) == 1

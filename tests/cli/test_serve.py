@@ -83,6 +83,7 @@ def test_no_flags_serve_the_documented_defaults(served: Served):
             domain=None,
             shutdown_timeout_s=10.0,
             log_level="info",
+            auth=True,
         )
     ]
     assert served.logging[0]["level"] == "INFO"
@@ -119,6 +120,7 @@ def test_flags_become_settings(served: Served, tmp_path: pathlib.Path):
             domain="example.com",
             shutdown_timeout_s=2.5,
             log_level="debug",
+            auth=True,
         )
     ]
     assert served.logging[0]["level"] == "DEBUG"
@@ -149,6 +151,7 @@ def test_eg_variables_become_settings(served: Served, tmp_path: pathlib.Path):
             domain="localhost",
             shutdown_timeout_s=3.0,
             log_level="warning",
+            auth=True,
         )
     ]
 

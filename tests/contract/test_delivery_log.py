@@ -327,6 +327,17 @@ async def test_purge_deletes_dead_letters_and_events_left_without_deliveries(
     assert [d.subscription_id for d in view.deliveries] == ["s1"]
 
 
+@pytest.mark.parametrize("letter_id", [str(2**63), "9" * 19, "1" * 5000, "²", "-1"])
+async def test_ids_no_dead_letter_can_have_name_none(queue: Queue, letter_id: str) -> None:
+    # Found by schemathesis: 2**63 reached SQLite and failed as a 500.
+    await dead(queue, "e1", "s1")
+
+    assert await queue.get_dead_letter("acme", letter_id) is None
+    assert await queue.purge("acme", ids=[letter_id]) == 0
+    assert await queue.redrive("acme", ids=[letter_id]) == 0
+    assert len(await queue.list_dead_letters("acme")) == 1
+
+
 # -- retention ------------------------------------------------------------------------------------
 
 

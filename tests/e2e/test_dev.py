@@ -18,6 +18,7 @@ from tests.support.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
+EMIT_ARGS = ("emit", "--event", "user.created", "--data", "@event.json")
 EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "crm-service"
 
 
@@ -94,8 +95,7 @@ def dev(tmp_path: pathlib.Path) -> Iterator[tuple[subprocess.Popen[str], Output,
 
 def emit(cwd: pathlib.Path, env: dict[str, str]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "eventgateway", *("emit", "--event", "user.created"), "--data"]
-        + ["@event.json"],
+        [sys.executable, "-m", "eventgateway", *EMIT_ARGS],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -114,12 +114,14 @@ def test_dev_deploys_streams_logs_redeploys_on_save_and_stops_on_sigterm(dev, tm
     emit(service, env)
     saving = output.until("Saving user to CRM:", after=watching)
     assert output.lines[saving].startswith("addUserToCRM │ ")
-    assert "'company': 'Test Corp, Inc.'" in output.lines[saving + 1]
+    # Wait for the next line too: the two are printed one after the other, not at once.
+    assert output.until("'company': 'Test Corp, Inc.'", after=saving) == saving + 1
     output.until("REPORT RequestId: ", after=saving)
 
     handler = service / "handler.py"
     handler.write_text(handler.read_text().replace("Saving user to CRM:", "Saved user:"))
-    changed = output.until("Changed: handler.py; redeploying", after=saving)
+    changed = output.until("; redeploying", after=saving)
+    assert "handler.py" in output.lines[changed]
     output.until("~ function      addUserToCRM: provider.bundle", after=changed)
     redeployed = output.until("Deployed crm-service: 0 created, 1 changed", after=changed)
     emit(service, env)

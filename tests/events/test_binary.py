@@ -69,7 +69,8 @@ def test_v1_binary_event_takes_attributes_from_headers_and_data_from_the_body():
         ("application/vnd.api+json", b'"s"', msgspec.Raw(b'"s"')),
         ("application/json", b"{not json", b"{not json"),
         ("application/json", b'"\xff"', b'"\xff"'),
-        ("application/json", b"[" * 5000 + b"]" * 5000, b"[" * 5000 + b"]" * 5000),
+        # Only JSON media types are decoded, so only they have a depth limit.
+        ("application/octet-stream", b"[" * 5000 + b"]" * 5000, b"[" * 5000 + b"]" * 5000),
         ("text/plain", b"hello", b"hello"),
         ("application/json", b"", None),
         (None, b"\x00\x01", b"\x00\x01"),
@@ -84,6 +85,14 @@ def test_v1_binary_data_is_raw_json_for_json_media_types_else_bytes(content_type
 
     assert event.data == data
     assert event.datacontenttype == content_type
+
+
+def test_v1_binary_json_data_nested_deeper_than_the_limit_is_a_400_naming_it():
+    headers = {**V1, "Content-Type": "application/json"}
+
+    assert parse_error(headers, b"[" * 5000 + b"]" * 5000) == (
+        "JSON body is nested too deeply: the limit is 64 levels of arrays and objects"
+    )
 
 
 def test_v1_header_values_are_percent_decoded():

@@ -14,6 +14,7 @@ from eventgateway.errors import ProviderError
 from eventgateway.model.entities import Function
 from eventgateway.providers.base import Call
 from eventgateway.providers.remote import RemoteHttpProvider
+from eventgateway.providers.targets import TargetPolicy
 from tests.support.receiver import Receiver, Reply
 
 
@@ -27,7 +28,9 @@ async def worker_socket() -> AsyncIterator[pathlib.Path]:
     with tempfile.TemporaryDirectory(prefix="eg-") as directory:
         path = pathlib.Path(directory) / "w.sock"
         stop = asyncio.Event()
-        task = asyncio.create_task(run_call_worker(path, stop))
+        task = asyncio.create_task(
+            run_call_worker(path, stop, targets=TargetPolicy(allow_private=True))
+        )
         deadline = asyncio.get_running_loop().time() + 5
         while not path.exists():
             assert asyncio.get_running_loop().time() < deadline, "worker did not listen"

@@ -47,10 +47,13 @@ class InProcess:
 async def in_process_gateway(**settings: Any) -> AsyncIterator[InProcess]:
     """A gateway on memory backends, or on SQLite files when ``data_dir`` is given."""
     settings.setdefault("dispatch", "inline")
+    resolver = settings.pop("resolver", None)  # DNS of outbound calls (tests/support/outbound)
     if "data_dir" in settings:
-        gateway = Gateway(Settings(**settings))
+        gateway = Gateway(Settings(**settings), resolver=resolver)
     else:
-        gateway = Gateway(Settings(store_url="memory://", **settings), store=MemoryStore())
+        gateway = Gateway(
+            Settings(store_url="memory://", **settings), store=MemoryStore(), resolver=resolver
+        )
     await gateway.start()
     app = gateway.asgi(4001)
     transport = httpx.ASGITransport(app=app)

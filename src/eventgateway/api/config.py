@@ -29,7 +29,8 @@ from starlette.routing import Match, Route
 
 from eventgateway.api.openapi import openapi_document
 from eventgateway.api.problems import EXCEPTION_HANDLERS, response_for
-from eventgateway.api.resources import ConfigResources, FunctionCheck
+from eventgateway.api.resources import ConfigResources, FunctionCheck, PathCheck
+from eventgateway.model.entities import Kind
 from eventgateway.model.validate import Body
 from eventgateway.observability.metrics import CONTENT_TYPE, Metrics
 from eventgateway.store.base import ConfigStore
@@ -240,7 +241,12 @@ ROUTER_HANDLERS: Final[dict[Any, Any]] = {404: _not_found, 405: _method_not_allo
 
 
 def create_config_app(
-    store: ConfigStore, metrics: Metrics, *, check_function: FunctionCheck | None = None
+    store: ConfigStore,
+    metrics: Metrics,
+    *,
+    check_function: FunctionCheck | None = None,
+    quotas: Mapping[Kind, int] | None = None,
+    check_path: PathCheck | None = None,
 ) -> Starlette:
     """Build the Configuration API app over ``store``.
 
@@ -252,10 +258,17 @@ def create_config_app(
         store: the configuration store, already open when requests arrive.
         metrics: where requests are counted (``eventgateway_config_requests_total``) and
             what ``GET /v1/metrics`` renders.
+        check_function: refuses functions that cannot run here.
+        quotas: the most entities of each kind one space may hold (see
+            :func:`~eventgateway.api.quotas.per_space_quotas`).
+        check_path: refuses new subscription and CORS paths outside their space's
+            prefix (auth mode; :func:`~eventgateway.api.auth.check_space_path`).
 
     .. versionadded:: 0.1.0
     """
-    resources = ConfigResources(store, check_function=check_function)
+    resources = ConfigResources(
+        store, check_function=check_function, quotas=quotas, check_path=check_path
+    )
     endpoints = _Endpoints(resources, metrics)
     document = openapi_document()
 

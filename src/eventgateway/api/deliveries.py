@@ -80,7 +80,10 @@ def create_deliveries_app(log: DeliveryLog) -> Starlette:
         if state is not None and state not in _STATES:
             raise ValidationError(f"state {state!r} must be one of {', '.join(sorted(_STATES))}")
         before = params.get("before")
-        if before is not None and not (before.isascii() and before.isdigit()):
+        # Cursors are SQLite rowids: at most 19 digits and 2**63 - 1.
+        if before is not None and not (
+            before.isascii() and before.isdigit() and len(before) <= 19 and int(before) < 2**63
+        ):
             raise ValidationError(f"before {before!r} must be a cursor from a previous page")
         events = await log.list_events(
             request.path_params["space"],
@@ -120,7 +123,8 @@ def create_deliveries_app(log: DeliveryLog) -> Starlette:
         body = await request.body()
         try:
             spec = msgspec.json.decode(body or b"{}", type=_RedriveBody)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+            # RecursionError: nested deeper than the decoder's stack allows
             raise ValidationError(f"Redrive body is not valid: {exc}") from None
         space = request.path_params["space"]
         has_filter = spec.subscriptionId is not None or spec.since is not None

@@ -1,9 +1,11 @@
 """The Events API: any method, any path (contract §2). Raw ASGI — this is the hot path.
 
-Per request: answer 503 while draining; apply CORS (a preflight stops there); parse the
-request into CloudEvents; refuse the system namespace; queue one delivery per matching
-async subscription (before answering, so a 202 means queued); run the sync subscription,
-if any, and answer with the function's response — or 202.
+Per request: answer 503 while draining; apply CORS (a preflight stops there); in auth
+mode, ask a private space's emit key (``api/emit_guard.py``); parse the request into
+CloudEvents; refuse the system namespace; spend the space's (and key's) rate limit;
+queue one delivery per matching async subscription (before answering, so a 202 means
+queued); run the sync subscription, if any, and answer with the function's response — or
+202.
 
 Deliberate differences from the original, all documented in docs/wire-compatibility.md:
 error bodies are sent as ``application/json`` (the original's were sniffed as text/plain);
@@ -18,9 +20,23 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote
 
+from eventgateway.api.emit_guard import (
+    WWW_AUTHENTICATE,
+    EmitRateLimiter,
+    authorize_emit,
+    space_of,
+)
+from eventgateway.auth.base import Authenticator
 from eventgateway.dispatch.invoke import Invoker, apply_authorization
 from eventgateway.dispatch.response import MALFORMED, parse_http_result
-from eventgateway.errors import EventParseError, StoreError, TooManyRequestsError
+from eventgateway.errors import (
+    EventParseError,
+    HTTPError,
+    PayloadTooLargeError,
+    StoreError,
+    TooManyRequestsError,
+    UnauthorizedError,
+)
 from eventgateway.events.codec import encode_json
 from eventgateway.events.http import HttpRequest, authorizer_request, parse_request
 from eventgateway.events.model import SYSTEM_PREFIX, CloudEvent
@@ -73,6 +89,8 @@ class EventsApp:
         metrics: Metrics,
         limits: Limits,
         domain: str | None = None,
+        authenticator: Authenticator | None = None,
+        rate_limiter: EmitRateLimiter | None = None,
     ) -> None:
         self._table = table
         self._durable = durable
@@ -83,6 +101,9 @@ class EventsApp:
         self._metrics = metrics
         self._limits = limits
         self._domain_suffix = "." + domain.lower() if domain else None
+        # None: open mode (no key is ever asked for) / nothing rate limited.
+        self.authenticator = authenticator
+        self.rate_limiter = rate_limiter
         self.draining = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -129,6 +150,22 @@ class EventsApp:
                 return
             extra = _encode(cors_rules.actual_headers(cors, method, headers))
 
+        # After the preflight (browsers send no key with one), before reading the body.
+        key_id: str | None = None
+        space = space_of(route_path)
+        if self.authenticator is not None:
+            try:
+                grant = authorize_emit(self.authenticator, space, headers)
+            except HTTPError as exc:
+                if isinstance(exc, UnauthorizedError):
+                    extra = [*extra, WWW_AUTHENTICATE]
+                await _respond_error(send, exc.status_code, exc.message, extra)
+                return
+            if grant is not None:
+                key_id = grant.principal.key_id
+                del headers[grant.header]
+                raw_headers = [h for h in raw_headers if h[0].lower() != grant.header.encode()]
+
         try:
             body = await _read_body(receive, headers, self._limits.max_body_bytes)
         except _TooLarge:
@@ -149,9 +186,13 @@ class EventsApp:
             host=host,
         )
         try:
-            events = parse_request(request)
-        except EventParseError as exc:
-            await _respond_error(send, 400, exc.message, extra)
+            events = parse_request(
+                request,
+                max_json_depth=self._limits.max_json_depth,
+                max_batch_events=self._limits.max_batch_events,
+            )
+        except (EventParseError, PayloadTooLargeError) as exc:  # 400, or 413 for a batch
+            await _respond_error(send, exc.status_code, exc.message, extra)
             return
         for event in events:
             if event.type.startswith(SYSTEM_PREFIX):
@@ -162,6 +203,13 @@ class EventsApp:
                     f"'{SYSTEM_PREFIX}' namespace and cannot be emitted by clients.",
                     extra,
                 )
+                return
+        if self.rate_limiter is not None:
+            try:
+                self.rate_limiter.check(space, key_id, len(events))
+            except TooManyRequestsError as exc:
+                retry = (b"retry-after", str(exc.retry_after_s).encode())
+                await _respond_error(send, 429, exc.message, [*extra, retry])
                 return
 
         batch = headers.get("content-type", "").startswith(_BATCH_TYPE)
@@ -310,7 +358,14 @@ def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
 
 async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
     declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    # isascii: str.isdigit() takes "²", which int() refuses; and int() refuses 4,300
+    # digits, while 19 are already more than any limit.
+    if (
+        declared is not None
+        and declared.isascii()
+        and declared.isdigit()
+        and (len(declared) > 18 or int(declared) > limit)
+    ):
         raise _TooLarge
     chunks: list[bytes] = []
     size = 0

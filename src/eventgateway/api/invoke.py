@@ -112,7 +112,7 @@ def _body(raw: bytes) -> dict[str, Any]:
         return {}
     try:
         body = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # also nested too deeply to decode
         raise ValidationError(
             f'Invoke body is not JSON ({exc}); send {{"event": "<type>", "data": <any JSON>}}'
         ) from None

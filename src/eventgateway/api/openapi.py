@@ -13,6 +13,12 @@ from typing import Any, Final
 
 from eventgateway.api.openapi_deliveries import deliveries_paths, deliveries_schemas
 from eventgateway.api.openapi_invoke import invoke_paths, invoke_schemas
+from eventgateway.api.openapi_spaces import (
+    AUTH_DESCRIPTION,
+    SECURITY_SCHEMES,
+    spaces_paths,
+    spaces_schemas,
+)
 from eventgateway.model.delivery_options import (
     BACKOFFS,
     CONTENT_MODES,
@@ -383,14 +389,24 @@ def openapi_document() -> dict[str, Any]:
         paths[f"/v1/spaces/{{space}}/{segment}/{{{id_name}}}"] = item
     paths.update(deliveries_paths())
     paths.update(invoke_paths())
+    paths.update(spaces_paths())
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "eventgateway Configuration API",
             "version": "1",
             "description": "Wire-compatible with the Serverless Event Gateway 0.9.1 "
-            'Configuration API. Errors are `{"errors":[{"message": …}]}`.',
+            'Configuration API. Errors are `{"errors":[{"message": …}]}`.' + AUTH_DESCRIPTION,
         },
         "paths": paths,
-        "components": {"schemas": {**_schemas(), **deliveries_schemas(), **invoke_schemas()}},
+        "security": [{}, {"bearer": []}],  # open with --no-auth; a key in auth mode
+        "components": {
+            "schemas": {
+                **_schemas(),
+                **deliveries_schemas(),
+                **invoke_schemas(),
+                **spaces_schemas(),
+            },
+            "securitySchemes": SECURITY_SCHEMES,
+        },
     }

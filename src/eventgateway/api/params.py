@@ -54,6 +54,7 @@ def parse_limit(params: Mapping[str, str], *, default: int, maximum: int) -> int
     if raw is None:
         return default
     # str.isdigit() also accepts digits like "²" that int() refuses.
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
+    # len() first: int() refuses numbers of 4,300 digits and more.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18 or not 1 <= int(raw) <= maximum:
         raise ValidationError(f"limit {raw!r} must be a whole number from 1 to {maximum}")
     return int(raw)

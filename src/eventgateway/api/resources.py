@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Final, TypeVar
 
 import msgspec
 
+from eventgateway.api.quotas import refuse_over_quota
+from eventgateway.api.resource_hooks import FunctionCheck, PathCheck, all_checks, matches_filters
 from eventgateway.errors import ConflictError, NotFoundError, StoreError, ValidationError
 from eventgateway.model.entities import (
     Cors,
@@ -55,10 +57,14 @@ from eventgateway.model.validate import (
 from eventgateway.routing.pathtree import PathConflictError, PathTree
 from eventgateway.store.base import ConfigStore
 
-__all__ = ["AUTHORIZER_MISSING", "ConfigResources", "FunctionCheck", "matches_filters"]
-
-FunctionCheck = Callable[[Function], None]
-"""Raises :class:`ValidationError` when a function cannot be run here."""
+__all__ = [
+    "AUTHORIZER_MISSING",
+    "ConfigResources",
+    "FunctionCheck",
+    "PathCheck",
+    "all_checks",
+    "matches_filters",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -92,20 +98,13 @@ _SUBSCRIPTION_IDENTITY: Final = (
 )
 
 
-def matches_filters(metadata: Mapping[str, str] | None, filters: Mapping[str, str]) -> bool:
-    """Whether an entity's metadata has every ``filters`` key with exactly that value."""
-    if not filters:
-        return True
-    if not metadata:
-        return False
-    return all(metadata.get(key) == value for key, value in filters.items())
-
-
 class ConfigResources:
     """Configuration operations with the original's rules and messages.
 
     Args:
         store: where the entities live; opened and closed by the caller.
+        check_function: refuses functions that cannot run here.
+        quotas: the most entities of each kind one space may hold (``0``: no limit).
 
     Every method raises :class:`ValidationError` (400), :class:`NotFoundError` (404) or
     :class:`ConflictError` (409) with the original's message, or lets a
@@ -114,8 +113,19 @@ class ConfigResources:
     .. versionadded:: 0.1.0
     """
 
-    def __init__(self, store: ConfigStore, *, check_function: FunctionCheck | None = None) -> None:
+    def __init__(
+        self,
+        store: ConfigStore,
+        *,
+        check_function: FunctionCheck | None = None,
+        quotas: Mapping[Kind, int] | None = None,
+        check_path: PathCheck | None = None,
+    ) -> None:
         self.store = store
+        # Checked on create only: an update may not change a path (an identity field).
+        self._check_path = check_path
+        # Entities per space and kind (0 or absent: unlimited); see api/quotas.py.
+        self._quotas = dict(quotas or {})
         # Checks that need more than the store (a bundle was uploaded, Node.js is installed).
         self._check_function = check_function
         self._write_lock = asyncio.Lock()
@@ -149,6 +159,9 @@ class ConfigResources:
     async def _refuse_existing(self, kind: Kind, space: str, key: str) -> None:
         if await self.store.get(kind, space, key) is not None:
             raise ConflictError(_EXISTS[kind].format(key))
+        quota = self._quotas.get(kind, 0)
+        if quota:  # after the 409: a re-deploy of an existing entity still reads "exists"
+            refuse_over_quota(kind, space, len(await self.store.list(kind, space)), quota)
 
     async def _create(self, kind: Kind, entity: Entity) -> None:
         try:
@@ -221,7 +234,9 @@ class ConfigResources:
         """Register a function; ``provider`` is normalised per type."""
         function = parse_function(space, body)
         if self._check_function is not None:
-            self._check_function(function)
+            checking = self._check_function(function)
+            if checking is not None:
+                await checking
         async with self._write_lock:
             await self._refuse_existing("functions", space, function.function_id)
             await self._create("functions", function)
@@ -242,7 +257,9 @@ class ConfigResources:
         """Replace a function's type, provider and metadata (the ID comes from the URL)."""
         function = parse_function(space, body, function_id=function_id)
         if self._check_function is not None:
-            self._check_function(function)
+            checking = self._check_function(function)
+            if checking is not None:
+                await checking
         async with self._write_lock:
             await self.get_function(space, function_id)
             await self._update("functions", function)
@@ -295,6 +312,8 @@ class ConfigResources:
     async def create_subscription(self, space: str, body: Body) -> Subscription:
         """Subscribe a function to an event type on (method, path)."""
         subscription = parse_subscription(space, body)
+        if self._check_path is not None:
+            self._check_path(subscription)
         async with self._write_lock:
             await self._refuse_existing("subscriptions", space, subscription.subscription_id)
             if subscription.type == "sync":
@@ -356,6 +375,8 @@ class ConfigResources:
     async def create_cors(self, space: str, body: Body) -> Cors:
         """Create a CORS configuration for one (method, path)."""
         cors = parse_cors(space, body)
+        if self._check_path is not None:
+            self._check_path(cors)
         async with self._write_lock:
             await self._refuse_existing("cors", space, cors.cors_id)
             await self._create("cors", cors)

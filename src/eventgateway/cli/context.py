@@ -1,7 +1,9 @@
 """What every client command of `eg` shares: where the gateway is, which space, how to print.
 
 Each value comes from, in order: its flag, its ``EG_*`` variable, ``./serverless.yml``
-(``custom.eventgateway.url``, ``.space``, ``.apiKey`` or ``.accessKey``), the default.
+(``custom.eventgateway.url``, ``.space``, ``.apiKey`` or ``.accessKey``), the default; the
+API key last from the credentials file (:mod:`~eventgateway.cli.credentials`), for the
+Configuration API and space in use.
 :func:`gateway_options` adds the flags to a command and hands it one frozen
 :class:`CliOptions`; it also turns any failure into one ``Error: …`` line with exit
 status 1 (with the traceback first under ``--debug``).
@@ -10,13 +12,14 @@ status 1 (with the traceback first under ``--debug``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import pathlib
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import click
@@ -31,11 +34,13 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_URL",
     "CliOptions",
+    "KeySource",
     "ServiceFile",
     "error_message",
     "gateway_options",
     "reporting_errors",
     "resolve_options",
+    "with_saved_key",
 ]
 
 DEFAULT_URL: Final = "http://localhost:4000"
@@ -43,6 +48,7 @@ DEFAULT_SPACE: Final = "default"
 SERVICE_FILE: Final = "serverless.yml"
 Output = Literal["table", "json"]
 Api = Literal["events", "config"]
+KeySource = Literal["flag", "service", "credentials"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +58,12 @@ class CliOptions:
     url: str = DEFAULT_URL
     config_url: str | None = None
     space: str = DEFAULT_SPACE
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # a secret: never in a repr
     output: Output = "table"
     debug: bool = False
+    api_key_source: KeySource | None = field(default=None, compare=False)
+    """Where ``api_key`` came from: ``--api-key``/``EG_API_KEY``, ``serverless.yml``, or
+    the credentials file."""
 
     @property
     def json(self) -> bool:
@@ -156,14 +165,46 @@ def resolve_options(
     the defaults. A value of the file is read only when no flag or variable gave it.
     """
     service = service_file or ServiceFile(pathlib.Path(SERVICE_FILE))
-    return CliOptions(
+    key, source = _key_of(api_key, lambda: service.get("apiKey", "accessKey"))
+    options = CliOptions(
         url=url or service.get("url") or DEFAULT_URL,
         config_url=config_url or None,
         space=space or service.get("space") or DEFAULT_SPACE,
-        api_key=api_key or service.get("apiKey", "accessKey"),
+        api_key=key,
         output=output,
         debug=debug,
+        api_key_source=source,
     )
+    return with_saved_key(options)
+
+
+def _key_of(
+    flag: str | None, in_file: Callable[[], str | None]
+) -> tuple[str | None, KeySource | None]:
+    """The key of a flag, else of ``serverless.yml`` (read only then), and its source."""
+    if flag:
+        return flag, "flag"
+    key = in_file()
+    return (key, "service") if key else (None, None)
+
+
+def with_saved_key(options: CliOptions) -> CliOptions:
+    """``options`` with the credentials file's key for their gateway and space, when no
+    other source gave a key.
+
+    Raises:
+        ConfigError: the credentials file exists but cannot be read.
+    """
+    if options.api_key:
+        return options
+    from eventgateway.cli.credentials import Credentials, config_base
+
+    base = config_base(options.url, options.config_url, options.space)
+    credentials = Credentials()
+    saved = None if base is None else credentials.get(base, options.space)
+    if saved is None:
+        return options
+    return dataclasses.replace(options, api_key=saved.api_key, api_key_source="credentials")
 
 
 def error_message(exc: Exception, url: str, flag: str = "--url") -> str:
@@ -222,7 +263,7 @@ _OPTIONS: Final = (
         "--api-key",
         envvar="EG_API_KEY",
         metavar="KEY",
-        help="Key of the space [default: serverless.yml apiKey].",
+        help="Key of the space [default: serverless.yml apiKey, else the credentials file].",
     ),
     click.option(
         "--output",
@@ -321,14 +362,17 @@ def _service_options(
 
     spec = load_service(path, stage=stage, options={"stage": stage} if stage else {})
     target = spec.gateway
+    key, source = _key_of(flags.api_key, lambda: target.api_key)
     options = CliOptions(
         url=flags.url or target.url or DEFAULT_URL,
         config_url=flags.config_url or target.config_url,
         space=flags.space or target.space,
-        api_key=flags.api_key or target.api_key,
+        api_key=key,
         output=flags.output,
         debug=flags.debug,
+        api_key_source=source,
     )
+    options = with_saved_key(options)
     return options, spec.with_space(options.space)
 
 

@@ -4,6 +4,11 @@
 have it yet, computes the plan against what the gateway holds for the service (found by
 its ``metadata.service``/``metadata.stage``), prints it and applies it. Deploying again
 without changes writes nothing and says so.
+
+Without a key for the space (flag, ``EG_API_KEY``, ``serverless.yml``, credentials file),
+``deploy`` first claims the space and saves its key
+(:func:`~eventgateway.cli.spaces.claim_if_free`); a space someone else holds fails with
+one line saying so.
 """
 
 from __future__ import annotations
@@ -11,17 +16,20 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 from rich.console import Console
 
 from eventgateway.cli.context import CliOptions, gateway_options
 from eventgateway.cli.output import echo_json
+from eventgateway.errors import ConfigError
 
 if TYPE_CHECKING:
+    from eventgateway.cli.spaces import Claim
     from eventgateway.deploy.model import ServiceSpec
     from eventgateway.deploy.plan import Action, Plan
+    from eventgateway.sdk._wire import GatewayError
 
 __all__ = ["deploy", "info", "remove", "run_deploy"]
 
@@ -80,11 +88,17 @@ def deploy(*, options: CliOptions, service: ServiceSpec, dry_run: bool) -> None:
     run_deploy(options, service, dry_run=dry_run)
 
 
-def run_deploy(options: CliOptions, service: ServiceSpec, *, dry_run: bool = False) -> None:
+def run_deploy(
+    options: CliOptions, service: ServiceSpec, *, dry_run: bool = False, claim: bool = True
+) -> None:
     """Package, upload, plan and apply ``service``, printing each step (or JSON at the end).
 
+    With ``claim`` and no key for the space, the space is claimed first (not on a dry
+    run); ``eg dev`` passes False, since its gateway runs open.
+
     Raises:
-        ConfigError: the service cannot be packaged or a change was refused.
+        ConfigError: the service cannot be packaged, a change was refused, the space is
+            someone else's, or the key was refused.
         GatewayError: the gateway could not be reached.
     """
     from eventgateway.deploy.apply import deploy as deploy_service
@@ -106,14 +120,26 @@ def run_deploy(options: CliOptions, service: ServiceSpec, *, dry_run: bool = Fal
                 f"Packaged {len(bundle.files)} files, {_size(bundle.size)} "
                 f"(bundle {bundle.bundle_id[:12]})"
             )
-    with options.gateway() as gateway, _working("Deploying…", quiet=quiet):
-        result = deploy_service(
-            gateway,
-            service,
-            bundle=bundle,
-            dry_run=dry_run,
-            progress=None if quiet or dry_run else _echo_action,
-        )
+    claimed: Claim | None = None
+    if claim and not dry_run and not options.api_key:
+        from eventgateway.cli.spaces import claim_if_free
+
+        claimed = claim_if_free(options, quiet=quiet)
+        options = claimed.options
+    try:
+        with options.gateway() as gateway, _working("Deploying…", quiet=quiet):
+            result = deploy_service(
+                gateway,
+                service,
+                bundle=bundle,
+                dry_run=dry_run,
+                progress=None if quiet or dry_run else _echo_action,
+            )
+    except ConfigError as exc:
+        refused = _refused(options, claimed, exc)
+        if refused is None:
+            raise
+        raise refused from exc
     if quiet:
         echo_json(
             {
@@ -123,6 +149,7 @@ def run_deploy(options: CliOptions, service: ServiceSpec, *, dry_run: bool = Fal
                 "bundle": bundle.bundle_id if bundle else None,
                 "uploaded": result.uploaded,
                 "dryRun": dry_run,
+                "claimed": claimed is not None and claimed.state == "claimed",
                 "actions": _plan_json(result.plan),
             }
         )
@@ -143,6 +170,42 @@ def run_deploy(options: CliOptions, service: ServiceSpec, *, dry_run: bool = Fal
         click.secho(f"Deployed {service.name}: {_summary(plan)}.", fg="green", bold=True)
     if not dry_run:
         _echo_endpoints(options, service)
+
+
+_KEY_SOURCES: Final = {"flag": "--api-key or EG_API_KEY", "service": "apiKey in serverless.yml"}
+
+
+def _refused(options: CliOptions, claimed: Claim | None, exc: ConfigError) -> ConfigError | None:
+    """When the gateway refused the key (or the lack of one) behind ``exc``: the error that
+    says whose the space is, or which key failed, and what to do."""
+    cause = _gateway_error(exc)
+    if cause is None:
+        return None
+    if options.api_key and cause.status in (401, 403):
+        source = _KEY_SOURCES.get(options.api_key_source or "", "")
+        if options.api_key_source == "credentials":
+            from eventgateway.cli.credentials import credentials_path
+
+            source = f"the credentials file {credentials_path()}"
+        return ConfigError(
+            f"the API key for space {options.space} was refused: {cause.message.rstrip('.')}"
+            + (f" (the key came from {source})" if source else "")
+        )
+    if claimed is None or claimed.state != "taken" or options.api_key:
+        return None
+    if cause.status in (401, 403, 404):
+        return claimed.taken_error()
+    return None
+
+
+def _gateway_error(exc: BaseException) -> GatewayError | None:
+    """The gateway's answer behind ``exc`` (deploy wraps it in a ConfigError), if any."""
+    from eventgateway.sdk._wire import GatewayError
+
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, GatewayError):
+        cause = cause.__cause__
+    return cause
 
 
 def _echo_endpoints(options: CliOptions, service: ServiceSpec) -> None:

@@ -228,7 +228,7 @@ def _redeploy(
     try:
         if not first:
             service = _reload(options, service.source, stage)
-        run_deploy(options, service)
+        run_deploy(options, service, claim=False)  # the embedded gateway runs open
     except Exception as exc:
         message = error_message(exc, options.config_url or options.url)
         printer.echo(f"Error: {message}", fg="red")

@@ -8,13 +8,19 @@ import sys
 
 import click
 
+from eventgateway.auth.ratelimit import RateLimit
+from eventgateway.cli.auth_flags import auth_options, operator_key_from_env
 from eventgateway.cli.deploy import deploy, info, remove
 from eventgateway.cli.dev import dev
 from eventgateway.cli.emit import emit
 from eventgateway.cli.invoke import invoke
 from eventgateway.cli.logs import logs
 from eventgateway.cli.resources import RESOURCE_GROUPS
+from eventgateway.cli.serve_options import request_limit_options, tls_from_flags, tls_options
+from eventgateway.cli.spaces import keys, spaces
+from eventgateway.cli.targets import policy_from_flags, private_targets, target_options
 from eventgateway.errors import ConfigError
+from eventgateway.providers.targets import IPNetwork
 from eventgateway.settings import Durability, Limits, Settings, default_data_dir
 
 __all__ = ["cli", "main"]
@@ -24,6 +30,16 @@ __all__ = ["cli", "main"]
 @click.version_option(package_name="eventgateway", prog_name="eg")
 def cli() -> None:
     """eventgateway: route events to functions, durably."""
+
+
+def _rate_limit(ctx: click.Context, param: click.Parameter, value: str | None) -> RateLimit | None:
+    del ctx
+    if value is None:
+        return None
+    try:
+        return RateLimit.parse(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param=param) from None
 
 
 @cli.command()
@@ -153,6 +169,58 @@ def cli() -> None:
     envvar="EG_QUEUE_MAX_BYTES",
     help="Bytes of stored unsettled events before the Events API answers 429.",
 )
+@click.option(
+    "--rate-limit-space",
+    metavar="RATE[/BURST]",
+    callback=_rate_limit,
+    envvar="EG_RATE_LIMIT_SPACE",
+    help="Events/s per space on the Events API, 0 = unlimited "
+    "[default: 1000/2000 with auth, unlimited without].",
+)
+@click.option(
+    "--rate-limit-key",
+    metavar="RATE[/BURST]",
+    callback=_rate_limit,
+    envvar="EG_RATE_LIMIT_KEY",
+    help="Events/s per API key emitting into a private space, 0 = unlimited "
+    "[default: 1000/2000 with auth].",
+)
+@click.option(
+    "--max-functions-per-space",
+    type=click.IntRange(min=0),
+    default=1_000,
+    show_default=True,
+    envvar="EG_MAX_FUNCTIONS_PER_SPACE",
+    help="Functions one space may register, 0 = unlimited.",
+)
+@click.option(
+    "--max-subscriptions-per-space",
+    type=click.IntRange(min=0),
+    default=5_000,
+    show_default=True,
+    envvar="EG_MAX_SUBSCRIPTIONS_PER_SPACE",
+    help="Subscriptions one space may create, 0 = unlimited.",
+)
+@click.option(
+    "--max-event-types-per-space",
+    type=click.IntRange(min=0),
+    default=1_000,
+    show_default=True,
+    envvar="EG_MAX_EVENT_TYPES_PER_SPACE",
+    help="Event types one space may register, 0 = unlimited.",
+)
+@click.option(
+    "--max-cors-per-space",
+    type=click.IntRange(min=0),
+    default=1_000,
+    show_default=True,
+    envvar="EG_MAX_CORS_PER_SPACE",
+    help="CORS configurations one space may create, 0 = unlimited.",
+)
+@request_limit_options()
+@tls_options()
+@target_options()
+@auth_options()
 def serve(
     host: str,
     events_port: int,
@@ -170,6 +238,22 @@ def serve(
     retention_max_events: int,
     queue_max_deliveries: int,
     queue_max_bytes: int,
+    rate_limit_space: RateLimit | None,
+    rate_limit_key: RateLimit | None,
+    max_functions_per_space: int,
+    max_subscriptions_per_space: int,
+    max_event_types_per_space: int,
+    max_cors_per_space: int,
+    max_body_bytes: int,
+    max_header_bytes: int,
+    max_json_depth: int,
+    max_batch_events: int,
+    tls_cert: pathlib.Path | None,
+    tls_key: pathlib.Path | None,
+    allow_private_targets: bool | None,
+    allowed_targets: tuple[IPNetwork, ...],
+    auth: bool,
+    claim_policy: str,
 ) -> None:
     """Run the gateway: Events API and Configuration API in one process."""
     from eventgateway.app import serve as run_server
@@ -191,7 +275,26 @@ def serve(
             retention_max_age_s=retention_max_age_s,
             retention_max_events=retention_max_events,
         ),
-        limits=Limits(queue_max_deliveries=queue_max_deliveries, queue_max_bytes=queue_max_bytes),
+        limits=Limits(
+            queue_max_deliveries=queue_max_deliveries,
+            queue_max_bytes=queue_max_bytes,
+            rate_limit_space=rate_limit_space,
+            rate_limit_key=rate_limit_key,
+            max_functions_per_space=max_functions_per_space,
+            max_subscriptions_per_space=max_subscriptions_per_space,
+            max_event_types_per_space=max_event_types_per_space,
+            max_cors_per_space=max_cors_per_space,
+            max_body_bytes=max_body_bytes,
+            max_header_bytes=max_header_bytes,
+            max_json_depth=max_json_depth,
+            max_batch_events=max_batch_events,
+        ),
+        tls=tls_from_flags(tls_cert, tls_key),
+        private_targets=private_targets(allow_private_targets),
+        allowed_targets=allowed_targets,
+        auth=auth,
+        claim_policy=claim_policy,
+        operator_key=operator_key_from_env(),
     )
     _setup_logging(log_level)
     run_server(settings)
@@ -207,7 +310,13 @@ def _setup_logging(level: str) -> None:
 @cli.command("_callworker", hidden=True)
 @click.option("--socket", "socket_path", type=click.Path(path_type=pathlib.Path), required=True)
 @click.option("--log-level", default="info")
-def call_worker(socket_path: pathlib.Path, log_level: str) -> None:
+@target_options(from_env=False)
+def call_worker(
+    socket_path: pathlib.Path,
+    log_level: str,
+    allow_private_targets: bool | None,
+    allowed_targets: tuple[IPNetwork, ...],
+) -> None:
     """Internal: the delivery worker process of `eg serve --dispatch process`."""
     import asyncio
 
@@ -218,10 +327,11 @@ def call_worker(socket_path: pathlib.Path, log_level: str) -> None:
     _setup_logging(log_level)
     die_with_parent()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(run_call_worker(socket_path))
+        targets = policy_from_flags(allow_private_targets, allowed_targets)
+        runner.run(run_call_worker(socket_path, targets=targets))
 
 
-for _command in (deploy, remove, info, dev, emit, invoke, logs, *RESOURCE_GROUPS):
+for _command in (deploy, remove, info, dev, emit, invoke, logs, spaces, keys, *RESOURCE_GROUPS):
     cli.add_command(_command)
 
 

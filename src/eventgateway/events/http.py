@@ -30,10 +30,11 @@ from urllib.parse import parse_qs
 
 from eventgateway.errors import EventParseError
 from eventgateway.events.binary import V01_BINARY_HEADERS, parse_binary_v01, parse_binary_v1
-from eventgateway.events.body import normalize_body
+from eventgateway.events.body import is_json_media_type, normalize_body
 from eventgateway.events.headers import canonical_header_name, header_text
+from eventgateway.events.jsondepth import DEFAULT_MAX_JSON_DEPTH, json_depth_exceeds
 from eventgateway.events.model import HTTP_REQUEST_TYPE, CloudEvent, transformed_event
-from eventgateway.events.structured import parse_batch, parse_structured
+from eventgateway.events.structured import DEFAULT_MAX_BATCH_EVENTS, parse_batch, parse_structured
 from eventgateway.events.validate import MediaTypeError, media_type
 
 __all__ = [
@@ -76,23 +77,43 @@ class HttpRequest:
     host: str
 
 
-def parse_request(req: HttpRequest) -> list[CloudEvent]:
+def parse_request(
+    req: HttpRequest,
+    *,
+    max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
+    max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS,
+) -> list[CloudEvent]:
     """Turn a request into CloudEvents: one, or one per entry of a batch (possibly none).
 
+    Args:
+        req: the request.
+        max_json_depth: how deeply a body with a JSON media type (structured, batch, or
+            JSON data) may nest arrays and objects.
+        max_batch_events: the most events a batch may hold.
+
     Raises:
-        EventParseError: the request is not a valid event; ``message`` is the 400 text and
-            names the failing attribute, header or batch entry.
+        EventParseError: the request is not a valid event, or its JSON nests too deeply;
+            ``message`` is the 400 text and names the failing attribute, header, batch
+            entry or limit.
+        PayloadTooLargeError: a batch holds more than ``max_batch_events`` events (413).
     """
     # Go's Header.Get sees the first value of a repeated header: reversing lets it win.
     first = dict(reversed(req.headers))
     raw_content_type = first.get(b"content-type")
     content_type = header_text(raw_content_type) if raw_content_type is not None else None
     mtype = _media_type_or_400(content_type) if content_type else _OCTET_STREAM
+    # Only bodies of a JSON media type are ever decoded (structured and batch types are
+    # "+json" too); everything else is carried as bytes, however it nests.
+    if is_json_media_type(mtype) and json_depth_exceeds(req.body, max_json_depth):
+        raise EventParseError(
+            f"JSON body is nested too deeply: the limit is {max_json_depth} levels of "
+            "arrays and objects"
+        )
 
     if mtype == STRUCTURED_MEDIA_TYPE:
         return [parse_structured(req.body)]
     if mtype == BATCH_MEDIA_TYPE:
-        return parse_batch(req.body)
+        return parse_batch(req.body, max_events=max_batch_events)
     if b"ce-specversion" in first:
         return [parse_binary_v1(req.headers, content_type, mtype, req.body)]
     if all(first.get(name) for name in V01_BINARY_HEADERS):

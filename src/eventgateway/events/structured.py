@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from eventgateway.errors import EventParseError
+from eventgateway.errors import EventParseError, PayloadTooLargeError
 from eventgateway.events.model import CloudEvent
 from eventgateway.events.structured_v1 import parse_v1_members
 from eventgateway.events.validate import (
@@ -33,7 +33,10 @@ from eventgateway.events.validate import (
     normalize_rfc3339,
 )
 
-__all__ = ["parse_batch", "parse_structured"]
+__all__ = ["DEFAULT_MAX_BATCH_EVENTS", "parse_batch", "parse_structured"]
+
+DEFAULT_MAX_BATCH_EVENTS = 1000
+"""Events one ``application/cloudevents-batch+json`` request may carry."""
 
 _OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _ARRAY_OF_OBJECTS = msgspec.json.Decoder(list[dict[str, msgspec.Raw]])
@@ -147,21 +150,26 @@ def _parse_structured(body: bytes) -> CloudEvent:
     return _build_v01(_v01_members(members))
 
 
-def parse_batch(body: bytes) -> list[CloudEvent]:
+def parse_batch(body: bytes, *, max_events: int = DEFAULT_MAX_BATCH_EVENTS) -> list[CloudEvent]:
     """Parse an ``application/cloudevents-batch+json`` body: a JSON array of 1.0 events.
 
     An empty array is valid and gives no events. Errors name the failing entry's index.
 
+    Args:
+        body: the request body.
+        max_events: the most events the batch may hold.
+
     Raises:
         EventParseError: e.g. ``event [2]: CloudEvent attribute 'id' is required``.
+        PayloadTooLargeError: the batch holds more than ``max_events`` events (413).
     """
     try:
-        return _parse_batch(body)
+        return _parse_batch(body, max_events)
     except RecursionError:
         raise EventParseError(f"CloudEvents batch is not valid: {_TOO_DEEP}") from None
 
 
-def _parse_batch(body: bytes) -> list[CloudEvent]:
+def _parse_batch(body: bytes, max_events: int) -> list[CloudEvent]:
     _check_utf8(body, "CloudEvents batch")
     try:
         entries = _ARRAY_OF_OBJECTS.decode(body)
@@ -183,6 +191,11 @@ def _parse_batch(body: bytes) -> list[CloudEvent]:
                     f"event [{index}]: CloudEvent must be a JSON object, got {kind}"
                 )
         raise AssertionError("unreachable: every entry is an object")  # pragma: no cover
+    if len(entries) > max_events:
+        raise PayloadTooLargeError(
+            f"CloudEvents batch holds {len(entries)} events; the limit is {max_events} "
+            "events per request: send them in smaller batches"
+        )
     events: list[CloudEvent] = []
     for index, members in enumerate(entries):
         try:

@@ -11,8 +11,12 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-Kind = Literal["eventtypes", "functions", "subscriptions", "cors"]
+Kind = Literal["eventtypes", "functions", "subscriptions", "cors", "spaces", "keys"]
+# The routed resources of the Configuration API (what routing and its gauges read).
 KINDS: Final[tuple[Kind, ...]] = ("eventtypes", "functions", "subscriptions", "cors")
+# Claimed spaces and their API keys (model/spaces.py): stored beside the resources so
+# every backend keeps and watches them alike, but never routed.
+AUTH_KINDS: Final[tuple[Kind, ...]] = ("spaces", "keys")
 
 
 class EventType(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):

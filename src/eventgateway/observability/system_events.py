@@ -33,6 +33,17 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _space_of(data: dict[str, Any]) -> str | None:
+    """The space a system event concerns: a function's, or the first segment of a path."""
+    space = data.get("space")
+    if isinstance(space, str):
+        return space
+    path = data.get("path")
+    if isinstance(path, str) and path.startswith("/"):
+        return path[1:].split("/", 1)[0] or None
+    return None
+
+
 class SystemEvents:
     """Turns gateway happenings into events for subscribed functions."""
 
@@ -42,8 +53,22 @@ class SystemEvents:
         self._pending: set[asyncio.Task[None]] = set()
 
     def emit(self, event_type: str, data: dict[str, Any]) -> None:
-        """Queue ``event_type`` for its subscribers, if it has any; never blocks."""
-        targets = self._table().subscriptions_for_system_event(event_type)
+        """Queue ``event_type`` for its subscribers, if it has any; never blocks.
+
+        Subscribers on ``POST /`` get every system event (the open-source original's
+        routing; in auth mode only the operator may subscribe there). Subscribers on
+        ``POST /<space>/`` (the hosted original's routing) get those of their own space:
+        the event's path starts with it, or the function belongs to it.
+        """
+        table = self._table()
+        targets = table.subscriptions_for_system_event(event_type)
+        space = _space_of(data)
+        if space:
+            own = table.async_targets("POST", f"/{space}/", event_type)
+            if own:
+                targets = tuple(
+                    {t.subscription.subscription_id: t for t in (*targets, *own)}.values()
+                )
         if not targets:
             return
         payload = {key: _jsonable(value) for key, value in data.items()}

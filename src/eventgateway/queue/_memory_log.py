@@ -18,14 +18,11 @@ from eventgateway.queue.log import (
     delivery_state,
     delivery_view,
     in_window,
+    parse_ids,
     rfc3339,
 )
 
 __all__ = ["MemoryLogMixin"]
-
-
-def _parse_ids(ids: Sequence[str]) -> set[int]:
-    return {int(text) for text in ids if text.isascii() and text.isdigit()}
 
 
 class MemoryLogMixin(DeliveryLog):
@@ -131,7 +128,7 @@ class MemoryLogMixin(DeliveryLog):
         since: float | None,
         until: float | None,
     ) -> list[Record]:
-        wanted = None if ids is None else _parse_ids(ids)
+        wanted = None if ids is None else parse_ids(ids)
         return [
             r
             for r in self._records.values()

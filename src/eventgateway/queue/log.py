@@ -39,6 +39,7 @@ __all__ = [
     "delivery_state",
     "delivery_view",
     "in_window",
+    "parse_ids",
     "rfc3339",
 ]
 
@@ -209,6 +210,19 @@ def dead_letter_view(
         dead_at=rfc3339(dead_at),
         event=msgspec.Raw(body),
     )
+
+
+def parse_ids(ids: Iterable[str]) -> set[int]:
+    """The ids a client named that could exist: decimal, below SQLite's 2**63 rowid bound.
+
+    Others are left out rather than refused (they name nothing): a lookup of them finds
+    nothing, and they never reach ``int()`` (4,300 digits at most) or SQLite (64 bits).
+    """
+    return {
+        int(text)
+        for text in ids
+        if text.isascii() and text.isdigit() and len(text) <= 19 and int(text) < 2**63
+    }
 
 
 def in_window(moment: float, since: float | None, until: float | None) -> bool:

@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from eventgateway.queue.log import parse_ids
 from eventgateway.queue.sqlite_settle import unpark_head
 from eventgateway.queue.sqlite_writer import Tx
 
@@ -32,7 +33,7 @@ def dead_filter(
     clauses = [f"{alias}state = 'dead'", f"{alias}space = ?"]
     params: list[Any] = [space]
     if ids is not None:
-        wanted = sorted({int(text) for text in ids if text.isascii() and text.isdigit()})
+        wanted = sorted(parse_ids(ids))
         if not wanted:
             return None
         clauses.append(f"{alias}id IN ({', '.join('?' * len(wanted))})")

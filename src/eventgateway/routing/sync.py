@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from eventgateway.errors import StoreError
 from eventgateway.model.entities import (
+    ENTITY_TYPES,
     Cors,
     Entity,
     EventType,
@@ -56,6 +57,7 @@ class RoutingSync:
             self._entities = {
                 (entry.kind, entry.space, entry.key): decode_entity(entry.kind, entry.value)
                 for entry in snapshot.entries
+                if entry.kind in ENTITY_TYPES  # spaces and keys are the key ring's
             }
             self._publish(snapshot.revision)
 
@@ -96,7 +98,12 @@ class RoutingSync:
             fresh = [change for change in changes if change.revision > self._revision]
             if not fresh:
                 return
-            for change in fresh:
+            routed = [change for change in fresh if change.kind in ENTITY_TYPES]
+            if not routed:
+                # A space or key changed: nothing to rebuild, but the revision moves on.
+                self._revision = fresh[-1].revision
+                return
+            for change in routed:
                 key = (change.kind, change.space, change.key)
                 if change.value is None:
                     self._entities.pop(key, None)

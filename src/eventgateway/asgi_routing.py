@@ -1,0 +1,118 @@
+"""How one ASGI app serves both listeners of a gateway, and the Configuration API's parts.
+
+:class:`PortRouter` hands each request to the Events API or the Configuration API by the
+local port it arrived on, and runs the gateway's lifespan. :class:`ConfigRouter` sends
+Configuration API paths to the app that owns them; :class:`RefreshAfterWrite` makes a
+write visible to this instance's routing before the client hears about it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Final
+
+from eventgateway.api.deliveries import is_deliveries_path
+from eventgateway.api.events import Receive, Scope, Send
+from eventgateway.api.invoke import is_invoke_path
+from eventgateway.api.runtime import is_runtime_path
+
+if TYPE_CHECKING:
+    from eventgateway.app import Gateway
+
+__all__ = ["ConfigRouter", "PortRouter", "RefreshAfterWrite"]
+
+logger = logging.getLogger("eventgateway.app")
+
+_WRITE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class RefreshAfterWrite:
+    """Applies a config write to this process's routing table before answering it.
+
+    Without this, a client that creates a subscription and emits at once could race the
+    store watch; with it, this instance routes the change as soon as the client hears 2xx
+    (other instances follow through the watch).
+    """
+
+    def __init__(self, app: Any, gateway: Gateway) -> None:
+        self._app = app
+        self._gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in _WRITE_METHODS
+            or is_invoke_path(scope["path"])  # calls a function, changes no configuration
+        ):
+            await self._app(scope, receive, send)
+            return
+
+        async def send_after_refresh(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start" and message["status"] < 300:
+                await self._gateway.routing.refresh()
+            await send(message)
+
+        await self._app(scope, receive, send_after_refresh)
+
+
+class ConfigRouter:
+    """The Configuration API: resources, the delivery log, bundles, function logs, invoke."""
+
+    def __init__(self, config: Any, deliveries: Any, runtime: Any, invoke: Any) -> None:
+        self._config = config
+        self._deliveries = deliveries
+        self._runtime = runtime
+        self._invoke = invoke
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            if is_deliveries_path(path):
+                await self._deliveries(scope, receive, send)
+                return
+            if is_runtime_path(path):
+                await self._runtime(scope, receive, send)
+                return
+            if is_invoke_path(path):
+                await self._invoke(scope, receive, send)
+                return
+        await self._config(scope, receive, send)
+
+
+class PortRouter:
+    """Both listeners' ASGI app: requests go to the API of the port they came in on."""
+
+    def __init__(self, gateway: Gateway, config_port: int) -> None:
+        self._gateway = gateway
+        self._config_port = config_port
+        self._events = gateway.events_app
+        self._config = gateway.config_app
+        self.startup_error: Exception | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            server = scope.get("server")
+            if server is not None and server[1] == self._config_port:
+                await self._config(scope, receive, send)
+            else:
+                await self._events(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self._gateway.start()
+                except Exception as exc:
+                    logger.exception("gateway failed to start")
+                    self.startup_error = exc
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._gateway.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return

@@ -1,0 +1,104 @@
+"""`eg serve` options for request limits and TLS, kept out of ``cli/main.py``."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from eventgateway.errors import ConfigError
+from eventgateway.events.jsondepth import MAX_JSON_DEPTH_CEILING
+from eventgateway.settings import Limits, Tls
+
+__all__ = ["request_limit_options", "tls_from_flags", "tls_options"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_DEFAULTS = Limits()
+
+
+def request_limit_options() -> Callable[[_F], _F]:
+    """Add ``max_body_bytes``, ``max_header_bytes``, ``max_json_depth`` and
+    ``max_batch_events`` (the ``Limits`` fields of the same names) to a command."""
+    options = [
+        click.option(
+            "--max-body-bytes",
+            type=click.IntRange(min=1),
+            default=_DEFAULTS.max_body_bytes,
+            show_default=True,
+            envvar="EG_MAX_BODY_BYTES",
+            help="Largest request body either API accepts (413 above it; bundle uploads "
+            "have their own 50 MiB limit).",
+        ),
+        click.option(
+            "--max-header-bytes",
+            type=click.IntRange(min=1),
+            default=_DEFAULTS.max_header_bytes,
+            show_default=True,
+            envvar="EG_MAX_HEADER_BYTES",
+            help="Largest total size of a request's header names and values (431 above it).",
+        ),
+        click.option(
+            "--max-json-depth",
+            type=click.IntRange(min=1, max=MAX_JSON_DEPTH_CEILING),
+            default=_DEFAULTS.max_json_depth,
+            show_default=True,
+            envvar="EG_MAX_JSON_DEPTH",
+            help="Deepest nesting of arrays and objects in a JSON body (400 above it).",
+        ),
+        click.option(
+            "--max-batch-events",
+            type=click.IntRange(min=1),
+            default=_DEFAULTS.max_batch_events,
+            show_default=True,
+            envvar="EG_MAX_BATCH_EVENTS",
+            help="Most events in one application/cloudevents-batch+json request (413 above it).",
+        ),
+    ]
+    return _all(options)
+
+
+def tls_options() -> Callable[[_F], _F]:
+    """Add ``tls_cert`` and ``tls_key`` (paths or ``None``) to a command."""
+    options = [
+        click.option(
+            "--tls-cert",
+            type=click.Path(path_type=pathlib.Path),
+            default=None,
+            envvar="EG_TLS_CERT",
+            help="PEM certificate chain: serve both APIs over HTTPS (with --tls-key).",
+        ),
+        click.option(
+            "--tls-key",
+            type=click.Path(path_type=pathlib.Path),
+            default=None,
+            envvar="EG_TLS_KEY",
+            help="PEM private key of --tls-cert (unencrypted).",
+        ),
+    ]
+    return _all(options)
+
+
+def tls_from_flags(cert: pathlib.Path | None, key: pathlib.Path | None) -> Tls | None:
+    """The ``Settings.tls`` for the two flags; the files are checked when the server starts.
+
+    Raises:
+        ConfigError: only one of the two was given.
+    """
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        given, missing = ("--tls-cert", "--tls-key") if key is None else ("--tls-key", "--tls-cert")
+        raise ConfigError(f"{given} needs {missing} too: HTTPS takes a certificate and its key")
+    return Tls(cert_file=cert, key_file=key)
+
+
+def _all(options: list[Callable[[_F], _F]]) -> Callable[[_F], _F]:
+    def decorate(command: _F) -> _F:
+        # Applied last-first, as if stacked in list order above the function.
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate

@@ -1,0 +1,215 @@
+"""The SSRF guard applied to aiohttp: every address a call would connect to is checked first.
+
+Three layers, so no packet reaches a refused address whichever path aiohttp takes:
+
+* :class:`GuardedResolver` drops refused addresses from every DNS answer, so a name that
+  resolves to public and private addresses is called on the public ones only, and a name
+  that resolves only to refused ones fails. aiohttp caches what the resolver returns, so its
+  DNS cache holds allowed addresses only; a DNS change after registration (rebinding) is
+  judged when the name is resolved again. Pooled connections were opened to an allowed
+  address by the same (immutable) policy.
+* IP literals never reach a resolver in aiohttp: :class:`HttpProvider` checks them with
+  :meth:`TargetPolicy.check_text` before the request, on the host as aiohttp parses it (yarl).
+* :func:`guarded_socket_factory` checks the socket address once more right before a socket
+  is created for it: the last line, whatever parsing or caching did before.
+
+Refusals travel through aiohttp as :class:`TargetRefusedError` (an ``OSError``, as aiohttp
+expects from resolvers and sockets); :func:`find_refusal` digs it out of aiohttp's wrappers.
+:class:`TargetCheck` is the registration-time check (a clear 400).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+import yarl
+from aiohappyeyeballs import AddrInfoType, SocketFactoryType
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
+
+from eventgateway.errors import ValidationError
+from eventgateway.model.entities import Function
+from eventgateway.providers.targets import Refusal, TargetPolicy, parse_address
+
+__all__ = [
+    "GuardedResolver",
+    "TargetCheck",
+    "TargetRefusedError",
+    "find_refusal",
+    "guarded_socket_factory",
+    "url_host",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class TargetRefusedError(OSError):
+    """Raised inside aiohttp when the SSRF guard refuses every address of a call."""
+
+    def __init__(self, refusal: Refusal, host: str) -> None:
+        super().__init__(
+            f"target {refusal.address} of {host!r} is {refusal.reason}; refused by the SSRF guard"
+        )
+        self.refusal = refusal
+        self.host = host
+
+
+def find_refusal(exc: BaseException) -> TargetRefusedError | None:
+    """The :class:`TargetRefusedError` that caused ``exc`` (aiohttp wraps it), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, TargetRefusedError):
+            return current
+        seen.add(id(current))
+        os_error = getattr(current, "os_error", None)  # aiohttp's ClientConnectorError
+        if isinstance(os_error, TargetRefusedError):
+            return os_error
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def url_host(url: str) -> str | None:
+    """The host of ``url`` as aiohttp will read it (yarl), or ``None`` if it has none."""
+    try:
+        return yarl.URL(url).raw_host
+    except (ValueError, TypeError):
+        return None
+
+
+class GuardedResolver(AbstractResolver):
+    """Wraps a resolver and drops the addresses ``policy`` refuses.
+
+    Args:
+        policy: what may be reached.
+        inner: the resolver asked; by default aiohttp's ``ThreadedResolver`` (created in the
+            running loop on first use). Tests pass one that maps names to chosen addresses.
+
+    Raises (from :meth:`resolve`):
+        TargetRefusedError: the name resolves only to refused addresses.
+    """
+
+    def __init__(self, policy: TargetPolicy, inner: AbstractResolver | None = None) -> None:
+        self._policy = policy
+        self._inner = inner
+        self._owns_inner = inner is None
+
+    def _resolver(self) -> AbstractResolver:
+        if self._inner is None:
+            self._inner = ThreadedResolver()
+        return self._inner
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._resolver().resolve(host, port, family)
+        if self._policy.is_open:
+            return results
+        allowed: list[ResolveResult] = []
+        refused: list[Refusal] = []
+        for result in results:
+            address = parse_address(result["host"])
+            if address is None:
+                # An answer that is not an IP address cannot be judged: drop it.
+                logger.warning("SSRF guard: resolver answered %r for %s", result["host"], host)
+                continue
+            refusal = self._policy.check(address)
+            if refusal is None:
+                allowed.append(result)
+            else:
+                refused.append(refusal)
+        if refused:
+            logger.info(
+                "SSRF guard: %s resolves to refused address(es) %s; %d left",
+                host,
+                ", ".join(str(r.address) for r in refused),
+                len(allowed),
+            )
+        if not allowed:
+            if refused:
+                raise TargetRefusedError(refused[0], host)
+            raise OSError(f"SSRF guard: no IP address to judge for {host!r}")
+        return allowed
+
+    async def close(self) -> None:
+        if self._owns_inner and self._inner is not None:
+            await self._inner.close()
+
+
+def guarded_socket_factory(policy: TargetPolicy) -> SocketFactoryType | None:
+    """A socket factory for ``TCPConnector`` that refuses to create a socket to a refused address.
+
+    ``None`` for an open policy (aiohttp then creates sockets itself).
+    """
+    if policy.is_open:
+        return None
+
+    def create(addr_info: AddrInfoType) -> socket.socket:
+        family, type_, proto, _, sockaddr = addr_info
+        host = str(sockaddr[0])
+        address = parse_address(host)
+        if address is None:
+            raise OSError(f"SSRF guard: cannot judge socket address {host!r}")
+        refusal = policy.check(address)
+        if refusal is not None:
+            raise TargetRefusedError(refusal, host)
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    return create
+
+
+class TargetCheck:
+    """Registration check: refuses an ``http`` function whose URL reaches only refused addresses.
+
+    A literal refused IP is refused; a name is resolved (within ``timeout_s``) and refused
+    when every address it resolves to is. A DNS failure or timeout is not an error: the name
+    may resolve later, and every delivery is checked again when it connects.
+
+    Args:
+        policy: what may be reached.
+        resolver: the resolver asked (default: aiohttp's ``ThreadedResolver``).
+        timeout_s: how long registration waits for DNS.
+
+    Raises (from ``__call__``):
+        ValidationError: 400 naming ``provider.url`` and why it is refused.
+    """
+
+    def __init__(
+        self,
+        policy: TargetPolicy,
+        *,
+        resolver: AbstractResolver | None = None,
+        timeout_s: float = 2.0,
+    ) -> None:
+        self._policy = policy
+        self._resolver = resolver
+        self._timeout_s = timeout_s
+
+    async def __call__(self, function: Function) -> None:
+        url = function.provider.get("url") if function.type == "http" else None
+        if self._policy.is_open or not isinstance(url, str):
+            return
+        host = url_host(url)
+        if not host:
+            return  # the URL rule of the model refuses what has no host
+        literal = parse_address(host)
+        if literal is not None:
+            refusal = self._policy.check(literal)
+            if refusal is not None:
+                raise ValidationError(f"provider.url: {refusal.message(url)}")
+            return
+        if self._resolver is None:
+            self._resolver = ThreadedResolver()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                results = await self._resolver.resolve(host, 0, socket.AF_UNSPEC)
+        except (OSError, TimeoutError) as exc:
+            logger.info("SSRF guard: %s does not resolve at registration (%s)", host, exc)
+            return
+        refusals = [self._policy.check_text(result["host"]) for result in results]
+        if refusals and all(refusals):
+            first = refusals[0]
+            assert first is not None
+            raise ValidationError(f"provider.url: {first.message(url)}")
