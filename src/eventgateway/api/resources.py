@@ -12,17 +12,8 @@ already decoded mappings, so in-process callers (deploy, the test kit) can use i
 Writes are serialised with one :class:`asyncio.Lock`, so check-then-write rules hold
 within a process.
 
-Deliberate deviations from the original, all answering a client error instead of
-misbehaving:
-
-* an event type created with an ``authorizerId`` naming no function is **400** (the
-  original answered 500 with the same message);
-* a CORS update that changes ``method`` or ``path`` is **400** (original: 500);
-* a sync subscription whose (event type, path, method) already exists in **another
-  space** is refused with 409 ``Subscription "<id>" already exists.``: Events API
-  routing is global, and the original silently let the first one loaded win;
-* a function body with a valid ``type`` but no ``provider`` is 400 ``provider
-  configuration not set`` (the original crashed and dropped the connection).
+Where this answers a client error and the original misbehaved (a 500, a crash, a sync
+route silently shadowed by another space's) is listed in docs/wire-compatibility.md.
 """
 
 from __future__ import annotations
