@@ -93,6 +93,9 @@ def uvicorn_config(
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
         server_header=False,
+        # Nothing reads the client address, and the middleware that rewrites it from
+        # X-Forwarded-* cost ~2% of the ingest path in the profile.
+        proxy_headers=False,
         **extra,
     )
 
