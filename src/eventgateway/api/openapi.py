@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from eventgateway.api.openapi_deliveries import deliveries_paths, deliveries_schemas
 from eventgateway.api.openapi_invoke import invoke_paths, invoke_schemas
+from eventgateway.api.openapi_parts import JSON, STRING, json_response, path_param, ref
 from eventgateway.api.openapi_spaces import (
     AUTH_DESCRIPTION,
     SECURITY_SCHEMES,
@@ -32,17 +33,11 @@ from eventgateway.model.validate import METHODS
 
 __all__ = ["openapi_document"]
 
-_JSON: Final = "application/json"
-_STRING: Final = {"type": "string"}
 _METADATA: Final = {
     "type": "object",
     "additionalProperties": {"type": "string"},
     "description": "Free-form labels; lists can be filtered with `metadata.<key>=<value>`.",
 }
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -120,7 +115,7 @@ def _subscription_options() -> dict[str, Any]:
             "description": "Async only. at-least-once: durable and retried; at-most-once: "
             "in memory, one attempt (the original's behaviour).",
         },
-        "retryPolicy": _ref("RetryPolicy"),
+        "retryPolicy": ref("RetryPolicy"),
         "ordered": {
             "type": "boolean",
             "default": False,
@@ -152,15 +147,15 @@ def _function_options() -> dict[str, Any]:
 def _schemas() -> dict[str, Any]:
     method = {"type": "string", "enum": list(METHODS)}
     cors_lists = {
-        "allowedOrigins": {"type": "array", "items": _STRING, "default": ["*"]},
+        "allowedOrigins": {"type": "array", "items": STRING, "default": ["*"]},
         "allowedMethods": {
             "type": "array",
-            "items": _STRING,
+            "items": STRING,
             "default": ["HEAD", "GET", "POST"],
         },
         "allowedHeaders": {
             "type": "array",
-            "items": _STRING,
+            "items": STRING,
             "default": ["Origin", "Accept", "Content-Type"],
         },
         "allowCredentials": {"type": "boolean", "default": False},
@@ -170,17 +165,17 @@ def _schemas() -> dict[str, Any]:
             {
                 "errors": {
                     "type": "array",
-                    "items": _object({"message": _STRING}, ["message"]),
+                    "items": _object({"message": STRING}, ["message"]),
                     "minItems": 1,
                 }
             },
             ["errors"],
         ),
         "EventTypeInput": _object(
-            {"name": _STRING, "authorizerId": _STRING, "metadata": _METADATA}, ["name"]
+            {"name": STRING, "authorizerId": STRING, "metadata": _METADATA}, ["name"]
         ),
         "EventType": _object(
-            {"space": _STRING, "name": _STRING, "authorizerId": _STRING, "metadata": _METADATA},
+            {"space": STRING, "name": STRING, "authorizerId": STRING, "metadata": _METADATA},
             ["space", "name"],
         ),
         "FunctionInput": _object(
@@ -203,10 +198,10 @@ def _schemas() -> dict[str, Any]:
         ),
         "Function": _object(
             {
-                "space": _STRING,
-                "functionId": _STRING,
-                "type": _STRING,
-                "provider": {"type": "object", "additionalProperties": _STRING},
+                "space": STRING,
+                "functionId": STRING,
+                "type": STRING,
+                "provider": {"type": "object", "additionalProperties": STRING},
                 "metadata": _METADATA,
                 **_function_options(),
             },
@@ -215,8 +210,8 @@ def _schemas() -> dict[str, Any]:
         "SubscriptionInput": _object(
             {
                 "type": {"type": "string", "enum": ["async", "sync"]},
-                "eventType": _STRING,
-                "functionId": _STRING,
+                "eventType": STRING,
+                "functionId": STRING,
                 "path": {"type": "string", "default": "/"},
                 "method": {"type": "string", "default": "POST"},
                 "metadata": _METADATA,
@@ -226,12 +221,12 @@ def _schemas() -> dict[str, Any]:
         ),
         "Subscription": _object(
             {
-                "space": _STRING,
-                "subscriptionId": _STRING,
-                "type": _STRING,
-                "eventType": _STRING,
-                "functionId": _STRING,
-                "path": _STRING,
+                "space": STRING,
+                "subscriptionId": STRING,
+                "type": STRING,
+                "eventType": STRING,
+                "functionId": STRING,
+                "path": STRING,
                 "method": method,
                 "metadata": _METADATA,
                 **_subscription_options(),
@@ -240,36 +235,32 @@ def _schemas() -> dict[str, Any]:
         ),
         "RetryPolicy": _retry_policy(),
         "CORSInput": _object(
-            {"method": method, "path": _STRING, **cors_lists, "metadata": _METADATA},
+            {"method": method, "path": STRING, **cors_lists, "metadata": _METADATA},
             ["method", "path"],
         ),
         "CORS": _object(
             {
-                "space": _STRING,
-                "corsId": _STRING,
+                "space": STRING,
+                "corsId": STRING,
                 "method": method,
-                "path": _STRING,
+                "path": STRING,
                 **cors_lists,
                 "metadata": _METADATA,
             },
             ["space", "corsId", "method", "path", *cors_lists],
         ),
         "EventTypeList": _object(
-            {"eventTypes": {"type": "array", "items": _ref("EventType")}}, ["eventTypes"]
+            {"eventTypes": {"type": "array", "items": ref("EventType")}}, ["eventTypes"]
         ),
         "FunctionList": _object(
-            {"functions": {"type": "array", "items": _ref("Function")}}, ["functions"]
+            {"functions": {"type": "array", "items": ref("Function")}}, ["functions"]
         ),
         "SubscriptionList": _object(
-            {"subscriptions": {"type": "array", "items": _ref("Subscription")}},
+            {"subscriptions": {"type": "array", "items": ref("Subscription")}},
             ["subscriptions"],
         ),
-        "CORSList": _object({"cors": {"type": "array", "items": _ref("CORS")}}, ["cors"]),
+        "CORSList": _object({"cors": {"type": "array", "items": ref("CORS")}}, ["cors"]),
     }
-
-
-def _json(schema: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {_JSON: {"schema": _ref(schema)}}}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
@@ -279,27 +270,17 @@ def _errors(*codes: int) -> dict[str, Any]:
         409: "Already exists",
         500: "Storage failure",
     }
-    return {str(code): _json("Error", texts[code]) for code in (*codes, 500)}
+    return {str(code): json_response("Error", texts[code]) for code in (*codes, 500)}
 
 
-def _param(name: str, description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "schema": _STRING,
-        "description": description,
-    }
-
-
-_SPACE_PARAM: Final = _param(
+_SPACE_PARAM: Final = path_param(
     "space", "Space name; writes need `^[a-zA-Z0-9.\\-_]+$` and at least 3 characters."
 )
 _FILTER_PARAM: Final = {
     "name": "metadata.<key>",
     "in": "query",
     "required": False,
-    "schema": _STRING,
+    "schema": STRING,
     "description": "Only entities whose metadata has this key with exactly this value "
     "(several filters are ANDed).",
 }
@@ -314,33 +295,33 @@ def _resource(
             "tags": [tag],
             "operationId": f"list{schema}",
             "parameters": [_FILTER_PARAM],
-            "responses": {"200": _json(f"{schema}List", "The list, IDs descending")},
+            "responses": {"200": json_response(f"{schema}List", "The list, IDs descending")},
         },
         "post": {
             "tags": [tag],
             "operationId": f"create{schema}",
             "requestBody": {
                 "required": True,
-                "content": {_JSON: {"schema": _ref(f"{schema}Input")}},
+                "content": {JSON: {"schema": ref(f"{schema}Input")}},
             },
-            "responses": {"201": _json(schema, "Created"), **_errors(400, 409)},
+            "responses": {"201": json_response(schema, "Created"), **_errors(400, 409)},
         },
     }
     item = {
-        "parameters": [_SPACE_PARAM, _param(id_name, id_description)],
+        "parameters": [_SPACE_PARAM, path_param(id_name, id_description)],
         "get": {
             "tags": [tag],
             "operationId": f"get{schema}",
-            "responses": {"200": _json(schema, "Found"), **_errors(404)},
+            "responses": {"200": json_response(schema, "Found"), **_errors(404)},
         },
         "put": {
             "tags": [tag],
             "operationId": f"update{schema}",
             "requestBody": {
                 "required": True,
-                "content": {_JSON: {"schema": _ref(f"{schema}Input")}},
+                "content": {JSON: {"schema": ref(f"{schema}Input")}},
             },
-            "responses": {"200": _json(schema, "Updated"), **_errors(400, 404)},
+            "responses": {"200": json_response(schema, "Updated"), **_errors(400, 404)},
         },
         "delete": {
             "tags": [tag],
@@ -366,7 +347,7 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {
                     "200": {
                         "description": "Prometheus text exposition",
-                        "content": {"text/plain": {"schema": _STRING}},
+                        "content": {"text/plain": {"schema": STRING}},
                     }
                 },
             }

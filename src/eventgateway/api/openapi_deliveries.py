@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from eventgateway.api.openapi_parts import JSON, STRING, json_response, path_param, query_param, ref
 from eventgateway.queue.log import STATES
 
 __all__ = ["deliveries_paths", "deliveries_schemas"]
 
-_JSON: Final = "application/json"
 _TAG: Final = "Delivery log"
 _MAX_LIMIT: Final = 1000
-_STRING: Final = {"type": "string"}
 _INTEGER: Final = {"type": "integer"}
 _TIME: Final = {"type": "string", "format": "date-time", "description": "RFC 3339, UTC."}
 _STATE: Final = {"type": "string", "enum": list(STATES)}
@@ -25,10 +24,6 @@ _QUERY_TIME: Final = (
     "RFC 3339 (`2026-11-26T18:00:00Z`; without an offset, UTC) "
     "or Unix seconds (`1795716000`, fractions allowed)."
 )
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _struct(properties: dict[str, Any], description: str) -> dict[str, Any]:
@@ -69,9 +64,9 @@ def deliveries_schemas() -> dict[str, Any]:
         ),
         "DeliveryView": _struct(
             {
-                "deliveryId": _STRING,
-                "subscriptionId": _STRING,
-                "functionId": _STRING,
+                "deliveryId": STRING,
+                "subscriptionId": STRING,
+                "functionId": STRING,
                 "state": _STATE,
                 "attempts": {
                     "type": "integer",
@@ -84,18 +79,18 @@ def deliveries_schemas() -> dict[str, Any]:
                     "description": "null when settled, in flight, or held by ordering.",
                 },
                 "lastStatus": _nullable("integer", "HTTP status of the last attempt."),
-                "lastError": _STRING,
+                "lastError": STRING,
                 "deadReason": {"type": "string", "description": "Empty unless dead."},
-                "attemptLog": {"type": "array", "items": _ref("AttemptView")},
+                "attemptLog": {"type": "array", "items": ref("AttemptView")},
             },
             "One delivery of an event to one subscription, with its attempt log.",
         ),
         "EventView": _struct(
             {
-                "id": _STRING,
-                "source": _STRING,
-                "type": _STRING,
-                "specversion": _STRING,
+                "id": STRING,
+                "source": STRING,
+                "type": STRING,
+                "specversion": STRING,
                 "receivedAt": _TIME,
                 "state": {
                     **_STATE,
@@ -103,7 +98,7 @@ def deliveries_schemas() -> dict[str, Any]:
                     "dead > retrying > pending > delivered.",
                 },
                 "event": event,
-                "deliveries": {"type": "array", "items": _ref("DeliveryView")},
+                "deliveries": {"type": "array", "items": ref("DeliveryView")},
             },
             "An accepted event with its deliveries in one space.",
         ),
@@ -115,9 +110,9 @@ def deliveries_schemas() -> dict[str, Any]:
                     "description": "Acceptance order; pass the last one seen as `before` "
                     "to get the next page.",
                 },
-                "id": _STRING,
-                "source": _STRING,
-                "type": _STRING,
+                "id": STRING,
+                "source": STRING,
+                "type": STRING,
                 "receivedAt": _TIME,
                 "state": {
                     **_STATE,
@@ -129,16 +124,16 @@ def deliveries_schemas() -> dict[str, Any]:
             "One line of the recent-events listing.",
         ),
         "EventList": _struct(
-            {"events": {"type": "array", "items": _ref("EventSummary")}},
+            {"events": {"type": "array", "items": ref("EventSummary")}},
             "Recent events, newest first.",
         ),
         "DeadLetter": _struct(
             {
                 "deadLetterId": {"type": "string", "description": "The delivery's ID."},
-                "subscriptionId": _STRING,
-                "functionId": _STRING,
-                "eventId": _STRING,
-                "reason": _STRING,
+                "subscriptionId": STRING,
+                "functionId": STRING,
+                "eventId": STRING,
+                "reason": STRING,
                 "attempts": _INTEGER,
                 "lastStatus": _nullable("integer", "HTTP status of the last attempt."),
                 "responseExcerpt": {
@@ -151,7 +146,7 @@ def deliveries_schemas() -> dict[str, Any]:
             "A delivery given up on, kept for inspection and redrive.",
         ),
         "DeadLetterList": _struct(
-            {"deadLetters": {"type": "array", "items": _ref("DeadLetter")}},
+            {"deadLetters": {"type": "array", "items": ref("DeadLetter")}},
             "Dead letters, most recently dead first.",
         ),
         "RedriveInput": {
@@ -159,8 +154,8 @@ def deliveries_schemas() -> dict[str, Any]:
             "description": 'Name what to redrive: `{"ids": [...]}`, a filter (subscriptionId, '
             'since, until) or `{"all": true}`; given together they combine with AND.',
             "properties": {
-                "ids": {"type": "array", "items": _STRING, "description": "Dead letter IDs."},
-                "subscriptionId": _STRING,
+                "ids": {"type": "array", "items": STRING, "description": "Dead letter IDs."},
+                "subscriptionId": STRING,
                 "since": {"type": "string", "description": f"Dead at or after. {_QUERY_TIME}"},
                 "until": {"type": "string", "description": f"Dead before. {_QUERY_TIME}"},
                 "all": {"type": "boolean", "default": False},
@@ -176,51 +171,31 @@ def deliveries_schemas() -> dict[str, Any]:
     }
 
 
-def _json(schema: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {_JSON: {"schema": _ref(schema)}}}
-
-
 def _errors(*codes: int) -> dict[str, Any]:
     texts = {400: "A query parameter or the body is not valid", 404: "Not found"}
-    errors = {str(code): _json("Error", texts[code]) for code in codes}
-    return {**errors, "500": _json("Error", "Storage failure")}
+    errors = {str(code): json_response("Error", texts[code]) for code in codes}
+    return {**errors, "500": json_response("Error", "Storage failure")}
 
 
-def _path(name: str, description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "schema": _STRING,
-        "description": description,
-    }
-
-
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": schema,
-        "description": description,
-    }
-
-
-_SPACE: Final = _path("space", "Space name; only deliveries of this space are shown or changed.")
-_LIMIT: Final = _query(
+_SPACE: Final = path_param(
+    "space", "Space name; only deliveries of this space are shown or changed."
+)
+_LIMIT: Final = query_param(
     "limit",
     {"type": "integer", "minimum": 1, "maximum": _MAX_LIMIT, "default": 100},
     "At most this many.",
 )
-_SUBSCRIPTION: Final = _query("subscriptionId", _STRING, "Only deliveries to this subscription.")
-_SINCE: Final = _query("since", _STRING, f"Dead at or after this time. {_QUERY_TIME}")
-_UNTIL: Final = _query("until", _STRING, f"Dead before this time. {_QUERY_TIME}")
+_SUBSCRIPTION: Final = query_param(
+    "subscriptionId", STRING, "Only deliveries to this subscription."
+)
+_SINCE: Final = query_param("since", STRING, f"Dead at or after this time. {_QUERY_TIME}")
+_UNTIL: Final = query_param("until", STRING, f"Dead before this time. {_QUERY_TIME}")
 
 
 def deliveries_paths() -> dict[str, Any]:
     """Path items for every route of ``api/deliveries.py``."""
     base = "/v1/spaces/{space}"
-    letter_id = _path("id", "Dead letter ID (`deadLetterId`).")
+    letter_id = path_param("id", "Dead letter ID (`deadLetterId`).")
     return {
         f"{base}/events": {
             "parameters": [_SPACE],
@@ -228,31 +203,31 @@ def deliveries_paths() -> dict[str, Any]:
                 "tags": [_TAG],
                 "operationId": "listEvents",
                 "parameters": [
-                    _query("state", _STATE, "Only events in this state."),
+                    query_param("state", _STATE, "Only events in this state."),
                     {
                         **_SUBSCRIPTION,
                         "description": "Only events with a delivery to this subscription; "
                         "state and delivery count are then that subscription's.",
                     },
                     _LIMIT,
-                    _query(
+                    query_param(
                         "before",
                         {"type": "integer", "minimum": 0},
                         "Paging cursor: only events with a `seq` below this one (pass the "
                         "last `seq` of the previous page).",
                     ),
                 ],
-                "responses": {"200": _json("EventList", "Newest first"), **_errors(400)},
+                "responses": {"200": json_response("EventList", "Newest first"), **_errors(400)},
             },
         },
         f"{base}/events/{{id}}": {
-            "parameters": [_SPACE, _path("id", "CloudEvents `id` of an accepted event.")],
+            "parameters": [_SPACE, path_param("id", "CloudEvents `id` of an accepted event.")],
             "get": {
                 "tags": [_TAG],
                 "operationId": "getEvent",
                 "description": "The newest accepted event with this ID that has deliveries "
                 "in the space, with every delivery and attempt.",
-                "responses": {"200": _json("EventView", "Found"), **_errors(404)},
+                "responses": {"200": json_response("EventView", "Found"), **_errors(404)},
             },
         },
         f"{base}/deadletters": {
@@ -262,7 +237,7 @@ def deliveries_paths() -> dict[str, Any]:
                 "operationId": "listDeadLetters",
                 "parameters": [_SUBSCRIPTION, _SINCE, _UNTIL, _LIMIT],
                 "responses": {
-                    "200": _json("DeadLetterList", "Most recently dead first"),
+                    "200": json_response("DeadLetterList", "Most recently dead first"),
                     **_errors(400),
                 },
             },
@@ -276,9 +251,9 @@ def deliveries_paths() -> dict[str, Any]:
                     _SUBSCRIPTION,
                     _SINCE,
                     _UNTIL,
-                    _query("all", {"type": "string", "enum": ["true"]}, "Purge every one."),
+                    query_param("all", {"type": "string", "enum": ["true"]}, "Purge every one."),
                 ],
-                "responses": {"200": _json("PurgeResult", "Purged"), **_errors(400)},
+                "responses": {"200": json_response("PurgeResult", "Purged"), **_errors(400)},
             },
         },
         f"{base}/deadletters/redrive": {
@@ -288,9 +263,9 @@ def deliveries_paths() -> dict[str, Any]:
                 "operationId": "redriveDeadLetters",
                 "requestBody": {
                     "required": True,
-                    "content": {_JSON: {"schema": _ref("RedriveInput")}},
+                    "content": {JSON: {"schema": ref("RedriveInput")}},
                 },
-                "responses": {"200": _json("RedriveResult", "Redriven"), **_errors(400)},
+                "responses": {"200": json_response("RedriveResult", "Redriven"), **_errors(400)},
             },
         },
         f"{base}/deadletters/{{id}}": {
@@ -298,7 +273,7 @@ def deliveries_paths() -> dict[str, Any]:
             "get": {
                 "tags": [_TAG],
                 "operationId": "getDeadLetter",
-                "responses": {"200": _json("DeadLetter", "Found"), **_errors(404)},
+                "responses": {"200": json_response("DeadLetter", "Found"), **_errors(404)},
             },
             "delete": {
                 "tags": [_TAG],

@@ -8,32 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from eventgateway.api.openapi_parts import JSON, STRING, json_response, path_param, ref
+
 __all__ = ["invoke_paths", "invoke_schemas"]
 
-_JSON: Final = "application/json"
-_STRING: Final = {"type": "string"}
 # api/invoke.py's DEFAULT_EVENT_TYPE and DEFAULT_SOURCE (that module imports the OpenAPI
 # document through api/config.py, so this one cannot import it; tests/api compares them).
 _DEFAULT_EVENT_TYPE: Final = "invoke"
 _DEFAULT_SOURCE: Final = "/eventgateway/invoke"
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {_JSON: {"schema": _ref(schema)}}}
-
-
-def _path(name: str, description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "schema": _STRING,
-        "description": description,
-    }
 
 
 def invoke_schemas() -> dict[str, Any]:
@@ -42,9 +24,9 @@ def invoke_schemas() -> dict[str, Any]:
         "type": "object",
         "properties": {
             "timestamp": {"type": "string", "format": "date-time"},
-            "requestId": _STRING,
+            "requestId": STRING,
             "stream": {"type": "string", "enum": ["stdout", "stderr", "system"]},
-            "message": _STRING,
+            "message": STRING,
         },
         "required": ["timestamp", "requestId", "stream", "message"],
     }
@@ -58,8 +40,8 @@ def invoke_schemas() -> dict[str, Any]:
             "type": ["string", "null"],
             "description": "The invocation's id in the function's logs (python/nodejs).",
         },
-        "eventId": {**_STRING, "description": "The `id` of the event delivered."},
-        "eventType": {**_STRING, "description": "The `type` of the event delivered."},
+        "eventId": {**STRING, "description": "The `id` of the event delivered."},
+        "eventType": {**STRING, "description": "The `type` of the event delivered."},
         "status": {
             "type": ["integer", "null"],
             "description": "The HTTP status an `http` function answered with.",
@@ -83,14 +65,14 @@ def invoke_schemas() -> dict[str, Any]:
             "additionalProperties": False,
             "properties": {
                 "event": {
-                    **_STRING,
+                    **STRING,
                     "minLength": 1,
                     "description": "The event type [default: the event type of the "
                     f"function's first subscription, else `{_DEFAULT_EVENT_TYPE}`].",
                 },
                 "data": {"description": "The event's data, any JSON [default: none]."},
                 "source": {
-                    **_STRING,
+                    **STRING,
                     "minLength": 1,
                     "description": f"The event's source [default: `{_DEFAULT_SOURCE}`].",
                 },
@@ -108,7 +90,10 @@ def invoke_paths() -> dict[str, Any]:
     """The path item of the invoke route."""
     return {
         "/v1/spaces/{space}/functions/{functionId}/invoke": {
-            "parameters": [_path("space", "Space name."), _path("functionId", "Function ID")],
+            "parameters": [
+                path_param("space", "Space name."),
+                path_param("functionId", "Function ID"),
+            ],
             "post": {
                 "tags": ["Functions"],
                 "operationId": "invokeFunction",
@@ -117,13 +102,13 @@ def invoke_paths() -> dict[str, Any]:
                 "A failed invocation is still a 200, with `ok: false`.",
                 "requestBody": {
                     "required": False,
-                    "content": {_JSON: {"schema": _ref("InvokeInput")}},
+                    "content": {JSON: {"schema": ref("InvokeInput")}},
                 },
                 "responses": {
-                    "200": _json("InvokeResult", "The function was called"),
-                    "400": _json("Error", "The body is not valid"),
-                    "404": _json("Error", "No such function"),
-                    "500": _json("Error", "Storage failure"),
+                    "200": json_response("InvokeResult", "The function was called"),
+                    "400": json_response("Error", "The body is not valid"),
+                    "404": json_response("Error", "No such function"),
+                    "500": json_response("Error", "Storage failure"),
                 },
             },
         }

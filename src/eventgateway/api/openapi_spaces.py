@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from eventgateway.api.openapi_parts import JSON, path_param, ref
+
 __all__ = ["AUTH_DESCRIPTION", "SECURITY_SCHEMES", "spaces_paths", "spaces_schemas"]
 
-_JSON: Final = "application/json"
-_STRING: Final = {"type": "string"}
 _TIME: Final = {"type": "string", "format": "date-time"}
 _SCOPE: Final = {"type": "string", "enum": ["admin", "emit", "read"]}
 
@@ -31,14 +31,10 @@ SECURITY_SCHEMES: Final = {
 }
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
 def _json(schema: str, description: str, *, secret: bool = False) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": description,
-        "content": {_JSON: {"schema": _ref(schema)}},
+        "content": {JSON: {"schema": ref(schema)}},
     }
     if secret:
         response["headers"] = {"Cache-Control": {"schema": {"type": "string", "const": "no-store"}}}
@@ -56,18 +52,8 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(code): _json("Error", texts[code]) for code in codes}
 
 
-def _path(name: str, description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "schema": _STRING,
-        "description": description,
-    }
-
-
 def _body(schema: str) -> dict[str, Any]:
-    return {"required": True, "content": {_JSON: {"schema": _ref(schema)}}}
+    return {"required": True, "content": {JSON: {"schema": ref(schema)}}}
 
 
 def spaces_schemas() -> dict[str, Any]:
@@ -96,7 +82,7 @@ def spaces_schemas() -> dict[str, Any]:
         "Space": {"type": "object", "properties": space, "required": list(space)},
         "SpaceList": {
             "type": "object",
-            "properties": {"spaces": {"type": "array", "items": _ref("Space")}},
+            "properties": {"spaces": {"type": "array", "items": ref("Space")}},
             "required": ["spaces"],
         },
         "SpaceClaim": {
@@ -126,7 +112,7 @@ def spaces_schemas() -> dict[str, Any]:
         },
         "ApiKeyList": {
             "type": "object",
-            "properties": {"keys": {"type": "array", "items": _ref("ApiKey")}},
+            "properties": {"keys": {"type": "array", "items": ref("ApiKey")}},
             "required": ["keys"],
         },
         "ApiKeyInput": {
@@ -150,7 +136,7 @@ def spaces_schemas() -> dict[str, Any]:
 
 def spaces_paths() -> dict[str, Any]:
     """The paths of spaces and keys."""
-    space = _path("space", "Space name")
+    space = path_param("space", "Space name")
     tag = ["Spaces and keys"]
     return {
         "/v1/spaces": {
@@ -219,7 +205,7 @@ def spaces_paths() -> dict[str, Any]:
             },
         },
         "/v1/spaces/{space}/keys/{keyId}": {
-            "parameters": [space, _path("keyId", "Key id")],
+            "parameters": [space, path_param("keyId", "Key id")],
             "delete": {
                 "tags": tag,
                 "operationId": "revokeKey",
