@@ -167,15 +167,39 @@ def test_memory_url_opens_a_memory_store(open_store: Callable[[str], Any]):
     assert isinstance(open_store("memory://"), MemoryStore)
 
 
-def test_nats_url_is_a_config_error_saying_cluster_mode_is_unavailable(
+def test_nats_url_opens_a_nats_store_with_every_server_and_the_prefix(
     open_store: Callable[[str], Any],
 ):
-    with pytest.raises(ConfigError) as caught:
-        open_store("nats://127.0.0.1:4222")
+    from eventgateway.store.nats import NatsStore
 
-    assert str(caught.value) == (
-        "store 'nats://127.0.0.1:4222': cluster mode on NATS is not available in this version"
-    )
+    store = open_store("nats://a:4222,nats://b:4223?prefix=blue")
+
+    assert isinstance(store, NatsStore)
+    assert store.servers == ["nats://a:4222", "nats://b:4223"]
+    assert (store.prefix, store.bucket) == ("blue", "blue-config")
+
+
+def test_nats_url_without_prefix_uses_the_default_prefix(open_store: Callable[[str], Any]):
+    assert open_store("nats://127.0.0.1:4222").bucket == "eventgateway-config"
+
+
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [
+        ("nats://", "'nats://' is not a NATS URL"),
+        ("nats://a:4222,http://b:80", "'http://b:80' is not a NATS URL"),
+        ("nats://a:99999", "'nats://a:99999' is not a NATS URL (Port out of range"),
+        ("nats://a:4222?prefx=x", "unknown option 'prefx'"),
+        ("nats://a:4222?prefix=a.b", "prefix 'a.b': use 1 to 64 of A-Z"),
+    ],
+)
+def test_bad_nats_url_is_a_config_error_quoting_it(
+    open_store: Callable[[str], Any], url: str, complaint: str
+):
+    with pytest.raises(ConfigError) as caught:
+        open_store(url)
+
+    assert str(caught.value).startswith(f"store {url!r}: {complaint}")
 
 
 @pytest.mark.parametrize(
@@ -186,7 +210,7 @@ def test_unknown_store_url_is_a_config_error_quoting_it(open_store: Callable[[st
         open_store(url)
 
     assert str(caught.value) == (
-        f"store {url!r} is not a known store URL; use sqlite:///PATH or memory://"
+        f"store {url!r} is not a known store URL; use sqlite:///PATH, memory:// or nats://HOST:PORT"
     )
 
 

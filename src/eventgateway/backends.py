@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pathlib
 import tempfile
+import urllib.parse
 from typing import TYPE_CHECKING
 
 from eventgateway.errors import ConfigError
@@ -26,7 +27,7 @@ def worker_socket(data_dir: pathlib.Path) -> pathlib.Path:
 
 
 def open_store(url: str) -> ConfigStore:
-    """The config store a URL names: ``sqlite:///path`` or ``memory://``."""
+    """The config store a URL names: ``sqlite:///path``, ``memory://`` or ``nats://…``."""
     if url.startswith("sqlite://"):
         from eventgateway.store.sqlite import SqliteStore
 
@@ -37,8 +38,42 @@ def open_store(url: str) -> ConfigStore:
 
         return MemoryStore()
     if url.startswith("nats://"):
-        raise ConfigError(f"store {url!r}: cluster mode on NATS is not available in this version")
-    raise ConfigError(f"store {url!r} is not a known store URL; use sqlite:///PATH or memory://")
+        return _nats_store(url)
+    raise ConfigError(
+        f"store {url!r} is not a known store URL; use sqlite:///PATH, memory:// or nats://HOST:PORT"
+    )
+
+
+def _nats_store(url: str) -> ConfigStore:
+    """``nats://host:4222[,nats://host2:4222][?prefix=NAME]``: the config store on NATS KV.
+
+    Only the configuration lives on NATS so far; queue, logs and bundles stay in SQLite
+    under the data directory (docs/cluster.md).
+    """
+    from eventgateway.store.nats import DEFAULT_PREFIX, NatsStore
+
+    example = "nats://HOST:4222[,nats://HOST2:4222][?prefix=NAME]"
+    servers_part, _, query = url.partition("?")
+    servers = servers_part.split(",")
+    for server in servers:
+        try:
+            parts = urllib.parse.urlsplit(server)
+            parts.port  # noqa: B018 - parsing it is the check: raises on a bad port
+        except ValueError as exc:
+            raise ConfigError(
+                f"store {url!r}: {server!r} is not a NATS URL ({exc}); use {example}"
+            ) from exc
+        if parts.scheme != "nats" or not parts.hostname or parts.path not in ("", "/"):
+            raise ConfigError(f"store {url!r}: {server!r} is not a NATS URL; use {example}")
+    options = urllib.parse.parse_qs(query, keep_blank_values=True)
+    unknown = sorted(set(options) - {"prefix"})
+    if unknown:
+        raise ConfigError(f"store {url!r}: unknown option {unknown[0]!r}; use {example}")
+    prefix = options.get("prefix", [DEFAULT_PREFIX])[-1]
+    try:
+        return NatsStore(servers, prefix=prefix)
+    except ValueError as exc:
+        raise ConfigError(f"store {url!r}: {exc}") from exc
 
 
 def open_queue(settings: Settings) -> MemoryQueue | SqliteQueue:

@@ -1,7 +1,8 @@
-"""One ConfigStore contract, run against every backend (memory, SQLite; NATS later).
+"""One ConfigStore contract, run against every backend (memory, SQLite, NATS JetStream KV).
 
 Add a backend by adding a factory to ``BACKENDS``; every test below must pass
-unchanged.
+unchanged. The NATS backend gets a bucket of its own per test (a unique prefix), deleted
+afterwards; it skips when no server listens at 127.0.0.1:4222 (fails in CI).
 """
 
 from __future__ import annotations
@@ -16,13 +17,22 @@ from eventgateway.errors import ConflictError, NotFoundError, StoreError
 from eventgateway.store.base import Change, ConfigStore
 from eventgateway.store.memory import MemoryStore
 from eventgateway.store.sqlite import SqliteStore
+from tests.support.nats_kv import NATS_URL, delete_buckets, require_nats, unique_prefix
 
 DEADLINE_S = 5.0
+
+
+def nats_store(tmp_path: pathlib.Path) -> ConfigStore:
+    from eventgateway.store.nats import NatsStore
+
+    require_nats()
+    return NatsStore([NATS_URL], prefix=unique_prefix())
 
 
 BACKENDS: dict[str, Callable[[pathlib.Path], ConfigStore]] = {
     "memory": lambda tmp_path: MemoryStore(),
     "sqlite": lambda tmp_path: SqliteStore(tmp_path / "config.db"),
+    "nats": nats_store,
 }
 
 
@@ -34,6 +44,9 @@ async def store(
     await backend.open()
     yield backend
     await backend.close()
+    prefix = getattr(backend, "prefix", None)
+    if prefix is not None:
+        await delete_buckets(prefix, "config")
 
 
 async def next_change(changes: AsyncIterator[Change]) -> Change:

@@ -78,7 +78,11 @@ def _rate_limit(ctx: click.Context, param: click.Parameter, value: str | None) -
     "store_url",
     default=None,
     envvar="EG_STORE",
-    help="Store URL: sqlite:///PATH (default, under --data-dir) or memory://.",
+    help=(
+        "Store URL: sqlite:///PATH (default, under --data-dir), memory://, or "
+        "nats://HOST:4222[,nats://HOST2:4222][?prefix=NAME] (configuration on NATS "
+        "JetStream KV; deliveries and logs stay under --data-dir, see docs/cluster.md)."
+    ),
 )
 @click.option(
     "--domain",

@@ -1,0 +1,89 @@
+"""Reading a KV bucket's stream through ordered consumers, for :mod:`eventgateway.store.nats`.
+
+Both reads the store needs are one ephemeral ordered push consumer on the bucket's stream:
+:func:`scan` asks for the last message of every matching subject and stops once the
+consumer reports nothing pending; :func:`follow` starts after a stream sequence and runs
+until stopped. Ordered consumers recreate themselves after a gap or a reconnect, from the
+last sequence they delivered, so a follow never skips or repeats a change.
+
+nats errors are left to the caller, which translates them where they enter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+__all__ = ["follow", "scan"]
+
+# An idle consumer the client forgot (crash, lost connection) is removed by the server.
+_INACTIVE_THRESHOLD_S: Final = 60.0
+
+OnMessage = Callable[[Msg], Awaitable[None]]
+
+
+async def follow(
+    js: JetStreamContext, stream: str, subject: str, after_sequence: int, on_message: OnMessage
+) -> JetStreamContext.PushSubscription:
+    """Call ``on_message`` for every message above ``after_sequence``, in order, until unsubscribed.
+
+    ``on_message`` may block: the consumer's flow control then holds the server back, which
+    bounds what waits in this process.
+    """
+    config = ConsumerConfig(
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=max(after_sequence, 0) + 1,
+    )
+    return await js.subscribe(
+        subject,
+        stream=stream,
+        cb=on_message,
+        config=config,
+        ordered_consumer=True,
+        inactive_threshold=_INACTIVE_THRESHOLD_S,
+    )
+
+
+async def scan(js: JetStreamContext, stream: str, subject: str, deadline_s: float) -> list[Msg]:
+    """The last message of every subject matching ``subject``, in stream order.
+
+    Writes that land while the scan runs are included too, so the result is the state at
+    the sequence of its last message.
+
+    Raises:
+        TimeoutError: the consumer did not catch up within ``deadline_s``.
+    """
+    # Unbounded on purpose: the result holds every message anyway, and the consumer's
+    # flow control keeps the server from running ahead of this loop.
+    received: asyncio.Queue[Msg] = asyncio.Queue()
+
+    async def on_message(msg: Msg) -> None:
+        received.put_nowait(msg)
+
+    sub = await js.subscribe(
+        subject,
+        stream=stream,
+        cb=on_message,
+        ordered_consumer=True,
+        deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+        inactive_threshold=_INACTIVE_THRESHOLD_S,
+    )
+    try:
+        info = await sub.consumer_info()
+        delivered = info.delivered.consumer_seq if info.delivered is not None else 0
+        if not info.num_pending and not delivered and received.empty():
+            return []
+        messages: list[Msg] = []
+        async with asyncio.timeout(deadline_s):
+            while True:
+                msg = await received.get()
+                messages.append(msg)
+                if msg.metadata.num_pending == 0:
+                    return messages
+    finally:
+        await sub.unsubscribe()
