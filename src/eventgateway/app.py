@@ -31,6 +31,7 @@ from eventgateway.asgi_routing import ConfigRouter, PortRouter, RefreshAfterWrit
 from eventgateway.auth.keyring import KeyRing
 from eventgateway.auth.operator import operator_key_for
 from eventgateway.backends import open_queue, open_store, worker_socket
+from eventgateway.cluster import NatsLink, parse_nats_url
 from eventgateway.dispatch.dispatcher import Dispatcher
 from eventgateway.dispatch.invoke import Invoker
 from eventgateway.errors import StoreError
@@ -84,7 +85,14 @@ class Gateway:
         # Sync routes always call from this process (lowest latency). Async deliveries do
         # too in inline mode; in process mode their HTTP calls go to a worker process, so
         # the HTTP client's CPU runs on the other core while SQLite keeps one writer.
-        self.runtime = LocalRuntime(None if settings.in_memory else settings.data_dir)
+        self.nats: NatsLink | None = None
+        if settings.resolved_store_url.startswith("nats://"):  # cluster mode: docs/cluster.md
+            self.nats = NatsLink(settings, parse_nats_url(settings.resolved_store_url))
+            self.runtime = LocalRuntime(
+                settings.data_dir, logs=self.nats.logs, bundles=self.nats.bundles
+            )
+        else:
+            self.runtime = LocalRuntime(None if settings.in_memory else settings.data_dir)
         targets = settings.target_policy  # the SSRF guard, in this process and the worker
         http = HttpProvider(policy=targets, resolver=resolver)
         self.providers = ProviderRegistry({"http": http, **self.runtime.providers})
@@ -188,6 +196,8 @@ class Gateway:
         await self.queue.open()
         await self.fast_queue.open()
         await self.providers.open()
+        if self.nats is not None:
+            await self.nats.connect()
         await self.runtime.open()
         await self.routing.refresh()
         self.keyring.set_operator_key(operator_key_for(self.settings))
@@ -219,6 +229,8 @@ class Gateway:
                     continue
                 if removed:
                     logger.info("retention removed %d settled event(s)", removed)
+            if self.nats is not None:
+                continue  # the logs stream's own limits (max_age, per function) do it
             try:
                 await self.runtime.logs.enforce_retention(
                     max_age_s=durability.retention_max_age_s,
@@ -271,6 +283,8 @@ class Gateway:
         await self.fast_queue.close()
         await self.providers.close()
         await self.runtime.close()
+        if self.nats is not None:
+            await self.nats.close()
         await self.store.close()
 
     def asgi(self, config_port: int) -> PortRouter:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pathlib
 import tempfile
-import urllib.parse
 from typing import TYPE_CHECKING
 
 from eventgateway.errors import ConfigError
@@ -12,7 +11,8 @@ from eventgateway.queue.memory import MemoryQueue
 from eventgateway.settings import Settings
 from eventgateway.store.base import ConfigStore
 
-if TYPE_CHECKING:  # imported lazily: memory:// installs need no SQLite queue
+if TYPE_CHECKING:  # imported lazily: memory:// needs neither SQLite nor NATS
+    from eventgateway.queue.jetstream import JetStreamQueue
     from eventgateway.queue.sqlite import SqliteQueue
 
 __all__ = ["open_queue", "open_store", "worker_socket"]
@@ -45,40 +45,24 @@ def open_store(url: str) -> ConfigStore:
 
 
 def _nats_store(url: str) -> ConfigStore:
-    """``nats://host:4222[,nats://host2:4222][?prefix=NAME]``: the config store on NATS KV.
+    """The config store on NATS KV (``docs/cluster.md``)."""
+    from eventgateway.cluster import parse_nats_url
+    from eventgateway.store.nats import NatsStore
 
-    Only the configuration lives on NATS so far; queue, logs and bundles stay in SQLite
-    under the data directory (docs/cluster.md).
-    """
-    from eventgateway.store.nats import DEFAULT_PREFIX, NatsStore
-
-    example = "nats://HOST:4222[,nats://HOST2:4222][?prefix=NAME]"
-    servers_part, _, query = url.partition("?")
-    servers = servers_part.split(",")
-    for server in servers:
-        try:
-            parts = urllib.parse.urlsplit(server)
-            parts.port  # noqa: B018 - parsing it is the check: raises on a bad port
-        except ValueError as exc:
-            raise ConfigError(
-                f"store {url!r}: {server!r} is not a NATS URL ({exc}); use {example}"
-            ) from exc
-        if parts.scheme != "nats" or not parts.hostname or parts.path not in ("", "/"):
-            raise ConfigError(f"store {url!r}: {server!r} is not a NATS URL; use {example}")
-    options = urllib.parse.parse_qs(query, keep_blank_values=True)
-    unknown = sorted(set(options) - {"prefix"})
-    if unknown:
-        raise ConfigError(f"store {url!r}: unknown option {unknown[0]!r}; use {example}")
-    prefix = options.get("prefix", [DEFAULT_PREFIX])[-1]
+    target = parse_nats_url(url)
     try:
-        return NatsStore(servers, prefix=prefix)
+        return NatsStore(target.servers, prefix=target.prefix)
     except ValueError as exc:
         raise ConfigError(f"store {url!r}: {exc}") from exc
 
 
-def open_queue(settings: Settings) -> MemoryQueue | SqliteQueue:
-    """The durable delivery queue: SQLite beside the config store, or memory."""
+def open_queue(settings: Settings) -> MemoryQueue | SqliteQueue | JetStreamQueue:
+    """The durable delivery queue: SQLite beside the config store, JetStream, or memory."""
     limits, durability = settings.limits, settings.durability
+    if settings.resolved_store_url.startswith("nats://"):
+        from eventgateway.cluster import jetstream_queue, parse_nats_url
+
+        return jetstream_queue(settings, parse_nats_url(settings.resolved_store_url))
     if settings.in_memory:
         return MemoryQueue(
             max_deliveries=limits.queue_max_deliveries,

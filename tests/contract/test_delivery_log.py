@@ -34,10 +34,29 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+_STREAM_BYTES = "JetStream bounds stream bytes: one event copy per delivery, headers included"
+
+# Where the JetStream queue differs from the contract, and why (docs/cluster.md).
+JETSTREAM_GAPS: dict[str, tuple[str, str]] = {
+    "test_redrive_puts_an_ordered_delivery_back_in_front_of_its_key": (
+        "xfail",
+        "per-key ordering is not implemented on JetStream yet (docs/cluster.md)",
+    ),
+    "test_redrive_by_filter_or_all": ("xfail", _STREAM_BYTES),
+    "test_stats_report_backlog_and_bytes": ("xfail", _STREAM_BYTES),
+}
+
+
 @pytest.fixture(params=list(BACKENDS))
 async def make_queue(
     request: pytest.FixtureRequest, tmp_path: pathlib.Path, clock: FakeClock
 ) -> AsyncIterator[MakeQueue]:
+    gap = JETSTREAM_GAPS.get(request.node.originalname) if request.param == "jetstream" else None
+    if gap is not None:
+        kind, reason = gap
+        if kind == "skip":
+            pytest.skip(reason)
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
     async with queues(request.param, tmp_path, clock) as make:
         yield make
 

@@ -1,4 +1,4 @@
-"""One DeliveryQueue contract, run against every backend (memory, SQLite; NATS later).
+"""One DeliveryQueue contract, run against every backend (memory, SQLite, NATS JetStream).
 
 The backends are listed in ``tests/queue/kit.py`` (``BACKENDS``). Time is a fake clock:
 tests move it and call ``notify()``; every wait has a deadline.
@@ -40,10 +40,58 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+_SERVER_TIME = "JetStream keeps these times on the server's clock, which a fake clock cannot move"
+_NO_ORDERING = "per-key ordering is not implemented on JetStream yet (docs/cluster.md)"
+_STREAM_BYTES = "JetStream bounds stream bytes: one event copy per delivery, headers included"
+
+# Where the JetStream queue differs from the contract, and why (docs/cluster.md).
+# "skip": the test cannot run against it; "xfail": it runs and is known to fail.
+JETSTREAM_GAPS: dict[str, tuple[str, str]] = {
+    "test_duplicate_within_the_window_is_not_enqueued_again": (
+        "xfail",
+        "de-duplication is per delivery (Nats-Msg-Id), so a subscription added since is reached",
+    ),
+    "test_same_event_after_the_window_is_enqueued_again": ("skip", _SERVER_TIME),
+    "test_retry_later_makes_the_delivery_due_after_the_delay": (
+        "skip",
+        f"{_SERVER_TIME}; see test_jetstream.py::test_nak_delay_is_respected",
+    ),
+    "test_an_expired_lease_is_handed_out_again_as_the_same_attempt": (
+        "skip",
+        f"{_SERVER_TIME}; see test_jetstream.py::test_an_unacked_lease_comes_back_after_ack_wait"
+        " (there the expired lease counts as an attempt: the server's delivery count)",
+    ),
+    "test_a_cancelled_lease_loses_nothing": (
+        "xfail",
+        "accept's round trip lets the lease finish before the cancel; a lease cancelled "
+        "while waiting: test_jetstream.py::test_a_lease_cancelled_while_waiting_loses_nothing",
+    ),
+    "test_one_delivery_per_partition_key_at_a_time": ("xfail", _NO_ORDERING),
+    "test_a_failing_event_holds_back_only_its_key": ("xfail", _NO_ORDERING),
+    "test_a_dead_letter_releases_the_next_of_its_key": ("xfail", _NO_ORDERING),
+    "test_an_expired_lease_keeps_its_key_blocked": ("skip", f"{_NO_ORDERING}; {_SERVER_TIME}"),
+    "test_the_same_key_in_other_subscriptions_is_independent": ("xfail", _NO_ORDERING),
+    "test_concurrent_accepts_keep_their_order_and_dedup": ("xfail", _NO_ORDERING),
+    "test_one_accept_call_with_several_events_of_a_key": ("xfail", _NO_ORDERING),
+    "test_a_duplicate_at_the_bound_is_a_duplicate_not_a_refusal": (
+        "xfail",
+        "a duplicate is known only from the publish ack; at the bound accept refuses first",
+    ),
+    "test_accept_past_max_bytes_is_refused": ("xfail", _STREAM_BYTES),
+    "test_bytes_count_until_the_last_delivery_of_an_event_settles": ("xfail", _STREAM_BYTES),
+}
+
+
 @pytest.fixture(params=list(BACKENDS))
 async def make_queue(
     request: pytest.FixtureRequest, tmp_path: pathlib.Path, clock: FakeClock
 ) -> AsyncIterator[MakeQueue]:
+    gap = JETSTREAM_GAPS.get(request.node.originalname) if request.param == "jetstream" else None
+    if gap is not None:
+        kind, reason = gap
+        if kind == "skip":
+            pytest.skip(reason)
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
     async with queues(request.param, tmp_path, clock) as make:
         yield make
 

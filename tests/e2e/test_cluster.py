@@ -1,17 +1,23 @@
-"""Two `eg serve` processes sharing their configuration through NATS JetStream KV.
+"""Two `eg serve` processes sharing everything through NATS JetStream.
 
-Each process has its own data dir (queue, logs and bundles are still local SQLite); only
-the configuration is shared, in the bucket ``<prefix>-config`` of the NATS server at
-127.0.0.1:4222. The propagation test reports how long instance B takes to route a change
-made on instance A (p50/p99); it asserts only the 1 s goal's outer deadline per change.
+Each process has its own data dir; configuration, deliveries, the delivery log, function
+logs and code bundles are shared on the NATS server at 127.0.0.1:4222, under a prefix of
+the test's own (everything with that prefix is deleted afterwards). The propagation test
+reports how long instance B takes to route a change made on instance A (p50/p99); it
+asserts only the 1 s goal's outer deadline per change.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import pathlib
+import shutil
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.nats_kv import NATS_URL, delete_buckets, require_nats, unique_prefix
+from tests.support.nats_kv import NATS_URL, delete_prefix, require_nats, unique_prefix
 from tests.support.process import GatewayProcess
 from tests.support.receiver import Receiver
 
@@ -30,12 +36,14 @@ DEADLINE_S = 10.0
 
 
 @contextlib.asynccontextmanager
-async def cluster(tmp_path: pathlib.Path) -> AsyncIterator[tuple[GatewayProcess, GatewayProcess]]:
-    """Two gateways on one fresh prefix; stopped and the bucket deleted afterwards."""
+async def cluster(
+    tmp_path: pathlib.Path, *extra: str
+) -> AsyncIterator[tuple[GatewayProcess, GatewayProcess]]:
+    """Two gateways on one fresh prefix; stopped and everything of the prefix deleted after."""
     require_nats()
     prefix = unique_prefix()
     store = f"--store={NATS_URL}?prefix={prefix}"
-    processes = [GatewayProcess(tmp_path / name, store) for name in ("a", "b")]
+    processes = [GatewayProcess(tmp_path / name, store, *extra) for name in ("a", "b")]
     try:
         for process in processes:
             await asyncio.to_thread(process.start)
@@ -44,7 +52,7 @@ async def cluster(tmp_path: pathlib.Path) -> AsyncIterator[tuple[GatewayProcess,
         for process in processes:
             if process.proc is not None:
                 await asyncio.to_thread(process.stop)
-        await delete_buckets(prefix, "config")
+        await delete_prefix(prefix)
 
 
 async def create(client: httpx.AsyncClient, url: str, resource: str, body: dict[str, Any]) -> None:
@@ -115,3 +123,110 @@ async def test_changes_on_one_instance_reach_the_others_routing_table(
         f"\npropagation A->B over {CHANGES} changes: p50 {cuts[49] * 1000:.1f} ms, "
         f"p99 {cuts[98] * 1000:.1f} ms, max {max(delays_s) * 1000:.1f} ms"
     )
+
+
+EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "crm-service"
+
+
+def eg(gateway: GatewayProcess, cwd: pathlib.Path, *args: str) -> str:
+    """One `eg` command as a user types it, pointed at ``gateway``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("EG_")}
+    env |= {"EG_URL": gateway.events_url, "EG_CONFIG_URL": gateway.config_url}
+    done = subprocess.run(
+        [sys.executable, "-m", "eventgateway", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"eg {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+async def users_in_logs(gateway: GatewayProcess, cwd: pathlib.Path, users: set[str]) -> None:
+    """Wait until `eg logs` through ``gateway`` shows an invocation for each of ``users``."""
+    deadline = time.monotonic() + 60
+    while True:
+        text = await asyncio.to_thread(eg, gateway, cwd, "logs", "-f", "addUserToCRM")
+        missing = {user for user in users if f"'username': '{user}'" not in text}
+        if not missing:
+            return
+        assert time.monotonic() < deadline, f"never invoked for {sorted(missing)}:\n{text}"
+        await asyncio.sleep(0.2)  # polling the shared log stream: nothing to wait on
+
+
+async def test_deployed_through_one_instance_runs_on_both_and_logs_show_everywhere(
+    tmp_path: pathlib.Path,
+) -> None:
+    service = tmp_path / "crm-service"
+    shutil.copytree(EXAMPLE, service, ignore=shutil.ignore_patterns(".eventgateway", "tests"))
+    async with cluster(tmp_path) as (a, b):
+        await asyncio.to_thread(eg, a, service, "deploy")
+        users = {f"user{index}" for index in range(10)}
+        for user in sorted(users):
+            data = json.dumps({"username": user})
+            await asyncio.to_thread(
+                eg, b, service, "emit", "--event", "user.created", "--data", data
+            )
+        await users_in_logs(a, service, users)  # B's invocations (if any) seen through A
+        await users_in_logs(b, service, users)
+
+        # The delivery log is written just after each ack: it may trail the logs a moment.
+        deadline = time.monotonic() + 30
+        async with httpx.AsyncClient(timeout=5) as client:
+            while True:
+                listed = await client.get(f"{b.config_url}/v1/spaces/acme-crm/events?limit=100")
+                states = [event["state"] for event in listed.json()["events"]]
+                if states == ["delivered"] * 10 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)  # polling the shared delivery log: nothing to wait on
+    assert states == ["delivered"] * 10
+
+
+async def test_an_instance_killed_under_load_loses_nothing_accepted(
+    tmp_path: pathlib.Path, receiver: Receiver
+) -> None:
+    total = 200
+    async with cluster(tmp_path, "--lease-timeout", "3") as (a, b):
+        async with httpx.AsyncClient(timeout=5) as client:
+            function = {
+                "functionId": "crm",
+                "type": "http",
+                "provider": {"url": receiver.url("/crm")},
+            }
+            await create(client, a.config_url, "functions", function)
+            await create(client, a.config_url, "eventtypes", {"name": "user.created"})
+            subscription = {"type": "async", "eventType": "user.created", "functionId": "crm"}
+            await create(client, a.config_url, "subscriptions", {**subscription, "path": "/acme"})
+            accepted: set[str] = set()
+            killed = False
+            for index in range(total):
+                target = a if index % 2 and not killed else b
+                event = {
+                    "specversion": "1.0",
+                    "id": f"e{index}",
+                    "source": "/load",
+                    "type": "user.created",
+                    "data": {"n": index},
+                }
+                response = await client.post(
+                    f"{target.events_url}/acme",
+                    json=event,
+                    headers={"content-type": "application/cloudevents+json"},
+                )
+                if response.status_code == 202:
+                    accepted.add(f"e{index}")
+                if index == total // 2:
+                    assert a.proc is not None
+                    a.proc.kill()  # SIGKILL mid-stream: its leases must come back to B
+                    a.proc.wait()
+                    killed = True
+        await receiver.wait_until(
+            lambda: {call.json()["id"] for call in receiver.calls} >= accepted, timeout_s=60
+        )
+    delivered = [call.json()["id"] for call in receiver.calls]
+    duplicates = len(delivered) - len(set(delivered))
+    print(f"accepted {len(accepted)}, delivered {len(set(delivered))}, duplicates {duplicates}")
+    assert len(accepted) >= total // 2
+    assert set(delivered) >= accepted

@@ -8,14 +8,19 @@ Add a backend by adding a factory to ``BACKENDS``; the contract suites in
 from __future__ import annotations
 
 import contextlib
+import os
 import pathlib
+import socket
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import msgspec
+import pytest
 
 from eventgateway.events.model import CloudEvent
 from eventgateway.queue.base import Accepted, AttemptRecord, NewDelivery
+from eventgateway.queue.jetstream import JetStreamQueue
 from eventgateway.queue.memory import MemoryQueue
 from eventgateway.queue.sqlite import SqliteQueue
 
@@ -37,7 +42,9 @@ class FakeClock:
         self.now += seconds
 
 
-Queue = MemoryQueue | SqliteQueue
+NATS_URL = os.environ.get("EG_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+Queue = MemoryQueue | SqliteQueue | JetStreamQueue
 MakeQueue = Callable[..., Awaitable[Queue]]
 
 
@@ -52,7 +59,43 @@ BACKENDS: dict[str, Factory] = {
     "sqlite": lambda tmp_path, clock, **limits: SqliteQueue(
         tmp_path / "queue.db", clock=clock, **limits
     ),
+    # A unique prefix per queue, so tests never share streams; ``queues`` deletes them.
+    "jetstream": lambda tmp_path, clock, **limits: JetStreamQueue(
+        NATS_URL,
+        prefix=f"egtest-{uuid.uuid4().hex[:12]}",
+        clock=clock,
+        fetch_wait_s=1.0,
+        backlog_refresh_s=0.0,
+        **limits,
+    ),
 }
+
+
+def require_nats() -> None:
+    """Skip when no NATS server listens at ``NATS_URL``; in CI (``CI`` set), fail instead."""
+    host, _, port = NATS_URL.removeprefix("nats://").partition(":")
+    try:
+        socket.create_connection((host, int(port or 4222)), timeout=1.0).close()
+    except OSError as exc:
+        message = f"no NATS server at {NATS_URL} ({exc}); start one with `nats-server -js`"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+async def delete_streams(queue: JetStreamQueue) -> None:
+    """Delete every stream of ``queue``'s prefix (its consumer goes with its stream)."""
+    import nats
+    from nats.js.errors import NotFoundError
+
+    nc = await nats.connect(NATS_URL)
+    try:
+        js = nc.jetstream()
+        for name in queue.names.streams:
+            with contextlib.suppress(NotFoundError):
+                await js.delete_stream(name)
+    finally:
+        await nc.close()
 
 
 @contextlib.asynccontextmanager
@@ -63,6 +106,8 @@ async def queues(
 
     Test modules wrap it in their ``make_queue`` fixture, parametrised over ``BACKENDS``.
     """
+    if backend == "jetstream":
+        require_nats()
     made: list[Queue] = []
 
     async def make(clock_fn: Callable[[], float] = clock, **limits: Any) -> Queue:
@@ -76,6 +121,8 @@ async def queues(
     finally:
         for queue in made:
             await queue.close()
+            if isinstance(queue, JetStreamQueue):
+                await delete_streams(queue)
 
 
 def event(event_id: str = "e1", *, source: str = "test", data: Any = None, **kw: Any) -> CloudEvent:

@@ -8,18 +8,22 @@ under a deadline, never sleeps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import pathlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator
 
+import nats
 import pytest
 
 from eventgateway.errors import StoreError
 from eventgateway.runtime.base import LogLine
 from eventgateway.runtime.logs import MemoryLogStore, SqliteLogStore
+from eventgateway.runtime.logs_nats import NatsLogStore
 from eventgateway.runtime.logs_tail import LogTail
 from eventgateway.runtime.logs_writer import LogWriter
+from tests.support.nats_kv import NATS_URL, require_nats, unique_prefix
 
 SPACE = "acme"
 FN = "addUserToCRM"
@@ -47,16 +51,44 @@ async def next_line(tail: LogTail) -> LogLine:
         return await anext(tail)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@contextlib.asynccontextmanager
+async def nats_connection() -> AsyncIterator:
+    """A connection to the test NATS server; the streams of its prefixes are deleted after."""
+    require_nats()
+    nc = await nats.connect(servers=[NATS_URL], connect_timeout=2, max_reconnect_attempts=0)
+    prefixes: list[str] = []
+    nc.test_prefixes = prefixes  # type: ignore[attr-defined]
+    try:
+        yield nc
+    finally:
+        js = nc.jetstream()
+        for prefix in prefixes:
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                await js.delete_stream(f"{prefix}-logs")
+        await nc.close()
+
+
+def nats_store(nc, prefix: str | None = None, **options) -> NatsLogStore:
+    if prefix is None:
+        prefix = unique_prefix()
+        nc.test_prefixes.append(prefix)
+    return NatsLogStore(nc, prefix=prefix, **options)
+
+
+@pytest.fixture(params=["memory", "sqlite", "nats"])
 async def store(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> AsyncIterator:
-    kind: MemoryLogStore | SqliteLogStore
-    if request.param == "memory":
-        kind = MemoryLogStore(tail_buffer_lines=5)
-    else:
-        kind = SqliteLogStore(tmp_path / "logs.db", tail_buffer_lines=5)
-    await kind.open()
-    yield kind
-    await kind.close()
+    async with contextlib.AsyncExitStack() as stack:
+        kind: MemoryLogStore | SqliteLogStore | NatsLogStore
+        if request.param == "memory":
+            kind = MemoryLogStore(tail_buffer_lines=5)
+        elif request.param == "sqlite":
+            kind = SqliteLogStore(tmp_path / "logs.db", tail_buffer_lines=5)
+        else:
+            nc = await stack.enter_async_context(nats_connection())
+            kind = nats_store(nc, tail_buffer_lines=5)
+        await kind.open()
+        stack.push_async_callback(kind.close)
+        yield kind
 
 
 # -- append and query ---------------------------------------------------------------------

@@ -45,3 +45,23 @@ async def delete_buckets(prefix: str, *names: str) -> None:
                 pass
     finally:
         await nc.close()
+
+
+async def delete_prefix(prefix: str) -> list[str]:
+    """Delete every stream, KV bucket and object store named for ``prefix``; their names.
+
+    A cluster-mode gateway makes several (config, deliveries, dead letters, delivery log,
+    function logs, bundles); a test on its own prefix removes them all afterwards.
+    """
+    nc = await nats.connect(servers=[NATS_URL], connect_timeout=2, max_reconnect_attempts=0)
+    deleted: list[str] = []
+    try:
+        js = nc.jetstream()
+        for info in await js.streams_info():
+            name = info.config.name or ""
+            if name.startswith((prefix, f"KV_{prefix}", f"OBJ_{prefix}")):
+                await js.delete_stream(name)
+                deleted.append(name)
+    finally:
+        await nc.close()
+    return deleted

@@ -86,6 +86,8 @@ class RuntimeProvider(Provider):
 
     async def call(self, function: Function, call: Call) -> Reply:
         # The function's own timeout applies (Lambda semantics), not the caller's.
+        # A bundle uploaded through another instance is fetched before its first run here.
+        await self._bundles.ensure(str(function.provider.get("bundle", "")))
         result = await self._runtime.invoke(self._spec(function), call.body)
         if result.ok:
             headers = ((REQUEST_ID_HEADER, result.request_id),)

@@ -153,6 +153,20 @@ class BundleStore:
         """Whether the bundle ``bundle_id`` is stored."""
         return self.get(bundle_id) is not None
 
+    async def open(self) -> None:
+        """Prepare the store (nothing to do for local files)."""
+
+    async def close(self) -> None:
+        """Release what :meth:`open` took."""
+
+    async def ensure(self, bundle_id: str) -> BundleInfo | None:
+        """The bundle ``bundle_id``, made available here first if it is stored elsewhere.
+
+        Here, the same as :meth:`get`; a cluster store fetches a bundle another instance
+        received. Call it before :meth:`get` when a function is about to run.
+        """
+        return self.get(bundle_id)
+
     def remove_stale(self, *, older_than_s: float = 3600.0) -> int:
         """Delete staging directories a crash left behind; returns how many.
 

@@ -28,12 +28,22 @@ __all__ = ["LocalRuntime"]
 class LocalRuntime:
     """Owns the bundle store, the log store and the worker pools of one gateway."""
 
-    def __init__(self, data_dir: pathlib.Path | None) -> None:
+    def __init__(
+        self,
+        data_dir: pathlib.Path | None,
+        *,
+        logs: LogStore | None = None,
+        bundles: BundleStore | None = None,
+    ) -> None:
         self._temporary: pathlib.Path | None = None
-        if data_dir is None:
+        self.logs: LogStore
+        if logs is not None and bundles is not None:  # cluster mode: shared on NATS
+            self.bundles = bundles
+            self.logs = logs
+        elif data_dir is None:
             self._temporary = pathlib.Path(tempfile.mkdtemp(prefix="eg-bundles-"))
             self.bundles = BundleStore(self._temporary)
-            self.logs: LogStore = MemoryLogStore()
+            self.logs = MemoryLogStore()
         else:
             self.bundles = BundleStore(data_dir / "bundles")
             self.logs = SqliteLogStore(data_dir / "logs.db")
@@ -50,10 +60,12 @@ class LocalRuntime:
 
     async def open(self) -> None:
         await self.logs.open()
+        await self.bundles.open()
         await asyncio.to_thread(self.bundles.remove_stale)  # left by a crash mid-upload
 
     async def close(self) -> None:
         await self.functions.close()
         await self.logs.close()
+        await self.bundles.close()
         if self._temporary is not None:
             shutil.rmtree(self._temporary, ignore_errors=True)

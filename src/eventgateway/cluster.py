@@ -1,0 +1,128 @@
+"""Cluster mode: what a gateway keeps on NATS JetStream when its store URL is ``nats://``.
+
+With ``--store nats://…`` every shared thing moves to JetStream, under one name prefix:
+configuration (KV, ``store/nats.py``), deliveries, dead letters and the delivery log
+(streams, ``queue/jetstream*.py``), function logs (a stream, ``runtime/logs_nats.py``)
+and code bundles (an object store, ``runtime/bundles_nats.py``). The config store and
+the queue hold their own connections; logs and bundles share :class:`NatsLink`'s.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import urllib.parse
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from eventgateway.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+
+    from eventgateway.queue.jetstream import JetStreamQueue
+    from eventgateway.runtime.bundles_nats import NatsBundleStore
+    from eventgateway.runtime.logs_nats import NatsLogStore
+    from eventgateway.settings import Settings
+
+__all__ = ["NatsLink", "NatsTarget", "parse_nats_url"]
+
+_EXAMPLE = "nats://HOST:4222[,nats://HOST2:4222][?prefix=NAME]"
+
+
+@dataclass(frozen=True, slots=True)
+class NatsTarget:
+    """The servers and the name prefix a ``nats://`` store URL names."""
+
+    servers: tuple[str, ...]
+    prefix: str
+
+
+def parse_nats_url(url: str) -> NatsTarget:
+    """``nats://host:4222[,nats://host2:4222][?prefix=NAME]`` as servers and prefix.
+
+    Raises:
+        ConfigError: naming the URL, the bad part and the expected shape.
+    """
+    from eventgateway.store.nats import DEFAULT_PREFIX
+
+    servers_part, _, query = url.partition("?")
+    servers = tuple(servers_part.split(","))
+    for server in servers:
+        try:
+            parts = urllib.parse.urlsplit(server)
+            parts.port  # noqa: B018 - parsing it is the check: raises on a bad port
+        except ValueError as exc:
+            raise ConfigError(
+                f"store {url!r}: {server!r} is not a NATS URL ({exc}); use {_EXAMPLE}"
+            ) from exc
+        if parts.scheme != "nats" or not parts.hostname or parts.path not in ("", "/"):
+            raise ConfigError(f"store {url!r}: {server!r} is not a NATS URL; use {_EXAMPLE}")
+    options = urllib.parse.parse_qs(query, keep_blank_values=True)
+    unknown = sorted(set(options) - {"prefix"})
+    if unknown:
+        raise ConfigError(f"store {url!r}: unknown option {unknown[0]!r}; use {_EXAMPLE}")
+    return NatsTarget(servers, options.get("prefix", [DEFAULT_PREFIX])[-1])
+
+
+def jetstream_queue(settings: Settings, target: NatsTarget) -> JetStreamQueue:
+    """The durable delivery queue on JetStream, sized by the settings' queue limits."""
+    from eventgateway.queue.jetstream import JetStreamQueue
+
+    limits, durability = settings.limits, settings.durability
+    try:
+        return JetStreamQueue(
+            target.servers,
+            prefix=target.prefix,
+            max_deliveries=limits.queue_max_deliveries,
+            max_bytes=limits.queue_max_bytes,
+            dedup_window_s=durability.dedup_window_s,
+            lease_s=durability.lease_s,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"store {settings.resolved_store_url!r}: {exc}") from exc
+
+
+class NatsLink:
+    """One NATS connection for function logs and bundles, made in :meth:`connect`.
+
+    The stores are built before the connection exists (the gateway is assembled
+    synchronously); they use the client only once opened, after :meth:`connect`.
+    """
+
+    def __init__(self, settings: Settings, target: NatsTarget) -> None:
+        from nats.aio.client import Client
+
+        from eventgateway.runtime.bundles_nats import NatsBundleStore
+        from eventgateway.runtime.logs_nats import NatsLogStore
+
+        self.target = target
+        self.client: Client = Client()
+        durability = settings.durability
+        self.logs: NatsLogStore = NatsLogStore(
+            self.client,
+            prefix=target.prefix,
+            max_age_s=durability.retention_max_age_s,
+            max_lines_per_function=durability.log_lines_per_function,
+        )
+        self.bundles: NatsBundleStore = NatsBundleStore(
+            pathlib.Path(settings.data_dir) / "bundles", self.client, prefix=target.prefix
+        )
+
+    async def connect(self) -> None:
+        """Connect (then reconnect forever); ``StoreError`` when no server answers."""
+        try:
+            await self.client.connect(
+                servers=list(self.target.servers),
+                name=f"eventgateway {self.target.prefix} logs+bundles",
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+            )
+        except Exception as exc:  # nats-py raises its own and OS errors alike
+            raise StoreError(
+                f"cannot connect to NATS at {', '.join(self.target.servers)}: {exc}"
+            ) from exc
+
+    async def close(self) -> None:
+        """Close the connection (the stores are closed by their owner first)."""
+        if not self.client.is_closed:
+            await self.client.close()

@@ -1,0 +1,350 @@
+"""``JetStreamQueue``: the cluster :class:`DeliveryQueue` on NATS JetStream.
+
+Layout (every name starts with the configurable prefix, default ``eventgateway``):
+
+* stream ``<prefix>-deliveries`` (subject ``<prefix>.deliveries``, work-queue retention,
+  file storage): **one message per delivery**, each carrying the whole event. One message
+  per delivery because the message is JetStream's unit of lease, ack, nak-with-delay and
+  redelivery count: each subscription retries on its own schedule, and a fan-out event
+  whose message held every delivery could not ack one and retry another. The cost is the
+  event's bytes once per subscription (max_bytes counts them so).
+* durable pull consumer ``<prefix>-dispatch`` shared by every instance: a message is
+  handed to one instance at a time; ``ack_wait`` is the lease.
+* stream ``<prefix>-deadletters`` (subjects ``<prefix>.deadletters.<space>.<id>``):
+  given-up deliveries with reason and last attempt.
+* stream ``<prefix>-log``: the delivery log (:mod:`.jetstream_log`).
+
+Mapping of the interface: ``accept`` publishes and awaits every publish ack (so a 202
+means the server stored it); ``lease`` fetches; ``ack`` is a confirmed ack;
+``retry_later`` is ``nak(delay)``; ``dead_letter`` publishes the dead letter, then acks.
+A delivery's ``id`` is its first stream sequence (a redriven one keeps it); ``attempt``
+is the server's delivery count minus one, so a lease that expired (a crash mid-attempt)
+counts as an attempt made.
+
+De-duplication: each delivery's ``Nats-Msg-Id`` hashes (space, source, id, subscription),
+so within ``dedup_window_s`` the server stores a re-published delivery once. An event is
+a duplicate when every one of its deliveries was. Unlike the SQLite queue, a re-sent
+event still reaches a subscription added since, and a client retrying an accept that
+failed halfway completes it instead of being told "duplicate".
+
+Not done yet: per-key ordering (``ordered`` deliveries are handed out like any other).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+import msgspec
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.client import JetStreamContext
+
+from eventgateway.errors import StoreError
+from eventgateway.events.codec import encode_event
+from eventgateway.queue._common import Wakeup, dedup_scope, refusal
+from eventgateway.queue.base import Accepted, DeliveryQueue
+from eventgateway.queue.jetstream_lease import JetStreamLeaseMixin
+from eventgateway.queue.jetstream_log import JetStreamLogMixin
+from eventgateway.queue.jetstream_settle import JetStreamSettleMixin
+from eventgateway.queue.jetstream_setup import connect, ensure_stream
+from eventgateway.queue.jetstream_wire import (
+    Envelope,
+    Names,
+    consumer_config,
+    deadletter_stream_config,
+    delivery_stream_config,
+    is_nats_error,
+    is_stream_full,
+    log_stream_config,
+    msg_id,
+    store_error,
+)
+
+__all__ = ["JetStreamQueue"]
+
+logger = logging.getLogger(__name__)
+
+
+class JetStreamQueue(JetStreamLogMixin, JetStreamLeaseMixin, JetStreamSettleMixin, DeliveryQueue):
+    """Deliveries in a JetStream stream, leased through a durable pull consumer.
+
+    Args:
+        servers: NATS URL(s); the client reconnects forever, and while it cannot reach a
+            server ``accept`` raises :class:`StoreError` (the Events API answers 503).
+        prefix: starts every stream, subject and consumer name.
+        max_deliveries: unsettled deliveries (stream messages) before ``accept`` answers 429.
+        max_bytes: stream bytes (messages with headers, one event copy per delivery).
+        dedup_window_s: the stream's duplicate window for ``Nats-Msg-Id``.
+        lease_s: the consumer's ``ack_wait``.
+        replicas: stream replicas; use 3 in a cluster.
+        max_in_flight: the consumer's ``max_ack_pending``, over all instances.
+        max_dead_letters: dead letters kept before dead-lettering fails.
+        max_log_bytes: the delivery log stream's size; past it the oldest history goes.
+        scan_limit: the most log or dead-letter messages one listing reads.
+        fetch_wait_s: how long one pull request waits on the server for messages.
+        publish_timeout_s: how long ``accept`` waits for the server's publish acks.
+        backlog_refresh_s: how stale :meth:`backlog` may be before a call refreshes it
+            from the stream's state (one request).
+        clock: wall-clock seconds, recorded as each delivery's ``accepted_at``.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(
+        self,
+        servers: str | Sequence[str] = "nats://127.0.0.1:4222",
+        *,
+        prefix: str = "eventgateway",
+        max_deliveries: int = 1_000_000,
+        max_bytes: int = 1024 * 1024 * 1024,
+        dedup_window_s: float = 300.0,
+        lease_s: float = 60.0,
+        replicas: int = 1,
+        max_in_flight: int = 10_000,
+        max_dead_letters: int = 1_000_000,
+        max_log_bytes: int = 1024 * 1024 * 1024,
+        scan_limit: int = 100_000,
+        fetch_wait_s: float = 5.0,
+        publish_timeout_s: float = 5.0,
+        backlog_refresh_s: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.names = Names(prefix)
+        self._servers = [servers] if isinstance(servers, str) else list(servers)
+        self._max_deliveries = max_deliveries
+        self._max_bytes = max_bytes
+        self._dedup_window_s = dedup_window_s
+        self._lease_s = lease_s
+        self._replicas = replicas
+        self._max_in_flight = max_in_flight
+        self._max_dead_letters = max_dead_letters
+        self._max_log_bytes = max_log_bytes
+        self._scan_limit = scan_limit
+        self._fetch_wait_s = fetch_wait_s
+        self._publish_timeout_s = publish_timeout_s
+        self._backlog_refresh_s = backlog_refresh_s
+        self._clock = clock
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._sub: JetStreamContext.PullSubscription | None = None
+        # Fetched but not handed out (e.g. their subscription is excluded right now):
+        # stream sequence → (message, monotonic time of the last keep-alive).
+        self._parked: dict[int, tuple[Msg, float]] = {}
+        self._max_parked = 1000
+        self._leased: dict[str, Msg] = {}
+        self._fetcher: asyncio.Task[None] | None = None
+        self._wakeup = Wakeup()
+        self._backlog = 0
+        self._bytes = 0
+        self._refreshed_at = float("-inf")
+        self._closed = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, create or update the streams, and bind the shared consumer.
+
+        Raises:
+            StoreError: no server answered, or JetStream refused the configuration.
+        """
+        try:
+            self._nc = await connect(self._servers, self._log_disconnected)
+            self._js = self._nc.jetstream(timeout=self._publish_timeout_s)
+            names = self.names
+            await ensure_stream(
+                self._js,
+                delivery_stream_config(
+                    names,
+                    max_deliveries=self._max_deliveries,
+                    max_bytes=self._max_bytes,
+                    dedup_window_s=self._dedup_window_s,
+                    replicas=self._replicas,
+                ),
+            )
+            await ensure_stream(
+                self._js,
+                deadletter_stream_config(
+                    names, max_dead_letters=self._max_dead_letters, replicas=self._replicas
+                ),
+            )
+            await ensure_stream(
+                self._js,
+                log_stream_config(names, max_bytes=self._max_log_bytes, replicas=self._replicas),
+            )
+            self._sub = await self._js.pull_subscribe(
+                names.deliveries_subject,
+                durable=names.consumer,
+                stream=names.deliveries_stream,
+                config=consumer_config(
+                    names, lease_s=self._lease_s, max_in_flight=self._max_in_flight
+                ),
+            )
+        except Exception as exc:
+            if not is_nats_error(exc):
+                raise
+            if self._nc is not None:
+                await self._nc.close()
+            raise store_error(f"open the delivery queue at {self._servers}", exc) from exc
+        await self._refresh(force=True)
+
+    async def close(self) -> None:
+        """Stop handing out deliveries, give back fetched ones, and disconnect."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wakeup.fire()
+        if self._fetcher is not None:
+            self._fetcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._fetcher
+        parked, self._parked = self._parked, {}
+        nc, self._nc = self._nc, None
+        if nc is None:
+            return
+        try:
+            # Fetched-but-never-leased messages go back now rather than after ack_wait,
+            # so other instances need not wait a lease for them.
+            for msg, _ in parked.values():
+                await msg.nak()
+            await nc.flush(timeout=2)
+        except Exception as exc:
+            if not is_nats_error(exc):
+                raise
+            logger.warning("could not return %d fetched deliveries: %s", len(parked), exc)
+        finally:
+            await nc.close()
+
+    # -- accept ---------------------------------------------------------------------------
+
+    async def accept(self, items: Sequence[Accepted]) -> list[bool]:
+        """Publish one message per delivery and wait until the server stored them.
+
+        Returns per item ``True`` if it was a duplicate (every delivery of it was).
+
+        Raises:
+            TooManyRequestsError: the stream is at ``max_deliveries`` or ``max_bytes``;
+                checked before publishing from the last known state, and enforced by
+                the stream itself (then part of a batch may be stored; a retry of it is
+                de-duplicated).
+            StoreError: the queue is closed, or NATS did not confirm in time.
+        """
+        if self._closed or self._js is None:
+            raise StoreError("the JetStream queue is closed")
+        now = self._clock()
+        subject = self.names.deliveries_subject
+        plan: list[list[tuple[bytes, str]]] = []
+        results: list[bool] = []
+        seen: set[tuple[str, str, str]] = set()
+        add_bytes = 0
+        for item in items:
+            if not item.deliveries:  # nothing to deliver, so nothing to remember
+                plan.append([])
+                results.append(False)
+                continue
+            key = (dedup_scope(item.deliveries), item.event.source, item.event.id)
+            if key in seen:
+                plan.append([])
+                results.append(True)
+                continue
+            seen.add(key)
+            body = encode_event(item.event)
+            messages = []
+            for new in item.deliveries:
+                payload = msgspec.msgpack.encode(
+                    Envelope(
+                        space=new.space,
+                        subscription_id=new.subscription_id,
+                        function_id=new.function_id,
+                        accepted_at=now,
+                        event=body,
+                        partition_key=new.partition_key,
+                        auth_request=new.auth_request,
+                    )
+                )
+                messages.append((payload, msg_id(key[0], key[1], key[2], new.subscription_id)))
+                add_bytes += len(payload)
+            plan.append(messages)
+            results.append(False)
+        count = sum(len(messages) for messages in plan)
+        if count == 0:
+            return results
+        if (
+            self._backlog + count > self._max_deliveries
+            or self._bytes + add_bytes > self._max_bytes
+        ):
+            raise self._refusal(count)
+        js = self._js
+        # Pipelined: every publish is written before any ack is awaited; one connection
+        # keeps them in order, so the stream holds them in accept order.
+        acks = await asyncio.gather(
+            *(
+                js.publish(subject, payload, headers={"Nats-Msg-Id": mid})
+                for messages in plan
+                for payload, mid in messages
+            ),
+            return_exceptions=True,
+        )
+        await self._refresh(force=True)
+        failures = [a for a in acks if isinstance(a, BaseException)]
+        if failures:
+            if all(is_stream_full(f) for f in failures):
+                raise self._refusal(len(failures))
+            for failure in failures:
+                if not is_nats_error(failure):
+                    raise failure
+            raise store_error("store the accepted events", failures[0]) from failures[0]
+        position = 0
+        records = []
+        for index, (item, messages) in enumerate(zip(items, plan, strict=True)):
+            if messages:
+                mine = acks[position : position + len(messages)]
+                results[index] = all(getattr(a, "duplicate", False) for a in mine)
+                position += len(messages)
+                records += self._accepted_records(item, mine, now)
+        await self._log_accepted(records)
+        return results
+
+    def _refusal(self, count: int) -> Exception:
+        return refusal(
+            backlog=self._backlog,
+            stored_bytes=self._bytes,
+            add_deliveries=count,
+            max_deliveries=self._max_deliveries,
+            max_bytes=self._max_bytes,
+        )
+
+    async def _log_disconnected(self) -> None:
+        if not self._closed:
+            logger.warning("disconnected from NATS; reconnecting (accepts answer 503 meanwhile)")
+
+    # -- counters -------------------------------------------------------------------------
+
+    async def _refresh(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if self._js is None or (not force and now - self._refreshed_at < self._backlog_refresh_s):
+            return
+        try:
+            info = await self._js.stream_info(self.names.deliveries_stream)
+        except Exception as exc:
+            if not is_nats_error(exc):
+                raise
+            return  # keep the last known numbers; the stream's limits still hold
+        self._backlog = info.state.messages
+        self._bytes = info.state.bytes
+        self._refreshed_at = now
+
+    def notify(self) -> None:
+        """Look at the fetched deliveries again (e.g. after ``exclude`` changed)."""
+        self._wakeup.fire()
+
+    def backlog(self) -> int:
+        """Unsettled deliveries in the stream, as of the last refresh (all instances')."""
+        return self._backlog
+
+    def stats(self) -> dict[str, int]:
+        """``backlog`` and ``bytes`` (the stream's, headers included), as last refreshed."""
+        return {"backlog": self._backlog, "bytes": self._bytes}

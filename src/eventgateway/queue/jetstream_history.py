@@ -1,0 +1,210 @@
+"""The records of the JetStream delivery log, and how they fold into event views.
+
+Every change to a delivery appends one record to its event's subject in the
+``<prefix>-log`` stream (see :class:`~eventgateway.queue.jetstream_wire.Names`); nothing
+is rewritten, so a settle costs one publish and no read. A view is the fold of the
+subject's records in stream order. No I/O here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import msgspec
+
+from eventgateway.queue.log import (
+    DeliveryView,
+    EventSummary,
+    EventView,
+    LoggedAttempt,
+    aggregate_state,
+    delivery_state,
+    delivery_view,
+    rfc3339,
+)
+
+__all__ = ["Accepted", "EventState", "Purged", "Record", "Redriven", "Settled", "fold"]
+
+
+class Accepted(msgspec.Struct, tag=True, tag_field="kind", array_like=True, omit_defaults=True):
+    """An event was accepted in one space with these (delivery id, subscription, function)."""
+
+    at: float
+    space: str
+    source: str
+    event_id: str
+    type: str
+    specversion: str
+    body: bytes
+    deliveries: list[tuple[str, str, str]]
+
+
+class Settled(msgspec.Struct, tag=True, tag_field="kind", array_like=True, omit_defaults=True):
+    """An attempt was settled: the delivery is now ``delivered``, ``pending`` or ``dead``."""
+
+    at: float
+    delivery_id: str
+    state: Literal["delivered", "pending", "dead"]
+    attempt: LoggedAttempt | None = None
+    due_at: float | None = None
+    reason: str = ""
+
+
+class Redriven(msgspec.Struct, tag=True, tag_field="kind", array_like=True):
+    """Dead deliveries were made pending again, with their attempts reset."""
+
+    at: float
+    delivery_ids: list[str]
+
+
+class Purged(msgspec.Struct, tag=True, tag_field="kind", array_like=True):
+    """Dead deliveries were deleted."""
+
+    at: float
+    delivery_ids: list[str]
+
+
+Record = Accepted | Settled | Redriven | Purged
+
+
+@dataclass(slots=True)
+class _Delivery:
+    id: str
+    subscription_id: str
+    function_id: str
+    state: str = "pending"
+    attempts: int = 0
+    due_at: float | None = None
+    last_status: int | None = None
+    last_error: str = ""
+    dead_reason: str = ""
+    log: list[LoggedAttempt] = field(default_factory=list)
+
+    def view(self, now: float) -> DeliveryView:
+        return delivery_view(
+            delivery_id=int(self.id),
+            subscription_id=self.subscription_id,
+            function_id=self.function_id,
+            state=self.state,
+            attempts=self.attempts,
+            due_at=self.due_at,
+            lease_until=None,
+            now=now,
+            last_status=self.last_status,
+            last_error=self.last_error,
+            dead_reason=self.dead_reason,
+            log=self.log,
+        )
+
+
+@dataclass(slots=True)
+class EventState:
+    """One event's history in one space, folded."""
+
+    seq: int  # the log stream sequence of its first ``Accepted`` record: acceptance order
+    subject: str
+    accepted: Accepted
+    last_at: float
+    deliveries: dict[str, _Delivery] = field(default_factory=dict)
+
+    @property
+    def settled(self) -> bool:
+        """Whether every delivery is delivered or dead."""
+        return all(d.state != "pending" for d in self.deliveries.values())
+
+    def _chosen(self, subscription_id: str | None) -> list[_Delivery]:
+        chosen = [
+            d
+            for d in self.deliveries.values()
+            if subscription_id is None or d.subscription_id == subscription_id
+        ]
+        return sorted(chosen, key=lambda d: int(d.id))
+
+    def state(self, subscription_id: str | None = None) -> str:
+        """The worst state of its deliveries (to ``subscription_id`` only, if given)."""
+        return aggregate_state(
+            delivery_state(d.state, d.attempts) for d in self._chosen(subscription_id)
+        )
+
+    def view(self, now: float) -> EventView:
+        """The :class:`EventView` of this event."""
+        a = self.accepted
+        return EventView(
+            id=a.event_id,
+            source=a.source,
+            type=a.type,
+            specversion=a.specversion,
+            received_at=rfc3339(a.at),
+            state=self.state(),
+            event=msgspec.Raw(a.body),
+            deliveries=[d.view(now) for d in self._chosen(None)],
+        )
+
+    def summary(self, subscription_id: str | None) -> EventSummary | None:
+        """The listing line, or ``None`` if it has no delivery to ``subscription_id``."""
+        chosen = self._chosen(subscription_id)
+        if not chosen:
+            return None
+        a = self.accepted
+        return EventSummary(
+            seq=self.seq,
+            id=a.event_id,
+            source=a.source,
+            type=a.type,
+            received_at=rfc3339(a.at),
+            state=self.state(subscription_id),
+            deliveries=len(chosen),
+        )
+
+
+def fold(records: list[tuple[int, str, Record]]) -> list[EventState]:
+    """Fold ``(stream sequence, subject, record)`` in stream order into events.
+
+    Returns the events with at least one delivery, in acceptance order. Records of a
+    delivery the fold has not seen (its ``Accepted`` was removed) are ignored.
+    """
+    events: dict[str, EventState] = {}
+    # The accepting instance writes ``Accepted`` just after publishing the deliveries, so
+    # another instance may settle one (and log it) first: such records wait here.
+    early: dict[str, list[Settled | Redriven | Purged]] = {}
+    for seq, subject, record in records:
+        state = events.get(subject)
+        if isinstance(record, Accepted):
+            if state is None:
+                state = events[subject] = EventState(seq, subject, record, record.at)
+            for delivery_id, subscription_id, function_id in record.deliveries:
+                state.deliveries.setdefault(
+                    delivery_id, _Delivery(delivery_id, subscription_id, function_id)
+                )
+            for waiting in early.pop(subject, ()):
+                _apply(state, waiting)
+        elif state is not None:
+            _apply(state, record)
+        else:
+            early.setdefault(subject, []).append(record)
+        if state is not None:
+            state.last_at = max(state.last_at, record.at)
+    return [e for e in events.values() if e.deliveries]
+
+
+def _apply(state: EventState, record: Settled | Redriven | Purged) -> None:
+    if isinstance(record, Settled):
+        d = state.deliveries.get(record.delivery_id)
+        if d is None:
+            return
+        d.state = record.state
+        d.due_at = record.due_at
+        if record.attempt is not None:
+            d.log.append(record.attempt)
+            d.attempts += 1
+            d.last_status = record.attempt[3]
+            d.last_error = record.attempt[4]
+        if record.state == "dead":
+            d.dead_reason = record.reason
+        return
+    for delivery_id in record.delivery_ids:
+        if isinstance(record, Purged):
+            state.deliveries.pop(delivery_id, None)
+        elif (d := state.deliveries.get(delivery_id)) is not None:
+            d.state, d.attempts, d.due_at, d.dead_reason = "pending", 0, None, ""

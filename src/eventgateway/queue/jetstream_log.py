@@ -1,0 +1,312 @@
+"""The :class:`DeliveryLog` side of :class:`~eventgateway.queue.jetstream.JetStreamQueue`.
+
+* History: stream ``<prefix>-log``, one subject per (space, event), records appended on
+  accept and on every settle (:mod:`.jetstream_history`); a view folds its subject's
+  records. Looking up one event reads one subject; listings read a space's subjects.
+* Dead letters: stream ``<prefix>-deadletters``, subject per (space, delivery id), so one
+  dead letter is a direct get and a space is a subject filter. Redrive republishes the
+  delivery (keeping its id) and deletes the dead letter; purge deletes it.
+
+Reads go through a short-lived consumer and are bounded by ``scan_limit`` messages, so
+listings are linear in the space's retained history: fine for an operator's API, not a
+hot path (``enforce_retention`` keeps the history short).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+import msgspec
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from eventgateway.errors import StoreError
+from eventgateway.events.codec import decode_event, encode_event
+from eventgateway.queue._common import Wakeup
+from eventgateway.queue.base import Accepted as AcceptedItem
+from eventgateway.queue.jetstream_history import (
+    Accepted,
+    EventState,
+    Purged,
+    Record,
+    Redriven,
+    fold,
+)
+from eventgateway.queue.jetstream_setup import scan
+from eventgateway.queue.jetstream_wire import DeadEnvelope, Names, is_nats_error, store_error
+from eventgateway.queue.log import (
+    DeadLetter,
+    DeliveryLog,
+    EventSummary,
+    EventView,
+    dead_letter_view,
+    in_window,
+    parse_ids,
+)
+
+__all__ = ["JetStreamLogMixin"]
+
+logger = logging.getLogger(__name__)
+
+# (dead-letter stream sequence, the dead letter)
+_Dead = tuple[int, DeadEnvelope]
+
+
+@contextlib.asynccontextmanager
+async def _translated(what: str) -> AsyncIterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        if not is_nats_error(exc):
+            raise
+        raise store_error(what, exc) from exc
+
+
+class JetStreamLogMixin(DeliveryLog):
+    """Reads and administers the log and dead-letter streams; the queue provides the rest."""
+
+    names: Names
+    _js: JetStreamContext | None
+    _clock: Callable[[], float]
+    _wakeup: Wakeup
+    _scan_limit: int
+
+    # An annotation only (no attribute), so it never shadows the queue's method.
+    _refresh: Callable[..., Awaitable[None]]
+
+    def _jetstream(self) -> JetStreamContext:
+        if self._js is None:
+            raise StoreError("the JetStream queue is closed")
+        return self._js
+
+    async def _append(self, subject: str, record: Record) -> None:
+        await self._jetstream().publish(subject, msgspec.msgpack.encode(record))
+
+    async def _history(self, subject: str) -> list[EventState]:
+        raw = await scan(self._jetstream(), self.names.log_stream, subject, limit=self._scan_limit)
+        decoder = msgspec.msgpack.Decoder(Record)
+        return fold([(seq, subj, decoder.decode(data)) for seq, subj, data in raw])
+
+    def _accepted_records(
+        self, item: AcceptedItem, acks: Sequence[object], now: float
+    ) -> list[tuple[str, Accepted]]:
+        """One log record per space of the event, naming its newly stored deliveries."""
+        event = item.event
+        by_space: dict[str, list[tuple[str, str, str]]] = {}
+        for new, ack in zip(item.deliveries, acks, strict=True):
+            if not getattr(ack, "duplicate", False):
+                entry = (str(getattr(ack, "seq", 0)), new.subscription_id, new.function_id)
+                by_space.setdefault(new.space, []).append(entry)
+        return [
+            (
+                self.names.log_subject(space, event.source, event.id),
+                Accepted(
+                    now, space, event.source, event.id, event.type, event.specversion,
+                    encode_event(event), deliveries,
+                ),
+            )
+            for space, deliveries in by_space.items()
+        ]  # fmt: skip
+
+    async def _log_accepted(self, records: list[tuple[str, Accepted]]) -> None:
+        # The deliveries are stored already: a lost record only hides them from the log.
+        outcomes = await asyncio.gather(
+            *(self._append(subject, record) for subject, record in records),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                if not is_nats_error(outcome):
+                    raise outcome
+                logger.warning("delivery log record of an accepted event lost: %s", outcome)
+
+    # -- events ---------------------------------------------------------------------------
+
+    async def get_event(self, space: str, event_id: str) -> EventView | None:
+        """See :meth:`DeliveryLog.get_event`. ``nextAttemptAt`` is shown for retrying
+        deliveries only: whether a pending one is leased right now, only the server knows."""
+        async with _translated("read the delivery log"):
+            events = await self._history(self.names.log_of(space, event_id))
+        mine = [e for e in events if e.accepted.space == space and e.accepted.event_id == event_id]
+        return max(mine, key=lambda e: e.seq).view(self._clock()) if mine else None
+
+    async def list_events(
+        self,
+        space: str,
+        *,
+        state: str | None = None,
+        subscription_id: str | None = None,
+        limit: int = 100,
+        before_seq: int | None = None,
+    ) -> list[EventSummary]:
+        """See :meth:`DeliveryLog.list_events`."""
+        async with _translated("read the delivery log"):
+            events = await self._history(self.names.log_of(space))
+        out: list[EventSummary] = []
+        for e in reversed(events):
+            if len(out) >= limit:
+                break
+            if e.accepted.space != space or (before_seq is not None and e.seq >= before_seq):
+                continue
+            summary = e.summary(subscription_id)
+            if summary is not None and (state is None or summary.state == state):
+                out.append(summary)
+        return out
+
+    # -- dead letters -------------------------------------------------------------------------
+
+    async def _dead(
+        self,
+        space: str,
+        ids: Sequence[str] | None,
+        subscription_id: str | None,
+        since: float | None,
+        until: float | None,
+    ) -> list[_Dead]:
+        js, names = self._jetstream(), self.names
+        found: list[_Dead] = []
+        if ids is not None:
+            for delivery_id in sorted(parse_ids(ids)):
+                subject = names.deadletter_subject(space, str(delivery_id))
+                try:
+                    msg = await js.get_last_msg(names.deadletters_stream, subject)
+                except NotFoundError:
+                    continue
+                assert msg.seq is not None
+                assert msg.data is not None
+                found.append((msg.seq, msgspec.msgpack.decode(msg.data, type=DeadEnvelope)))
+        else:
+            raw = await scan(
+                js, names.deadletters_stream, names.deadletters_of(space), limit=self._scan_limit
+            )
+            decoder = msgspec.msgpack.Decoder(DeadEnvelope)
+            found = [(seq, decoder.decode(data)) for seq, _, data in raw]
+        return [
+            (seq, d)
+            for seq, d in found
+            if d.delivery.space == space
+            and (subscription_id is None or d.delivery.subscription_id == subscription_id)
+            and in_window(d.dead_at, since, until)
+        ]
+
+    @staticmethod
+    def _dead_letter(dead: DeadEnvelope) -> DeadLetter:
+        return dead_letter_view(
+            delivery_id=int(dead.delivery_id),
+            subscription_id=dead.delivery.subscription_id,
+            function_id=dead.delivery.function_id,
+            event_id=decode_event(dead.delivery.event).id,
+            reason=dead.reason,
+            attempts=dead.attempts,
+            last_status=dead.last_status,
+            response_excerpt=dead.response_excerpt,
+            dead_at=dead.dead_at,
+            body=dead.delivery.event,
+        )
+
+    async def list_dead_letters(
+        self,
+        space: str,
+        *,
+        subscription_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+    ) -> list[DeadLetter]:
+        """See :meth:`DeliveryLog.list_dead_letters`."""
+        async with _translated("read the dead letters"):
+            dead = await self._dead(space, None, subscription_id, since, until)
+        dead.sort(key=lambda item: (item[1].dead_at, int(item[1].delivery_id)), reverse=True)
+        return [self._dead_letter(d) for _, d in dead[:limit]]
+
+    async def get_dead_letter(self, space: str, dead_letter_id: str) -> DeadLetter | None:
+        """See :meth:`DeliveryLog.get_dead_letter`."""
+        async with _translated("read a dead letter"):
+            dead = await self._dead(space, [dead_letter_id], None, None, None)
+        return self._dead_letter(dead[0][1]) if dead else None
+
+    async def redrive(
+        self,
+        space: str,
+        *,
+        ids: Sequence[str] | None = None,
+        subscription_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> int:
+        """See :meth:`DeliveryLog.redrive`. Each dead letter is republished (keeping its
+        delivery id), then deleted; a full deliveries stream refuses it (StoreError)."""
+        js, names = self._jetstream(), self.names
+        async with _translated("redrive dead letters"):
+            dead = await self._dead(space, ids, subscription_id, since, until)
+            for seq, d in dead:
+                again = msgspec.structs.replace(d.delivery, delivery_id=d.delivery_id)
+                await js.publish(
+                    names.deliveries_subject,
+                    msgspec.msgpack.encode(again),
+                    # A redrive retried after a failure is stored once.
+                    headers={"Nats-Msg-Id": f"redrive-{d.delivery_id}-{seq}"},
+                )
+                await js.delete_msg(names.deadletters_stream, seq)
+            await self._note(dead, Redriven)
+        await self._refresh(force=True)
+        self._wakeup.fire()
+        return len(dead)
+
+    async def purge(
+        self,
+        space: str,
+        *,
+        ids: Sequence[str] | None = None,
+        subscription_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> int:
+        """See :meth:`DeliveryLog.purge`."""
+        js, names = self._jetstream(), self.names
+        async with _translated("purge dead letters"):
+            dead = await self._dead(space, ids, subscription_id, since, until)
+            for seq, _ in dead:
+                await js.delete_msg(names.deadletters_stream, seq)
+            for subject in await self._note(dead, Purged):
+                if not await self._history(subject):  # no delivery left: the event goes
+                    await js.purge_stream(names.log_stream, subject=subject)
+        return len(dead)
+
+    async def _note(self, dead: list[_Dead], kind: type[Redriven | Purged]) -> set[str]:
+        """Append one ``kind`` record per event; returns the events' log subjects."""
+        by_subject: dict[str, list[str]] = {}
+        for _, d in dead:
+            event = decode_event(d.delivery.event)
+            subject = self.names.log_subject(d.delivery.space, event.source, event.id)
+            by_subject.setdefault(subject, []).append(d.delivery_id)
+        now = self._clock()
+        for subject, delivery_ids in by_subject.items():
+            await self._append(subject, kind(now, delivery_ids))
+        return set(by_subject)
+
+    # -- retention ------------------------------------------------------------------------
+
+    async def enforce_retention(self, *, max_age_s: float, max_events: int) -> int:
+        """See :meth:`DeliveryLog.enforce_retention`; the dead letters of a deleted event
+        go with it. Reads the whole log (bounded by ``scan_limit``)."""
+        js, names = self._jetstream(), self.names
+        cutoff = self._clock() - max_age_s
+        async with _translated("enforce the delivery log's retention"):
+            events = await self._history(f"{names.prefix}.log.>")
+            beyond_count = len(events) - max(max_events, 0)
+            doomed = [
+                e
+                for index, e in enumerate(events)
+                if e.settled and (index < beyond_count or e.last_at < cutoff)
+            ]
+            for e in doomed:
+                await js.purge_stream(names.log_stream, subject=e.subject)
+                for d in e.deliveries.values():
+                    if d.state == "dead":
+                        subject = names.deadletter_subject(e.accepted.space, d.id)
+                        await js.purge_stream(names.deadletters_stream, subject=subject)
+        return len(doomed)

@@ -1,0 +1,145 @@
+"""Settling leased deliveries of :class:`~eventgateway.queue.jetstream.JetStreamQueue`:
+ack, ``nak(delay)``, dead-letter, each followed by its record in the delivery log."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import msgspec
+from nats.aio.msg import Msg
+from nats.js.client import JetStreamContext
+
+from eventgateway.queue.base import AttemptRecord, Delivery
+from eventgateway.queue.jetstream_history import Record, Settled
+from eventgateway.queue.jetstream_wire import (
+    DeadEnvelope,
+    Envelope,
+    Names,
+    is_nats_error,
+    store_error,
+)
+from eventgateway.queue.log import LoggedAttempt
+
+__all__ = ["JetStreamSettleMixin"]
+
+logger = logging.getLogger(__name__)
+
+
+def _logged(attempt: AttemptRecord | None) -> LoggedAttempt | None:
+    if attempt is None:
+        return None
+    return (
+        attempt.started_at,
+        attempt.duration_s * 1000.0,
+        attempt.outcome,
+        attempt.status,
+        attempt.error,
+    )
+
+
+class JetStreamSettleMixin:
+    """``ack``, ``retry_later`` and ``dead_letter``; the queue provides the state."""
+
+    names: Names
+    _js: JetStreamContext | None
+    _clock: Callable[[], float]
+    _leased: dict[str, Msg]
+    _publish_timeout_s: float
+
+    # Annotations only (no attribute), so they never shadow the real methods in the MRO.
+    _refresh: Callable[[], Awaitable[None]]  # the queue's
+    _append: Callable[[str, Record], Awaitable[None]]  # the log mixin's
+
+    async def ack(self, delivery: Delivery, attempt: AttemptRecord) -> None:
+        """Acknowledge the delivery (confirmed by the server); a settled one is left alone.
+
+        Raises:
+            StoreError: the server did not confirm; the delivery comes back after its lease.
+        """
+        msg = self._leased.pop(delivery.id, None)
+        if msg is not None:
+            await self._ack(msg)
+            await self._record(
+                delivery, Settled(self._clock(), delivery.id, "delivered", _logged(attempt))
+            )
+
+    async def retry_later(self, delivery: Delivery, delay_s: float, attempt: AttemptRecord) -> None:
+        """``nak`` the delivery with ``delay_s``: the server redelivers it after the delay."""
+        msg = self._leased.pop(delivery.id, None)
+        if msg is None:
+            return
+        try:
+            await msg.nak(delay=delay_s)
+        except Exception as exc:
+            if not is_nats_error(exc):
+                raise
+            raise store_error(f"retry delivery {delivery.id} later", exc) from exc
+        now = self._clock()
+        await self._record(
+            delivery, Settled(now, delivery.id, "pending", _logged(attempt), due_at=now + delay_s)
+        )
+
+    async def dead_letter(
+        self, delivery: Delivery, reason: str, attempt: AttemptRecord | None
+    ) -> None:
+        """Publish the delivery to the dead-letter stream, then acknowledge it.
+
+        Raises:
+            StoreError: either step failed; the delivery comes back after its lease.
+        """
+        msg = self._leased.pop(delivery.id, None)
+        if msg is None or self._js is None:
+            return
+        now = self._clock()
+        dead = DeadEnvelope(
+            delivery=msgspec.msgpack.decode(msg.data, type=Envelope),
+            delivery_id=delivery.id,
+            reason=reason,
+            attempts=msg.metadata.num_delivered,
+            dead_at=now,
+            last_status=attempt.status if attempt else None,
+            last_error=attempt.error if attempt else "",
+            response_excerpt=attempt.response_excerpt if attempt else "",
+        )
+        num = msg.metadata.num_delivered
+        try:
+            await self._js.publish(
+                self.names.deadletter_subject(delivery.space, delivery.id),
+                msgspec.msgpack.encode(dead),
+                # The same id twice (a retried dead letter) is stored once.
+                headers={"Nats-Msg-Id": f"dead-{delivery.id}-{msg.metadata.sequence.stream}-{num}"},
+            )
+        except Exception as exc:
+            if not is_nats_error(exc):
+                raise
+            raise store_error(f"dead-letter delivery {delivery.id}", exc) from exc
+        await self._ack(msg)
+        await self._record(
+            delivery, Settled(now, delivery.id, "dead", _logged(attempt), reason=reason)
+        )
+
+    async def _ack(self, msg: Msg) -> None:
+        try:
+            await msg.ack_sync(timeout=self._publish_timeout_s)
+        except Exception as exc:
+            if not is_nats_error(exc):
+                raise
+            raise store_error("acknowledge a delivery", exc) from exc
+        await self._refresh()
+
+    async def _record(self, delivery: Delivery, record: Settled) -> None:
+        # After the queue's own step: a lost record only makes the log lag (the delivery
+        # itself is settled); failing the settle for it would redeliver a delivered event.
+        subject = self.names.log_subject(delivery.space, delivery.event.source, delivery.event.id)
+        try:
+            await self._append(subject, record)
+        except Exception as exc:
+            if not is_nats_error(exc):
+                raise
+            logger.warning(
+                "delivery log record lost for event %s delivery %s: %s",
+                delivery.event.id,
+                delivery.id,
+                exc,
+            )

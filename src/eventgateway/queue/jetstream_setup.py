@@ -1,0 +1,102 @@
+"""Connecting to NATS and creating streams for
+:class:`~eventgateway.queue.jetstream.JetStreamQueue`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+import nats
+from nats.aio.client import Client
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.client import JetStreamContext
+from nats.js.errors import APIError
+
+__all__ = ["connect", "ensure_stream", "scan"]
+
+logger = logging.getLogger(__name__)
+
+_STREAM_NAME_IN_USE = 10058  # add_stream of an existing stream with another config
+# What nats-server 2.9 answers when another instance created the same stream a moment
+# earlier (seen with two gateways starting together): the stream is there, update it.
+_SUBJECTS_OVERLAP = 10065
+
+
+async def connect(servers: Sequence[str], disconnected: Callable[[], Awaitable[None]]) -> Client:
+    """Connect, failing after a few tries; once connected, reconnect forever.
+
+    Raises nats-py's errors (the caller translates them).
+    """
+    nc = await nats.connect(
+        servers=list(servers),
+        name="eventgateway-queue",
+        connect_timeout=2,
+        allow_reconnect=True,
+        # Bounded while opening, so a gateway started without NATS fails at once
+        # instead of hanging.
+        max_reconnect_attempts=3,
+        reconnect_time_wait=0.5,
+        error_cb=_log_error,
+        disconnected_cb=disconnected,
+        reconnected_cb=_log_reconnected,
+    )
+    # Once connected, an outage is waited out: accepts answer 503 meanwhile.
+    nc.options["max_reconnect_attempts"] = -1
+    return nc
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    """Create the stream, or apply ``config`` to it if it exists with other limits."""
+    try:
+        await js.add_stream(config)
+    except APIError as exc:
+        if exc.err_code not in (_STREAM_NAME_IN_USE, _SUBJECTS_OVERLAP):
+            raise
+        await js.update_stream(config)
+
+
+async def _log_error(exc: Exception) -> None:
+    logger.warning("NATS connection error: %s", exc)
+
+
+async def _log_reconnected() -> None:
+    logger.info("reconnected to NATS")
+
+
+async def scan(
+    js: JetStreamContext, stream: str, subject: str, *, limit: int, batch: int = 512
+) -> list[tuple[int, str, bytes]]:
+    """Every message of ``stream`` on ``subject`` (wildcards allowed), oldest first.
+
+    Reads through a short-lived ephemeral consumer (no acks, deleted afterwards), at most
+    ``limit`` messages: what is in the stream when the scan starts, so it ends.
+    Raises nats-py's errors (the caller translates them).
+    """
+    sub = await js.pull_subscribe(
+        subject,
+        stream=stream,
+        config=ConsumerConfig(
+            ack_policy=AckPolicy.NONE,
+            deliver_policy=DeliverPolicy.ALL,
+            inactive_threshold=30.0,  # the server removes it if we vanish mid-scan
+            mem_storage=True,
+        ),
+    )
+    name = None
+    try:
+        info = await sub.consumer_info()
+        name = info.name
+        remaining = min(info.num_pending or 0, limit)
+        out: list[tuple[int, str, bytes]] = []
+        while remaining > 0:
+            msgs = await sub.fetch(min(remaining, batch), timeout=5.0)
+            remaining -= len(msgs)
+            out += [(m.metadata.sequence.stream, m.subject, m.data) for m in msgs]
+        return out
+    finally:
+        await sub.unsubscribe()
+        if name is not None:
+            try:
+                await js.delete_consumer(stream, name)
+            except Exception as exc:  # it expires on its own (inactive_threshold)
+                logger.debug("could not delete the scan consumer %s: %s", name, exc)

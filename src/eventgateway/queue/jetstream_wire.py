@@ -1,0 +1,242 @@
+"""What :class:`~eventgateway.queue.jetstream.JetStreamQueue` puts in JetStream: names,
+stream and consumer configurations, message bodies, de-duplication ids, error mapping.
+
+No I/O here, so the shapes can be read (and tested) without a server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from nats.errors import Error as NatsError
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import APIError
+
+from eventgateway.errors import ConfigError, StoreError
+
+__all__ = [
+    "STREAM_FULL_CODES",
+    "DeadEnvelope",
+    "Envelope",
+    "Names",
+    "consumer_config",
+    "deadletter_stream_config",
+    "delivery_stream_config",
+    "is_nats_error",
+    "is_stream_full",
+    "log_stream_config",
+    "msg_id",
+    "store_error",
+]
+
+# JetStream's error codes for a publish refused by a stream limit with discard=new:
+# 10077 "maximum messages exceeded", 10047 "maximum bytes exceeded" (server 2.9+).
+STREAM_FULL_CODES = frozenset({10077, 10047})
+
+# Stream and consumer names may not contain ".", "*", ">", whitespace or path separators;
+# a prefix is also a subject token, so it is kept to a safe alphabet.
+_PREFIX = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """Every stream, subject and consumer name of one deployment, from its prefix."""
+
+    prefix: str
+
+    def __post_init__(self) -> None:
+        if not _PREFIX.fullmatch(self.prefix):
+            raise ConfigError(
+                f"NATS prefix {self.prefix!r} is not valid: use 1-64 letters, digits, '-' or "
+                "'_' (it starts every stream, subject and consumer name)."
+            )
+
+    @property
+    def deliveries_stream(self) -> str:
+        """The work-queue stream of unsettled deliveries."""
+        return f"{self.prefix}-deliveries"
+
+    @property
+    def deliveries_subject(self) -> str:
+        """The one subject deliveries are published on."""
+        return f"{self.prefix}.deliveries"
+
+    @property
+    def consumer(self) -> str:
+        """The durable pull consumer every instance shares."""
+        return f"{self.prefix}-dispatch"
+
+    @property
+    def deadletters_stream(self) -> str:
+        """The stream dead letters are kept in."""
+        return f"{self.prefix}-deadletters"
+
+    def deadletter_subject(self, space: str, delivery_id: str) -> str:
+        """One dead letter's subject: a direct get by subject finds it, a space is a wildcard."""
+        return f"{self.prefix}.deadletters.{token(space)}.{delivery_id}"
+
+    def deadletters_of(self, space: str) -> str:
+        """Every dead letter of ``space`` (a subject filter)."""
+        return f"{self.prefix}.deadletters.{token(space)}.*"
+
+    @property
+    def log_stream(self) -> str:
+        """The delivery log: what happened to each accepted event, one subject per event."""
+        return f"{self.prefix}-log"
+
+    def log_subject(self, space: str, source: str, event_id: str) -> str:
+        """One event's history in one space; ``log_of(space, event_id)`` matches it."""
+        return (
+            f"{self.prefix}.log.{token(space)}.{token(event_id)}.{token(space, source, event_id)}"
+        )
+
+    def log_of(self, space: str, event_id: str | None = None) -> str:
+        """The histories of ``space`` (of one event id, if given): a subject filter."""
+        return f"{self.prefix}.log.{token(space)}." + (f"{token(event_id)}.*" if event_id else ">")
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """Every stream of the deployment (for operators and tests that remove it)."""
+        return (self.deliveries_stream, self.deadletters_stream, self.log_stream)
+
+
+def token(*parts: str) -> str:
+    """A subject token for client text (any length, any characters): a 64-bit hash.
+
+    Readers compare the stored fields too, so a collision can only cost a wasted read.
+    """
+    return hashlib.sha256(msgspec.msgpack.encode(parts)).hexdigest()[:16]
+
+
+class Envelope(msgspec.Struct, array_like=True, omit_defaults=True):
+    """One delivery as a message body: the event is stored once per delivery."""
+
+    space: str
+    subscription_id: str
+    function_id: str
+    accepted_at: float  # wall-clock seconds at accept, for a retry policy's max age
+    event: bytes  # encode_event() of the event
+    partition_key: str | None = None
+    auth_request: dict[str, Any] | None = None
+    # Set when a dead letter is redriven: the id it had (its first stream sequence), so
+    # the delivery keeps its id and its history across redrives.
+    delivery_id: str | None = None
+
+
+class DeadEnvelope(msgspec.Struct, array_like=True, omit_defaults=True):
+    """A dead letter: the delivery, why it was given up, and its last attempt."""
+
+    delivery: Envelope
+    delivery_id: str
+    reason: str
+    attempts: int
+    dead_at: float
+    last_status: int | None = None
+    last_error: str = ""
+    response_excerpt: str = ""
+
+
+def msg_id(scope: str, source: str, event_id: str, subscription_id: str) -> str:
+    """The ``Nats-Msg-Id`` of one delivery.
+
+    Hashed because ``source`` and ``id`` are client text of any length and header values
+    must not hold CR/LF; the subscription is part of it because each delivery is its own
+    message (see the module docstring of :mod:`.jetstream`).
+    """
+    raw = msgspec.msgpack.encode((scope, source, event_id, subscription_id))
+    return hashlib.sha256(raw).hexdigest()
+
+
+def delivery_stream_config(
+    names: Names, *, max_deliveries: int, max_bytes: int, dedup_window_s: float, replicas: int
+) -> StreamConfig:
+    """Work-queue retention: an acked (or dead-lettered) delivery leaves the stream, so the
+    stream's message count is the backlog and its limits are the queue's bounds; ``discard
+    new`` makes a full stream refuse the publish (our 429) instead of dropping old work."""
+    return StreamConfig(
+        name=names.deliveries_stream,
+        subjects=[names.deliveries_subject],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        max_msgs=max_deliveries,
+        max_bytes=max_bytes,
+        discard=DiscardPolicy.NEW,
+        duplicate_window=dedup_window_s,
+        num_replicas=replicas,
+    )
+
+
+def deadletter_stream_config(names: Names, *, max_dead_letters: int, replicas: int) -> StreamConfig:
+    """Limits retention with ``discard new``: a full dead-letter stream refuses new dead
+    letters (the delivery then stays leased and comes back) rather than losing old ones."""
+    return StreamConfig(
+        name=names.deadletters_stream,
+        subjects=[f"{names.prefix}.deadletters.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_msgs=max_dead_letters,
+        discard=DiscardPolicy.NEW,
+        num_replicas=replicas,
+    )
+
+
+def log_stream_config(names: Names, *, max_bytes: int, replicas: int) -> StreamConfig:
+    """Limits retention with ``discard old``: the log is history, so when it is full the
+    oldest records go (``enforce_retention`` normally keeps it well below that)."""
+    return StreamConfig(
+        name=names.log_stream,
+        subjects=[f"{names.prefix}.log.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_bytes=max_bytes,
+        discard=DiscardPolicy.OLD,
+        num_replicas=replicas,
+    )
+
+
+def consumer_config(names: Names, *, lease_s: float, max_in_flight: int) -> ConsumerConfig:
+    """The shared durable pull consumer.
+
+    ``max_deliver=-1``: the subscription's RetryPolicy decides when to give up (it reads
+    the delivery count as the attempt number), so the server must never stop redelivering
+    on its own — a message past ``max_deliver`` would stay in the work queue, undelivered
+    and invisible. ``max_ack_pending`` bounds the leases out at once over all instances.
+    """
+    return ConsumerConfig(
+        durable_name=names.consumer,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=lease_s,
+        max_deliver=-1,
+        max_ack_pending=max_in_flight,
+        max_waiting=512,
+        filter_subject=names.deliveries_subject,
+    )
+
+
+def is_stream_full(exc: BaseException) -> bool:
+    """Whether a publish was refused because the stream is at a limit."""
+    return isinstance(exc, APIError) and exc.err_code in STREAM_FULL_CODES
+
+
+def store_error(what: str, exc: BaseException) -> StoreError:
+    """The :class:`StoreError` for a failed NATS call (the Events API answers 503)."""
+    detail = exc.description if isinstance(exc, APIError) else (str(exc) or type(exc).__name__)
+    return StoreError(f"NATS JetStream could not {what}: {detail}")
+
+
+def is_nats_error(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from nats-py or the socket under it (timeouts included)."""
+    return isinstance(exc, NatsError | OSError | TimeoutError)

@@ -1,0 +1,120 @@
+"""The stream side of ``runtime/logs_nats.py``: the wire form of a line, reading a subject,
+deleting old lines.
+
+A line travels as a JSON array ``[origin, space, function, request id, timestamp, stream,
+message]``; ``origin`` names the instance that wrote it. Reading a subject is an ephemeral
+ordered push consumer filtered on the subject, read until it reports nothing
+pending: the consumer's flow control keeps the server from running ahead of the reader,
+and the stream's per-subject limit bounds how many messages there can be.
+
+nats errors are left to the caller, which translates them where they enter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection
+from typing import Final
+
+import msgspec
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
+
+from eventgateway.runtime.base import LogLine, Stream
+
+__all__ = ["decode_line", "delete_lines", "encode_line", "read_subject"]
+
+logger = logging.getLogger(__name__)
+
+_Wire = tuple[str, str, str, str, float, Stream, str]
+_decoder = msgspec.json.Decoder(_Wire)
+_TRUNCATED: Final = " [eventgateway: truncated]"
+
+# An idle consumer the client forgot (crash, lost connection) is removed by the server.
+_INACTIVE_THRESHOLD_S: Final = 60.0
+
+
+async def read_subject(
+    js: JetStreamContext, stream: str, subject: str, deadline_s: float
+) -> list[Msg]:
+    """Every message on ``subject`` (no wildcard needed), in stream order.
+
+    Raises:
+        TimeoutError: the consumer did not catch up within ``deadline_s``.
+    """
+    received: asyncio.Queue[Msg] = asyncio.Queue()
+
+    async def on_message(msg: Msg) -> None:
+        received.put_nowait(msg)
+
+    async with asyncio.timeout(deadline_s):
+        sub = await js.subscribe(
+            subject,
+            stream=stream,
+            cb=on_message,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL,
+            inactive_threshold=_INACTIVE_THRESHOLD_S,
+        )
+        try:
+            info = await sub.consumer_info()
+            delivered = info.delivered.consumer_seq if info.delivered is not None else 0
+            if not info.num_pending and not delivered and received.empty():
+                return []
+            messages: list[Msg] = []
+            while True:
+                msg = await received.get()
+                messages.append(msg)
+                if msg.metadata.num_pending == 0:
+                    return messages
+        finally:
+            await sub.unsubscribe()
+
+
+def encode_line(origin: str, line: LogLine, max_bytes: int) -> bytes:
+    """The message of ``line``; a message too long for ``max_bytes`` is cut and marked."""
+    message = line.message
+    while True:
+        payload = msgspec.json.encode(
+            (
+                origin,
+                line.space,
+                line.function_id,
+                line.request_id,
+                line.timestamp,
+                line.stream,
+                message,
+            )
+        )
+        if len(payload) <= max_bytes:
+            return payload
+        # Escapes may make a character several bytes: cut by the excess, then check again.
+        keep = max(0, len(message) - (len(payload) - max_bytes) - len(_TRUNCATED) - 64)
+        message = message[:keep] + _TRUNCATED
+
+
+def decode_line(data: bytes, *, skip_origin: str | None = None) -> LogLine | None:
+    """The line of a message; ``None`` for one from ``skip_origin`` or not a log line."""
+    try:
+        origin, space, function_id, request_id, ts, stream, message = _decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        logger.debug("ignoring a message that is not a log line")
+        return None
+    if origin == skip_origin:
+        return None
+    return LogLine(space, function_id, request_id, ts, stream, message)
+
+
+async def delete_lines(
+    js: JetStreamContext, stream: str, subject: str, doomed: Collection[int], kept: Collection[int]
+) -> None:
+    """Delete the messages ``doomed`` of ``subject``, whose other messages are ``kept``."""
+    if not kept:
+        await js.purge_stream(stream, subject=subject)
+    elif max(doomed) < min(kept):  # the oldest ones, as usual: one purge
+        await js.purge_stream(stream, subject=subject, seq=min(kept))
+    else:
+        for seq in sorted(doomed):
+            await js.delete_msg(stream, seq)

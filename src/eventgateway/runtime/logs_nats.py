@@ -1,0 +1,414 @@
+"""``NatsLogStore``: function logs in the JetStream stream ``<prefix>-logs``, shared by instances.
+
+Each line is one message on ``<prefix>.logs.<space>.<function>`` (both tokens encoded as
+in ``store/_nats_keys.py``, so any name is safe). The stream's limits do the retention:
+``max_age`` and ``max_msgs_per_subject`` (lines per function) drop the oldest lines on the
+server, for every instance at once.
+
+* ``append`` puts lines in a bounded buffer that one background task publishes (pipelined
+  ``publish_async``); lines that do not fit, or whose publish fails, are counted, and a
+  ``system`` line says how many were dropped.
+* ``query`` first waits until this instance's earlier appends are acknowledged, then reads
+  the function's subject with an ordered consumer (bounded by the per-subject limit).
+* Tails of this instance get its own lines at once, in-process; lines of *other* instances
+  arrive through a core NATS subscription on the function's subject, opened while the
+  function has a tail here. Each message names the instance that wrote it, so a line is
+  never handed to a tail twice.
+
+nats errors are translated into :class:`~eventgateway.errors.StoreError` here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Final
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js.api import DiscardPolicy, PubAck, StorageType, StreamConfig
+
+from eventgateway.errors import StoreError
+from eventgateway.runtime._logs_nats_stream import (
+    decode_line,
+    delete_lines,
+    encode_line,
+    read_subject,
+)
+from eventgateway.runtime.base import LogLine, LogStore
+from eventgateway.runtime.logs_tail import (
+    DEFAULT_TAIL_BUFFER_LINES,
+    LogTail,
+    TailHub,
+    dropped_marker,
+)
+from eventgateway.store._nats_keys import encode_segment, valid_prefix
+
+__all__ = ["DEFAULT_PREFIX", "NatsLogStore"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PREFIX: Final = "eventgateway"
+_BATCH_LINES: Final = 512  # published before their acks are awaited together
+_LINE_OVERHEAD_BYTES: Final = 400  # as in logs_writer.py
+_PAYLOAD_SLACK_BYTES: Final = 4096  # room for the subject and protocol under max_payload
+_TAIL_PENDING_MSGS: Final = 10_000  # per remote-tail subscription; beyond, NATS drops
+
+
+@contextlib.contextmanager
+def _translated(action: str) -> Iterator[None]:
+    try:
+        yield
+    except (nats.errors.Error, TimeoutError, OSError) as exc:
+        raise StoreError(f"NATS function log store failed to {action}: {exc!r}") from exc
+
+
+class NatsLogStore(LogStore):
+    """Function logs in the JetStream stream ``<prefix>-logs``; tails see every instance.
+
+    Args:
+        nc: a connected client; the store never closes it.
+        prefix: starts the stream's name and subjects (as for the config store).
+        max_age_s: the stream's ``max_age``: lines older than this leave on the server.
+        max_lines_per_function: the stream's ``max_msgs_per_subject``.
+        max_bytes: the whole stream's size bound (``-1``: none but the two above).
+        max_buffered_lines: lines waiting to be published at most; more are dropped.
+        max_buffered_bytes: the same bound in (estimated) bytes.
+        tail_buffer_lines: each live tail's queue.
+        request_timeout_s: how long a batch's acks or one JetStream request may take.
+        query_timeout_s: how long reading one function's lines may take.
+
+    Raises:
+        ValueError: ``prefix`` holds characters a stream name cannot.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(
+        self,
+        nc: Client,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        max_age_s: float = 7 * 86_400.0,
+        max_lines_per_function: int = 100_000,
+        max_bytes: int = -1,
+        max_buffered_lines: int = 100_000,
+        max_buffered_bytes: int = 64 * 1024 * 1024,
+        tail_buffer_lines: int = DEFAULT_TAIL_BUFFER_LINES,
+        request_timeout_s: float = 5.0,
+        query_timeout_s: float = 30.0,
+    ) -> None:
+        if not valid_prefix(prefix):
+            raise ValueError(f"prefix {prefix!r}: use 1 to 64 of A-Z, a-z, 0-9, '-' and '_'")
+        self.prefix = prefix
+        self.stream = f"{prefix}-logs"
+        self._nc = nc
+        self._js = nc.jetstream(timeout=request_timeout_s)
+        self._config = StreamConfig(
+            name=self.stream,
+            subjects=[f"{prefix}.logs.>"],
+            max_age=max_age_s,
+            max_msgs_per_subject=max_lines_per_function,
+            max_bytes=max_bytes,
+            discard=DiscardPolicy.OLD,
+            storage=StorageType.FILE,
+            allow_direct=True,
+        )
+        self._max_lines = max_buffered_lines
+        self._max_bytes = max_buffered_bytes
+        self._request_timeout_s = request_timeout_s
+        self._query_timeout_s = query_timeout_s
+        self._origin = uuid.uuid4().hex  # tells this instance's lines from the others'
+        self._tails = TailHub(tail_buffer_lines)
+        self._buffer: collections.deque[LogLine] = collections.deque()
+        self._buffered_bytes = 0
+        self._dropped: dict[tuple[str, str], int] = {}  # not yet reported in a notice
+        self._accepted = 0  # lines taken into the buffer, ever
+        self._settled = 0  # of those, published or lost
+        self._progress = asyncio.Condition()
+        self._wakeup = asyncio.Event()
+        self._publisher: asyncio.Task[None] | None = None
+        self._remote: dict[tuple[str, str], Subscription] = {}
+        self._subscribing: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._closed = False
+        self.dropped_lines = 0  # did not fit in the buffer, or came after close()
+        self.failed_lines = 0  # their publish failed (logged)
+        self.published_lines = 0
+
+    def subject(self, space: str, function_id: str) -> str:
+        """The subject one function's lines are published on."""
+        return f"{self.prefix}.logs.{encode_segment(space)}.{encode_segment(function_id)}"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create the stream (or apply this store's limits to it) and start publishing.
+
+        Raises:
+            StoreError: NATS refused or did not answer.
+        """
+        with _translated(f"create the stream {self.stream}"):
+            try:
+                await self._js.add_stream(self._config)
+            except nats.js.errors.BadRequestError:
+                await self._js.update_stream(self._config)  # exists with other limits
+        self._publisher = asyncio.create_task(self._publish_loop(), name=f"{self.stream}-pub")
+
+    def end_tails(self) -> None:
+        self._tails.close()
+
+    async def close(self) -> None:
+        """End tails, publish what is buffered (within the request timeout), unsubscribe."""
+        if self._closed:
+            return
+        self._closed = True
+        self._tails.close()
+        self._wakeup.set()
+        # Awaited, not cancelled: nats-py breaks the connection when a flush() waiting for
+        # its PONG is cancelled. Each is bounded by the request timeout.
+        await asyncio.gather(*self._subscribing.values(), return_exceptions=True)
+        subscriptions, self._remote = list(self._remote.values()), {}
+        for sub in subscriptions:
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+        if self._publisher is not None:
+            try:
+                async with asyncio.timeout(self._request_timeout_s * 2):
+                    await asyncio.shield(self._publisher)
+            except TimeoutError:
+                self._publisher.cancel()
+                logger.warning(
+                    "closing %s: %d log lines unpublished", self.stream, len(self._buffer)
+                )
+
+    # -- append and the publisher -----------------------------------------------------------
+
+    def append(self, lines: Sequence[LogLine]) -> None:
+        """Buffer ``lines`` for publishing and feed this instance's tails; never blocks."""
+        if not lines:
+            return
+        if self._closed:
+            self.dropped_lines += len(lines)
+            return
+        self._tails.publish(lines)
+        for index, line in enumerate(lines):
+            size = len(line.message) + _LINE_OVERHEAD_BYTES
+            if (
+                len(self._buffer) >= self._max_lines
+                or self._buffered_bytes + size > self._max_bytes
+            ):
+                # The rest of the call goes too: what is kept has no holes mid-burst.
+                for dropped in lines[index:]:
+                    key = (dropped.space, dropped.function_id)
+                    self._dropped[key] = self._dropped.get(key, 0) + 1
+                self.dropped_lines += len(lines) - index
+                break
+            self._buffer.append(line)
+            self._buffered_bytes += size
+            self._accepted += 1
+        self._wakeup.set()
+
+    async def _publish_loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._buffer or self._dropped:
+                batch = [
+                    self._buffer.popleft() for _ in range(min(_BATCH_LINES, len(self._buffer)))
+                ]
+                self._buffered_bytes -= sum(len(x.message) + _LINE_OVERHEAD_BYTES for x in batch)
+                notices = self._notices()
+                await self._publish(batch + notices)
+                self._settled += len(batch)
+                async with self._progress:
+                    self._progress.notify_all()
+            if self._closed:
+                return
+
+    def _notices(self) -> list[LogLine]:
+        why = "the log store could not keep up (NATS was slower than the function)"
+        notices = [
+            dropped_marker(space, function_id, count, why)
+            for (space, function_id), count in self._dropped.items()
+        ]
+        for (space, function_id), count in self._dropped.items():
+            logger.warning(
+                "Dropped %d log lines of function %r in space %r: %s",
+                count,
+                function_id,
+                space,
+                why,
+            )
+        self._dropped.clear()
+        return notices
+
+    async def _publish(self, lines: list[LogLine]) -> None:
+        limit = self._nc.max_payload - _PAYLOAD_SLACK_BYTES
+        acks: list[asyncio.Future[PubAck]] = []
+        try:
+            async with asyncio.timeout(self._request_timeout_s):
+                for line in lines:
+                    payload = encode_line(self._origin, line, limit)
+                    subject = self.subject(line.space, line.function_id)
+                    acks.append(await self._js.publish_async(subject, payload))
+                results = await asyncio.gather(*acks, return_exceptions=True)
+        except Exception as exc:  # never let the publisher die: the lines are lost, counted
+            for ack in acks:
+                ack.cancel()  # frees its slot among the client's pending publishes
+            self.failed_lines += len(lines)
+            logger.error(
+                "Lost %d function log lines publishing to %s: %r", len(lines), self.stream, exc
+            )
+            return
+        failed = [result for result in results if isinstance(result, BaseException)]
+        if failed:
+            self.failed_lines += len(failed)
+            logger.error("Lost %d function log lines: %r", len(failed), failed[0])
+        self.published_lines += len(lines) - len(failed)
+
+    async def flush(self) -> None:
+        """Wait until every line appended before this call is published (or lost).
+
+        Raises:
+            StoreError: the store is not open or closed, or the wait took too long.
+        """
+        if self._publisher is None:
+            raise StoreError(f"the function log store {self.stream} is not open")
+        if self._closed:
+            raise StoreError(f"the function log store {self.stream} is closed")
+        target = self._accepted
+        try:
+            async with asyncio.timeout(self._query_timeout_s), self._progress:
+                await self._progress.wait_for(lambda: self._settled >= target)
+        except TimeoutError as exc:
+            raise StoreError(f"function log store {self.stream}: publishing is stuck") from exc
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def _lines(self, space: str, function_id: str) -> list[tuple[int, LogLine]]:
+        """Every kept line of one function with its stream sequence, in stream order."""
+        await self.flush()
+        with _translated(f"read the logs of {function_id!r}"):
+            messages = await read_subject(
+                self._js, self.stream, self.subject(space, function_id), self._query_timeout_s
+            )
+        lines: list[tuple[int, LogLine]] = []
+        for msg in messages:
+            line = decode_line(msg.data)
+            if line is not None:
+                lines.append((msg.metadata.sequence.stream, line))
+        return lines
+
+    async def query(
+        self,
+        space: str,
+        function_id: str,
+        *,
+        since: float | None = None,
+        limit: int = 1000,
+        filter: str | None = None,
+    ) -> list[LogLine]:
+        """The newest ``limit`` lines matching ``since`` and ``filter``, oldest first.
+
+        Raises:
+            StoreError: NATS did not answer, or the store is not open or closed.
+        """
+        if limit < 1:
+            return []
+        found = [
+            (line.timestamp, seq, line)
+            for seq, line in await self._lines(space, function_id)
+            if (since is None or line.timestamp >= since) and (not filter or filter in line.message)
+        ]
+        found.sort(key=lambda item: (item[0], item[1]))
+        return [line for _, _, line in found[-limit:]]
+
+    async def enforce_retention(self, *, max_age_s: float, max_lines_per_function: int) -> int:
+        """Delete lines whose timestamps are older than ``max_age_s``, and all but the
+        newest ``max_lines_per_function`` of each function.
+
+        The stream's own limits already do this by arrival time; this sweep reads every
+        function's lines, so call it rarely.
+
+        Raises:
+            StoreError: NATS did not answer, or the store is not open or closed.
+        """
+        if max_lines_per_function < 0:
+            raise ValueError(
+                f"max_lines_per_function {max_lines_per_function!r} must not be negative"
+            )
+        await self.flush()
+        with _translated(f"list the functions of {self.stream}"):
+            info = await self._js.stream_info(self.stream, subjects_filter=f"{self.prefix}.logs.>")
+        cutoff = time.time() - max_age_s
+        deleted = 0
+        for subject in info.state.subjects or {}:
+            with _translated(f"read {subject}"):
+                messages = await read_subject(self._js, self.stream, subject, self._query_timeout_s)
+            ordered = sorted(
+                (line.timestamp, msg.metadata.sequence.stream)
+                for msg in messages
+                if (line := decode_line(msg.data)) is not None
+            )
+            cut = max(len(ordered) - max_lines_per_function, 0)
+            doomed = {seq for index, (ts, seq) in enumerate(ordered) if index < cut or ts < cutoff}
+            if not doomed:
+                continue
+            kept = [seq for _, seq in ordered if seq not in doomed]
+            with _translated(f"delete old lines of {subject}"):
+                await delete_lines(self._js, self.stream, subject, doomed, kept)
+            deleted += len(doomed)
+        return deleted
+
+    # -- live tails -------------------------------------------------------------------------
+
+    def tail(self, space: str, function_id: str) -> LogTail:
+        """Lines appended from now on, by this instance at once and by others once
+        :meth:`wait_tail_ready` returns."""
+        tail = self._tails.open(space, function_id)
+        key = (space, function_id)
+        if not self._closed and key not in self._remote and key not in self._subscribing:
+            task = asyncio.create_task(self._subscribe(key), name=f"{self.stream}-tail")
+            self._subscribing[key] = task
+            task.add_done_callback(lambda _: self._subscribing.pop(key, None))
+        return tail
+
+    async def wait_tail_ready(self, space: str, function_id: str) -> None:
+        """Wait until lines of other instances reach this function's tails here."""
+        task = self._subscribing.get((space, function_id))
+        if task is not None:
+            await asyncio.shield(task)
+
+    def tail_count(self, space: str | None = None, function_id: str | None = None) -> int:
+        """Open tails, of one function or of all."""
+        return self._tails.count(space, function_id)
+
+    async def _subscribe(self, key: tuple[str, str]) -> None:
+        async def on_message(msg: Msg) -> None:
+            if self._tails.count(*key) == 0:  # the last tail went: stop listening
+                sub = self._remote.pop(key, None)
+                if sub is not None:
+                    with contextlib.suppress(nats.errors.Error):
+                        await sub.unsubscribe()
+                return
+            line = decode_line(msg.data, skip_origin=self._origin)
+            if line is not None:
+                self._tails.publish((line,))
+
+        try:
+            sub = await self._nc.subscribe(
+                self.subject(*key), cb=on_message, pending_msgs_limit=_TAIL_PENDING_MSGS
+            )
+            await self._nc.flush(timeout=max(1, round(self._request_timeout_s)))
+        except (nats.errors.Error, TimeoutError, OSError) as exc:
+            logger.warning("tail of %r: cannot follow other instances' lines: %r", key, exc)
+            return
+        self._remote[key] = sub
