@@ -28,6 +28,7 @@ from typing import Final
 
 from wcmatch import glob
 
+from eventgateway.deploy.package_limits import check_limit
 from eventgateway.errors import ConfigError
 from eventgateway.runtime.bundle_archive import METADATA_NAME
 
@@ -152,12 +153,12 @@ def build_bundle(directory: pathlib.Path, patterns: Sequence[str] = ()) -> Bundl
             f"rename it or leave it out with '!{METADATA_NAME}' in package.patterns"
         )
     declared = {entry.path: entry.size for entry in selection.files}
-    _check_limit(directory, declared, MAX_UNZIPPED_BYTES, "unzipped")
+    check_limit(directory, declared, MAX_UNZIPPED_BYTES, "unzipped")
 
     contents = [(entry, _read(directory, entry.path)) for entry in selection.files]
     # Check again: a file may have grown since it was listed.
     read = {entry.path: len(data) for entry, data in contents}
-    _check_limit(directory, read, MAX_UNZIPPED_BYTES, "unzipped")
+    check_limit(directory, read, MAX_UNZIPPED_BYTES, "unzipped")
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -174,7 +175,7 @@ def build_bundle(directory: pathlib.Path, patterns: Sequence[str] = ()) -> Bundl
                 ) from None
         compressed = {info.filename: info.compress_size for info in archive.infolist()}
     data = buffer.getvalue()
-    _check_limit(directory, compressed, MAX_ZIP_BYTES, "zipped", total=len(data))
+    check_limit(directory, compressed, MAX_ZIP_BYTES, "zipped", total=len(data))
     return Bundle(
         data=data,
         bundle_id=hashlib.sha256(data).hexdigest(),
@@ -368,43 +369,3 @@ def _read(directory: pathlib.Path, path: str) -> bytes:
             f"cannot read {directory / path}: {exc.strerror or exc}; fix its permissions "
             "or leave it out with package.patterns"
         ) from None
-
-
-def _check_limit(
-    directory: pathlib.Path,
-    sizes: dict[str, int],
-    limit: int,
-    kind: str,
-    *,
-    total: int | None = None,
-) -> None:
-    size = sum(sizes.values()) if total is None else total
-    if size <= limit:
-        return
-    # Grouped by top-level entry: those are what a pattern most easily leaves out.
-    groups: dict[str, int] = {}
-    for path, bytes_ in sizes.items():
-        top, slash, _ = path.partition("/")
-        groups[top + slash] = groups.get(top + slash, 0) + bytes_
-    biggest = sorted(groups.items(), key=lambda item: (-item[1], item[0]))[:3]
-    listed = ", ".join(f"{name} ({_human(bytes_)})" for name, bytes_ in biggest)
-    examples = ", ".join(
-        f"'!{name}**'" if name.endswith("/") else f"'!{name}'" for name, _ in biggest
-    )
-    raise ConfigError(
-        f"the bundle of {directory} is {_human(size)} {kind}, over the gateway's limit of "
-        f"{_human(limit)} {kind}; the biggest parts are {listed}. "
-        f"Leave out what the functions do not need with package.patterns in "
-        f"serverless.yml, for example {examples}"
-    )
-
-
-def _human(size: int) -> str:
-    if size < 1024:
-        return f"{size} bytes"
-    value = float(size)
-    for unit in ("KiB", "MiB", "GiB"):
-        value /= 1024
-        if value < 1024 or unit == "GiB":
-            break
-    return f"{value:.0f} {unit}" if value.is_integer() else f"{value:.1f} {unit}"

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from eventgateway.deploy.model import DEFAULT_STAGE
+from eventgateway.deploy.variable_syntax import Variable, alternatives, closing, pieces
 from eventgateway.errors import ConfigError
 
 __all__ = [
@@ -132,68 +133,11 @@ class _Outcome:
     nullable: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class _Variable:
-    body: str  # the text between ``${`` and the matching ``}``
-
-
-def _closing(text: str, start: int) -> int:
-    """Index of the ``}`` closing the ``${`` whose body starts at ``start``; -1 if none."""
-    depth, quote, index = 1, "", start
-    while index < len(text):
-        char = text[index]
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif text.startswith("${", index):
-            depth += 1
-            index += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return index
-        index += 1
-    return -1
-
-
-def _pieces(text: str, path: KeyPath) -> list[str | _Variable]:
-    pieces: list[str | _Variable] = []
-    position = 0
-    while (start := text.find("${", position)) != -1:
-        end = _closing(text, start + 2)
-        if end == -1:
-            raise VariableError(
-                path, f"{text!r} opens a variable with '${{' that is never closed; add the '}}'"
-            )
-        body = text[start + 2 : end]
-        if ":" in body or body.strip().startswith("file("):
-            pieces.extend((text[position:start], _Variable(body)))
-        else:  # ${Name} without a source is CloudFormation's, not ours
-            pieces.append(text[position : end + 1])
-        position = end + 1
-    pieces.append(text[position:])
-    return [piece for piece in pieces if piece != ""]
-
-
-def _alternatives(body: str) -> list[str]:
-    """``opt:stage, ${env:S, 'a,b'}`` → ``["opt:stage", "${env:S, 'a,b'}"]``."""
-    parts: list[str] = []
-    depth, quote, start = 0, "", 0
-    for index, char in enumerate(body):
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif body.startswith("${", index):
-            depth += 1
-        elif char == "}" and depth:
-            depth -= 1
-        elif char == "," and not depth:
-            parts.append(body[start:index].strip())
-            start = index + 1
-    parts.append(body[start:].strip())
-    return parts
+def _split(text: str, path: KeyPath) -> list[str | Variable]:
+    try:
+        return pieces(text)
+    except ValueError as exc:
+        raise VariableError(path, str(exc)) from exc
 
 
 def _as_text(value: Any) -> str:
@@ -250,8 +194,8 @@ class _Resolver:
         return result
 
     def _interpolate(self, text: str, path: KeyPath) -> Any:
-        pieces = _pieces(text, path)
-        if len(pieces) == 1 and isinstance(pieces[0], _Variable):
+        pieces = _split(text, path)
+        if len(pieces) == 1 and isinstance(pieces[0], Variable):
             outcome = self._evaluate(pieces[0].body, path)
             if outcome.value is _MISSING:
                 if outcome.nullable:
@@ -284,12 +228,12 @@ class _Resolver:
         return VariableError(
             path,
             f"${{{body}}}{where} has no value: {reasons}; set it, or add a default "
-            f"such as ${{{_alternatives(body)[0]}, 'value'}}",
+            f"such as ${{{alternatives(body)[0]}, 'value'}}",
         )
 
     def _evaluate(self, body: str, path: KeyPath) -> _Outcome:
         outcome = _Outcome()
-        choices = _alternatives(body)
+        choices = alternatives(body)
         if not all(choices):
             raise VariableError(path, f"${{{body}}} has an empty choice; remove the comma")
         for choice in choices:
@@ -307,7 +251,7 @@ class _Resolver:
             return (float(choice) if "." in choice else int(choice)), False
         if choice in ("true", "false"):
             return choice == "true", False
-        if choice.startswith("${") and _closing(choice, 2) == len(choice) - 1:
+        if choice.startswith("${") and closing(choice, 2) == len(choice) - 1:
             nested = self._evaluate(choice[2:-1], path)
             reasons.extend(nested.reasons)
             return nested.value, nested.nullable
