@@ -25,7 +25,17 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from bench import chart, ingest, latency, report, resources, rows, syncroute, throughput
+from bench import (
+    chart,
+    ingest,
+    latency,
+    natsgateway,
+    report,
+    resources,
+    rows,
+    syncroute,
+    throughput,
+)
 from bench.procs import HERE, Cores, procs, serve_flags
 from bench.runner import Context, run_captured
 
@@ -51,6 +61,12 @@ def _generators(ctx: Context) -> dict[str, Any]:
 def _nats(ctx: Context) -> dict[str, Any]:
     args = [sys.executable, "-m", "bench.natsfloor", "--seconds", str(ctx.seconds)]
     found: dict[str, Any] = json.loads(run_captured(args, ctx.cores.load, 120).splitlines()[-1])
+    # The floor and the gateway on NATS are apart: one failing keeps the other's figures.
+    try:
+        found["gateway"] = natsgateway.measure(ctx)
+    except Exception as exc:
+        traceback.print_exc()
+        found["gateway"] = {"error": f"{type(exc).__name__}: {exc}"}
     ctx.note("nats", **found)
     return found
 
@@ -134,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         cores=cores_used,
         details=ctx.details,
         profile_top=(ctx.details.get("ingest", {}).get("at-least-once") or {}).get("profile_top"),
-        chart_caption=chart.draw(ctx.details.get("latency"), args.out / "latency.png"),
+        chart_caption=chart.draw(
+            ctx.details.get("latency"),
+            (ctx.details.get("nats", {}).get("gateway") or {}).get("latency"),
+            args.out / "latency.png",
+        ),
     )
     report.write(args.out, run, table_rows)
     print()

@@ -33,9 +33,10 @@ def floor(ctx: Context, path: str = "/floor") -> dict[str, Any]:
         ctx.owner.stop(receiver.proc)
 
 
-def gateway(ctx: Context, delivery: str, dispatch: str = "process") -> dict[str, Any]:
+def gateway(ctx: Context, delivery: str, dispatch: str = "process", *store: str) -> dict[str, Any]:
+    """``store``: extra ``eg serve`` arguments choosing the store (``--store nats://…``)."""
     receiver = start_receiver(ctx.owner, ctx.cores.load)
-    gw = start_gateway(ctx.owner, ctx.cores, "--dispatch", dispatch)
+    gw = start_gateway(ctx.owner, ctx.cores, "--dispatch", dispatch, *store)
     try:
         gw.function("f", receiver.url + "/f")
         gw.subscribe("f", "/bench", delivery=delivery)
@@ -61,7 +62,7 @@ def ceilings(ctx: Context) -> dict[str, Any]:
     )
     url = f"http://{HOST}:{port}/"
     try:
-        wait_http(url, proc=server)  # type: ignore[arg-type]
+        wait_http(url, proc=server)
         found: dict[str, Any] = {}
         if ctx.generator == "wrk" and shutil.which("wrk"):
             found["wrk"] = wrk(ctx, url, ctx.seconds, CONNECTIONS)

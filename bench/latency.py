@@ -49,24 +49,31 @@ def _one(ctx: Context, receiver: Receiver, url: str, rate: float) -> dict[str, A
     }
 
 
+def through_gateway(ctx: Context, receiver: Receiver, *store: str) -> list[dict[str, Any]]:
+    """The rate sweep through one gateway; ``store``: extra ``eg serve`` arguments."""
+    points = []
+    gw = start_gateway(ctx.owner, ctx.cores, *store)
+    try:
+        gw.function("f", receiver.url + "/f")
+        gw.subscribe("f", "/bench")
+        for rate in QUICK_RATES if ctx.quick else RATES:
+            points.append(_one(ctx, receiver, f"{gw.events_url}/bench", rate))
+    finally:
+        stop_gateway(ctx.owner, gw)
+    return points
+
+
 def measure(ctx: Context) -> dict[str, Any]:
     rates = QUICK_RATES if ctx.quick else RATES
     receiver = start_receiver(ctx.owner, ctx.cores.load)
-    gateway_points, floor_points = [], []
+    floor_points = []
     try:
-        gw = start_gateway(ctx.owner, ctx.cores)
-        try:
-            gw.function("f", receiver.url + "/f")
-            gw.subscribe("f", "/bench")
-            for rate in rates:
-                gateway_points.append(_one(ctx, receiver, f"{gw.events_url}/bench", rate))
-        finally:
-            stop_gateway(ctx.owner, gw)
+        gateway_points = through_gateway(ctx, receiver)
         for rate in rates:
             floor_points.append(_one(ctx, receiver, receiver.url + "/f", rate))
     finally:
         ctx.owner.stop(receiver.proc)
-    results = {"sqlite": gateway_points, "floor": floor_points, "nats": None}
+    results = {"sqlite": gateway_points, "floor": floor_points}
     ctx.note("latency", **results)
     return results
 

@@ -232,7 +232,7 @@ def start_receiver(owner: Procs, cpus: set[int] | None, name: str = "receiver") 
     port = free_port()
     proc = owner.spawn([sys.executable, "-m", "bench.receiver", str(port)], name, cpus)
     receiver = Receiver(proc, port)
-    wait_http(receiver.url + "/count", proc=proc)  # type: ignore[arg-type]
+    wait_http(receiver.url + "/count", proc=proc)
     return receiver
 
 
@@ -330,7 +330,7 @@ def start_gateway(owner: Procs, cores: Cores, *args: str) -> Gateway:
         env={"EG_OPERATOR_KEY": key},
     )
     gateway = Gateway(proc, events_port, config_port, data_dir, key)
-    wait_http(f"http://{HOST}:{config_port}/v1/status", proc=proc)  # type: ignore[arg-type]
+    wait_http(f"http://{HOST}:{config_port}/v1/status", proc=proc)
     if "inline" not in args:
         # The delivery worker starts beside the HTTP APIs: wait until it listens, so no
         # measurement includes its start-up.

@@ -179,6 +179,16 @@ def test_nats_url_opens_a_nats_store_with_every_server_and_the_prefix(
     assert (store.prefix, store.bucket) == ("blue", "blue-config")
 
 
+def test_nats_url_replicas_reach_the_config_store_and_default_to_one(
+    open_store: Callable[[str], Any],
+):
+    from eventgateway.cluster import parse_nats_url
+
+    assert parse_nats_url("nats://a:4222,nats://b:4222?prefix=x&replicas=3").replicas == 3
+    assert parse_nats_url("nats://a:4222").replicas == 1
+    assert open_store("nats://a:4222?replicas=3")._replicas == 3
+
+
 def test_nats_url_without_prefix_uses_the_default_prefix(open_store: Callable[[str], Any]):
     assert open_store("nats://127.0.0.1:4222").bucket == "eventgateway-config"
 
@@ -191,6 +201,9 @@ def test_nats_url_without_prefix_uses_the_default_prefix(open_store: Callable[[s
         ("nats://a:99999", "'nats://a:99999' is not a NATS URL (Port out of range"),
         ("nats://a:4222?prefx=x", "unknown option 'prefx'"),
         ("nats://a:4222?prefix=a.b", "prefix 'a.b': use 1 to 64 of A-Z"),
+        ("nats://a:4222?replicas=0", "replicas='0' must be a whole number from 1 to 5"),
+        ("nats://a:4222?replicas=6", "replicas='6' must be a whole number from 1 to 5"),
+        ("nats://a:4222?replicas=three", "replicas='three' must be a whole number from 1 to 5"),
     ],
 )
 def test_bad_nats_url_is_a_config_error_quoting_it(

@@ -51,7 +51,7 @@ def _nats_store(url: str) -> ConfigStore:
 
     target = parse_nats_url(url)
     try:
-        return NatsStore(target.servers, prefix=target.prefix)
+        return NatsStore(target.servers, prefix=target.prefix, replicas=target.replicas)
     except ValueError as exc:
         raise ConfigError(f"store {url!r}: {exc}") from exc
 

@@ -26,19 +26,24 @@ if TYPE_CHECKING:
 
 __all__ = ["NatsLink", "NatsTarget", "parse_nats_url"]
 
-_EXAMPLE = "nats://HOST:4222[,nats://HOST2:4222][?prefix=NAME]"
+_EXAMPLE = "nats://HOST:4222[,nats://HOST2:4222][?prefix=NAME][&replicas=N]"
+_MAX_REPLICAS = 5  # JetStream's own limit on a stream's replicas
 
 
 @dataclass(frozen=True, slots=True)
 class NatsTarget:
-    """The servers and the name prefix a ``nats://`` store URL names."""
+    """The servers, name prefix and replica count a ``nats://`` store URL names."""
 
     servers: tuple[str, ...]
     prefix: str
+    replicas: int = 1
 
 
 def parse_nats_url(url: str) -> NatsTarget:
-    """``nats://host:4222[,nats://host2:4222][?prefix=NAME]`` as servers and prefix.
+    """``nats://host:4222[,nats://host2:4222][?prefix=NAME][&replicas=N]`` as a target.
+
+    ``replicas`` (1–5, default 1) is given to every stream, KV bucket and object store
+    the gateway creates; use 3 on a 3-node cluster (``docs/cluster.md``, durability).
 
     Raises:
         ConfigError: naming the URL, the bad part and the expected shape.
@@ -58,10 +63,16 @@ def parse_nats_url(url: str) -> NatsTarget:
         if parts.scheme != "nats" or not parts.hostname or parts.path not in ("", "/"):
             raise ConfigError(f"store {url!r}: {server!r} is not a NATS URL; use {_EXAMPLE}")
     options = urllib.parse.parse_qs(query, keep_blank_values=True)
-    unknown = sorted(set(options) - {"prefix"})
+    unknown = sorted(set(options) - {"prefix", "replicas"})
     if unknown:
         raise ConfigError(f"store {url!r}: unknown option {unknown[0]!r}; use {_EXAMPLE}")
-    return NatsTarget(servers, options.get("prefix", [DEFAULT_PREFIX])[-1])
+    raw = options.get("replicas", ["1"])[-1]
+    if not raw.isdigit() or not 1 <= int(raw) <= _MAX_REPLICAS:
+        raise ConfigError(
+            f"store {url!r}: replicas={raw!r} must be a whole number from 1 to "
+            f"{_MAX_REPLICAS}; use {_EXAMPLE}"
+        )
+    return NatsTarget(servers, options.get("prefix", [DEFAULT_PREFIX])[-1], int(raw))
 
 
 def jetstream_queue(settings: Settings, target: NatsTarget) -> JetStreamQueue:
@@ -77,6 +88,7 @@ def jetstream_queue(settings: Settings, target: NatsTarget) -> JetStreamQueue:
             max_bytes=limits.queue_max_bytes,
             dedup_window_s=durability.dedup_window_s,
             lease_s=durability.lease_s,
+            replicas=target.replicas,
         )
     except ValueError as exc:
         raise ConfigError(f"store {settings.resolved_store_url!r}: {exc}") from exc
@@ -103,9 +115,13 @@ class NatsLink:
             prefix=target.prefix,
             max_age_s=durability.retention_max_age_s,
             max_lines_per_function=durability.log_lines_per_function,
+            replicas=target.replicas,
         )
         self.bundles: NatsBundleStore = NatsBundleStore(
-            pathlib.Path(settings.data_dir) / "bundles", self.client, prefix=target.prefix
+            pathlib.Path(settings.data_dir) / "bundles",
+            self.client,
+            prefix=target.prefix,
+            replicas=target.replicas,
         )
 
     async def connect(self) -> None:

@@ -61,6 +61,7 @@ _JSON = (b"content-type", b"application/json")
 _BATCH_TYPE = "application/cloudevents-batch+json"
 _FAILED_CALL = "Function call failed. Please check logs."
 _DUPLICATE = (b"x-eventgateway-duplicate", b"true")
+_STORE_RETRY = (b"retry-after", b"2")  # a NATS failover or reconnect takes about this long
 _MAX_TYPE_LABELS = 1000
 
 
@@ -236,10 +237,13 @@ class EventsApp:
                 extra = [*extra, (b"retry-after", str(exc.retry_after_s).encode())]
                 await _respond_error(send, 429, exc.message, extra)
                 return
-            except StoreError:
-                logger.exception("could not persist %d event(s)", len(durable))
+            except StoreError as exc:
+                logger.warning("could not persist %d event(s): %s", len(durable), exc)
                 await _respond_error(
-                    send, 503, "Events cannot be stored right now; retry later.", extra
+                    send,
+                    503,
+                    "Events cannot be stored right now; retry later.",
+                    [*extra, _STORE_RETRY],
                 )
                 return
             if any(duplicates):

@@ -37,11 +37,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
+from nats.js.errors import NoStreamResponseError
 
 from eventgateway.errors import StoreError
 from eventgateway.events.codec import encode_event
@@ -277,26 +279,20 @@ class JetStreamQueue(JetStreamLogMixin, JetStreamLeaseMixin, JetStreamSettleMixi
             or self._bytes + add_bytes > self._max_bytes
         ):
             raise self._refusal(count)
-        js = self._js
-        # Pipelined: every publish is written before any ack is awaited; one connection
-        # keeps them in order, so the stream holds them in accept order.
-        acks = await asyncio.gather(
-            *(
-                js.publish(subject, payload, headers={"Nats-Msg-Id": mid})
-                for messages in plan
-                for payload, mid in messages
-            ),
-            return_exceptions=True,
+        acks = await self._publish_all(
+            subject, [message for messages in plan for message in messages]
         )
-        await self._refresh(force=True)
         failures = [a for a in acks if isinstance(a, BaseException)]
-        if failures:
-            if all(is_stream_full(f) for f in failures):
-                raise self._refusal(len(failures))
+        if failures and not all(is_stream_full(f) for f in failures):
             for failure in failures:
                 if not is_nats_error(failure):
                     raise failure
+            # No refresh here: NATS is unreachable, and a second timeout would double
+            # how long the client waits for its 503.
             raise store_error("store the accepted events", failures[0]) from failures[0]
+        await self._refresh(force=True)
+        if failures:
+            raise self._refusal(len(failures))
         position = 0
         records = []
         for index, (item, messages) in enumerate(zip(items, plan, strict=True)):
@@ -307,6 +303,38 @@ class JetStreamQueue(JetStreamLogMixin, JetStreamLeaseMixin, JetStreamSettleMixi
                 records += self._accepted_records(item, mine, now)
         await self._log_accepted(records)
         return results
+
+    async def _publish_all(self, subject: str, messages: list[tuple[bytes, str]]) -> list[Any]:
+        """Each message's publish ack or error, retrying "no responders" until the timeout.
+
+        A stream that is electing a leader (its node died) has no responder for a moment;
+        retrying within the publish timeout rides that out instead of answering 503. A
+        retry is safe: the server de-duplicates it by ``Nats-Msg-Id``.
+        """
+        js = self._js
+        assert js is not None
+        deadline = time.monotonic() + self._publish_timeout_s
+        results: list[Any] = [None] * len(messages)
+        todo, delay_s = list(range(len(messages))), 0.05
+        while True:
+            # Pipelined: every publish is written before any ack is awaited; one connection
+            # keeps them in order, so the stream holds them in accept order (retries aside).
+            acks = await asyncio.gather(
+                *(
+                    js.publish(subject, messages[i][0], headers={"Nats-Msg-Id": messages[i][1]})
+                    for i in todo
+                ),
+                return_exceptions=True,
+            )
+            retry = []
+            for i, ack in zip(todo, acks, strict=True):
+                results[i] = ack
+                if isinstance(ack, NoStreamResponseError):
+                    retry.append(i)
+            if not retry or time.monotonic() + delay_s >= deadline:
+                return results
+            await asyncio.sleep(delay_s)  # a leader election has no event to wait on
+            todo, delay_s = retry, min(delay_s * 2, 0.5)
 
     def _refusal(self, count: int) -> Exception:
         return refusal(

@@ -56,6 +56,7 @@ class NatsBundleStore(BundleStore):
         nc: a connected client; the store never closes it.
         prefix: starts the bucket's name (as for the config store).
         transfer_timeout_s: how long storing or fetching one zip may take.
+        replicas: the bucket's replicas when this store creates it; use 3 in a cluster.
         options: the :class:`BundleStore` limits and installer commands.
 
     Raises:
@@ -71,6 +72,7 @@ class NatsBundleStore(BundleStore):
         *,
         prefix: str = DEFAULT_PREFIX,
         transfer_timeout_s: float = 120.0,
+        replicas: int = 1,
         **options: Any,
     ) -> None:
         if not valid_prefix(prefix):
@@ -79,6 +81,7 @@ class NatsBundleStore(BundleStore):
         self.bucket = f"{prefix}-bundles"
         self._js = nc.jetstream()
         self._transfer_timeout_s = transfer_timeout_s
+        self._replicas = replicas
         self._objects: ObjectStore | None = None
         self._stored: set[str] = set()  # bundle ids in the bucket, from its watch
         self._learned = asyncio.Condition()  # notified when the watch adds one
@@ -94,7 +97,7 @@ class NatsBundleStore(BundleStore):
         with _translated(f"open the object store {self.bucket}"):
             async with asyncio.timeout(self._transfer_timeout_s):
                 self._objects = await self._js.create_object_store(
-                    self.bucket, storage=StorageType.FILE
+                    self.bucket, storage=StorageType.FILE, replicas=self._replicas
                 )
                 watcher = await self._objects.watch(ignore_deletes=True)
                 while (info := await _next(watcher, self._transfer_timeout_s)) is not None:

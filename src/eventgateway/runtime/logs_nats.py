@@ -85,6 +85,7 @@ class NatsLogStore(LogStore):
         tail_buffer_lines: each live tail's queue.
         request_timeout_s: how long a batch's acks or one JetStream request may take.
         query_timeout_s: how long reading one function's lines may take.
+        replicas: the stream's replicas; use 3 in a cluster.
 
     Raises:
         ValueError: ``prefix`` holds characters a stream name cannot.
@@ -105,6 +106,7 @@ class NatsLogStore(LogStore):
         tail_buffer_lines: int = DEFAULT_TAIL_BUFFER_LINES,
         request_timeout_s: float = 5.0,
         query_timeout_s: float = 30.0,
+        replicas: int = 1,
     ) -> None:
         if not valid_prefix(prefix):
             raise ValueError(f"prefix {prefix!r}: use 1 to 64 of A-Z, a-z, 0-9, '-' and '_'")
@@ -121,6 +123,7 @@ class NatsLogStore(LogStore):
             discard=DiscardPolicy.OLD,
             storage=StorageType.FILE,
             allow_direct=True,
+            num_replicas=replicas,
         )
         self._max_lines = max_buffered_lines
         self._max_bytes = max_buffered_bytes

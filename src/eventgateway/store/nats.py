@@ -85,6 +85,7 @@ class NatsStore(ConfigStore):
             (or parallel test runs) can share one NATS.
         request_timeout_s: how long one JetStream request may take.
         scan_timeout_s: how long a list or snapshot may take to read the bucket.
+        replicas: the bucket's replicas when this store creates it; use 3 in a cluster.
 
     Raises:
         ValueError: ``prefix`` holds characters a bucket name cannot.
@@ -108,6 +109,7 @@ class NatsStore(ConfigStore):
         prefix: str = DEFAULT_PREFIX,
         request_timeout_s: float = 5.0,
         scan_timeout_s: float = 30.0,
+        replicas: int = 1,
     ) -> None:
         if not valid_prefix(prefix):
             raise ValueError(f"prefix {prefix!r}: use 1 to 64 of A-Z, a-z, 0-9, '-' and '_'")
@@ -118,6 +120,7 @@ class NatsStore(ConfigStore):
         self._subjects = f"$KV.{self.bucket}."
         self._request_timeout_s = request_timeout_s
         self._scan_timeout_s = scan_timeout_s
+        self._replicas = replicas
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._closed = False
@@ -154,7 +157,9 @@ class NatsStore(ConfigStore):
             js = nc.jetstream(timeout=self._request_timeout_s)
             with _translated(f"open the KV bucket {self.bucket}"):
                 try:
-                    await js.create_key_value(bucket=self.bucket, history=HISTORY, direct=True)
+                    await js.create_key_value(
+                        bucket=self.bucket, history=HISTORY, direct=True, replicas=self._replicas
+                    )
                 except nats.js.errors.BadRequestError:
                     # Made earlier with other settings (say by hand): use it as it is.
                     await js.key_value(self.bucket)
