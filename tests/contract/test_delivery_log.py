@@ -56,7 +56,9 @@ async def make_queue(
         kind, reason = gap
         if kind == "skip":
             pytest.skip(reason)
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
+        # An ordering test may pass by the luck of lease order; the others must fail.
+        strict = not reason.startswith("per-key ordering")
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=strict))
     async with queues(request.param, tmp_path, clock) as make:
         yield make
 

@@ -91,7 +91,10 @@ async def make_queue(
         kind, reason = gap
         if kind == "skip":
             pytest.skip(reason)
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
+        # Without ordering, an ordering test still passes when the leases happen to come in
+        # an order that respects it: those may pass, the others must fail as recorded.
+        strict = reason != _NO_ORDERING
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=strict))
     async with queues(request.param, tmp_path, clock) as make:
         yield make
 
