@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote
 
+from eventgateway.api.asgi_body import BodyTooLarge, ClientGone, read_body
 from eventgateway.api.emit_guard import (
     WWW_AUTHENTICATE,
     EmitRateLimiter,
@@ -70,10 +71,6 @@ def _error_body(message: str) -> bytes:
 
 
 _UNAVAILABLE = _error_body("Service Unavailable")
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class EventsApp:
@@ -168,8 +165,12 @@ class EventsApp:
                 raw_headers = [h for h in raw_headers if h[0].lower() != grant.header.encode()]
 
         try:
-            body = await _read_body(receive, headers, self._limits.max_body_bytes)
-        except _TooLarge:
+            body = await read_body(
+                receive, self._limits.max_body_bytes, declared=headers.get("content-length")
+            )
+        except ClientGone:
+            return  # nobody to answer, and a partial body must not become an event
+        except BodyTooLarge:
             await _respond_error(
                 send,
                 413,
@@ -358,33 +359,6 @@ def _plan(
 
 def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-
-
-async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    declared = headers.get("content-length")
-    # isascii: str.isdigit() takes "²", which int() refuses; and int() refuses 4,300
-    # digits, while 19 are already more than any limit.
-    if (
-        declared is not None
-        and declared.isascii()
-        and declared.isdigit()
-        and (len(declared) > 18 or int(declared) > limit)
-    ):
-        raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":  # the client went away
-            break
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def _respond(

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from eventgateway.api.asgi_body import BodyTooLarge, ClientGone, read_body
 from eventgateway.api.problems import error_body
 from eventgateway.events.jsondepth import json_depth_exceeds
 from eventgateway.settings import Limits
@@ -71,13 +72,14 @@ class RequestLimits:
             await self._app(scope, receive, send)
             return
         try:
-            body = await _read_body(receive, headers, limits.max_body_bytes)
-        except _TooLarge:
+            declared = next((v for k, v in headers if k == b"content-length"), None)
+            body = await read_body(receive, limits.max_body_bytes, declared=declared)
+        except BodyTooLarge:
             await _refuse(
                 send, 413, f"Request body is over the limit of {limits.max_body_bytes} bytes."
             )
             return
-        except _ClientGone:
+        except ClientGone:
             return  # nobody to answer, and a partial body must not reach a handler
         if json_depth_exceeds(body, limits.max_json_depth):
             await _refuse(
@@ -88,39 +90,6 @@ class RequestLimits:
             )
             return
         await self._app(scope, _replay(body, receive), send)
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class _ClientGone(Exception):
-    pass
-
-
-async def _read_body(receive: Receive, headers: list[tuple[bytes, bytes]], limit: int) -> bytes:
-    """The whole body; ``_TooLarge`` as soon as it is known to be over ``limit`` bytes."""
-    for name, value in headers:
-        # int() refuses 4,300 digits, while 19 are already more than any limit.
-        if (
-            name == b"content-length"
-            and value.isdigit()
-            and (len(value) > 18 or int(value) > limit)
-        ):
-            raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            raise _ClientGone
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
