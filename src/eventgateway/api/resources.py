@@ -10,10 +10,8 @@ HTTP layer only has to encode results. Bodies may be raw bytes (decoded like Go 
 already decoded mappings, so in-process callers (deploy, the test kit) can use it too.
 
 Writes are serialised with one :class:`asyncio.Lock`, so check-then-write rules hold
-within a process.
-
-Where this answers a client error and the original misbehaved (a 500, a crash, a sync
-route silently shadowed by another space's) is listed in docs/wire-compatibility.md.
+within a process. Where the original misbehaved and this answers a client error
+instead, docs/wire-compatibility.md says so.
 """
 
 from __future__ import annotations

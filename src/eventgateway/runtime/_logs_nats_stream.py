@@ -13,18 +13,21 @@ nats errors are left to the caller, which translates them where they enter.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Final
 
 import msgspec
+import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
+from eventgateway.errors import StoreError
 from eventgateway.runtime.base import LogLine, Stream
 
-__all__ = ["decode_line", "delete_lines", "encode_line", "read_subject"]
+__all__ = ["decode_line", "delete_lines", "encode_line", "read_subject", "translated"]
 
 logger = logging.getLogger(__name__)
 
@@ -118,3 +121,12 @@ async def delete_lines(
     else:
         for seq in sorted(doomed):
             await js.delete_msg(stream, seq)
+
+
+@contextlib.contextmanager
+def translated(action: str) -> Iterator[None]:
+    """nats errors, timeouts and socket errors inside become :class:`StoreError`."""
+    try:
+        yield
+    except (nats.errors.Error, TimeoutError, OSError) as exc:
+        raise StoreError(f"NATS function log store failed to {action}: {exc!r}") from exc

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Final
 
 import nats.errors
@@ -42,6 +42,9 @@ from eventgateway.runtime._logs_nats_stream import (
     delete_lines,
     encode_line,
     read_subject,
+)
+from eventgateway.runtime._logs_nats_stream import (
+    translated as _translated,
 )
 from eventgateway.runtime.base import LogLine, LogStore
 from eventgateway.runtime.logs_tail import (
@@ -61,14 +64,6 @@ _BATCH_LINES: Final = 512  # published before their acks are awaited together
 _LINE_OVERHEAD_BYTES: Final = 400  # as in logs_writer.py
 _PAYLOAD_SLACK_BYTES: Final = 4096  # room for the subject and protocol under max_payload
 _TAIL_PENDING_MSGS: Final = 10_000  # per remote-tail subscription; beyond, NATS drops
-
-
-@contextlib.contextmanager
-def _translated(action: str) -> Iterator[None]:
-    try:
-        yield
-    except (nats.errors.Error, TimeoutError, OSError) as exc:
-        raise StoreError(f"NATS function log store failed to {action}: {exc!r}") from exc
 
 
 class NatsLogStore(LogStore):
