@@ -41,7 +41,6 @@ def clock() -> FakeClock:
 
 
 _SERVER_TIME = "JetStream keeps these times on the server's clock, which a fake clock cannot move"
-_NO_ORDERING = "per-key ordering is not implemented on JetStream yet (docs/cluster.md)"
 _STREAM_BYTES = "JetStream bounds stream bytes: one event copy per delivery, headers included"
 
 # Where the JetStream queue differs from the contract, and why (docs/cluster.md).
@@ -66,13 +65,8 @@ JETSTREAM_GAPS: dict[str, tuple[str, str]] = {
         "accept's round trip lets the lease finish before the cancel; a lease cancelled "
         "while waiting: test_jetstream.py::test_a_lease_cancelled_while_waiting_loses_nothing",
     ),
-    "test_one_delivery_per_partition_key_at_a_time": ("xfail", _NO_ORDERING),
-    "test_a_failing_event_holds_back_only_its_key": ("xfail", _NO_ORDERING),
-    "test_a_dead_letter_releases_the_next_of_its_key": ("xfail", _NO_ORDERING),
-    "test_an_expired_lease_keeps_its_key_blocked": ("skip", f"{_NO_ORDERING}; {_SERVER_TIME}"),
-    "test_the_same_key_in_other_subscriptions_is_independent": ("xfail", _NO_ORDERING),
-    "test_concurrent_accepts_keep_their_order_and_dedup": ("xfail", _NO_ORDERING),
-    "test_one_accept_call_with_several_events_of_a_key": ("xfail", _NO_ORDERING),
+    "test_a_failing_event_holds_back_only_its_key": ("skip", f"{_SERVER_TIME} (the nak delay)"),
+    "test_an_expired_lease_keeps_its_key_blocked": ("skip", f"{_SERVER_TIME} (ack_wait)"),
     "test_a_duplicate_at_the_bound_is_a_duplicate_not_a_refusal": (
         "xfail",
         "a duplicate is known only from the publish ack; at the bound accept refuses first",
@@ -91,10 +85,7 @@ async def make_queue(
         kind, reason = gap
         if kind == "skip":
             pytest.skip(reason)
-        # Without ordering, an ordering test still passes when the leases happen to come in
-        # an order that respects it: those may pass, the others must fail as recorded.
-        strict = reason != _NO_ORDERING
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=strict))
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
     async with queues(request.param, tmp_path, clock) as make:
         yield make
 

@@ -191,3 +191,32 @@ async def test_an_unreachable_server_is_a_store_error() -> None:
 def test_a_prefix_that_cannot_name_a_stream_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"'a\.b' is not valid"):
         JetStreamQueue(prefix="a.b")
+
+
+async def test_a_key_is_leased_by_one_instance_at_a_time(make: MakeJS) -> None:
+    a, b = await make(), await make()
+    await put(a, "k1", "s1", key="k")
+    (first,) = await lease(b)
+    await put(a, "k2", "s1", key="k")
+    await put(a, "free", "s1")
+    assert ids(await lease(a)) == [("free", "s1")]  # k2 is fetched, and held back
+    waiting = asyncio.create_task(a.lease(10))
+    nc = await nats.connect(NATS_URL)
+    try:
+        js = nc.jetstream()
+        names = a.names
+        deadline = time.monotonic() + DEADLINE_S
+        # Both of the key's messages are out (k1 leased by b, k2 held by a) ...
+        while (
+            await js.consumer_info(names.deliveries_stream, names.ordered_consumer)
+        ).num_ack_pending < 2:
+            assert time.monotonic() < deadline, "k2 was never fetched"
+            await asyncio.sleep(0.01)
+    finally:
+        await nc.close()
+    assert not waiting.done()  # ... and a hands k2 out only once b settled k1
+
+    await b.ack(first, attempt())
+
+    (second,) = await asyncio.wait_for(waiting, DEADLINE_S)
+    assert (second.event.id, second.attempt) == ("k2", 0)

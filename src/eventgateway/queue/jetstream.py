@@ -10,6 +10,9 @@ Layout (every name starts with the configurable prefix, default ``eventgateway``
   event's bytes once per subscription (max_bytes counts them so).
 * durable pull consumer ``<prefix>-dispatch`` shared by every instance: a message is
   handed to one instance at a time; ``ack_wait`` is the lease.
+* ordered deliveries (with a partition key) go on ``<prefix>.ordered.<key hash>`` in the
+  same stream, read by ``<prefix>-dispatch-ordered``; only a key's oldest unsettled
+  delivery is leasable (:mod:`.jetstream_order`).
 * stream ``<prefix>-deadletters`` (subjects ``<prefix>.deadletters.<space>.<id>``):
   given-up deliveries with reason and last attempt.
 * stream ``<prefix>-log``: the delivery log (:mod:`.jetstream_log`).
@@ -27,7 +30,7 @@ a duplicate when every one of its deliveries was. Unlike the SQLite queue, a re-
 event still reaches a subscription added since, and a client retrying an accept that
 failed halfway completes it instead of being told "duplicate".
 
-Not done yet: per-key ordering (``ordered`` deliveries are handed out like any other).
+A redriven ordered dead letter goes behind the newer deliveries of its key.
 """
 
 from __future__ import annotations
@@ -51,8 +54,9 @@ from eventgateway.queue._common import Wakeup, dedup_scope, refusal
 from eventgateway.queue.base import Accepted, DeliveryQueue
 from eventgateway.queue.jetstream_lease import JetStreamLeaseMixin
 from eventgateway.queue.jetstream_log import JetStreamLogMixin
+from eventgateway.queue.jetstream_order import JetStreamOrderMixin
 from eventgateway.queue.jetstream_settle import JetStreamSettleMixin
-from eventgateway.queue.jetstream_setup import connect, ensure_stream
+from eventgateway.queue.jetstream_setup import connect, ensure_consumer, ensure_stream
 from eventgateway.queue.jetstream_wire import (
     Envelope,
     Names,
@@ -71,7 +75,13 @@ __all__ = ["JetStreamQueue"]
 logger = logging.getLogger(__name__)
 
 
-class JetStreamQueue(JetStreamLogMixin, JetStreamLeaseMixin, JetStreamSettleMixin, DeliveryQueue):
+class JetStreamQueue(
+    JetStreamLogMixin,
+    JetStreamOrderMixin,
+    JetStreamLeaseMixin,
+    JetStreamSettleMixin,
+    DeliveryQueue,
+):
     """Deliveries in a JetStream stream, leased through a durable pull consumer.
 
     Args:
@@ -137,6 +147,9 @@ class JetStreamQueue(JetStreamLogMixin, JetStreamLeaseMixin, JetStreamSettleMixi
         # stream sequence → (message, monotonic time of the last keep-alive).
         self._parked: dict[int, tuple[Msg, float]] = {}
         self._max_parked = 1000
+        self._held: dict[int, tuple[Msg, float]] = {}  # ordered, behind an older one
+        self._pulls = {}
+        self._pulling = {}  # open pull requests (the lease mixin's)
         self._leased: dict[str, Msg] = {}
         self._fetcher: asyncio.Task[None] | None = None
         self._wakeup = Wakeup()
@@ -185,6 +198,14 @@ class JetStreamQueue(JetStreamLogMixin, JetStreamLeaseMixin, JetStreamSettleMixi
                     names, lease_s=self._lease_s, max_in_flight=self._max_in_flight
                 ),
             )
+            await ensure_consumer(
+                self._js,
+                names.deliveries_stream,
+                consumer_config(
+                    names, lease_s=self._lease_s, max_in_flight=self._max_in_flight, ordered=True
+                ),
+            )
+            await self._nc.subscribe(f"{names.released_prefix}*", cb=self._released)
         except Exception as exc:
             if not is_nats_error(exc):
                 raise
@@ -203,7 +224,8 @@ class JetStreamQueue(JetStreamLogMixin, JetStreamLeaseMixin, JetStreamSettleMixi
             self._fetcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._fetcher
-        parked, self._parked = self._parked, {}
+        parked, self._parked = {**self._parked, **self._held}, {}
+        self._held = {}
         nc, self._nc = self._nc, None
         if nc is None:
             return
@@ -237,8 +259,7 @@ class JetStreamQueue(JetStreamLogMixin, JetStreamLeaseMixin, JetStreamSettleMixi
         if self._closed or self._js is None:
             raise StoreError("the JetStream queue is closed")
         now = self._clock()
-        subject = self.names.deliveries_subject
-        plan: list[list[tuple[bytes, str]]] = []
+        plan: list[list[tuple[str, bytes, str]]] = []
         results: list[bool] = []
         seen: set[tuple[str, str, str]] = set()
         add_bytes = 0
@@ -256,18 +277,18 @@ class JetStreamQueue(JetStreamLogMixin, JetStreamLeaseMixin, JetStreamSettleMixi
             body = encode_event(item.event)
             messages = []
             for new in item.deliveries:
-                payload = msgspec.msgpack.encode(
-                    Envelope(
-                        space=new.space,
-                        subscription_id=new.subscription_id,
-                        function_id=new.function_id,
-                        accepted_at=now,
-                        event=body,
-                        partition_key=new.partition_key,
-                        auth_request=new.auth_request,
-                    )
+                envelope = Envelope(
+                    space=new.space,
+                    subscription_id=new.subscription_id,
+                    function_id=new.function_id,
+                    accepted_at=now,
+                    event=body,
+                    partition_key=new.partition_key,
+                    auth_request=new.auth_request,
                 )
-                messages.append((payload, msg_id(key[0], key[1], key[2], new.subscription_id)))
+                payload = msgspec.msgpack.encode(envelope)
+                dedup_id = msg_id(key[0], key[1], key[2], new.subscription_id)
+                messages.append((self.names.delivery_subject(envelope), payload, dedup_id))
                 add_bytes += len(payload)
             plan.append(messages)
             results.append(False)
@@ -279,9 +300,7 @@ class JetStreamQueue(JetStreamLogMixin, JetStreamLeaseMixin, JetStreamSettleMixi
             or self._bytes + add_bytes > self._max_bytes
         ):
             raise self._refusal(count)
-        acks = await self._publish_all(
-            subject, [message for messages in plan for message in messages]
-        )
+        acks = await self._publish_all([message for messages in plan for message in messages])
         failures = [a for a in acks if isinstance(a, BaseException)]
         if failures and not all(is_stream_full(f) for f in failures):
             for failure in failures:
@@ -304,7 +323,7 @@ class JetStreamQueue(JetStreamLogMixin, JetStreamLeaseMixin, JetStreamSettleMixi
         await self._log_accepted(records)
         return results
 
-    async def _publish_all(self, subject: str, messages: list[tuple[bytes, str]]) -> list[Any]:
+    async def _publish_all(self, messages: list[tuple[str, bytes, str]]) -> list[Any]:
         """Each message's publish ack or error, retrying "no responders" until the timeout.
 
         A stream that is electing a leader (its node died) has no responder for a moment;
@@ -321,7 +340,9 @@ class JetStreamQueue(JetStreamLogMixin, JetStreamLeaseMixin, JetStreamSettleMixi
             # keeps them in order, so the stream holds them in accept order (retries aside).
             acks = await asyncio.gather(
                 *(
-                    js.publish(subject, messages[i][0], headers={"Nats-Msg-Id": messages[i][1]})
+                    js.publish(
+                        messages[i][0], messages[i][1], headers={"Nats-Msg-Id": messages[i][2]}
+                    )
                     for i in todo
                 ),
                 return_exceptions=True,

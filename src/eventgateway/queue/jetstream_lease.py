@@ -1,5 +1,6 @@
-"""Leasing for :class:`~eventgateway.queue.jetstream.JetStreamQueue`: one background pull
-request at a time, fetched messages parked (and kept alive) until a ``lease`` takes them.
+"""Leasing for :class:`~eventgateway.queue.jetstream.JetStreamQueue`: one background fetch
+at a time (pull requests on the unordered and the ordered consumer), fetched messages
+parked (and kept alive) until a ``lease`` takes them.
 
 The pull is our own request on our own inbox rather than nats-py's ``fetch``: ``fetch(n)``
 returns only when ``n`` messages came or the request expired, so at low rates a delivery
@@ -10,16 +11,14 @@ Here each message is parked, and waiting leases woken, the moment it arrives.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 
 import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js.client import JetStreamContext
 
 from eventgateway.events.codec import decode_event
 from eventgateway.queue._common import Wakeup
@@ -31,6 +30,18 @@ __all__ = ["JetStreamLeaseMixin"]
 logger = logging.getLogger(__name__)
 
 
+class _Pull:
+    """One pull request on one consumer: how many messages it may still bring, its end."""
+
+    __slots__ = ("ended", "error", "owed", "quiet")
+
+    def __init__(self, owed: int, *, quiet: bool) -> None:
+        self.owed = owed
+        self.quiet = quiet  # its arrivals wake no lease (the fetch wakes them at its end)
+        self.ended = asyncio.Event()
+        self.error: str | None = None
+
+
 class JetStreamLeaseMixin:
     """``lease`` and the parked messages; the queue provides the state."""
 
@@ -38,26 +49,31 @@ class JetStreamLeaseMixin:
     _nc: Client | None
     _closed: bool
     _wakeup: Wakeup
-    _sub: JetStreamContext.PullSubscription | None
     # Fetched but not handed out (e.g. their subscription is excluded right now):
     # stream sequence -> (message, monotonic time of the last keep-alive).
     _parked: dict[int, tuple[Msg, float]]
+    _held: dict[int, tuple[Msg, float]]  # the ordering mixin's
     _max_parked: int
     _leased: dict[str, Msg]
     _fetcher: asyncio.Task[None] | None
     _lease_s: float
     _fetch_wait_s: float
-    # The open pull request: our inbox, how many messages it may still bring, its end.
+    # Open pull requests: by reply subject (for their status) and by consumer (for
+    # their messages, which arrive on their stream subject).
+    _pulls: dict[str, _Pull]
+    _pulling: dict[str, _Pull]
     _inbox: str | None = None
-    _owed: int = 0
-    _pull_ended: asyncio.Event | None = None
-    _pull_error: str | None = None
+    _requests: int = 0
+
+    # Annotations only (no attribute), so they never shadow the real methods in the MRO.
+    _admit: Callable[[Msg], Awaitable[None]]  # the ordering mixin's
+    _recheck: Callable[[], Awaitable[None]]  # the ordering mixin's
 
     async def lease(self, max_count: int, *, exclude: Collection[str] = ()) -> list[Delivery]:
         """Wait for deliveries and lease up to ``max_count``, in stream order.
 
-        One pull request at a time runs in the background and parks what it fetched, so
-        a cancelled ``lease`` loses nothing: the next call finds the messages parked.
+        One fetch at a time runs in the background and parks what it fetched, so a
+        cancelled ``lease`` loses nothing: the next call finds the messages parked.
         ``exclude`` is read afresh each time the queue looks again.
 
         Raises:
@@ -73,7 +89,7 @@ class JetStreamLeaseMixin:
             room = self._max_parked - len(self._parked)
             if room > 0 and (self._fetcher is None or self._fetcher.done()):
                 self._fetcher = asyncio.create_task(self._fetch(min(max_count, room)))
-            timeout = self._lease_s / 3 if self._parked else None
+            timeout = self._lease_s / 3 if self._parked or self._held else None
             try:
                 await asyncio.wait_for(token.wait(), timeout)
             except TimeoutError:
@@ -81,43 +97,75 @@ class JetStreamLeaseMixin:
         return []
 
     async def _fetch(self, count: int) -> None:
+        names = self.names
+        consumers = (names.consumer, names.ordered_consumer)
+        error = None
         try:
-            # First what is there now (no_wait ends at once); failing that, wait for one
-            # message. A request that only ends at expiry would leave this instance
-            # collecting messages after its lease returned, which other instances need.
-            if await self._pull(count, {"batch": count, "no_wait": True}, 2.0) == 0:
+            # First what is there now on both consumers (no_wait ends at once), then wake
+            # the leases once, so they see both in stream order. Failing that, wait for
+            # one message from either. A request that only ends at expiry would leave this
+            # instance collecting messages after its lease returned, which others need.
+            at_once = [await self._pull(c, {"batch": count, "no_wait": True}) for c in consumers]
+            error = await self._ended(at_once, 2.0, everyone=True)
+            if error is None and sum(count - p.owed for p in at_once) == 0:
                 expires = int(self._fetch_wait_s * 1e9)
-                await self._pull(1, {"batch": 1, "expires": expires}, self._fetch_wait_s + 1.0)
+                waiting = [await self._pull(c, {"batch": 1, "expires": expires}) for c in consumers]
+                error = await self._ended(waiting, self._fetch_wait_s + 1.0, everyone=False)
         except Exception as exc:
             if not is_nats_error(exc):
                 raise
-            self._pull_error = str(exc)
-        if self._pull_error is not None:
-            logger.warning("fetching deliveries failed, retrying: %s", self._pull_error)
+            error = str(exc)
+        if error is not None:
+            logger.warning("fetching deliveries failed, retrying: %s", error)
             # Bounded pause so a server that is down is not asked in a hot loop.
             await asyncio.sleep(min(self._fetch_wait_s, 1.0))
         self._wakeup.fire()
 
-    async def _pull(self, count: int, request: dict[str, object], wait_s: float) -> int:
-        """Send one pull request; how many messages it brought by its end (or ``wait_s``)."""
+    async def _pull(self, consumer: str, request: dict[str, object]) -> _Pull:
+        """Send one pull request to ``consumer``."""
         nc = self._nc
         assert nc is not None
-        ended = self._pull_ended = asyncio.Event()
-        self._owed, self._pull_error = count, None
         if self._inbox is None:
             self._inbox = nc.new_inbox()
-            await nc.subscribe(self._inbox, cb=self._arrived)
-        names = self.names
-        await nc.publish(
-            f"$JS.API.CONSUMER.MSG.NEXT.{names.deliveries_stream}.{names.consumer}",
-            json.dumps(request).encode(),
-            reply=self._inbox,
+            await nc.subscribe(f"{self._inbox}.*", cb=self._arrived)
+        self._requests += 1
+        reply = f"{self._inbox}.{self._requests}"
+        batch = request["batch"]
+        assert isinstance(batch, int)
+        pull = self._pulls[reply] = self._pulling[consumer] = _Pull(
+            batch, quiet="no_wait" in request
         )
-        # The server ends the request itself (404/408); the bound only covers an end
-        # that never comes (a reconnect lost the request).
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ended.wait(), wait_s)
-        return count - self._owed
+        await nc.publish(
+            f"$JS.API.CONSUMER.MSG.NEXT.{self.names.deliveries_stream}.{consumer}",
+            json.dumps(request).encode(),
+            reply=reply,
+        )
+        return pull
+
+    async def _ended(self, pulls: list[_Pull], wait_s: float, *, everyone: bool) -> str | None:
+        """Wait until every (or any) request ended, at most ``wait_s``; the first error.
+
+        The server ends a request itself (404/408); the bound only covers an end that
+        never comes (a reconnect lost the request).
+        """
+        waits = [asyncio.ensure_future(p.ended.wait()) for p in pulls]
+        try:
+            await asyncio.wait(
+                waits,
+                timeout=wait_s,
+                return_when=asyncio.ALL_COMPLETED if everyone else asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            for wait in waits:
+                wait.cancel()
+            # A request left open brings its messages anyway: they wake leases at once.
+            for reply, pull in list(self._pulls.items()):
+                if pull in pulls:
+                    del self._pulls[reply]
+            for consumer, pull in list(self._pulling.items()):
+                if pull in pulls:
+                    del self._pulling[consumer]
+        return next((p.error for p in pulls if p.error is not None), None)
 
     async def _arrived(self, msg: Msg) -> None:
         status = (msg.headers or {}).get("Status")
@@ -126,10 +174,11 @@ class JetStreamLeaseMixin:
         if status:
             # 404/408: the request ended with nothing (more); other codes (409: max
             # in flight reached, leader change...) end it too, and are worth a pause.
-            if status not in ("404", "408"):
-                self._pull_error = f"{status} {(msg.headers or {}).get('Description', '')}"
-            if self._pull_ended is not None:
-                self._pull_ended.set()
+            ended = self._pulls.get(msg.subject)
+            if ended is not None:
+                if status not in ("404", "408"):
+                    ended.error = f"{status} {(msg.headers or {}).get('Description', '')}"
+                ended.ended.set()
             return
         if self._closed:
             try:
@@ -138,11 +187,14 @@ class JetStreamLeaseMixin:
                 if not is_nats_error(exc):
                     raise
             return
-        self._parked[msg.metadata.sequence.stream] = (msg, time.monotonic())
-        self._owed -= 1
-        if self._owed <= 0 and self._pull_ended is not None:
-            self._pull_ended.set()
-        self._wakeup.fire()
+        pull = self._pulling.get(msg.metadata.consumer)
+        await self._admit(msg)
+        if pull is not None:
+            pull.owed -= 1
+            if pull.owed <= 0:
+                pull.ended.set()
+        if pull is None or not pull.quiet:
+            self._wakeup.fire()
 
     def _take(self, max_count: int, exclude: frozenset[str]) -> list[Delivery]:
         taken: list[Delivery] = []
@@ -171,12 +223,16 @@ class JetStreamLeaseMixin:
 
     async def _keep_parked_alive(self) -> None:
         now = time.monotonic()
-        for seq, (msg, touched) in list(self._parked.items()):
-            if now - touched >= self._lease_s / 3:
+        for kept in (self._parked, self._held):
+            for seq, (msg, touched) in list(kept.items()):
+                if now - touched < self._lease_s / 3:
+                    continue
                 try:
                     await msg.in_progress()
                 except Exception as exc:
                     if not is_nats_error(exc):
                         raise
                     return  # disconnected: they come back after ack_wait anyway
-                self._parked[seq] = (msg, now)
+                if seq in kept:  # not leased (or moved) meanwhile
+                    kept[seq] = (msg, now)
+        await self._recheck()

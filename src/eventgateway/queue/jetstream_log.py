@@ -245,7 +245,7 @@ class JetStreamLogMixin(DeliveryLog):
             for seq, d in dead:
                 again = msgspec.structs.replace(d.delivery, delivery_id=d.delivery_id)
                 await js.publish(
-                    names.deliveries_subject,
+                    names.delivery_subject(again),
                     msgspec.msgpack.encode(again),
                     # A redrive retried after a failure is stored once.
                     headers={"Nats-Msg-Id": f"redrive-{d.delivery_id}-{seq}"},

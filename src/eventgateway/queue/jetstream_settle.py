@@ -49,6 +49,7 @@ class JetStreamSettleMixin:
 
     # Annotations only (no attribute), so they never shadow the real methods in the MRO.
     _refresh: Callable[[], Awaitable[None]]  # the queue's
+    _release: Callable[[Msg], Awaitable[None]]  # the ordering mixin's
     _append: Callable[[str, Record], Awaitable[None]]  # the log mixin's
 
     async def ack(self, delivery: Delivery, attempt: AttemptRecord) -> None:
@@ -126,6 +127,7 @@ class JetStreamSettleMixin:
             if not is_nats_error(exc):
                 raise
             raise store_error("acknowledge a delivery", exc) from exc
+        await self._release(msg)
         await self._refresh()
 
     async def _record(self, delivery: Delivery, record: Settled) -> None:

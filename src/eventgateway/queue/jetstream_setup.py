@@ -10,9 +10,9 @@ import nats
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.client import JetStreamContext
-from nats.js.errors import APIError
+from nats.js.errors import APIError, NotFoundError
 
-__all__ = ["connect", "ensure_stream", "scan"]
+__all__ = ["connect", "ensure_consumer", "ensure_stream", "scan"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,15 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
         if exc.err_code not in (_STREAM_NAME_IN_USE, _SUBJECTS_OVERLAP):
             raise
         await js.update_stream(config)
+
+
+async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
+    """Create the durable consumer unless it exists (an existing one is left as it is)."""
+    assert config.durable_name is not None
+    try:
+        await js.consumer_info(stream, config.durable_name)
+    except NotFoundError:
+        await js.add_consumer(stream, config)
 
 
 async def _log_error(exc: Exception) -> None:

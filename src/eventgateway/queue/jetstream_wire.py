@@ -79,6 +79,33 @@ class Names:
         return f"{self.prefix}-dispatch"
 
     @property
+    def ordered_consumer(self) -> str:
+        """The durable pull consumer of ordered deliveries (its filter cannot overlap)."""
+        return f"{self.prefix}-dispatch-ordered"
+
+    @property
+    def ordered_prefix(self) -> str:
+        """Starts every ordered delivery's subject; the rest is its key's hash."""
+        return f"{self.prefix}.ordered."
+
+    def ordered_subject(self, space: str, subscription_id: str, partition_key: str) -> str:
+        """The subject of one (space, subscription, key): its oldest message is its head."""
+        return f"{self.ordered_prefix}{token(space, subscription_id, partition_key)}"
+
+    @property
+    def released_prefix(self) -> str:
+        """Core NATS: ``<prefix>.released.<hash>`` says a key's head was settled."""
+        return f"{self.prefix}.released."
+
+    def delivery_subject(self, envelope: Envelope) -> str:
+        """Where a delivery is published: its key's subject if it has one (ordered)."""
+        if envelope.partition_key is None:
+            return self.deliveries_subject
+        return self.ordered_subject(
+            envelope.space, envelope.subscription_id, envelope.partition_key
+        )
+
+    @property
     def deadletters_stream(self) -> str:
         """The stream dead letters are kept in."""
         return f"{self.prefix}-deadletters"
@@ -167,7 +194,7 @@ def delivery_stream_config(
     new`` makes a full stream refuse the publish (our 429) instead of dropping old work."""
     return StreamConfig(
         name=names.deliveries_stream,
-        subjects=[names.deliveries_subject],
+        subjects=[names.deliveries_subject, f"{names.ordered_prefix}>"],
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
         max_msgs=max_deliveries,
@@ -206,8 +233,10 @@ def log_stream_config(names: Names, *, max_bytes: int, replicas: int) -> StreamC
     )
 
 
-def consumer_config(names: Names, *, lease_s: float, max_in_flight: int) -> ConsumerConfig:
-    """The shared durable pull consumer.
+def consumer_config(
+    names: Names, *, lease_s: float, max_in_flight: int, ordered: bool = False
+) -> ConsumerConfig:
+    """A shared durable pull consumer: of unordered deliveries, or of ``ordered`` ones.
 
     ``max_deliver=-1``: the subscription's RetryPolicy decides when to give up (it reads
     the delivery count as the attempt number), so the server must never stop redelivering
@@ -215,14 +244,14 @@ def consumer_config(names: Names, *, lease_s: float, max_in_flight: int) -> Cons
     and invisible. ``max_ack_pending`` bounds the leases out at once over all instances.
     """
     return ConsumerConfig(
-        durable_name=names.consumer,
+        durable_name=names.ordered_consumer if ordered else names.consumer,
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
         ack_wait=lease_s,
         max_deliver=-1,
         max_ack_pending=max_in_flight,
         max_waiting=512,
-        filter_subject=names.deliveries_subject,
+        filter_subject=f"{names.ordered_prefix}>" if ordered else names.deliveries_subject,
     )
 
 
