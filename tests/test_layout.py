@@ -49,6 +49,7 @@ PURE = (
     "providers/targets.py",
     "auth/keys.py",
     "sdk/_wire.py",
+    "sdk/_base.py",
     "sdk/_calls.py",
     "sdk/_space_calls.py",
     "sdk/_emit.py",

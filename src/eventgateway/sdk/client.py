@@ -18,7 +18,7 @@ import httpx
 
 from eventgateway.sdk import _retry
 from eventgateway.sdk._async_ops import AsyncOperations
-from eventgateway.sdk._calls import Calls
+from eventgateway.sdk._base import ClientBase
 from eventgateway.sdk._emit import DEFAULT_SOURCE
 from eventgateway.sdk._http import USER_AGENT, Verify, failure, tls_verify
 from eventgateway.sdk._spaces import AsyncSpaceOperations
@@ -29,7 +29,7 @@ __all__ = ["AsyncEventGateway"]
 T = TypeVar("T")
 
 
-class AsyncEventGateway(AsyncOperations, AsyncSpaceOperations):
+class AsyncEventGateway(ClientBase, AsyncOperations, AsyncSpaceOperations):
     """A client of one gateway and space, for asyncio code.
 
     Use it as ``async with AsyncEventGateway(…) as gateway:`` or call :meth:`close`; one
@@ -66,21 +66,16 @@ class AsyncEventGateway(AsyncOperations, AsyncSpaceOperations):
         retries: int = 3,
         verify: Verify = True,
     ) -> None:
-        if retries < 0:
-            raise ValueError(f"retries must not be negative, got {retries}")
-        self._calls = Calls(url, config_url=config_url, space=space, api_key=api_key)
-        self.space = space
-        self.timeout_s = timeout_s
-        self.retries = retries
+        self._configure(
+            url,
+            config_url=config_url,
+            space=space,
+            api_key=api_key,
+            timeout_s=timeout_s,
+            retries=retries,
+        )
         self._http = httpx.AsyncClient(
             timeout=timeout_s, headers={"User-Agent": USER_AGENT}, verify=tls_verify(verify)
-        )
-
-    def __repr__(self) -> str:
-        endpoints = self._calls.endpoints
-        return (
-            f"AsyncEventGateway(url={endpoints.events.base!r}, "
-            f"config_url={endpoints.config.base!r}, space={self.space!r})"
         )
 
     async def __aenter__(self) -> AsyncEventGateway:

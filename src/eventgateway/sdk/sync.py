@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import httpx
 
 from eventgateway.sdk import _retry, _sse, _wire
-from eventgateway.sdk._calls import Calls
+from eventgateway.sdk._base import ClientBase
 from eventgateway.sdk._emit import DEFAULT_SOURCE
 from eventgateway.sdk._http import USER_AGENT, Verify, failure, stream_timeout, tls_verify
 from eventgateway.sdk._spaces import SpaceOperations
@@ -45,7 +45,7 @@ def _documented_like(source: type) -> Callable[[C], C]:
 
 
 @_documented_like(AsyncEventGateway)
-class EventGateway(SpaceOperations):
+class EventGateway(ClientBase, SpaceOperations):
     """A blocking client of one gateway and space: ``EventGateway(url=…, space=…).emit(…)``.
 
     Use it as ``with EventGateway(…) as gateway:`` or call :meth:`close`; one instance
@@ -71,21 +71,16 @@ class EventGateway(SpaceOperations):
         retries: int = 3,
         verify: Verify = True,
     ) -> None:
-        if retries < 0:
-            raise ValueError(f"retries must not be negative, got {retries}")
-        self._calls = Calls(url, config_url=config_url, space=space, api_key=api_key)
-        self.space = space
-        self.timeout_s = timeout_s
-        self.retries = retries
+        self._configure(
+            url,
+            config_url=config_url,
+            space=space,
+            api_key=api_key,
+            timeout_s=timeout_s,
+            retries=retries,
+        )
         self._http = httpx.Client(
             timeout=timeout_s, headers={"User-Agent": USER_AGENT}, verify=tls_verify(verify)
-        )
-
-    def __repr__(self) -> str:
-        endpoints = self._calls.endpoints
-        return (
-            f"EventGateway(url={endpoints.events.base!r}, "
-            f"config_url={endpoints.config.base!r}, space={self.space!r})"
         )
 
     def __enter__(self) -> EventGateway:
