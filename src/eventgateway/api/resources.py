@@ -64,8 +64,6 @@ _EVENT_TYPE_IN_USE: Final = "Event type cannot be deleted because there are subs
 _FUNCTION_SUBSCRIBED: Final = (
     "Function cannot be deleted because it's subscribed to a least one event."
 )
-
-
 _NOT_FOUND: Final[dict[Kind, str]] = {
     "eventtypes": 'Event Type "{}" not found.',
     "functions": 'Function "{}" not found.',

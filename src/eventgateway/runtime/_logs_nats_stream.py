@@ -22,12 +22,19 @@ import msgspec
 import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy
+from nats.js.api import DeliverPolicy, DiscardPolicy, StorageType, StreamConfig
 
 from eventgateway.errors import StoreError
 from eventgateway.runtime.base import LogLine, Stream
 
-__all__ = ["decode_line", "delete_lines", "encode_line", "read_subject", "translated"]
+__all__ = [
+    "decode_line",
+    "delete_lines",
+    "encode_line",
+    "logs_stream_config",
+    "read_subject",
+    "translated",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -130,3 +137,20 @@ def translated(action: str) -> Iterator[None]:
         yield
     except (nats.errors.Error, TimeoutError, OSError) as exc:
         raise StoreError(f"NATS function log store failed to {action}: {exc!r}") from exc
+
+
+def logs_stream_config(
+    prefix: str, *, max_age_s: float, max_lines_per_function: int, max_bytes: int, replicas: int
+) -> StreamConfig:
+    """The ``<prefix>-logs`` stream: its limits do the retention, on the server."""
+    return StreamConfig(
+        name=f"{prefix}-logs",
+        subjects=[f"{prefix}.logs.>"],
+        max_age=max_age_s,
+        max_msgs_per_subject=max_lines_per_function,
+        max_bytes=max_bytes,
+        discard=DiscardPolicy.OLD,
+        storage=StorageType.FILE,
+        allow_direct=True,
+        num_replicas=replicas,
+    )

@@ -34,17 +34,16 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.js.api import DiscardPolicy, PubAck, StorageType, StreamConfig
+from nats.js.api import PubAck
 
 from eventgateway.errors import StoreError
 from eventgateway.runtime._logs_nats_stream import (
     decode_line,
     delete_lines,
     encode_line,
+    logs_stream_config,
     read_subject,
-)
-from eventgateway.runtime._logs_nats_stream import (
-    translated as _translated,
+    translated,
 )
 from eventgateway.runtime.base import LogLine, LogStore
 from eventgateway.runtime.logs_tail import (
@@ -109,16 +108,12 @@ class NatsLogStore(LogStore):
         self.stream = f"{prefix}-logs"
         self._nc = nc
         self._js = nc.jetstream(timeout=request_timeout_s)
-        self._config = StreamConfig(
-            name=self.stream,
-            subjects=[f"{prefix}.logs.>"],
-            max_age=max_age_s,
-            max_msgs_per_subject=max_lines_per_function,
+        self._config = logs_stream_config(
+            prefix,
+            max_age_s=max_age_s,
+            max_lines_per_function=max_lines_per_function,
             max_bytes=max_bytes,
-            discard=DiscardPolicy.OLD,
-            storage=StorageType.FILE,
-            allow_direct=True,
-            num_replicas=replicas,
+            replicas=replicas,
         )
         self._max_lines = max_buffered_lines
         self._max_bytes = max_buffered_bytes
@@ -153,7 +148,7 @@ class NatsLogStore(LogStore):
         Raises:
             StoreError: NATS refused or did not answer.
         """
-        with _translated(f"create the stream {self.stream}"):
+        with translated(f"create the stream {self.stream}"):
             try:
                 await self._js.add_stream(self._config)
             except nats.js.errors.BadRequestError:
@@ -294,7 +289,7 @@ class NatsLogStore(LogStore):
     async def _lines(self, space: str, function_id: str) -> list[tuple[int, LogLine]]:
         """Every kept line of one function with its stream sequence, in stream order."""
         await self.flush()
-        with _translated(f"read the logs of {function_id!r}"):
+        with translated(f"read the logs of {function_id!r}"):
             messages = await read_subject(
                 self._js, self.stream, self.subject(space, function_id), self._query_timeout_s
             )
@@ -344,12 +339,12 @@ class NatsLogStore(LogStore):
                 f"max_lines_per_function {max_lines_per_function!r} must not be negative"
             )
         await self.flush()
-        with _translated(f"list the functions of {self.stream}"):
+        with translated(f"list the functions of {self.stream}"):
             info = await self._js.stream_info(self.stream, subjects_filter=f"{self.prefix}.logs.>")
         cutoff = time.time() - max_age_s
         deleted = 0
         for subject in info.state.subjects or {}:
-            with _translated(f"read {subject}"):
+            with translated(f"read {subject}"):
                 messages = await read_subject(self._js, self.stream, subject, self._query_timeout_s)
             ordered = sorted(
                 (line.timestamp, msg.metadata.sequence.stream)
@@ -361,7 +356,7 @@ class NatsLogStore(LogStore):
             if not doomed:
                 continue
             kept = [seq for _, seq in ordered if seq not in doomed]
-            with _translated(f"delete old lines of {subject}"):
+            with translated(f"delete old lines of {subject}"):
                 await delete_lines(self._js, self.stream, subject, doomed, kept)
             deleted += len(doomed)
         return deleted
