@@ -15,7 +15,6 @@ handler's ``sys.stdout``/``sys.stderr`` mark the inner line ends of each ``write
 
 from __future__ import annotations
 
-import _thread
 import builtins
 import importlib
 import io
@@ -26,11 +25,19 @@ import resource
 import struct
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+# A sibling file: the worker runs as a script (sys.path[0] is this directory until
+# _prepare() replaces it with the bundle's), not as part of the package.
+if TYPE_CHECKING:
+    from eventgateway.runtime._eg_worker_output import RecordStream, record_print
+else:
+    from _eg_worker_output import RecordStream, record_print
 
 _PREFIX = struct.Struct(">II")
 _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
 _ROOT = os.getcwd()
+_HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 _current_request_id = ""
 
@@ -66,89 +73,6 @@ def _write_frame(fd: int, header: dict[str, Any], body: bytes = b"") -> None:
     data = memoryview(_PREFIX.pack(len(head), len(body)) + head + body)
     while data:
         data = data[os.write(fd, data) :]
-
-
-# -- output: one write, one record -----------------------------------------------------------
-
-
-def _mark(text: str) -> bytes:
-    """``text`` as UTF-8, each inner line end marked ``\\xff\\n`` (trailing blank lines not)."""
-    data = text.encode("utf-8", "backslashreplace")  # never contains 0xFF
-    if data.find(b"\n") in (-1, len(data) - 1):  # the usual case: one line
-        return data
-    body = data.rstrip(b"\n")
-    return body.replace(b"\n", b"\xff\n") + data[len(body) :]
-
-
-class _RecordStream(io.TextIOBase):
-    """``sys.stdout``/``sys.stderr``: each ``write`` is one record of the function's log.
-
-    Line-buffered: a write with a newline reaches the pipe at once, in one ``os.write``.
-    ``buffer`` is the original stream's, flushed first so that bytes keep their order.
-    """
-
-    encoding = "utf-8"
-    errors = "backslashreplace"
-    line_buffering = True
-
-    def __init__(self, fd: int, original: Any) -> None:
-        self._fd = fd
-        self._original = original
-        self._pending = bytearray()
-        self._lock = _thread.RLock()  # a handler's threads print whole records
-        self.name = getattr(original, "name", f"<fd {fd}>")
-
-    @property
-    def buffer(self) -> Any:
-        return self._original.buffer
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def writable(self) -> bool:
-        return True
-
-    def reconfigure(self, **options: Any) -> None:
-        """Accepted and ignored: the stream is always UTF-8 and line-buffered."""
-
-    def write(self, text: str) -> int:
-        if not isinstance(text, str):
-            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        if self.closed:
-            raise ValueError("I/O operation on closed file.")
-        with self._lock:
-            self._pending += _mark(text)
-            if "\n" in text or len(self._pending) >= 8192:
-                self.flush()
-        return len(text)
-
-    def flush(self) -> None:
-        with self._lock:
-            try:
-                self._original.flush()
-            except (AttributeError, OSError, ValueError):
-                pass
-            if not self._pending:
-                return
-            data, self._pending = memoryview(self._pending), bytearray()
-            while data:
-                data = data[os.write(self._fd, data) :]
-
-
-_builtin_print = builtins.print
-
-
-def _print(*args: object, file: Any = None, flush: bool = False, **layout: Any) -> None:
-    """``print``; to the worker's own streams, its whole text (args, sep, end) in one write."""
-    stream = sys.stdout if file is None else file
-    if not isinstance(stream, _RecordStream):
-        _builtin_print(*args, file=file, flush=flush, **layout)
-        return
-    text = io.StringIO()  # print's own formatting and errors; `sep` and `end` in `layout`
-    _builtin_print(*args, file=text, **layout)
-    stream.write(text.getvalue())
-    if flush:
-        stream.flush()
 
 
 # -- what the handler sees -------------------------------------------------------------------
@@ -211,8 +135,8 @@ class _InitError(Exception):
 
 
 def _is_runtime_frame(filename: str) -> bool:
-    """Frames of this worker, importlib and asyncio: noise in a user's stack trace."""
-    if filename == __file__ or filename.startswith("<frozen "):
+    """Frames of this worker (and its sibling files), importlib and asyncio: noise."""
+    if filename.startswith(_HERE) or filename.startswith("<frozen "):
         return True
     location = getattr(sys.modules.get("asyncio"), "__file__", None)
     if not location:  # asyncio not imported (a plain sync handler): no asyncio frames
@@ -389,8 +313,8 @@ def _prepare(config: dict[str, Any]) -> None:
         stream = getattr(sys, name)
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(line_buffering=True, errors="backslashreplace")
-            setattr(sys, name, _RecordStream(fd, stream))
-    builtins.print = _print
+            setattr(sys, name, RecordStream(fd, stream))
+    builtins.print = record_print
     deps = os.path.join(_ROOT, ".deps")
     sys.path[0:1] = [_ROOT, deps] if os.path.isdir(deps) else [_ROOT]
     _configure_logging()
