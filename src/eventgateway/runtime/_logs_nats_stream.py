@@ -33,6 +33,7 @@ __all__ = [
     "encode_line",
     "logs_stream_config",
     "read_subject",
+    "sweep",
     "translated",
 ]
 
@@ -154,3 +155,36 @@ def logs_stream_config(
         allow_direct=True,
         num_replicas=replicas,
     )
+
+
+async def sweep(
+    js: JetStreamContext,
+    stream: str,
+    subjects: str,
+    *,
+    cutoff: float,
+    max_lines: int,
+    timeout_s: float,
+) -> int:
+    """Delete, subject by subject, lines stamped before ``cutoff`` and all but the newest
+    ``max_lines`` of each; how many were deleted. Reads every line: call it rarely."""
+    with translated(f"list the functions of {stream}"):
+        info = await js.stream_info(stream, subjects_filter=subjects)
+    deleted = 0
+    for subject in info.state.subjects or {}:
+        with translated(f"read {subject}"):
+            messages = await read_subject(js, stream, subject, timeout_s)
+        ordered = sorted(
+            (line.timestamp, msg.metadata.sequence.stream)
+            for msg in messages
+            if (line := decode_line(msg.data)) is not None
+        )
+        cut = max(len(ordered) - max_lines, 0)
+        doomed = {seq for index, (ts, seq) in enumerate(ordered) if index < cut or ts < cutoff}
+        if not doomed:
+            continue
+        kept = [seq for _, seq in ordered if seq not in doomed]
+        with translated(f"delete old lines of {subject}"):
+            await delete_lines(js, stream, subject, doomed, kept)
+        deleted += len(doomed)
+    return deleted

@@ -39,10 +39,10 @@ from nats.js.api import PubAck
 from eventgateway.errors import StoreError
 from eventgateway.runtime._logs_nats_stream import (
     decode_line,
-    delete_lines,
     encode_line,
     logs_stream_config,
     read_subject,
+    sweep,
     translated,
 )
 from eventgateway.runtime.base import LogLine, LogStore
@@ -339,27 +339,14 @@ class NatsLogStore(LogStore):
                 f"max_lines_per_function {max_lines_per_function!r} must not be negative"
             )
         await self.flush()
-        with translated(f"list the functions of {self.stream}"):
-            info = await self._js.stream_info(self.stream, subjects_filter=f"{self.prefix}.logs.>")
-        cutoff = time.time() - max_age_s
-        deleted = 0
-        for subject in info.state.subjects or {}:
-            with translated(f"read {subject}"):
-                messages = await read_subject(self._js, self.stream, subject, self._query_timeout_s)
-            ordered = sorted(
-                (line.timestamp, msg.metadata.sequence.stream)
-                for msg in messages
-                if (line := decode_line(msg.data)) is not None
-            )
-            cut = max(len(ordered) - max_lines_per_function, 0)
-            doomed = {seq for index, (ts, seq) in enumerate(ordered) if index < cut or ts < cutoff}
-            if not doomed:
-                continue
-            kept = [seq for _, seq in ordered if seq not in doomed]
-            with translated(f"delete old lines of {subject}"):
-                await delete_lines(self._js, self.stream, subject, doomed, kept)
-            deleted += len(doomed)
-        return deleted
+        return await sweep(
+            self._js,
+            self.stream,
+            f"{self.prefix}.logs.>",
+            cutoff=time.time() - max_age_s,
+            max_lines=max_lines_per_function,
+            timeout_s=self._query_timeout_s,
+        )
 
     # -- live tails -------------------------------------------------------------------------
 
