@@ -51,6 +51,10 @@ JETSTREAM_GAPS: dict[str, tuple[str, str]] = {
         "de-duplication is per delivery (Nats-Msg-Id), so a subscription added since is reached",
     ),
     "test_same_event_after_the_window_is_enqueued_again": ("skip", _SERVER_TIME),
+    "test_a_lease_excluding_a_busy_backlog_waits_for_another_retry_to_fall_due": (
+        "skip",
+        _SERVER_TIME,
+    ),
     "test_retry_later_makes_the_delivery_due_after_the_delay": (
         "skip",
         f"{_SERVER_TIME}; see test_jetstream.py::test_nak_delay_is_respected",
@@ -296,6 +300,58 @@ async def test_exclude_skips_those_subscriptions(queue: Queue) -> None:
 
     assert ids(await lease(queue, exclude={"s1"})) == [("e2", "s2")]
     assert ids(await lease(queue)) == [("e1", "s1")]
+
+
+async def test_exclude_takes_the_oldest_of_the_other_subscriptions_past_a_backlog(
+    queue: Queue,
+) -> None:
+    for n in range(1, 6):
+        await put(queue, f"e{n}", "s1")  # the busy subscription's backlog, oldest of all
+    await put(queue, "e6", "s2")
+    await put(queue, "e7", "s3")
+    await put(queue, "e8", "s2")
+
+    first = ids(await lease(queue, 2, exclude={"s1"}))
+    assert first[0] == ("e6", "s2")
+    assert len(first) <= 2  # a lease may hand out fewer than asked (JetStream's fetches)
+    taken = list(first)
+    while len(taken) < 3:
+        taken += ids(await lease(queue, exclude={"s1"}))
+    assert taken == [("e6", "s2"), ("e7", "s3"), ("e8", "s2")]
+    backlog: list[tuple[str, str]] = []
+    while len(backlog) < 5:
+        backlog += ids(await lease(queue))
+    assert backlog == [(f"e{n}", "s1") for n in range(1, 6)]
+
+
+async def test_a_lease_excluding_a_busy_backlog_waits_for_another_retry_to_fall_due(
+    queue: Queue, clock: FakeClock
+) -> None:
+    await put(queue, "e1", "s1")
+    await put(queue, "e2", "s2")
+    (retried,) = await lease(queue, exclude={"s1"})
+    await queue.retry_later(retried, 30.0, attempt("failed", 503, "HTTP 503"))
+    waiting = asyncio.create_task(queue.lease(10, exclude={"s1"}))
+
+    clock.advance(29.0)
+    queue.notify()
+    await asyncio.sleep(0)
+    assert not waiting.done()
+
+    clock.advance(1.0)
+    queue.notify()
+    assert ids(await asyncio.wait_for(waiting, DEADLINE_S)) == [("e2", "s2")]
+
+
+async def test_room_caps_what_one_lease_hands_out_per_subscription(queue: Queue) -> None:
+    for n in range(1, 5):
+        await put(queue, f"a{n}", "s1")
+    await put(queue, "b1", "s2")
+
+    taken = ids(await lease(queue, room=lambda sub: 2 if sub == "s1" else 5))
+
+    assert taken == [("a1", "s1"), ("a2", "s1"), ("b1", "s2")]
+    assert ids(await lease(queue, room=lambda sub: 1)) == [("a3", "s1")]
 
 
 async def test_exclude_is_read_again_when_the_lease_looks_again(queue: Queue) -> None:

@@ -230,6 +230,27 @@ async def test_file_is_wal_with_the_current_schema_version(
     conn.close()
 
 
+async def test_a_version_1_file_gains_the_per_subscription_index_and_keeps_its_rows(
+    path: pathlib.Path, open_queue: Open
+) -> None:
+    queue = await open_queue()
+    await put(queue, "e1", "s1")
+    await queue.close()
+    with sqlite3.connect(path) as conn:  # as the first release left it
+        conn.execute("DROP INDEX deliveries_sub_due")
+        conn.execute("PRAGMA user_version = 1")
+    conn.close()
+
+    queue = await open_queue()
+
+    assert ids(await lease(queue)) == [("e1", "s1")]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        index = "SELECT 1 FROM sqlite_master WHERE name = 'deliveries_sub_due'"
+        assert conn.execute(index).fetchone() == (1,)
+    conn.close()
+
+
 async def test_a_newer_schema_is_refused(path: pathlib.Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")

@@ -63,6 +63,9 @@ class Dispatcher:
         self._table = table
         self._concurrency = concurrency
         self._per_subscription = per_subscription
+        # A busy subscription is leased for again only once half its slots are free, so
+        # a backlog is leased in batches rather than one delivery per freed slot.
+        self._resume_at = per_subscription // 2
         self._at_most_once = at_most_once
         self._hooks = hooks or DispatchHooks()
         self._clock = clock
@@ -90,7 +93,7 @@ class Dispatcher:
                     await self._slot_freed.wait()
                     continue
                 self._lease = asyncio.ensure_future(
-                    self._queue.lease(free, exclude=self._saturated)
+                    self._queue.lease(free, exclude=self._saturated, room=self._room)
                 )
                 try:
                     batch = await self._lease
@@ -113,6 +116,10 @@ class Dispatcher:
         if self._lease is not None and not self._lease.done():
             self._lease.cancel()
 
+    def _room(self, subscription_id: str) -> int:
+        # Called by the queue, possibly on its writer thread: a read of a Counter.
+        return self._per_subscription - self._per_sub[subscription_id]
+
     def _take_slot(self, subscription_id: str) -> None:
         self._in_flight += 1
         self._per_sub[subscription_id] += 1
@@ -124,7 +131,7 @@ class Dispatcher:
         self._per_sub[subscription_id] -= 1
         if self._per_sub[subscription_id] <= 0:
             del self._per_sub[subscription_id]
-        if subscription_id in self._saturated:
+        if subscription_id in self._saturated and self._per_sub[subscription_id] <= self._resume_at:
             self._saturated.discard(subscription_id)
             self._queue.notify()  # its waiting deliveries may be leased again
         self._slot_freed.set()

@@ -24,7 +24,7 @@ Contract (tested by ``tests/contract/test_queue.py`` for every backend):
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -36,6 +36,7 @@ __all__ = [
     "Delivery",
     "DeliveryQueue",
     "NewDelivery",
+    "Room",
 ]
 
 AttemptOutcome = Literal["delivered", "failed", "skipped"]
@@ -61,6 +62,10 @@ class Accepted:
 
     event: CloudEvent
     deliveries: Sequence[NewDelivery]
+
+
+Room = Callable[[str], int]
+"""How many deliveries of a subscription a lease may still hand out (see ``lease``)."""
 
 
 @dataclass(slots=True)
@@ -102,11 +107,16 @@ class DeliveryQueue(abc.ABC):
         """Enqueue events with their deliveries; per item ``True`` if it was a duplicate."""
 
     @abc.abstractmethod
-    async def lease(self, max_count: int, *, exclude: Collection[str] = ()) -> list[Delivery]:
+    async def lease(
+        self, max_count: int, *, exclude: Collection[str] = (), room: Room | None = None
+    ) -> list[Delivery]:
         """Wait for due deliveries and lease up to ``max_count``; ``[]`` once closed.
 
         ``exclude`` holds subscription ids whose deliveries must not be leased now (the
-        dispatcher's slots for them are full).
+        dispatcher's slots for them are full). ``room(subscription_id)``, when given, is
+        how many deliveries of that subscription one lease may hand out at most (its
+        free slots); a lease never hands out more, so one subscription's backlog cannot
+        take every slot at once.
         """
 
     @abc.abstractmethod

@@ -22,7 +22,7 @@ from nats.aio.msg import Msg
 
 from eventgateway.events.codec import decode_event
 from eventgateway.queue._common import Wakeup
-from eventgateway.queue.base import Delivery
+from eventgateway.queue.base import Delivery, Room
 from eventgateway.queue.jetstream_wire import Envelope, Names, is_nats_error
 
 __all__ = ["JetStreamLeaseMixin"]
@@ -69,7 +69,9 @@ class JetStreamLeaseMixin:
     _admit: Callable[[Msg], Awaitable[None]]  # the ordering mixin's
     _recheck: Callable[[], Awaitable[None]]  # the ordering mixin's
 
-    async def lease(self, max_count: int, *, exclude: Collection[str] = ()) -> list[Delivery]:
+    async def lease(
+        self, max_count: int, *, exclude: Collection[str] = (), room: Room | None = None
+    ) -> list[Delivery]:
         """Wait for deliveries and lease up to ``max_count``, in stream order.
 
         One fetch at a time runs in the background and parks what it fetched, so a
@@ -83,12 +85,12 @@ class JetStreamLeaseMixin:
             raise ValueError(f"max_count must be at least 1, not {max_count}")
         while not self._closed:
             token = self._wakeup.token()
-            batch = self._take(max_count, frozenset(exclude))
+            batch = self._take(max_count, frozenset(exclude), room)
             if batch:
                 return batch
-            room = self._max_parked - len(self._parked)
-            if room > 0 and (self._fetcher is None or self._fetcher.done()):
-                self._fetcher = asyncio.create_task(self._fetch(min(max_count, room)))
+            free = self._max_parked - len(self._parked)
+            if free > 0 and (self._fetcher is None or self._fetcher.done()):
+                self._fetcher = asyncio.create_task(self._fetch(min(max_count, free)))
             timeout = self._lease_s / 3 if self._parked or self._held else None
             try:
                 await asyncio.wait_for(token.wait(), timeout)
@@ -196,15 +198,23 @@ class JetStreamLeaseMixin:
         if pull is None or not pull.quiet:
             self._wakeup.fire()
 
-    def _take(self, max_count: int, exclude: frozenset[str]) -> list[Delivery]:
+    def _take(self, max_count: int, exclude: frozenset[str], room: Room | None) -> list[Delivery]:
         taken: list[Delivery] = []
+        left: dict[str, int] = {}
         for seq in sorted(self._parked):
             if len(taken) >= max_count:
                 break
             msg, _ = self._parked[seq]
             envelope = msgspec.msgpack.decode(msg.data, type=Envelope)
-            if envelope.subscription_id in exclude:
+            sub = envelope.subscription_id
+            if sub in exclude:
                 continue
+            if room is not None:
+                if sub not in left:
+                    left[sub] = room(sub)
+                if left[sub] <= 0:
+                    continue
+                left[sub] -= 1
             del self._parked[seq]
             delivery = Delivery(
                 id=envelope.delivery_id or str(seq),

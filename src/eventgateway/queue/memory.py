@@ -22,7 +22,7 @@ from eventgateway.events.codec import encode_event
 from eventgateway.queue._common import Wakeup, check_bounds, dedup_scope, wait_until_due
 from eventgateway.queue._memory_log import MemoryLogMixin
 from eventgateway.queue._memory_state import Key, Record, StoredEvent
-from eventgateway.queue.base import Accepted, AttemptRecord, Delivery, DeliveryQueue
+from eventgateway.queue.base import Accepted, AttemptRecord, Delivery, DeliveryQueue, Room
 
 __all__ = ["MemoryQueue"]
 
@@ -60,9 +60,11 @@ class MemoryQueue(MemoryLogMixin, DeliveryQueue):
         self._events: dict[int, StoredEvent] = {}  # in seq order: dicts keep insertion order
         self._by_event_id: dict[str, list[int]] = {}
         self._records: dict[int, Record] = {}
-        # (due_at, id) of leasable-someday records; entries go stale when a record's
-        # due_at changes and are dropped when they reach the top.
-        self._heap: list[tuple[float, int]] = []
+        # Per subscription, (due_at, id) of its leasable-someday records; entries go stale
+        # when a record's due_at changes and are dropped when they reach the top. One heap
+        # per subscription, so a lease that excludes a busy subscription never walks over
+        # that subscription's backlog.
+        self._due: dict[str, list[tuple[float, int]]] = {}
         # Unsettled record ids per (space, subscription, partition key), oldest first:
         # only the first is ever due, the others wait with due_at None ("parked").
         self._keys: dict[Key, list[int]] = {}
@@ -147,14 +149,16 @@ class MemoryQueue(MemoryLogMixin, DeliveryQueue):
                 if len(waiting) > 1:
                     record.due_at = None  # parked behind an older delivery of its key
             if record.due_at is not None:
-                heapq.heappush(self._heap, (record.due_at, record.id))
+                self._push(record, record.due_at)
         stored.unsettled = len(stored.records)
         self._backlog += stored.unsettled
         self._bytes += stored.size
 
     # -- lease --------------------------------------------------------------------------
 
-    async def lease(self, max_count: int, *, exclude: Collection[str] = ()) -> list[Delivery]:
+    async def lease(
+        self, max_count: int, *, exclude: Collection[str] = (), room: Room | None = None
+    ) -> list[Delivery]:
         """Wait for due deliveries and lease up to ``max_count``, oldest first.
 
         ``exclude`` is read afresh each time the queue looks again, so a live set works.
@@ -167,39 +171,68 @@ class MemoryQueue(MemoryLogMixin, DeliveryQueue):
             raise ValueError(f"max_count must be at least 1, not {max_count}")
         while not self._closed:
             token = self._wakeup.token()
-            batch, next_due = self._take(max_count, frozenset(exclude))
+            batch, next_due = self._take(max_count, frozenset(exclude), room)
             if batch:
                 return batch
             await wait_until_due(token, next_due, self._clock)
         return []
 
-    def _take(self, max_count: int, exclude: frozenset[str]) -> tuple[list[Delivery], float | None]:
-        now = self._clock()
-        taken: list[Record] = []
-        skipped: list[tuple[float, int]] = []
-        heap = self._heap
-        next_due: float | None = None
-        while heap and len(taken) < max_count:
+    def _push(self, record: Record, due_at: float) -> None:
+        heap = self._due.get(record.subscription_id)
+        if heap is None:
+            heap = self._due[record.subscription_id] = []
+        heapq.heappush(heap, (due_at, record.id))
+
+    def _head(self, heap: list[tuple[float, int]]) -> tuple[float, int] | None:
+        """The heap's first live entry, after dropping stale ones."""
+        records = self._records
+        while heap:
             due, record_id = heap[0]
-            record = self._records.get(record_id)
-            if record is None or record.state != "pending" or record.due_at != due:
-                heapq.heappop(heap)  # stale entry
-            elif due > now:
-                # Possibly an excluded subscription's: then the wake-up is early and
-                # harmless, and saves scanning every future entry for the exact minimum.
-                next_due = due
-                break
-            elif record.subscription_id in exclude:
-                skipped.append(heapq.heappop(heap))
+            record = records.get(record_id)
+            if record is not None and record.state == "pending" and record.due_at == due:
+                return heap[0]
+            heapq.heappop(heap)
+        return None
+
+    def _take(
+        self, max_count: int, exclude: frozenset[str], room: Room | None
+    ) -> tuple[list[Delivery], float | None]:
+        now = self._clock()
+        next_due: float | None = None
+        # The due head of every subscription not excluded, merged oldest first.
+        heads: list[tuple[float, int, str]] = []
+        allowed: dict[str, int] = {}
+        for subscription_id, heap in list(self._due.items()):
+            if subscription_id in exclude:
+                continue
+            if room is not None:
+                allowed[subscription_id] = room(subscription_id)
+                if allowed[subscription_id] <= 0:
+                    continue
+            head = self._head(heap)
+            if head is None:
+                del self._due[subscription_id]
+            elif head[0] > now:
+                next_due = head[0] if next_due is None else min(next_due, head[0])
             else:
-                heapq.heappop(heap)
-                taken.append(record)
-        for entry in skipped:
-            heapq.heappush(heap, entry)
+                heads.append((head[0], head[1], subscription_id))
+        heapq.heapify(heads)
+        taken: list[Record] = []
+        while heads and len(taken) < max_count:
+            subscription_id = heads[0][2]
+            heap = self._due[subscription_id]
+            taken.append(self._records[heapq.heappop(heap)[1]])
+            if room is not None:
+                allowed[subscription_id] -= 1
+            head = self._head(heap)
+            if head is not None and head[0] <= now and allowed.get(subscription_id, 1) > 0:
+                heapq.heapreplace(heads, (head[0], head[1], subscription_id))
+            else:
+                heapq.heappop(heads)
         until = now + self._lease_s
         for record in taken:
             record.due_at = record.lease_until = until
-            heapq.heappush(heap, (until, record.id))
+            self._push(record, until)
         taken.sort(key=lambda r: r.id)
         return [record.to_delivery() for record in taken], next_due
 
@@ -225,7 +258,7 @@ class MemoryQueue(MemoryLogMixin, DeliveryQueue):
             record.due_at = None  # an older one of its key came back (redrive): wait for it
         else:
             record.due_at = now + delay_s
-            heapq.heappush(self._heap, (record.due_at, record.id))
+            self._push(record, record.due_at)
         self._wakeup.fire()
 
     async def dead_letter(
@@ -279,7 +312,7 @@ class MemoryQueue(MemoryLogMixin, DeliveryQueue):
     def _unpark(self, record: Record, now: float) -> None:
         if record.due_at is None:
             record.due_at = now
-            heapq.heappush(self._heap, (now, record.id))
+            self._push(record, now)
             self._wakeup.fire()
 
     # -- redrive (called by the log mixin) ------------------------------------------------
@@ -299,7 +332,7 @@ class MemoryQueue(MemoryLogMixin, DeliveryQueue):
             stored.unsettled += 1
             self._backlog += 1
             if record.partition_key is None:
-                heapq.heappush(self._heap, (now, record.id))
+                self._push(record, now)
             else:
                 record.due_at = None
                 bisect.insort(self._keys.setdefault(record.key, []), record.id)

@@ -42,16 +42,10 @@ from pathlib import Path
 from eventgateway.errors import StoreError
 from eventgateway.events.codec import encode_event, encode_json
 from eventgateway.queue._common import Wakeup, dedup_scope, refusal, wait_until_due
-from eventgateway.queue.base import Accepted, AttemptRecord, Delivery, DeliveryQueue
+from eventgateway.queue.base import Accepted, AttemptRecord, Delivery, DeliveryQueue, Room
+from eventgateway.queue.sqlite_lease import Leased, lease_op, release_op
 from eventgateway.queue.sqlite_log import Reader, SqliteLogMixin
-from eventgateway.queue.sqlite_ops import (
-    AcceptOp,
-    Leased,
-    PreparedEvent,
-    Refused,
-    lease_op,
-    release_op,
-)
+from eventgateway.queue.sqlite_ops import AcceptOp, PreparedEvent, Refused
 from eventgateway.queue.sqlite_schema import check_synchronous
 from eventgateway.queue.sqlite_settle import SettleOp
 from eventgateway.queue.sqlite_writer import GroupCommitWriter
@@ -197,7 +191,9 @@ class SqliteQueue(SqliteLogMixin, DeliveryQueue):
 
     # -- lease ------------------------------------------------------------------------------
 
-    async def lease(self, max_count: int, *, exclude: Collection[str] = ()) -> list[Delivery]:
+    async def lease(
+        self, max_count: int, *, exclude: Collection[str] = (), room: Room | None = None
+    ) -> list[Delivery]:
         """Wait for due deliveries and lease up to ``max_count``, oldest first.
 
         ``exclude`` is read afresh each time the queue looks again, so a live set works.
@@ -212,7 +208,8 @@ class SqliteQueue(SqliteLogMixin, DeliveryQueue):
         while not self._closed:
             token = self._wakeup.token()
             writer = self._writing()
-            op = lease_op(max_count, tuple(exclude), self._lease_s, self._clock)
+            # ``room`` is called on the writer thread: a read of the caller's counters.
+            op = lease_op(max_count, frozenset(exclude), room, self._lease_s, self._clock)
             future = writer.submit(op, orphan=self._release)
             try:
                 leased = await future

@@ -1,4 +1,4 @@
-"""The SQLite queue's hot-path writes — accept and lease — as writer ops.
+"""The SQLite queue's accept, as a writer op (the lease is in ``sqlite_lease.py``).
 
 Ops run on the writer thread inside the batch's transaction, change only the database,
 and report counter deltas through their :class:`~.sqlite_writer.Tx`; the queue applies an
@@ -14,30 +14,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Self
 
-from eventgateway.errors import EventParseError
-from eventgateway.events.codec import decode_event, decode_json
-from eventgateway.queue.base import Delivery, NewDelivery
+from eventgateway.queue.base import NewDelivery
 from eventgateway.queue.sqlite_schema import values
-from eventgateway.queue.sqlite_settle import SettleOp
 from eventgateway.queue.sqlite_writer import BatchOp, Tx
 
-__all__ = [
-    "CLAIM_BATCH",
-    "AcceptOp",
-    "Leased",
-    "PreparedEvent",
-    "Refused",
-    "lease_op",
-    "release_op",
-]
+__all__ = ["AcceptOp", "PreparedEvent", "Refused"]
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
-# Rows claimed per UPDATE … RETURNING: 100 measured ~156k rows/s here; larger batches
-# only make one statement hold the write lock longer.
-CLAIM_BATCH = 100
 # Rows per multi-row INSERT: ~900 parameters, well under SQLite's limit of 32,766.
 _ROWS_PER_STATEMENT = 100
 
@@ -215,118 +201,3 @@ def _due(
         return None
     busy_keys.add(key)  # later deliveries of this key in the batch park behind it
     return now
-
-
-_CLAIM = (
-    "UPDATE deliveries SET due_at = ?1, lease_until = ?1 WHERE id IN ("
-    "SELECT id FROM deliveries WHERE state = 'pending' AND due_at <= ?2{exclude} "
-    "ORDER BY due_at, id LIMIT ?3) "
-    "RETURNING id, event_seq, space, subscription_id, function_id, partition_key, "
-    "auth_request, attempts"
-)
-_NEXT_DUE = (
-    "SELECT due_at FROM deliveries WHERE state = 'pending' AND due_at IS NOT NULL{exclude} "
-    "ORDER BY due_at LIMIT 1"
-)
-
-
-def _exclusion(exclude: Sequence[str], first: int) -> str:
-    if not exclude:
-        return ""
-    marks = ", ".join(f"?{n}" for n in range(first, first + len(exclude)))
-    return f" AND subscription_id NOT IN ({marks})"
-
-
-class Leased(NamedTuple):
-    """What a lease op got: deliveries (oldest first), or when to look again."""
-
-    deliveries: list[Delivery]
-    # With no deliveries: the earliest due_at among subscriptions not excluded (None:
-    # nothing is waiting at all).
-    next_due: float | None
-    lease_until: float
-
-
-def lease_op(
-    max_count: int, exclude: Sequence[str], lease_s: float, clock: Clock
-) -> Callable[[Tx], Leased]:
-    """Lease up to ``max_count`` due deliveries, oldest first."""
-
-    def op(tx: Tx) -> Leased:
-        conn = tx.conn
-        now = clock()
-        until = now + lease_s
-        claim = _CLAIM.format(exclude=_exclusion(exclude, 4))
-        rows: list[Any] = []
-        while len(rows) < max_count:
-            want = min(CLAIM_BATCH, max_count - len(rows))
-            got = conn.execute(claim, (until, now, want, *exclude)).fetchall()
-            rows.extend(got)
-            if len(got) < want:
-                break
-        if not rows:
-            row = conn.execute(
-                _NEXT_DUE.format(exclude=_exclusion(exclude, 1)), tuple(exclude)
-            ).fetchone()
-            return Leased([], None if row is None else float(row[0]), until)
-        rows.sort(key=lambda r: r[0])
-        return Leased(_deliveries(tx, rows, now), None, until)
-
-    return op
-
-
-def _deliveries(tx: Tx, rows: list[Any], now: float) -> list[Delivery]:
-    conn = tx.conn
-    seqs = sorted({row[1] for row in rows})
-    stored: dict[int, tuple[bytes, float]] = {}
-    for start in range(0, len(seqs), CLAIM_BATCH):
-        chunk = seqs[start : start + CLAIM_BATCH]
-        marks = ", ".join("?" * len(chunk))
-        for seq, body, received_at in conn.execute(
-            f"SELECT seq, body, received_at FROM events WHERE seq IN ({marks})", chunk
-        ):
-            stored[seq] = (bytes(body), float(received_at))
-    decoded: dict[int, Any] = {}
-    unreadable: list[SettleOp] = []
-    out: list[Delivery] = []
-    for row_id, seq, space, subscription_id, function_id, key, auth, attempts in rows:
-        body, received_at = stored[seq]
-        try:
-            event = decoded[seq].copy() if seq in decoded else decode_event(body)
-        except EventParseError as exc:
-            # A row that cannot be read would otherwise come back after every lease.
-            logger.error("delivery %d: stored event %d is unreadable: %s", row_id, seq, exc)
-            reason = f"stored event cannot be decoded: {exc}"
-            unreadable.append(SettleOp(row_id, "dead", None, reason, now=now))
-            continue
-        decoded.setdefault(seq, event)
-        out.append(
-            Delivery(
-                id=str(row_id),
-                space=space,
-                subscription_id=subscription_id,
-                function_id=function_id,
-                event=event,
-                accepted_at=received_at,
-                attempt=attempts,
-                partition_key=key,
-                auth_request=None if auth is None else decode_json(auth),
-            )
-        )
-    if unreadable:
-        SettleOp.run_many(tx, unreadable)
-    return out
-
-
-def release_op(ids: Sequence[int], lease_until: float, now: float) -> Callable[[Tx], None]:
-    """Hand back leases nobody received (the leasing caller was cancelled)."""
-
-    def op(tx: Tx) -> None:
-        tx.conn.executemany(
-            "UPDATE deliveries SET due_at = ?, lease_until = NULL WHERE id = ? "
-            "AND state = 'pending' AND lease_until = ? AND due_at = lease_until",
-            [(now, row_id, lease_until) for row_id in ids],
-        )
-        tx.wake = True
-
-    return op

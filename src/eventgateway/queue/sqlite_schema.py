@@ -115,6 +115,12 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "INSERT INTO counters (id, backlog, bytes) VALUES (1, 0, 0)",
     ),
+    (
+        # A lease that excludes busy subscriptions walks subscription by subscription
+        # through this instead of scanning past the busy ones' whole backlog.
+        """CREATE INDEX deliveries_sub_due ON deliveries (subscription_id, due_at, id)
+            WHERE state = 'pending' AND due_at IS NOT NULL""",
+    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 

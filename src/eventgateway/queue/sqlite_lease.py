@@ -1,0 +1,248 @@
+"""The SQLite queue's lease, as a writer op: claim the oldest due deliveries.
+
+The common case reads the head of the ``deliveries_due`` index. When the head is the
+backlog of busy subscriptions (excluded, or out of ``room``), the lease walks the
+subscriptions with work one by one through ``deliveries_sub_due`` instead, so a long
+backlog behind a slow subscriber costs nothing to the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+from eventgateway.errors import EventParseError
+from eventgateway.events.codec import decode_event, decode_json
+from eventgateway.queue.base import Delivery, Room
+from eventgateway.queue.sqlite_settle import SettleOp
+from eventgateway.queue.sqlite_writer import Tx
+
+__all__ = ["CLAIM_BATCH", "Leased", "lease_op", "release_op"]
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+# Rows claimed per UPDATE … RETURNING: 100 measured ~156k rows/s here; larger batches
+# only make one statement hold the write lock longer.
+CLAIM_BATCH = 100
+
+# The head of the queue: due deliveries, oldest first (deliveries_due covers it).
+_DUE_HEAD = (
+    "SELECT id, subscription_id FROM deliveries WHERE state = 'pending' AND due_at <= ? "
+    "ORDER BY due_at, id LIMIT ?"
+)
+_NEXT_DUE = (
+    "SELECT due_at FROM deliveries WHERE state = 'pending' AND due_at IS NOT NULL "
+    "ORDER BY due_at LIMIT 1"
+)
+# Every subscription with a pending, unparked delivery: a skip scan of deliveries_sub_due,
+# one index seek per subscription.
+_BUSY_SUBSCRIPTIONS = (
+    "WITH RECURSIVE subs(s) AS ("
+    "SELECT MIN(subscription_id) FROM deliveries "
+    "WHERE state = 'pending' AND due_at IS NOT NULL "
+    "UNION ALL SELECT (SELECT MIN(subscription_id) FROM deliveries "
+    "WHERE state = 'pending' AND due_at IS NOT NULL AND subscription_id > subs.s) "
+    "FROM subs WHERE subs.s IS NOT NULL) "
+    "SELECT s FROM subs WHERE s IS NOT NULL"
+)
+_DUE_OF = (
+    "SELECT due_at, id FROM deliveries WHERE state = 'pending' AND due_at IS NOT NULL "
+    "AND subscription_id = ? AND due_at <= ? ORDER BY due_at, id LIMIT ?"
+)
+_NEXT_DUE_OF = (
+    "SELECT MIN(due_at) FROM deliveries WHERE state = 'pending' AND due_at IS NOT NULL "
+    "AND subscription_id = ?"
+)
+_CLAIM_IDS = (
+    "UPDATE deliveries SET due_at = ?1, lease_until = ?1 WHERE id IN ({marks}) "
+    "AND state = 'pending' "
+    "RETURNING id, event_seq, space, subscription_id, function_id, partition_key, "
+    "auth_request, attempts"
+)
+# How far past max_count the head scan looks before walking subscription by subscription.
+_HEAD_SLACK = 64
+
+
+class Leased(NamedTuple):
+    """What a lease op got: deliveries (oldest first), or when to look again."""
+
+    deliveries: list[Delivery]
+    # With no deliveries: the earliest due_at among subscriptions not excluded (None:
+    # nothing is waiting at all).
+    next_due: float | None
+    lease_until: float
+
+
+def lease_op(
+    max_count: int,
+    exclude: frozenset[str],
+    room: Room | None,
+    lease_s: float,
+    clock: Clock,
+) -> Callable[[Tx], Leased]:
+    """Lease up to ``max_count`` due deliveries, oldest first (see ``DeliveryQueue.lease``)."""
+
+    def op(tx: Tx) -> Leased:
+        conn = tx.conn
+        now = clock()
+        until = now + lease_s
+        limits = _Limits(exclude, room)
+        ids, crowded = _from_head(conn, limits, max_count, now)
+        next_due: float | None = None
+        if crowded:
+            # The head is the backlog of busy subscriptions: look past it, one
+            # subscription at a time, so its length costs nothing.
+            ids, next_due = _by_subscription(conn, _Limits(exclude, room), max_count, now)
+        elif not ids:
+            row = conn.execute(_NEXT_DUE).fetchone()
+            next_due = None if row is None else float(row[0])
+        if not ids:
+            return Leased([], next_due, until)
+        rows = _claim(conn, ids, until)
+        rows.sort(key=lambda r: r[0])
+        return Leased(_deliveries(tx, rows, now), None, until)
+
+    return op
+
+
+class _Limits:
+    """What a lease may take of each subscription: nothing if excluded, else its room."""
+
+    __slots__ = ("_exclude", "_left", "_room")
+
+    def __init__(self, exclude: frozenset[str], room: Room | None) -> None:
+        self._exclude = exclude
+        self._room = room
+        self._left: dict[str, int] = {}
+
+    def left(self, subscription_id: str) -> int:
+        left = self._left.get(subscription_id)
+        if left is None:
+            if subscription_id in self._exclude:
+                left = 0
+            elif self._room is None:
+                left = 1 << 30
+            else:
+                left = max(0, self._room(subscription_id))
+            self._left[subscription_id] = left
+        return left
+
+    def take(self, subscription_id: str) -> bool:
+        left = self.left(subscription_id)
+        if left <= 0:
+            return False
+        self._left[subscription_id] = left - 1
+        return True
+
+
+def _from_head(
+    conn: sqlite3.Connection, limits: _Limits, max_count: int, now: float
+) -> tuple[list[int], bool]:
+    """The ids to claim from the head of the queue; ``True`` if busy rows crowd it."""
+    scan = max_count + _HEAD_SLACK
+    head = conn.execute(_DUE_HEAD, (now, scan)).fetchall()
+    ids: list[int] = []
+    skipped = False
+    for row_id, subscription_id in head:
+        if limits.take(subscription_id):
+            ids.append(row_id)
+            if len(ids) == max_count:
+                return ids, False
+        else:
+            skipped = True
+    return ids, skipped and len(head) == scan
+
+
+def _by_subscription(
+    conn: sqlite3.Connection, limits: _Limits, max_count: int, now: float
+) -> tuple[list[int], float | None]:
+    """The oldest due ids of every subscription with room, and when the next falls due.
+
+    The cost follows the number of subscriptions with work, not the backlog of the
+    busy ones.
+    """
+    candidates: list[tuple[float, int]] = []
+    next_due: float | None = None
+    for (subscription_id,) in conn.execute(_BUSY_SUBSCRIPTIONS).fetchall():
+        want = min(max_count, limits.left(subscription_id))
+        if want <= 0:
+            continue
+        due = conn.execute(_DUE_OF, (subscription_id, now, want)).fetchall()
+        if due:
+            candidates.extend(due)
+            continue
+        (first,) = conn.execute(_NEXT_DUE_OF, (subscription_id,)).fetchone()
+        if first is not None and (next_due is None or first < next_due):
+            next_due = float(first)
+    candidates.sort()
+    return [row_id for _, row_id in candidates[:max_count]], next_due
+
+
+def _claim(conn: sqlite3.Connection, ids: list[int], until: float) -> list[Any]:
+    rows: list[Any] = []
+    for start in range(0, len(ids), CLAIM_BATCH):
+        chunk = ids[start : start + CLAIM_BATCH]
+        claim = _CLAIM_IDS.format(marks=", ".join(f"?{n}" for n in range(2, len(chunk) + 2)))
+        rows.extend(conn.execute(claim, (until, *chunk)).fetchall())
+    return rows
+
+
+def _deliveries(tx: Tx, rows: list[Any], now: float) -> list[Delivery]:
+    conn = tx.conn
+    seqs = sorted({row[1] for row in rows})
+    stored: dict[int, tuple[bytes, float]] = {}
+    for start in range(0, len(seqs), CLAIM_BATCH):
+        chunk = seqs[start : start + CLAIM_BATCH]
+        marks = ", ".join("?" * len(chunk))
+        for seq, body, received_at in conn.execute(
+            f"SELECT seq, body, received_at FROM events WHERE seq IN ({marks})", chunk
+        ):
+            stored[seq] = (bytes(body), float(received_at))
+    decoded: dict[int, Any] = {}
+    unreadable: list[SettleOp] = []
+    out: list[Delivery] = []
+    for row_id, seq, space, subscription_id, function_id, key, auth, attempts in rows:
+        body, received_at = stored[seq]
+        try:
+            event = decoded[seq].copy() if seq in decoded else decode_event(body)
+        except EventParseError as exc:
+            # A row that cannot be read would otherwise come back after every lease.
+            logger.error("delivery %d: stored event %d is unreadable: %s", row_id, seq, exc)
+            reason = f"stored event cannot be decoded: {exc}"
+            unreadable.append(SettleOp(row_id, "dead", None, reason, now=now))
+            continue
+        decoded.setdefault(seq, event)
+        out.append(
+            Delivery(
+                id=str(row_id),
+                space=space,
+                subscription_id=subscription_id,
+                function_id=function_id,
+                event=event,
+                accepted_at=received_at,
+                attempt=attempts,
+                partition_key=key,
+                auth_request=None if auth is None else decode_json(auth),
+            )
+        )
+    if unreadable:
+        SettleOp.run_many(tx, unreadable)
+    return out
+
+
+def release_op(ids: Sequence[int], lease_until: float, now: float) -> Callable[[Tx], None]:
+    """Hand back leases nobody received (the leasing caller was cancelled)."""
+
+    def op(tx: Tx) -> None:
+        tx.conn.executemany(
+            "UPDATE deliveries SET due_at = ?, lease_until = NULL WHERE id = ? "
+            "AND state = 'pending' AND lease_until = ? AND due_at = lease_until",
+            [(now, row_id, lease_until) for row_id in ids],
+        )
+        tx.wake = True
+
+    return op

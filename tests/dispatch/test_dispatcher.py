@@ -1,0 +1,131 @@
+"""The lease loop's concurrency bounds, with a real MemoryQueue and a fake invoker."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Collection
+from types import SimpleNamespace
+from typing import Any
+
+from eventgateway.dispatch.dispatcher import Dispatcher
+from eventgateway.dispatch.invoke import Outcome
+from eventgateway.events.model import CloudEvent
+from eventgateway.providers.base import Reply
+from eventgateway.queue.base import Accepted, Delivery, NewDelivery, Room
+from eventgateway.queue.memory import MemoryQueue
+
+DEADLINE_S = 5.0
+
+
+class GatedInvoker:
+    """Each call waits for its function's gate; records calls in the order they began."""
+
+    def __init__(self) -> None:
+        self.gates: dict[str, asyncio.Semaphore] = collections.defaultdict(
+            lambda: asyncio.Semaphore(0)
+        )
+        self.started: list[tuple[str, str]] = []
+        self.changed = asyncio.Event()
+
+    async def call(self, function: Any, event: CloudEvent, **kw: Any) -> Outcome:
+        self.started.append((kw["function_id"], event.id))
+        self.changed.set()
+        await self.gates[kw["function_id"]].acquire()
+        return Outcome(ok=True, reply=Reply(status=200, body=b""))
+
+
+class Table:
+    def target(self, space: str, subscription_id: str) -> Any:
+        return SimpleNamespace(
+            authorizer_id=None,
+            function=SimpleNamespace(function_id=subscription_id),
+            subscription=SimpleNamespace(retry_policy=None),
+        )
+
+
+class CountingQueue(MemoryQueue):
+    """Records the size of every lease that handed something out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    async def lease(
+        self, max_count: int, *, exclude: Collection[str] = (), room: Room | None = None
+    ) -> list[Delivery]:
+        batch = await super().lease(max_count, exclude=exclude, room=room)
+        if batch:
+            self.batches.append(len(batch))
+        return batch
+
+
+def _event(event_id: str) -> CloudEvent:
+    return CloudEvent(
+        id=event_id,
+        source="/test",
+        type="user.created",
+        specversion="1.0",
+        data={"n": event_id},
+    )
+
+
+async def _put(queue: MemoryQueue, subscription_id: str, *event_ids: str) -> None:
+    for event_id in event_ids:
+        delivery = NewDelivery(
+            space="s", subscription_id=subscription_id, function_id=subscription_id
+        )
+        await queue.accept([Accepted(_event(event_id), [delivery])])
+
+
+async def _until(invoker: GatedInvoker, condition: Any) -> None:
+    async def wait() -> None:
+        while not condition():
+            invoker.changed.clear()
+            await invoker.changed.wait()
+
+    await asyncio.wait_for(wait(), DEADLINE_S)
+
+
+async def test_a_hung_subscription_holds_only_its_own_slots() -> None:
+    queue = MemoryQueue()
+    invoker = GatedInvoker()
+    dispatcher = Dispatcher(queue, invoker, Table, per_subscription=2)  # type: ignore[arg-type]
+    await _put(queue, "hung", "h1", "h2", "h3", "h4", "h5")
+    await _put(queue, "fine", "f1")
+    runner = asyncio.create_task(dispatcher.run())
+    try:
+        await _until(invoker, lambda: ("fine", "f1") in invoker.started)
+        hung = [event_id for function_id, event_id in invoker.started if function_id == "hung"]
+        assert hung == ["h1", "h2"]  # its two slots, and not one more
+        assert queue.backlog() == 6
+    finally:
+        dispatcher.stop()
+        for gate in ("hung", "fine"):
+            for _ in range(5):
+                invoker.gates[gate].release()
+        await asyncio.wait_for(runner, DEADLINE_S)
+    assert queue.backlog() == 3  # stopped: what was never leased stays queued
+
+
+async def test_a_busy_subscription_is_leased_for_in_batches_not_one_per_freed_slot() -> None:
+    queue = CountingQueue()
+    invoker = GatedInvoker()
+    dispatcher = Dispatcher(queue, invoker, Table, per_subscription=4)  # type: ignore[arg-type]
+    await _put(queue, "busy", *(f"e{n}" for n in range(12)))
+    runner = asyncio.create_task(dispatcher.run())
+    try:
+        await _until(invoker, lambda: len(invoker.started) == 4)
+        invoker.gates["busy"].release()  # one slot frees: not worth a lease yet
+        await _until(invoker, lambda: queue.backlog() == 11)
+        await asyncio.sleep(0)
+        assert len(invoker.started) == 4
+        invoker.gates["busy"].release()  # half the slots are free: lease two at once
+        await _until(invoker, lambda: len(invoker.started) == 6)
+        assert queue.batches == [4, 2]
+    finally:
+        dispatcher.stop()
+        for _ in range(12):
+            invoker.gates["busy"].release()
+        await asyncio.wait_for(runner, DEADLINE_S)
+    assert [event_id for _, event_id in invoker.started] == [f"e{n}" for n in range(6)]
