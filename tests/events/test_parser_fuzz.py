@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +19,16 @@ from eventgateway.events.codec import decode_event, encode_binary, encode_event
 from eventgateway.events.http import HttpRequest, parse_request
 from eventgateway.events.jsondepth import json_depth_exceeds
 from eventgateway.events.model import CloudEvent
-from tests.events.strategies import ATTRIBUTES, DEEP, EVENTS, HEADER_NAMES, JSON, MEDIA_TYPES
+from eventgateway.events.structured_v1 import parse_v1_exact, parse_v1_members
+from tests.events.strategies import (
+    ATTRIBUTES,
+    DEEP,
+    EVENTS,
+    HEADER_NAMES,
+    JSON,
+    MEDIA_TYPES,
+    SCALARS,
+)
 
 
 def bodies() -> st.SearchStrategy[bytes]:
@@ -89,3 +99,58 @@ def test_a_json_body_parses_only_within_the_depth_limit(value: Any, limit: int) 
     except EventParseError as exc:
         message = exc.message
     assert json_depth_exceeds(body, limit) == message.startswith("JSON body is nested")
+
+
+V1_VALUES = st.one_of(
+    st.none(),
+    st.integers(),
+    st.sampled_from(["", "1.0", "0.1", "/s", "x:y", "a b", "http://e.com/s", "%zz"]),
+    st.sampled_from(["2024-01-01T00:00:00Z", "2024-13-01T00:00:00Z", "application/json"]),
+    st.text(max_size=6),
+)
+V1_OBJECTS = st.fixed_dictionaries(
+    {"specversion": st.just("1.0") | V1_VALUES},
+    optional={
+        **{
+            name: st.just(ATTRIBUTES.get(name, "x")) | V1_VALUES
+            for name in (
+                "id",
+                "source",
+                "type",
+                "time",
+                "subject",
+                "dataschema",
+                "datacontenttype",
+            )
+        },
+        "data": JSON,
+        "data_base64": st.sampled_from(["aGk=", "!"]),
+        "ext1": SCALARS,
+    },
+)
+
+
+def _general(body: bytes) -> CloudEvent | str:
+    members = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
+    try:
+        return parse_v1_members(members)
+    except EventParseError as exc:
+        return exc.message
+
+
+@settings(max_examples=800, deadline=None)
+@given(obj=V1_OBJECTS)
+def test_the_1_0_fast_path_accepts_exactly_what_the_general_path_accepts(
+    obj: dict[str, Any],
+) -> None:
+    try:
+        body = json.dumps(obj, allow_nan=False).encode()
+    except ValueError:
+        return  # infinity: not JSON
+    fast = parse_v1_exact(body)
+    general = _general(body)
+    if fast is None:
+        return  # the general path decides, alone
+    assert isinstance(general, CloudEvent), general
+    assert encode_event(fast) == encode_event(general)
+    assert fast.extensions == general.extensions == {}

@@ -25,7 +25,7 @@ import msgspec
 
 from eventgateway.errors import EventParseError, PayloadTooLargeError
 from eventgateway.events.model import CloudEvent
-from eventgateway.events.structured_v1 import parse_v1_members
+from eventgateway.events.structured_v1 import parse_v1_exact, parse_v1_members
 from eventgateway.events.validate import (
     go_validation_line,
     is_request_uri,
@@ -136,6 +136,10 @@ def parse_structured(body: bytes) -> CloudEvent:
 
 def _parse_structured(body: bytes) -> CloudEvent:
     _check_utf8(body, "CloudEvent")
+    if b'"specversion"' in body:
+        event = parse_v1_exact(body)
+        if event is not None:
+            return event
     try:
         exact: _V01Members | None = _V01_EXACT.decode(body)
     except msgspec.ValidationError:

@@ -34,7 +34,7 @@ from eventgateway.events.validate import (
     valid_rfc3339,
 )
 
-__all__ = ["parse_v1_members"]
+__all__ = ["parse_v1_exact", "parse_v1_members"]
 
 _VALUE = msgspec.json.Decoder()
 _V1_CORE = frozenset(
@@ -172,3 +172,63 @@ def _decode_base64(raw: msgspec.Raw) -> bytes | None:
         raise EventParseError(
             "CloudEvent attribute 'data_base64' is not valid base64 (RFC 4648, with padding)"
         ) from None
+
+
+class _V1Exact(msgspec.Struct, forbid_unknown_fields=True):
+    """The 1.0 core attributes only, all strings; ``data`` stays Raw (UNSET: absent)."""
+
+    specversion: str
+    id: str
+    source: str
+    type: str
+    datacontenttype: str | None = None
+    dataschema: str | None = None
+    subject: str | None = None
+    time: str | None = None
+    data: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+_V1_EXACT = msgspec.json.Decoder(_V1Exact)
+
+
+def parse_v1_exact(body: bytes) -> CloudEvent | None:
+    """The common case in one decoding pass: a valid 1.0 event without extensions.
+
+    Returns ``None`` for anything else — extensions, ``data_base64``, nulls or wrong types
+    in required attributes, any invalid value — which :func:`parse_v1_members` then
+    parses the general way, wording the error; so both paths accept exactly the same.
+    """
+    try:
+        exact = _V1_EXACT.decode(body)
+    except msgspec.DecodeError:  # ValidationError included
+        return None
+    if exact.specversion != "1.0" or not (exact.id and exact.source and exact.type):
+        return None
+    time, subject = exact.time, exact.subject
+    dataschema, datacontenttype = exact.dataschema, exact.datacontenttype
+    if "" in (time, subject, dataschema, datacontenttype):
+        return None
+    if not is_uri_reference(exact.source):
+        return None
+    if time is not None and not valid_rfc3339(time):
+        return None
+    if dataschema is not None and not is_uri(dataschema):
+        return None
+    if datacontenttype is not None:
+        try:
+            media_type(datacontenttype)
+        except MediaTypeError:
+            return None
+    data = exact.data
+    return CloudEvent(
+        "1.0",
+        exact.id,
+        exact.source,
+        exact.type,
+        time=time,
+        datacontenttype=datacontenttype,
+        dataschema=dataschema,
+        subject=subject,
+        extensions={},
+        data=None if data is msgspec.UNSET else data,
+    )

@@ -249,6 +249,11 @@ class RoutingTable:
             return _NO_TARGETS
         return by_path.get(path, _NO_TARGETS)
 
+    def has_async_type(self, method: str, event_type: str) -> bool:
+        """Whether any async subscription, on any path, is for (``method``, ``event_type``)."""
+        by_type = self._async.get(method)
+        return by_type is not None and event_type in by_type
+
     def subscriptions_for_system_event(self, event_type: str) -> tuple[Target, ...]:
         """The async subscriptions that receive system event ``event_type`` (contract §4.7).
 
