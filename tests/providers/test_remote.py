@@ -83,3 +83,29 @@ async def test_no_worker_is_a_retryable_provider_error(tmp_path: pathlib.Path):
         await provider.call(fn("http://127.0.0.1:9/x"), Call(body=b"{}"))
     await provider.close()
     assert caught.value.retryable is True
+
+
+async def test_a_worker_that_never_answers_is_a_retryable_error_after_the_margin():
+    with tempfile.TemporaryDirectory(prefix="eg-") as directory:
+        path = pathlib.Path(directory) / "w.sock"
+        received = asyncio.Event()
+
+        async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(1)  # a request arrived; never answer it
+            received.set()
+            await reader.read()  # until the gateway side closes
+            writer.close()
+            await writer.wait_closed()
+
+        server = await asyncio.start_unix_server(mute, str(path))
+        provider = RemoteHttpProvider(path, answer_margin_s=0.05)
+        try:
+            with pytest.raises(ProviderError) as raised:
+                await provider.call(fn("http://127.0.0.1:9/f"), Call(body=b"{}", timeout_s=0.05))
+        finally:
+            await provider.close()
+            server.close()
+            await server.wait_closed()
+    assert received.is_set()
+    assert "no answer from the delivery worker" in raised.value.message
+    assert raised.value.retryable

@@ -78,12 +78,25 @@ def decode_request(payload: bytes) -> CallRequest:
     return _request_decoder.decode(payload)
 
 
+def _expire(future: asyncio.Future[CallReply]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
 class RemoteHttpProvider(Provider):
     """Calls ``http`` functions through the call worker listening on ``socket_path``."""
 
-    def __init__(self, socket_path: pathlib.Path, *, connect_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        socket_path: pathlib.Path,
+        *,
+        connect_timeout_s: float = 10.0,
+        answer_margin_s: float = 5.0,
+    ) -> None:
         self._path = socket_path
         self._connect_timeout_s = connect_timeout_s
+        # How long past a call's own timeout to wait for the worker before giving up.
+        self._answer_margin_s = answer_margin_s
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[CallReply]] = {}
         self._writer: asyncio.StreamWriter | None = None
@@ -154,14 +167,20 @@ class RemoteHttpProvider(Provider):
                 timeout_s=call.timeout_s,
             ),
         )
+        # The worker enforces the call's timeout; the margin covers a stuck worker. A timer
+        # rather than wait_for, which would wrap every call in a task of its own.
+        timer = asyncio.get_running_loop().call_later(
+            call.timeout_s + self._answer_margin_s, _expire, future
+        )
         try:
-            # The worker enforces the call's timeout; the margin covers a stuck worker.
-            reply = await asyncio.wait_for(future, call.timeout_s + 5.0)
+            reply = await future
         except TimeoutError as exc:
             self._pending.pop(request_id, None)
             raise ProviderError(
                 f"function {function.function_id!r}: no answer from the delivery worker"
             ) from exc
+        finally:
+            timer.cancel()
         if reply.error is not None:
             raise ProviderError(
                 reply.error,
