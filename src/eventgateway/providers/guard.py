@@ -1,20 +1,21 @@
-"""The SSRF guard applied to aiohttp: every address a call would connect to is checked first.
+"""The SSRF guard of outbound calls: every address a call would connect to is checked first.
 
-Three layers, so no packet reaches a refused address whichever path aiohttp takes:
+Three layers, so no packet reaches a refused address whichever path a call takes:
 
 * :class:`GuardedResolver` drops refused addresses from every DNS answer, so a name that
   resolves to public and private addresses is called on the public ones only, and a name
-  that resolves only to refused ones fails. aiohttp caches what the resolver returns, so its
-  DNS cache holds allowed addresses only; a DNS change after registration (rebinding) is
+  that resolves only to refused ones fails. The client caches what the resolver returns, so
+  its DNS cache holds allowed addresses only; a DNS change after registration (rebinding) is
   judged when the name is resolved again. Pooled connections were opened to an allowed
   address by the same (immutable) policy.
-* IP literals never reach a resolver in aiohttp: :class:`HttpProvider` checks them with
-  :meth:`TargetPolicy.check_text` before the request, on the host as aiohttp parses it (yarl).
-* :func:`guarded_socket_factory` checks the socket address once more right before a socket
-  is created for it: the last line, whatever parsing or caching did before.
+* IP literals never reach a resolver: they are judged as socket addresses, like every other.
+* :func:`open_guarded_socket` checks the socket address once more right before a socket is
+  created for it: the last line, whatever parsing or caching did before. The delivery client
+  (``providers/http_client.py``) creates every socket with it; :func:`guarded_socket_factory`
+  is the same check for an aiohttp ``TCPConnector``.
 
-Refusals travel through aiohttp as :class:`TargetRefusedError` (an ``OSError``, as aiohttp
-expects from resolvers and sockets); :func:`find_refusal` digs it out of aiohttp's wrappers.
+Refusals travel as :class:`TargetRefusedError` (an ``OSError``, as resolvers and sockets
+raise); :func:`find_refusal` digs it out of wrappers (aiohttp's, for instance).
 :class:`TargetCheck` is the registration-time check (a clear 400).
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from typing import Any
 
 import yarl
 from aiohappyeyeballs import AddrInfoType, SocketFactoryType
@@ -39,6 +41,7 @@ __all__ = [
     "TargetRefusedError",
     "find_refusal",
     "guarded_socket_factory",
+    "open_guarded_socket",
     "url_host",
 ]
 
@@ -46,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 
 class TargetRefusedError(OSError):
-    """Raised inside aiohttp when the SSRF guard refuses every address of a call."""
+    """Raised when the SSRF guard refuses an address (or every address) of a call."""
 
     def __init__(self, refusal: Refusal, host: str) -> None:
         super().__init__(
@@ -138,6 +141,30 @@ class GuardedResolver(AbstractResolver):
             await self._inner.close()
 
 
+def open_guarded_socket(
+    policy: TargetPolicy,
+    family: int,
+    sockaddr: Any,
+    type_: int = socket.SOCK_STREAM,
+    proto: int = 0,
+) -> socket.socket:
+    """A new socket for ``sockaddr``, unless ``policy`` refuses its address.
+
+    Raises:
+        TargetRefusedError: the address is refused (no socket was created).
+        OSError: the address is not an IP address, so it cannot be judged.
+    """
+    if not policy.is_open:
+        host = str(sockaddr[0])
+        address = parse_address(host)
+        if address is None:
+            raise OSError(f"SSRF guard: cannot judge socket address {host!r}")
+        refusal = policy.check(address)
+        if refusal is not None:
+            raise TargetRefusedError(refusal, host)
+    return socket.socket(family=family, type=type_, proto=proto)
+
+
 def guarded_socket_factory(policy: TargetPolicy) -> SocketFactoryType | None:
     """A socket factory for ``TCPConnector`` that refuses to create a socket to a refused address.
 
@@ -148,14 +175,7 @@ def guarded_socket_factory(policy: TargetPolicy) -> SocketFactoryType | None:
 
     def create(addr_info: AddrInfoType) -> socket.socket:
         family, type_, proto, _, sockaddr = addr_info
-        host = str(sockaddr[0])
-        address = parse_address(host)
-        if address is None:
-            raise OSError(f"SSRF guard: cannot judge socket address {host!r}")
-        refusal = policy.check(address)
-        if refusal is not None:
-            raise TargetRefusedError(refusal, host)
-        return socket.socket(family=family, type=type_, proto=proto)
+        return open_guarded_socket(policy, family, sockaddr, type_, proto)
 
     return create
 
