@@ -14,8 +14,7 @@ import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from aiohttp.abc import AbstractResolver
+from typing import TYPE_CHECKING
 
 from eventgateway.api.access import path_check, protect_config_api
 from eventgateway.api.config import create_config_app
@@ -50,6 +49,9 @@ from eventgateway.server import DrainingServer, bind, check_tls, uvicorn_config
 from eventgateway.settings import Settings
 from eventgateway.store.base import ConfigStore
 from eventgateway.supervisor import WorkerProcess
+
+if TYPE_CHECKING:
+    from aiohttp.abc import AbstractResolver
 
 __all__ = ["Gateway", "PreparedServer", "open_queue", "open_store", "prepare_server", "serve"]
 

@@ -4,10 +4,16 @@ It listens on a UNIX socket, makes each ``http`` call it is sent with the same
 :class:`~eventgateway.providers.http.HttpProvider` the gateway uses in-process, and sends
 back the reply or the error. It holds no state: the gateway keeps the queue, retries and
 metrics, so a worker that dies loses nothing (its calls in flight fail and are retried).
+
+The gateway starts it as ``python -m eventgateway.call_worker`` (:func:`main`), not through
+the ``eg`` CLI: that entry imports only asyncio, uvloop, msgspec and the HTTP provider, so
+the worker does not carry click, rich, PyYAML and the server's modules (several MB of RSS
+per process, kept for its whole life).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import ctypes
@@ -30,9 +36,9 @@ from eventgateway.providers.remote import (
     read_frame,
     write_frame,
 )
-from eventgateway.providers.targets import TargetPolicy
+from eventgateway.providers.targets import TargetPolicy, parse_networks
 
-__all__ = ["die_with_parent", "run_call_worker"]
+__all__ = ["die_with_parent", "main", "parse_args", "run_call_worker", "serve_forever"]
 
 logger = logging.getLogger(__name__)
 
@@ -145,3 +151,61 @@ async def run_call_worker(
         await asyncio.wait_for(server.wait_closed(), 1.0)
     await provider.close()
     _remove_socket(socket_path)
+
+
+def serve_forever(socket_path: pathlib.Path, *, targets: TargetPolicy, log_level: str) -> None:
+    """Run the worker on uvloop until SIGTERM, logging at ``log_level`` to stderr."""
+    import uvloop  # here: tests import this module without wanting a loop policy
+
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    die_with_parent()
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run_call_worker(socket_path, targets=targets))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m eventgateway.call_worker",
+        description="Internal: the delivery worker process of `eg serve --dispatch process`.",
+    )
+    parser.add_argument("--socket", dest="socket_path", type=pathlib.Path, required=True)
+    parser.add_argument("--log-level", default="info")
+    # The SSRF guard is stated in full by the gateway and never read from the environment,
+    # so the worker's guard is exactly the gateway's (refusing if it said nothing).
+    private = parser.add_mutually_exclusive_group()
+    private.add_argument("--allow-private-targets", dest="allow_private", action="store_true")
+    private.add_argument("--deny-private-targets", dest="allow_private", action="store_false")
+    parser.set_defaults(allow_private=False)
+    parser.add_argument(
+        "--allow-target", dest="allowed_targets", action="append", default=[], metavar="CIDR"
+    )
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[pathlib.Path, TargetPolicy, str]:
+    """The socket path, SSRF policy and log level given on the command line.
+
+    Raises:
+        SystemExit: usage error (status 2), as argparse does.
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        allow_list = parse_networks(args.allowed_targets)
+    except ValueError as exc:
+        parser.error(f"--allow-target: {exc}")
+    policy = TargetPolicy(allow_private=args.allow_private, allow_list=allow_list)
+    return args.socket_path, policy, args.log_level
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``python -m eventgateway.call_worker``."""
+    socket_path, targets, log_level = parse_args(argv)
+    serve_forever(socket_path, targets=targets, log_level=log_level)
+
+
+if __name__ == "__main__":  # pragma: no cover - run as a child process by the tests
+    main()

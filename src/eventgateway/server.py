@@ -89,6 +89,7 @@ def uvicorn_config(
         lifespan="on",
         loop="uvloop",
         http=HeadLimitedProtocol.bounded(max_head_bytes),
+        ws="none",  # no WebSocket route; "auto" would import websockets (~2.5 MB of RSS)
         access_log=False,
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),

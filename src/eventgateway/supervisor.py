@@ -26,7 +26,7 @@ _MAX_RESTART_DELAY_S = 30.0
 
 
 class WorkerProcess:
-    """One supervised ``python -m eventgateway _callworker`` child."""
+    """One supervised ``python -m eventgateway.call_worker`` child."""
 
     def __init__(
         self,
@@ -56,8 +56,7 @@ class WorkerProcess:
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "eventgateway",
-            "_callworker",
+            "eventgateway.call_worker",  # not the eg CLI: a lean process (see call_worker.py)
             "--socket",
             str(self._socket_path),
             "--log-level",

@@ -1,32 +1,77 @@
-"""The ``eg`` command (alias ``eventgateway``)."""
+"""The ``eg`` command (alias ``eventgateway``).
+
+The client commands (deploy, emit, spaces, …) load on first use: ``eg serve`` runs for
+days, and their modules (rich, PyYAML, the deploy planner) would hold megabytes of its RSS.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import pathlib
 import sys
+from typing import Final
 
 import click
 
 from eventgateway.auth.ratelimit import RateLimit
 from eventgateway.cli.auth_flags import auth_options, operator_key_from_env
-from eventgateway.cli.deploy import deploy, info, remove
-from eventgateway.cli.dev import dev
-from eventgateway.cli.emit import emit
-from eventgateway.cli.invoke import invoke
-from eventgateway.cli.logs import logs
-from eventgateway.cli.resources import RESOURCE_GROUPS
-from eventgateway.cli.serve_options import request_limit_options, tls_from_flags, tls_options
-from eventgateway.cli.spaces import keys, spaces
+from eventgateway.cli.serve_options import (
+    nats_prefix_option,
+    request_limit_options,
+    store_url_with_prefix,
+    tls_from_flags,
+    tls_options,
+)
 from eventgateway.cli.targets import policy_from_flags, private_targets, target_options
 from eventgateway.errors import ConfigError
 from eventgateway.providers.targets import IPNetwork
 from eventgateway.settings import Durability, Limits, Settings, default_data_dir
 
-__all__ = ["cli", "main"]
+__all__ = ["LAZY_COMMANDS", "cli", "main"]
+
+# Command name -> "module:attribute"; an attribute that is a tuple of commands (the resource
+# groups) is searched by name.
+LAZY_COMMANDS: Final = {
+    "deploy": "eventgateway.cli.deploy:deploy",
+    "remove": "eventgateway.cli.deploy:remove",
+    "info": "eventgateway.cli.deploy:info",
+    "dev": "eventgateway.cli.dev:dev",
+    "emit": "eventgateway.cli.emit:emit",
+    "invoke": "eventgateway.cli.invoke:invoke",
+    "logs": "eventgateway.cli.logs:logs",
+    "spaces": "eventgateway.cli.spaces:spaces",
+    "keys": "eventgateway.cli.spaces:keys",
+    **{
+        name: "eventgateway.cli.resources:RESOURCE_GROUPS"
+        for name in ("functions", "subscriptions", "event-types", "cors", "events", "dead-letters")
+    },
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _load_command(name: str) -> click.Command:
+    module_name, _, attribute = LAZY_COMMANDS[name].partition(":")
+    found = getattr(importlib.import_module(module_name), attribute)
+    commands = found if isinstance(found, tuple) else (found,)
+    for command in commands:
+        if isinstance(command, click.Command) and command.name == name:
+            return command
+    raise LookupError(f"{LAZY_COMMANDS[name]} has no command {name!r}")  # a bug in the table
+
+
+class _LazyGroup(click.Group):
+    """A group importing a subcommand's module only when that subcommand is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            self.add_command(_load_command(cmd_name))
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="eventgateway", prog_name="eg")
 def cli() -> None:
     """eventgateway: route events to functions, durably."""
@@ -223,6 +268,7 @@ def _rate_limit(ctx: click.Context, param: click.Parameter, value: str | None) -
 )
 @request_limit_options()
 @tls_options()
+@nats_prefix_option()
 @target_options()
 @auth_options()
 def serve(
@@ -254,6 +300,7 @@ def serve(
     max_batch_events: int,
     tls_cert: pathlib.Path | None,
     tls_key: pathlib.Path | None,
+    nats_prefix: str | None,
     allow_private_targets: bool | None,
     allowed_targets: tuple[IPNetwork, ...],
     auth: bool,
@@ -267,7 +314,7 @@ def serve(
         events_port=events_port,
         config_port=config_port,
         data_dir=data_dir or default_data_dir(),
-        store_url=store_url,
+        store_url=store_url_with_prefix(store_url, nats_prefix),
         domain=domain,
         shutdown_timeout_s=shutdown_timeout_s,
         log_level=log_level,
@@ -321,22 +368,15 @@ def call_worker(
     allow_private_targets: bool | None,
     allowed_targets: tuple[IPNetwork, ...],
 ) -> None:
-    """Internal: the delivery worker process of `eg serve --dispatch process`."""
-    import asyncio
+    """Internal: the delivery worker process of `eg serve --dispatch process`.
 
-    import uvloop
+    The gateway starts ``python -m eventgateway.call_worker`` instead (a leaner process);
+    this command stays for people who ran the worker by hand.
+    """
+    from eventgateway.call_worker import serve_forever
 
-    from eventgateway.call_worker import die_with_parent, run_call_worker
-
-    _setup_logging(log_level)
-    die_with_parent()
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        targets = policy_from_flags(allow_private_targets, allowed_targets)
-        runner.run(run_call_worker(socket_path, targets=targets))
-
-
-for _command in (deploy, remove, info, dev, emit, invoke, logs, spaces, keys, *RESOURCE_GROUPS):
-    cli.add_command(_command)
+    targets = policy_from_flags(allow_private_targets, allowed_targets)
+    serve_forever(socket_path, targets=targets, log_level=log_level)
 
 
 def main() -> None:

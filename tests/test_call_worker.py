@@ -1,0 +1,133 @@
+"""The delivery worker's own entry point (``python -m eventgateway.call_worker``).
+
+The gateway spawns it through :class:`~eventgateway.supervisor.WorkerProcess`; these tests
+start the real child process, call through it, and check that it stays a lean process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+from eventgateway.call_worker import parse_args
+from eventgateway.model.entities import Function
+from eventgateway.providers.base import Call
+from eventgateway.providers.remote import RemoteHttpProvider
+from eventgateway.providers.targets import TargetPolicy
+from eventgateway.supervisor import WorkerProcess
+from tests.support.receiver import Receiver, Reply
+
+# What the worker must not carry: the CLI, the server, the YAML parser and cluster mode.
+_HEAVY = ("click", "rich", "yaml", "starlette", "uvicorn", "nats", "prometheus_client")
+
+
+@pytest.fixture
+def short_dir() -> Iterator[pathlib.Path]:
+    # AF_UNIX paths are short: keep the socket in a short temporary directory.
+    with tempfile.TemporaryDirectory(prefix="eg-") as directory:
+        yield pathlib.Path(directory)
+
+
+def _cmdline(pid: int) -> list[bytes]:
+    return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+
+
+def _listening(path: pathlib.Path) -> bool:
+    return path.exists()
+
+
+async def _wait_for(path: pathlib.Path) -> None:
+    deadline = asyncio.get_running_loop().time() + 10
+    while not _listening(path):
+        assert asyncio.get_running_loop().time() < deadline, "worker did not listen"
+        await asyncio.sleep(0.02)
+
+
+def _loaded_modules(code: str) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+def _top_level(modules: set[str]) -> set[str]:
+    return {name.partition(".")[0] for name in modules}
+
+
+async def test_the_supervised_worker_starts_through_its_own_module_and_answers(
+    short_dir: pathlib.Path, receiver: Receiver
+):
+    receiver.reply("/f", Reply(status=200, body=b'{"ok":true}'))
+    socket_path = short_dir / "w.sock"
+    worker = WorkerProcess(
+        socket_path, log_level="warning", targets=TargetPolicy(allow_private=True)
+    )
+    await worker.start()
+    provider = RemoteHttpProvider(socket_path)
+    try:
+        await _wait_for(socket_path)
+        assert worker.pid is not None
+        assert _cmdline(worker.pid)[1:3] == [b"-m", b"eventgateway.call_worker"]
+        function = Function(
+            space="s", function_id="f", type="http", provider={"url": receiver.url("/f")}
+        )
+        reply = await provider.call(function, Call(body=b'{"n":1}'))
+    finally:
+        await provider.close()
+        await worker.stop(timeout_s=5)
+    assert reply.status == 200
+    assert reply.body == b'{"ok":true}'
+    assert receiver.calls[0].json() == {"n": 1}
+    assert not _listening(socket_path)  # removed on SIGTERM
+    assert worker.restarts == 0
+
+
+def test_the_worker_command_line_states_the_guard_in_full():
+    path, policy, level = parse_args(
+        ["--socket", "/tmp/w.sock", "--allow-target", "10.0.0.0/8", "--log-level", "debug"]
+    )
+    assert path == pathlib.Path("/tmp/w.sock")
+    assert policy == TargetPolicy(
+        allow_private=False, allow_list=(ipaddress.ip_network("10.0.0.0/8"),)
+    )
+    assert level == "debug"
+    assert parse_args(["--socket", "s", "--allow-private-targets"])[1].allow_private is True
+    assert parse_args(["--socket", "s", "--deny-private-targets"])[1].allow_private is False
+
+
+def test_the_worker_command_line_refuses_a_bad_network(capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--socket", "s", "--allow-target", "not-a-net"])
+    assert exit_info.value.code == 2
+    assert "not-a-net" in capsys.readouterr().err
+
+
+def test_the_worker_entry_module_imports_no_cli_server_or_yaml():
+    loaded = _top_level(_loaded_modules("import eventgateway.call_worker"))
+    assert loaded.isdisjoint(_HEAVY), loaded & set(_HEAVY)
+
+
+def test_only_the_http_provider_brings_an_http_client_into_the_worker():
+    # With the provider module stubbed out, nothing else the worker imports loads aiohttp.
+    stub = (
+        "import sys, types\n"
+        "stub = types.ModuleType('eventgateway.providers.http')\n"
+        "stub.HttpProvider = object\n"
+        "sys.modules['eventgateway.providers.http'] = stub\n"
+        "import eventgateway.call_worker\n"
+    )
+    loaded = _top_level(_loaded_modules(stub))
+    assert loaded.isdisjoint({"aiohttp", "httpx", *_HEAVY})
+    assert not any(name.startswith("eventgateway.cli") for name in loaded)
