@@ -51,7 +51,7 @@ from eventgateway.store.base import ConfigStore
 from eventgateway.supervisor import WorkerProcess
 
 if TYPE_CHECKING:
-    from aiohttp.abc import AbstractResolver
+    from eventgateway.providers.resolver import Resolver
 
 __all__ = ["Gateway", "PreparedServer", "open_queue", "open_store", "prepare_server", "serve"]
 
@@ -66,7 +66,7 @@ class Gateway:
         settings: Settings,
         *,
         store: ConfigStore | None = None,
-        resolver: AbstractResolver | None = None,  # DNS of outbound calls; tests inject one
+        resolver: Resolver | None = None,  # DNS of outbound calls; tests inject one
     ) -> None:
         self.settings = settings
         limits = settings.limits

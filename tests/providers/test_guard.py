@@ -15,15 +15,15 @@ import tempfile
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp.abc import AbstractResolver
 
 from eventgateway.call_worker import run_call_worker
 from eventgateway.errors import ProviderError
 from eventgateway.model.entities import Function
 from eventgateway.providers.base import Call
-from eventgateway.providers.guard import TargetRefusedError, guarded_socket_factory
+from eventgateway.providers.guard import TargetRefusedError, open_guarded_socket
 from eventgateway.providers.http import HttpProvider
 from eventgateway.providers.remote import RemoteHttpProvider
+from eventgateway.providers.resolver import Resolver
 from eventgateway.providers.targets import TargetPolicy, parse_networks
 from tests.support.outbound import ConnectSpy, MapResolver
 from tests.support.receiver import Receiver, Reply
@@ -47,7 +47,7 @@ async def spy(monkeypatch: pytest.MonkeyPatch) -> ConnectSpy:
 
 @contextlib.asynccontextmanager
 async def http(
-    policy: TargetPolicy, resolver: AbstractResolver | None = None
+    policy: TargetPolicy, resolver: Resolver | None = None
 ) -> AsyncIterator[HttpProvider]:
     provider = HttpProvider(policy=policy, resolver=resolver)
     await provider.open()
@@ -161,20 +161,17 @@ async def test_a_resolver_answer_that_is_no_address_is_not_connected_to(spy: Con
     assert spy.addresses == []
 
 
-def test_the_socket_factory_refuses_a_refused_address_before_creating_a_socket():
-    create = guarded_socket_factory(DENY)
-    assert create is not None
-    tcp = (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "")
-
+def test_a_guarded_socket_is_refused_before_it_is_created():
     with pytest.raises(TargetRefusedError) as caught:
-        create((*tcp, ("169.254.169.254", 80)))
+        open_guarded_socket(DENY, socket.AF_INET, ("169.254.169.254", 80))
     with pytest.raises(OSError, match="cannot judge"):
-        create((*tcp, ("nowhere", 80)))
-    with contextlib.closing(create((*tcp, ("93.184.216.34", 80)))) as sock:
+        open_guarded_socket(DENY, socket.AF_INET, ("nowhere", 80))
+    with contextlib.closing(
+        open_guarded_socket(DENY, socket.AF_INET, ("93.184.216.34", 80))
+    ) as sock:
         assert sock.family == socket.AF_INET
 
     assert caught.value.refusal.kind == "link-local"
-    assert guarded_socket_factory(TargetPolicy(allow_private=True)) is None
 
 
 # -- the call worker of --dispatch process applies the policy it is given ---------------------

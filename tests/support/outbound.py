@@ -12,10 +12,10 @@ import ipaddress
 import socket
 from typing import Any
 
-from aiohttp.abc import AbstractResolver, ResolveResult
+from eventgateway.providers.resolver import Resolver, ResolveResult
 
 
-class MapResolver(AbstractResolver):
+class MapResolver(Resolver):
     """Answers names from ``names`` (mutable: change it to play a DNS change); else NXDOMAIN."""
 
     def __init__(self, names: dict[str, list[str]]) -> None:

@@ -11,11 +11,10 @@ Three layers, so no packet reaches a refused address whichever path a call takes
 * IP literals never reach a resolver: they are judged as socket addresses, like every other.
 * :func:`open_guarded_socket` checks the socket address once more right before a socket is
   created for it: the last line, whatever parsing or caching did before. The delivery client
-  (``providers/http_client.py``) creates every socket with it; :func:`guarded_socket_factory`
-  is the same check for an aiohttp ``TCPConnector``.
+  (``providers/http_client.py``) creates every socket with it.
 
 Refusals travel as :class:`TargetRefusedError` (an ``OSError``, as resolvers and sockets
-raise); :func:`find_refusal` digs it out of wrappers (aiohttp's, for instance).
+raise); :func:`find_refusal` digs it out of wrappers.
 :class:`TargetCheck` is the registration-time check (a clear 400).
 """
 
@@ -27,12 +26,10 @@ import socket
 from typing import Any
 
 import yarl
-from aiohappyeyeballs import AddrInfoType, SocketFactoryType
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
 
 from eventgateway.errors import ValidationError
 from eventgateway.model.entities import Function
+from eventgateway.providers.resolver import Resolver, ResolveResult, ThreadedResolver
 from eventgateway.providers.targets import Refusal, TargetPolicy, parse_address
 
 __all__ = [
@@ -40,7 +37,6 @@ __all__ = [
     "TargetCheck",
     "TargetRefusedError",
     "find_refusal",
-    "guarded_socket_factory",
     "open_guarded_socket",
     "url_host",
 ]
@@ -82,24 +78,24 @@ def url_host(url: str) -> str | None:
         return None
 
 
-class GuardedResolver(AbstractResolver):
+class GuardedResolver(Resolver):
     """Wraps a resolver and drops the addresses ``policy`` refuses.
 
     Args:
         policy: what may be reached.
-        inner: the resolver asked; by default aiohttp's ``ThreadedResolver`` (created in the
-            running loop on first use). Tests pass one that maps names to chosen addresses.
+        inner: the resolver asked; by default the system's (``ThreadedResolver``). Tests
+            pass one that maps names to chosen addresses.
 
     Raises (from :meth:`resolve`):
         TargetRefusedError: the name resolves only to refused addresses.
     """
 
-    def __init__(self, policy: TargetPolicy, inner: AbstractResolver | None = None) -> None:
+    def __init__(self, policy: TargetPolicy, inner: Resolver | None = None) -> None:
         self._policy = policy
         self._inner = inner
         self._owns_inner = inner is None
 
-    def _resolver(self) -> AbstractResolver:
+    def _resolver(self) -> Resolver:
         if self._inner is None:
             self._inner = ThreadedResolver()
         return self._inner
@@ -165,21 +161,6 @@ def open_guarded_socket(
     return socket.socket(family=family, type=type_, proto=proto)
 
 
-def guarded_socket_factory(policy: TargetPolicy) -> SocketFactoryType | None:
-    """A socket factory for ``TCPConnector`` that refuses to create a socket to a refused address.
-
-    ``None`` for an open policy (aiohttp then creates sockets itself).
-    """
-    if policy.is_open:
-        return None
-
-    def create(addr_info: AddrInfoType) -> socket.socket:
-        family, type_, proto, _, sockaddr = addr_info
-        return open_guarded_socket(policy, family, sockaddr, type_, proto)
-
-    return create
-
-
 class TargetCheck:
     """Registration check: refuses an ``http`` function whose URL reaches only refused addresses.
 
@@ -189,7 +170,7 @@ class TargetCheck:
 
     Args:
         policy: what may be reached.
-        resolver: the resolver asked (default: aiohttp's ``ThreadedResolver``).
+        resolver: the resolver asked (default: the system's, ``ThreadedResolver``).
         timeout_s: how long registration waits for DNS.
 
     Raises (from ``__call__``):
@@ -200,7 +181,7 @@ class TargetCheck:
         self,
         policy: TargetPolicy,
         *,
-        resolver: AbstractResolver | None = None,
+        resolver: Resolver | None = None,
         timeout_s: float = 2.0,
     ) -> None:
         self._policy = policy

@@ -14,14 +14,13 @@ is not visited (it could point anywhere, past the guard's registration check).
 
 from __future__ import annotations
 
-from aiohttp.abc import AbstractResolver
-
 from eventgateway.errors import ProviderError
 from eventgateway.model.entities import Function
 from eventgateway.providers.base import Call, Provider, Reply
 from eventgateway.providers.guard import TargetRefusedError
 from eventgateway.providers.http_client import HeaderError, HttpClient, InvalidURLError
 from eventgateway.providers.http_pool import MAX_REPLY_BYTES, ReplyError, ReplyTooLargeError
+from eventgateway.providers.resolver import Resolver
 from eventgateway.providers.targets import TargetPolicy
 
 __all__ = ["HttpProvider"]
@@ -44,7 +43,7 @@ class HttpProvider(Provider):
         *,
         max_connections: int = 512,
         policy: TargetPolicy = _OPEN,
-        resolver: AbstractResolver | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self._max_connections = max_connections
         self._policy = policy

@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import yarl
-from aiohttp.abc import AbstractResolver
 
 from eventgateway.providers.base import Reply
 from eventgateway.providers.guard import GuardedResolver, TargetRefusedError, open_guarded_socket
 from eventgateway.providers.http_pool import Connection, ConnectionPool, PoolKey
+from eventgateway.providers.resolver import Resolver
 from eventgateway.providers.targets import TargetPolicy, parse_address
 
 __all__ = ["HeaderError", "HttpClient", "InvalidURLError"]
@@ -159,7 +159,7 @@ class HttpClient:
         max_connections: open connections at most, all hosts together; callers wait for one.
         policy: the SSRF guard's policy.
         resolver: the DNS resolver behind the guard (default: ``loop.getaddrinfo`` in a
-            thread, through aiohttp's ``ThreadedResolver``).
+            thread, :class:`~eventgateway.providers.resolver.ThreadedResolver`).
         idle_timeout_s: an idle connection older than this is closed.
         dns_ttl_s: how long a name's (allowed) addresses are reused.
     """
@@ -169,7 +169,7 @@ class HttpClient:
         *,
         max_connections: int = 512,
         policy: TargetPolicy,
-        resolver: AbstractResolver | None = None,
+        resolver: Resolver | None = None,
         idle_timeout_s: float = 15.0,
         dns_ttl_s: float = 60.0,
     ) -> None:
