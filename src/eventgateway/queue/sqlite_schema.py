@@ -142,7 +142,10 @@ def connect(
         conn.execute(f"PRAGMA synchronous={synchronous}")
         # Another process (ingest beside a dispatcher) may hold the write lock briefly.
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-        conn.execute("PRAGMA cache_size=-16384")  # 16 MiB: the indexes stay in memory
+        # 4 MiB: the hot pages (the index heads leases and inserts touch, the newest
+        # events) fit; older pages come back from the OS page cache. A larger cache only
+        # fills up with a backlog's cold pages, and shows as memory that grows with it.
+        conn.execute("PRAGMA cache_size=-4096")
         if readonly:
             conn.execute("PRAGMA query_only=1")
     except sqlite3.Error as exc:
