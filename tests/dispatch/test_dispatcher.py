@@ -129,3 +129,38 @@ async def test_a_busy_subscription_is_leased_for_in_batches_not_one_per_freed_sl
             invoker.gates["busy"].release()
         await asyncio.wait_for(runner, DEADLINE_S)
     assert [event_id for _, event_id in invoker.started] == [f"e{n}" for n in range(6)]
+
+
+class SlowAckQueue(MemoryQueue):
+    """Holds every ack until ``acks`` is set: a store whose commits are slow."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.acks = asyncio.Event()
+        self.waiting = 0
+
+    async def ack(self, delivery: Delivery, attempt: Any) -> None:
+        self.waiting += 1
+        await self.acks.wait()
+        await super().ack(delivery, attempt)
+
+
+async def test_a_slot_frees_when_the_call_ends_not_when_its_ack_is_written() -> None:
+    queue = SlowAckQueue()
+    invoker = GatedInvoker()
+    dispatcher = Dispatcher(queue, invoker, Table, per_subscription=1)  # type: ignore[arg-type]
+    await _put(queue, "one", "e1", "e2")
+    runner = asyncio.create_task(dispatcher.run())
+    try:
+        await _until(invoker, lambda: len(invoker.started) == 1)
+        invoker.gates["one"].release()  # e1's call ends; its ack waits on the store
+
+        await _until(invoker, lambda: len(invoker.started) == 2)
+        assert queue.waiting == 1  # e2 was called while e1's ack was still unwritten
+        assert queue.backlog() == 2
+    finally:
+        dispatcher.stop()
+        invoker.gates["one"].release()
+        queue.acks.set()
+        await asyncio.wait_for(runner, DEADLINE_S)
+    assert queue.backlog() == 0

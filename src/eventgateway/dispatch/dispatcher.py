@@ -71,6 +71,11 @@ class Dispatcher:
         self._clock = clock
         self._rand = rand
         self._in_flight = 0
+        # Attempts done whose outcome is being written (ack, retry, dead letter): they hold
+        # no slot — a slot bounds calls to the subscriber, not our own writes — but leasing
+        # pauses while more than ``concurrency`` of them wait, so memory stays bounded when
+        # the store is slow.
+        self._settling = 0
         self._per_sub: collections.Counter[str] = collections.Counter()
         # Live set read by the queue on every lease attempt: subscriptions with no free slot.
         self._saturated: set[str] = set()
@@ -87,7 +92,10 @@ class Dispatcher:
         """Lease and deliver until stopped; waits for in-flight deliveries before returning."""
         async with asyncio.TaskGroup() as group:
             while not self._stopping:
-                free = self._concurrency - self._in_flight
+                free = min(
+                    self._concurrency - self._in_flight,
+                    2 * self._concurrency - self._in_flight - self._settling,
+                )
                 if free <= 0:
                     self._slot_freed.clear()
                     await self._slot_freed.wait()
@@ -137,8 +145,9 @@ class Dispatcher:
         self._slot_freed.set()
 
     async def _deliver_and_release(self, delivery: Delivery) -> None:
+        slot = _Slot(self, delivery.subscription_id)
         try:
-            await self._deliver(delivery)
+            await self._deliver(delivery, slot)
         except Exception:  # a hook or queue failure must not take the loop down
             logger.exception(
                 "delivery %s (event %s, subscription %s) failed unexpectedly; "
@@ -148,7 +157,7 @@ class Dispatcher:
                 delivery.subscription_id,
             )
         finally:
-            self._release_slot(delivery.subscription_id)
+            slot.settled()
 
     async def _skip(self, delivery: Delivery, reason: str) -> None:
         record = AttemptRecord(
@@ -158,7 +167,7 @@ class Dispatcher:
         await self._queue.ack(delivery, record)
         self._hooks.after_settle(delivery, "skipped")
 
-    async def _deliver(self, delivery: Delivery) -> None:
+    async def _deliver(self, delivery: Delivery, slot: _Slot) -> None:
         target = self._table().target(delivery.space, delivery.subscription_id)
         if target is None:
             await self._skip(delivery, "subscription no longer exists")
@@ -187,6 +196,7 @@ class Dispatcher:
             timeout_s=policy.attempt_timeout_ms / 1000,
             delivery_id=delivery.id,
         )
+        slot.attempted()  # the subscriber is free again; what follows is our own write
         record = _record(started_at, outcome)
         self._hooks.after_attempt(delivery, record)
         if outcome.ok:
@@ -242,6 +252,32 @@ class Dispatcher:
             )
             await self._queue.dead_letter(delivery, f"{decision.reason}: {outcome.error}", record)
             self._hooks.after_settle(delivery, "dead")
+
+
+class _Slot:
+    """One delivery's hold on the dispatcher: a slot while attempted, then while settling."""
+
+    __slots__ = ("_dispatcher", "_state", "_subscription_id")
+
+    def __init__(self, dispatcher: Dispatcher, subscription_id: str) -> None:
+        self._dispatcher = dispatcher
+        self._subscription_id = subscription_id
+        self._state = 0  # 0: attempting, 1: settling, 2: done
+
+    def attempted(self) -> None:
+        if self._state == 0:
+            self._state = 1
+            dispatcher = self._dispatcher
+            dispatcher._settling += 1
+            dispatcher._release_slot(self._subscription_id)
+
+    def settled(self) -> None:
+        if self._state == 0:
+            self._dispatcher._release_slot(self._subscription_id)
+        elif self._state == 1:
+            self._dispatcher._settling -= 1
+            self._dispatcher._slot_freed.set()
+        self._state = 2
 
 
 def _record(started_at: float, outcome: Outcome) -> AttemptRecord:
