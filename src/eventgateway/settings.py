@@ -38,8 +38,8 @@ class Limits:
     queue_max_deliveries: int = 1_000_000
     queue_max_bytes: int = 1024 * 1024 * 1024
     at_most_once_buffer: int = 10_000
-    dispatch_concurrency: int = 256
-    per_subscription_concurrency: int = 32
+    dispatch_concurrency: int = 1024
+    per_subscription_concurrency: int = 128
     function_timeout_s: float = 5.0  # the original's whole-request timeout for `http` functions
     # Events API rate limits; None: 1,000 events/s (burst 2,000) with auth, none without.
     rate_limit_space: RateLimit | None = None
