@@ -210,7 +210,7 @@ class SqliteQueue(SqliteLogMixin, DeliveryQueue):
             writer = self._writing()
             # ``room`` is called on the writer thread: a read of the caller's counters.
             op = lease_op(max_count, frozenset(exclude), room, self._lease_s, self._clock)
-            future = writer.submit(op, orphan=self._release)
+            future = writer.submit(op, orphan=self._release, volatile=True)
             try:
                 leased = await future
             except asyncio.CancelledError:
@@ -231,7 +231,7 @@ class SqliteQueue(SqliteLogMixin, DeliveryQueue):
         """Hand back leases whose caller was cancelled before it received them."""
         if leased.deliveries and not self._closed:  # once closed they simply expire
             ids = [int(d.id) for d in leased.deliveries]
-            self._writer.submit(release_op(ids, leased.lease_until, self._clock()))
+            self._writer.submit(release_op(ids, leased.lease_until, self._clock()), volatile=True)
 
     # -- settle -----------------------------------------------------------------------------
 

@@ -73,17 +73,19 @@ class BatchOp(abc.ABC, Generic[_T]):
 
 
 class _Item(Generic[_T]):
-    __slots__ = ("future", "op", "orphan")
+    __slots__ = ("future", "op", "orphan", "volatile")
 
     def __init__(
         self,
         op: Callable[[Tx], _T],
         future: asyncio.Future[_T],
         orphan: Callable[[_T], None] | None,
+        volatile: bool,
     ) -> None:
         self.op = op
         self.future = future
         self.orphan = orphan
+        self.volatile = volatile
 
 
 # (item, succeeded, result or exception)
@@ -154,12 +156,19 @@ class GroupCommitWriter:
             await asyncio.get_running_loop().run_in_executor(None, thread.join)
 
     def submit(
-        self, op: Callable[[Tx], _T], *, orphan: Callable[[_T], None] | None = None
+        self,
+        op: Callable[[Tx], _T],
+        *,
+        orphan: Callable[[_T], None] | None = None,
+        volatile: bool = False,
     ) -> asyncio.Future[_T]:
         """Queue ``op`` for the next transaction; the future resolves after the commit.
 
         ``orphan`` receives the committed result if the caller stopped waiting (was
         cancelled) meanwhile, so that it can undo what nobody will use (e.g. leases).
+        ``volatile`` ops (leases) write nothing that must survive a crash: they run
+        first, in a transaction of their own committed without a sync, so they wait for
+        at most the transaction in progress, never for a disk sync of their own.
 
         Raises:
             StoreError: the writer is stopped.
@@ -169,7 +178,7 @@ class GroupCommitWriter:
         with self._lock:
             if self._stopped:
                 raise StoreError(f"the SQLite queue {self._path} is closed")
-            self._inbox.put(_Item(op, future, orphan))
+            self._inbox.put(_Item(op, future, orphan, volatile))
         return future
 
     # -- the writer thread --------------------------------------------------------------
@@ -217,12 +226,29 @@ class GroupCommitWriter:
                     entry = inbox.get_nowait()
                 except queue.Empty:
                     break
+            volatile = [item for item in batch if item.volatile]
+            if volatile:
+                self._commit(conn, volatile, sync=False)
+                batch = [item for item in batch if not item.volatile]
             if batch:
                 self._commit(conn, batch)
             if stop:
                 return
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[_Item[Any]]) -> None:
+    def _commit(
+        self, conn: sqlite3.Connection, batch: list[_Item[Any]], *, sync: bool = True
+    ) -> None:
+        if not sync:
+            # WAL: the next synced commit syncs these frames too; a crash before it only
+            # loses leases, which is what an expired lease is anyway.
+            conn.execute("PRAGMA synchronous=OFF")
+        try:
+            self._commit_batch(conn, batch)
+        finally:
+            if not sync:
+                conn.execute(f"PRAGMA synchronous={self._synchronous}")
+
+    def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Item[Any]]) -> None:
         wake = False
         try:
             results, wake = self._transaction(conn, batch)

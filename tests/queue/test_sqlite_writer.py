@@ -1,0 +1,54 @@
+"""GroupCommitWriter: volatile ops (leases) go first, in a transaction without a sync."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import threading
+from collections.abc import Callable
+
+from eventgateway.queue.sqlite_writer import GroupCommitWriter, Tx
+
+FULL, OFF = 2, 0  # PRAGMA synchronous values
+
+
+async def test_volatile_ops_commit_first_without_a_sync_and_the_mode_comes_back(
+    tmp_path: pathlib.Path,
+) -> None:
+    writer = GroupCommitWriter(tmp_path / "q.db", "FULL", on_wake=lambda: None)
+    await writer.start()
+    seen: list[tuple[str, int]] = []
+    gate = threading.Event()
+
+    def note(name: str) -> Callable[[Tx], str]:
+        def op(tx: Tx) -> str:
+            if name == "first":
+                gate.wait(5)  # hold the writer so the next three arrive as one batch
+            (mode,) = tx.conn.execute("PRAGMA synchronous").fetchone()
+            seen.append((name, mode))
+            return name
+
+        return op
+
+    try:
+        first = writer.submit(note("first"))
+        batch = [
+            writer.submit(note("durable-1")),
+            writer.submit(note("lease"), volatile=True),
+            writer.submit(note("durable-2")),
+        ]
+        gate.set()
+        assert await first == "first"
+        assert await asyncio.gather(*batch) == ["durable-1", "lease", "durable-2"]
+        assert await writer.submit(note("after")) == "after"
+    finally:
+        gate.set()
+        await writer.stop()
+
+    assert seen == [
+        ("first", FULL),
+        ("lease", OFF),
+        ("durable-1", FULL),
+        ("durable-2", FULL),
+        ("after", FULL),
+    ]
