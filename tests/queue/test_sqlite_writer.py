@@ -18,11 +18,12 @@ async def test_volatile_ops_commit_first_without_a_sync_and_the_mode_comes_back(
     writer = GroupCommitWriter(tmp_path / "q.db", "FULL", on_wake=lambda: None)
     await writer.start()
     seen: list[tuple[str, int]] = []
-    gate = threading.Event()
+    gate, running = threading.Event(), threading.Event()
 
     def note(name: str) -> Callable[[Tx], str]:
         def op(tx: Tx) -> str:
             if name == "first":
+                running.set()
                 gate.wait(5)  # hold the writer so the next three arrive as one batch
             (mode,) = tx.conn.execute("PRAGMA synchronous").fetchone()
             seen.append((name, mode))
@@ -32,6 +33,7 @@ async def test_volatile_ops_commit_first_without_a_sync_and_the_mode_comes_back(
 
     try:
         first = writer.submit(note("first"))
+        assert await asyncio.to_thread(running.wait, 5)
         batch = [
             writer.submit(note("durable-1")),
             writer.submit(note("lease"), volatile=True),
