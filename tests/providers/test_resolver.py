@@ -25,6 +25,6 @@ async def test_an_ip_literal_resolves_to_itself() -> None:
     assert (result["host"], result["port"], result["family"]) == ("127.0.0.1", 80, socket.AF_INET)
 
 
-async def test_an_unknown_name_is_an_os_error() -> None:
-    with pytest.raises(OSError):
+async def test_an_unknown_name_is_a_resolver_error() -> None:
+    with pytest.raises(socket.gaierror):
         await ThreadedResolver().resolve("no-such-host.invalid", 80, socket.AF_UNSPEC)
