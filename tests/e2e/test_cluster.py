@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import nats
 import pytest
 
 from tests.support.nats_kv import NATS_URL, delete_prefix, require_nats, unique_prefix
@@ -230,3 +231,31 @@ async def test_an_instance_killed_under_load_loses_nothing_accepted(
     print(f"accepted {len(accepted)}, delivered {len(set(delivered))}, duplicates {duplicates}")
     assert len(accepted) >= total // 2
     assert set(delivered) >= accepted
+
+
+async def test_nats_prefix_flag_names_every_stream_and_bucket(tmp_path: pathlib.Path) -> None:
+    require_nats()
+    prefix = unique_prefix()
+    gateway = GatewayProcess(tmp_path / "p", f"--store={NATS_URL}", "--nats-prefix", prefix)
+    try:
+        await asyncio.to_thread(gateway.start)
+        nc = await nats.connect(servers=[NATS_URL], connect_timeout=2, max_reconnect_attempts=0)
+        try:
+            js = nc.jetstream()
+            names = [
+                f"KV_{prefix}-config",
+                f"{prefix}-deliveries",
+                f"{prefix}-deadletters",
+                f"{prefix}-log",
+                f"{prefix}-logs",
+                f"OBJ_{prefix}-bundles",
+            ]
+            found = [(await js.stream_info(name)).config.name for name in names]
+        finally:
+            await nc.close()
+    finally:
+        if gateway.proc is not None:
+            await asyncio.to_thread(gateway.stop)
+        deleted = await delete_prefix(prefix)
+    assert found == names
+    assert sorted(deleted) == sorted(names)  # nothing else was made under it

@@ -4,6 +4,8 @@
   it cannot persist, 202 again after, and every event that got a 202 is delivered.
 * A 3-node cluster with replicas 3: one node SIGKILLed under load and restarted; every
   event that got a 202 is delivered, and the restarted node catches up.
+* Two gateways on one NATS that is restarted: a configuration write through A during the
+  outage is refused (500, "NATS store failed…"); made after the restart, B routes by it.
 
 The figures (503 window, recovery time, duplicates) are printed; `pytest -s` shows them.
 Nothing is asserted about timing but the per-step deadlines.
@@ -34,12 +36,18 @@ PHASE = 100  # events accepted before the kill, while down, and after the restar
 
 @contextlib.asynccontextmanager
 async def gateway(
-    tmp_path: pathlib.Path, nodes: list[NatsServer], options: str
+    tmp_path: pathlib.Path,
+    nodes: list[NatsServer],
+    options: str,
+    *,
+    prefix: str | None = None,
+    name: str = "gw",
 ) -> AsyncIterator[GatewayProcess]:
-    """One `eg serve` on ``nodes``, with a function and async subscription on /acme."""
+    """One `eg serve` on ``nodes`` (under ``prefix``, default a new one)."""
     servers = ",".join(node.url for node in nodes)
-    store = f"--store={servers}?prefix=t{uuid.uuid4().hex[:10]}{options}"
-    process = GatewayProcess(tmp_path / "gw", store, "--lease-timeout", "3")
+    prefix = prefix or f"t{uuid.uuid4().hex[:10]}"
+    store = f"--store={servers}?prefix={prefix}{options}"
+    process = GatewayProcess(tmp_path / name, store, "--lease-timeout", "3")
     try:
         await asyncio.to_thread(process.start, 30.0)
         yield process
@@ -212,4 +220,92 @@ async def test_a_nats_node_killed_under_load_loses_no_accepted_event_and_catches
         f"restarted after {2 * PHASE}: accepted {len(accepted)}/{sent}, refused {dict(refused)}, "
         f"all delivered, duplicates {duplicates or 0}; caught up {caught_up_s:.2f} s after "
         f"its restart, streams {sorted(theirs)}"
+    )
+
+
+async def routed(client: httpx.AsyncClient, gw: GatewayProcess, resource: str) -> int:
+    """How many ``resource`` (functions, subscriptions...) of acme the routing table holds."""
+    text = (await client.get(f"{gw.config_url}/v1/metrics")).text
+    for line in text.splitlines():
+        if line.startswith(f'eventgateway_{resource}_total{{space="acme"}}'):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0
+
+
+async def until_routed(
+    client: httpx.AsyncClient, gw: GatewayProcess, resource: str, n: int
+) -> float:
+    """Seconds until ``gw`` routes ``n`` of ``resource``; fails after the step deadline."""
+    started = time.monotonic()
+    deadline = started + STEP_TIMEOUT_S
+    while await routed(client, gw, resource) < n:
+        assert time.monotonic() < deadline, f"{resource} not routed in time:\n{gw.log()}"
+        await asyncio.sleep(0.01)  # polling another process's metrics: nothing to wait on
+    return time.monotonic() - started
+
+
+async def test_a_change_made_after_a_nats_restart_reaches_the_other_instances_routing(
+    tmp_path: pathlib.Path, receiver: Receiver
+) -> None:
+    require_nats_server()
+    node = NatsServer(tmp_path, "solo")
+    await asyncio.to_thread(node.start)
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    subscription = {
+        "type": "async",
+        "eventType": "user.created",
+        "functionId": "crm",
+        "path": "/acme",
+    }
+    try:
+        await wait_jetstream([node])
+        async with (
+            gateway(tmp_path, [node], "", prefix=prefix, name="a") as a,
+            gateway(tmp_path, [node], "", prefix=prefix, name="b") as b,
+            httpx.AsyncClient(timeout=15) as client,
+        ):
+            base = f"{a.config_url}/v1/spaces/acme"
+            function = {
+                "functionId": "crm",
+                "type": "http",
+                "provider": {"url": receiver.url("/crm")},
+            }
+            for resource, body in (
+                ("functions", function),
+                ("eventtypes", {"name": "user.created"}),
+            ):
+                response = await client.post(f"{base}/{resource}", json=body)
+                assert response.status_code == 201, response.text
+            await until_routed(client, b, "functions", 1)  # B's watch is live
+
+            await asyncio.to_thread(node.stop)
+            refused = await client.post(f"{base}/subscriptions", json=subscription)
+            # The Configuration API answers a store failure 500 with its text (as the
+            # original did); what matters is that nothing claims the write was made.
+            assert refused.status_code == 500, refused.text
+            assert "NATS store failed" in refused.text
+
+            await asyncio.to_thread(node.start)
+            await wait_jetstream([node])
+            deadline, tries = time.monotonic() + STEP_TIMEOUT_S, 0
+            while (
+                response := await client.post(f"{base}/subscriptions", json=subscription)
+            ).status_code != 201:
+                tries += 1
+                assert response.status_code == 500, response.text  # not reconnected yet
+                assert time.monotonic() < deadline, f"no write after the restart:\n{a.log()}"
+                await asyncio.sleep(0.1)  # a reconnect has no event to wait on from here
+            routed_s = await until_routed(client, b, "subscriptions", 1)
+
+            emitted = await emit(client, b, "after-restart")
+            [call] = await receiver.wait_for(1, "/crm")
+            watch_failed = "config store watch failed" in b.log()
+    finally:
+        await asyncio.to_thread(node.stop)
+    assert emitted == 202
+    assert call.json()["id"] == "after-restart"
+    assert not watch_failed
+    print(
+        f"\nwrite during the outage: {refused.status_code}; after the restart {tries} more "
+        f"refused, then 201; routed on B {routed_s * 1000:.0f} ms after the write"
     )

@@ -1,8 +1,10 @@
-"""`eg serve` options for request limits and TLS, kept out of ``cli/main.py``."""
+"""`eg serve` options for request limits, TLS and the NATS prefix, kept out of ``cli/main.py``."""
 
 from __future__ import annotations
 
 import pathlib
+import re
+import urllib.parse
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -12,10 +14,20 @@ from eventgateway.errors import ConfigError
 from eventgateway.events.jsondepth import MAX_JSON_DEPTH_CEILING
 from eventgateway.settings import Limits, Tls
 
-__all__ = ["request_limit_options", "tls_from_flags", "tls_options"]
+__all__ = [
+    "nats_prefix_option",
+    "request_limit_options",
+    "store_url_with_prefix",
+    "tls_from_flags",
+    "tls_options",
+]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _DEFAULTS = Limits()
+# The characters NATS stream, KV bucket and object store names share (the prefix starts
+# each of them, and is a subject token too); the length keeps "KV_<prefix>-deadletters"
+# and friends well inside the server's name limit.
+_NATS_PREFIX = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def request_limit_options() -> Callable[[_F], _F]:
@@ -92,6 +104,52 @@ def tls_from_flags(cert: pathlib.Path | None, key: pathlib.Path | None) -> Tls |
         given, missing = ("--tls-cert", "--tls-key") if key is None else ("--tls-key", "--tls-cert")
         raise ConfigError(f"{given} needs {missing} too: HTTPS takes a certificate and its key")
     return Tls(cert_file=cert, key_file=key)
+
+
+def nats_prefix_option() -> Callable[[_F], _F]:
+    """Add ``nats_prefix`` (a string or ``None``) to a command."""
+    return click.option(
+        "--nats-prefix",
+        default=None,
+        metavar="NAME",
+        envvar="EG_NATS_PREFIX",
+        help="With a nats:// --store: the prefix of every stream, bucket and consumer name "
+        "(the same as the URL's ?prefix=NAME; default eventgateway).",
+    )
+
+
+def store_url_with_prefix(store_url: str | None, nats_prefix: str | None) -> str | None:
+    """``store_url`` with ``--nats-prefix`` put into its query as ``prefix=``.
+
+    The URL stays the one place the prefix is read from, so every NATS user (config
+    store, queue, logs, bundles) sees the same one.
+
+    Raises:
+        ConfigError: the prefix is not a valid name, the store is not ``nats://``, or the
+            URL names another prefix.
+    """
+    if nats_prefix is None:
+        return store_url
+    if not _NATS_PREFIX.fullmatch(nats_prefix):
+        raise ConfigError(
+            f"--nats-prefix {nats_prefix!r} is not valid: use 1 to 64 letters, digits, '-' "
+            "or '_' (it starts every NATS stream, bucket and consumer name)"
+        )
+    if store_url is None or not store_url.startswith("nats://"):
+        shown = "the default SQLite store" if store_url is None else repr(store_url)
+        raise ConfigError(
+            f"--nats-prefix needs a nats:// store, not {shown}: use --store nats://HOST:4222"
+        )
+    _, _, query = store_url.partition("?")
+    given = urllib.parse.parse_qs(query, keep_blank_values=True).get("prefix")
+    if given is not None:
+        if given[-1] != nats_prefix:
+            raise ConfigError(
+                f"--nats-prefix {nats_prefix!r} and the --store URL's prefix={given[-1]!r} "
+                "differ: give the prefix once"
+            )
+        return store_url
+    return f"{store_url}{'&' if query else '?'}prefix={nats_prefix}"
 
 
 def _all(options: list[Callable[[_F], _F]]) -> Callable[[_F], _F]:

@@ -29,8 +29,6 @@ so within ``dedup_window_s`` the server stores a re-published delivery once. An 
 a duplicate when every one of its deliveries was. Unlike the SQLite queue, a re-sent
 event still reaches a subscription added since, and a client retrying an accept that
 failed halfway completes it instead of being told "duplicate".
-
-A redriven ordered dead letter goes behind the newer deliveries of its key.
 """
 
 from __future__ import annotations
@@ -94,6 +92,8 @@ class JetStreamQueue(
         lease_s: the consumer's ``ack_wait``.
         replicas: stream replicas; use 3 in a cluster.
         max_in_flight: the consumer's ``max_ack_pending``, over all instances.
+        max_in_flight_ordered: the same for the ordered consumer (default: ``max_in_flight``);
+            held ordered messages count against it only. Both apply at creation.
         max_dead_letters: dead letters kept before dead-lettering fails.
         max_log_bytes: the delivery log stream's size; past it the oldest history goes.
         scan_limit: the most log or dead-letter messages one listing reads.
@@ -117,6 +117,7 @@ class JetStreamQueue(
         lease_s: float = 60.0,
         replicas: int = 1,
         max_in_flight: int = 10_000,
+        max_in_flight_ordered: int | None = None,
         max_dead_letters: int = 1_000_000,
         max_log_bytes: int = 1024 * 1024 * 1024,
         scan_limit: int = 100_000,
@@ -133,6 +134,7 @@ class JetStreamQueue(
         self._lease_s = lease_s
         self._replicas = replicas
         self._max_in_flight = max_in_flight
+        self._max_in_flight_ordered = max_in_flight_ordered or max_in_flight
         self._max_dead_letters = max_dead_letters
         self._max_log_bytes = max_log_bytes
         self._scan_limit = scan_limit
@@ -143,8 +145,7 @@ class JetStreamQueue(
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._sub: JetStreamContext.PullSubscription | None = None
-        # Fetched but not handed out (e.g. their subscription is excluded right now):
-        # stream sequence → (message, monotonic time of the last keep-alive).
+        # Fetched, not handed out: stream sequence → (message, last keep-alive).
         self._parked: dict[int, tuple[Msg, float]] = {}
         self._max_parked = 1000
         self._held: dict[int, tuple[Msg, float]] = {}  # ordered, behind an older one
@@ -198,12 +199,11 @@ class JetStreamQueue(
                     names, lease_s=self._lease_s, max_in_flight=self._max_in_flight
                 ),
             )
+            ordered = self._max_in_flight_ordered
             await ensure_consumer(
                 self._js,
                 names.deliveries_stream,
-                consumer_config(
-                    names, lease_s=self._lease_s, max_in_flight=self._max_in_flight, ordered=True
-                ),
+                consumer_config(names, lease_s=self._lease_s, ordered=True, max_in_flight=ordered),
             )
             await self._nc.subscribe(f"{names.released_prefix}*", cb=self._released)
         except Exception as exc:

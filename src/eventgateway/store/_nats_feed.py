@@ -19,8 +19,15 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-__all__ = ["follow", "scan"]
+__all__ = ["KV_OPERATION", "follow", "is_marker", "scan"]
 
+KV_OPERATION: Final = "KV-Operation"  # the header of a KV delete or purge marker
+_MARKER_REASON: Final = "Nats-Marker-Reason"  # server-placed markers (nats-server 2.11+)
+# nats-py recreates an ordered consumer after two missed idle heartbeats. Its default of
+# 5 s made a watch resume 10-15 s after a NATS restart (the consumer lives in the
+# server's memory, so a restart loses it); at 1 s it resumes within a few seconds, for
+# one small heartbeat message a second while the bucket is idle.
+_HEARTBEAT_S: Final = 1.0
 # An idle consumer the client forgot (crash, lost connection) is removed by the server.
 _INACTIVE_THRESHOLD_S: Final = 60.0
 
@@ -45,15 +52,26 @@ async def follow(
         cb=on_message,
         config=config,
         ordered_consumer=True,
+        idle_heartbeat=_HEARTBEAT_S,
         inactive_threshold=_INACTIVE_THRESHOLD_S,
     )
 
 
-async def scan(js: JetStreamContext, stream: str, subject: str, deadline_s: float) -> list[Msg]:
+async def scan(
+    js: JetStreamContext,
+    stream: str,
+    subject: str,
+    deadline_s: float,
+    *,
+    idle_s: float | None = None,
+) -> list[Msg]:
     """The last message of every subject matching ``subject``, in stream order.
 
     Writes that land while the scan runs are included too, so the result is the state at
-    the sequence of its last message.
+    the sequence of its last message. With ``idle_s``, a scan that receives nothing for
+    that long asks the server whether anything is pending, and ends if not: on a stream
+    that is purged meanwhile (an object store), nats-server 2.9.10 can move the consumer
+    past messages it never sent (its PR #3838), the one that would end the scan included.
 
     Raises:
         TimeoutError: the consumer did not catch up within ``deadline_s``.
@@ -81,9 +99,21 @@ async def scan(js: JetStreamContext, stream: str, subject: str, deadline_s: floa
         messages: list[Msg] = []
         async with asyncio.timeout(deadline_s):
             while True:
-                msg = await received.get()
+                try:
+                    msg = await asyncio.wait_for(received.get(), idle_s)
+                except TimeoutError:  # only with idle_s
+                    if not (await sub.consumer_info()).num_pending and received.empty():
+                        return messages
+                    continue
                 messages.append(msg)
                 if msg.metadata.num_pending == 0:
                     return messages
     finally:
         await sub.unsubscribe()
+
+
+def is_marker(headers: dict[str, str] | None) -> bool:
+    """Whether a KV message is a delete or purge marker rather than a value."""
+    if not headers:
+        return False
+    return headers.get(KV_OPERATION) in ("DEL", "PURGE") or _MARKER_REASON in headers

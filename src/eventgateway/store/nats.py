@@ -34,7 +34,7 @@ from nats.js import JetStreamContext
 
 from eventgateway.errors import ConflictError, NotFoundError, StoreError
 from eventgateway.model.entities import Kind
-from eventgateway.store._nats_feed import follow, scan
+from eventgateway.store._nats_feed import KV_OPERATION, follow, is_marker, scan
 from eventgateway.store._nats_keys import (
     decode_key,
     encode_key,
@@ -50,9 +50,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_PREFIX: Final = "eventgateway"
 HISTORY: Final = 64  # the most a KV bucket keeps per key
-_KV_OPERATION: Final = "KV-Operation"
 _EXPECTED_LAST: Final = "Nats-Expected-Last-Subject-Sequence"
-_MARKER_REASON: Final = "Nats-Marker-Reason"  # server-placed markers (nats-server 2.11+)
 _WRONG_LAST_SEQUENCE: Final = frozenset({10071, 10164})
 _WATCH_BUFFER: Final = 256
 _CLOSE_TIMEOUT_S: Final = 5.0
@@ -210,7 +208,7 @@ class NatsStore(ConfigStore):
             except nats.js.errors.NotFoundError:
                 return None
         assert msg.seq is not None
-        if _is_marker(msg.headers):
+        if is_marker(msg.headers):
             return msg.seq, None
         return msg.seq, msg.data or b""
 
@@ -263,7 +261,7 @@ class NatsStore(ConfigStore):
         js = self._jetstream()
         headers = {_EXPECTED_LAST: str(expected)}
         if value is None:
-            headers[_KV_OPERATION] = "DEL"
+            headers[KV_OPERATION] = "DEL"
         with _translated(f"write {kv_key}"):
             ack = await js.publish(
                 self._subjects + kv_key, value or b"", stream=self._stream, headers=headers
@@ -327,7 +325,7 @@ class NatsStore(ConfigStore):
         if decoded is None:
             logger.debug("ignoring foreign key %r in bucket %s", msg.subject, self.bucket)
             return None
-        value = None if _is_marker(msg.headers) else msg.data
+        value = None if is_marker(msg.headers) else msg.data
         return Change(*decoded, value, msg.metadata.sequence.stream)
 
     async def watch(self, after_revision: int) -> AsyncIterator[Change]:
@@ -357,13 +355,6 @@ class NatsStore(ConfigStore):
                         await sub.unsubscribe()
         finally:
             self._watchers.discard(queue)
-
-
-def _is_marker(headers: dict[str, str] | None) -> bool:
-    """Whether a message is a delete or purge marker rather than a value."""
-    if not headers:
-        return False
-    return headers.get(_KV_OPERATION) in ("DEL", "PURGE") or _MARKER_REASON in headers
 
 
 def _wake(queue: asyncio.Queue[Change | None]) -> None:
