@@ -17,6 +17,8 @@ VARIABLES = (
     "EG_MAX_HEADER_BYTES",
     "EG_MAX_JSON_DEPTH",
     "EG_MAX_BATCH_EVENTS",
+    "EG_DISPATCH_CONCURRENCY",
+    "EG_PER_SUBSCRIPTION_CONCURRENCY",
     "EG_TLS_CERT",
     "EG_TLS_KEY",
 )
@@ -59,6 +61,23 @@ def test_limit_flags_become_limits(served: list[Settings]):
     assert (limits.max_body_bytes, limits.max_header_bytes) == (1000, 2000)
     assert (limits.max_json_depth, limits.max_batch_events) == (5, 7)
     assert limits.queue_max_deliveries == Limits().queue_max_deliveries  # others untouched
+
+
+def test_dispatch_flags_and_variables_bound_deliveries_in_flight(served: list[Settings]):
+    assert (
+        invoke("--dispatch-concurrency", "64", "--per-subscription-concurrency", "8").exit_code == 0
+    )
+    env = {"EG_DISPATCH_CONCURRENCY": "65", "EG_PER_SUBSCRIPTION_CONCURRENCY": "9"}
+    assert invoke(env=env).exit_code == 0
+    assert invoke().exit_code == 0
+
+    flags, variables, defaults = (settings.limits for settings in served)
+    assert (flags.dispatch_concurrency, flags.per_subscription_concurrency) == (64, 8)
+    assert (variables.dispatch_concurrency, variables.per_subscription_concurrency) == (65, 9)
+    assert (defaults.dispatch_concurrency, defaults.per_subscription_concurrency) == (1024, 128)
+    result = invoke("--per-subscription-concurrency", "0")
+    assert result.exit_code == 2
+    assert "'--per-subscription-concurrency'" in result.output
 
 
 def test_limit_and_tls_variables_become_settings(served: list[Settings]):

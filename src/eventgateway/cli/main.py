@@ -17,6 +17,7 @@ import click
 from eventgateway.auth.ratelimit import RateLimit
 from eventgateway.cli.auth_flags import auth_options, operator_key_from_env
 from eventgateway.cli.serve_options import (
+    dispatch_options,
     nats_prefix_option,
     request_limit_options,
     store_url_with_prefix,
@@ -267,6 +268,7 @@ def _rate_limit(ctx: click.Context, param: click.Parameter, value: str | None) -
     help="CORS configurations one space may create, 0 = unlimited.",
 )
 @request_limit_options()
+@dispatch_options()
 @tls_options()
 @nats_prefix_option()
 @target_options()
@@ -298,6 +300,8 @@ def serve(
     max_header_bytes: int,
     max_json_depth: int,
     max_batch_events: int,
+    dispatch_concurrency: int,
+    per_subscription_concurrency: int,
     tls_cert: pathlib.Path | None,
     tls_key: pathlib.Path | None,
     nats_prefix: str | None,
@@ -339,6 +343,8 @@ def serve(
             max_header_bytes=max_header_bytes,
             max_json_depth=max_json_depth,
             max_batch_events=max_batch_events,
+            dispatch_concurrency=dispatch_concurrency,
+            per_subscription_concurrency=per_subscription_concurrency,
         ),
         tls=tls_from_flags(tls_cert, tls_key),
         private_targets=private_targets(allow_private_targets),

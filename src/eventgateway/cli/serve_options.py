@@ -1,4 +1,4 @@
-"""`eg serve` options for request limits, TLS and the NATS prefix, kept out of ``cli/main.py``."""
+"""`eg serve` options for request limits, dispatch, TLS and the NATS prefix (out of ``main.py``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from eventgateway.events.jsondepth import MAX_JSON_DEPTH_CEILING
 from eventgateway.settings import Limits, Tls
 
 __all__ = [
+    "dispatch_options",
     "nats_prefix_option",
     "request_limit_options",
     "store_url_with_prefix",
@@ -66,6 +67,30 @@ def request_limit_options() -> Callable[[_F], _F]:
             show_default=True,
             envvar="EG_MAX_BATCH_EVENTS",
             help="Most events in one application/cloudevents-batch+json request (413 above it).",
+        ),
+    ]
+    return _all(options)
+
+
+def dispatch_options() -> Callable[[_F], _F]:
+    """Add ``dispatch_concurrency`` and ``per_subscription_concurrency`` to a command."""
+    options = [
+        click.option(
+            "--dispatch-concurrency",
+            type=click.IntRange(min=1),
+            default=_DEFAULTS.dispatch_concurrency,
+            show_default=True,
+            envvar="EG_DISPATCH_CONCURRENCY",
+            help="Async deliveries in flight at once, over all subscriptions.",
+        ),
+        click.option(
+            "--per-subscription-concurrency",
+            type=click.IntRange(min=1),
+            default=_DEFAULTS.per_subscription_concurrency,
+            show_default=True,
+            envvar="EG_PER_SUBSCRIPTION_CONCURRENCY",
+            help="Async deliveries in flight at once to one subscription (a slow or hung "
+            "subscriber holds only these).",
         ),
     ]
     return _all(options)
