@@ -63,9 +63,14 @@ async def create(client: httpx.AsyncClient, url: str, resource: str, body: dict[
 
 async def routed_event_types(client: httpx.AsyncClient, gateway: GatewayProcess) -> int:
     """How many event types of space acme the gateway's routing table holds (its gauge)."""
+    return await routed(client, gateway, "eventtypes")
+
+
+async def routed(client: httpx.AsyncClient, gateway: GatewayProcess, kind: str) -> int:
+    """How many ``kind`` (eventtypes, subscriptions…) of space acme the gateway routes."""
     text = (await client.get(gateway.config_url + "/v1/metrics")).text
     for line in text.splitlines():
-        if line.startswith('eventgateway_eventtypes_total{space="acme"}'):
+        if line.startswith(f'eventgateway_{kind}_total{{space="acme"}}'):
             return int(float(line.rsplit(" ", 1)[1]))
     return 0
 
@@ -86,6 +91,11 @@ async def test_a_subscription_made_on_one_instance_delivers_events_emitted_on_an
         await create(client, a.config_url, "subscriptions", subscription)
         listed = (await client.get(b.config_url + "/v1/spaces/acme/subscriptions")).json()
         assert len(listed["subscriptions"]) == 1
+        # The listing reads the store; routing follows B's watch a few ms later.
+        deadline = time.monotonic() + DEADLINE_S
+        while await routed(client, b, "subscriptions") < 1:
+            assert time.monotonic() < deadline, "the subscription was not routed on B in time"
+            await asyncio.sleep(0.002)  # another process's metrics: nothing to wait on
 
         emitted = await client.post(
             b.events_url + "/acme",
