@@ -2,17 +2,15 @@
 deleting old lines.
 
 A line travels as a JSON array ``[origin, space, function, request id, timestamp, stream,
-message]``; ``origin`` names the instance that wrote it. Reading a subject is an ephemeral
-ordered push consumer filtered on the subject, read until it reports nothing
-pending: the consumer's flow control keeps the server from running ahead of the reader,
-and the stream's per-subject limit bounds how many messages there can be.
+message]``; ``origin`` names the instance that wrote it. Reading a subject is the config
+store's ordered-consumer scan (``store/_nats_feed.py``) delivering every message rather
+than the last per subject; the stream's per-subject limit bounds how many there can be.
 
 nats errors are left to the caller, which translates them where they enter.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Collection, Iterator
@@ -26,6 +24,7 @@ from nats.js.api import DeliverPolicy, DiscardPolicy, StorageType, StreamConfig
 
 from eventgateway.errors import StoreError
 from eventgateway.runtime.base import LogLine, Stream
+from eventgateway.store._nats_feed import scan
 
 __all__ = [
     "decode_line",
@@ -43,9 +42,6 @@ _Wire = tuple[str, str, str, str, float, Stream, str]
 _decoder = msgspec.json.Decoder(_Wire)
 _TRUNCATED: Final = " [eventgateway: truncated]"
 
-# An idle consumer the client forgot (crash, lost connection) is removed by the server.
-_INACTIVE_THRESHOLD_S: Final = 60.0
-
 
 async def read_subject(
     js: JetStreamContext, stream: str, subject: str, deadline_s: float
@@ -55,33 +51,7 @@ async def read_subject(
     Raises:
         TimeoutError: the consumer did not catch up within ``deadline_s``.
     """
-    received: asyncio.Queue[Msg] = asyncio.Queue()
-
-    async def on_message(msg: Msg) -> None:
-        received.put_nowait(msg)
-
-    async with asyncio.timeout(deadline_s):
-        sub = await js.subscribe(
-            subject,
-            stream=stream,
-            cb=on_message,
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.ALL,
-            inactive_threshold=_INACTIVE_THRESHOLD_S,
-        )
-        try:
-            info = await sub.consumer_info()
-            delivered = info.delivered.consumer_seq if info.delivered is not None else 0
-            if not info.num_pending and not delivered and received.empty():
-                return []
-            messages: list[Msg] = []
-            while True:
-                msg = await received.get()
-                messages.append(msg)
-                if msg.metadata.num_pending == 0:
-                    return messages
-        finally:
-            await sub.unsubscribe()
+    return await scan(js, stream, subject, deadline_s, deliver_policy=DeliverPolicy.ALL)
 
 
 def encode_line(origin: str, line: LogLine, max_bytes: int) -> bytes:

@@ -64,8 +64,11 @@ async def scan(
     deadline_s: float,
     *,
     idle_s: float | None = None,
+    deliver_policy: DeliverPolicy = DeliverPolicy.LAST_PER_SUBJECT,
 ) -> list[Msg]:
     """The last message of every subject matching ``subject``, in stream order.
+
+    ``deliver_policy=DeliverPolicy.ALL`` reads every message instead (a subject's log).
 
     Writes that land while the scan runs are included too, so the result is the state at
     the sequence of its last message. With ``idle_s``, a scan that receives nothing for
@@ -83,21 +86,21 @@ async def scan(
     async def on_message(msg: Msg) -> None:
         received.put_nowait(msg)
 
-    sub = await js.subscribe(
-        subject,
-        stream=stream,
-        cb=on_message,
-        ordered_consumer=True,
-        deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-        inactive_threshold=_INACTIVE_THRESHOLD_S,
-    )
-    try:
-        info = await sub.consumer_info()
-        delivered = info.delivered.consumer_seq if info.delivered is not None else 0
-        if not info.num_pending and not delivered and received.empty():
-            return []
-        messages: list[Msg] = []
-        async with asyncio.timeout(deadline_s):
+    async with asyncio.timeout(deadline_s):
+        sub = await js.subscribe(
+            subject,
+            stream=stream,
+            cb=on_message,
+            ordered_consumer=True,
+            deliver_policy=deliver_policy,
+            inactive_threshold=_INACTIVE_THRESHOLD_S,
+        )
+        try:
+            info = await sub.consumer_info()
+            delivered = info.delivered.consumer_seq if info.delivered is not None else 0
+            if not info.num_pending and not delivered and received.empty():
+                return []
+            messages: list[Msg] = []
             while True:
                 try:
                     msg = await asyncio.wait_for(received.get(), idle_s)
@@ -108,8 +111,8 @@ async def scan(
                 messages.append(msg)
                 if msg.metadata.num_pending == 0:
                     return messages
-    finally:
-        await sub.unsubscribe()
+        finally:
+            await sub.unsubscribe()
 
 
 def is_marker(headers: dict[str, str] | None) -> bool:
