@@ -343,6 +343,23 @@ async def test_a_lease_excluding_a_busy_backlog_waits_for_another_retry_to_fall_
     assert ids(await asyncio.wait_for(waiting, DEADLINE_S)) == [("e2", "s2")]
 
 
+async def test_a_backlog_longer_than_the_head_scan_does_not_hide_other_subscriptions(
+    queue: Queue,
+) -> None:
+    # Over 64 busy rows in front: the SQLite queue walks subscription by subscription.
+    await queue.accept([accepted(f"b{n}", "busy") for n in range(100)])
+    await put(queue, "x1", "s2")
+    await put(queue, "x2", "s3")
+
+    taken: list[tuple[str, str]] = []
+    while len(taken) < 2:
+        taken += ids(await lease(queue, 10, exclude={"busy"}))
+    assert taken == [("x1", "s2"), ("x2", "s3")]
+    batch = ids(await lease(queue, 10, room=lambda sub: 3 if sub == "busy" else 0))
+    assert 1 <= len(batch) <= 3
+    assert batch == [(f"b{n}", "busy") for n in range(len(batch))]
+
+
 async def test_room_caps_what_one_lease_hands_out_per_subscription(queue: Queue) -> None:
     for n in range(1, 5):
         await put(queue, f"a{n}", "s1")

@@ -142,19 +142,28 @@ class _Limits:
 def _from_head(
     conn: sqlite3.Connection, limits: _Limits, max_count: int, now: float
 ) -> tuple[list[int], bool]:
-    """The ids to claim from the head of the queue; ``True`` if busy rows crowd it."""
-    scan = max_count + _HEAD_SLACK
-    head = conn.execute(_DUE_HEAD, (now, scan)).fetchall()
-    ids: list[int] = []
-    skipped = False
-    for row_id, subscription_id in head:
-        if limits.take(subscription_id):
-            ids.append(row_id)
-            if len(ids) == max_count:
-                return ids, False
-        else:
-            skipped = True
-    return ids, skipped and len(head) == scan
+    """The ids to claim from the head of the queue; ``True`` if busy rows crowd it.
+
+    Rows are read lazily and the read stops once more than ``_HEAD_SLACK`` were skipped:
+    past that the subscription walk is cheaper than reading a busy backlog.
+    """
+    cursor = conn.execute(_DUE_HEAD, (now, max_count + _HEAD_SLACK))
+    try:
+        ids: list[int] = []
+        skipped = 0
+        for row_id, subscription_id in cursor:
+            if limits.take(subscription_id):
+                ids.append(row_id)
+                if len(ids) == max_count:
+                    return ids, False
+            else:
+                skipped += 1
+                if skipped > _HEAD_SLACK:
+                    return ids, True
+        # Every due row was seen (the LIMIT is only reached with over _HEAD_SLACK skipped).
+        return ids, False
+    finally:
+        cursor.close()
 
 
 def _by_subscription(
