@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import pathlib
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,10 +30,17 @@ from eventgateway.api.runtime import create_runtime_app, is_runtime_path
 from eventgateway.asgi_routing import ConfigRouter, PortRouter, RefreshAfterWrite
 from eventgateway.auth.keyring import KeyRing
 from eventgateway.auth.operator import operator_key_for
-from eventgateway.backends import open_queue, open_store, worker_socket
+from eventgateway.backends import (
+    dispatch_in_worker,
+    open_queue,
+    open_store,
+    worker_args,
+    worker_socket,
+)
 from eventgateway.cluster import NatsLink, parse_nats_url
 from eventgateway.dispatch.dispatcher import Dispatcher
 from eventgateway.dispatch.invoke import Invoker
+from eventgateway.dispatch.link import DispatchLink, routing_message
 from eventgateway.errors import StoreError
 from eventgateway.observability.hooks import MetricsHooks
 from eventgateway.observability.metrics import Metrics
@@ -41,6 +49,7 @@ from eventgateway.providers.guard import TargetCheck
 from eventgateway.providers.http import HttpProvider
 from eventgateway.providers.registry import ProviderRegistry
 from eventgateway.providers.remote import RemoteHttpProvider
+from eventgateway.queue.base import DeliveryQueue
 from eventgateway.queue.memory import MemoryQueue
 from eventgateway.routing.sync import RoutingSync
 from eventgateway.routing.table import RoutingTable
@@ -72,6 +81,7 @@ class Gateway:
         limits = settings.limits
         self.metrics = Metrics()
         self.store = store or open_store(settings.resolved_store_url)
+        self.link: DispatchLink | None = None  # --dispatch worker
         self.routing = RoutingSync(self.store, on_table=self._update_gauges)
         self.keyring = KeyRing(self.store)  # spaces and keys; enforced in auth mode only
         self.queue = open_queue(settings)
@@ -100,9 +110,16 @@ class Gateway:
         self.providers = ProviderRegistry({"http": http, **self.runtime.providers})
         self.worker: WorkerProcess | None = None
         delivery_providers = self.providers
-        if settings.dispatch == "process":
+        dispatch_socket: pathlib.Path | None = None
+        if settings.dispatch in ("process", "worker"):
             socket_path = worker_socket(settings.data_dir)
-            self.worker = WorkerProcess(socket_path, log_level=settings.log_level, targets=targets)
+            extra: list[str] = []
+            if dispatch_in_worker(settings):
+                dispatch_socket = socket_path.with_name(socket_path.stem + "-dispatch.sock")
+                extra = worker_args(settings, dispatch_socket)
+            self.worker = WorkerProcess(
+                socket_path, log_level=settings.log_level, targets=targets, extra_args=extra
+            )
             delivery_providers = ProviderRegistry(
                 {"http": RemoteHttpProvider(socket_path), **self.runtime.providers}
             )
@@ -119,6 +136,18 @@ class Gateway:
             system_emit=self.system.emit,
         )
         hooks = MetricsHooks(self.metrics)
+        in_process: tuple[DeliveryQueue, ...] = (self.queue, self.fast_queue)
+        if dispatch_socket is not None:
+            # --dispatch worker: the worker leases, calls and settles the SQLite queue.
+            in_process = (self.fast_queue,)
+            self.link = DispatchLink(
+                dispatch_socket,
+                routing=lambda: routing_message(self.routing),
+                table=self._table,
+                providers=self.providers,
+                hooks=hooks,
+            )
+            self.queue.on_commit_wake = self.link.wake  # type: ignore[union-attr]  # SQLite
         self.dispatchers = [
             Dispatcher(
                 queue,
@@ -129,7 +158,7 @@ class Gateway:
                 at_most_once=queue is self.fast_queue,
                 hooks=hooks,
             )
-            for queue in (self.queue, self.fast_queue)
+            for queue in in_process
         ]
         self.events_app = EventsApp(
             table=self._table,
@@ -184,6 +213,8 @@ class Gateway:
             "subscriptions": self.metrics.subscriptions_total,
             "cors": self.metrics.cors_total,
         }
+        if self.link is not None:
+            self.link.publish()
         for gauge in gauges.values():
             gauge.clear()
         for space, counts in table.counts().items():
@@ -206,6 +237,8 @@ class Gateway:
         await self.keyring.refresh()
         if self.worker is not None:
             await self.worker.start()
+        if self.link is not None:
+            await self.link.start()
         self._dispatch_tasks = [
             asyncio.create_task(dispatcher.run(), name="dispatcher")
             for dispatcher in self.dispatchers
@@ -277,6 +310,9 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks, self._dispatch_tasks = [], []
+        if self.link is not None:
+            await self.link.drain(self.settings.shutdown_timeout_s)
+            await self.link.close()
         await self.system.drain()
         await self._delivery_providers.close()
         if self.worker is not None:

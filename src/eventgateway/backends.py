@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # imported lazily: memory:// needs neither SQLite nor NATS
     from eventgateway.queue.jetstream import JetStreamQueue
     from eventgateway.queue.sqlite import SqliteQueue
 
-__all__ = ["open_queue", "open_store", "worker_socket"]
+__all__ = ["dispatch_in_worker", "open_queue", "open_store", "worker_args", "worker_socket"]
 
 
 def worker_socket(data_dir: pathlib.Path) -> pathlib.Path:
@@ -24,6 +24,37 @@ def worker_socket(data_dir: pathlib.Path) -> pathlib.Path:
     if len(str(path)) < 100:  # AF_UNIX paths are limited to 108 bytes
         return path
     return pathlib.Path(tempfile.mkdtemp(prefix="eg-")) / "dispatch.sock"
+
+
+def dispatch_in_worker(settings: Settings) -> bool:
+    """Whether the delivery worker dispatches the queue itself: ``--dispatch worker`` on
+    SQLite (an in-memory queue lives in one process; on NATS every instance leases)."""
+    on_nats = settings.resolved_store_url.startswith("nats://")
+    return settings.dispatch == "worker" and not on_nats and not settings.in_memory
+
+
+def worker_args(settings: Settings, dispatch_socket: pathlib.Path) -> list[str]:
+    """The delivery worker's arguments for dispatching the SQLite queue itself."""
+    limits, durability = settings.limits, settings.durability
+    options = {
+        "synchronous": durability.synchronous,
+        "lease-s": durability.lease_s,
+        "dedup-window-s": durability.dedup_window_s,
+        "max-deliveries": limits.queue_max_deliveries,
+        "max-bytes": limits.queue_max_bytes,
+        "concurrency": limits.dispatch_concurrency,
+        "per-subscription": limits.per_subscription_concurrency,
+        "timeout-s": limits.function_timeout_s,
+    }
+    args = [
+        "--queue",
+        str(settings.data_dir / "queue.db"),
+        "--dispatch-socket",
+        str(dispatch_socket),
+    ]
+    for name, value in options.items():
+        args += [f"--queue-{name}", str(value)]
+    return args
 
 
 def open_store(url: str) -> ConfigStore:

@@ -22,6 +22,8 @@ import os
 import pathlib
 import signal
 import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import msgspec
 
@@ -38,7 +40,15 @@ from eventgateway.providers.remote import (
 )
 from eventgateway.providers.targets import TargetPolicy, parse_networks
 
-__all__ = ["die_with_parent", "main", "parse_args", "run_call_worker", "serve_forever"]
+__all__ = [
+    "QueueOptions",
+    "die_with_parent",
+    "main",
+    "parse_args",
+    "queue_options",
+    "run_call_worker",
+    "serve_forever",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -120,16 +130,34 @@ def _remove_socket(path: pathlib.Path) -> None:
     path.unlink(missing_ok=True)
 
 
+@dataclass(frozen=True)
+class QueueOptions:
+    """``--dispatch worker``: the queue this worker dispatches, and how."""
+
+    socket_path: pathlib.Path  # where the gateway's link connects
+    path: pathlib.Path
+    synchronous: str = "FULL"
+    lease_s: float = 60.0
+    dedup_window_s: float = 300.0
+    max_deliveries: int = 1_000_000
+    max_bytes: int = 1 << 30
+    concurrency: int = 1024
+    per_subscription: int = 128
+    timeout_s: float = 5.0
+
+
 async def run_call_worker(
     socket_path: pathlib.Path,
     stop: asyncio.Event | None = None,
     *,
     targets: TargetPolicy,
+    queue: QueueOptions | None = None,
 ) -> None:
     """Serve calls on ``socket_path`` until SIGTERM (or until ``stop`` is set, if given).
 
     ``targets`` is the gateway's SSRF guard policy: the worker makes the calls, so it applies
-    the same one (to every address it connects to).
+    the same one (to every address it connects to). With ``queue``, the worker also
+    dispatches that SQLite queue itself (``dispatch/host.py``).
     """
     provider = HttpProvider(policy=targets)
     await provider.open()
@@ -138,14 +166,10 @@ async def run_call_worker(
         lambda r, w: _serve_connection(provider, r, w), path=str(socket_path)
     )
     os.chmod(socket_path, 0o600)
-    if stop is None:
-        stop = asyncio.Event()
-        # Only the gateway stops the worker (SIGTERM, after its deliveries drained); a
-        # Ctrl-C that reaches the whole process group must not cut calls in flight.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    logger.info("delivery worker ready on %s", socket_path)
-    await stop.wait()
+    async with contextlib.AsyncExitStack() as stack:
+        if queue is not None:
+            await stack.enter_async_context(_dispatching(queue, provider))
+        await _until_stopped(stop)
     server.close()
     with contextlib.suppress(Exception):
         await asyncio.wait_for(server.wait_closed(), 1.0)
@@ -153,7 +177,63 @@ async def run_call_worker(
     _remove_socket(socket_path)
 
 
-def serve_forever(socket_path: pathlib.Path, *, targets: TargetPolicy, log_level: str) -> None:
+@contextlib.asynccontextmanager
+async def _dispatching(options: QueueOptions, provider: HttpProvider) -> AsyncIterator[None]:
+    from eventgateway.dispatch.host import DispatchHost  # only this mode needs SQLite
+    from eventgateway.queue.sqlite import SqliteQueue
+
+    queue = SqliteQueue(
+        options.path,
+        max_deliveries=options.max_deliveries,
+        max_bytes=options.max_bytes,
+        dedup_window_s=options.dedup_window_s,
+        lease_s=options.lease_s,
+        synchronous=options.synchronous,
+    )
+    await queue.open()
+    host = DispatchHost(
+        queue,
+        provider,
+        concurrency=options.concurrency,
+        per_subscription=options.per_subscription,
+        timeout_s=options.timeout_s,
+    )
+    _remove_socket(options.socket_path)
+    server = await asyncio.start_unix_server(host.serve_connection, path=str(options.socket_path))
+    os.chmod(options.socket_path, 0o600)
+    task = asyncio.create_task(host.run(), name="dispatcher")
+    try:
+        yield
+    finally:
+        # Deliveries in flight finish (the gateway waits for them on shutdown); their
+        # outcomes are written before the queue closes.
+        host.stop()
+        with contextlib.suppress(Exception):
+            await task
+        await host.system.drain()
+        server.close()
+        await queue.close()
+        _remove_socket(options.socket_path)
+
+
+async def _until_stopped(stop: asyncio.Event | None) -> None:
+    if stop is None:
+        stop = asyncio.Event()
+        # Only the gateway stops the worker (SIGTERM, after its deliveries drained); a
+        # Ctrl-C that reaches the whole process group must not cut calls in flight.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    logger.info("delivery worker ready")
+    await stop.wait()
+
+
+def serve_forever(
+    socket_path: pathlib.Path,
+    *,
+    targets: TargetPolicy,
+    log_level: str,
+    queue: QueueOptions | None = None,
+) -> None:
     """Run the worker on uvloop until SIGTERM, logging at ``log_level`` to stderr."""
     import uvloop  # here: tests import this module without wanting a loop policy
 
@@ -163,13 +243,14 @@ def serve_forever(socket_path: pathlib.Path, *, targets: TargetPolicy, log_level
     )
     die_with_parent()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(run_call_worker(socket_path, targets=targets))
+        runner.run(run_call_worker(socket_path, targets=targets, queue=queue))
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m eventgateway.call_worker",
-        description="Internal: the delivery worker process of `eg serve --dispatch process`.",
+        description="Internal: the delivery worker process of `eg serve --dispatch process` "
+        "and `--dispatch worker`.",
     )
     parser.add_argument("--socket", dest="socket_path", type=pathlib.Path, required=True)
     parser.add_argument("--log-level", default="info")
@@ -182,7 +263,50 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--allow-target", dest="allowed_targets", action="append", default=[], metavar="CIDR"
     )
+    # --dispatch worker: the SQLite queue this worker dispatches (QueueOptions).
+    parser.add_argument("--queue", dest="queue_path", type=pathlib.Path)
+    parser.add_argument("--dispatch-socket", type=pathlib.Path)
+    defaults = QueueOptions(pathlib.Path(), pathlib.Path())
+    for name in (
+        "synchronous",
+        "lease_s",
+        "dedup_window_s",
+        "max_deliveries",
+        "max_bytes",
+        "concurrency",
+        "per_subscription",
+        "timeout_s",
+    ):
+        default = getattr(defaults, name)
+        flag = "--queue-" + name.replace("_", "-")
+        parser.add_argument(flag, dest=name, type=type(default), default=default)
     return parser
+
+
+def queue_options(argv: list[str] | None = None) -> QueueOptions | None:
+    """The queue to dispatch, if ``--queue`` was given (then ``--dispatch-socket`` too).
+
+    Raises:
+        SystemExit: usage error (status 2), as argparse does.
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.queue_path is None:
+        return None
+    if args.dispatch_socket is None:
+        parser.error("--queue needs --dispatch-socket")
+    return QueueOptions(
+        socket_path=args.dispatch_socket,
+        path=args.queue_path,
+        synchronous=args.synchronous,
+        lease_s=args.lease_s,
+        dedup_window_s=args.dedup_window_s,
+        max_deliveries=args.max_deliveries,
+        max_bytes=args.max_bytes,
+        concurrency=args.concurrency,
+        per_subscription=args.per_subscription,
+        timeout_s=args.timeout_s,
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[pathlib.Path, TargetPolicy, str]:
@@ -204,7 +328,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[pathlib.Path, TargetPolic
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m eventgateway.call_worker``."""
     socket_path, targets, log_level = parse_args(argv)
-    serve_forever(socket_path, targets=targets, log_level=log_level)
+    queue = queue_options(argv)
+    serve_forever(socket_path, targets=targets, log_level=log_level, queue=queue)
 
 
 if __name__ == "__main__":  # pragma: no cover - run as a child process by the tests

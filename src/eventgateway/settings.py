@@ -102,8 +102,9 @@ class Settings:
     durability: Durability = field(default_factory=Durability)
     log_level: str = "info"
     # "process": async deliveries' HTTP calls run in a supervised worker process (the other
-    # core); "inline": everything in this process.
-    dispatch: str = "process"
+    # core); "worker": that process also leases and settles the SQLite queue (in memory and
+    # on NATS it is "process"); "inline": everything in this process.
+    dispatch: str = "worker"
     # SSRF guard: may calls reach loopback, private, link-local… addresses? None follows the
     # auth mode (deny with auth, allow without). allowed_targets are reachable in any case.
     private_targets: Literal["allow", "deny"] | None = None
@@ -129,8 +130,8 @@ class Settings:
                 raise ConfigError(f"{name} is {port!r}: a port must be between 0 and 65535")
         if self.domain is not None and not _DNS_NAME.fullmatch(self.domain):
             raise ConfigError(f"domain {self.domain!r} is not a DNS name, e.g. 'example.com'")
-        if self.dispatch not in ("inline", "process"):
-            raise ConfigError(f"dispatch is {self.dispatch!r}: use inline or process")
+        if self.dispatch not in ("inline", "process", "worker"):
+            raise ConfigError(f"dispatch is {self.dispatch!r}: use inline, process or worker")
         if self.durability.synchronous not in ("FULL", "NORMAL"):
             raise ConfigError(f"synchronous is {self.durability.synchronous!r}: use FULL or NORMAL")
         _check_request_limits(self.limits)

@@ -15,6 +15,7 @@ import os
 import pathlib
 import signal
 import sys
+from collections.abc import Sequence
 
 from eventgateway.providers.targets import TargetPolicy
 
@@ -34,8 +35,10 @@ class WorkerProcess:
         *,
         log_level: str = "info",
         targets: TargetPolicy,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self._socket_path = socket_path
+        self._extra_args = list(extra_args)
         self._log_level = log_level
         self._targets = targets
         self._proc: asyncio.subprocess.Process | None = None
@@ -62,6 +65,7 @@ class WorkerProcess:
             "--log-level",
             self._log_level,
             *_target_args(self._targets),
+            *self._extra_args,
             env={**os.environ},
             stdin=asyncio.subprocess.DEVNULL,
         )

@@ -180,11 +180,13 @@ def _rate_limit(ctx: click.Context, param: click.Parameter, value: str | None) -
 )
 @click.option(
     "--dispatch",
-    type=click.Choice(["inline", "process"]),
-    default="process",
+    type=click.Choice(["inline", "process", "worker"]),
+    default="worker",
     show_default=True,
     envvar="EG_DISPATCH",
-    help="Make delivery calls in this process, or in a supervised worker process.",
+    help="Deliver from this process (inline), make the HTTP calls in a supervised worker "
+    "process (process), or let that worker lease, call and settle the SQLite queue itself "
+    "(worker).",
 )
 @click.option(
     "--retention-max-age",

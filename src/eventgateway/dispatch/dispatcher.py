@@ -17,7 +17,7 @@ import collections
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from eventgateway.dispatch.invoke import Invoker, Outcome, apply_authorization
 from eventgateway.dispatch.retry import decide
@@ -55,6 +55,7 @@ class Dispatcher:
         per_subscription: int = 128,
         at_most_once: bool = False,
         hooks: DispatchHooks | None = None,
+        on_unknown: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ) -> None:
@@ -68,6 +69,9 @@ class Dispatcher:
         self._resume_at = per_subscription // 2
         self._at_most_once = at_most_once
         self._hooks = hooks or DispatchHooks()
+        # Awaited once before a delivery is skipped for naming an unknown subscription,
+        # where the table may lag behind the queue (a worker's copy of the gateway's).
+        self._on_unknown = on_unknown
         self._clock = clock
         self._rand = rand
         self._in_flight = 0
@@ -169,6 +173,9 @@ class Dispatcher:
 
     async def _deliver(self, delivery: Delivery, slot: _Slot) -> None:
         target = self._table().target(delivery.space, delivery.subscription_id)
+        if target is None and self._on_unknown is not None:
+            await self._on_unknown()
+            target = self._table().target(delivery.space, delivery.subscription_id)
         if target is None:
             await self._skip(delivery, "subscription no longer exists")
             return

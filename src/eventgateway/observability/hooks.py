@@ -26,13 +26,23 @@ class MetricsHooks(DispatchHooks):
         self._processed: dict[str, Any] = {}
 
     def after_attempt(self, delivery: Delivery, record: AttemptRecord) -> None:
-        self._attempts[record.outcome].inc()
-        if record.outcome != "skipped":
-            self._metrics.delivery_duration_seconds.observe(record.duration_s)
-            self._metrics.custom_processing_seconds.observe(record.duration_s)
+        self.count_attempt(record.outcome, record.duration_s)
 
     def after_settle(self, delivery: Delivery, state: str) -> None:
-        space = delivery.space
+        self.count_settle(delivery.space, state, max(0.0, time.time() - delivery.accepted_at))
+
+    def count_attempt(self, outcome: str, duration_s: float) -> None:
+        """An attempt ended with ``outcome`` (``delivered``, ``failed``, ``skipped``)."""
+        counter = self._attempts.get(outcome)
+        if counter is None:
+            return  # from a newer worker: not a label we export
+        counter.inc()
+        if outcome != "skipped":
+            self._metrics.delivery_duration_seconds.observe(duration_s)
+            self._metrics.custom_processing_seconds.observe(duration_s)
+
+    def count_settle(self, space: str, state: str, age_s: float) -> None:
+        """A delivery of ``space`` settled as ``state``, ``age_s`` after its event came."""
         if state == "delivered":
             processed = self._processed.get(space)
             if processed is None:  # labels() costs a lock and a tuple key per call
@@ -40,9 +50,7 @@ class MetricsHooks(DispatchHooks):
                 if len(self._processed) < _MAX_CACHED_SPACES:
                     self._processed[space] = processed
             processed.inc()
-            self._metrics.delivery_latency_seconds.observe(
-                max(0.0, time.time() - delivery.accepted_at)
-            )
+            self._metrics.delivery_latency_seconds.observe(age_s)
         elif state == "retrying":
             self._metrics.retries.labels(space=space).inc()
         elif state == "dead":

@@ -33,13 +33,19 @@ class UnsupportedProvider(Provider):
 class ProviderRegistry:
     """The providers of one app, by function type."""
 
-    def __init__(self, providers: Mapping[str, Provider]) -> None:
+    def __init__(
+        self, providers: Mapping[str, Provider], *, fallback: Provider | None = None
+    ) -> None:
         self._providers = dict(providers)
+        self._fallback = fallback
 
     def get(self, type_name: str) -> Provider:
-        """The provider for ``type_name``; an ``UnsupportedProvider`` if there is none."""
+        """The provider for ``type_name``: the fallback, or an ``UnsupportedProvider``, if
+        none is registered for it."""
         provider = self._providers.get(type_name)
         if provider is None:
+            if self._fallback is not None:
+                return self._fallback
             provider = self._providers[type_name] = UnsupportedProvider(type_name)
         return provider
 

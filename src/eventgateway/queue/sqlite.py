@@ -95,8 +95,11 @@ class SqliteQueue(SqliteLogMixin, DeliveryQueue):
         self._synchronous = check_synchronous(synchronous)
         self._clock = clock
         self._wakeup = Wakeup()
+        # Called after each of this process's commits that made deliveries due, for a
+        # dispatcher in another process (``--dispatch worker``) to look at once.
+        self.on_commit_wake: Callable[[], None] | None = None
         self._writer = GroupCommitWriter(
-            path, self._synchronous, self._wakeup.fire, busy_timeout_s=busy_timeout_s
+            path, self._synchronous, self._woken, busy_timeout_s=busy_timeout_s
         )
         self._reader = Reader(path, self._synchronous)
         self._opened = False
@@ -266,6 +269,11 @@ class SqliteQueue(SqliteLogMixin, DeliveryQueue):
         await self._writing().submit(SettleOp(int(delivery.id), "dead", attempt, reason, now=now))
 
     # -- signals and counters -----------------------------------------------------------------
+
+    def _woken(self) -> None:
+        self._wakeup.fire()
+        if self.on_commit_wake is not None:
+            self.on_commit_wake()
 
     def notify(self) -> None:
         """Look for due deliveries now: another process committed, or a test moved the clock.

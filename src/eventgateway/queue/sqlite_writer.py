@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import fcntl
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -51,13 +53,14 @@ class Tx:
     ``wake`` when they made something due that a waiting ``lease`` should look at.
     """
 
-    __slots__ = ("backlog_delta", "bytes_delta", "conn", "wake")
+    __slots__ = ("backlog_delta", "bytes_delta", "conn", "results", "wake")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.backlog_delta = 0
         self.bytes_delta = 0
         self.wake = False
+        self.results: list[Any] = []
 
 
 class BatchOp(abc.ABC, Generic[_T]):
@@ -118,6 +121,7 @@ class GroupCommitWriter:
         self._lock = threading.Lock()  # makes "not stopped, so enqueue" atomic with stop()
         self._stopped = False
         self._thread: threading.Thread | None = None
+        self._file_lock: int | None = None  # serialises the file's writers across processes
         self._loop: asyncio.AbstractEventLoop | None = None
         # Written by the writer thread after each commit, read on the loop.
         self.backlog = 0
@@ -205,11 +209,19 @@ class GroupCommitWriter:
         except BaseException as exc:  # StoreError from migrate, or a bug: report it
             self._call(ready.set_exception, exc)
             return
+        try:
+            self._file_lock = os.open(f"{self._path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            conn.close()
+            self._call(ready.set_exception, StoreError(f"cannot open {self._path}.lock: {exc}"))
+            return
         self._call(ready.set_result, None)
         try:
             self._serve(conn)
         finally:
             conn.close()
+            os.close(self._file_lock)
+            self._file_lock = None
 
     def _serve(self, conn: sqlite3.Connection) -> None:
         inbox = self._inbox
@@ -282,6 +294,25 @@ class GroupCommitWriter:
         self, conn: sqlite3.Connection, batch: list[_Item[Any]]
     ) -> tuple[list[Any], bool]:
         tx = Tx(conn)
+        lock = self._file_lock
+        if lock is not None:
+            # Another process may write this file (``--dispatch worker``). SQLite's own
+            # wait for its lock sleeps 1, 2, 5, 10… ms between tries; a blocking flock
+            # wakes the moment the other writer is done.
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            self._locked_transaction(conn, tx, batch)
+        finally:
+            if lock is not None:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        self.transactions += 1
+        self.items += len(batch)
+        self.max_batch = max(self.max_batch, len(batch))
+        return tx.results, tx.wake
+
+    def _locked_transaction(
+        self, conn: sqlite3.Connection, tx: Tx, batch: list[_Item[Any]]
+    ) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             try:
@@ -307,10 +338,7 @@ class GroupCommitWriter:
                     logger.exception("rollback failed on %s", self._path)
             raise
         self.backlog, self.bytes = backlog, stored
-        self.transactions += 1
-        self.items += len(batch)
-        self.max_batch = max(self.max_batch, len(batch))
-        return results, tx.wake
+        tx.results = results
 
     @staticmethod
     def _run_ops(tx: Tx, ops: list[Callable[[Tx], Any]]) -> list[Any]:

@@ -48,6 +48,10 @@ class RoutingSync:
         """The store revision the current table reflects."""
         return self._revision
 
+    def entities(self) -> list[Entity]:
+        """The routed entities the current table was built from."""
+        return list(self._entities.values())
+
     async def refresh(self) -> None:
         """Rebuild from a fresh snapshot (at start, and after writes made through this process)."""
         async with self._lock:

@@ -1,0 +1,278 @@
+"""The delivery worker's own dispatcher of the SQLite queue (``eg serve --dispatch worker``).
+
+The worker opens the queue file beside the gateway (SQLite allows several processes per
+file), and runs the same :class:`~eventgateway.dispatch.dispatcher.Dispatcher` the gateway
+would: lease, call, settle. So the HTTP process only accepts, and the cost of a delivery
+(leases, acks, the delivery log, the HTTP call) runs on the other core.
+
+What the worker cannot know by itself comes over the link to the gateway
+(``dispatch/link_wire.py``): the routing configuration, wake-ups after the gateway's
+commits, and calls of local-runtime functions, which run in the gateway process. Metrics
+go back the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from typing import Any
+
+import msgspec
+
+from eventgateway.dispatch.dispatcher import Dispatcher, DispatchHooks
+from eventgateway.dispatch.invoke import Invoker
+from eventgateway.dispatch.link_wire import (
+    BackCall,
+    BackReply,
+    Drain,
+    Drained,
+    Message,
+    Resync,
+    Routing,
+    Stats,
+    Wake,
+    decode_message,
+)
+from eventgateway.errors import ProviderError
+from eventgateway.model.entities import Function
+from eventgateway.observability.system_events import SystemEvents
+from eventgateway.providers.base import Call, Provider, Reply
+from eventgateway.providers.registry import ProviderRegistry
+from eventgateway.providers.remote import read_frame, write_frame
+from eventgateway.queue.sqlite import SqliteQueue
+from eventgateway.routing.table import RoutingTable
+
+__all__ = ["DispatchHost"]
+
+logger = logging.getLogger(__name__)
+
+_BACK_MARGIN_S = 5.0
+_RESYNC_TIMEOUT_S = 5.0
+
+
+class DispatchHost:
+    """Dispatches ``queue`` from the worker process, for the gateway connected to it.
+
+    Args:
+        queue: the gateway's SQLite queue file, opened by this process.
+        http: the provider of ``http`` functions (the worker's own client).
+        concurrency: deliveries in flight at most.
+        per_subscription: deliveries in flight per subscription at most.
+        timeout_s: the default timeout of a call.
+    """
+
+    def __init__(
+        self,
+        queue: SqliteQueue,
+        http: Provider,
+        *,
+        concurrency: int,
+        per_subscription: int,
+        timeout_s: float,
+    ) -> None:
+        self._queue = queue
+        self._table = RoutingTable.empty()
+        self._writer: asyncio.StreamWriter | None = None
+        self._routed = asyncio.Event()  # the first Routing arrived
+        self._resynced: asyncio.Event | None = None
+        self._back = _BackProvider(self)
+        self._stats = _ForwardingHooks(self)
+        self.system = SystemEvents(queue, self.table)
+        invoker = Invoker(
+            ProviderRegistry({"http": http}, fallback=self._back),
+            timeout_s=timeout_s,
+            system_emit=self.system.emit,
+        )
+        self.dispatcher = Dispatcher(
+            queue,
+            invoker,
+            self.table,
+            concurrency=concurrency,
+            per_subscription=per_subscription,
+            hooks=self._stats,
+            on_unknown=self._resync,
+        )
+        self._run_task: asyncio.Task[None] | None = None
+
+    def table(self) -> RoutingTable:
+        """The routing table as the gateway last sent it."""
+        return self._table
+
+    async def serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Serve one connection from the gateway until it closes."""
+        if self._writer is not None:
+            self._writer.close()  # a gateway reconnected: the old link is dead
+        self._writer = writer
+        try:
+            while True:
+                try:
+                    payload = await read_frame(reader)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                try:
+                    message = decode_message(payload)
+                except (msgspec.DecodeError, ValueError):
+                    logger.error("dropping a malformed frame from the gateway")
+                    continue
+                self._handle(message)
+        finally:
+            if self._writer is writer:
+                self._writer = None
+                self._back.fail_all("the gateway went away during the call")
+            writer.close()
+
+    def _handle(self, message: Message) -> None:
+        if isinstance(message, Wake):
+            self._queue.notify()
+        elif isinstance(message, Routing):
+            self._table = RoutingTable.build(
+                event_types=message.event_types,
+                functions=message.functions,
+                subscriptions=message.subscriptions,
+                cors=message.cors,
+                revision=message.revision,
+            )
+            self._routed.set()
+            if self._resynced is not None:
+                self._resynced.set()
+                self._resynced = None
+        elif isinstance(message, BackReply):
+            self._back.resolve(message)
+        elif isinstance(message, Drain):
+            self.dispatcher.stop()
+            asyncio.get_running_loop().create_task(self._report_drained())
+        else:
+            logger.error("unexpected %s frame from the gateway", type(message).__name__)
+
+    def send(self, message: Any) -> bool:
+        """Send ``message`` to the gateway; ``False`` if none is connected."""
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            return False
+        write_frame(writer, message)
+        return True
+
+    async def run(self) -> None:
+        """Dispatch once the gateway sent its routing, until :meth:`stop`."""
+        await self._routed.wait()
+        self._run_task = asyncio.current_task()
+        await self.dispatcher.run()
+
+    def stop(self) -> None:
+        """Stop leasing (also before the first routing arrived); :meth:`run` then returns."""
+        self.dispatcher.stop()
+        self._routed.set()
+
+    async def _report_drained(self) -> None:
+        task = self._run_task
+        if task is not None and not task.done():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.shield(task)
+        self._stats.flush()
+        self.send(Drained())
+
+    async def _resync(self) -> None:
+        # A delivery names a subscription this table lacks: the gateway's table, which
+        # routed the event, is newer. Ask for it; frames are ordered, so the answer is.
+        if self._resynced is None:
+            self._resynced = asyncio.Event()
+            if not self.send(Resync()):
+                self._resynced = None
+                return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._resynced.wait(), _RESYNC_TIMEOUT_S)
+
+
+class _ForwardingHooks(DispatchHooks):
+    """Collects attempts and settlements and sends them once per loop iteration."""
+
+    def __init__(self, host: DispatchHost) -> None:
+        self._host = host
+        self._attempts: list[tuple[str, float]] = []
+        self._settled: list[tuple[str, str, float]] = []
+        self._scheduled = False
+
+    def after_attempt(self, delivery: Any, record: Any) -> None:
+        self._attempts.append((record.outcome, record.duration_s))
+        self._schedule()
+
+    def after_settle(self, delivery: Any, state: str) -> None:
+        age_s = max(0.0, time.time() - delivery.accepted_at)
+        self._settled.append((delivery.space, state, age_s))
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if self._attempts or self._settled:
+            # Not connected: the counts are lost, the deliveries are not.
+            self._host.send(Stats(self._attempts, self._settled))
+            self._attempts, self._settled = [], []
+
+
+class _BackProvider(Provider):
+    """Calls a function in the gateway process: the local runtime's functions run there."""
+
+    def __init__(self, host: DispatchHost) -> None:
+        self._host = host
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[BackReply]] = {}
+
+    async def call(self, function: Function, call: Call) -> Reply:
+        request_id = next(self._ids)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[BackReply] = loop.create_future()
+        message = BackCall(
+            id=request_id,
+            space=function.space,
+            function_id=function.function_id,
+            body=call.body,
+            content_type=call.content_type,
+            headers=list(call.headers),
+            timeout_s=call.timeout_s,
+        )
+        if not self._host.send(message):
+            raise ProviderError("the gateway process is not connected to the delivery worker")
+        self._pending[request_id] = future
+        timer = loop.call_later(call.timeout_s + _BACK_MARGIN_S, _expire, future)
+        try:
+            reply = await future
+        except TimeoutError as exc:
+            raise ProviderError(
+                f"function {function.function_id!r}: no answer from the gateway process"
+            ) from exc
+        finally:
+            timer.cancel()
+            self._pending.pop(request_id, None)
+        if reply.error is not None:
+            raise ProviderError(
+                reply.error,
+                retryable=reply.retryable,
+                status=reply.status or None,
+                retry_after_s=reply.retry_after_s,
+            )
+        return Reply(status=reply.status, body=reply.body, headers=tuple(reply.headers))
+
+    def resolve(self, reply: BackReply) -> None:
+        future = self._pending.get(reply.id)
+        if future is not None and not future.done():
+            future.set_result(reply)
+
+    def fail_all(self, reason: str) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ProviderError(reason))
+
+
+def _expire(future: asyncio.Future[BackReply]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())

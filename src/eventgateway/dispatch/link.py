@@ -1,0 +1,220 @@
+"""The gateway's end of the link to a delivery worker that dispatches (``--dispatch worker``).
+
+The gateway connects to the worker's dispatch socket and keeps the connection up across
+worker restarts. It sends the routing configuration on every connect and after every
+change, a :class:`~eventgateway.dispatch.link_wire.Wake` after each of its own commits that
+made deliveries due, and answers the worker's calls of local-runtime functions. The
+worker's attempts and settlements come back as :class:`Stats` for the gateway's metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import pathlib
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from eventgateway.dispatch.link_wire import (
+    BackCall,
+    BackReply,
+    Drain,
+    Drained,
+    Resync,
+    Routing,
+    Stats,
+    Wake,
+    decode_message,
+)
+from eventgateway.errors import ProviderError
+from eventgateway.model.entities import Cors, EventType, Function, Subscription
+from eventgateway.observability.hooks import MetricsHooks
+from eventgateway.providers.base import Call
+from eventgateway.providers.registry import ProviderRegistry
+from eventgateway.providers.remote import read_frame, write_frame
+from eventgateway.routing.sync import RoutingSync
+from eventgateway.routing.table import RoutingTable
+
+__all__ = ["DispatchLink", "routing_message"]
+
+logger = logging.getLogger(__name__)
+
+_RECONNECT_S = 0.05
+
+
+def routing_message(sync: RoutingSync) -> Routing:
+    """The routing configuration ``sync`` holds, as one message."""
+    entities = sync.entities()
+    return Routing(
+        revision=sync.revision,
+        event_types=[e for e in entities if isinstance(e, EventType)],
+        functions=[e for e in entities if isinstance(e, Function)],
+        subscriptions=[e for e in entities if isinstance(e, Subscription)],
+        cors=[e for e in entities if isinstance(e, Cors)],
+    )
+
+
+class DispatchLink:
+    """Keeps a delivery worker's dispatcher fed with routing, wake-ups and runtime calls.
+
+    Args:
+        socket_path: where the worker's dispatcher listens.
+        routing: the current routing, as a :class:`Routing` message.
+        table: the gateway's routing table, to find a called function.
+        providers: the gateway's providers, for calls the worker hands back.
+        hooks: the gateway's metrics hooks, fed by the worker's :class:`Stats`.
+    """
+
+    def __init__(
+        self,
+        socket_path: pathlib.Path,
+        *,
+        routing: Callable[[], Routing],
+        table: Callable[[], RoutingTable],
+        providers: ProviderRegistry,
+        hooks: MetricsHooks,
+    ) -> None:
+        self._path = socket_path
+        self._routing = routing
+        self._table = table
+        self._providers = providers
+        self._hooks = hooks
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._calls: set[asyncio.Task[None]] = set()
+        self._drained: asyncio.Event | None = None
+        self._closed = False
+        self.connected = asyncio.Event()
+
+    async def start(self) -> None:
+        """Connect in the background, and again whenever the worker restarts."""
+        self._task = asyncio.create_task(self._run(), name="dispatch-link")
+
+    def publish(self) -> None:
+        """Send the current routing (call after every change of the table)."""
+        self._send(self._routing())
+
+    def wake(self) -> None:
+        """Tell the worker that a commit made deliveries due."""
+        self._send(Wake())
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Ask the worker to stop leasing and wait until its deliveries are settled.
+
+        Returns ``False`` if it did not answer within ``timeout_s`` (or is not connected).
+        """
+        self._drained = asyncio.Event()
+        if not self._send(Drain()):
+            return False
+        try:
+            await asyncio.wait_for(self._drained.wait(), timeout_s)
+        except TimeoutError:
+            logger.warning("the delivery worker did not drain within %.1f s", timeout_s)
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Drop the connection and stop reconnecting."""
+        self._closed = True
+        if self._writer is not None:
+            self._writer.close()
+        for task in [self._task, *self._calls]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    def _send(self, message: Any) -> bool:
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            return False  # sent in full on the next connect
+        write_frame(writer, message)
+        return True
+
+    async def _run(self) -> None:
+        while not self._closed:
+            try:
+                reader, writer = await asyncio.open_unix_connection(str(self._path))
+            except OSError:
+                await asyncio.sleep(_RECONNECT_S)  # the worker is (re)starting
+                continue
+            self._writer = writer
+            write_frame(writer, self._routing())
+            self.connected.set()
+            logger.debug("linked to the delivery worker's dispatcher at %s", self._path)
+            try:
+                await self._read(reader)
+            finally:
+                self.connected.clear()
+                self._writer = None
+                writer.close()
+            if not self._closed:
+                logger.warning("link to the delivery worker lost; reconnecting")
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        while True:
+            try:
+                payload = await read_frame(reader)
+            except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+                return
+            try:
+                message = decode_message(payload)
+            except (msgspec.DecodeError, ValueError):
+                logger.error("dropping a malformed frame from the delivery worker")
+                continue
+            if isinstance(message, Stats):
+                self._count(message)
+            elif isinstance(message, BackCall):
+                task = asyncio.create_task(self._answer(message))
+                self._calls.add(task)
+                task.add_done_callback(self._calls.discard)
+            elif isinstance(message, Resync):
+                self.publish()
+            elif isinstance(message, Drained):
+                if self._drained is not None:
+                    self._drained.set()
+            else:
+                logger.error("unexpected %s frame from the delivery worker", type(message).__name__)
+
+    def _count(self, stats: Stats) -> None:
+        for outcome, duration_s in stats.attempts:
+            self._hooks.count_attempt(outcome, duration_s)
+        for space, state, age_s in stats.settled:
+            self._hooks.count_settle(space, state, age_s)
+
+    async def _answer(self, request: BackCall) -> None:
+        function = self._table().function(request.space, request.function_id)
+        if function is None:
+            reply = BackReply(
+                id=request.id,
+                error=f"function {request.function_id!r} does not exist",
+                retryable=False,
+            )
+        else:
+            call = Call(
+                body=request.body,
+                content_type=request.content_type,
+                headers=request.headers,
+                timeout_s=request.timeout_s,
+            )
+            try:
+                answer = await self._providers.get(function.type).call(function, call)
+            except ProviderError as exc:
+                reply = BackReply(
+                    id=request.id,
+                    status=exc.status or 0,
+                    error=exc.message,
+                    retryable=exc.retryable,
+                    retry_after_s=exc.retry_after_s,
+                )
+            else:
+                reply = BackReply(
+                    id=request.id,
+                    status=answer.status,
+                    headers=list(answer.headers),
+                    body=answer.body,
+                )
+        self._send(reply)
