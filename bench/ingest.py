@@ -1,7 +1,7 @@
 """Ingest throughput of ``eg serve`` beside a bare ASGI floor, and the generators' ceiling.
 
 * floor: the bare ASGI app of ``bench/receiver.py`` answering 202, driven like the gateway;
-* at-least-once and at-most-once: a gateway (SQLite, ``--dispatch process``) with one async
+* at-least-once and at-most-once: a gateway (SQLite, ``--dispatch worker``) with one async
   subscription to a receiver, driven by ``wrk -t1 -c64`` (or ``bench.loadgen``) posting unique
   ~500-byte CloudEvents; accepted = 2xx answers per second; deliveries are counted during the
   run and after a bounded drain;
@@ -33,7 +33,7 @@ def floor(ctx: Context, path: str = "/floor") -> dict[str, Any]:
         ctx.owner.stop(receiver.proc)
 
 
-def gateway(ctx: Context, delivery: str, dispatch: str = "process", *store: str) -> dict[str, Any]:
+def gateway(ctx: Context, delivery: str, dispatch: str = "worker", *store: str) -> dict[str, Any]:
     """``store``: extra ``eg serve`` arguments choosing the store (``--store nats://…``)."""
     receiver = start_receiver(ctx.owner, ctx.cores.load)
     gw = start_gateway(ctx.owner, ctx.cores, "--dispatch", dispatch, *store)

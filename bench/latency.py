@@ -3,7 +3,7 @@
 ``bench.loadgen`` sends at a fixed schedule (open loop) and writes ``time.monotonic_ns()``
 into each event as it leaves; the receiver records its arrival. For each rate, the same
 schedule is sent once through a gateway (one at-least-once subscription, SQLite,
-``--dispatch process``) and once straight to the receiver (the floor). The first 5 % of
+``--dispatch worker``) and once straight to the receiver (the floor). The first 5 % of
 samples (warm-up) are dropped.
 """
 

@@ -337,7 +337,7 @@ def start_gateway(owner: Procs, cores: Cores, *args: str) -> Gateway:
         deadline = time.monotonic() + 30
         while not (data_dir / "worker.sock").exists() and time.monotonic() < deadline:
             time.sleep(0.02)  # another process's start-up: nothing to wait on but the file
-    # The delivery worker (--dispatch process) is a child: move it off the server's core.
+    # The delivery worker (--dispatch worker or process) is a child: move it off the server's core.
     for child in children(proc.pid):
         pin(child, cores.load)
     gateway.event_type("bench.tick")

@@ -168,7 +168,7 @@ def markdown(run: dict[str, Any], rows: list[Row]) -> str:
         f"- Date: {run['date']}; {run['mode']}",
         f"- Load average before / after: {run['loadavg_before']} / {run['loadavg_after']}",
         f"- Gateway: `{run['gateway']}` (otherwise defaults: SQLite `synchronous=FULL`, "
-        "`--dispatch process`, auth on, configured with an operator key), on a fresh data dir "
+        "`--dispatch worker`, auth on, configured with an operator key), on a fresh data dir "
         "per figure",
         "- How the cores were shared:",
         cores,

@@ -1,7 +1,7 @@
 """Sustained end-to-end throughput: one subscriber, and fan-out 1 → 10, beside the receiver's max.
 
 A ladder of offered rates (open loop, ``bench.loadgen``) through a gateway (SQLite,
-at-least-once, ``--dispatch process``) whose subscriptions all point at one receiver; the
+at-least-once, ``--dispatch worker``) whose subscriptions all point at one receiver; the
 one-subscriber ladder runs first, then the fan-out one on another path of the same gateway. A step
 *keeps up* when the gateway accepted ≥ 97 % of what was offered and the receiver got ≥ 97 % of
 the deliveries within one second of the load's end; the ladder stops at the first step that

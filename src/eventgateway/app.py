@@ -171,6 +171,7 @@ class Gateway:
             domain=settings.domain,
             authenticator=self.keyring if settings.auth else None,
             rate_limiter=emit_rate_limiter(limits, auth=settings.auth),
+            forward_fast=None if self.link is None else self.link.enqueue,
         )
         config_app = create_config_app(
             self.store,

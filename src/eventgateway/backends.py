@@ -45,6 +45,7 @@ def worker_args(settings: Settings, dispatch_socket: pathlib.Path) -> list[str]:
         "concurrency": limits.dispatch_concurrency,
         "per-subscription": limits.per_subscription_concurrency,
         "timeout-s": limits.function_timeout_s,
+        "fast-buffer": limits.at_most_once_buffer,
     }
     args = [
         "--queue",

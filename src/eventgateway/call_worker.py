@@ -144,6 +144,7 @@ class QueueOptions:
     concurrency: int = 1024
     per_subscription: int = 128
     timeout_s: float = 5.0
+    fast_buffer: int = 10_000  # at-most-once deliveries held at most
 
 
 async def run_call_worker(
@@ -180,6 +181,7 @@ async def run_call_worker(
 @contextlib.asynccontextmanager
 async def _dispatching(options: QueueOptions, provider: HttpProvider) -> AsyncIterator[None]:
     from eventgateway.dispatch.host import DispatchHost  # only this mode needs SQLite
+    from eventgateway.queue.memory import MemoryQueue
     from eventgateway.queue.sqlite import SqliteQueue
 
     queue = SqliteQueue(
@@ -191,8 +193,16 @@ async def _dispatching(options: QueueOptions, provider: HttpProvider) -> AsyncIt
         synchronous=options.synchronous,
     )
     await queue.open()
+    fast = MemoryQueue(
+        max_deliveries=options.fast_buffer,
+        max_bytes=options.max_bytes,
+        dedup_window_s=options.dedup_window_s,
+        lease_s=options.lease_s,
+    )
+    await fast.open()
     host = DispatchHost(
         queue,
+        fast,
         provider,
         concurrency=options.concurrency,
         per_subscription=options.per_subscription,
@@ -212,6 +222,7 @@ async def _dispatching(options: QueueOptions, provider: HttpProvider) -> AsyncIt
             await task
         await host.system.drain()
         server.close()
+        await fast.close()
         await queue.close()
         _remove_socket(options.socket_path)
 
@@ -276,6 +287,7 @@ def _parser() -> argparse.ArgumentParser:
         "concurrency",
         "per_subscription",
         "timeout_s",
+        "fast_buffer",
     ):
         default = getattr(defaults, name)
         flag = "--queue-" + name.replace("_", "-")
@@ -306,6 +318,7 @@ def queue_options(argv: list[str] | None = None) -> QueueOptions | None:
         concurrency=args.concurrency,
         per_subscription=args.per_subscription,
         timeout_s=args.timeout_s,
+        fast_buffer=args.fast_buffer,
     )
 
 

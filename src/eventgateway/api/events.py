@@ -89,6 +89,7 @@ class EventsApp:
         domain: str | None = None,
         authenticator: Authenticator | None = None,
         rate_limiter: EmitRateLimiter | None = None,
+        forward_fast: Callable[[list[Accepted]], bool] | None = None,
     ) -> None:
         self._table = table
         self._durable = durable
@@ -102,6 +103,9 @@ class EventsApp:
         # None: open mode (no key is ever asked for) / nothing rate limited.
         self.authenticator = authenticator
         self.rate_limiter = rate_limiter
+        # At-most-once events go to the delivery worker's memory when it dispatches
+        # (``--dispatch worker``); ``False`` back (not linked) keeps them here.
+        self._forward_fast = forward_fast
         self.draining = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -266,6 +270,8 @@ class EventsApp:
         counter.inc()
 
     async def _accept_fast(self, items: list[Accepted]) -> None:
+        if self._forward_fast is not None and self._forward_fast(items):
+            return
         try:
             await self._fast.accept(items)
         except TooManyRequestsError:

@@ -29,6 +29,7 @@ from eventgateway.dispatch.link_wire import (
     BackReply,
     Drain,
     Drained,
+    Enqueue,
     Message,
     Resync,
     Routing,
@@ -36,12 +37,15 @@ from eventgateway.dispatch.link_wire import (
     Wake,
     decode_message,
 )
-from eventgateway.errors import ProviderError
+from eventgateway.errors import ProviderError, StoreError, TooManyRequestsError
+from eventgateway.events.codec import decode_event
 from eventgateway.model.entities import Function
 from eventgateway.observability.system_events import SystemEvents
 from eventgateway.providers.base import Call, Provider, Reply
 from eventgateway.providers.registry import ProviderRegistry
 from eventgateway.providers.remote import read_frame, write_frame
+from eventgateway.queue.base import Accepted, NewDelivery
+from eventgateway.queue.memory import MemoryQueue
 from eventgateway.queue.sqlite import SqliteQueue
 from eventgateway.routing.table import RoutingTable
 
@@ -58,6 +62,7 @@ class DispatchHost:
 
     Args:
         queue: the gateway's SQLite queue file, opened by this process.
+        fast: the at-most-once queue: in this process's memory only, filled by the gateway.
         http: the provider of ``http`` functions (the worker's own client).
         concurrency: deliveries in flight at most.
         per_subscription: deliveries in flight per subscription at most.
@@ -67,6 +72,7 @@ class DispatchHost:
     def __init__(
         self,
         queue: SqliteQueue,
+        fast: MemoryQueue,
         http: Provider,
         *,
         concurrency: int,
@@ -74,6 +80,7 @@ class DispatchHost:
         timeout_s: float,
     ) -> None:
         self._queue = queue
+        self._fast = fast
         self._table = RoutingTable.empty()
         self._writer: asyncio.StreamWriter | None = None
         self._routed = asyncio.Event()  # the first Routing arrived
@@ -86,16 +93,21 @@ class DispatchHost:
             timeout_s=timeout_s,
             system_emit=self.system.emit,
         )
-        self.dispatcher = Dispatcher(
-            queue,
-            invoker,
-            self.table,
-            concurrency=concurrency,
-            per_subscription=per_subscription,
-            hooks=self._stats,
-            on_unknown=self._resync,
-        )
+        self.dispatchers = [
+            Dispatcher(
+                each,
+                invoker,
+                self.table,
+                concurrency=concurrency,
+                per_subscription=per_subscription,
+                at_most_once=each is fast,
+                hooks=self._stats,
+                on_unknown=self._resync,
+            )
+            for each in (queue, fast)
+        ]
         self._run_task: asyncio.Task[None] | None = None
+        self._accepting: set[asyncio.Task[None]] = set()
 
     def table(self) -> RoutingTable:
         """The routing table as the gateway last sent it."""
@@ -138,13 +150,19 @@ class DispatchHost:
                 revision=message.revision,
             )
             self._routed.set()
+            # Sent on every (re)connect: wake-ups sent while unlinked were lost, so look.
+            self._queue.notify()
             if self._resynced is not None:
                 self._resynced.set()
                 self._resynced = None
         elif isinstance(message, BackReply):
             self._back.resolve(message)
+        elif isinstance(message, Enqueue):
+            task = asyncio.get_running_loop().create_task(self._enqueue(message))
+            self._accepting.add(task)
+            task.add_done_callback(self._accepting.discard)
         elif isinstance(message, Drain):
-            self.dispatcher.stop()
+            self._stop_leasing()
             asyncio.get_running_loop().create_task(self._report_drained())
         else:
             logger.error("unexpected %s frame from the gateway", type(message).__name__)
@@ -157,15 +175,35 @@ class DispatchHost:
         write_frame(writer, message)
         return True
 
+    async def _enqueue(self, message: Enqueue) -> None:
+        items = [
+            Accepted(
+                decode_event(queued.body),
+                [NewDelivery(*delivery) for delivery in queued.deliveries],
+            )
+            for queued in message.events
+        ]
+        try:
+            await self._fast.accept(items)
+        except (TooManyRequestsError, StoreError):
+            # At-most-once is the original's contract: a full buffer drops, and counts it.
+            self._stats.dropped(items)
+
     async def run(self) -> None:
         """Dispatch once the gateway sent its routing, until :meth:`stop`."""
         await self._routed.wait()
         self._run_task = asyncio.current_task()
-        await self.dispatcher.run()
+        async with asyncio.TaskGroup() as group:
+            for dispatcher in self.dispatchers:
+                group.create_task(dispatcher.run())
+
+    def _stop_leasing(self) -> None:
+        for dispatcher in self.dispatchers:
+            dispatcher.stop()
 
     def stop(self) -> None:
         """Stop leasing (also before the first routing arrived); :meth:`run` then returns."""
-        self.dispatcher.stop()
+        self._stop_leasing()
         self._routed.set()
 
     async def _report_drained(self) -> None:
@@ -195,6 +233,7 @@ class _ForwardingHooks(DispatchHooks):
         self._host = host
         self._attempts: list[tuple[str, float]] = []
         self._settled: list[tuple[str, str, float]] = []
+        self._dropped: list[tuple[str, str]] = []
         self._scheduled = False
 
     def after_attempt(self, delivery: Any, record: Any) -> None:
@@ -206,6 +245,12 @@ class _ForwardingHooks(DispatchHooks):
         self._settled.append((delivery.space, state, age_s))
         self._schedule()
 
+    def dropped(self, items: list[Accepted]) -> None:
+        for item in items:
+            for delivery in item.deliveries:
+                self._dropped.append((delivery.space, item.event.type))
+        self._schedule()
+
     def _schedule(self) -> None:
         if not self._scheduled:
             self._scheduled = True
@@ -213,10 +258,10 @@ class _ForwardingHooks(DispatchHooks):
 
     def flush(self) -> None:
         self._scheduled = False
-        if self._attempts or self._settled:
+        if self._attempts or self._settled or self._dropped:
             # Not connected: the counts are lost, the deliveries are not.
-            self._host.send(Stats(self._attempts, self._settled))
-            self._attempts, self._settled = [], []
+            self._host.send(Stats(self._attempts, self._settled, self._dropped))
+            self._attempts, self._settled, self._dropped = [], [], []
 
 
 class _BackProvider(Provider):

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import pathlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -23,6 +23,8 @@ from eventgateway.dispatch.link_wire import (
     BackReply,
     Drain,
     Drained,
+    Enqueue,
+    QueuedEvent,
     Resync,
     Routing,
     Stats,
@@ -30,11 +32,13 @@ from eventgateway.dispatch.link_wire import (
     decode_message,
 )
 from eventgateway.errors import ProviderError
+from eventgateway.events.codec import encode_event
 from eventgateway.model.entities import Cors, EventType, Function, Subscription
 from eventgateway.observability.hooks import MetricsHooks
 from eventgateway.providers.base import Call
 from eventgateway.providers.registry import ProviderRegistry
 from eventgateway.providers.remote import read_frame, write_frame
+from eventgateway.queue.base import Accepted
 from eventgateway.routing.sync import RoutingSync
 from eventgateway.routing.table import RoutingTable
 
@@ -100,6 +104,23 @@ class DispatchLink:
     def wake(self) -> None:
         """Tell the worker that a commit made deliveries due."""
         self._send(Wake())
+
+    def enqueue(self, items: Sequence[Accepted]) -> bool:
+        """Hand at-most-once events to the worker's queue; ``False`` if it is not linked."""
+        if self._writer is None or self._writer.is_closing():
+            return False
+        events = [
+            QueuedEvent(
+                encode_event(item.event),
+                [
+                    (d.space, d.subscription_id, d.function_id, d.partition_key, d.auth_request)
+                    for d in item.deliveries
+                ],
+            )
+            for item in items
+            if item.deliveries
+        ]
+        return self._send(Enqueue(events))
 
     async def drain(self, timeout_s: float) -> bool:
         """Ask the worker to stop leasing and wait until its deliveries are settled.
@@ -184,6 +205,8 @@ class DispatchLink:
             self._hooks.count_attempt(outcome, duration_s)
         for space, state, age_s in stats.settled:
             self._hooks.count_settle(space, state, age_s)
+        for space, event_type in stats.dropped:
+            self._hooks.count_dropped(space, event_type)
 
     async def _answer(self, request: BackCall) -> None:
         function = self._table().function(request.space, request.function_id)
@@ -210,6 +233,9 @@ class DispatchLink:
                     retryable=exc.retryable,
                     retry_after_s=exc.retry_after_s,
                 )
+            except Exception as exc:  # a bug: answer anyway, or the worker waits it out
+                logger.exception("call of %s for the delivery worker failed", function.function_id)
+                reply = BackReply(id=request.id, error=f"gateway error: {exc}")
             else:
                 reply = BackReply(
                     id=request.id,

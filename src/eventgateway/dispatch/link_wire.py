@@ -7,8 +7,9 @@ They talk over one UNIX socket with length-prefixed msgpack frames
 
 gateway → worker
     :class:`Routing` (the whole routing configuration, sent on connect and after every
-    change), :class:`Wake` (a commit made deliveries due), :class:`Drain` (stop leasing,
-    finish what is in flight), :class:`BackReply` (the answer to a :class:`BackCall`).
+    change), :class:`Wake` (a commit made deliveries due), :class:`Enqueue` (at-most-once
+    events, which live in the worker's memory only), :class:`Drain` (stop leasing, finish
+    what is in flight), :class:`BackReply` (the answer to a :class:`BackCall`).
 worker → gateway
     :class:`BackCall` (call a function the worker cannot call itself: the local runtime's),
     :class:`Stats` (attempts and settlements, for the gateway's metrics),
@@ -18,7 +19,7 @@ worker → gateway
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import msgspec
 
@@ -29,7 +30,9 @@ __all__ = [
     "BackReply",
     "Drain",
     "Drained",
+    "Enqueue",
     "Message",
+    "QueuedEvent",
     "Resync",
     "Routing",
     "Stats",
@@ -50,6 +53,20 @@ class Routing(msgspec.Struct, tag="routing", array_like=True):
 
 class Wake(msgspec.Struct, tag="wake", array_like=True):
     """Look for due deliveries now."""
+
+
+class QueuedEvent(msgspec.Struct, array_like=True):
+    """An at-most-once event: its stored form and its deliveries, each as (space,
+    subscription id, function id, partition key, authorizer request)."""
+
+    body: bytes
+    deliveries: list[tuple[str, str, str, str | None, dict[str, Any] | None]]
+
+
+class Enqueue(msgspec.Struct, tag="enqueue", array_like=True):
+    """At-most-once events accepted by the gateway, for the worker's in-memory queue."""
+
+    events: list[QueuedEvent]
 
 
 class Drain(msgspec.Struct, tag="drain", array_like=True):
@@ -92,14 +109,18 @@ class Stats(msgspec.Struct, tag="stats", array_like=True):
     """What the worker's dispatcher did since the last :class:`Stats`.
 
     ``attempts``: (outcome, duration in seconds) per attempt; ``settled``: (space, state,
-    seconds since the event was accepted) per settlement.
+    seconds since the event was accepted) per settlement; ``dropped``: (space, event type)
+    per at-most-once delivery dropped because the worker's buffer was full.
     """
 
     attempts: list[tuple[str, float]]
     settled: list[tuple[str, str, float]]
+    dropped: list[tuple[str, str]] = []
 
 
-Message: TypeAlias = Routing | Wake | Drain | Drained | Resync | BackCall | BackReply | Stats
+Message: TypeAlias = (
+    Routing | Wake | Enqueue | Drain | Drained | Resync | BackCall | BackReply | Stats
+)
 
 _decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)
 

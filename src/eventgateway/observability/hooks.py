@@ -57,3 +57,7 @@ class MetricsHooks(DispatchHooks):
             self._metrics.dead_letters.labels(space=space).inc()
         elif state == "dropped":
             self._metrics.events_dropped.labels(space=space, type="custom").inc()
+
+    def count_dropped(self, space: str, event_type: str) -> None:
+        """An at-most-once delivery was dropped before an attempt: the buffer was full."""
+        self._metrics.events_dropped.labels(space=space, type=event_type).inc()

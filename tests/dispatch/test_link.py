@@ -1,0 +1,435 @@
+"""``--dispatch worker`` pieces, in one process: the link's wire messages, the gateway's
+:class:`DispatchLink` and the worker's :class:`DispatchHost` over a real UNIX socket, a
+real :class:`SqliteQueue` and a real HTTP receiver; and two queue writers on one file."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import pathlib
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import msgspec
+import pytest
+
+from eventgateway.dispatch.host import DispatchHost
+from eventgateway.dispatch.link import DispatchLink, routing_message
+from eventgateway.dispatch.link_wire import (
+    BackCall,
+    BackReply,
+    Drain,
+    Drained,
+    Enqueue,
+    QueuedEvent,
+    Resync,
+    Routing,
+    Stats,
+    Wake,
+    decode_message,
+)
+from eventgateway.errors import ProviderError
+from eventgateway.model.entities import Cors, EventType, Function, Subscription, encode_entity
+from eventgateway.providers.base import Call, Provider, Reply
+from eventgateway.providers.http import HttpProvider
+from eventgateway.providers.registry import ProviderRegistry
+from eventgateway.queue.base import Accepted, AttemptRecord, NewDelivery
+from eventgateway.queue.memory import MemoryQueue
+from eventgateway.queue.sqlite import SqliteQueue
+from eventgateway.routing.sync import RoutingSync
+from eventgateway.routing.table import RoutingTable
+from eventgateway.store.memory import MemoryStore
+from tests.queue.kit import event
+from tests.support.receiver import Receiver
+from tests.support.receiver import Reply as ReceiverReply
+
+DEADLINE_S = 5.0
+SPACE = "acme"
+DELIVERED = AttemptRecord(started_at=0.0, duration_s=0.01, outcome="delivered", status=200)
+
+
+# -- builders ---------------------------------------------------------------------------------
+
+
+def function(function_id: str, *, type: str = "http", url: str = "http://f/") -> Function:
+    return Function(space=SPACE, function_id=function_id, type=type, provider={"url": url})
+
+
+def sub(subscription_id: str, function_id: str) -> Subscription:
+    return Subscription(
+        space=SPACE,
+        subscription_id=subscription_id,
+        type="async",
+        event_type="user.created",
+        function_id=function_id,
+        path="/",
+        method="POST",
+    )
+
+
+def routing(functions: list[Function], subs: list[Subscription], revision: int = 1) -> Routing:
+    return Routing(revision, [EventType(SPACE, "user.created")], functions, subs, [])
+
+
+def to(subscription_id: str, function_id: str) -> NewDelivery:
+    return NewDelivery(SPACE, subscription_id, function_id)
+
+
+async def put(queue: SqliteQueue, event_id: str, subscription_id: str, function_id: str) -> None:
+    await queue.accept([Accepted(event(event_id), [to(subscription_id, function_id)])])
+
+
+async def eventually(predicate: Callable[[], bool], what: str) -> None:
+    """Wait until ``predicate()`` holds; fail after ``DEADLINE_S``."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + DEADLINE_S
+    while not predicate():
+        if loop.time() > end:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def state_of(queue: SqliteQueue, event_id: str) -> tuple[str, str]:
+    view = await queue.get_event(SPACE, event_id)
+    assert view is not None
+    (delivery,) = view.deliveries
+    return delivery.state, delivery.last_error
+
+
+class Hooks:
+    """Stands in for the gateway's MetricsHooks: records what the worker's Stats carried."""
+
+    def __init__(self) -> None:
+        self.attempts: list[tuple[str, float]] = []
+        self.settled: list[tuple[str, str, float]] = []
+        self.dropped: list[tuple[str, str]] = []
+
+    def count_attempt(self, outcome: str, duration_s: float) -> None:
+        self.attempts.append((outcome, duration_s))
+
+    def count_settle(self, space: str, state: str, age_s: float) -> None:
+        self.settled.append((space, state, age_s))
+
+    def count_dropped(self, space: str, event_type: str) -> None:
+        self.dropped.append((space, event_type))
+
+    def states(self) -> list[str]:
+        return [state for _, state, _ in self.settled]
+
+
+class RecordingProvider(Provider):
+    """The gateway's provider of a non-http type (the local runtime's stand-in)."""
+
+    def __init__(self, error: ProviderError | None = None) -> None:
+        self.calls: list[tuple[Function, Call]] = []
+        self.error = error
+
+    async def call(self, function: Function, call: Call) -> Reply:
+        self.calls.append((function, call))
+        if self.error is not None:
+            raise self.error
+        return Reply(status=200, body=b'{"ok":true}', headers=[("x-ran", "gateway")])
+
+
+class Rig:
+    """A worker (DispatchHost serving a socket) and the gateway's DispatchLink to it."""
+
+    def __init__(self, config: Routing) -> None:
+        self.config = config  # what the gateway's ``routing`` callable answers now
+        self.routings_sent = 0
+        self.hooks = Hooks()
+        self.host: DispatchHost
+        self.link: DispatchLink
+        self.queue: SqliteQueue  # the worker's connection to the queue file
+
+    def routing(self) -> Routing:
+        self.routings_sent += 1
+        return self.config
+
+    def table(self) -> RoutingTable:
+        c = self.config
+        return RoutingTable.build(
+            event_types=c.event_types,
+            functions=c.functions,
+            subscriptions=c.subscriptions,
+            cors=c.cors,
+            revision=c.revision,
+        )
+
+
+@pytest.fixture
+def sock_dir() -> Iterator[pathlib.Path]:
+    with tempfile.TemporaryDirectory(prefix="eg-") as name:  # AF_UNIX paths are short
+        yield pathlib.Path(name)
+
+
+@contextlib.asynccontextmanager
+async def rig(
+    db: pathlib.Path,
+    sock_dir: pathlib.Path,
+    config: Routing,
+    providers: ProviderRegistry | None = None,
+) -> AsyncIterator[Rig]:
+    r = Rig(config)
+    r.queue = SqliteQueue(db)
+    await r.queue.open()
+    http = HttpProvider()
+    fast = MemoryQueue()  # the worker's at-most-once queue
+    r.host = DispatchHost(r.queue, fast, http, concurrency=8, per_subscription=4, timeout_s=5.0)
+    path = sock_dir / "dispatch.sock"
+    server = await asyncio.start_unix_server(r.host.serve_connection, path=str(path))
+    runner = asyncio.create_task(r.host.run())
+    r.link = DispatchLink(
+        path,
+        routing=r.routing,
+        table=r.table,
+        providers=providers or ProviderRegistry({}),
+        hooks=r.hooks,  # type: ignore[arg-type]  # the two methods the link calls
+    )
+    await r.link.start()
+    try:
+        await asyncio.wait_for(r.link.connected.wait(), DEADLINE_S)
+        await eventually(lambda: r.host.table().revision == config.revision, "the routing")
+        yield r
+    finally:
+        await r.link.close()
+        r.host.stop()
+        await asyncio.wait_for(runner, DEADLINE_S)
+        server.close()
+        await asyncio.wait_for(server.wait_closed(), DEADLINE_S)
+        await r.host.system.drain()
+        await r.queue.close()
+        await http.close()
+
+
+# -- 1, 2: the wire ------------------------------------------------------------------------------
+
+
+def test_every_message_round_trips_through_msgpack() -> None:
+    messages: list[Any] = [
+        routing([function("fn", url="http://x/")], [sub("s1", "fn")], revision=7),
+        Wake(),
+        Drain(),
+        Drained(),
+        Resync(),
+        BackCall(3, SPACE, "fn", b"\x00body", "text/plain", [("a", "1")], 2.5),
+        BackReply(3, 200, [("b", "2")], b"out"),
+        BackReply(4, 503, error="down", retryable=False, retry_after_s=1.5),
+        Stats([("delivered", 0.25), ("failed", 1.0)], [(SPACE, "delivered", 3.0)]),
+        Stats([], [], [(SPACE, "user.created")]),
+        Enqueue([QueuedEvent(b'{"id":"e1"}', [(SPACE, "s1", "fn", "k", {"a": 1})])]),
+    ]
+    for message in messages:
+        assert decode_message(msgspec.msgpack.encode(message)) == message
+    assert len({type(m) for m in messages}) == 9
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"\xc1", b"garbage", msgspec.msgpack.encode(["nope"]), msgspec.msgpack.encode({"a": 1})],
+)
+def test_a_garbage_payload_is_a_decode_error(payload: bytes) -> None:
+    with pytest.raises(msgspec.DecodeError):
+        decode_message(payload)
+
+
+async def test_routing_message_carries_the_entities_of_a_routing_sync() -> None:
+    store = MemoryStore()
+    entities: list[Any] = [
+        EventType(SPACE, "user.created"),
+        function("fn", url="http://f/"),
+        sub("s1", "fn"),
+        Cors(SPACE, "c1", "POST", "/", ["*"], ["POST"], ["Content-Type"], False),
+    ]
+    kinds = ["eventtypes", "functions", "subscriptions", "cors"]
+    for kind, entity in zip(kinds, entities, strict=True):
+        await store.create(kind, SPACE, entity.key, encode_entity(entity))  # type: ignore[arg-type]
+    sync = RoutingSync(store)
+    await sync.refresh()
+
+    message = routing_message(sync)
+
+    assert message.revision == sync.revision == 4
+    assert message.event_types == [entities[0]]
+    assert message.functions == [entities[1]]
+    assert message.subscriptions == [entities[2]]
+    assert message.cors == [entities[3]]
+    assert decode_message(msgspec.msgpack.encode(message)) == message
+
+
+# -- 3–6: link ↔ host --------------------------------------------------------------------------
+
+
+async def test_the_host_delivers_is_woken_by_the_link_and_reports_stats(
+    receiver: Receiver, tmp_path: pathlib.Path, sock_dir: pathlib.Path
+) -> None:
+    db = tmp_path / "queue.db"
+    config = routing([function("fn", url=receiver.url("/fn"))], [sub("s1", "fn")], revision=3)
+    async with rig(db, sock_dir, config) as r:
+        assert r.host.table().target(SPACE, "s1") is not None  # the Routing sent on connect
+        gateway = SqliteQueue(db)  # the gateway process's own handle on the file
+        await gateway.open()
+        try:
+            gateway.on_commit_wake = r.link.wake
+            await put(gateway, "e1", "s1", "fn")
+            await eventually(lambda: r.hooks.states() == ["delivered"], "e1 settled")
+            assert [call.json()["id"] for call in receiver.calls_to("/fn")] == ["e1"]
+
+            # The worker's lease now waits; a commit it is not told about stays unseen...
+            gateway.on_commit_wake = None
+            await put(gateway, "e2", "s1", "fn")
+            with pytest.raises(TimeoutError):
+                await receiver.wait_for(2, "/fn", timeout_s=0.3)
+            # ...until the link wakes it.
+            r.link.wake()
+            await receiver.wait_for(2, "/fn", timeout_s=DEADLINE_S)
+            await eventually(lambda: len(r.hooks.settled) == 2, "e2 settled")
+        finally:
+            await gateway.close()
+
+        assert [outcome for outcome, _ in r.hooks.attempts] == ["delivered", "delivered"]
+        assert all(duration >= 0 for _, duration in r.hooks.attempts)
+        assert [(space, state) for space, state, _ in r.hooks.settled] == [
+            (SPACE, "delivered"),
+            (SPACE, "delivered"),
+        ]
+        assert await state_of(r.queue, "e1") == ("delivered", "")
+        assert await state_of(r.queue, "e2") == ("delivered", "")
+
+
+async def test_a_delivery_for_an_unknown_subscription_resyncs_rather_than_skips(
+    receiver: Receiver, tmp_path: pathlib.Path, sock_dir: pathlib.Path
+) -> None:
+    fn = function("fn", url=receiver.url("/new"))
+    async with rig(tmp_path / "queue.db", sock_dir, routing([fn], [], revision=1)) as r:
+        assert r.host.table().target(SPACE, "s-new") is None
+        sent_before = r.routings_sent
+        r.config = routing([fn], [sub("s-new", "fn")], revision=2)  # changed, not published
+
+        await put(r.queue, "e1", "s-new", "fn")
+
+        await receiver.wait_for(1, "/new", timeout_s=DEADLINE_S)
+        await eventually(lambda: len(r.hooks.settled) == 1, "the settlement")
+        assert r.routings_sent == sent_before + 1  # answered the Resync
+        assert r.host.table().revision == 2
+        assert [outcome for outcome, _ in r.hooks.attempts] == ["delivered"]
+        assert r.hooks.states() == ["delivered"]
+        assert await state_of(r.queue, "e1") == ("delivered", "")
+
+
+async def test_a_non_http_function_is_called_back_in_the_gateway(
+    tmp_path: pathlib.Path, sock_dir: pathlib.Path
+) -> None:
+    provider = RecordingProvider()
+    config = routing([function("fn-py", type="python")], [sub("s1", "fn-py")])
+    providers = ProviderRegistry({"python": provider})
+    async with rig(tmp_path / "queue.db", sock_dir, config, providers) as r:
+        await put(r.queue, "e1", "s1", "fn-py")
+        await eventually(lambda: len(r.hooks.settled) == 1, "the settlement")
+        assert r.hooks.states() == ["delivered"]
+        assert [outcome for outcome, _ in r.hooks.attempts] == ["delivered"]
+        assert await state_of(r.queue, "e1") == ("delivered", "")
+
+    ((called, call),) = provider.calls
+    assert (called.space, called.function_id, called.type) == (SPACE, "fn-py", "python")
+    assert json.loads(call.body)["id"] == "e1"
+    assert call.content_type == "application/cloudevents+json"
+    assert call.timeout_s == 5.0  # the default retry policy's attempt timeout
+
+
+async def test_an_error_of_the_gateway_provider_is_a_failed_attempt(
+    tmp_path: pathlib.Path, sock_dir: pathlib.Path
+) -> None:
+    provider = RecordingProvider(ProviderError("handler crashed: boom", retryable=False))
+    config = routing([function("fn-py", type="python")], [sub("s1", "fn-py")])
+    providers = ProviderRegistry({"python": provider})
+    async with rig(tmp_path / "queue.db", sock_dir, config, providers) as r:
+        await put(r.queue, "e1", "s1", "fn-py")
+        await eventually(lambda: len(r.hooks.settled) == 1, "the settlement")
+        assert [outcome for outcome, _ in r.hooks.attempts] == ["failed"]
+        assert r.hooks.states() == ["dead"]  # not retryable: given up at once
+        state, error = await state_of(r.queue, "e1")
+    assert state == "dead"
+    assert "handler crashed: boom" in error
+    assert len(provider.calls) == 1
+
+
+async def test_drain_waits_for_the_delivery_in_flight(
+    receiver: Receiver, tmp_path: pathlib.Path, sock_dir: pathlib.Path
+) -> None:
+    receiver.reply("/slow", ReceiverReply(delay_s=0.5))
+    config = routing([function("fn", url=receiver.url("/slow"))], [sub("s1", "fn")])
+    async with rig(tmp_path / "queue.db", sock_dir, config) as r:
+        await put(r.queue, "e1", "s1", "fn")
+        await eventually(lambda: r.host.dispatchers[0].in_flight == 1, "the call in flight")
+        assert r.hooks.settled == []
+
+        assert await r.link.drain(DEADLINE_S) is True
+
+        # Settled, counted and written before Drained came back.
+        assert len(receiver.calls_to("/slow")) == 1
+        assert r.hooks.states() == ["delivered"]
+        assert r.host.dispatchers[0].in_flight == 0
+        assert await state_of(r.queue, "e1") == ("delivered", "")
+
+
+async def test_drain_without_a_worker_is_false(sock_dir: pathlib.Path) -> None:
+    link = DispatchLink(
+        sock_dir / "absent.sock",
+        routing=lambda: routing([], []),
+        table=RoutingTable.empty,
+        providers=ProviderRegistry({}),
+        hooks=Hooks(),  # type: ignore[arg-type]
+    )
+    assert await link.drain(DEADLINE_S) is False  # not started
+    await link.start()
+    try:
+        assert await asyncio.wait_for(link.drain(DEADLINE_S), 1.0) is False  # answers at once
+    finally:
+        await link.close()
+
+
+# -- 7: two writers on one file ------------------------------------------------------------------
+
+
+async def test_two_queue_writers_on_one_file_both_make_progress(tmp_path: pathlib.Path) -> None:
+    db = tmp_path / "queue.db"
+    # No busy wait at all: only the writers' flock keeps them from SQLITE_BUSY.
+    ingest = SqliteQueue(db, busy_timeout_s=0.0)
+    worker = SqliteQueue(db, busy_timeout_s=0.0)
+    await ingest.open()
+    await worker.open()
+    per_writer = 200
+    try:
+
+        async def accept_all(queue: SqliteQueue, prefix: str) -> None:
+            await asyncio.gather(
+                *(put(queue, f"{prefix}{n}", "s1", "fn") for n in range(per_writer))
+            )
+
+        async def lease_and_ack(queue: SqliteQueue, count: int) -> None:
+            acked = 0
+            while acked < count:
+                queue.notify()  # the other writer's commits are not signalled here
+                batch = await asyncio.wait_for(queue.lease(min(50, count - acked)), DEADLINE_S)
+                for delivery in batch:
+                    await queue.ack(delivery, DELIVERED)
+                    acked += 1
+
+        await asyncio.wait_for(
+            asyncio.gather(
+                accept_all(ingest, "i"),
+                accept_all(worker, "w"),
+                lease_and_ack(worker, per_writer),
+            ),
+            20,
+        )
+        await ingest.accept([Accepted(event("last"), [to("s1", "fn")])])
+        # 400 accepted by both, 200 acked by the worker, 1 more: read back in ingest's commit.
+        assert ingest.backlog() == per_writer + 1
+        assert ingest.stats()["failed_batches"] == worker.stats()["failed_batches"] == 0
+    finally:
+        await ingest.close()
+        await worker.close()
