@@ -30,13 +30,7 @@ from eventgateway.api.runtime import create_runtime_app, is_runtime_path
 from eventgateway.asgi_routing import ConfigRouter, PortRouter, RefreshAfterWrite
 from eventgateway.auth.keyring import KeyRing
 from eventgateway.auth.operator import operator_key_for
-from eventgateway.backends import (
-    dispatch_in_worker,
-    open_queue,
-    open_store,
-    worker_args,
-    worker_socket,
-)
+from eventgateway.backends import delivery_worker, open_queue, open_store
 from eventgateway.cluster import NatsLink, parse_nats_url
 from eventgateway.dispatch.dispatcher import Dispatcher
 from eventgateway.dispatch.invoke import Invoker
@@ -66,6 +60,8 @@ __all__ = ["Gateway", "PreparedServer", "open_queue", "open_store", "prepare_ser
 
 logger = logging.getLogger(__name__)
 
+_WORKER_START_S = 15.0
+
 
 class Gateway:
     """One gateway: both APIs, routing, queues and dispatchers, with a start/stop lifecycle."""
@@ -94,9 +90,9 @@ class Gateway:
         self.metrics.events_backlog.set_function(
             lambda: self.queue.backlog() + self.fast_queue.backlog()
         )
-        # Sync routes always call from this process (lowest latency). Async deliveries do
-        # too in inline mode; in process mode their HTTP calls go to a worker process, so
-        # the HTTP client's CPU runs on the other core while SQLite keeps one writer.
+        # Sync routes always call from this process (lowest latency). Async deliveries are
+        # made here in inline mode; in process mode their HTTP calls go to a worker
+        # process; in worker mode that process also leases and settles (docs/delivery.md).
         self.nats: NatsLink | None = None
         if settings.resolved_store_url.startswith("nats://"):  # cluster mode: docs/cluster.md
             self.nats = NatsLink(settings, parse_nats_url(settings.resolved_store_url))
@@ -112,14 +108,7 @@ class Gateway:
         delivery_providers = self.providers
         dispatch_socket: pathlib.Path | None = None
         if settings.dispatch in ("process", "worker"):
-            socket_path = worker_socket(settings.data_dir)
-            extra: list[str] = []
-            if dispatch_in_worker(settings):
-                dispatch_socket = socket_path.with_name(socket_path.stem + "-dispatch.sock")
-                extra = worker_args(settings, dispatch_socket)
-            self.worker = WorkerProcess(
-                socket_path, log_level=settings.log_level, targets=targets, extra_args=extra
-            )
+            self.worker, socket_path, dispatch_socket = delivery_worker(settings)
             delivery_providers = ProviderRegistry(
                 {"http": RemoteHttpProvider(socket_path), **self.runtime.providers}
             )
@@ -240,6 +229,9 @@ class Gateway:
             await self.worker.start()
         if self.link is not None:
             await self.link.start()
+            # Ready means delivering: events accepted before the worker links would wait
+            # for it, and be routed by whatever the configuration is by then.
+            await self.link.wait_connected(_WORKER_START_S)
         self._dispatch_tasks = [
             asyncio.create_task(dispatcher.run(), name="dispatcher")
             for dispatcher in self.dispatchers

@@ -10,12 +10,20 @@ from eventgateway.errors import ConfigError
 from eventgateway.queue.memory import MemoryQueue
 from eventgateway.settings import Settings
 from eventgateway.store.base import ConfigStore
+from eventgateway.supervisor import WorkerProcess
 
 if TYPE_CHECKING:  # imported lazily: memory:// needs neither SQLite nor NATS
     from eventgateway.queue.jetstream import JetStreamQueue
     from eventgateway.queue.sqlite import SqliteQueue
 
-__all__ = ["dispatch_in_worker", "open_queue", "open_store", "worker_args", "worker_socket"]
+__all__ = [
+    "delivery_worker",
+    "dispatch_in_worker",
+    "open_queue",
+    "open_store",
+    "worker_args",
+    "worker_socket",
+]
 
 
 def worker_socket(data_dir: pathlib.Path) -> pathlib.Path:
@@ -56,6 +64,23 @@ def worker_args(settings: Settings, dispatch_socket: pathlib.Path) -> list[str]:
     for name, value in options.items():
         args += [f"--queue-{name}", str(value)]
     return args
+
+
+def delivery_worker(settings: Settings) -> tuple[WorkerProcess, pathlib.Path, pathlib.Path | None]:
+    """The delivery worker of ``--dispatch process`` or ``worker``, the socket it takes
+    calls on, and the one its dispatcher links on (``None`` unless it dispatches)."""
+    socket_path = worker_socket(settings.data_dir)
+    dispatch_socket, extra = None, []
+    if dispatch_in_worker(settings):
+        dispatch_socket = socket_path.with_name(socket_path.stem + "-dispatch.sock")
+        extra = worker_args(settings, dispatch_socket)
+    worker = WorkerProcess(
+        socket_path,
+        log_level=settings.log_level,
+        targets=settings.target_policy,
+        extra_args=extra,
+    )
+    return worker, socket_path, dispatch_socket
 
 
 def open_store(url: str) -> ConfigStore:

@@ -336,3 +336,30 @@ async def test_a_graceful_stop_finishes_and_acks_the_delivery_in_flight(
     assert view["state"] == "delivered"
     assert outcomes(view) == ["delivered"]
     assert len(receiver.calls_to("/slow")) == 1
+
+
+# -- 8. at-most-once events live in the worker's memory ------------------------------------
+
+
+async def test_at_most_once_events_are_queued_and_delivered_by_the_worker(
+    receiver: Receiver, gw: InProcess
+) -> None:
+    gateway = gw.gateway
+    kept_here: list[object] = []
+
+    async def accept_here(items: Any) -> list[bool]:
+        kept_here.append(items)
+        return [False] * len(items)
+
+    # While linked, the gateway's own at-most-once buffer is not used.
+    gateway.fast_queue.accept = accept_here  # type: ignore[method-assign]
+    await gw.event_type("user.created")
+    await subscribe_http(gw, receiver, "fast", delivery="at-most-once")
+    for n in range(3):
+        await emit(gw, f"f-{n}")
+    calls = await receiver.wait_for(3, "/fast")
+    assert sorted(call.json()["id"] for call in calls) == ["f-0", "f-1", "f-2"]
+    assert kept_here == []  # they went over the link to the worker's queue
+    await metric_at_least(
+        gw, "eventgateway_events_processed_total", 'space="acme",type="custom"', 3
+    )

@@ -97,6 +97,18 @@ class DispatchLink:
         """Connect in the background, and again whenever the worker restarts."""
         self._task = asyncio.create_task(self._run(), name="dispatch-link")
 
+    async def wait_connected(self, timeout_s: float) -> bool:
+        """Wait until the worker is linked; ``False`` (logged) if not within ``timeout_s``."""
+        try:
+            await asyncio.wait_for(self.connected.wait(), timeout_s)
+        except TimeoutError:
+            logger.warning(
+                "the delivery worker did not link within %.0f s; deliveries start once it does",
+                timeout_s,
+            )
+            return False
+        return True
+
     def publish(self) -> None:
         """Send the current routing (call after every change of the table)."""
         self._send(self._routing())
