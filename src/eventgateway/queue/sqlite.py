@@ -23,9 +23,12 @@ What survives what (WAL mode; ``accept`` returns only after its transaction comm
 * a process crash (``kill -9``, OOM, a bug) at any moment: everything committed, in every
   ``synchronous`` mode — the WAL is in the OS's page cache. Deliveries that were leased
   come back when their lease (``lease_s``) expires; an attempt in flight is made again.
-* power loss or an OS crash: with ``synchronous="FULL"`` (the default) everything
-  committed; with ``"NORMAL"`` the last transactions before the failure may be lost
-  (the database stays consistent); ``"OFF"`` may corrupt the file.
+* power loss or an OS crash: with ``synchronous="FULL"`` (the default) every accepted
+  event; with ``"NORMAL"`` the last transactions before the failure may be lost (the
+  database stays consistent); ``"OFF"`` may corrupt the file. Leases and settlements
+  (acks, retries, dead letters) are committed without a sync of their own — the next
+  accept's sync covers them — so power loss may undo the last of them: those deliveries
+  are made again (at-least-once), no event is lost.
 
 The file is separate from the config store's. Several processes may share it (an HTTP
 ingest process beside a dispatcher process): SQLite serialises their writers, and each
@@ -245,7 +248,7 @@ class SqliteQueue(SqliteLogMixin, DeliveryQueue):
             StoreError: SQLite failed.
         """
         now = self._clock()
-        await self._writing().submit(SettleOp(int(delivery.id), "delivered", attempt, now=now))
+        await self._settle(SettleOp(int(delivery.id), "delivered", attempt, now=now))
 
     async def retry_later(self, delivery: Delivery, delay_s: float, attempt: AttemptRecord) -> None:
         """Log ``attempt`` and make the delivery due again ``delay_s`` from now.
@@ -255,7 +258,7 @@ class SqliteQueue(SqliteLogMixin, DeliveryQueue):
         """
         now = self._clock()
         op = SettleOp(int(delivery.id), "retry", attempt, due_at=now + delay_s, now=now)
-        await self._writing().submit(op)
+        await self._settle(op)
 
     async def dead_letter(
         self, delivery: Delivery, reason: str, attempt: AttemptRecord | None
@@ -266,7 +269,14 @@ class SqliteQueue(SqliteLogMixin, DeliveryQueue):
             StoreError: SQLite failed.
         """
         now = self._clock()
-        await self._writing().submit(SettleOp(int(delivery.id), "dead", attempt, reason, now=now))
+        await self._settle(SettleOp(int(delivery.id), "dead", attempt, reason, now=now))
+
+    async def _settle(self, op: SettleOp) -> None:
+        # Volatile: committed without a sync of its own; the next synced commit (an accept)
+        # makes it durable. A process crash loses nothing (the WAL is in the page cache);
+        # power loss may lose the last settlements, and a lost settlement is a delivery
+        # made again — at-least-once — never an event lost.
+        await self._writing().submit(op, volatile=True)
 
     # -- signals and counters -----------------------------------------------------------------
 

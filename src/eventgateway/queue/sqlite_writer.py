@@ -170,9 +170,10 @@ class GroupCommitWriter:
 
         ``orphan`` receives the committed result if the caller stopped waiting (was
         cancelled) meanwhile, so that it can undo what nobody will use (e.g. leases).
-        ``volatile`` ops (leases) write nothing that must survive a crash: they run
-        first, in a transaction of their own committed without a sync, so they wait for
-        at most the transaction in progress, never for a disk sync of their own.
+        ``volatile`` ops (leases, settlements) write nothing whose loss to power failure
+        loses an event (at worst a delivery is made again): they run first, in a
+        transaction of their own committed without a sync, so they wait for at most the
+        transaction in progress, never for a disk sync of their own.
 
         Raises:
             StoreError: the writer is stopped.
@@ -251,8 +252,8 @@ class GroupCommitWriter:
         self, conn: sqlite3.Connection, batch: list[_Item[Any]], *, sync: bool = True
     ) -> None:
         if not sync:
-            # WAL: the next synced commit syncs these frames too; a crash before it only
-            # loses leases, which is what an expired lease is anyway.
+            # WAL: the next synced commit syncs these frames too; power loss before it
+            # only undoes leases (an expired lease) and settlements (a redelivery).
             conn.execute("PRAGMA synchronous=OFF")
         try:
             self._commit_batch(conn, batch)
