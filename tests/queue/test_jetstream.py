@@ -233,3 +233,36 @@ async def test_held_ordered_messages_have_their_own_in_flight_bound(make: MakeJS
 
     assert (unordered.config.max_ack_pending, ordered.config.max_ack_pending) == (50, 7)
     assert ordered.config.filter_subject == f"{names.ordered_prefix}>"
+
+
+async def test_leasing_one_delivery_at_a_time_keeps_one_pull_open_per_consumer(
+    make: MakeJS,
+) -> None:
+    # Each lease that ends with a message on one consumer used to leave the other
+    # consumer's waiting pull open and send a new one next time: they piled up until the
+    # server answered 409 "Exceeded MaxWaiting", and the fetch paused for a second.
+    queue = await make(fetch_wait_s=30.0)
+    consumers = (queue.names.consumer, queue.names.ordered_consumer)
+
+    def waiting_on_both() -> bool:
+        pulls = [queue._pulling.get(c) for c in consumers]
+        return all(p is not None and not p.quiet and not p.ended.is_set() for p in pulls)
+
+    for n in range(30):
+        leasing = asyncio.create_task(lease(queue, 1))
+        deadline = time.monotonic() + DEADLINE_S
+        while not waiting_on_both():  # the lease's fetch waits on the server now
+            assert time.monotonic() < deadline, "the fetch never waited on both consumers"
+            await asyncio.sleep(0.005)
+        await put(queue, f"e{n}", "s1")  # ends the unordered consumer's wait only
+        [delivery] = await leasing
+        await queue.ack(delivery, attempt())
+    nc = await nats.connect(NATS_URL)
+    try:
+        js = nc.jetstream()
+        names = queue.names
+        for consumer in (names.consumer, names.ordered_consumer):
+            info = await js.consumer_info(names.deliveries_stream, consumer)
+            assert (info.num_waiting or 0) <= 1, (consumer, info.num_waiting)
+    finally:
+        await nc.close()

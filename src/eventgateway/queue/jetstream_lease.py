@@ -33,13 +33,22 @@ logger = logging.getLogger(__name__)
 class _Pull:
     """One pull request on one consumer: how many messages it may still bring, its end."""
 
-    __slots__ = ("ended", "error", "owed", "quiet")
+    __slots__ = ("consumer", "ended", "error", "expires_at", "owed", "quiet", "reply")
 
-    def __init__(self, owed: int, *, quiet: bool) -> None:
+    def __init__(
+        self, consumer: str, reply: str, owed: int, *, quiet: bool, expires_at: float
+    ) -> None:
+        self.consumer = consumer
+        self.reply = reply
         self.owed = owed
         self.quiet = quiet  # its arrivals wake no lease (the fetch wakes them at its end)
+        self.expires_at = expires_at  # monotonic; the server ends it by then
         self.ended = asyncio.Event()
         self.error: str | None = None
+
+    def open_at(self, now: float) -> bool:
+        """Still waiting on the server for messages (as far as this client knows)."""
+        return not self.ended.is_set() and now < self.expires_at
 
 
 class JetStreamLeaseMixin:
@@ -107,11 +116,20 @@ class JetStreamLeaseMixin:
             # the leases once, so they see both in stream order. Failing that, wait for
             # one message from either. A request that only ends at expiry would leave this
             # instance collecting messages after its lease returned, which others need.
-            at_once = [await self._pull(c, {"batch": count, "no_wait": True}) for c in consumers]
+            #
+            # At most one request is open per consumer: a consumer's messages cannot be
+            # told apart by request, and the waiting request that did not end last time
+            # (the other consumer's message ended the wait) is still good. Sending more
+            # piled them up on the server until it answered 409 "Exceeded MaxWaiting".
+            idle = [c for c in consumers if self._open(c) is None]
+            at_once = [await self._pull(c, {"batch": count, "no_wait": True}) for c in idle]
             error = await self._ended(at_once, 2.0, everyone=True)
             if error is None and sum(count - p.owed for p in at_once) == 0:
                 expires = int(self._fetch_wait_s * 1e9)
-                waiting = [await self._pull(c, {"batch": 1, "expires": expires}) for c in consumers]
+                waiting = [
+                    self._open(c) or await self._pull(c, {"batch": 1, "expires": expires})
+                    for c in consumers
+                ]
                 error = await self._ended(waiting, self._fetch_wait_s + 1.0, everyone=False)
         except Exception as exc:
             if not is_nats_error(exc):
@@ -134,8 +152,12 @@ class JetStreamLeaseMixin:
         reply = f"{self._inbox}.{self._requests}"
         batch = request["batch"]
         assert isinstance(batch, int)
+        expires_ns = request.get("expires", 0)
+        assert isinstance(expires_ns, int)
+        # A no_wait request ends at once; the bound only matters if its end is lost.
+        wait_s = expires_ns / 1e9 if expires_ns else 2.0
         pull = self._pulls[reply] = self._pulling[consumer] = _Pull(
-            batch, quiet="no_wait" in request
+            consumer, reply, batch, quiet="no_wait" in request, expires_at=time.monotonic() + wait_s
         )
         await nc.publish(
             f"$JS.API.CONSUMER.MSG.NEXT.{self.names.deliveries_stream}.{consumer}",
@@ -160,14 +182,23 @@ class JetStreamLeaseMixin:
         finally:
             for wait in waits:
                 wait.cancel()
-            # A request left open brings its messages anyway: they wake leases at once.
-            for reply, pull in list(self._pulls.items()):
-                if pull in pulls:
-                    del self._pulls[reply]
-            for consumer, pull in list(self._pulling.items()):
-                if pull in pulls:
-                    del self._pulling[consumer]
+            # A request still open stays known: the next fetch waits on it rather than
+            # sending another, and its messages wake leases at once.
+            now = time.monotonic()
+            for pull in pulls:
+                if not pull.open_at(now):
+                    self._forget(pull)
         return next((p.error for p in pulls if p.error is not None), None)
+
+    def _forget(self, pull: _Pull) -> None:
+        if self._pulls.get(pull.reply) is pull:
+            del self._pulls[pull.reply]
+        if self._pulling.get(pull.consumer) is pull:
+            del self._pulling[pull.consumer]
+
+    def _open(self, consumer: str) -> _Pull | None:
+        pull = self._pulling.get(consumer)
+        return pull if pull is not None and pull.open_at(time.monotonic()) else None
 
     async def _arrived(self, msg: Msg) -> None:
         status = (msg.headers or {}).get("Status")
@@ -181,6 +212,7 @@ class JetStreamLeaseMixin:
                 if status not in ("404", "408"):
                     ended.error = f"{status} {(msg.headers or {}).get('Description', '')}"
                 ended.ended.set()
+                self._forget(ended)
             return
         if self._closed:
             try:
@@ -195,6 +227,7 @@ class JetStreamLeaseMixin:
             pull.owed -= 1
             if pull.owed <= 0:
                 pull.ended.set()
+                self._forget(pull)
         if pull is None or not pull.quiet:
             self._wakeup.fire()
 
