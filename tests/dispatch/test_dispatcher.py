@@ -8,8 +8,11 @@ from collections.abc import Collection
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from eventgateway.dispatch.dispatcher import Dispatcher
 from eventgateway.dispatch.invoke import Outcome
+from eventgateway.events.codec import encode_event
 from eventgateway.events.model import CloudEvent
 from eventgateway.providers.base import Reply
 from eventgateway.queue.base import Accepted, Delivery, NewDelivery, Room
@@ -164,3 +167,50 @@ async def test_a_slot_frees_when_the_call_ends_not_when_its_ack_is_written() -> 
         queue.acks.set()
         await asyncio.wait_for(runner, DEADLINE_S)
     assert queue.backlog() == 0
+
+
+class RecordingInvoker:
+    """Records what each call was given; every call succeeds."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.called = asyncio.Event()
+
+    async def call(self, function: Any, event: CloudEvent, **kw: Any) -> Outcome:
+        self.calls.append({"event": event, **kw})
+        self.called.set()
+        return Outcome(ok=True, reply=Reply(status=200, body=b""))
+
+    async def authorize(self, authorizer: Any, event: CloudEvent, request: Any) -> Any:
+        return SimpleNamespace(allowed=True, authorization={"principalId": "ada"}, error="")
+
+
+class AuthorizedTable(Table):
+    def target(self, space: str, subscription_id: str) -> Any:
+        return SimpleNamespace(
+            authorizer_id="auth",
+            authorizer=SimpleNamespace(function_id="auth"),
+            function=SimpleNamespace(function_id=subscription_id),
+            subscription=SimpleNamespace(retry_policy=None),
+        )
+
+
+@pytest.mark.parametrize(("table", "sends_stored"), [(Table(), True), (AuthorizedTable(), False)])
+async def test_the_stored_form_is_sent_unless_an_authorizer_changed_the_event(
+    table: Table, sends_stored: bool
+) -> None:
+    queue = MemoryQueue()
+    invoker = RecordingInvoker()
+    dispatcher = Dispatcher(queue, invoker, lambda: table)  # type: ignore[arg-type]
+    await _put(queue, "s1", "e1")
+    runner = asyncio.create_task(dispatcher.run())
+    try:
+        await asyncio.wait_for(invoker.called.wait(), DEADLINE_S)
+    finally:
+        dispatcher.stop()
+        await asyncio.wait_for(runner, DEADLINE_S)
+    [call] = invoker.calls
+    if sends_stored:
+        assert call["encoded"] == encode_event(call["event"])  # the queue's stored body
+    else:
+        assert call["encoded"] is None  # the event now carries the authorization

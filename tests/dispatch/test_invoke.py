@@ -103,6 +103,22 @@ async def test_call_posts_the_encoded_event_as_cloudevents_json(
     assert outcome.duration_s > 0
 
 
+async def test_call_sends_the_stored_encoding_it_is_given_as_is(
+    invoker: Invoker, receiver: Receiver
+):
+    # The queue's stored form of the event: sent without encoding the event again.
+    receiver.reply("/fn", Reply(status=200, body=b""))
+    stored = b'{"specversion":"1.0","id":"as-stored"}'
+
+    outcome = await invoker.call(
+        http_function(receiver.url("/fn")), v1_event(), sync=False, encoded=stored
+    )
+
+    [call] = receiver.calls_to("/fn")
+    assert call.body == stored
+    assert outcome.ok is True
+
+
 # -- call: sync vs async classification --------------------------------------------------------
 
 

@@ -202,6 +202,8 @@ class Dispatcher:
             function_id=delivery.function_id,
             timeout_s=policy.attempt_timeout_ms / 1000,
             delivery_id=delivery.id,
+            # An authorizer's verdict changed the event; otherwise the stored form is it.
+            encoded=delivery.body if event is delivery.event else None,
         )
         slot.attempted()  # the subscriber is free again; what follows is our own write
         record = _record(started_at, outcome)

@@ -96,6 +96,7 @@ class Invoker:
         function_id: str = "",
         timeout_s: float | None = None,
         delivery_id: str | None = None,
+        encoded: bytes | None = None,
     ) -> Outcome:
         """Deliver ``event`` to ``function`` once; never raises for a failed call.
 
@@ -108,6 +109,7 @@ class Invoker:
             timeout_s: this attempt's timeout (default: the invoker's).
             delivery_id: the stable id of the delivery, sent as ``webhook-id`` when the
                 function has signing secrets, so every retry carries the same id.
+            encoded: ``encode_event(event)`` if the caller has it (the stored form).
         """
         if function is None:
             return Outcome(
@@ -122,7 +124,7 @@ class Invoker:
                 "eventgateway.function.invoking",
                 {"space": function.space, "functionId": function.function_id, "event": event},
             )
-        call = self._build_call(function, event, timeout_s, delivery_id)
+        call = self._build_call(function, event, timeout_s, delivery_id, encoded)
         outcome = await self._attempt(function, call, sync=sync)
         if emit is not None:
             if outcome.ok:
@@ -153,6 +155,7 @@ class Invoker:
         event: CloudEvent,
         timeout_s: float | None,
         delivery_id: str | None,
+        encoded: bytes | None = None,
     ) -> Call:
         headers: list[tuple[str, str]] = []
         if function.content_mode == "binary" and event.specversion == "1.0":
@@ -164,7 +167,7 @@ class Invoker:
                 else:
                     headers.append((name, value))
         else:
-            body = encode_event(event)
+            body = encode_event(event) if encoded is None else encoded
             content_type = "application/cloudevents+json"
         if function.signing_secrets:
             headers.extend(

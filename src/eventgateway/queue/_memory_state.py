@@ -87,4 +87,5 @@ class Record:
             attempt=self.attempts,
             partition_key=self.partition_key,
             auth_request=self.auth_request,
+            body=self.event.body,
         )

@@ -81,6 +81,9 @@ class Delivery:
     attempt: int = 0  # attempts made before this lease
     partition_key: str | None = None
     auth_request: dict[str, Any] | None = None
+    # The event as the queue stored it (``encode_event``'s output), when it has it: sent
+    # as is when the event goes out unchanged, instead of encoding it again per delivery.
+    body: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

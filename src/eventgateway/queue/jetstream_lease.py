@@ -255,6 +255,7 @@ class JetStreamLeaseMixin:
                 subscription_id=envelope.subscription_id,
                 function_id=envelope.function_id,
                 event=decode_event(envelope.event),
+                body=envelope.event,
                 accepted_at=envelope.accepted_at,
                 attempt=msg.metadata.num_delivered - 1,
                 partition_key=envelope.partition_key,

@@ -233,6 +233,7 @@ def _deliveries(tx: Tx, rows: list[Any], now: float) -> list[Delivery]:
                 function_id=function_id,
                 event=event,
                 accepted_at=received_at,
+                body=body,
                 attempt=attempts,
                 partition_key=key,
                 auth_request=None if auth is None else decode_json(auth),
