@@ -193,6 +193,11 @@ async def _dispatching(options: QueueOptions, provider: HttpProvider) -> AsyncIt
         synchronous=options.synchronous,
     )
     await queue.open()
+    # This process is the file's only leaser: leases still open belonged to a worker that
+    # died (or to the last run of the gateway), and need not wait out their expiry.
+    released = await queue.release_leases()
+    if released:
+        logger.warning("handed back %d delivery lease(s) of a previous worker", released)
     fast = MemoryQueue(
         max_deliveries=options.fast_buffer,
         max_bytes=options.max_bytes,

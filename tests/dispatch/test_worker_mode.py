@@ -302,6 +302,37 @@ async def test_a_killed_worker_is_restarted_relinked_and_loses_nothing(
     await metric_at_least(gw, "eventgateway_delivery_attempts_total", 'outcome="delivered"', 11)
 
 
+async def test_a_delivery_in_flight_when_the_worker_dies_is_made_again_at_once(
+    receiver: Receiver, gw: InProcess
+) -> None:
+    arrived = asyncio.Event()
+    calls = 0
+
+    def first_hangs(received: Received) -> Reply:
+        nonlocal calls
+        calls += 1
+        arrived.set()  # the receiver records a call only once it answers
+        return Reply(status=200, delay_s=6.0 if calls == 1 else 0.0)
+
+    receiver.reply("/hang", first_hangs)
+    worker = gw.gateway.worker
+    assert worker is not None
+    assert worker.pid is not None
+    await gw.event_type("user.created")
+    await subscribe_http(gw, receiver, "hang")
+    await emit(gw, "e-1")
+    await asyncio.wait_for(arrived.wait(), 10)  # the first attempt is in flight
+    os.kill(worker.pid, signal.SIGKILL)
+
+    # The restarted worker hands the dead one's lease back instead of waiting out its
+    # 60 s expiry: the call is made again, answered at once, before the hung one.
+    [call] = await receiver.wait_for(1, "/hang", timeout_s=5.5)
+    assert call.json()["id"] == "e-1"
+    assert calls == 2
+    view = await settled(gw, "e-1")
+    assert outcomes(view) == ["delivered"]  # the killed attempt logged nothing
+
+
 # -- 6. graceful stop --------------------------------------------------------------------------
 
 

@@ -102,6 +102,28 @@ async def test_expired_leases_come_back_after_a_reopen(open_queue: Open, clock: 
     assert (again.id, again.attempt) == (first.id, 0)
 
 
+async def test_leases_of_a_dead_holder_are_handed_back_at_once(
+    open_queue: Open, clock: FakeClock
+) -> None:
+    queue = await open_queue(lease_s=30.0)
+    for event_id in ("e1", "e2", "e3"):
+        await put(queue, event_id, "s1")
+    leased = await lease(queue, 2)
+    retrying = await lease(queue, 1)
+    await queue.retry_later(retrying[0], 10.0, attempt("failed", 500))
+    await queue.close()  # the dispatcher died holding two leases
+
+    queue = await open_queue(lease_s=30.0)
+    assert await queue.release_leases() == 2  # not the retry, which is not due yet
+    again = await lease(queue)  # no clock moved: handed back, not expired
+    assert sorted(d.id for d in again) == sorted(d.id for d in leased)
+    assert all(d.attempt == 0 for d in again)
+    assert await queue.release_leases() == 2  # the ones just leased, again
+    clock.advance(10.0)
+    queue.notify()
+    assert {d.id for d in await lease(queue)} == {d.id for d in leased} | {retrying[0].id}
+
+
 async def test_sigkill_loses_no_accepted_event(path: pathlib.Path, open_queue: Open) -> None:
     child = await asyncio.create_subprocess_exec(
         sys.executable,

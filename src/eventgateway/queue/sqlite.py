@@ -46,7 +46,7 @@ from eventgateway.errors import StoreError
 from eventgateway.events.codec import encode_event, encode_json
 from eventgateway.queue._common import Wakeup, dedup_scope, refusal, wait_until_due
 from eventgateway.queue.base import Accepted, AttemptRecord, Delivery, DeliveryQueue, Room
-from eventgateway.queue.sqlite_lease import Leased, lease_op, release_op
+from eventgateway.queue.sqlite_lease import Leased, lease_op, release_all_op, release_op
 from eventgateway.queue.sqlite_log import Reader, SqliteLogMixin
 from eventgateway.queue.sqlite_ops import AcceptOp, PreparedEvent, Refused
 from eventgateway.queue.sqlite_schema import check_synchronous
@@ -279,6 +279,19 @@ class SqliteQueue(SqliteLogMixin, DeliveryQueue):
         await self._writing().submit(op, volatile=True)
 
     # -- signals and counters -----------------------------------------------------------------
+
+    async def release_leases(self) -> int:
+        """Hand every unexpired lease back now; how many there were.
+
+        For a dispatcher that starts after its predecessor died (``--dispatch worker``: one
+        leasing process per file): its leases would otherwise wait out ``lease_s``.
+        Calling it while another process holds leases makes their deliveries twice.
+
+        Raises:
+            StoreError: SQLite failed.
+        """
+        released: int = await self._writing().submit(release_all_op(self._clock()))
+        return released
 
     def _woken(self) -> None:
         self._wakeup.fire()

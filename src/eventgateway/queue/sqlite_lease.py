@@ -19,7 +19,7 @@ from eventgateway.queue.base import Delivery, Room
 from eventgateway.queue.sqlite_settle import SettleOp
 from eventgateway.queue.sqlite_writer import Tx
 
-__all__ = ["CLAIM_BATCH", "Leased", "lease_op", "release_op"]
+__all__ = ["CLAIM_BATCH", "Leased", "lease_op", "release_all_op", "release_op"]
 
 logger = logging.getLogger(__name__)
 
@@ -242,6 +242,22 @@ def _deliveries(tx: Tx, rows: list[Any], now: float) -> list[Delivery]:
     if unreadable:
         SettleOp.run_many(tx, unreadable)
     return out
+
+
+def release_all_op(now: float) -> Callable[[Tx], int]:
+    """Hand back every unexpired lease (their holder is known to be gone); how many."""
+
+    def op(tx: Tx) -> int:
+        # deliveries_due covers due_at > now: leased rows and retries not yet due.
+        cursor = tx.conn.execute(
+            "UPDATE deliveries SET due_at = ?1, lease_until = NULL WHERE state = 'pending' "
+            "AND due_at > ?1 AND lease_until IS NOT NULL AND lease_until = due_at",
+            (now,),
+        )
+        tx.wake = tx.wake or cursor.rowcount > 0
+        return cursor.rowcount
+
+    return op
 
 
 def release_op(ids: Sequence[int], lease_until: float, now: float) -> Callable[[Tx], None]:
