@@ -25,17 +25,15 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import msgspec
-
-from eventgateway.errors import ProviderError
 from eventgateway.model.entities import Function
 from eventgateway.providers.base import Call
 from eventgateway.providers.http import HttpProvider
 from eventgateway.providers.remote import (
     CallReply,
     CallRequest,
+    answer,
     decode_request,
-    read_frame,
+    frames,
     write_frame,
 )
 from eventgateway.providers.targets import TargetPolicy, parse_networks
@@ -77,19 +75,7 @@ async def _answer(provider: HttpProvider, request: CallRequest) -> CallReply:
         headers=request.headers,
         timeout_s=request.timeout_s,
     )
-    try:
-        reply = await provider.call(function, call)
-    except ProviderError as exc:
-        return CallReply(
-            id=request.id,
-            status=exc.status or 0,
-            error=exc.message,
-            retryable=exc.retryable,
-            retry_after_s=exc.retry_after_s,
-        )
-    return CallReply(
-        id=request.id, status=reply.status, headers=list(reply.headers), body=reply.body
-    )
+    return await answer(CallReply, request.id, provider.call(function, call))
 
 
 async def _serve_connection(
@@ -106,16 +92,7 @@ async def _serve_connection(
             write_frame(writer, CallReply(id=request.id, error=f"delivery worker error: {exc}"))
 
     try:
-        while True:
-            try:
-                payload = await read_frame(reader)
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return
-            try:
-                request = decode_request(payload)
-            except (msgspec.DecodeError, ValueError):
-                logger.error("dropping a malformed call frame from the gateway")
-                continue
+        async for request in frames(reader, decode_request, "gateway"):
             task = asyncio.create_task(handle(request))
             tasks.add(task)
             task.add_done_callback(tasks.discard)

@@ -20,8 +20,6 @@ import logging
 import time
 from typing import Any
 
-import msgspec
-
 from eventgateway.dispatch.dispatcher import Dispatcher, DispatchHooks
 from eventgateway.dispatch.invoke import Invoker
 from eventgateway.dispatch.link_wire import (
@@ -43,7 +41,7 @@ from eventgateway.model.entities import Function
 from eventgateway.observability.system_events import SystemEvents
 from eventgateway.providers.base import Call, Provider, Reply
 from eventgateway.providers.registry import ProviderRegistry
-from eventgateway.providers.remote import read_frame, write_frame
+from eventgateway.providers.remote import frames, unwrap, write_frame
 from eventgateway.queue.base import Accepted, NewDelivery
 from eventgateway.queue.memory import MemoryQueue
 from eventgateway.queue.sqlite import SqliteQueue
@@ -121,16 +119,7 @@ class DispatchHost:
             self._writer.close()  # a gateway reconnected: the old link is dead
         self._writer = writer
         try:
-            while True:
-                try:
-                    payload = await read_frame(reader)
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
-                try:
-                    message = decode_message(payload)
-                except (msgspec.DecodeError, ValueError):
-                    logger.error("dropping a malformed frame from the gateway")
-                    continue
+            async for message in frames(reader, decode_message, "gateway"):
                 self._handle(message)
         finally:
             if self._writer is writer:
@@ -298,14 +287,7 @@ class _BackProvider(Provider):
         finally:
             timer.cancel()
             self._pending.pop(request_id, None)
-        if reply.error is not None:
-            raise ProviderError(
-                reply.error,
-                retryable=reply.retryable,
-                status=reply.status or None,
-                retry_after_s=reply.retry_after_s,
-            )
-        return Reply(status=reply.status, body=reply.body, headers=tuple(reply.headers))
+        return unwrap(reply)
 
     def resolve(self, reply: BackReply) -> None:
         future = self._pending.get(reply.id)

@@ -16,8 +16,6 @@ import pathlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import msgspec
-
 from eventgateway.dispatch.link_wire import (
     BackCall,
     BackReply,
@@ -31,13 +29,12 @@ from eventgateway.dispatch.link_wire import (
     Wake,
     decode_message,
 )
-from eventgateway.errors import ProviderError
 from eventgateway.events.codec import encode_event
 from eventgateway.model.entities import Cors, EventType, Function, Subscription
 from eventgateway.observability.hooks import MetricsHooks
 from eventgateway.providers.base import Call
 from eventgateway.providers.registry import ProviderRegistry
-from eventgateway.providers.remote import read_frame, write_frame
+from eventgateway.providers.remote import answer, frames, write_frame
 from eventgateway.queue.base import Accepted
 from eventgateway.routing.sync import RoutingSync
 from eventgateway.routing.table import RoutingTable
@@ -188,16 +185,7 @@ class DispatchLink:
                 logger.warning("link to the delivery worker lost; reconnecting")
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
-        while True:
-            try:
-                payload = await read_frame(reader)
-            except (asyncio.IncompleteReadError, ConnectionError, ValueError):
-                return
-            try:
-                message = decode_message(payload)
-            except (msgspec.DecodeError, ValueError):
-                logger.error("dropping a malformed frame from the delivery worker")
-                continue
+        async for message in frames(reader, decode_message, "delivery worker"):
             if isinstance(message, Stats):
                 self._count(message)
             elif isinstance(message, BackCall):
@@ -236,23 +224,9 @@ class DispatchLink:
                 timeout_s=request.timeout_s,
             )
             try:
-                answer = await self._providers.get(function.type).call(function, call)
-            except ProviderError as exc:
-                reply = BackReply(
-                    id=request.id,
-                    status=exc.status or 0,
-                    error=exc.message,
-                    retryable=exc.retryable,
-                    retry_after_s=exc.retry_after_s,
-                )
+                provider = self._providers.get(function.type)
+                reply = await answer(BackReply, request.id, provider.call(function, call))
             except Exception as exc:  # a bug: answer anyway, or the worker waits it out
                 logger.exception("call of %s for the delivery worker failed", function.function_id)
                 reply = BackReply(id=request.id, error=f"gateway error: {exc}")
-            else:
-                reply = BackReply(
-                    id=request.id,
-                    status=answer.status,
-                    headers=list(answer.headers),
-                    body=answer.body,
-                )
         self._send(reply)

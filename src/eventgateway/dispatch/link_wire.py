@@ -24,6 +24,7 @@ from typing import Any, TypeAlias
 import msgspec
 
 from eventgateway.model.entities import Cors, EventType, Function, Subscription
+from eventgateway.providers.remote import CallReply
 
 __all__ = [
     "BackCall",
@@ -93,16 +94,8 @@ class BackCall(msgspec.Struct, tag="call", array_like=True):
     timeout_s: float
 
 
-class BackReply(msgspec.Struct, tag="reply", array_like=True):
+class BackReply(CallReply, tag="reply", array_like=True):
     """The answer to a :class:`BackCall`: a reply, or an error (``status`` may be set)."""
-
-    id: int
-    status: int = 0
-    headers: list[tuple[str, str]] = []
-    body: bytes = b""
-    error: str | None = None
-    retryable: bool = True
-    retry_after_s: float | None = None
 
 
 class Stats(msgspec.Struct, tag="stats", array_like=True):

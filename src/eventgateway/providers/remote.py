@@ -15,7 +15,8 @@ import itertools
 import logging
 import pathlib
 import struct
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -23,7 +24,16 @@ from eventgateway.errors import ProviderError
 from eventgateway.model.entities import Function
 from eventgateway.providers.base import Call, Provider, Reply
 
-__all__ = ["CallReply", "CallRequest", "RemoteHttpProvider", "read_frame", "write_frame"]
+__all__ = [
+    "CallReply",
+    "CallRequest",
+    "RemoteHttpProvider",
+    "answer",
+    "frames",
+    "read_frame",
+    "unwrap",
+    "write_frame",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +86,56 @@ async def read_frame(reader: asyncio.StreamReader) -> bytes:
 
 def decode_request(payload: bytes) -> CallRequest:
     return _request_decoder.decode(payload)
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R", bound=CallReply)
+
+
+async def frames(
+    reader: asyncio.StreamReader, decode: Callable[[bytes], _T], peer: str
+) -> AsyncIterator[_T]:
+    """Each decoded frame until the connection ends; a malformed one is logged and skipped."""
+    while True:
+        try:
+            payload = await read_frame(reader)
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+            return
+        try:
+            yield decode(payload)
+        except (msgspec.DecodeError, ValueError):
+            logger.error("dropping a malformed frame from the %s", peer)
+
+
+async def answer(cls: type[_R], request_id: int, pending: Awaitable[Reply]) -> _R:
+    """``pending``'s reply, or its :class:`ProviderError`, as a ``cls`` message."""
+    try:
+        reply = await pending
+    except ProviderError as exc:
+        return cls(
+            id=request_id,
+            status=exc.status or 0,
+            error=exc.message,
+            retryable=exc.retryable,
+            retry_after_s=exc.retry_after_s,
+        )
+    return cls(id=request_id, status=reply.status, headers=list(reply.headers), body=reply.body)
+
+
+def unwrap(reply: CallReply) -> Reply:
+    """The reply a message carries.
+
+    Raises:
+        ProviderError: it carries an error instead.
+    """
+    if reply.error is not None:
+        raise ProviderError(
+            reply.error,
+            retryable=reply.retryable,
+            status=reply.status or None,
+            retry_after_s=reply.retry_after_s,
+        )
+    return Reply(status=reply.status, body=reply.body, headers=tuple(reply.headers))
 
 
 def _expire(future: asyncio.Future[CallReply]) -> None:
@@ -181,14 +241,7 @@ class RemoteHttpProvider(Provider):
             ) from exc
         finally:
             timer.cancel()
-        if reply.error is not None:
-            raise ProviderError(
-                reply.error,
-                retryable=reply.retryable,
-                status=reply.status or None,
-                retry_after_s=reply.retry_after_s,
-            )
-        return Reply(status=reply.status, body=reply.body, headers=tuple(reply.headers))
+        return unwrap(reply)
 
     async def close(self) -> None:
         if self._writer is not None:
