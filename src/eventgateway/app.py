@@ -78,7 +78,7 @@ class Gateway:
         self.metrics = Metrics()
         self.store = store or open_store(settings.resolved_store_url)
         self.link: DispatchLink | None = None  # --dispatch worker
-        self.routing = RoutingSync(self.store, on_table=self._update_gauges)
+        self.routing = RoutingSync(self.store, on_table=self._table_changed)
         self.keyring = KeyRing(self.store)  # spaces and keys; enforced in auth mode only
         self.queue = open_queue(settings)
         self.fast_queue = MemoryQueue(
@@ -196,15 +196,16 @@ class Gateway:
     def _table(self) -> RoutingTable:
         return self.routing.table
 
-    def _update_gauges(self, table: RoutingTable) -> None:
+    def _table_changed(self, table: RoutingTable) -> None:
+        # Before the change's 2xx goes out (RefreshAfterWrite): the worker routes it first.
+        if self.link is not None:
+            self.link.publish()
         gauges = {
             "eventtypes": self.metrics.eventtypes_total,
             "functions": self.metrics.functions_total,
             "subscriptions": self.metrics.subscriptions_total,
             "cors": self.metrics.cors_total,
         }
-        if self.link is not None:
-            self.link.publish()
         for gauge in gauges.values():
             gauge.clear()
         for space, counts in table.counts().items():

@@ -184,9 +184,7 @@ def _rate_limit(ctx: click.Context, param: click.Parameter, value: str | None) -
     default="worker",
     show_default=True,
     envvar="EG_DISPATCH",
-    help="Deliver from this process (inline), make the HTTP calls in a supervised worker "
-    "process (process), or let that worker lease, call and settle the SQLite queue itself "
-    "(worker).",
+    help="worker: a worker process leases, calls, settles; process: it calls; inline: no worker",
 )
 @click.option(
     "--retention-max-age",
