@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from eventgateway.call_worker import parse_args
+from eventgateway.call_worker import QueueOptions, parse_args, queue_options
 from eventgateway.model.entities import Function
 from eventgateway.providers.base import Call
 from eventgateway.providers.remote import RemoteHttpProvider
@@ -125,3 +125,22 @@ def test_no_general_purpose_http_client_is_loaded_by_the_worker_or_the_gateway()
     for statement in ("import eventgateway.call_worker", "import eventgateway.app"):
         loaded = _top_level(_loaded_modules(statement))
         assert loaded.isdisjoint({"aiohttp", "httpx"}), (statement, loaded)
+
+
+def test_queue_options_survive_the_command_line(tmp_path: pathlib.Path) -> None:
+    options = QueueOptions(
+        socket_path=tmp_path / "d.sock",
+        path=tmp_path / "queue.db",
+        synchronous="NORMAL",
+        lease_s=12.5,
+        dedup_window_s=7.0,
+        max_deliveries=11,
+        max_bytes=13,
+        concurrency=17,
+        per_subscription=3,
+        timeout_s=2.5,
+        fast_buffer=19,
+    )
+    argv = ["--socket", str(tmp_path / "w.sock"), *options.to_args()]
+    assert queue_options(argv) == options
+    assert queue_options(["--socket", str(tmp_path / "w.sock")]) is None

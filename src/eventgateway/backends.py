@@ -6,6 +6,7 @@ import pathlib
 import tempfile
 from typing import TYPE_CHECKING
 
+from eventgateway.call_worker import QueueOptions
 from eventgateway.errors import ConfigError
 from eventgateway.queue.memory import MemoryQueue
 from eventgateway.settings import Settings
@@ -44,26 +45,19 @@ def dispatch_in_worker(settings: Settings) -> bool:
 def worker_args(settings: Settings, dispatch_socket: pathlib.Path) -> list[str]:
     """The delivery worker's arguments for dispatching the SQLite queue itself."""
     limits, durability = settings.limits, settings.durability
-    options = {
-        "synchronous": durability.synchronous,
-        "lease-s": durability.lease_s,
-        "dedup-window-s": durability.dedup_window_s,
-        "max-deliveries": limits.queue_max_deliveries,
-        "max-bytes": limits.queue_max_bytes,
-        "concurrency": limits.dispatch_concurrency,
-        "per-subscription": limits.per_subscription_concurrency,
-        "timeout-s": limits.function_timeout_s,
-        "fast-buffer": limits.at_most_once_buffer,
-    }
-    args = [
-        "--queue",
-        str(settings.data_dir / "queue.db"),
-        "--dispatch-socket",
-        str(dispatch_socket),
-    ]
-    for name, value in options.items():
-        args += [f"--queue-{name}", str(value)]
-    return args
+    return QueueOptions(
+        socket_path=dispatch_socket,
+        path=settings.data_dir / "queue.db",
+        synchronous=durability.synchronous,
+        lease_s=durability.lease_s,
+        dedup_window_s=durability.dedup_window_s,
+        max_deliveries=limits.queue_max_deliveries,
+        max_bytes=limits.queue_max_bytes,
+        concurrency=limits.dispatch_concurrency,
+        per_subscription=limits.per_subscription_concurrency,
+        timeout_s=limits.function_timeout_s,
+        fast_buffer=limits.at_most_once_buffer,
+    ).to_args()
 
 
 def delivery_worker(settings: Settings) -> tuple[WorkerProcess, pathlib.Path, pathlib.Path | None]:

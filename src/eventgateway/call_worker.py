@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import logging
 import os
 import pathlib
@@ -24,6 +25,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from eventgateway.model.entities import Function
 from eventgateway.providers.base import Call
@@ -122,6 +124,21 @@ class QueueOptions:
     per_subscription: int = 128
     timeout_s: float = 5.0
     fast_buffer: int = 10_000  # at-most-once deliveries held at most
+
+    def to_args(self) -> list[str]:
+        """The command line that :func:`queue_options` reads back into these options."""
+        args = ["--queue", str(self.path), "--dispatch-socket", str(self.socket_path)]
+        for option in _tunables():
+            args += [_flag(option.name), str(getattr(self, option.name))]
+        return args
+
+
+def _tunables() -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(QueueOptions) if f.name not in ("socket_path", "path")]
+
+
+def _flag(name: str) -> str:
+    return "--queue-" + name.replace("_", "-")
 
 
 async def run_call_worker(
@@ -259,21 +276,11 @@ def _parser() -> argparse.ArgumentParser:
     # --dispatch worker: the SQLite queue this worker dispatches (QueueOptions).
     parser.add_argument("--queue", dest="queue_path", type=pathlib.Path)
     parser.add_argument("--dispatch-socket", type=pathlib.Path)
-    defaults = QueueOptions(pathlib.Path(), pathlib.Path())
-    for name in (
-        "synchronous",
-        "lease_s",
-        "dedup_window_s",
-        "max_deliveries",
-        "max_bytes",
-        "concurrency",
-        "per_subscription",
-        "timeout_s",
-        "fast_buffer",
-    ):
-        default = getattr(defaults, name)
-        flag = "--queue-" + name.replace("_", "-")
-        parser.add_argument(flag, dest=name, type=type(default), default=default)
+    for option in _tunables():
+        default = option.default
+        parser.add_argument(
+            _flag(option.name), dest=option.name, type=type(default), default=default
+        )
     return parser
 
 
@@ -289,19 +296,8 @@ def queue_options(argv: list[str] | None = None) -> QueueOptions | None:
         return None
     if args.dispatch_socket is None:
         parser.error("--queue needs --dispatch-socket")
-    return QueueOptions(
-        socket_path=args.dispatch_socket,
-        path=args.queue_path,
-        synchronous=args.synchronous,
-        lease_s=args.lease_s,
-        dedup_window_s=args.dedup_window_s,
-        max_deliveries=args.max_deliveries,
-        max_bytes=args.max_bytes,
-        concurrency=args.concurrency,
-        per_subscription=args.per_subscription,
-        timeout_s=args.timeout_s,
-        fast_buffer=args.fast_buffer,
-    )
+    tuned = {option.name: getattr(args, option.name) for option in _tunables()}
+    return QueueOptions(socket_path=args.dispatch_socket, path=args.queue_path, **tuned)
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[pathlib.Path, TargetPolicy, str]:

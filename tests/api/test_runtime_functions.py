@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import pathlib
 import time
-import zipfile
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -35,14 +33,6 @@ def broken(event, context):
 """
 
 
-def bundle(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-    return buffer.getvalue()
-
-
 @pytest.fixture(params=["sqlite", "memory"])
 async def gw(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> AsyncIterator[InProcess]:
     settings: dict[str, Any] = {"shutdown_timeout_s": 2.0}
@@ -50,16 +40,6 @@ async def gw(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> AsyncIte
         settings["data_dir"] = tmp_path / "data"
     async with in_process_gateway(**settings) as gateway:
         yield gateway
-
-
-async def upload(gw: InProcess, files: dict[str, str]) -> str:
-    response = await gw.config.post(
-        "/v1/spaces/acme/bundles",
-        content=bundle(files),
-        headers={"content-type": "application/zip"},
-    )
-    assert response.status_code in (200, 201), response.text
-    return str(response.json()["bundleId"])
 
 
 async def logs_until(
@@ -77,7 +57,7 @@ async def logs_until(
 
 
 async def test_walkthrough_crm_handler_runs_on_an_async_event_with_lambda_style_logs(gw):
-    bundle_id = await upload(gw, {"handler.py": CRM_HANDLER})
+    bundle_id = await gw.upload_bundle({"handler.py": CRM_HANDLER})
     await gw.create(
         "functions",
         {
@@ -119,7 +99,7 @@ async def test_walkthrough_crm_handler_runs_on_an_async_event_with_lambda_style_
 
 
 async def test_python_handler_serves_a_sync_http_route_and_errors_become_500(gw):
-    bundle_id = await upload(gw, {"users.py": USERS_HANDLER})
+    bundle_id = await gw.upload_bundle({"users.py": USERS_HANDLER})
     for name, handler in (("getUser", "users.get_user"), ("broken", "users.broken")):
         await gw.create(
             "functions",
@@ -166,7 +146,7 @@ async def test_function_with_an_unknown_bundle_is_refused(gw):
 
 
 async def test_nodejs_function_without_node_is_refused_with_a_clear_message(gw, monkeypatch):
-    bundle_id = await upload(gw, {"index.js": "module.exports.handler = async () => ({})"})
+    bundle_id = await gw.upload_bundle({"index.js": "module.exports.handler = async () => ({})"})
     monkeypatch.setattr(
         type(gw.gateway.runtime.functions), "node_available", property(lambda self: False)
     )

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import os
 import pathlib
 import re
 import signal
 import time
-import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -210,20 +208,6 @@ def handler(event, context):
 """
 
 
-async def upload(gw: InProcess, files: dict[str, str]) -> str:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-    response = await gw.config.post(
-        "/v1/spaces/acme/bundles",
-        content=buffer.getvalue(),
-        headers={"content-type": "application/zip"},
-    )
-    assert response.status_code in (200, 201), response.text
-    return str(response.json()["bundleId"])
-
-
 async def test_a_python_function_runs_in_the_gateway_process_through_a_back_call(
     receiver: Receiver, gw: InProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -235,7 +219,7 @@ async def test_a_python_function_runs_in_the_gateway_process_through_a_back_call
         await answer(request)
 
     monkeypatch.setattr(link(gw), "_answer", counting)
-    bundle_id = await upload(gw, {"handler.py": HANDLER})
+    bundle_id = await gw.upload_bundle({"handler.py": HANDLER})
     await gw.create(
         "functions",
         {

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import io
+import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +43,20 @@ class InProcess:
 
     async def subscribe(self, space: str | None = None, **body: Any) -> Any:
         return await self.create("subscriptions", body, space)
+
+    async def upload_bundle(self, files: dict[str, str], space: str | None = None) -> str:
+        """Zip ``files`` (name → text), upload the bundle, and return its id."""
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for name, text in files.items():
+                archive.writestr(name, text)
+        response = await self.config.post(
+            f"/v1/spaces/{space or self.space}/bundles",
+            content=buffer.getvalue(),
+            headers={"content-type": "application/zip"},
+        )
+        assert response.status_code in (200, 201), response.text
+        return str(response.json()["bundleId"])
 
 
 @contextlib.asynccontextmanager
