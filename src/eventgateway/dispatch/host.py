@@ -18,6 +18,7 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from eventgateway.dispatch.dispatcher import Dispatcher, DispatchHooks
@@ -105,7 +106,7 @@ class DispatchHost:
             for each in (queue, fast)
         ]
         self._run_task: asyncio.Task[None] | None = None
-        self._accepting: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def table(self) -> RoutingTable:
         """The routing table as the gateway last sent it."""
@@ -147,14 +148,18 @@ class DispatchHost:
         elif isinstance(message, BackReply):
             self._back.resolve(message)
         elif isinstance(message, Enqueue):
-            task = asyncio.get_running_loop().create_task(self._enqueue(message))
-            self._accepting.add(task)
-            task.add_done_callback(self._accepting.discard)
+            self._spawn(self._enqueue(message))
         elif isinstance(message, Drain):
             self._stop_leasing()
-            asyncio.get_running_loop().create_task(self._report_drained())
+            self._spawn(self._report_drained())
         else:
             logger.error("unexpected %s frame from the gateway", type(message).__name__)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        # Held until done: the loop keeps only a weak reference to a task.
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def send(self, message: Any) -> bool:
         """Send ``message`` to the gateway; ``False`` if none is connected."""
