@@ -15,7 +15,6 @@ import pytest
 
 from eventgateway.api.invoke import DEFAULT_EVENT_TYPE, DEFAULT_SOURCE, is_invoke_path
 from eventgateway.providers.runtime import REQUEST_ID_HEADER
-from tests.api.test_runtime_functions import upload
 from tests.support.inprocess import InProcess, in_process_gateway
 from tests.support.receiver import Receiver, Reply
 
@@ -45,7 +44,7 @@ async def gw(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> AsyncIte
 
 
 async def python_functions(gw: InProcess, *names: str) -> None:
-    bundle_id = await upload(gw, {"handlers.py": HANDLERS})
+    bundle_id = await gw.upload_bundle({"handlers.py": HANDLERS})
     for name in names:
         provider = {"bundle": bundle_id, "handler": f"handlers.{name}"}
         await gw.create("functions", {"functionId": name, "type": "python", "provider": provider})
