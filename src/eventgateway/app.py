@@ -36,6 +36,7 @@ from eventgateway.dispatch.dispatcher import Dispatcher
 from eventgateway.dispatch.invoke import Invoker
 from eventgateway.dispatch.link import DispatchLink, routing_message
 from eventgateway.errors import StoreError
+from eventgateway.gc_tuning import tune_for_serving
 from eventgateway.observability.hooks import MetricsHooks
 from eventgateway.observability.metrics import Metrics
 from eventgateway.observability.system_events import SystemEvents
@@ -385,15 +386,11 @@ def prepare_server(
 def serve(settings: Settings) -> None:
     """Run a gateway until SIGINT/SIGTERM; both listeners in this process."""
     prepared = prepare_server(settings)
-    scheme = "http" if settings.tls is None else "https"
+    host, scheme = settings.host, "http" if settings.tls is None else "https"
     logger.info(
         "Events API on %s://%s:%d, Configuration API on %s://%s:%d, store %s",
-        scheme,
-        settings.host,
-        prepared.events_port,
-        scheme,
-        settings.host,
-        prepared.config_port,
+        *(scheme, host, prepared.events_port, scheme, host, prepared.config_port),
         settings.resolved_store_url,
     )
+    tune_for_serving()  # start-up is over: see gc_tuning
     prepared.server.run(sockets=prepared.sockets)

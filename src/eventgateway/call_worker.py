@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from eventgateway.gc_tuning import tune_for_serving
 from eventgateway.model.entities import Function
 from eventgateway.providers.base import Call
 from eventgateway.providers.http import HttpProvider
@@ -252,6 +253,7 @@ def serve_forever(
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
     die_with_parent()
+    tune_for_serving()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(run_call_worker(socket_path, targets=targets, queue=queue))
 

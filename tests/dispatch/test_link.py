@@ -35,6 +35,7 @@ from eventgateway.model.entities import Cors, EventType, Function, Subscription,
 from eventgateway.providers.base import Call, Provider, Reply
 from eventgateway.providers.http import HttpProvider
 from eventgateway.providers.registry import ProviderRegistry
+from eventgateway.providers.remote import frames
 from eventgateway.queue.base import Accepted, AttemptRecord, NewDelivery
 from eventgateway.queue.memory import MemoryQueue
 from eventgateway.queue.sqlite import SqliteQueue
@@ -389,6 +390,57 @@ async def test_drain_without_a_worker_is_false(sock_dir: pathlib.Path) -> None:
         assert await asyncio.wait_for(link.drain(DEADLINE_S), 1.0) is False  # answers at once
     finally:
         await link.close()
+
+
+async def test_at_most_once_events_of_one_iteration_go_as_one_frame_in_order(
+    sock_dir: pathlib.Path,
+) -> None:
+    # A stand-in worker that records every frame the link writes.
+    path = sock_dir / "recording.sock"
+    received: list[Any] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async for message in frames(reader, decode_message, "test"):
+                received.append(message)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_unix_server(record, path=str(path))
+    link = DispatchLink(
+        path,
+        routing=lambda: routing([], [], revision=7),
+        table=RoutingTable.empty,
+        providers=ProviderRegistry({}),
+        hooks=Hooks(),  # type: ignore[arg-type]
+    )
+    assert link.enqueue([Accepted(event("early"), [to("s1", "fn")])]) is False  # not linked
+    await link.start()
+    try:
+        await asyncio.wait_for(link.connected.wait(), DEADLINE_S)
+        # Three requests served in one loop iteration, then a message of another kind.
+        for name in ("e1", "e2", "e3"):
+            assert link.enqueue([Accepted(event(name), [to("s1", "fn")])]) is True
+        link.enqueue([Accepted(event("no-deliveries"), [])])  # nothing to send for it
+        link.wake()
+        # The next iteration's events: one more frame, at the end of that iteration.
+        link.enqueue([Accepted(event("e4"), [to("s1", "fn")]), Accepted(event("e5"), [])])
+        await eventually(lambda: len(received) == 4, "four frames")
+    finally:
+        await link.close()
+        server.close()
+        await server.wait_closed()
+
+    routing_frame, first, wake, second = received
+    assert isinstance(routing_frame, Routing)
+    assert routing_frame.revision == 7
+    assert isinstance(first, Enqueue)
+    assert isinstance(second, Enqueue)
+    # Queued events go before the frame that follows them: the order they were sent in.
+    assert isinstance(wake, Wake)
+    ids = [[json.loads(queued.body)["id"] for queued in frame.events] for frame in (first, second)]
+    assert ids == [["e1", "e2", "e3"], ["e4"]]
+    assert first.events[0].deliveries == [(SPACE, "s1", "fn", None, None)]
 
 
 # -- 7: two writers on one file ------------------------------------------------------------------
