@@ -122,6 +122,31 @@ async def test_a_republished_event_is_a_duplicate_even_on_another_instance(
     assert b.backlog() == 2
 
 
+async def test_accepts_count_the_backlog_themselves_and_ask_the_server_only_when_stale(
+    make: MakeJS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = await make(backlog_refresh_s=3600.0)
+    assert queue._js is not None
+    asked: list[str] = []
+    stream_info = queue._js.stream_info
+
+    async def counting(name: str, *args: Any, **kwargs: Any) -> Any:
+        asked.append(name)
+        return await stream_info(name, *args, **kwargs)
+
+    monkeypatch.setattr(queue._js, "stream_info", counting)
+
+    await asyncio.gather(*(put(queue, f"e{n}", "s1", "s2") for n in range(10)))
+
+    assert asked == []  # no round trip per request: the count is kept locally
+    assert queue.backlog() == 20
+    assert queue.stats()["bytes"] > 0
+
+    assert await put(queue, "e0", "s1", "s2") is True  # a duplicate: somebody else's
+    assert asked == [queue.names.deliveries_stream]  # now the stream is asked
+    assert queue.backlog() == 20
+
+
 async def test_a_full_stream_refuses_with_429_even_when_the_local_count_is_stale(
     make: MakeJS,
 ) -> None:
