@@ -67,7 +67,7 @@ def measure(ctx: Context) -> dict[str, Any]:
     if reason is not None:
         return {"skipped": reason}
     with store() as args:
-        found: dict[str, Any] = {"ingest": ingest.gateway(ctx, "at-least-once", "process", *args)}
+        found: dict[str, Any] = {"ingest": ingest.gateway(ctx, "at-least-once", "worker", *args)}
     receiver = start_receiver(ctx.owner, ctx.cores.load)
     try:
         with store() as args:

@@ -17,11 +17,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from eventgateway.call_worker import QueueOptions, parse_args, queue_options
+from eventgateway.backends import delivery_worker
+from eventgateway.call_worker import STORE_URL_ENV, QueueOptions, parse_args, queue_options
 from eventgateway.model.entities import Function
 from eventgateway.providers.base import Call
 from eventgateway.providers.remote import RemoteHttpProvider
 from eventgateway.providers.targets import TargetPolicy
+from eventgateway.settings import Settings
 from eventgateway.supervisor import WorkerProcess
 from tests.support.receiver import Receiver, Reply
 
@@ -144,3 +146,22 @@ def test_queue_options_survive_the_command_line(tmp_path: pathlib.Path) -> None:
     argv = ["--socket", str(tmp_path / "w.sock"), *options.to_args()]
     assert queue_options(argv) == options
     assert queue_options(["--socket", str(tmp_path / "w.sock")]) is None
+
+
+def test_a_nats_store_reaches_the_worker_in_its_environment_not_its_command_line(
+    tmp_path: pathlib.Path,
+) -> None:
+    url = "nats://user:secret@127.0.0.1:4222?prefix=p1"
+    settings = Settings(data_dir=tmp_path, store_url=url, dispatch="worker")
+    worker, _, dispatch_socket = delivery_worker(settings)
+    assert dispatch_socket is not None  # it dispatches JetStream itself
+    assert worker._extra_env == {STORE_URL_ENV: url}
+    assert not any("secret" in arg for arg in worker._extra_args)
+
+    sqlite = Settings(data_dir=tmp_path, dispatch="worker")
+    worker, _, dispatch_socket = delivery_worker(sqlite)
+    assert dispatch_socket is not None
+    assert worker._extra_env == {}
+    # In memory, the queue lives in the gateway's process only: the worker just calls.
+    memory = Settings(data_dir=tmp_path, store_url="memory://", dispatch="worker")
+    assert delivery_worker(memory)[2] is None

@@ -46,6 +46,7 @@ from eventgateway.providers.registry import ProviderRegistry
 from eventgateway.providers.remote import RemoteHttpProvider
 from eventgateway.queue.base import DeliveryQueue
 from eventgateway.queue.memory import MemoryQueue
+from eventgateway.queue.sqlite import SqliteQueue
 from eventgateway.routing.sync import RoutingSync
 from eventgateway.routing.table import RoutingTable
 from eventgateway.runtime.service import LocalRuntime
@@ -128,7 +129,7 @@ class Gateway:
         hooks = MetricsHooks(self.metrics)
         in_process: tuple[DeliveryQueue, ...] = (self.queue, self.fast_queue)
         if dispatch_socket is not None:
-            # --dispatch worker: the worker leases, calls and settles the SQLite queue.
+            # --dispatch worker: the worker leases, calls and settles the durable queue.
             in_process = (self.fast_queue,)
             self.link = DispatchLink(
                 dispatch_socket,
@@ -137,7 +138,8 @@ class Gateway:
                 providers=self.providers,
                 hooks=hooks,
             )
-            self.queue.on_commit_wake = self.link.wake  # type: ignore[union-attr]  # SQLite
+            if isinstance(self.queue, SqliteQueue):  # JetStream: the worker's pull waits
+                self.queue.on_commit_wake = self.link.wake
         self.dispatchers = [
             Dispatcher(
                 queue,

@@ -6,7 +6,7 @@ import pathlib
 import tempfile
 from typing import TYPE_CHECKING
 
-from eventgateway.call_worker import QueueOptions
+from eventgateway.call_worker import STORE_URL_ENV, QueueOptions
 from eventgateway.errors import ConfigError
 from eventgateway.queue.memory import MemoryQueue
 from eventgateway.settings import Settings
@@ -37,9 +37,8 @@ def worker_socket(data_dir: pathlib.Path) -> pathlib.Path:
 
 def dispatch_in_worker(settings: Settings) -> bool:
     """Whether the delivery worker dispatches the queue itself: ``--dispatch worker`` on
-    SQLite (an in-memory queue lives in one process; on NATS every instance leases)."""
-    on_nats = settings.resolved_store_url.startswith("nats://")
-    return settings.dispatch == "worker" and not on_nats and not settings.in_memory
+    SQLite or NATS (an in-memory queue lives in one process only)."""
+    return settings.dispatch == "worker" and not settings.in_memory
 
 
 def worker_args(settings: Settings, dispatch_socket: pathlib.Path) -> list[str]:
@@ -64,15 +63,18 @@ def delivery_worker(settings: Settings) -> tuple[WorkerProcess, pathlib.Path, pa
     """The delivery worker of ``--dispatch process`` or ``worker``, the socket it takes
     calls on, and the one its dispatcher links on (``None`` unless it dispatches)."""
     socket_path = worker_socket(settings.data_dir)
-    dispatch_socket, extra = None, []
+    dispatch_socket, extra, env = None, [], {}
     if dispatch_in_worker(settings):
         dispatch_socket = socket_path.with_name(socket_path.stem + "-dispatch.sock")
         extra = worker_args(settings, dispatch_socket)
+        if settings.resolved_store_url.startswith("nats://"):
+            env[STORE_URL_ENV] = settings.resolved_store_url
     worker = WorkerProcess(
         socket_path,
         log_level=settings.log_level,
         targets=settings.target_policy,
         extra_args=extra,
+        extra_env=env,
     )
     return worker, socket_path, dispatch_socket
 

@@ -25,7 +25,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventgateway.gc_tuning import tune_for_serving
 from eventgateway.model.entities import Function
@@ -41,7 +41,11 @@ from eventgateway.providers.remote import (
 )
 from eventgateway.providers.targets import TargetPolicy, parse_networks
 
+if TYPE_CHECKING:
+    from eventgateway.queue.base import DeliveryQueue
+
 __all__ = [
+    "STORE_URL_ENV",
     "QueueOptions",
     "die_with_parent",
     "main",
@@ -52,6 +56,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# --dispatch worker on NATS: the store URL reaches the worker in its environment, not on
+# its command line, where ``ps`` would show any credentials the URL holds.
+STORE_URL_ENV = "EG_DISPATCH_STORE_URL"
 
 
 def die_with_parent() -> None:
@@ -173,13 +181,26 @@ async def run_call_worker(
     _remove_socket(socket_path)
 
 
-@contextlib.asynccontextmanager
-async def _dispatching(options: QueueOptions, provider: HttpProvider) -> AsyncIterator[None]:
-    from eventgateway.dispatch.host import DispatchHost  # only this mode needs SQLite
-    from eventgateway.queue.memory import MemoryQueue
+def _durable_queue(options: QueueOptions) -> DeliveryQueue:
+    """The gateway's durable queue: JetStream if it named a NATS store, else the file."""
+    store_url = os.environ.get(STORE_URL_ENV, "")
+    if store_url.startswith("nats://"):
+        from eventgateway.cluster import parse_nats_url
+        from eventgateway.queue.jetstream import JetStreamQueue
+
+        target = parse_nats_url(store_url)
+        return JetStreamQueue(
+            target.servers,
+            prefix=target.prefix,
+            replicas=target.replicas,
+            max_deliveries=options.max_deliveries,
+            max_bytes=options.max_bytes,
+            dedup_window_s=options.dedup_window_s,
+            lease_s=options.lease_s,
+        )
     from eventgateway.queue.sqlite import SqliteQueue
 
-    queue = SqliteQueue(
+    return SqliteQueue(
         options.path,
         max_deliveries=options.max_deliveries,
         max_bytes=options.max_bytes,
@@ -187,12 +208,22 @@ async def _dispatching(options: QueueOptions, provider: HttpProvider) -> AsyncIt
         lease_s=options.lease_s,
         synchronous=options.synchronous,
     )
+
+
+@contextlib.asynccontextmanager
+async def _dispatching(options: QueueOptions, provider: HttpProvider) -> AsyncIterator[None]:
+    from eventgateway.dispatch.host import DispatchHost  # only this mode needs a queue
+    from eventgateway.queue.memory import MemoryQueue
+    from eventgateway.queue.sqlite import SqliteQueue
+
+    queue = _durable_queue(options)
     await queue.open()
-    # This process is the file's only leaser: leases still open belonged to a worker that
-    # died (or to the last run of the gateway), and need not wait out their expiry.
-    released = await queue.release_leases()
-    if released:
-        logger.warning("handed back %d delivery lease(s) of a previous worker", released)
+    if isinstance(queue, SqliteQueue):
+        # This process is the file's only leaser: leases still open belonged to a worker
+        # that died (or to the last run of the gateway), and need not wait out their expiry.
+        released = await queue.release_leases()
+        if released:
+            logger.warning("handed back %d delivery lease(s) of a previous worker", released)
     fast = MemoryQueue(
         max_deliveries=options.fast_buffer,
         max_bytes=options.max_bytes,

@@ -102,8 +102,8 @@ class Settings:
     durability: Durability = field(default_factory=Durability)
     log_level: str = "info"
     # "process": async deliveries' HTTP calls run in a supervised worker process (the other
-    # core); "worker": that process also leases and settles the SQLite queue (in memory and
-    # on NATS it is "process"); "inline": everything in this process.
+    # core); "worker": that process also leases and settles the durable queue, SQLite or
+    # JetStream (in memory it is "process"); "inline": everything in this process.
     dispatch: str = "worker"
     # SSRF guard: may calls reach loopback, private, link-local… addresses? None follows the
     # auth mode (deny with auth, allow without). allowed_targets are reachable in any case.

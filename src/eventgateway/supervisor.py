@@ -15,7 +15,7 @@ import os
 import pathlib
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from eventgateway.providers.targets import TargetPolicy
 
@@ -36,9 +36,11 @@ class WorkerProcess:
         log_level: str = "info",
         targets: TargetPolicy,
         extra_args: Sequence[str] = (),
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self._socket_path = socket_path
         self._extra_args = list(extra_args)
+        self._extra_env = dict(extra_env or {})
         self._log_level = log_level
         self._targets = targets
         self._proc: asyncio.subprocess.Process | None = None
@@ -66,7 +68,7 @@ class WorkerProcess:
             self._log_level,
             *_target_args(self._targets),
             *self._extra_args,
-            env={**os.environ},
+            env={**os.environ, **self._extra_env},
             stdin=asyncio.subprocess.DEVNULL,
         )
         logger.info("delivery worker started (pid %d)", self._proc.pid)

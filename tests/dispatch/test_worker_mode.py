@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 
 from eventgateway.dispatch.link import DispatchLink
+from eventgateway.queue.jetstream import JetStreamQueue
 from tests.support.inprocess import InProcess, in_process_gateway
+from tests.support.nats_kv import NATS_URL, delete_prefix, require_nats, unique_prefix
 from tests.support.receiver import Received, Receiver, Reply
 
 STRUCTURED = {"content-type": "application/cloudevents+json"}
@@ -378,3 +380,43 @@ async def test_at_most_once_events_are_queued_and_delivered_by_the_worker(
     await metric_at_least(
         gw, "eventgateway_events_processed_total", 'space="acme",type="custom"', 3
     )
+
+
+# -- 9. on NATS the worker leases from JetStream itself ---------------------------------------
+
+
+async def test_on_nats_the_worker_leases_calls_and_settles_from_jetstream(
+    receiver: Receiver, tmp_path: pathlib.Path
+) -> None:
+    require_nats()
+    prefix = unique_prefix()
+    answers = iter([Reply(status=500)])
+    receiver.reply("/flaky", lambda _: next(answers, Reply(status=200)))
+    try:
+        async with in_process_gateway(
+            data_dir=tmp_path / "data",
+            store_url=f"{NATS_URL}?prefix={prefix}",
+            dispatch="worker",
+            shutdown_timeout_s=5.0,
+            log_level="warning",
+        ) as gw:
+            await asyncio.wait_for(link(gw).connected.wait(), 15)
+            gateway = gw.gateway
+            assert [d._queue for d in gateway.dispatchers] == [gateway.fast_queue]
+            await gw.event_type("user.created")
+            await subscribe_http(gw, receiver, "flaky", retryPolicy=FAST_RETRY)
+            await emit(gw, "e-1")
+
+            await receiver.wait_for(2, "/flaky")
+            view = await settled(gw, "e-1")
+            assert outcomes(view) == ["failed", "delivered"]
+            # The gateway's own JetStream client never pulled: the worker's did.
+            assert isinstance(gateway.queue, JetStreamQueue)
+            assert gateway.queue._fetcher is None
+            await metric_at_least(gw, "eventgateway_delivery_retries_total", 'space="acme"', 1)
+            await metric_at_least(
+                gw, "eventgateway_delivery_attempts_total", 'outcome="delivered"', 1
+            )
+        assert len(receiver.calls_to("/flaky")) == 2
+    finally:
+        await delete_prefix(prefix)

@@ -1,8 +1,9 @@
-"""The delivery worker's own dispatcher of the SQLite queue (``eg serve --dispatch worker``).
+"""The delivery worker's own dispatcher of the durable queue (``eg serve --dispatch worker``).
 
-The worker opens the queue file beside the gateway (SQLite allows several processes per
-file), and runs the same :class:`~eventgateway.dispatch.dispatcher.Dispatcher` the gateway
-would: lease, call, settle. So the HTTP process only accepts, and the cost of a delivery
+The worker opens the queue itself — the SQLite file beside the gateway (SQLite allows
+several processes per file), or the JetStream streams (one more leasing client) — and runs
+the same :class:`~eventgateway.dispatch.dispatcher.Dispatcher` the gateway would: lease,
+call, settle. So the HTTP process only accepts, and the cost of a delivery
 (leases, acks, the delivery log, the HTTP call) runs on the other core.
 
 What the worker cannot know by itself comes over the link to the gateway
@@ -43,9 +44,8 @@ from eventgateway.observability.system_events import SystemEvents
 from eventgateway.providers.base import Call, Provider, Reply
 from eventgateway.providers.registry import ProviderRegistry
 from eventgateway.providers.remote import frames, unwrap, write_frame
-from eventgateway.queue.base import Accepted, NewDelivery
+from eventgateway.queue.base import Accepted, DeliveryQueue, NewDelivery
 from eventgateway.queue.memory import MemoryQueue
-from eventgateway.queue.sqlite import SqliteQueue
 from eventgateway.routing.table import RoutingTable
 
 __all__ = ["DispatchHost"]
@@ -60,7 +60,7 @@ class DispatchHost:
     """Dispatches ``queue`` from the worker process, for the gateway connected to it.
 
     Args:
-        queue: the gateway's SQLite queue file, opened by this process.
+        queue: the gateway's durable queue (SQLite file or JetStream), opened by this process.
         fast: the at-most-once queue: in this process's memory only, filled by the gateway.
         http: the provider of ``http`` functions (the worker's own client).
         concurrency: deliveries in flight at most.
@@ -70,7 +70,7 @@ class DispatchHost:
 
     def __init__(
         self,
-        queue: SqliteQueue,
+        queue: DeliveryQueue,
         fast: MemoryQueue,
         http: Provider,
         *,
