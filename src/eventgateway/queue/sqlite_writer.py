@@ -9,16 +9,13 @@ than draining, see ``shared/research/building-blocks.md``), so an idle queue com
 lone item at once.
 
 Consecutive ops of one :class:`BatchOp` class (e.g. 64 accepts, or 100 acks) run as one
-call that uses multi-row statements: SQLite does the same work, but Python makes a few
-calls per batch instead of a few per op, and the writer hands the GIL back and forth with
-the event loop (the ``sqlite3`` module releases it around every statement) a few times
-per transaction instead of a few times per row — under a busy loop each of those
-hand-offs can wait up to ``sys.getswitchinterval()``.
+call with multi-row statements: a few Python calls, and GIL hand-offs with the event loop
+(``sqlite3`` releases it around every statement; under a busy loop each can wait up to
+``sys.getswitchinterval()``), per batch instead of per op.
 
 If a batch fails, it is rolled back and each op is retried in a transaction of its own, so
-one op's failure reaches only its caller. Ops must therefore keep their effects inside the
-database (or in the value they return) until the commit: the loop applies results only
-once they are durable.
+one op's failure reaches only its caller. Ops must therefore keep their effects in the
+database (or their return value) until the commit: the loop applies results once durable.
 """
 
 from __future__ import annotations
@@ -43,6 +40,7 @@ __all__ = ["BatchOp", "GroupCommitWriter", "Tx"]
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default: checkpoint once the WAL holds this many
 _STOP: Final = object()
 
 
@@ -253,13 +251,17 @@ class GroupCommitWriter:
     ) -> None:
         if not sync:
             # WAL: the next synced commit syncs these frames too; power loss before it
-            # only undoes leases (an expired lease) and settlements (a redelivery).
+            # only undoes leases (an expired lease) and settlements (a redelivery). No
+            # checkpoint: one without syncs lets the WAL be overwritten before the file
+            # has the pages (power loss: accepted events gone). Synced commits do it.
             conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("PRAGMA wal_autocheckpoint=0")
         try:
             self._commit_batch(conn, batch)
         finally:
             if not sync:
                 conn.execute(f"PRAGMA synchronous={self._synchronous}")
+                conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
 
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Item[Any]]) -> None:
         wake = False
