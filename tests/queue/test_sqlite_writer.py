@@ -58,3 +58,28 @@ async def test_volatile_ops_commit_first_without_a_sync_or_checkpoint_and_the_mo
         ("durable-2", FULL, AUTO),
         ("after", FULL, AUTO),
     ]
+
+
+async def test_a_writer_that_only_commits_without_syncs_still_checkpoints_with_syncs(
+    tmp_path: pathlib.Path,
+) -> None:
+    # --dispatch worker: the worker's writer only leases and settles (no synced commit of
+    # its own). Its WAL must not grow without bound while no accept comes to checkpoint.
+    path = tmp_path / "q.db"
+    writer = GroupCommitWriter(path, "FULL", on_wake=lambda: None)
+    await writer.start()
+
+    def write(tx: Tx) -> None:
+        tx.conn.execute("CREATE TABLE IF NOT EXISTS scratch (b BLOB)")
+        tx.conn.execute("INSERT INTO scratch VALUES (randomblob(8192))")  # 3 pages at least
+
+    try:
+        for _ in range(600):
+            await writer.submit(write, volatile=True)  # one commit each
+        wal_bytes = (tmp_path / "q.db-wal").stat().st_size  # before closing checkpoints
+    finally:
+        await writer.stop()
+
+    # Unchecked, 600 commits of 3+ pages each make a WAL over 7 MB; checkpointed every
+    # 100 commits, the WAL starts over and stays near 100 commits' worth.
+    assert wal_bytes < 3 * 1024 * 1024, wal_bytes

@@ -29,6 +29,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Generic, Self, TypeVar
 
@@ -41,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _AUTOCHECKPOINT_PAGES = 1000  # SQLite's default: checkpoint once the WAL holds this many
+_UNSYNCED_COMMITS = 100  # commits without a sync, and no synced one: checkpoint anyway
 _STOP: Final = object()
 
 
@@ -73,24 +75,15 @@ class BatchOp(abc.ABC, Generic[_T]):
         return self.run_many(tx, [self])[0]
 
 
+@dataclass(slots=True)
 class _Item(Generic[_T]):
-    __slots__ = ("future", "op", "orphan", "volatile")
-
-    def __init__(
-        self,
-        op: Callable[[Tx], _T],
-        future: asyncio.Future[_T],
-        orphan: Callable[[_T], None] | None,
-        volatile: bool,
-    ) -> None:
-        self.op = op
-        self.future = future
-        self.orphan = orphan
-        self.volatile = volatile
+    op: Callable[[Tx], _T]
+    future: asyncio.Future[_T]
+    orphan: Callable[[_T], None] | None
+    volatile: bool
 
 
-# (item, succeeded, result or exception)
-_Resolved = tuple[_Item[Any], bool, Any]
+_Resolved = tuple[_Item[Any], bool, Any]  # (item, succeeded, result or exception)
 
 
 class GroupCommitWriter:
@@ -120,6 +113,7 @@ class GroupCommitWriter:
         self._stopped = False
         self._thread: threading.Thread | None = None
         self._file_lock: int | None = None  # serialises the file's writers across processes
+        self._unsynced = 0  # commits without a sync since the last synced one
         self._loop: asyncio.AbstractEventLoop | None = None
         # Written by the writer thread after each commit, read on the loop.
         self.backlog = 0
@@ -249,19 +243,25 @@ class GroupCommitWriter:
     def _commit(
         self, conn: sqlite3.Connection, batch: list[_Item[Any]], *, sync: bool = True
     ) -> None:
-        if not sync:
-            # WAL: the next synced commit syncs these frames too; power loss before it
-            # only undoes leases (an expired lease) and settlements (a redelivery). No
-            # checkpoint: one without syncs lets the WAL be overwritten before the file
-            # has the pages (power loss: accepted events gone). Synced commits do it.
-            conn.execute("PRAGMA synchronous=OFF")
-            conn.execute("PRAGMA wal_autocheckpoint=0")
+        if sync:
+            self._unsynced = 0  # its own commit checkpoints when the WAL is long
+            self._commit_batch(conn, batch)
+            return
+        # WAL: the next synced commit syncs these frames too; power loss before it only
+        # undoes leases (an expired lease) and settlements (a redelivery). No checkpoint:
+        # one without syncs lets the WAL be overwritten before the file has the pages
+        # (power loss: accepted events gone).
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         try:
             self._commit_batch(conn, batch)
         finally:
-            if not sync:
-                conn.execute(f"PRAGMA synchronous={self._synchronous}")
-                conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
+        self._unsynced += 1
+        if self._unsynced >= _UNSYNCED_COMMITS:  # e.g. a worker that only settles
+            self._unsynced = 0
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # synced, so the WAL stays short
 
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Item[Any]]) -> None:
         wake = False
