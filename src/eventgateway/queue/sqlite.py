@@ -46,7 +46,13 @@ from eventgateway.errors import StoreError
 from eventgateway.events.codec import encode_event, encode_json
 from eventgateway.queue._common import Wakeup, dedup_scope, refusal, wait_until_due
 from eventgateway.queue.base import Accepted, AttemptRecord, Delivery, DeliveryQueue, Room
-from eventgateway.queue.sqlite_lease import Leased, lease_op, release_all_op, release_op
+from eventgateway.queue.sqlite_lease import (
+    Leased,
+    deliveries_of,
+    lease_op,
+    release_all_op,
+    release_op,
+)
 from eventgateway.queue.sqlite_log import Reader, SqliteLogMixin
 from eventgateway.queue.sqlite_ops import AcceptOp, PreparedEvent, Refused
 from eventgateway.queue.sqlite_schema import check_synchronous
@@ -228,15 +234,23 @@ class SqliteQueue(SqliteLogMixin, DeliveryQueue):
                 raise
             if self._closed:
                 return []  # closed meanwhile: hand out nothing; the leases expire
-            if leased.deliveries:
-                return leased.deliveries
-            await wait_until_due(token, leased.next_due, self._clock)
+            deliveries, unreadable = deliveries_of(leased)
+            if unreadable:
+                try:
+                    await asyncio.gather(*(writer.submit(op, volatile=True) for op in unreadable))
+                except asyncio.CancelledError:
+                    self._release(leased)  # the dead-lettered rows are no longer leased
+                    raise
+            if deliveries:
+                return deliveries
+            if not leased.rows:
+                await wait_until_due(token, leased.next_due, self._clock)
         return []
 
     def _release(self, leased: Leased) -> None:
         """Hand back leases whose caller was cancelled before it received them."""
-        if leased.deliveries and not self._closed:  # once closed they simply expire
-            ids = [int(d.id) for d in leased.deliveries]
+        if leased.rows and not self._closed:  # once closed they simply expire
+            ids = [row[0] for row in leased.rows]
             self._writer.submit(release_op(ids, leased.lease_until, self._clock()), volatile=True)
 
     # -- settle -----------------------------------------------------------------------------

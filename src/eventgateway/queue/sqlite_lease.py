@@ -19,7 +19,7 @@ from eventgateway.queue.base import Delivery, Room
 from eventgateway.queue.sqlite_settle import SettleOp
 from eventgateway.queue.sqlite_writer import Tx
 
-__all__ = ["CLAIM_BATCH", "Leased", "lease_op", "release_all_op", "release_op"]
+__all__ = ["CLAIM_BATCH", "Leased", "deliveries_of", "lease_op", "release_all_op", "release_op"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,13 +68,18 @@ _HEAD_SLACK = 64
 
 
 class Leased(NamedTuple):
-    """What a lease op got: deliveries (oldest first), or when to look again."""
+    """What a lease op got: the claimed rows (oldest first) with their events' stored
+    form, or when to look again. :func:`deliveries_of` decodes them, after the commit:
+    the file's write lock (which the other process may be waiting for) is not held for it.
+    """
 
-    deliveries: list[Delivery]
-    # With no deliveries: the earliest due_at among subscriptions not excluded (None:
-    # nothing is waiting at all).
+    rows: list[Any]
+    stored: dict[int, tuple[bytes, float]]  # event seq → (body, received_at)
+    # With no rows: the earliest due_at among subscriptions not excluded (None: nothing
+    # is waiting at all).
     next_due: float | None
     lease_until: float
+    now: float
 
 
 def lease_op(
@@ -101,10 +106,10 @@ def lease_op(
             row = conn.execute(_NEXT_DUE).fetchone()
             next_due = None if row is None else float(row[0])
         if not ids:
-            return Leased([], next_due, until)
+            return Leased([], {}, next_due, until, now)
         rows = _claim(conn, ids, until)
         rows.sort(key=lambda r: r[0])
-        return Leased(_deliveries(tx, rows, now), None, until)
+        return Leased(rows, _stored(conn, rows), None, until, now)
 
     return op
 
@@ -200,8 +205,7 @@ def _claim(conn: sqlite3.Connection, ids: list[int], until: float) -> list[Any]:
     return rows
 
 
-def _deliveries(tx: Tx, rows: list[Any], now: float) -> list[Delivery]:
-    conn = tx.conn
+def _stored(conn: sqlite3.Connection, rows: list[Any]) -> dict[int, tuple[bytes, float]]:
     seqs = sorted({row[1] for row in rows})
     stored: dict[int, tuple[bytes, float]] = {}
     for start in range(0, len(seqs), CLAIM_BATCH):
@@ -211,15 +215,21 @@ def _deliveries(tx: Tx, rows: list[Any], now: float) -> list[Delivery]:
             f"SELECT seq, body, received_at FROM events WHERE seq IN ({marks})", chunk
         ):
             stored[seq] = (bytes(body), float(received_at))
+    return stored
+
+
+def deliveries_of(leased: Leased) -> tuple[list[Delivery], list[SettleOp]]:
+    """The leased rows as deliveries; a row whose stored event cannot be decoded comes
+    back as a dead-letter settlement (it would otherwise come back after every lease)."""
+    stored, now = leased.stored, leased.now
     decoded: dict[int, Any] = {}
     unreadable: list[SettleOp] = []
     out: list[Delivery] = []
-    for row_id, seq, space, subscription_id, function_id, key, auth, attempts in rows:
+    for row_id, seq, space, subscription_id, function_id, key, auth, attempts in leased.rows:
         body, received_at = stored[seq]
         try:
             event = decoded[seq].copy() if seq in decoded else decode_event(body)
         except EventParseError as exc:
-            # A row that cannot be read would otherwise come back after every lease.
             logger.error("delivery %d: stored event %d is unreadable: %s", row_id, seq, exc)
             reason = f"stored event cannot be decoded: {exc}"
             unreadable.append(SettleOp(row_id, "dead", None, reason, now=now))
@@ -239,9 +249,7 @@ def _deliveries(tx: Tx, rows: list[Any], now: float) -> list[Delivery]:
                 auth_request=None if auth is None else decode_json(auth),
             )
         )
-    if unreadable:
-        SettleOp.run_many(tx, unreadable)
-    return out
+    return out, unreadable
 
 
 def release_all_op(now: float) -> Callable[[Tx], int]:
