@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     table_rows = rows.build(results)
     run.update(
         loadavg_after=report.loadavg(),
+        speed_after_s=report.host_speed_s(),
         cores=cores_used,
         details=ctx.details,
         profile_top=(ctx.details.get("ingest", {}).get("at-least-once") or {}).get("profile_top"),

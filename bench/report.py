@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from typing import Any
 
 from bench.rows import Row
@@ -60,6 +61,16 @@ def machine() -> dict[str, Any]:
 
 def loadavg() -> str:
     return " ".join(pathlib.Path("/proc/loadavg").read_text().split()[:3])
+
+
+def host_speed_s() -> float:
+    """Seconds a pure-Python loop of 10 million steps takes now: on a shared host this
+    moves with the neighbours (0.3 s on a quiet machine of this kind, 0.6 s in slow
+    spells), and every figure and floor moves with it."""
+    started = time.perf_counter()
+    for _ in range(10_000_000):
+        pass
+    return round(time.perf_counter() - started, 3)
 
 
 def _number(value: float | None, unit: str) -> str:
@@ -166,7 +177,9 @@ def markdown(run: dict[str, Any], rows: list[Row]) -> str:
         f"- Versions: {versions}",
         f"- Command: `{run['command']}`",
         f"- Date: {run['date']}; {run['mode']}",
-        f"- Load average before / after: {run['loadavg_before']} / {run['loadavg_after']}",
+        f"- Load average before / after: {run['loadavg_before']} / {run['loadavg_after']}; "
+        f"host speed (a 10M-step Python loop) before / after: {run.get('speed_before_s')} / "
+        f"{run.get('speed_after_s')} s",
         f"- Gateway: `{run['gateway']}` (otherwise defaults: SQLite `synchronous=FULL`, "
         "`--dispatch worker`, auth on, configured with an operator key), on a fresh data dir "
         "per figure",
@@ -214,5 +227,6 @@ def started_info(argv: list[str]) -> dict[str, Any]:
         "command": " ".join(["python -m bench", *argv]),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "loadavg_before": loadavg(),
+        "speed_before_s": host_speed_s(),
         "python": sys.executable,
     }
