@@ -1,19 +1,26 @@
-"""GroupCommitWriter: volatile ops (leases) go first, in a transaction without a sync."""
+"""GroupCommitWriter: volatile ops (leases) go first; durable commits are synced outside the
+write lock, before they are answered; checkpoints run with syncs."""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import pathlib
 import threading
 from collections.abc import Callable
 
+import pytest
+
+from eventgateway.errors import StoreError
+from eventgateway.queue import sqlite_sync
 from eventgateway.queue.sqlite_writer import GroupCommitWriter, Tx
 
-FULL, OFF = 2, 0  # PRAGMA synchronous values
-AUTO, NEVER = 1000, 0  # PRAGMA wal_autocheckpoint values (pages)
+OFF = 0  # PRAGMA synchronous
+NEVER = 0  # PRAGMA wal_autocheckpoint
 
 
-async def test_volatile_ops_commit_first_without_a_sync_or_checkpoint_and_the_mode_comes_back(
+async def test_volatile_ops_commit_first_and_no_commit_syncs_or_checkpoints_by_itself(
     tmp_path: pathlib.Path,
 ) -> None:
     writer = GroupCommitWriter(tmp_path / "q.db", "FULL", on_wake=lambda: None)
@@ -49,15 +56,55 @@ async def test_volatile_ops_commit_first_without_a_sync_or_checkpoint_and_the_mo
         gate.set()
         await writer.stop()
 
-    # A commit without a sync never checkpoints: a checkpoint without syncs could let the
-    # WAL be overwritten before the database file has the pages (power loss: data gone).
+    # Syncs happen after COMMIT, outside the write lock (WalSync); a checkpoint without
+    # syncs inside a commit could let the WAL be overwritten before the file has the pages.
     assert seen == [
-        ("first", FULL, AUTO),
+        ("first", OFF, NEVER),
         ("lease", OFF, NEVER),
-        ("durable-1", FULL, AUTO),
-        ("durable-2", FULL, AUTO),
-        ("after", FULL, AUTO),
+        ("durable-1", OFF, NEVER),
+        ("durable-2", OFF, NEVER),
+        ("after", OFF, NEVER),
     ]
+
+
+@pytest.mark.parametrize(("synchronous", "synced"), [("FULL", True), ("NORMAL", False)])
+async def test_a_durable_commit_syncs_the_wal_after_the_lock_and_before_its_answer(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, synchronous: str, synced: bool
+) -> None:
+    path = tmp_path / "q.db"
+    events: list[str] = []
+    fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        # Another process's writer could take the file's lock now: it is not held.
+        with open(f"{path}.lock", "rb") as other:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(other, fcntl.LOCK_UN)
+        events.append(f"fsync {pathlib.Path(target).name}")
+        fsync(fd)
+
+    monkeypatch.setattr(sqlite_sync.os, "fsync", recording_fsync)
+    writer = GroupCommitWriter(path, synchronous, on_wake=lambda: None)
+    await writer.start()
+
+    def write(tx: Tx) -> str:
+        tx.conn.execute("CREATE TABLE IF NOT EXISTS scratch (n INTEGER)")
+        tx.conn.execute("INSERT INTO scratch VALUES (1)")
+        return "committed"
+
+    try:
+        await writer.submit(write, volatile=True)
+        events.append("volatile answered")
+        await writer.submit(write)
+        events.append("durable answered")
+    finally:
+        await writer.stop()
+
+    if synced:
+        assert events == ["volatile answered", "fsync q.db-wal", "durable answered"]
+    else:  # NORMAL: no sync per commit, as SQLite's own NORMAL
+        assert events == ["volatile answered", "durable answered"]
 
 
 async def test_a_writer_that_only_commits_without_syncs_still_checkpoints_with_syncs(
@@ -83,3 +130,25 @@ async def test_a_writer_that_only_commits_without_syncs_still_checkpoints_with_s
     # Unchecked, 600 commits of 3+ pages each make a WAL over 7 MB; checkpointed every
     # 100 commits, the WAL starts over and stays near 100 commits' worth.
     assert wal_bytes < 3 * 1024 * 1024, wal_bytes
+
+
+async def test_a_failed_sync_fails_the_durable_commit_it_was_for(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(sqlite_sync.os, "fsync", failing_fsync)
+    writer = GroupCommitWriter(tmp_path / "q.db", "FULL", on_wake=lambda: None)
+    await writer.start()
+
+    def write(tx: Tx) -> str:
+        tx.conn.execute("CREATE TABLE IF NOT EXISTS scratch (n INTEGER)")
+        return "committed"
+
+    try:
+        assert await writer.submit(write, volatile=True) == "committed"  # never synced
+        with pytest.raises(StoreError, match=r"cannot sync the SQLite queue .*Input/output"):
+            await writer.submit(write)  # not "on disk": the caller answers 503, not 202
+    finally:
+        await writer.stop()

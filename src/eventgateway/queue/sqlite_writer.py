@@ -35,14 +35,13 @@ from typing import Any, Final, Generic, Self, TypeVar
 
 from eventgateway.errors import StoreError
 from eventgateway.queue.sqlite_schema import connect, migrate, recount
+from eventgateway.queue.sqlite_sync import WalSync
 
 __all__ = ["BatchOp", "GroupCommitWriter", "Tx"]
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default: checkpoint once the WAL holds this many
-_UNSYNCED_COMMITS = 100  # commits without a sync, and no synced one: checkpoint anyway
 _STOP: Final = object()
 
 
@@ -113,7 +112,7 @@ class GroupCommitWriter:
         self._stopped = False
         self._thread: threading.Thread | None = None
         self._file_lock: int | None = None  # serialises the file's writers across processes
-        self._unsynced = 0  # commits without a sync since the last synced one
+        self._sync = WalSync(path, synchronous)  # syncs happen outside the lock
         self._loop: asyncio.AbstractEventLoop | None = None
         # Written by the writer thread after each commit, read on the loop.
         self.backlog = 0
@@ -193,6 +192,7 @@ class GroupCommitWriter:
             try:
                 migrate(conn, self._path)
                 self.backlog, self.bytes = recount(conn)
+                self._sync.prepare(conn)
             except BaseException:
                 conn.close()
                 raise
@@ -212,6 +212,10 @@ class GroupCommitWriter:
         try:
             self._serve(conn)
         finally:
+            try:
+                self._sync.close(conn)
+            except (sqlite3.Error, OSError):
+                logger.exception("could not restore the sync level of %s", self._path)
             conn.close()
             os.close(self._file_lock)
             self._file_lock = None
@@ -232,38 +236,17 @@ class GroupCommitWriter:
                 except queue.Empty:
                     break
             volatile = [item for item in batch if item.volatile]
-            if volatile:
-                self._commit(conn, volatile, sync=False)
+            if volatile:  # not synced: a lost lease expires, a lost settlement redelivers
+                self._commit_batch(conn, volatile, durable=False)
                 batch = [item for item in batch if not item.volatile]
             if batch:
-                self._commit(conn, batch)
+                self._commit_batch(conn, batch, durable=True)
             if stop:
                 return
 
-    def _commit(
-        self, conn: sqlite3.Connection, batch: list[_Item[Any]], *, sync: bool = True
+    def _commit_batch(
+        self, conn: sqlite3.Connection, batch: list[_Item[Any]], *, durable: bool
     ) -> None:
-        if sync:
-            self._unsynced = 0  # its own commit checkpoints when the WAL is long
-            self._commit_batch(conn, batch)
-            return
-        # WAL: the next synced commit syncs these frames too; power loss before it only
-        # undoes leases (an expired lease) and settlements (a redelivery). No checkpoint:
-        # one without syncs lets the WAL be overwritten before the file has the pages
-        # (power loss: accepted events gone).
-        conn.execute("PRAGMA synchronous=OFF")
-        conn.execute("PRAGMA wal_autocheckpoint=0")
-        try:
-            self._commit_batch(conn, batch)
-        finally:
-            conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
-        self._unsynced += 1
-        if self._unsynced >= _UNSYNCED_COMMITS:  # e.g. a worker that only settles
-            self._unsynced = 0
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # synced, so the WAL stays short
-
-    def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Item[Any]]) -> None:
         wake = False
         try:
             results, wake = self._transaction(conn, batch)
@@ -291,6 +274,12 @@ class GroupCommitWriter:
             # every op would fail the same way, so do not try them one by one.
             self.failed_batches += 1
             resolved = [(item, False, _translate(exc, self._path)) for item in batch]
+        if durable and any(ok for _, ok, _ in resolved):
+            try:
+                self._sync.sync_commit()  # before anyone hears of the commit
+            except OSError as exc:
+                error = StoreError(f"cannot sync the SQLite queue {self._path}: {exc}")
+                resolved = [(item, False, error) for item, _, _ in resolved]
         self._call(self._deliver, resolved, wake)
 
     def _transaction(
@@ -305,6 +294,7 @@ class GroupCommitWriter:
             fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             self._locked_transaction(conn, tx, batch)
+            self._sync.after_commit(conn)  # a checkpoint, now and then: under the lock
         finally:
             if lock is not None:
                 fcntl.flock(lock, fcntl.LOCK_UN)
