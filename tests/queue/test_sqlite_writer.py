@@ -152,3 +152,36 @@ async def test_a_failed_sync_fails_the_durable_commit_it_was_for(
             await writer.submit(write)  # not "on disk": the caller answers 503, not 202
     finally:
         await writer.stop()
+
+
+async def test_the_next_transaction_runs_while_a_commit_is_being_synced(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    syncing, release = threading.Event(), threading.Event()
+    fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        syncing.set()
+        release.wait(5)  # a slow disk
+        fsync(fd)
+
+    monkeypatch.setattr(sqlite_sync.os, "fsync", slow_fsync)
+    writer = GroupCommitWriter(tmp_path / "q.db", "FULL", on_wake=lambda: None)
+    await writer.start()
+
+    def write(tx: Tx) -> str:
+        tx.conn.execute("CREATE TABLE IF NOT EXISTS scratch (n INTEGER)")
+        tx.conn.execute("INSERT INTO scratch VALUES (1)")
+        return "committed"
+
+    try:
+        durable = writer.submit(write)
+        assert await asyncio.to_thread(syncing.wait, 5)  # committed, now being synced
+        # The writer is not waiting for the disk: a lease commits and is answered.
+        assert await asyncio.wait_for(writer.submit(write, volatile=True), 5) == "committed"
+        assert not durable.done()  # not answered before its sync ends
+        release.set()
+        assert await asyncio.wait_for(durable, 5) == "committed"
+    finally:
+        release.set()
+        await writer.stop()

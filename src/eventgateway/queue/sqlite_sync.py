@@ -7,6 +7,8 @@ with ``synchronous=OFF`` and :class:`WalSync` does the two things ``FULL`` would
 
 * after a durable commit (an accept, a replay…) it ``fsync``\\ s the WAL file — once the
   lock is released, before any caller hears of the commit. A 202 still means "on disk".
+  The sync runs on a thread of its own (:class:`SyncThread`), so the writer starts the
+  next transaction meanwhile; one sync covers every commit made before it began.
   Commits of leases and settlements are not synced (a lost one is an expired lease or a
   repeated delivery); a later sync of the same file covers their frames.
 * every :data:`CHECKPOINT_EVERY` commits it runs a checkpoint itself, with the configured
@@ -23,10 +25,14 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import sqlite3
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-__all__ = ["CHECKPOINT_EVERY", "WalSync"]
+__all__ = ["CHECKPOINT_EVERY", "SyncThread", "WalSync"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,3 +93,51 @@ class WalSync:
         if self._wal_fd is not None:
             os.close(self._wal_fd)
             self._wal_fd = None
+
+
+class SyncThread:
+    """Syncs durable commits on a thread of its own, then hands them to ``deliver``.
+
+    The writer thread :meth:`put`\\ s each durable commit's outcome right after the commit
+    and goes on with the next transaction; this thread takes everything put so far, syncs
+    once, and calls ``deliver(outcome, error)`` for each in order — ``error`` is ``None``, or
+    the ``OSError`` of a failed sync (then none of them is known to be on disk).
+    """
+
+    def __init__(self, sync: WalSync, deliver: Callable[[Any, OSError | None], None]) -> None:
+        self._sync = sync
+        self._deliver = deliver
+        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._stop = object()
+        self._thread = threading.Thread(target=self._run, name="queue-sync", daemon=True)
+        self._thread.start()
+
+    def put(self, outcome: Any) -> None:
+        """Deliver ``outcome`` once a sync that began after this call is done."""
+        self._inbox.put(outcome)
+
+    def stop(self) -> None:
+        """Sync and deliver what was put, then end the thread (call from the writer)."""
+        self._inbox.put(self._stop)
+        self._thread.join()
+
+    def _run(self) -> None:
+        inbox, stop = self._inbox, self._stop
+        while True:
+            taken = [inbox.get()]
+            while True:
+                try:
+                    taken.append(inbox.get_nowait())
+                except queue.Empty:
+                    break
+            outcomes = [outcome for outcome in taken if outcome is not stop]
+            error: OSError | None = None
+            if outcomes:
+                try:
+                    self._sync.sync_commit()
+                except OSError as exc:
+                    error = exc
+                for outcome in outcomes:
+                    self._deliver(outcome, error)
+            if len(outcomes) < len(taken):
+                return

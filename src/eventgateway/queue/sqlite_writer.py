@@ -35,7 +35,7 @@ from typing import Any, Final, Generic, Self, TypeVar
 
 from eventgateway.errors import StoreError
 from eventgateway.queue.sqlite_schema import connect, migrate, recount
-from eventgateway.queue.sqlite_sync import WalSync
+from eventgateway.queue.sqlite_sync import SyncThread, WalSync
 
 __all__ = ["BatchOp", "GroupCommitWriter", "Tx"]
 
@@ -113,6 +113,7 @@ class GroupCommitWriter:
         self._thread: threading.Thread | None = None
         self._file_lock: int | None = None  # serialises the file's writers across processes
         self._sync = WalSync(path, synchronous)  # syncs happen outside the lock
+        self._syncer: SyncThread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Written by the writer thread after each commit, read on the loop.
         self.backlog = 0
@@ -209,9 +210,11 @@ class GroupCommitWriter:
             self._call(ready.set_exception, StoreError(f"cannot open {self._path}.lock: {exc}"))
             return
         self._call(ready.set_result, None)
+        self._syncer = SyncThread(self._sync, self._synced)
         try:
             self._serve(conn)
         finally:
+            self._syncer.stop()
             try:
                 self._sync.close(conn)
             except (sqlite3.Error, OSError):
@@ -274,12 +277,16 @@ class GroupCommitWriter:
             # every op would fail the same way, so do not try them one by one.
             self.failed_batches += 1
             resolved = [(item, False, _translate(exc, self._path)) for item in batch]
-        if durable and any(ok for _, ok, _ in resolved):
-            try:
-                self._sync.sync_commit()  # before anyone hears of the commit
-            except OSError as exc:
-                error = StoreError(f"cannot sync the SQLite queue {self._path}: {exc}")
-                resolved = [(item, False, error) for item, _, _ in resolved]
+        if durable and self._syncer is not None and any(ok for _, ok, _ in resolved):
+            self._syncer.put((resolved, wake))  # nobody hears of it before the sync
+        else:
+            self._call(self._deliver, resolved, wake)
+
+    def _synced(self, outcome: tuple[list[_Resolved], bool], error: OSError | None) -> None:
+        resolved, wake = outcome
+        if error is not None:
+            failure = StoreError(f"cannot sync the SQLite queue {self._path}: {error}")
+            resolved = [(item, False, failure if ok else value) for item, ok, value in resolved]
         self._call(self._deliver, resolved, wake)
 
     def _transaction(
