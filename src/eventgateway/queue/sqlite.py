@@ -24,7 +24,8 @@ What survives what (WAL mode; ``accept`` returns only after its transaction comm
   ``synchronous`` mode — the WAL is in the OS's page cache. Deliveries that were leased
   come back when their lease (``lease_s``) expires; an attempt in flight is made again.
 * power loss or an OS crash: with ``synchronous="FULL"`` (the default) every accepted
-  event; with ``"NORMAL"`` the last transactions before the failure may be lost (the
+  event (synced after its commit, before ``accept`` returns: ``sqlite_sync.py``); with
+  ``"NORMAL"`` the last transactions before the failure may be lost (the
   database stays consistent); ``"OFF"`` may corrupt the file. Leases and settlements
   (acks, retries, dead letters) are committed without a sync of their own — the next
   accept's sync covers them — so power loss may undo the last of them: those deliveries
