@@ -113,9 +113,15 @@ def open_queue(settings: Settings) -> MemoryQueue | SqliteQueue | JetStreamQueue
     """The durable delivery queue: SQLite beside the config store, JetStream, or memory."""
     limits, durability = settings.limits, settings.durability
     if settings.resolved_store_url.startswith("nats://"):
-        from eventgateway.cluster import jetstream_queue, parse_nats_url
+        from eventgateway.cluster import jetstream_queue
 
-        return jetstream_queue(settings, parse_nats_url(settings.resolved_store_url))
+        return jetstream_queue(
+            settings.resolved_store_url,
+            max_deliveries=limits.queue_max_deliveries,
+            max_bytes=limits.queue_max_bytes,
+            dedup_window_s=durability.dedup_window_s,
+            lease_s=durability.lease_s,
+        )
     if settings.in_memory:
         return MemoryQueue(
             max_deliveries=limits.queue_max_deliveries,

@@ -185,14 +185,10 @@ def _durable_queue(options: QueueOptions) -> DeliveryQueue:
     """The gateway's durable queue: JetStream if it named a NATS store, else the file."""
     store_url = os.environ.get(STORE_URL_ENV, "")
     if store_url.startswith("nats://"):
-        from eventgateway.cluster import parse_nats_url
-        from eventgateway.queue.jetstream import JetStreamQueue
+        from eventgateway.cluster import jetstream_queue
 
-        target = parse_nats_url(store_url)
-        return JetStreamQueue(
-            target.servers,
-            prefix=target.prefix,
-            replicas=target.replicas,
+        return jetstream_queue(
+            store_url,
             max_deliveries=options.max_deliveries,
             max_bytes=options.max_bytes,
             dedup_window_s=options.dedup_window_s,

@@ -75,23 +75,30 @@ def parse_nats_url(url: str) -> NatsTarget:
     return NatsTarget(servers, options.get("prefix", [DEFAULT_PREFIX])[-1], int(raw))
 
 
-def jetstream_queue(settings: Settings, target: NatsTarget) -> JetStreamQueue:
-    """The durable delivery queue on JetStream, sized by the settings' queue limits."""
+def jetstream_queue(
+    store_url: str, *, max_deliveries: int, max_bytes: int, dedup_window_s: float, lease_s: float
+) -> JetStreamQueue:
+    """The durable delivery queue on the JetStream a ``nats://`` store URL names (the
+    gateway's, and its delivery worker's with ``--dispatch worker``).
+
+    Raises:
+        ConfigError: the URL or a limit is not valid, naming the URL.
+    """
     from eventgateway.queue.jetstream import JetStreamQueue
 
-    limits, durability = settings.limits, settings.durability
+    target = parse_nats_url(store_url)
     try:
         return JetStreamQueue(
             target.servers,
             prefix=target.prefix,
-            max_deliveries=limits.queue_max_deliveries,
-            max_bytes=limits.queue_max_bytes,
-            dedup_window_s=durability.dedup_window_s,
-            lease_s=durability.lease_s,
+            max_deliveries=max_deliveries,
+            max_bytes=max_bytes,
+            dedup_window_s=dedup_window_s,
+            lease_s=lease_s,
             replicas=target.replicas,
         )
     except ValueError as exc:
-        raise ConfigError(f"store {settings.resolved_store_url!r}: {exc}") from exc
+        raise ConfigError(f"store {store_url!r}: {exc}") from exc
 
 
 class NatsLink:

@@ -31,9 +31,13 @@ FAST_RETRY = {"initialDelayMs": 50, "maxDelayMs": 100, "jitter": False, "maxAtte
 
 
 @contextlib.asynccontextmanager
-async def worker_gateway(data_dir: pathlib.Path) -> AsyncIterator[InProcess]:
+async def worker_gateway(data_dir: pathlib.Path, **settings: Any) -> AsyncIterator[InProcess]:
     async with in_process_gateway(
-        data_dir=data_dir, dispatch="worker", shutdown_timeout_s=5.0, log_level="warning"
+        data_dir=data_dir,
+        dispatch="worker",
+        shutdown_timeout_s=5.0,
+        log_level="warning",
+        **settings,
     ) as gw:
         await asyncio.wait_for(link(gw).connected.wait(), 15)
         yield gw
@@ -393,14 +397,7 @@ async def test_on_nats_the_worker_leases_calls_and_settles_from_jetstream(
     answers = iter([Reply(status=500)])
     receiver.reply("/flaky", lambda _: next(answers, Reply(status=200)))
     try:
-        async with in_process_gateway(
-            data_dir=tmp_path / "data",
-            store_url=f"{NATS_URL}?prefix={prefix}",
-            dispatch="worker",
-            shutdown_timeout_s=5.0,
-            log_level="warning",
-        ) as gw:
-            await asyncio.wait_for(link(gw).connected.wait(), 15)
+        async with worker_gateway(tmp_path / "data", store_url=f"{NATS_URL}?prefix={prefix}") as gw:
             gateway = gw.gateway
             assert [d._queue for d in gateway.dispatchers] == [gateway.fast_queue]
             await gw.event_type("user.created")

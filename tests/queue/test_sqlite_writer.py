@@ -20,6 +20,12 @@ OFF = 0  # PRAGMA synchronous
 NEVER = 0  # PRAGMA wal_autocheckpoint
 
 
+def write_row(tx: Tx) -> str:
+    tx.conn.execute("CREATE TABLE IF NOT EXISTS scratch (n INTEGER)")
+    tx.conn.execute("INSERT INTO scratch VALUES (1)")
+    return "committed"
+
+
 async def test_volatile_ops_commit_first_and_no_commit_syncs_or_checkpoints_by_itself(
     tmp_path: pathlib.Path,
 ) -> None:
@@ -88,15 +94,10 @@ async def test_a_durable_commit_syncs_the_wal_after_the_lock_and_before_its_answ
     writer = GroupCommitWriter(path, synchronous, on_wake=lambda: None)
     await writer.start()
 
-    def write(tx: Tx) -> str:
-        tx.conn.execute("CREATE TABLE IF NOT EXISTS scratch (n INTEGER)")
-        tx.conn.execute("INSERT INTO scratch VALUES (1)")
-        return "committed"
-
     try:
-        await writer.submit(write, volatile=True)
+        await writer.submit(write_row, volatile=True)
         events.append("volatile answered")
-        await writer.submit(write)
+        await writer.submit(write_row)
         events.append("durable answered")
     finally:
         await writer.stop()
@@ -142,14 +143,10 @@ async def test_a_failed_sync_fails_the_durable_commit_it_was_for(
     writer = GroupCommitWriter(tmp_path / "q.db", "FULL", on_wake=lambda: None)
     await writer.start()
 
-    def write(tx: Tx) -> str:
-        tx.conn.execute("CREATE TABLE IF NOT EXISTS scratch (n INTEGER)")
-        return "committed"
-
     try:
-        assert await writer.submit(write, volatile=True) == "committed"  # never synced
+        assert await writer.submit(write_row, volatile=True) == "committed"  # never synced
         with pytest.raises(StoreError, match=r"cannot sync the SQLite queue .*Input/output"):
-            await writer.submit(write)  # not "on disk": the caller answers 503, not 202
+            await writer.submit(write_row)  # not "on disk": the caller answers 503, not 202
     finally:
         await writer.stop()
 
@@ -169,16 +166,11 @@ async def test_the_next_transaction_runs_while_a_commit_is_being_synced(
     writer = GroupCommitWriter(tmp_path / "q.db", "FULL", on_wake=lambda: None)
     await writer.start()
 
-    def write(tx: Tx) -> str:
-        tx.conn.execute("CREATE TABLE IF NOT EXISTS scratch (n INTEGER)")
-        tx.conn.execute("INSERT INTO scratch VALUES (1)")
-        return "committed"
-
     try:
-        durable = writer.submit(write)
+        durable = writer.submit(write_row)
         assert await asyncio.to_thread(syncing.wait, 5)  # committed, now being synced
         # The writer is not waiting for the disk: a lease commits and is answered.
-        assert await asyncio.wait_for(writer.submit(write, volatile=True), 5) == "committed"
+        assert await asyncio.wait_for(writer.submit(write_row, volatile=True), 5) == "committed"
         assert not durable.done()  # not answered before its sync ends
         release.set()
         assert await asyncio.wait_for(durable, 5) == "committed"
