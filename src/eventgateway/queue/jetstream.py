@@ -44,7 +44,6 @@ import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
-from nats.js.errors import NoStreamResponseError
 
 from eventgateway.errors import StoreError
 from eventgateway.events.codec import encode_event
@@ -53,6 +52,7 @@ from eventgateway.queue.base import Accepted, DeliveryQueue
 from eventgateway.queue.jetstream_lease import JetStreamLeaseMixin
 from eventgateway.queue.jetstream_log import JetStreamLogMixin
 from eventgateway.queue.jetstream_order import JetStreamOrderMixin
+from eventgateway.queue.jetstream_publish import Publisher
 from eventgateway.queue.jetstream_settle import JetStreamSettleMixin
 from eventgateway.queue.jetstream_setup import connect, ensure_consumer, ensure_stream
 from eventgateway.queue.jetstream_wire import (
@@ -157,6 +157,7 @@ class JetStreamQueue(
         self._backlog = 0
         self._bytes = 0
         self._refreshed_at = float("-inf")
+        self._publisher: Publisher | None = None
         self._closed = False
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -170,6 +171,7 @@ class JetStreamQueue(
         try:
             self._nc = await connect(self._servers, self._log_disconnected)
             self._js = self._nc.jetstream(timeout=self._publish_timeout_s)
+            self._publisher = Publisher(self._nc)
             names, replicas = self.names, self._replicas
             for config in (
                 delivery_stream_config(
@@ -323,38 +325,11 @@ class JetStreamQueue(
         return results
 
     async def _publish_all(self, messages: list[tuple[str, bytes, str]]) -> list[Any]:
-        """Each message's publish ack or error, retrying "no responders" until the timeout.
-
-        A stream that is electing a leader (its node died) has no responder for a moment;
-        retrying within the publish timeout rides that out instead of answering 503. A
-        retry is safe: the server de-duplicates it by ``Nats-Msg-Id``.
-        """
-        js = self._js
-        assert js is not None
-        deadline = time.monotonic() + self._publish_timeout_s
-        results: list[Any] = [None] * len(messages)
-        todo, delay_s = list(range(len(messages))), 0.05
-        while True:
-            # Pipelined: every publish is written before any ack is awaited; one connection
-            # keeps them in order, so the stream holds them in accept order (retries aside).
-            acks = await asyncio.gather(
-                *(
-                    js.publish(
-                        messages[i][0], messages[i][1], headers={"Nats-Msg-Id": messages[i][2]}
-                    )
-                    for i in todo
-                ),
-                return_exceptions=True,
-            )
-            retry = []
-            for i, ack in zip(todo, acks, strict=True):
-                results[i] = ack
-                if isinstance(ack, NoStreamResponseError):
-                    retry.append(i)
-            if not retry or time.monotonic() + delay_s >= deadline:
-                return results
-            await asyncio.sleep(delay_s)  # a leader election has no event to wait on
-            todo, delay_s = retry, min(delay_s * 2, 0.5)
+        """Each message's publish ack or error (pipelined, see ``jetstream_publish``)."""
+        batch = [
+            (subject, payload, {"Nats-Msg-Id": msg_id}) for subject, payload, msg_id in messages
+        ]
+        return await self._publishing().publish(batch, self._publish_timeout_s)
 
     def _refusal(self, count: int) -> Exception:
         return refusal(

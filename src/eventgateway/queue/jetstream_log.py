@@ -14,7 +14,6 @@ hot path (``enforce_retention`` keeps the history short).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -35,6 +34,7 @@ from eventgateway.queue.jetstream_history import (
     Redriven,
     fold,
 )
+from eventgateway.queue.jetstream_publish import Publisher
 from eventgateway.queue.jetstream_setup import scan
 from eventgateway.queue.jetstream_wire import DeadEnvelope, Names, is_nats_error, store_error
 from eventgateway.queue.log import (
@@ -73,6 +73,8 @@ class JetStreamLogMixin(DeliveryLog):
     _clock: Callable[[], float]
     _wakeup: Wakeup
     _scan_limit: int
+    _publish_timeout_s: float
+    _publisher: Publisher | None
 
     # An annotation only (no attribute), so it never shadows the queue's method.
     _refresh: Callable[..., Awaitable[None]]
@@ -82,8 +84,16 @@ class JetStreamLogMixin(DeliveryLog):
             raise StoreError("the JetStream queue is closed")
         return self._js
 
+    def _publishing(self) -> Publisher:
+        if self._publisher is None or self._js is None:
+            raise StoreError("the JetStream queue is closed")
+        return self._publisher
+
     async def _append(self, subject: str, record: Record) -> None:
-        await self._jetstream().publish(subject, msgspec.msgpack.encode(record))
+        message = (subject, msgspec.msgpack.encode(record), None)
+        [outcome] = await self._publishing().publish([message], self._publish_timeout_s)
+        if isinstance(outcome, BaseException):
+            raise outcome
 
     async def _history(self, subject: str) -> list[EventState]:
         raw = await scan(self._jetstream(), self.names.log_stream, subject, limit=self._scan_limit)
@@ -113,10 +123,8 @@ class JetStreamLogMixin(DeliveryLog):
 
     async def _log_accepted(self, records: list[tuple[str, Accepted]]) -> None:
         # The deliveries are stored already: a lost record only hides them from the log.
-        outcomes = await asyncio.gather(
-            *(self._append(subject, record) for subject, record in records),
-            return_exceptions=True,
-        )
+        batch = [(subject, msgspec.msgpack.encode(record), None) for subject, record in records]
+        outcomes = await self._publishing().publish(batch, self._publish_timeout_s)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 if not is_nats_error(outcome):

@@ -1,0 +1,139 @@
+"""Publishing a batch of messages to JetStream and waiting for every acknowledgement.
+
+One accept publishes one message per delivery, then one delivery-log record per space.
+nats-py's ``JetStreamContext.publish`` is a request per message (a reply token from
+``os.urandom``, a future, a ``wait_for`` per message); its ``publish_async`` never resolves a
+message the server refuses (2.16: the reply's error is raised inside the subscription's
+callback instead of being set on the future), so a full stream would look like a timeout.
+:class:`Publisher` writes the whole batch on the core client with reply subjects of one
+subscription of its own, counts tokens instead of drawing random ones, and waits once,
+under one deadline. Measured on the ingest path: see docs/cluster.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js.errors import APIError, NoStreamResponseError
+
+__all__ = ["Message", "PubAck", "Publisher"]
+
+Message = tuple[str, bytes, dict[str, str] | None]  # subject, payload, headers
+
+_NO_RESPONDERS = "503"  # the Status header of a request nobody subscribes to
+
+
+class PubAck(msgspec.Struct, frozen=True):
+    """The server's acknowledgement of a stored (or de-duplicated) message."""
+
+    stream: str
+    seq: int
+    duplicate: bool = False
+
+
+class _Reply(msgspec.Struct):
+    stream: str = ""
+    seq: int = 0
+    duplicate: bool = False
+    error: dict[str, Any] | None = None
+
+
+_decode_reply = msgspec.json.Decoder(_Reply).decode
+
+
+class Publisher:
+    """Pipelined JetStream publishes on one connection (create one per connection)."""
+
+    def __init__(self, nc: Client) -> None:
+        self._nc = nc
+        self._prefix = ""
+        self._subscription: Subscription | None = None
+        self._tokens = itertools.count()
+        self._waiting: dict[str, asyncio.Future[PubAck]] = {}
+
+    async def publish(self, messages: Sequence[Message], timeout_s: float) -> list[Any]:
+        """Each message's :class:`PubAck`, or the exception its publish ended with.
+
+        Every message is written before any acknowledgement is awaited, in order, on one
+        connection: the stream stores them in that order. A message without an answer by
+        the deadline ends with ``nats.errors.TimeoutError``. "No responders" (a stream
+        electing a leader after its node died) is retried until the deadline; a retry is
+        safe when the message carries a ``Nats-Msg-Id`` (the server de-duplicates it).
+        """
+        deadline = time.monotonic() + timeout_s
+        results: list[Any] = [None] * len(messages)
+        todo, delay_s = list(range(len(messages))), 0.05
+        while True:
+            await self._publish_once(messages, todo, results, deadline)
+            retry = [i for i in todo if isinstance(results[i], NoStreamResponseError)]
+            if not retry or time.monotonic() + delay_s >= deadline:
+                return results
+            await asyncio.sleep(delay_s)  # a leader election has no event to wait on
+            todo, delay_s = retry, min(delay_s * 2, 0.5)
+
+    async def _publish_once(
+        self, messages: Sequence[Message], todo: list[int], results: list[Any], deadline: float
+    ) -> None:
+        if self._subscription is None:
+            self._prefix = self._nc.new_inbox() + "."
+            self._subscription = await self._nc.subscribe(self._prefix + "*", cb=self._on_reply)
+        loop = asyncio.get_running_loop()
+        waiting = self._waiting
+        pending: dict[str, int] = {}
+        try:
+            for i in todo:
+                subject, payload, headers = messages[i]
+                token = str(next(self._tokens))
+                waiting[token] = loop.create_future()
+                pending[token] = i
+                try:
+                    await self._nc.publish(
+                        subject, payload, reply=self._prefix + token, headers=headers
+                    )
+                except Exception as exc:  # e.g. disconnected: this one failed, go on
+                    waiting.pop(token).cancel()
+                    del pending[token]
+                    results[i] = exc
+            futures = [waiting[token] for token in pending]
+            if futures:
+                await asyncio.wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+            for token, i in pending.items():
+                future = waiting.pop(token)
+                if not future.done():
+                    results[i] = nats.errors.TimeoutError()
+                    future.cancel()
+                else:
+                    results[i] = future.exception() or future.result()
+        finally:
+            for token in pending:  # cancelled meanwhile: forget what is still waiting
+                if token in waiting:
+                    waiting.pop(token).cancel()
+
+    async def _on_reply(self, msg: Msg) -> None:
+        future = self._waiting.get(msg.subject[len(self._prefix) :])
+        if future is None or future.done():
+            return  # timed out (or cancelled) already
+        if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS:
+            future.set_exception(NoStreamResponseError())
+            return
+        try:
+            reply = _decode_reply(msg.data)
+        except msgspec.DecodeError as exc:
+            future.set_exception(nats.errors.Error(f"unreadable publish acknowledgement: {exc}"))
+            return
+        if reply.error is not None:
+            try:
+                APIError.from_error(reply.error)  # raises the error's class (404, 503, …)
+            except APIError as exc:
+                future.set_exception(exc)
+            return
+        future.set_result(PubAck(reply.stream, reply.seq, reply.duplicate))
