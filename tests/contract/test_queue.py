@@ -64,11 +64,6 @@ JETSTREAM_GAPS: dict[str, tuple[str, str]] = {
         f"{_SERVER_TIME}; see test_jetstream.py::test_an_unacked_lease_comes_back_after_ack_wait"
         " (there the expired lease counts as an attempt: the server's delivery count)",
     ),
-    "test_a_cancelled_lease_loses_nothing": (
-        "xfail",
-        "accept's round trip lets the lease finish before the cancel; a lease cancelled "
-        "while waiting: test_jetstream.py::test_a_lease_cancelled_while_waiting_loses_nothing",
-    ),
     "test_a_failing_event_holds_back_only_its_key": ("skip", f"{_SERVER_TIME} (the nak delay)"),
     "test_an_expired_lease_keeps_its_key_blocked": ("skip", f"{_SERVER_TIME} (ack_wait)"),
     "test_a_duplicate_at_the_bound_is_a_duplicate_not_a_refusal": (
@@ -387,11 +382,15 @@ async def test_a_cancelled_lease_loses_nothing(queue: Queue) -> None:
     waiting = asyncio.create_task(queue.lease(10))
     await put(queue, "e1", "s1")
     waiting.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await waiting
-
-    # Whether or not the cancelled call had leased it, it is leasable now.
-    assert ids(await lease(queue)) == [("e1", "s1")]
+    try:
+        got = await waiting
+    except asyncio.CancelledError:
+        got = []
+    # The lease may have returned before the cancel arrived (SQLite: a lease committed while
+    # the accept's sync was still running): then the caller holds the delivery. Either way
+    # nothing is lost: the caller has it, or (whether or not the cancelled call had leased
+    # it) it is leasable now.
+    assert ids(got or await lease(queue)) == [("e1", "s1")]
 
 
 # -- settling ---------------------------------------------------------------------------------
