@@ -121,3 +121,32 @@ async def test_no_responders_past_the_deadline_is_the_outcome(nc: Client) -> Non
     [outcome] = await publisher.publish([(f"egtest-none-{uuid.uuid4().hex}", b"x", None)], 0.2)
 
     assert isinstance(outcome, NoStreamResponseError)
+
+
+async def test_confirm_acks_a_pulled_message_once_the_server_processed_it(
+    nc: Client, stream: str
+) -> None:
+    js = nc.jetstream()
+    await js.publish(f"{stream}.m", b"x")
+    pull = await js.pull_subscribe(f"{stream}.m", durable="c1", stream=stream)
+    [msg] = await pull.fetch(1, timeout=5)
+    assert (await pull.consumer_info()).num_ack_pending == 1
+
+    await Publisher(nc).confirm(msg.reply, b"", 5.0)
+
+    # Answered only after the ack was applied: nothing is pending any more.
+    info = await pull.consumer_info()
+    assert (info.num_ack_pending, info.ack_floor.stream_seq) == (0, 1)
+
+
+async def test_confirm_without_a_listener_is_no_responders(nc: Client) -> None:
+    with pytest.raises(NoStreamResponseError):
+        await Publisher(nc).confirm(f"egtest-none-{uuid.uuid4().hex}", b"", 2.0)
+
+
+async def test_confirm_without_an_answer_times_out(nc: Client) -> None:
+    subject = f"egtest-silent-{uuid.uuid4().hex[:10]}"
+    await nc.subscribe(subject)
+
+    with pytest.raises(nats.errors.TimeoutError):
+        await Publisher(nc).confirm(subject, b"", 0.2)

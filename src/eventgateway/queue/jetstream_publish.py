@@ -58,7 +58,8 @@ class Publisher:
         self._prefix = ""
         self._subscription: Subscription | None = None
         self._tokens = itertools.count()
-        self._waiting: dict[str, asyncio.Future[PubAck]] = {}
+        self._waiting: dict[str, asyncio.Future[Any]] = {}
+        self._confirms: set[str] = set()  # tokens answered by an empty reply, not a PubAck
 
     async def publish(self, messages: Sequence[Message], timeout_s: float) -> list[Any]:
         """Each message's :class:`PubAck`, or the exception its publish ended with.
@@ -80,12 +81,39 @@ class Publisher:
             await asyncio.sleep(delay_s)  # a leader election has no event to wait on
             todo, delay_s = retry, min(delay_s * 2, 0.5)
 
-    async def _publish_once(
-        self, messages: Sequence[Message], todo: list[int], results: list[Any], deadline: float
-    ) -> None:
+    async def confirm(self, subject: str, payload: bytes, timeout_s: float) -> None:
+        """Send ``payload`` to ``subject`` and wait for the server's (empty) answer: an ack
+        sent this way returns once the server has processed it (nats-py's ``ack_sync``).
+
+        Raises:
+            nats.errors.TimeoutError: no answer within ``timeout_s``.
+            NoStreamResponseError: nobody listens on ``subject``.
+        """
+        await self._subscribe()
+        token = str(next(self._tokens))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[token] = future
+        self._confirms.add(token)
+        try:
+            await self._nc.publish(subject, payload, reply=self._prefix + token)
+            await asyncio.wait((future,), timeout=timeout_s)
+            if not future.done():
+                raise nats.errors.TimeoutError
+            future.result()  # raises what the reply carried
+        finally:
+            self._waiting.pop(token, None)
+            self._confirms.discard(token)
+            future.cancel()
+
+    async def _subscribe(self) -> None:
         if self._subscription is None:
             self._prefix = self._nc.new_inbox() + "."
             self._subscription = await self._nc.subscribe(self._prefix + "*", cb=self._on_reply)
+
+    async def _publish_once(
+        self, messages: Sequence[Message], todo: list[int], results: list[Any], deadline: float
+    ) -> None:
+        await self._subscribe()
         loop = asyncio.get_running_loop()
         waiting = self._waiting
         pending: dict[str, int] = {}
@@ -119,11 +147,15 @@ class Publisher:
                     waiting.pop(token).cancel()
 
     async def _on_reply(self, msg: Msg) -> None:
-        future = self._waiting.get(msg.subject[len(self._prefix) :])
+        token = msg.subject[len(self._prefix) :]
+        future = self._waiting.get(token)
         if future is None or future.done():
             return  # timed out (or cancelled) already
         if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS:
             future.set_exception(NoStreamResponseError())
+            return
+        if token in self._confirms:
+            future.set_result(None)
             return
         try:
             reply = _decode_reply(msg.data)
