@@ -71,7 +71,7 @@ def measure(ctx: Context) -> dict[str, Any]:
     receiver = start_receiver(ctx.owner, ctx.cores.load)
     try:
         with store() as args:
-            found["latency"] = latency.through_gateway(ctx, receiver, *args)
+            found["latency"], _ = latency.through_gateway(ctx, receiver, *args)
     finally:
         ctx.owner.stop(receiver.proc)
     return found
