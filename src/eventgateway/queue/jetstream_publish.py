@@ -22,7 +22,6 @@ import msgspec
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js.errors import APIError, NoStreamResponseError
 
 __all__ = ["Message", "PubAck", "Publisher"]
@@ -55,8 +54,8 @@ class Publisher:
 
     def __init__(self, nc: Client) -> None:
         self._nc = nc
-        self._prefix = ""
-        self._subscription: Subscription | None = None
+        self._prefix = nc.new_inbox() + "."
+        self._subscribed = False
         self._tokens = itertools.count()
         self._waiting: dict[str, asyncio.Future[Any]] = {}
         self._confirms: set[str] = set()  # tokens answered by an empty reply, not a PubAck
@@ -106,9 +105,17 @@ class Publisher:
             future.cancel()
 
     async def _subscribe(self) -> None:
-        if self._subscription is None:
-            self._prefix = self._nc.new_inbox() + "."
-            self._subscription = await self._nc.subscribe(self._prefix + "*", cb=self._on_reply)
+        if self._subscribed:
+            return
+        # Marked before the await: nats-py queues the SUB before it first yields, so the
+        # publishes of a caller arriving meanwhile follow it on the wire (subscribing twice
+        # would answer the first subscription's tokens nowhere).
+        self._subscribed = True
+        try:
+            await self._nc.subscribe(self._prefix + "*", cb=self._on_reply)
+        except BaseException:
+            self._subscribed = False
+            raise
 
     async def _publish_once(
         self, messages: Sequence[Message], todo: list[int], results: list[Any], deadline: float
