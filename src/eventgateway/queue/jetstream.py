@@ -256,21 +256,25 @@ class JetStreamQueue(
             raise StoreError("the JetStream queue is closed")
         now = self._clock()
         plan: list[list[tuple[str, bytes, str]]] = []
+        bodies: list[bytes] = []  # each planned item's stored form, for its log record
         results: list[bool] = []
         seen: set[tuple[str, str, str]] = set()
         add_bytes = 0
         for item in items:
             if not item.deliveries:  # nothing to deliver, so nothing to remember
                 plan.append([])
+                bodies.append(b"")
                 results.append(False)
                 continue
             key = (dedup_scope(item.deliveries), item.event.source, item.event.id)
             if key in seen:
                 plan.append([])
+                bodies.append(b"")
                 results.append(True)
                 continue
             seen.add(key)
             body = encode_event(item.event)
+            bodies.append(body)
             messages = []
             for new in item.deliveries:
                 envelope = Envelope(
@@ -320,7 +324,7 @@ class JetStreamQueue(
                 mine = acks[position : position + len(messages)]
                 results[index] = all(getattr(a, "duplicate", False) for a in mine)
                 position += len(messages)
-                records += self._accepted_records(item, mine, now)
+                records += self._accepted_records(item, bodies[index], mine, now)
         await self._log_accepted(records)
         return results
 

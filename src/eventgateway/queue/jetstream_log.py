@@ -23,7 +23,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from eventgateway.errors import StoreError
-from eventgateway.events.codec import decode_event, encode_event
+from eventgateway.events.codec import decode_event
 from eventgateway.queue._common import Wakeup
 from eventgateway.queue.base import Accepted as AcceptedItem
 from eventgateway.queue.jetstream_history import (
@@ -101,9 +101,10 @@ class JetStreamLogMixin(DeliveryLog):
         return fold([(seq, subj, decoder.decode(data)) for seq, subj, data in raw])
 
     def _accepted_records(
-        self, item: AcceptedItem, acks: Sequence[object], now: float
+        self, item: AcceptedItem, body: bytes, acks: Sequence[object], now: float
     ) -> list[tuple[str, Accepted]]:
-        """One log record per space of the event, naming its newly stored deliveries."""
+        """One log record per space of the event (``body``: its stored form), naming its
+        newly stored deliveries."""
         event = item.event
         by_space: dict[str, list[tuple[str, str, str]]] = {}
         for new, ack in zip(item.deliveries, acks, strict=True):
@@ -115,7 +116,7 @@ class JetStreamLogMixin(DeliveryLog):
                 self.names.log_subject(space, event.source, event.id),
                 Accepted(
                     now, space, event.source, event.id, event.type, event.specversion,
-                    encode_event(event), deliveries,
+                    body, deliveries,
                 ),
             )
             for space, deliveries in by_space.items()
