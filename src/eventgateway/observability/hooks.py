@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from eventgateway.dispatch.dispatcher import DispatchHooks
 from eventgateway.observability.metrics import Metrics
@@ -11,19 +10,13 @@ from eventgateway.queue.base import AttemptRecord, Delivery
 
 __all__ = ["MetricsHooks"]
 
-_MAX_CACHED_SPACES = 10_000
-
 
 class MetricsHooks(DispatchHooks):
     """Counts attempts, retries, dead letters and delivered events; times deliveries."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
-        self._attempts = {
-            outcome: metrics.delivery_attempts.labels(outcome=outcome)
-            for outcome in ("delivered", "failed", "skipped")
-        }
-        self._processed: dict[str, Any] = {}
+        self._deliveries = metrics.deliveries
 
     def after_attempt(self, delivery: Delivery, record: AttemptRecord) -> None:
         self.count_attempt(record.outcome, record.duration_s)
@@ -33,24 +26,12 @@ class MetricsHooks(DispatchHooks):
 
     def count_attempt(self, outcome: str, duration_s: float) -> None:
         """An attempt ended with ``outcome`` (``delivered``, ``failed``, ``skipped``)."""
-        counter = self._attempts.get(outcome)
-        if counter is None:
-            return  # from a newer worker: not a label we export
-        counter.inc()
-        if outcome != "skipped":
-            self._metrics.delivery_duration_seconds.observe(duration_s)
-            self._metrics.custom_processing_seconds.observe(duration_s)
+        self._deliveries.attempt(outcome, duration_s)
 
     def count_settle(self, space: str, state: str, age_s: float) -> None:
         """A delivery of ``space`` settled as ``state``, ``age_s`` after its event came."""
         if state == "delivered":
-            processed = self._processed.get(space)
-            if processed is None:  # labels() costs a lock and a tuple key per call
-                processed = self._metrics.events_processed.labels(space=space, type="custom")
-                if len(self._processed) < _MAX_CACHED_SPACES:
-                    self._processed[space] = processed
-            processed.inc()
-            self._metrics.delivery_latency_seconds.observe(age_s)
+            self._deliveries.delivered(space, age_s)
         elif state == "retrying":
             self._metrics.retries.labels(space=space).inc()
         elif state == "dead":

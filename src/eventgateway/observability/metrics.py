@@ -17,13 +17,11 @@ from prometheus_client import (
     exposition as _exposition,
 )
 
+from eventgateway.observability.delivery_metrics import DeliveryMetrics, exponential
+
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
 CONTENT_TYPE = _exposition.CONTENT_TYPE_LATEST
-
-
-def _exponential(start: float, factor: float, count: int) -> list[float]:
-    return [start * factor**i for i in range(count)]
 
 
 class Metrics:
@@ -38,12 +36,10 @@ class Metrics:
             ["space", "type"],
             registry=r,
         )
-        self.events_processed = Counter(
-            "eventgateway_events_processed_total",
-            "Events delivered to a function.",
-            ["space", "type"],
-            registry=r,
-        )
+        # Attempts, durations, deliveries per space and their latency: counted per
+        # delivery, so by a collector of our own (see its module).
+        self.deliveries = DeliveryMetrics()
+        r.register(self.deliveries)
         self.events_dropped = Counter(
             "eventgateway_events_dropped_total",
             "Events dropped (at-most-once buffer full, or delivery given up).",
@@ -53,12 +49,6 @@ class Metrics:
         self.events_backlog = Gauge(
             "eventgateway_events_backlog",
             "Deliveries waiting to be made.",
-            registry=r,
-        )
-        self.custom_processing_seconds = Histogram(
-            "eventgateway_events_custom_processing_seconds",
-            "Time to deliver one async event to one function.",
-            buckets=_exponential(0.00001, 2, 20),
             registry=r,
         )
         self.eventtypes_total = Gauge(
@@ -82,26 +72,7 @@ class Metrics:
         self.config_request_duration_seconds = Histogram(
             "eventgateway_config_request_duration_seconds",
             "Configuration API request duration.",
-            buckets=_exponential(0.0005, 2, 16),
-            registry=r,
-        )
-
-        self.delivery_attempts = Counter(
-            "eventgateway_delivery_attempts_total",
-            "Delivery attempts by outcome (delivered, failed, skipped).",
-            ["outcome"],
-            registry=r,
-        )
-        self.delivery_duration_seconds = Histogram(
-            "eventgateway_delivery_duration_seconds",
-            "Duration of one delivery attempt.",
-            buckets=_exponential(0.0005, 2, 16),
-            registry=r,
-        )
-        self.delivery_latency_seconds = Histogram(
-            "eventgateway_delivery_latency_seconds",
-            "From accepting an event to its successful delivery.",
-            buckets=_exponential(0.0005, 2, 24),
+            buckets=exponential(0.0005, 2, 16),
             registry=r,
         )
         self.retries = Counter(
