@@ -19,7 +19,7 @@ from bench.procs import Gateway, Receiver, start_gateway, start_receiver, stop_g
 from bench.runner import Context, drain, loadgen
 
 ONE_RATES = (1000, 2000, 4000, 6000, 8000, 10000, 12000, 14000, 16000, 20000)
-FANOUT_RATES = (250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000, 4000)  # events/s, ×10
+FANOUT_RATES = (250, 500, 750, 1000, 1250, 1500, 1750, 2000, 2500, 3000, 4000)  # events/s, ×10
 QUICK_ONE_RATES = (500,)
 QUICK_FANOUT_RATES = (100,)
 KEPT_UP = 0.97
