@@ -18,39 +18,25 @@ LATENCIES_S = [0.0, 0.0005, 0.0007, 2.0, 4194.304, 9000.0]
 
 
 class _Library:
-    """The same metrics made with prometheus_client's own Counter and Histogram."""
+    """The same metrics made with prometheus_client's own Counter and Histogram (the
+    comparison reads samples only, so their help texts are not repeated here)."""
 
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
+        prefix = "eventgateway_"
         self.attempts = Counter(
-            "eventgateway_delivery_attempts_total",
-            "Delivery attempts by outcome (delivered, failed, skipped).",
-            ["outcome"],
-            registry=registry,
+            f"{prefix}delivery_attempts_total", "-", ["outcome"], registry=registry
         )
         self.processed = Counter(
-            "eventgateway_events_processed_total",
-            "Events delivered to a function.",
-            ["space", "type"],
-            registry=registry,
+            f"{prefix}events_processed_total", "-", ["space", "type"], registry=registry
         )
-        self.duration = Histogram(
-            "eventgateway_delivery_duration_seconds",
-            "Duration of one delivery attempt.",
-            buckets=exponential(0.0005, 2, 16),
-            registry=registry,
-        )
-        self.processing = Histogram(
-            "eventgateway_events_custom_processing_seconds",
-            "Time to deliver one async event to one function.",
-            buckets=exponential(0.00001, 2, 20),
-            registry=registry,
-        )
-        self.latency = Histogram(
-            "eventgateway_delivery_latency_seconds",
-            "From accepting an event to its successful delivery.",
-            buckets=exponential(0.0005, 2, 24),
-            registry=registry,
+        self.duration, self.processing, self.latency = (
+            Histogram(prefix + name, "-", buckets=buckets, registry=registry)
+            for name, buckets in (
+                ("delivery_duration_seconds", exponential(0.0005, 2, 16)),
+                ("events_custom_processing_seconds", exponential(0.00001, 2, 20)),
+                ("delivery_latency_seconds", exponential(0.0005, 2, 24)),
+            )
         )
 
 
