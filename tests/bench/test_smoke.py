@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -48,3 +49,26 @@ def test_a_quick_benchmark_run_writes_every_row(tmp_path: pathlib.Path) -> None:
         assert spec.figure in report
     assert "How the cores were shared" in report
     assert (tmp_path / "latency.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)  # ~5 s on an idle 2-core machine
+def test_the_cpu_probe_reports_every_process_per_delivery() -> None:
+    args = ["--fanout", "2", "--rates", "0", "50", "--seconds", "0.5"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.cpu_probe", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    idle, loaded = done.stdout.split("50 ev/s × 2: ")
+    assert idle.startswith("0 ev/s × 2: delivered 0 of 0")
+    counts = re.match(r"delivered (\d+) of (\d+); within 1 s of the load's end", loaded)
+    assert counts is not None, loaded
+    assert int(counts[1]) == int(counts[2]) > 0
+    lines = {line.split()[0]: line for line in loaded.splitlines() if line.startswith("  ")}
+    for process in ("gateway", "receiver", "worker0"):
+        assert "µs/delivery" in lines[process], loaded
