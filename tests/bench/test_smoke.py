@@ -18,19 +18,25 @@ from bench.rows import SPECS
 ROOT = pathlib.Path(__file__).parents[2]
 
 
+def _run(module: str, *args: str, timeout_s: float) -> str:
+    """``python -m <module> <args>`` from the checkout; its stdout, once it exited 0."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
 @pytest.mark.e2e
 @pytest.mark.timeout(240)  # ~25 s on an idle 2-core machine; generous for a busy one
 def test_a_quick_benchmark_run_writes_every_row(tmp_path: pathlib.Path) -> None:
     args = ["--quick", "--seconds", "0.3", "--generator", "asyncio", "--out", str(tmp_path)]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=220,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    _run("bench", *args, timeout_s=220)
 
     results = json.loads((tmp_path / "results.json").read_text())
     rows = {row["key"]: row for row in results["rows"]}
@@ -55,16 +61,7 @@ def test_a_quick_benchmark_run_writes_every_row(tmp_path: pathlib.Path) -> None:
 @pytest.mark.timeout(120)  # ~5 s on an idle 2-core machine
 def test_the_cpu_probe_reports_every_process_per_delivery() -> None:
     args = ["--fanout", "2", "--rates", "0", "50", "--seconds", "0.5"]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.cpu_probe", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=100,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    idle, loaded = done.stdout.split("50 ev/s × 2: ")
+    idle, loaded = _run("bench.cpu_probe", *args, timeout_s=100).split("50 ev/s × 2: ")
     assert idle.startswith("0 ev/s × 2: delivered 0 of 0")
     counts = re.match(r"delivered (\d+) of (\d+); within 1 s of the load's end", loaded)
     assert counts is not None, loaded
