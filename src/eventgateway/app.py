@@ -140,6 +140,7 @@ class Gateway:
             )
             if isinstance(self.queue, SqliteQueue):  # JetStream: the worker's pull waits
                 self.queue.on_commit_wake = self.link.wake
+                self.queue.handoff = self.link  # fresh deliveries go to the worker at accept
         self.dispatchers = [
             Dispatcher(
                 queue,

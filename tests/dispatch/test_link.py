@@ -20,9 +20,11 @@ from eventgateway.dispatch.link import DispatchLink, routing_message
 from eventgateway.dispatch.link_wire import (
     BackCall,
     BackReply,
+    Credit,
     Drain,
     Drained,
     Enqueue,
+    Handed,
     QueuedEvent,
     Resync,
     Routing,
@@ -39,6 +41,7 @@ from eventgateway.providers.remote import frames
 from eventgateway.queue.base import Accepted, AttemptRecord, NewDelivery
 from eventgateway.queue.memory import MemoryQueue
 from eventgateway.queue.sqlite import SqliteQueue
+from eventgateway.queue.sqlite_handoff import HandedEvent
 from eventgateway.routing.sync import RoutingSync
 from eventgateway.routing.table import RoutingTable
 from eventgateway.store.memory import MemoryStore
@@ -221,10 +224,12 @@ def test_every_message_round_trips_through_msgpack() -> None:
         Stats([("delivered", 0.25), ("failed", 1.0)], [(SPACE, "delivered", 3.0)]),
         Stats([], [], [(SPACE, "user.created")]),
         Enqueue([QueuedEvent(b'{"id":"e1"}', [(SPACE, "s1", "fn", "k", {"a": 1})])]),
+        Handed([HandedEvent(b'{"id":"e1"}', 1.5, 61.5, [(7, SPACE, "s1", "fn", b"{}")])]),
+        Credit(1024),
     ]
     for message in messages:
         assert decode_message(msgspec.msgpack.encode(message)) == message
-    assert len({type(m) for m in messages}) == 9
+    assert len({type(m) for m in messages}) == 11
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,11 @@ call, settle. So the HTTP process only accepts, and the cost of a delivery
 (leases, acks, the delivery log, the HTTP call) runs on the other core.
 
 What the worker cannot know by itself comes over the link to the gateway
-(``dispatch/link_wire.py``): the routing configuration, wake-ups after the gateway's
-commits, and calls of local-runtime functions, which run in the gateway process. Metrics
-go back the same way.
+(``dispatch/link_wire.py``): the routing configuration, the deliveries the gateway's
+accepts committed as leased to this worker (SQLite: ``queue/sqlite_handoff.py``; the
+worker grants :class:`Credit` for them), wake-ups after the gateway's other commits, and
+calls of local-runtime functions, which run in the gateway process. Metrics go back the
+same way.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from eventgateway.dispatch.invoke import Invoker
 from eventgateway.dispatch.link_wire import (
     BackCall,
     BackReply,
+    Credit,
     Drain,
     Drained,
     Enqueue,
+    Handed,
     Message,
     Resync,
     Routing,
@@ -46,6 +50,7 @@ from eventgateway.providers.registry import ProviderRegistry
 from eventgateway.providers.remote import frames, unwrap, write_frame
 from eventgateway.queue.base import Accepted, DeliveryQueue, NewDelivery
 from eventgateway.queue.memory import MemoryQueue
+from eventgateway.queue.sqlite import SqliteQueue
 from eventgateway.routing.table import RoutingTable
 
 __all__ = ["DispatchHost"]
@@ -107,6 +112,14 @@ class DispatchHost:
         ]
         self._run_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Hand-off credit (SQLite only): handed deliveries held at most, and the running
+        # total granted on the current connection.
+        self._handing = queue if isinstance(queue, SqliteQueue) else None
+        self._credit_window = concurrency
+        self._granted = 0
+        self._credit_scheduled = False
+        if self._handing is not None:
+            self._handing.on_handed_out = self._grant
 
     def table(self) -> RoutingTable:
         """The routing table as the gateway last sent it."""
@@ -119,6 +132,9 @@ class DispatchHost:
         if self._writer is not None:
             self._writer.close()  # a gateway reconnected: the old link is dead
         self._writer = writer
+        if self._handing is not None:
+            self._granted = max(0, self._credit_window - self._handing.handed())
+            self.send(Credit(self._granted))
         try:
             async for message in frames(reader, decode_message, "gateway"):
                 self._handle(message)
@@ -129,7 +145,10 @@ class DispatchHost:
             writer.close()
 
     def _handle(self, message: Message) -> None:
-        if isinstance(message, Wake):
+        if isinstance(message, Handed):
+            if self._handing is not None:
+                self._handing.hand(message.events)
+        elif isinstance(message, Wake):
             self._queue.notify()
         elif isinstance(message, Routing):
             self._table = RoutingTable.build(
@@ -168,6 +187,18 @@ class DispatchHost:
             return False
         write_frame(writer, message)
         return True
+
+    def _grant(self, count: int) -> None:
+        # Handed deliveries left the queue's hands: the gateway may send as many more.
+        # Sent once per loop iteration, however many leases returned meanwhile.
+        self._granted += count
+        if not self._credit_scheduled:
+            self._credit_scheduled = True
+            asyncio.get_running_loop().call_soon(self._send_credit)
+
+    def _send_credit(self) -> None:
+        self._credit_scheduled = False
+        self.send(Credit(self._granted))
 
     async def _enqueue(self, message: Enqueue) -> None:
         items = [

@@ -2,8 +2,10 @@
 
 The gateway connects to the worker's dispatch socket and keeps the connection up across
 worker restarts. It sends the routing configuration on every connect and after every
-change, a :class:`~eventgateway.dispatch.link_wire.Wake` after each of its own commits that
-made deliveries due, and answers the worker's calls of local-runtime functions. The
+change, the deliveries its accepts committed as leased to the worker (:class:`Handed`,
+within the worker's :class:`Credit`; ``queue/sqlite_handoff.py``), a
+:class:`~eventgateway.dispatch.link_wire.Wake` after each of its own commits that made
+other deliveries due, and answers the worker's calls of local-runtime functions. The
 worker's attempts and settlements come back as :class:`Stats` for the gateway's metrics.
 """
 
@@ -19,9 +21,11 @@ from typing import Any
 from eventgateway.dispatch.link_wire import (
     BackCall,
     BackReply,
+    Credit,
     Drain,
     Drained,
     Enqueue,
+    Handed,
     QueuedEvent,
     Resync,
     Routing,
@@ -36,6 +40,7 @@ from eventgateway.providers.base import Call
 from eventgateway.providers.registry import ProviderRegistry
 from eventgateway.providers.remote import answer, frames, write_frame
 from eventgateway.queue.base import Accepted
+from eventgateway.queue.sqlite_handoff import HandedEvent
 from eventgateway.routing.sync import RoutingSync
 from eventgateway.routing.table import RoutingTable
 
@@ -92,7 +97,14 @@ class DispatchLink:
         self._drained: asyncio.Event | None = None
         self._closed = False
         self._queued: list[QueuedEvent] = []
+        self._handed: list[HandedEvent] = []
         self._queued_bytes = 0
+        # Hand-off credit, per connection (``_epoch`` changes on connect and disconnect):
+        # granted by the worker, used by deliveries sent, reserved by accepts in flight.
+        self._epoch = 0
+        self._granted = 0
+        self._used = 0
+        self._reserved = 0
         self._flush: asyncio.Handle | None = None
         self.connected = asyncio.Event()
 
@@ -148,11 +160,48 @@ class DispatchLink:
                     )
                 )
                 self._queued_bytes += len(body)
+        self._schedule_flush()
+        return True
+
+    def _schedule_flush(self) -> None:
         if self._queued_bytes > _MAX_QUEUED_BYTES:
             self._send_queued()
-        elif self._flush is None and self._queued:
+        elif self._flush is None and (self._queued or self._handed):
             self._flush = asyncio.get_running_loop().call_soon(self._send_queued)
-        return True
+
+    @property
+    def credit(self) -> int:
+        """How many more deliveries may be handed to the worker now."""
+        return self._granted - self._used - self._reserved
+
+    def reserve(self, count: int) -> int:
+        """Credit for handing ``count`` deliveries to the worker: a ticket, or 0 if the
+        worker is not linked or has no room (the accept writes them due instead)."""
+        if self._writer is None or self._granted - self._used - self._reserved < count:
+            return 0
+        self._reserved += count
+        return self._epoch
+
+    def hand(self, ticket: int, events: Sequence[HandedEvent], reserved: int) -> None:
+        """Send deliveries committed as leased to the worker, and settle the ``reserved``
+        credit of ``ticket``. A ticket of an earlier connection sends nothing: its rows
+        wait out their lease, or the restarted worker released them already."""
+        if ticket != self._epoch:
+            if events:
+                logger.warning(
+                    "%d handed delivery(ies) wait out their lease: the delivery worker "
+                    "link was renewed",
+                    sum(len(event.deliveries) for event in events),
+                )
+            return
+        self._reserved -= reserved
+        if not events:
+            return
+        for event in events:
+            self._used += len(event.deliveries)
+            self._handed.append(event)
+            self._queued_bytes += len(event.body)
+        self._schedule_flush()
 
     async def drain(self, timeout_s: float) -> bool:
         """Ask the worker to stop leasing and wait until its deliveries are settled.
@@ -192,13 +241,23 @@ class DispatchLink:
         if self._flush is not None:
             self._flush.cancel()
             self._flush = None
-        if not self._queued:
+        events, handed = self._queued, self._handed
+        if not events and not handed:
             return
-        events, self._queued, self._queued_bytes = self._queued, [], 0
+        self._queued, self._handed, self._queued_bytes = [], [], 0
         writer = self._writer
         if writer is not None and not writer.is_closing():
-            write_frame(writer, Enqueue(events))
-        else:  # the link went down this iteration: at most once means they are gone
+            if handed:
+                write_frame(writer, Handed(handed))
+            if events:
+                write_frame(writer, Enqueue(events))
+            return
+        if handed:  # committed: they are leased in the file, and wait out that lease
+            logger.warning(
+                "%d handed delivery(ies) wait out their lease: the delivery worker went away",
+                sum(len(event.deliveries) for event in handed),
+            )
+        if events:  # the link went down this iteration: at most once means they are gone
             logger.warning(
                 "%d at-most-once event(s) lost: the delivery worker went away", len(events)
             )
@@ -210,6 +269,7 @@ class DispatchLink:
             except OSError:
                 await asyncio.sleep(_RECONNECT_S)  # the worker is (re)starting
                 continue
+            self._renew_credit()
             self._writer = writer
             write_frame(writer, self._routing())
             self.connected.set()
@@ -219,6 +279,7 @@ class DispatchLink:
             finally:
                 self.connected.clear()
                 self._writer = None
+                self._renew_credit()
                 writer.close()
             if not self._closed:
                 logger.warning("link to the delivery worker lost; reconnecting")
@@ -233,11 +294,27 @@ class DispatchLink:
                 task.add_done_callback(self._calls.discard)
             elif isinstance(message, Resync):
                 self.publish()
+            elif isinstance(message, Credit):
+                self._granted = message.granted
             elif isinstance(message, Drained):
                 if self._drained is not None:
                     self._drained.set()
             else:
                 logger.error("unexpected %s frame from the delivery worker", type(message).__name__)
+
+    def _renew_credit(self) -> None:
+        # A new connection (or none): the worker grants afresh, and tickets of the
+        # old one are void — as are handed deliveries not yet sent on it: a restarted
+        # worker released their leases already, so sending them would deliver twice.
+        self._epoch += 1
+        self._granted = self._used = self._reserved = 0
+        if self._handed:
+            logger.warning(
+                "%d handed delivery(ies) wait out their lease: the delivery worker link "
+                "was renewed",
+                sum(len(event.deliveries) for event in self._handed),
+            )
+            self._handed = []
 
     def _count(self, stats: Stats) -> None:
         for outcome, duration_s in stats.attempts:

@@ -7,10 +7,13 @@ They talk over one UNIX socket with length-prefixed msgpack frames
 
 gateway → worker
     :class:`Routing` (the whole routing configuration, sent on connect and after every
-    change), :class:`Wake` (a commit made deliveries due), :class:`Enqueue` (at-most-once
-    events, which live in the worker's memory only), :class:`Drain` (stop leasing, finish
-    what is in flight), :class:`BackReply` (the answer to a :class:`BackCall`).
+    change), :class:`Wake` (a commit made deliveries due), :class:`Handed` (deliveries
+    committed as leased to the worker, ``queue/sqlite_handoff.py``), :class:`Enqueue`
+    (at-most-once events, which live in the worker's memory only), :class:`Drain` (stop
+    leasing, finish what is in flight), :class:`BackReply` (the answer to a
+    :class:`BackCall`).
 worker → gateway
+    :class:`Credit` (how many handed deliveries the worker takes on this connection),
     :class:`BackCall` (call a function the worker cannot call itself: the local runtime's),
     :class:`Stats` (attempts and settlements, for the gateway's metrics),
     :class:`Resync` (send the routing again: a delivery names an unknown subscription),
@@ -25,13 +28,16 @@ import msgspec
 
 from eventgateway.model.entities import Cors, EventType, Function, Subscription
 from eventgateway.providers.remote import CallReply
+from eventgateway.queue.sqlite_handoff import HandedEvent
 
 __all__ = [
     "BackCall",
     "BackReply",
+    "Credit",
     "Drain",
     "Drained",
     "Enqueue",
+    "Handed",
     "Message",
     "QueuedEvent",
     "Resync",
@@ -54,6 +60,19 @@ class Routing(msgspec.Struct, tag="routing", array_like=True):
 
 class Wake(msgspec.Struct, tag="wake", array_like=True):
     """Look for due deliveries now."""
+
+
+class Handed(msgspec.Struct, tag="handed", array_like=True):
+    """Deliveries the gateway committed as leased to the worker, with their events."""
+
+    events: list[HandedEvent]
+
+
+class Credit(msgspec.Struct, tag="credit", array_like=True):
+    """The worker takes up to ``granted`` handed deliveries in all on this connection
+    (a running total: it grows as the worker leases them out)."""
+
+    granted: int
 
 
 class QueuedEvent(msgspec.Struct, array_like=True):
@@ -112,7 +131,17 @@ class Stats(msgspec.Struct, tag="stats", array_like=True):
 
 
 Message: TypeAlias = (
-    Routing | Wake | Enqueue | Drain | Drained | Resync | BackCall | BackReply | Stats
+    Routing
+    | Wake
+    | Handed
+    | Credit
+    | Enqueue
+    | Drain
+    | Drained
+    | Resync
+    | BackCall
+    | BackReply
+    | Stats
 )
 
 _decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)

@@ -47,12 +47,12 @@ from eventgateway.errors import StoreError
 from eventgateway.events.codec import encode_event, encode_json
 from eventgateway.queue._common import Wakeup, dedup_scope, refusal, wait_until_due
 from eventgateway.queue.base import Accepted, AttemptRecord, Delivery, DeliveryQueue, Room
+from eventgateway.queue.sqlite_handoff import HandOffMixin, less_room
 from eventgateway.queue.sqlite_lease import (
     Leased,
     deliveries_of,
     lease_op,
     release_all_op,
-    release_op,
 )
 from eventgateway.queue.sqlite_log import Reader, SqliteLogMixin
 from eventgateway.queue.sqlite_ops import AcceptOp, PreparedEvent, Refused
@@ -63,7 +63,7 @@ from eventgateway.queue.sqlite_writer import GroupCommitWriter
 __all__ = ["SqliteQueue"]
 
 
-class SqliteQueue(SqliteLogMixin, DeliveryQueue):
+class SqliteQueue(HandOffMixin, SqliteLogMixin, DeliveryQueue):
     """A durable delivery queue and delivery log in one SQLite file (WAL).
 
     Args:
@@ -108,6 +108,7 @@ class SqliteQueue(SqliteLogMixin, DeliveryQueue):
         # Called after each of this process's commits that made deliveries due, for a
         # dispatcher in another process (``--dispatch worker``) to look at once.
         self.on_commit_wake: Callable[[], None] | None = None
+        self._init_handoff()
         self._writer = GroupCommitWriter(
             path, self._synchronous, self._woken, busy_timeout_s=busy_timeout_s
         )
@@ -184,14 +185,19 @@ class SqliteQueue(SqliteLogMixin, DeliveryQueue):
             )
         if not any(prepared):
             return [False] * len(items)
+        ticket, reserved = self._reserve(prepared)
         op = AcceptOp(
             prepared,
             now,
             now - self._dedup_window_s,
             self._max_deliveries,
             self._max_bytes,
+            hand_until=now + self._lease_s if ticket else None,
         )
-        result = await writer.submit(op)
+        if not ticket:
+            result = await writer.submit(op)
+        else:
+            result = await self._accept_handing(op, ticket, reserved)
         if isinstance(result, Refused):
             raise refusal(
                 backlog=result.backlog,
@@ -221,12 +227,26 @@ class SqliteQueue(SqliteLogMixin, DeliveryQueue):
         while not self._closed:
             token = self._wakeup.token()
             writer = self._writing()
+            taken = self._take_handed(max_count, exclude, room)
+            if len(taken) == max_count or (self._handing and not self._file_may_be_due()):
+                if taken:
+                    return self._hand_out(taken)
+                await wait_until_due(token, self._next_due, self._clock)
+                continue
+            signals = self._signals
             # ``room`` is called on the writer thread: a read of the caller's counters.
-            op = lease_op(max_count, frozenset(exclude), room, self._lease_s, self._clock)
+            op = lease_op(
+                max_count - len(taken),
+                frozenset(exclude),
+                less_room(room, taken),
+                self._lease_s,
+                self._clock,
+            )
             future = writer.submit(op, orphan=self._release, volatile=True)
             try:
                 leased = await future
             except asyncio.CancelledError:
+                self._handed.put_back(taken)
                 # Cancelled after the writer resolved the future but before this task
                 # resumed: the leases are ours, and nobody will see them. (Cancelled
                 # earlier, the future is cancelled too and the writer calls _release.)
@@ -240,19 +260,20 @@ class SqliteQueue(SqliteLogMixin, DeliveryQueue):
                 try:
                     await asyncio.gather(*(writer.submit(op, volatile=True) for op in unreadable))
                 except asyncio.CancelledError:
+                    self._handed.put_back(taken)
                     self._release(leased)  # the dead-lettered rows are no longer leased
                     raise
-            if deliveries:
-                return deliveries
+            if not leased.rows:  # nothing due in the file until a signal or next_due
+                self._seen_signals, self._next_due = signals, leased.next_due
+            if deliveries or taken:
+                return deliveries + self._hand_out(taken)
             if not leased.rows:
                 await wait_until_due(token, leased.next_due, self._clock)
         return []
 
     def _release(self, leased: Leased) -> None:
         """Hand back leases whose caller was cancelled before it received them."""
-        if leased.rows and not self._closed:  # once closed they simply expire
-            ids = [row[0] for row in leased.rows]
-            self._writer.submit(release_op(ids, leased.lease_until, self._clock()), volatile=True)
+        self._release_rows([(row[0], leased.lease_until) for row in leased.rows])
 
     # -- settle -----------------------------------------------------------------------------
 
@@ -309,6 +330,7 @@ class SqliteQueue(SqliteLogMixin, DeliveryQueue):
         return released
 
     def _woken(self) -> None:
+        self._signals += 1
         self._wakeup.fire()
         if self.on_commit_wake is not None:
             self.on_commit_wake()
@@ -318,6 +340,7 @@ class SqliteQueue(SqliteLogMixin, DeliveryQueue):
 
         Call it on the event loop's thread.
         """
+        self._signals += 1
         self._wakeup.fire()
 
     def backlog(self) -> int:

@@ -268,14 +268,15 @@ def release_all_op(now: float) -> Callable[[Tx], int]:
     return op
 
 
-def release_op(ids: Sequence[int], lease_until: float, now: float) -> Callable[[Tx], None]:
-    """Hand back leases nobody received (the leasing caller was cancelled)."""
+def release_op(rows: Sequence[tuple[int, float]], now: float) -> Callable[[Tx], None]:
+    """Hand back leases nobody will use: (id, lease end) of each — a leasing caller was
+    cancelled, or handed rows went back to the file."""
 
     def op(tx: Tx) -> None:
         tx.conn.executemany(
             "UPDATE deliveries SET due_at = ?, lease_until = NULL WHERE id = ? "
             "AND state = 'pending' AND lease_until = ? AND due_at = lease_until",
-            [(now, row_id, lease_until) for row_id in ids],
+            [(now, row_id, lease_until) for row_id, lease_until in rows],
         )
         tx.wake = True
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Self
 
 from eventgateway.queue.base import NewDelivery
+from eventgateway.queue.sqlite_handoff import HandedEvent, HandedRow
 from eventgateway.queue.sqlite_schema import values
 from eventgateway.queue.sqlite_writer import BatchOp, Tx
 
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
-# Rows per multi-row INSERT: ~900 parameters, well under SQLite's limit of 32,766.
+# Rows per multi-row INSERT: ~1,000 parameters, well under SQLite's limit of 32,766.
 _ROWS_PER_STATEMENT = 100
 
 
@@ -50,10 +51,11 @@ _KEY_BUSY = (
     "SELECT 1 FROM deliveries WHERE state = 'pending' AND space = ? AND subscription_id = ? "
     "AND partition_key = ? LIMIT 1"
 )
+_SEQUENCES = "SELECT name, seq FROM sqlite_sequence WHERE name IN ('events', 'deliveries')"
 _EVENT_COLUMNS = "seq, space, event_id, source, type, specversion, body, received_at, size"
 _DELIVERY_COLUMNS = (
-    "event_seq, space, subscription_id, function_id, partition_key, auth_request, due_at, "
-    "updated_at"
+    "id, event_seq, space, subscription_id, function_id, partition_key, auth_request, due_at, "
+    "lease_until, updated_at"
 )
 
 
@@ -75,6 +77,9 @@ class AcceptOp(BatchOp["list[bool] | Refused"]):
     transaction: exact even when several processes accept into one file, and duplicates
     (which take no room) are never refused. ``None`` items (events without deliveries)
     are not stored.
+
+    With ``hand_until``, unpartitioned deliveries are written leased until then (see
+    ``sqlite_handoff.py``) and listed in ``handed`` for the leasing process.
     """
 
     prepared: Sequence[PreparedEvent | None]
@@ -82,22 +87,26 @@ class AcceptOp(BatchOp["list[bool] | Refused"]):
     dedup_horizon: float
     max_deliveries: int
     max_bytes: int
+    hand_until: float | None = None
+    handed: list[HandedEvent] = field(default_factory=list)
 
     @classmethod
     def run_many(cls, tx: Tx, ops: Sequence[Self]) -> list[list[bool] | Refused]:
         conn = tx.conn
         seen = _recently_accepted(tx, ops)
         backlog, stored = conn.execute("SELECT backlog, bytes FROM counters").fetchone()
-        top = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
         # The write lock is held (BEGIN IMMEDIATE), so numbering the rows here is safe
         # across processes, and saves reading each rowid back; AUTOINCREMENT then moves
         # sqlite_sequence past them.
-        seq = 0 if top is None else int(top[0])
+        tops = dict(conn.execute(_SEQUENCES).fetchall())
+        seq, delivery_id = int(tops.get("events", 0)), int(tops.get("deliveries", 0))
+        wake = False
         events: list[tuple[Any, ...]] = []
         deliveries: list[tuple[Any, ...]] = []
         busy_keys: set[tuple[str, str, str]] = set()
         results: list[list[bool] | Refused] = []
         for op in ops:
+            op.handed = []  # run again alone if the batch failed
             fresh: dict[tuple[str, str, str], PreparedEvent] = {}
             flags: list[bool] = []
             for item in op.prepared:
@@ -132,10 +141,21 @@ class AcceptOp(BatchOp["list[bool] | Refused"]):
                         len(item.body),
                     )
                 )
+                handed: list[HandedRow] = []
                 for new, auth in zip(item.deliveries, item.auth_requests, strict=True):
-                    due = _due(tx, new, op.received_at, busy_keys)
+                    delivery_id += 1
+                    until = op.hand_until if new.partition_key is None else None
+                    if until is not None:
+                        due: float | None = until
+                        handed.append(
+                            (delivery_id, new.space, new.subscription_id, new.function_id, auth)
+                        )
+                    else:
+                        due = _due(tx, new, op.received_at, busy_keys)
+                        wake = True
                     deliveries.append(
                         (
+                            delivery_id,
                             seq,
                             new.space,
                             new.subscription_id,
@@ -143,9 +163,13 @@ class AcceptOp(BatchOp["list[bool] | Refused"]):
                             new.partition_key,
                             auth,
                             due,
+                            until,
                             op.received_at,
                         )
                     )
+                if handed:
+                    assert op.hand_until is not None
+                    op.handed.append(HandedEvent(item.body, op.received_at, op.hand_until, handed))
             tx.backlog_delta += add_deliveries
             tx.bytes_delta += add_bytes
             results.append(flags)
@@ -156,10 +180,10 @@ class AcceptOp(BatchOp["list[bool] | Refused"]):
             )
         for chunk in _chunks(deliveries):
             conn.execute(
-                f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) VALUES {values(len(chunk), 8)}",
+                f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) VALUES {values(len(chunk), 10)}",
                 [value for row in chunk for value in row],
             )
-        tx.wake = tx.wake or bool(events)
+        tx.wake = tx.wake or wake  # handed rows are the leasing process's already
         return results
 
 
