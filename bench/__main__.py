@@ -44,7 +44,9 @@ AUTO_PIN = {
     "generators": "split",
     "ingest": "split",
     "latency": "split",
-    "throughput": "none",  # the load core would also carry the worker and the receiver
+    # The fan-out ladder's bottleneck is the delivery worker: it gets a core alone (the
+    # one-subscriber ladder runs unpinned, throughput.py).
+    "throughput": "worker",
     "sync": "split",
     "runtime": "none",
     "memory": "none",
@@ -91,7 +93,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", type=pathlib.Path, default=None, help="where reports go")
     parser.add_argument("--profile", action="store_true", help="py-spy the at-least-once ingest")
     parser.add_argument(
-        "--pin", choices=["auto", "split", "none"], default="auto", help="core sharing"
+        "--pin", choices=["auto", "split", "worker", "none"], default="auto", help="core sharing"
     )
     parser.add_argument(
         "--generator",
@@ -139,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {name} ({ctx.cores.mode})", flush=True)
             try:
                 results[name] = FIGURES[name](ctx)
+                if isinstance(results[name], dict) and "cores" in results[name]:
+                    cores_used[name] = results[name]["cores"]  # it shared them per part
             except Exception as exc:  # one failing figure must not lose the others
                 traceback.print_exc()
                 results[name] = {"error": f"{type(exc).__name__}: {exc}"}

@@ -1,6 +1,7 @@
 """Where the CPU goes at a fixed offered rate: per process, per thread (not a test).
 
-Starts a receiver and ``eg serve`` (SQLite, or NATS with ``--nats``; unpinned), subscribes
+Starts a receiver (``bench.sink`` as the throughput ladders do, or the ASGI one with
+``--receiver asgi``) and ``eg serve`` (SQLite, or NATS with ``--nats``; unpinned), subscribes
 ``--fanout`` functions on one path, then for each ``--rates`` step offers that many
 events/s for ``--seconds`` (open loop, ``bench.loadgen``) and prints, per process and per
 thread: user and system CPU, the time spent runnable but waiting for a core
@@ -89,12 +90,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="per step")
     parser.add_argument("--nats", action="store_true", help="--store nats://127.0.0.1:4222")
     parser.add_argument("--py-spy", action="store_true", help="record raw stacks per step")
+    parser.add_argument(
+        "--receiver",
+        choices=["sink", "asgi"],
+        default="sink",
+        help="the function: bench.sink (a bare protocol) or bench.receiver (ASGI, uvicorn)",
+    )
     args = parser.parse_args()
     work = pathlib.Path(tempfile.mkdtemp(prefix="eg-cpu-probe-"))
     with procs(work) as owner, contextlib.ExitStack() as stack:
         ctx = Context(owner, Cores("none"), args.seconds, False, "asyncio", False, work, work)
         store = stack.enter_context(natsgateway.store()) if args.nats else ()
-        receiver = start_receiver(owner, None)
+        module = "bench.sink" if args.receiver == "sink" else "bench.receiver"
+        receiver = start_receiver(owner, None, module=module)
         gateway = start_gateway(owner, ctx.cores, *store)
         try:
             for index in range(args.fanout):

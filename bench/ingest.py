@@ -25,9 +25,9 @@ from bench.runner import Context, drain, loadgen, saturate, wrk
 CONNECTIONS = 64
 
 
-def floor(ctx: Context, path: str = "/floor") -> dict[str, Any]:
-    """The receiver alone on the server core, driven at saturation."""
-    receiver = start_receiver(ctx.owner, ctx.cores.server, "floor-receiver")
+def floor(ctx: Context, path: str = "/floor", module: str = "bench.receiver") -> dict[str, Any]:
+    """The receiver (``module``) alone on the server core, driven at saturation."""
+    receiver = start_receiver(ctx.owner, ctx.cores.server, "floor-receiver", module)
     try:
         return saturate(ctx, receiver.url + path, ctx.seconds, CONNECTIONS)
     finally:

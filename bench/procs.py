@@ -78,14 +78,16 @@ class Cores:
 
     ``split``: the process under test (the gateway's HTTP process, or the floor's server)
     gets core 0 alone; everything else — the load generator, the receiver playing the
-    function, the gateway's delivery worker — shares core 1. ``none``: the kernel decides.
+    function, the gateway's delivery worker — shares core 1. ``worker``: the gateway's
+    delivery worker gets core 1 alone; everything else shares core 0 (for loads whose
+    bottleneck is the worker: the fan-out ladder). ``none``: the kernel decides.
     """
 
     mode: str = "split"
 
     @property
     def active(self) -> bool:
-        return self.mode == "split" and len(os.sched_getaffinity(0)) >= 2
+        return self.mode in ("split", "worker") and len(os.sched_getaffinity(0)) >= 2
 
     @property
     def server(self) -> set[int] | None:
@@ -93,25 +95,45 @@ class Cores:
 
     @property
     def load(self) -> set[int] | None:
+        if not self.active:
+            return None
+        return {sorted(os.sched_getaffinity(0))[0 if self.mode == "worker" else 1]}
+
+    @property
+    def worker(self) -> set[int] | None:
+        """Where the gateway's delivery worker runs."""
         return {sorted(os.sched_getaffinity(0))[1]} if self.active else None
 
     def describe(self) -> str:
         if not self.active:
             return f"unpinned: all processes share the {os.cpu_count()} cores (scheduler decides)"
-        server, load = sorted(self.server or ()), sorted(self.load or ())
+        server, worker = sorted(self.server or ()), sorted(self.worker or ())
+        if self.mode == "worker":
+            return (
+                f"worker: core {worker[0]} runs the gateway's delivery worker alone; core "
+                f"{server[0]} runs the gateway's HTTP process, the load generator and the receiver"
+            )
         return (
             f"split: core {server[0]} runs the process under test alone (the gateway's HTTP "
-            f"process, or the ingest floor's bare server); core {load[0]} runs the load "
+            f"process, or the ingest floor's bare server); core {worker[0]} runs the load "
             "generator, the receiver and the gateway's delivery worker"
         )
 
 
 def pin(pid: int, cpus: set[int] | None) -> None:
-    if cpus:
+    """Pin every thread of ``pid`` (sched_setaffinity on a pid moves only its main thread;
+    a thread started before inherits nothing)."""
+    if not cpus:
+        return
+    try:
+        tids = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        tids = [pid]
+    for tid in tids:
         try:
-            os.sched_setaffinity(pid, cpus)
+            os.sched_setaffinity(tid, cpus)
         except OSError:
-            pass  # the process exited meanwhile: nothing to pin
+            pass  # the thread or process exited meanwhile: nothing to pin
 
 
 def children(pid: int) -> list[int]:
@@ -228,9 +250,12 @@ class Receiver:
         return [int(ns) / 1e6 for ns in raw.split()] if raw else []
 
 
-def start_receiver(owner: Procs, cpus: set[int] | None, name: str = "receiver") -> Receiver:
+def start_receiver(
+    owner: Procs, cpus: set[int] | None, name: str = "receiver", module: str = "bench.receiver"
+) -> Receiver:
+    """``module``: ``bench.receiver`` (ASGI on uvicorn) or ``bench.sink`` (a bare protocol)."""
     port = free_port()
-    proc = owner.spawn([sys.executable, "-m", "bench.receiver", str(port)], name, cpus)
+    proc = owner.spawn([sys.executable, "-m", module, str(port)], name, cpus)
     receiver = Receiver(proc, port)
     wait_http(receiver.url + "/count", proc=proc)
     return receiver
@@ -337,9 +362,9 @@ def start_gateway(owner: Procs, cores: Cores, *args: str) -> Gateway:
         deadline = time.monotonic() + 30
         while not (data_dir / "worker.sock").exists() and time.monotonic() < deadline:
             time.sleep(0.02)  # another process's start-up: nothing to wait on but the file
-    # The delivery worker (--dispatch worker or process) is a child: move it off the server's core.
+    # The delivery worker (--dispatch worker or process) is a child: move it to its core.
     for child in children(proc.pid):
-        pin(child, cores.load)
+        pin(child, cores.worker)
     gateway.event_type("bench.tick")
     return gateway
 

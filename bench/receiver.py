@@ -25,16 +25,16 @@ _count = 0
 _delays_ns: list[int] = []
 
 
-def _record(body: bytes, arrived_ns: int) -> None:
+def record_delay(body: bytes, arrived_ns: int) -> int | None:
+    """``arrived_ns`` less the ``"bt":<ns>`` the body carries, if it carries one."""
     start = body.find(_MARK)
     if start < 0:
-        return
+        return None
     start += len(_MARK)
     end = start
     while end < len(body) and 48 <= body[end] <= 57:
         end += 1
-    if end > start:
-        _delays_ns.append(arrived_ns - int(body[start:end]))
+    return arrived_ns - int(body[start:end]) if end > start else None
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -57,7 +57,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         elif path == "/sync":
             reply = _SYNC_REPLY
         else:
-            _record(body, arrived_ns)
+            delay = record_delay(body, arrived_ns)
+            if delay is not None:
+                _delays_ns.append(delay)
     elif path == "/latency":
         reply = " ".join(map(str, _delays_ns)).encode()
         _delays_ns.clear()
