@@ -155,6 +155,23 @@ async def test_a_handed_delivery_that_never_arrives_is_leased_from_the_file_late
     assert ids(await asyncio.wait_for(waiting, DEADLINE_S)) == [("e1", "s1")]
 
 
+async def test_a_handed_delivery_never_settled_is_leased_again_when_its_lease_ends(
+    pair: tuple[SqliteQueue, SqliteQueue, Link], clock: FakeClock
+) -> None:
+    ingest, dispatch, link = pair
+    waiting = await waiting_on_the_file(dispatch)  # the file, empty, was seen before e1
+    await put(ingest, "e1", "s1")
+    dispatch.hand(link.take())
+    assert ids(await asyncio.wait_for(waiting, DEADLINE_S)) == [("e1", "s1")]
+
+    # Its settle never happens (it failed): no signal comes, yet once its lease has run
+    # out the next lease looks at the file and finds it.
+    clock.advance(LEASE_S + 1)
+    (again,) = await lease(dispatch)
+    assert ids([again]) == [("e1", "s1")]
+    assert again.attempt == 0
+
+
 async def test_without_credit_or_with_a_partition_key_deliveries_are_written_due(
     pair: tuple[SqliteQueue, SqliteQueue, Link],
 ) -> None:

@@ -13,7 +13,9 @@ hands those out first and reads the file only when something else may be due the
 Why nothing is lost: the rows are committed (and synced) before anyone hears of them, and
 they are leases like any other. A hand-off frame that never arrives (the link or the
 worker died) leaves rows whose lease runs out — or which the next worker releases at its
-start — and they are leased from the file then.
+start — and they are leased from the file then. One handed out and never settled (its
+settle failed) is an expired lease like any other: the leasing process looks at the file
+again, at the latest, when the earliest lease it handed out runs out.
 
 Bounded: the worker grants credit (deliveries it will hold, not yet leased out); the
 accepting process hands off only within it, and writes plain due rows otherwise. Rows a
@@ -261,8 +263,14 @@ class HandOffMixin:
                 self.on_handed_out(len(rows))
 
     def _hand_out(self, taken: list[tuple[Delivery, float]]) -> list[Delivery]:
-        if taken and self.on_handed_out is not None:
-            self.on_handed_out(len(taken))
+        if taken:
+            # Their file leases run out then: look at the file by that time, in case
+            # one was never settled (a failed settle, an attempt longer than the lease).
+            ends = min(until for _, until in taken)
+            if self._next_due is None or ends < self._next_due:
+                self._next_due = ends
+            if self.on_handed_out is not None:
+                self.on_handed_out(len(taken))
         return [delivery for delivery, _ in taken]
 
     def _file_may_be_due(self) -> bool:
