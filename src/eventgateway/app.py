@@ -32,6 +32,7 @@ from eventgateway.auth.keyring import KeyRing
 from eventgateway.auth.operator import operator_key_for
 from eventgateway.backends import delivery_worker, open_queue, open_store
 from eventgateway.cluster import NatsLink, parse_nats_url
+from eventgateway.cpus import pin_this_process
 from eventgateway.dispatch.dispatcher import Dispatcher
 from eventgateway.dispatch.invoke import Invoker
 from eventgateway.dispatch.link import DispatchLink, routing_message
@@ -388,6 +389,8 @@ def prepare_server(
 
 def serve(settings: Settings) -> None:
     """Run a gateway until SIGINT/SIGTERM; both listeners in this process."""
+    if settings.server_cpus is not None:
+        pin_this_process(settings.server_cpus)  # before any thread starts: they inherit it
     prepared = prepare_server(settings)
     host, scheme = settings.host, "http" if settings.tls is None else "https"
     logger.info(

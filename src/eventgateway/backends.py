@@ -7,6 +7,7 @@ import tempfile
 from typing import TYPE_CHECKING
 
 from eventgateway.call_worker import STORE_URL_ENV, QueueOptions
+from eventgateway.cpus import format_cpus
 from eventgateway.errors import ConfigError
 from eventgateway.queue.memory import MemoryQueue
 from eventgateway.settings import Settings
@@ -69,6 +70,8 @@ def delivery_worker(settings: Settings) -> tuple[WorkerProcess, pathlib.Path, pa
         extra = worker_args(settings, dispatch_socket)
         if settings.resolved_store_url.startswith("nats://"):
             env[STORE_URL_ENV] = settings.resolved_store_url
+    if settings.worker_cpus is not None:
+        extra = [*extra, "--cpus", format_cpus(settings.worker_cpus)]
     worker = WorkerProcess(
         socket_path,
         log_level=settings.log_level,

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from eventgateway.cpus import parse_cpus, pin_this_process
 from eventgateway.gc_tuning import tune_for_serving
 from eventgateway.model.entities import Function
 from eventgateway.providers.base import Call
@@ -293,6 +294,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--socket", dest="socket_path", type=pathlib.Path, required=True)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--cpus", help="CPU list to run on (eg serve --worker-cpus)")
     # The SSRF guard is stated in full by the gateway and never read from the environment,
     # so the worker's guard is exactly the gateway's (refusing if it said nothing).
     private = parser.add_mutually_exclusive_group()
@@ -345,10 +347,23 @@ def parse_args(argv: list[str] | None = None) -> tuple[pathlib.Path, TargetPolic
     return args.socket_path, policy, args.log_level
 
 
+def _pin(parser: argparse.ArgumentParser, cpus: str | None) -> None:
+    if cpus is None:
+        return
+    try:
+        # Checked against the machine, not this process's affinity: that is the gateway's,
+        # inherited, and the gateway checked the list against its own before pinning.
+        pin_this_process(parse_cpus(cpus, range(os.cpu_count() or 1)))
+    except (ValueError, OSError) as exc:
+        parser.error(f"--cpus: {exc}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m eventgateway.call_worker``."""
     socket_path, targets, log_level = parse_args(argv)
     queue = queue_options(argv)
+    parser = _parser()
+    _pin(parser, parser.parse_args(argv).cpus)  # before any thread starts
     serve_forever(socket_path, targets=targets, log_level=log_level, queue=queue)
 
 

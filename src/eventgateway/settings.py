@@ -105,6 +105,9 @@ class Settings:
     # core); "worker": that process also leases and settles the durable queue, SQLite or
     # JetStream (in memory it is "process"); "inline": everything in this process.
     dispatch: str = "worker"
+    # CPUs the HTTP process and the delivery worker run on (None: any; cpus.py).
+    server_cpus: frozenset[int] | None = None
+    worker_cpus: frozenset[int] | None = None
     # SSRF guard: may calls reach loopback, private, link-local… addresses? None follows the
     # auth mode (deny with auth, allow without). allowed_targets are reachable in any case.
     private_targets: Literal["allow", "deny"] | None = None
@@ -132,6 +135,8 @@ class Settings:
             raise ConfigError(f"domain {self.domain!r} is not a DNS name, e.g. 'example.com'")
         if self.dispatch not in ("inline", "process", "worker"):
             raise ConfigError(f"dispatch is {self.dispatch!r}: use inline, process or worker")
+        if self.worker_cpus is not None and self.dispatch == "inline":
+            raise ConfigError("--worker-cpus needs a delivery worker: --dispatch process or worker")
         if self.durability.synchronous not in ("FULL", "NORMAL"):
             raise ConfigError(f"synchronous is {self.durability.synchronous!r}: use FULL or NORMAL")
         _check_request_limits(self.limits)

@@ -17,6 +17,7 @@ import click
 from eventgateway.auth.ratelimit import RateLimit
 from eventgateway.cli.auth_flags import auth_options, operator_key_from_env
 from eventgateway.cli.serve_options import (
+    cpu_options,
     dispatch_options,
     nats_prefix_option,
     request_limit_options,
@@ -269,6 +270,7 @@ def _rate_limit(ctx: click.Context, param: click.Parameter, value: str | None) -
 )
 @request_limit_options()
 @dispatch_options()
+@cpu_options()
 @tls_options()
 @nats_prefix_option()
 @target_options()
@@ -302,6 +304,8 @@ def serve(
     max_batch_events: int,
     dispatch_concurrency: int,
     per_subscription_concurrency: int,
+    server_cpus: frozenset[int] | None,
+    worker_cpus: frozenset[int] | None,
     tls_cert: pathlib.Path | None,
     tls_key: pathlib.Path | None,
     nats_prefix: str | None,
@@ -323,6 +327,8 @@ def serve(
         shutdown_timeout_s=shutdown_timeout_s,
         log_level=log_level,
         dispatch=dispatch,
+        server_cpus=server_cpus,
+        worker_cpus=worker_cpus,
         durability=Durability(
             lease_s=lease_s,
             dedup_window_s=dedup_window_s,

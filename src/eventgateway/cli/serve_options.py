@@ -10,11 +10,13 @@ from typing import Any, TypeVar
 
 import click
 
+from eventgateway.cpus import parse_cpus
 from eventgateway.errors import ConfigError
 from eventgateway.events.jsondepth import MAX_JSON_DEPTH_CEILING
 from eventgateway.settings import Limits, Tls
 
 __all__ = [
+    "cpu_options",
     "dispatch_options",
     "nats_prefix_option",
     "request_limit_options",
@@ -94,6 +96,38 @@ def dispatch_options() -> Callable[[_F], _F]:
         ),
     ]
     return _all(options)
+
+
+def cpu_options() -> Callable[[_F], _F]:
+    """Add ``server_cpus`` and ``worker_cpus`` (CPU sets or ``None``) to a command."""
+    options = [
+        click.option(
+            "--server-cpus",
+            metavar="LIST",
+            callback=_cpus,
+            envvar="EG_SERVER_CPUS",
+            help="Run the HTTP process on these CPUs only (e.g. 0, or 0-1) [default: any].",
+        ),
+        click.option(
+            "--worker-cpus",
+            metavar="LIST",
+            callback=_cpus,
+            envvar="EG_WORKER_CPUS",
+            help="Run the delivery worker on these CPUs only, also after a restart "
+            "(e.g. 1) [default: any].",
+        ),
+    ]
+    return _all(options)
+
+
+def _cpus(ctx: click.Context, param: click.Parameter, value: str | None) -> frozenset[int] | None:
+    del ctx
+    if value is None:
+        return None
+    try:
+        return parse_cpus(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param=param) from None
 
 
 def tls_options() -> Callable[[_F], _F]:
