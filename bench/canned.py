@@ -35,8 +35,9 @@ class Canned(asyncio.Protocol):
         self._transport.write(_ANSWER)
 
 
-async def serve(port: int) -> None:
-    server = await asyncio.get_running_loop().create_server(Canned, "127.0.0.1", port)
+async def serve(port: int, protocol: type[asyncio.Protocol] = Canned) -> None:
+    """Serve ``protocol`` on 127.0.0.1:``port`` until cancelled."""
+    server = await asyncio.get_running_loop().create_server(protocol, "127.0.0.1", port)
     async with server:
         await server.serve_forever()
 

@@ -16,13 +16,12 @@ Run: ``python -m bench.sink PORT``
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 
-import httptools
 import uvloop
 
+from bench.canned import Canned, serve
 from bench.receiver import record_delay
 
 _OK = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
@@ -30,24 +29,13 @@ _count = 0
 _delays_ns: list[int] = []
 
 
-class Sink(asyncio.Protocol):
+class Sink(Canned):
     """One connection: parse requests as they come, answer each when it is complete."""
 
     def __init__(self) -> None:
-        self._parser = httptools.HttpRequestParser(self)
-        self._transport: asyncio.Transport | None = None
+        super().__init__()
         self._url = b""
         self._body: list[bytes] = []
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError:
-            assert self._transport is not None
-            self._transport.close()
 
     def on_message_begin(self) -> None:
         self._url = b""
@@ -79,11 +67,5 @@ class Sink(asyncio.Protocol):
         transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(reply), reply))
 
 
-async def serve(port: int) -> None:
-    server = await asyncio.get_running_loop().create_server(Sink, "127.0.0.1", port)
-    async with server:
-        await server.serve_forever()
-
-
 if __name__ == "__main__":
-    uvloop.run(serve(int(sys.argv[1])))
+    uvloop.run(serve(int(sys.argv[1]), Sink))

@@ -46,6 +46,7 @@ NATS_URL = os.environ.get("EG_TEST_NATS_URL", "nats://127.0.0.1:4222")
 
 Queue = MemoryQueue | SqliteQueue | JetStreamQueue
 MakeQueue = Callable[..., Awaitable[Queue]]
+OpenSqlite = Callable[..., Awaitable[SqliteQueue]]  # the ``open_queue`` fixture (conftest.py)
 
 
 class Factory(Protocol):

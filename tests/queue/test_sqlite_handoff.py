@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -16,11 +16,9 @@ from eventgateway.errors import TooManyRequestsError
 from eventgateway.events.codec import encode_event
 from eventgateway.queue.sqlite import SqliteQueue
 from eventgateway.queue.sqlite_handoff import HandedDeliveries, HandedEvent
-from tests.queue.kit import DEADLINE_S, T0, FakeClock, accepted, attempt, ids, put
+from tests.queue.kit import DEADLINE_S, T0, FakeClock, OpenSqlite, accepted, attempt, ids, put
 
-LEASE_S = 60.0
-
-Open = Callable[..., Awaitable[SqliteQueue]]
+LEASE_S = 60.0  # SqliteQueue's default
 
 
 class Link:
@@ -49,27 +47,7 @@ class Link:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def open_queue(tmp_path: pathlib.Path, clock: FakeClock) -> AsyncIterator[Open]:
-    opened: list[SqliteQueue] = []
-
-    async def make(**kw: Any) -> SqliteQueue:
-        queue = SqliteQueue(tmp_path / "queue.db", clock=clock, lease_s=LEASE_S, **kw)
-        await queue.open()
-        opened.append(queue)
-        return queue
-
-    yield make
-    for queue in opened:
-        await queue.close()
-
-
-@pytest.fixture
-async def pair(open_queue: Open) -> tuple[SqliteQueue, SqliteQueue, Link]:
+async def pair(open_queue: OpenSqlite) -> tuple[SqliteQueue, SqliteQueue, Link]:
     """(accepting queue with a link, leasing queue) on one file."""
     ingest, dispatch = await open_queue(), await open_queue()
     link = Link()
@@ -188,7 +166,7 @@ async def test_without_credit_or_with_a_partition_key_deliveries_are_written_due
 
 
 async def test_duplicates_and_refusals_hand_nothing_and_give_their_credit_back(
-    open_queue: Open,
+    open_queue: OpenSqlite,
 ) -> None:
     ingest = await open_queue(max_deliveries=2)
     link = Link()

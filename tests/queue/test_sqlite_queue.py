@@ -11,8 +11,6 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import pytest
 
@@ -20,45 +18,16 @@ from eventgateway.errors import ConfigError, StoreError
 from eventgateway.queue.base import Delivery
 from eventgateway.queue.sqlite import SqliteQueue
 from eventgateway.queue.sqlite_schema import SCHEMA_VERSION
-from tests.queue.kit import DEADLINE_S, FakeClock, accepted, attempt, ids, put
+from tests.queue.kit import DEADLINE_S, FakeClock, OpenSqlite, accepted, attempt, ids, put
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-Open = Callable[..., Awaitable[SqliteQueue]]
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def path(tmp_path: pathlib.Path) -> pathlib.Path:
-    return tmp_path / "queue.db"
-
-
-@pytest.fixture
-async def open_queue(path: pathlib.Path, clock: FakeClock) -> AsyncIterator[Open]:
-    """Opens queues on ``path`` (several may share it); closes them after the test."""
-    opened: list[SqliteQueue] = []
-
-    async def make(**kw: Any) -> SqliteQueue:
-        kw.setdefault("clock", clock)
-        queue = SqliteQueue(path, **kw)
-        await queue.open()
-        opened.append(queue)
-        return queue
-
-    yield make
-    for queue in opened:
-        await queue.close()
 
 
 async def lease(queue: SqliteQueue, max_count: int = 100) -> list[Delivery]:
     return await asyncio.wait_for(queue.lease(max_count), DEADLINE_S)
 
 
-async def test_everything_survives_a_reopen(open_queue: Open, clock: FakeClock) -> None:
+async def test_everything_survives_a_reopen(open_queue: OpenSqlite, clock: FakeClock) -> None:
     queue = await open_queue()
     await put(queue, "e1", "s1", "s2")
     await put(queue, "e2", "s1")
@@ -84,7 +53,9 @@ async def test_everything_survives_a_reopen(open_queue: Open, clock: FakeClock) 
     assert (again.event.id, again.attempt) == ("e2", 1)
 
 
-async def test_expired_leases_come_back_after_a_reopen(open_queue: Open, clock: FakeClock) -> None:
+async def test_expired_leases_come_back_after_a_reopen(
+    open_queue: OpenSqlite, clock: FakeClock
+) -> None:
     queue = await open_queue(lease_s=30.0)
     await put(queue, "e1", "s1")
     (first,) = await lease(queue)
@@ -103,7 +74,7 @@ async def test_expired_leases_come_back_after_a_reopen(open_queue: Open, clock: 
 
 
 async def test_leases_of_a_dead_holder_are_handed_back_at_once(
-    open_queue: Open, clock: FakeClock
+    open_queue: OpenSqlite, clock: FakeClock
 ) -> None:
     queue = await open_queue(lease_s=30.0)
     for event_id in ("e1", "e2", "e3"):
@@ -124,7 +95,7 @@ async def test_leases_of_a_dead_holder_are_handed_back_at_once(
     assert {d.id for d in await lease(queue)} == {d.id for d in leased} | {retrying[0].id}
 
 
-async def test_sigkill_loses_no_accepted_event(path: pathlib.Path, open_queue: Open) -> None:
+async def test_sigkill_loses_no_accepted_event(path: pathlib.Path, open_queue: OpenSqlite) -> None:
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -154,7 +125,7 @@ async def test_sigkill_loses_no_accepted_event(path: pathlib.Path, open_queue: O
     assert queue.stats()["backlog"] == 2 * len(per_event)
 
 
-async def test_group_commit_batches_concurrent_work(open_queue: Open) -> None:
+async def test_group_commit_batches_concurrent_work(open_queue: OpenSqlite) -> None:
     queue = await open_queue()
 
     await asyncio.gather(*(put(queue, f"e{n}", "s1") for n in range(400)))
@@ -170,7 +141,9 @@ async def test_group_commit_batches_concurrent_work(open_queue: Open) -> None:
     assert (final["backlog"], final["bytes"]) == (0, 0)
 
 
-async def test_a_failing_item_fails_only_its_caller(path: pathlib.Path, open_queue: Open) -> None:
+async def test_a_failing_item_fails_only_its_caller(
+    path: pathlib.Path, open_queue: OpenSqlite
+) -> None:
     queue = await open_queue()
     with sqlite3.connect(path) as conn:
         conn.execute(
@@ -195,7 +168,7 @@ async def test_a_failing_item_fails_only_its_caller(path: pathlib.Path, open_que
     assert queue.backlog() == 40
 
 
-async def test_two_queues_share_one_file(open_queue: Open) -> None:
+async def test_two_queues_share_one_file(open_queue: OpenSqlite) -> None:
     ingest = await open_queue(max_deliveries=1)
     dispatch = await open_queue()
     waiting = asyncio.create_task(dispatch.lease(10))
@@ -212,7 +185,7 @@ async def test_two_queues_share_one_file(open_queue: Open) -> None:
 
 
 async def test_an_unreadable_stored_event_is_dead_lettered_not_stuck(
-    path: pathlib.Path, open_queue: Open
+    path: pathlib.Path, open_queue: OpenSqlite
 ) -> None:
     queue = await open_queue()
     await put(queue, "broken", "s1")
@@ -227,7 +200,7 @@ async def test_an_unreadable_stored_event_is_dead_lettered_not_stuck(
     assert queue.backlog() == 1
 
 
-async def test_counters_are_recounted_at_open(path: pathlib.Path, open_queue: Open) -> None:
+async def test_counters_are_recounted_at_open(path: pathlib.Path, open_queue: OpenSqlite) -> None:
     queue = await open_queue()
     await queue.accept([accepted("e1", "s1", "s2")])
     await queue.close()
@@ -242,7 +215,7 @@ async def test_counters_are_recounted_at_open(path: pathlib.Path, open_queue: Op
 
 
 async def test_file_is_wal_with_the_current_schema_version(
-    path: pathlib.Path, open_queue: Open
+    path: pathlib.Path, open_queue: OpenSqlite
 ) -> None:
     await (await open_queue()).close()
 
@@ -253,7 +226,7 @@ async def test_file_is_wal_with_the_current_schema_version(
 
 
 async def test_a_version_1_file_gains_the_per_subscription_index_and_keeps_its_rows(
-    path: pathlib.Path, open_queue: Open
+    path: pathlib.Path, open_queue: OpenSqlite
 ) -> None:
     queue = await open_queue()
     await put(queue, "e1", "s1")
@@ -300,7 +273,7 @@ def test_an_unknown_synchronous_mode_is_a_config_error(path: pathlib.Path) -> No
         SqliteQueue(path, synchronous="SOMETIMES")
 
 
-async def test_ids_are_never_reused_after_a_purge(open_queue: Open) -> None:
+async def test_ids_are_never_reused_after_a_purge(open_queue: OpenSqlite) -> None:
     queue = await open_queue()
     await put(queue, "e1", "s1")
     (first,) = await lease(queue)
@@ -316,7 +289,7 @@ async def test_ids_are_never_reused_after_a_purge(open_queue: Open) -> None:
 
 
 async def test_a_database_locked_by_another_process_is_a_store_error(
-    path: pathlib.Path, open_queue: Open
+    path: pathlib.Path, open_queue: OpenSqlite
 ) -> None:
     queue = await open_queue(busy_timeout_s=0.05)
     blocker = sqlite3.connect(path, isolation_level=None)
