@@ -1,12 +1,13 @@
 """Where the CPU goes at a fixed offered rate: per process, per thread (not a test).
 
 Starts a receiver (``bench.sink`` as the throughput ladders do, or the ASGI one with
-``--receiver asgi``) and ``eg serve`` (SQLite, or NATS with ``--nats``; unpinned), subscribes
-``--fanout`` functions on one path, then for each ``--rates`` step offers that many
-events/s for ``--seconds`` (open loop, ``bench.loadgen``) and prints, per process and per
-thread: user and system CPU, the time spent runnable but waiting for a core
-(``/proc/<tid>/schedstat``), CPU per delivery, and the share delivered within 1 s of the
-load's end (the throughput ladder's criterion). A rate of 0 measures idle.
+``--receiver asgi``) and ``eg serve`` (SQLite, or NATS with ``--nats``; unpinned),
+subscribes ``--fanout`` functions on one path (at least once, or ``--at-most-once``), then
+for each ``--rates`` step offers that many events/s for ``--seconds`` (open loop,
+``bench.loadgen``) and prints, per process and per thread: user and system CPU, the time
+spent runnable but waiting for a core (``/proc/<tid>/schedstat``), CPU per delivery, and
+the share delivered within 1 s of the load's end (the throughput ladder's criterion). A
+rate of 0 measures idle.
 
     .venv/bin/python -m bench.cpu_probe --fanout 10 --rates 1000 1500 2000 --seconds 5
     .venv/bin/python -m bench.cpu_probe --rates 1000 --py-spy   # + raw py-spy samples
@@ -91,6 +92,9 @@ def main() -> None:
     parser.add_argument("--nats", action="store_true", help="--store nats://127.0.0.1:4222")
     parser.add_argument("--py-spy", action="store_true", help="record raw stacks per step")
     parser.add_argument(
+        "--at-most-once", action="store_true", help='subscriptions with "delivery": "at-most-once"'
+    )
+    parser.add_argument(
         "--receiver",
         choices=["sink", "asgi"],
         default="sink",
@@ -107,7 +111,8 @@ def main() -> None:
         try:
             for index in range(args.fanout):
                 gateway.function(f"f{index}", f"{receiver.url}/f{index}")
-                gateway.subscribe(f"f{index}", "/probe")
+                delivery = "at-most-once" if args.at_most_once else "at-least-once"
+                gateway.subscribe(f"f{index}", "/probe", delivery=delivery)
             pids = {"gateway": gateway.proc.pid, "receiver": receiver.proc.pid}
             pids.update({f"worker{i}": pid for i, pid in enumerate(children(gateway.proc.pid))})
             for rate in args.rates:
