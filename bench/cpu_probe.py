@@ -133,9 +133,10 @@ def main() -> None:
                     spy.wait()
                 after = {name: threads(pid) for name, pid in pids.items()}
                 share = f"{100 * in_1s / expected:.1f} %" if expected else "—"
+                dropped = f"; dropped {gateway.dropped():,}" if args.at_most_once else ""
                 print(
                     f"{rate} ev/s × {args.fanout}: delivered {delivered:,} of {expected:,}; "
-                    f"within 1 s of the load's end {share}"
+                    f"within 1 s of the load's end {share}{dropped}"
                 )
                 for name in pids:
                     print(report(name, before[name], after[name], delivered), end="")

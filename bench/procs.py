@@ -296,6 +296,22 @@ class Gateway:
         body.setdefault("eventType", "bench.tick")
         http_json(self.config_url + "/subscriptions", body, self.key)
 
+    def dropped(self) -> int:
+        """At-most-once deliveries dropped so far (a full buffer: /v1/metrics)."""
+        request = urllib.request.Request(
+            f"http://{HOST}:{self.config_port}/v1/metrics",
+            headers={"authorization": f"Bearer {self.key}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read().decode()
+        return int(
+            sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("eventgateway_events_dropped_total")
+            )
+        )
+
     def rss(self) -> int:
         return rss_bytes(self.proc.pid)
 
