@@ -1,9 +1,7 @@
 """Composition root: the only place that picks concrete backends.
 
 :class:`Gateway` wires store, routing, queue, providers, dispatcher and both APIs, and
-owns their lifecycle. :func:`prepare_server` binds its two listeners — the Events API and
-the Configuration API — and builds the uvicorn server running both in one event loop;
-:func:`serve` runs that until a signal, :mod:`eventgateway.embedded` on a thread.
+owns their lifecycle; :mod:`eventgateway.serving` runs it under uvicorn.
 """
 
 from __future__ import annotations
@@ -12,9 +10,6 @@ import asyncio
 import contextlib
 import logging
 import pathlib
-import socket
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from eventgateway.api.access import path_check, protect_config_api
@@ -32,12 +27,10 @@ from eventgateway.auth.keyring import KeyRing
 from eventgateway.auth.operator import operator_key_for
 from eventgateway.backends import delivery_worker, open_queue, open_store
 from eventgateway.cluster import NatsLink, parse_nats_url
-from eventgateway.cpus import pin_this_process
 from eventgateway.dispatch.dispatcher import Dispatcher
 from eventgateway.dispatch.invoke import Invoker
 from eventgateway.dispatch.link import DispatchLink, routing_message
 from eventgateway.errors import StoreError
-from eventgateway.gc_tuning import tune_for_serving
 from eventgateway.observability.hooks import MetricsHooks
 from eventgateway.observability.metrics import Metrics
 from eventgateway.observability.system_events import SystemEvents
@@ -51,7 +44,6 @@ from eventgateway.queue.sqlite import SqliteQueue
 from eventgateway.routing.sync import RoutingSync
 from eventgateway.routing.table import RoutingTable
 from eventgateway.runtime.service import LocalRuntime
-from eventgateway.server import DrainingServer, bind, check_tls, uvicorn_config
 from eventgateway.settings import Settings
 from eventgateway.store.base import ConfigStore
 from eventgateway.supervisor import WorkerProcess
@@ -59,7 +51,7 @@ from eventgateway.supervisor import WorkerProcess
 if TYPE_CHECKING:
     from eventgateway.providers.resolver import Resolver
 
-__all__ = ["Gateway", "PreparedServer", "open_queue", "open_store", "prepare_server", "serve"]
+__all__ = ["Gateway", "open_queue", "open_store"]
 
 logger = logging.getLogger(__name__)
 
@@ -327,76 +319,3 @@ class Gateway:
     def asgi(self, config_port: int) -> PortRouter:
         """One ASGI app for both listeners, told apart by the local port."""
         return PortRouter(self, config_port)
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedServer:
-    """A gateway and the uvicorn server for it, on two bound listeners; nothing runs yet.
-
-    The ports are the bound ones (the settings may ask for 0); ``router.startup_error``
-    holds what made ``Gateway.start()`` fail under uvicorn's lifespan.
-    """
-
-    gateway: Gateway
-    server: DrainingServer
-    router: PortRouter
-    sockets: list[socket.socket]  # events, config: for ``server.run(sockets=…)``
-    events_port: int
-    config_port: int
-
-    def close_sockets(self) -> None:
-        """Close both listeners (uvicorn closes them on shutdown, not on a failed start)."""
-        for sock in self.sockets:
-            sock.close()
-
-
-def prepare_server(
-    settings: Settings,
-    *,
-    on_started: Callable[[], None] | None = None,
-    configure_logging: bool = True,
-) -> PreparedServer:
-    """Bind both listeners and build the gateway and the uvicorn server that will run it.
-
-    Raises:
-        ConfigError: a port is taken, the settings name an unknown store, or the TLS
-            certificate and key cannot be used.
-    """
-    if settings.tls is not None:
-        check_tls(settings.tls)
-    events_sock = bind(settings.host, settings.events_port)
-    sockets = [events_sock]
-    try:
-        config_sock = bind(settings.host, settings.config_port)
-        sockets.append(config_sock)
-        gateway = Gateway(settings)
-        router = gateway.asgi(config_sock.getsockname()[1])
-        config = uvicorn_config(router, settings, configure_logging=configure_logging)
-        server = DrainingServer(config, gateway.begin_drain, on_started=on_started)
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    return PreparedServer(
-        gateway,
-        server,
-        router,
-        sockets,
-        events_port=events_sock.getsockname()[1],
-        config_port=config_sock.getsockname()[1],
-    )
-
-
-def serve(settings: Settings) -> None:
-    """Run a gateway until SIGINT/SIGTERM; both listeners in this process."""
-    if settings.server_cpus is not None:
-        pin_this_process(settings.server_cpus)  # before any thread starts: they inherit it
-    prepared = prepare_server(settings)
-    host, scheme = settings.host, "http" if settings.tls is None else "https"
-    logger.info(
-        "Events API on %s://%s:%d, Configuration API on %s://%s:%d, store %s",
-        *(scheme, host, prepared.events_port, scheme, host, prepared.config_port),
-        settings.resolved_store_url,
-    )
-    tune_for_serving()  # start-up is over: see gc_tuning
-    prepared.server.run(sockets=prepared.sockets)

@@ -7,7 +7,7 @@ blocking it::
     with EmbeddedGateway(Settings(events_port=0, config_port=0, data_dir=tmp)) as gateway:
         EventGateway(gateway.events_url, config_url=gateway.config_url).emit(…)
 
-The gateway runs exactly as ``eg serve`` runs it (:func:`eventgateway.app.prepare_server`:
+The gateway runs exactly as ``eg serve`` runs it (:func:`eventgateway.serving.prepare_server`:
 the same uvicorn settings and uvloop), in an event loop of its own on its own thread.
 Signals stay with the main thread: the owner stops the gateway with :meth:`stop`.
 """
@@ -20,7 +20,8 @@ import logging
 import threading
 from types import TracebackType
 
-from eventgateway.app import Gateway, PreparedServer, prepare_server
+from eventgateway.app import Gateway
+from eventgateway.serving import PreparedServer, prepare_server
 from eventgateway.settings import Settings
 
 __all__ = ["EmbeddedGateway"]

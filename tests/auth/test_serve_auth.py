@@ -21,7 +21,7 @@ AUTH_VARIABLES = ("EG_AUTH", "EG_CLAIM_POLICY", "EG_OPERATOR_KEY")
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> list[Settings]:
     calls: list[Settings] = []
-    monkeypatch.setattr("eventgateway.app.serve", calls.append)
+    monkeypatch.setattr("eventgateway.serving.serve", calls.append)
     monkeypatch.setattr("eventgateway.cli.main.logging.basicConfig", lambda **_: None)
     for name in AUTH_VARIABLES:
         monkeypatch.delenv(name, raising=False)

@@ -34,7 +34,7 @@ EG_VARIABLES = (
 
 
 class Served:
-    """Stands in for ``eventgateway.app.serve`` and ``logging.basicConfig``; records the calls."""
+    """Stands in for ``eventgateway.serving.serve`` and ``logging.basicConfig``; records calls."""
 
     def __init__(self) -> None:
         self.settings: list[Settings] = []
@@ -53,7 +53,7 @@ class Served:
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> Served:
     recorder = Served()
-    monkeypatch.setattr("eventgateway.app.serve", recorder.serve)
+    monkeypatch.setattr("eventgateway.serving.serve", recorder.serve)
     monkeypatch.setattr("eventgateway.cli.main.logging.basicConfig", recorder.basic_config)
     for name in EG_VARIABLES:
         monkeypatch.delenv(name, raising=False)

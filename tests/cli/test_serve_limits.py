@@ -24,7 +24,7 @@ VARIABLES = (
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> list[Settings]:
     calls: list[Settings] = []
-    monkeypatch.setattr("eventgateway.app.serve", calls.append)
+    monkeypatch.setattr("eventgateway.serving.serve", calls.append)
     monkeypatch.setattr("eventgateway.cli.main.logging.basicConfig", lambda **_: None)
     for name in VARIABLES:
         monkeypatch.delenv(name, raising=False)

@@ -26,9 +26,9 @@ VARIABLES = (
 
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> list[Settings]:
-    """What `eg serve` hands to ``eventgateway.app.serve`` (which does not run)."""
+    """What `eg serve` hands to ``eventgateway.serving.serve`` (which does not run)."""
     calls: list[Settings] = []
-    monkeypatch.setattr("eventgateway.app.serve", calls.append)
+    monkeypatch.setattr("eventgateway.serving.serve", calls.append)
     monkeypatch.setattr("eventgateway.cli.main.logging.basicConfig", lambda **kwargs: None)
     for name in VARIABLES:
         monkeypatch.delenv(name, raising=False)

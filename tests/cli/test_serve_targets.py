@@ -20,7 +20,7 @@ VARIABLES = ("EG_ALLOW_PRIVATE_TARGETS", "EG_ALLOW_TARGETS", "EG_AUTH", "EG_OPER
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> list[Settings]:
     seen: list[Settings] = []
-    monkeypatch.setattr("eventgateway.app.serve", seen.append)
+    monkeypatch.setattr("eventgateway.serving.serve", seen.append)
     monkeypatch.setattr("eventgateway.cli.main.logging.basicConfig", lambda **_: None)
     for name in VARIABLES:
         monkeypatch.delenv(name, raising=False)

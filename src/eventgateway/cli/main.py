@@ -20,6 +20,7 @@ from eventgateway.cli.serve_options import (
     cpu_options,
     dispatch_options,
     nats_prefix_option,
+    rate_limit_option,
     request_limit_options,
     store_url_with_prefix,
     tls_from_flags,
@@ -77,16 +78,6 @@ class _LazyGroup(click.Group):
 @click.version_option(package_name="eventgateway", prog_name="eg")
 def cli() -> None:
     """eventgateway: route events to functions, durably."""
-
-
-def _rate_limit(ctx: click.Context, param: click.Parameter, value: str | None) -> RateLimit | None:
-    del ctx
-    if value is None:
-        return None
-    try:
-        return RateLimit.parse(value)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), param=param) from None
 
 
 @cli.command()
@@ -223,7 +214,7 @@ def _rate_limit(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option(
     "--rate-limit-space",
     metavar="RATE[/BURST]",
-    callback=_rate_limit,
+    callback=rate_limit_option,
     envvar="EG_RATE_LIMIT_SPACE",
     help="Events/s per space on the Events API, 0 = unlimited "
     "[default: 1000/2000 with auth, unlimited without].",
@@ -231,7 +222,7 @@ def _rate_limit(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option(
     "--rate-limit-key",
     metavar="RATE[/BURST]",
-    callback=_rate_limit,
+    callback=rate_limit_option,
     envvar="EG_RATE_LIMIT_KEY",
     help="Events/s per API key emitting into a private space, 0 = unlimited "
     "[default: 1000/2000 with auth].",
@@ -315,7 +306,7 @@ def serve(
     claim_policy: str,
 ) -> None:
     """Run the gateway: Events API and Configuration API in one process."""
-    from eventgateway.app import serve as run_server
+    from eventgateway.serving import serve as run_server
 
     settings = Settings(
         host=host,

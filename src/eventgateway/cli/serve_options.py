@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
+from eventgateway.auth.ratelimit import RateLimit
 from eventgateway.cpus import parse_cpus
 from eventgateway.errors import ConfigError
 from eventgateway.events.jsondepth import MAX_JSON_DEPTH_CEILING
@@ -19,6 +20,7 @@ __all__ = [
     "cpu_options",
     "dispatch_options",
     "nats_prefix_option",
+    "rate_limit_option",
     "request_limit_options",
     "store_url_with_prefix",
     "tls_from_flags",
@@ -96,6 +98,19 @@ def dispatch_options() -> Callable[[_F], _F]:
         ),
     ]
     return _all(options)
+
+
+def rate_limit_option(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> RateLimit | None:
+    """The callback of a ``RATE[/BURST]`` option: the parsed limit, or ``None``."""
+    del ctx
+    if value is None:
+        return None
+    try:
+        return RateLimit.parse(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param=param) from None
 
 
 def cpu_options() -> Callable[[_F], _F]:
