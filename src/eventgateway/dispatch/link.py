@@ -177,7 +177,7 @@ class DispatchLink:
     def reserve(self, count: int) -> int:
         """Credit for handing ``count`` deliveries to the worker: a ticket, or 0 if the
         worker is not linked or has no room (the accept writes them due instead)."""
-        if self._writer is None or self._granted - self._used - self._reserved < count:
+        if self._writer is None or self.credit < count:
             return 0
         self._reserved += count
         return self._epoch
