@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_V = TypeVar("_V")
 _DEFAULTS = Limits()
 # The characters NATS stream, KV bucket and object store names share (the prefix starts
 # each of them, and is a subject token too); the length keeps "KV_<prefix>-deadletters"
@@ -100,17 +101,26 @@ def dispatch_options() -> Callable[[_F], _F]:
     return _all(options)
 
 
-def rate_limit_option(
-    ctx: click.Context, param: click.Parameter, value: str | None
-) -> RateLimit | None:
-    """The callback of a ``RATE[/BURST]`` option: the parsed limit, or ``None``."""
-    del ctx
-    if value is None:
-        return None
-    try:
-        return RateLimit.parse(value)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), param=param) from None
+def _parsed_by(
+    parse: Callable[[str], _V], errors: tuple[type[Exception], ...]
+) -> Callable[[click.Context, click.Parameter, str | None], _V | None]:
+    """An option callback: ``parse(value)``, ``None`` when unset, and a usage error naming
+    the option when ``parse`` raises one of ``errors``."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> _V | None:
+        del ctx
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except errors as exc:
+            raise click.BadParameter(str(exc), param=param) from None
+
+    return callback
+
+
+rate_limit_option = _parsed_by(RateLimit.parse, (ConfigError,))
+"""The callback of a ``RATE[/BURST]`` option: the parsed limit, or ``None``."""
 
 
 def cpu_options() -> Callable[[_F], _F]:
@@ -119,30 +129,20 @@ def cpu_options() -> Callable[[_F], _F]:
         click.option(
             "--server-cpus",
             metavar="LIST",
-            callback=_cpus,
+            callback=_parsed_by(parse_cpus, (ValueError,)),
             envvar="EG_SERVER_CPUS",
             help="Run the HTTP process on these CPUs only (e.g. 0, or 0-1) [default: any].",
         ),
         click.option(
             "--worker-cpus",
             metavar="LIST",
-            callback=_cpus,
+            callback=_parsed_by(parse_cpus, (ValueError,)),
             envvar="EG_WORKER_CPUS",
             help="Run the delivery worker on these CPUs only, also after a restart "
             "(e.g. 1) [default: any].",
         ),
     ]
     return _all(options)
-
-
-def _cpus(ctx: click.Context, param: click.Parameter, value: str | None) -> frozenset[int] | None:
-    del ctx
-    if value is None:
-        return None
-    try:
-        return parse_cpus(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param=param) from None
 
 
 def tls_options() -> Callable[[_F], _F]:

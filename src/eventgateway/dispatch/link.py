@@ -187,12 +187,7 @@ class DispatchLink:
         credit of ``ticket``. A ticket of an earlier connection sends nothing: its rows
         wait out their lease, or the restarted worker released them already."""
         if ticket != self._epoch:
-            if events:
-                logger.warning(
-                    "%d handed delivery(ies) wait out their lease: the delivery worker "
-                    "link was renewed",
-                    sum(len(event.deliveries) for event in events),
-                )
+            _unsent(events, "the delivery worker link was renewed")
             return
         self._reserved -= reserved
         if not events:
@@ -252,11 +247,7 @@ class DispatchLink:
             if events:
                 write_frame(writer, Enqueue(events))
             return
-        if handed:  # committed: they are leased in the file, and wait out that lease
-            logger.warning(
-                "%d handed delivery(ies) wait out their lease: the delivery worker went away",
-                sum(len(event.deliveries) for event in handed),
-            )
+        _unsent(handed, "the delivery worker went away")
         if events:  # the link went down this iteration: at most once means they are gone
             logger.warning(
                 "%d at-most-once event(s) lost: the delivery worker went away", len(events)
@@ -308,13 +299,8 @@ class DispatchLink:
         # worker released their leases already, so sending them would deliver twice.
         self._epoch += 1
         self._granted = self._used = self._reserved = 0
-        if self._handed:
-            logger.warning(
-                "%d handed delivery(ies) wait out their lease: the delivery worker link "
-                "was renewed",
-                sum(len(event.deliveries) for event in self._handed),
-            )
-            self._handed = []
+        _unsent(self._handed, "the delivery worker link was renewed")
+        self._handed = []
 
     def _count(self, stats: Stats) -> None:
         for outcome, duration_s in stats.attempts:
@@ -346,3 +332,12 @@ class DispatchLink:
                 logger.exception("call of %s for the delivery worker failed", function.function_id)
                 reply = BackReply(id=request.id, error=f"gateway error: {exc}")
         self._send(reply)
+
+
+def _unsent(events: Sequence[HandedEvent], why: str) -> None:
+    """Log handed deliveries that will not reach the worker: they are committed, leased in
+    the file, and are leased from there when that lease runs out (or at the next worker's
+    start)."""
+    if events:
+        count = sum(len(event.deliveries) for event in events)
+        logger.warning("%d handed delivery(ies) wait out their lease: %s", count, why)
