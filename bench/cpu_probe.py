@@ -1,7 +1,8 @@
 """Where the CPU goes at a fixed offered rate: per process, per thread (not a test).
 
 Starts a receiver (``bench.sink`` as the throughput ladders do, or the ASGI one with
-``--receiver asgi``) and ``eg serve`` (SQLite, or NATS with ``--nats``; unpinned),
+``--receiver asgi``) and ``eg serve`` (SQLite, or NATS with ``--nats``; unpinned unless
+``--pin``),
 subscribes ``--fanout`` functions on one path (at least once, or ``--at-most-once``), then
 for each ``--rates`` step offers that many events/s for ``--seconds`` (open loop,
 ``bench.loadgen``) and prints, per process and per thread: user and system CPU, the time
@@ -100,13 +101,19 @@ def main() -> None:
         default="sink",
         help="the function: bench.sink (a bare protocol) or bench.receiver (ASGI, uvicorn)",
     )
+    parser.add_argument(
+        "--pin",
+        choices=["none", "worker", "split"],
+        default="none",
+        help="core sharing, as python -m bench --pin (worker: the delivery worker alone)",
+    )
     args = parser.parse_args()
     work = pathlib.Path(tempfile.mkdtemp(prefix="eg-cpu-probe-"))
     with procs(work) as owner, contextlib.ExitStack() as stack:
-        ctx = Context(owner, Cores("none"), args.seconds, False, "asyncio", False, work, work)
+        ctx = Context(owner, Cores(args.pin), args.seconds, False, "asyncio", False, work, work)
         store = stack.enter_context(natsgateway.store()) if args.nats else ()
         module = "bench.sink" if args.receiver == "sink" else "bench.receiver"
-        receiver = start_receiver(owner, None, module=module)
+        receiver = start_receiver(owner, ctx.cores.load, module=module)
         gateway = start_gateway(owner, ctx.cores, *store)
         try:
             for index in range(args.fanout):

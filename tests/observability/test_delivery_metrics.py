@@ -125,3 +125,16 @@ def test_the_gateways_hooks_count_into_its_metrics() -> None:
         ),
         0.002,
     )
+
+
+def test_dropped_deliveries_are_counted_per_space_and_type() -> None:
+    metrics = Metrics()
+    hooks = MetricsHooks(metrics)
+    for space, event_type in [("acme", "user.created")] * 3 + [("beta", "user.created")]:
+        hooks.count_dropped(space, event_type)
+    hooks.count_dropped("acme", "user.deleted")
+    text = metrics.render().decode()
+    dropped = "eventgateway_events_dropped_total"
+    assert f'{dropped}{{space="acme",type="user.created"}} 3.0' in text
+    assert f'{dropped}{{space="beta",type="user.created"}} 1.0' in text
+    assert f'{dropped}{{space="acme",type="user.deleted"}} 1.0' in text

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eventgateway.errors import TooManyRequestsError
 from eventgateway.events.codec import encode_event
@@ -302,6 +304,36 @@ def test_held_deliveries_are_taken_oldest_first_within_each_room() -> None:
     assert int(rest[0].id) == 5
     assert rest[0].auth_request == {"x": 1}
     assert held.take(10, (), None) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    subs=st.lists(st.sampled_from("abcd"), min_size=1, max_size=40),
+    rooms=st.fixed_dictionaries({sub: st.integers(0, 6) for sub in "abcd"}),
+    exclude=st.sets(st.sampled_from("abcd"), max_size=2),
+    max_counts=st.lists(st.integers(0, 12), min_size=1, max_size=6),
+)
+def test_take_is_the_oldest_within_room_whatever_the_mix(
+    subs: list[str], rooms: dict[str, int], exclude: set[str], max_counts: list[int]
+) -> None:
+    held = HandedDeliveries()
+    body = accepted_body()
+    held.add(
+        [
+            HandedEvent(body, T0, T0 + 60, [(n, "acme", sub, "f", None)])
+            for n, sub in enumerate(subs)
+        ]
+    )
+    model = list(enumerate(subs))  # what is held: (id, subscription), oldest first
+    for max_count in max_counts:
+        taken = held.take(max_count, exclude, lambda sub: rooms[sub])
+        allowed: list[tuple[int, str]] = []
+        for sub in sorted(set(subs) - exclude):
+            allowed += [pair for pair in model if pair[1] == sub][: rooms[sub]]
+        expected = sorted(allowed)[:max_count]
+        assert [(int(d.id), d.subscription_id) for d, _ in taken] == expected
+        model = [pair for pair in model if pair not in expected]
+        assert len(held) == len(model)
 
 
 def accepted_body() -> bytes:

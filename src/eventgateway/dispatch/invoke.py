@@ -36,8 +36,7 @@ _RETRYABLE_STATUSES = frozenset({408, 429})
 SystemEmit = Callable[[str, dict[str, Any]], None]
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True):  # one per attempt: a Struct (see queue/base.py)
     """The result of one attempt."""
 
     ok: bool

@@ -24,9 +24,10 @@ Decisions (see also ``events/body.py``, ``events/binary.py``, ``events/structure
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
+
+import msgspec
 
 from eventgateway.errors import EventParseError
 from eventgateway.events.binary import V01_BINARY_HEADERS, parse_binary_v01, parse_binary_v1
@@ -54,8 +55,7 @@ _JSON = "application/json"
 _HIDDEN_HEADERS = frozenset((b"host", b"transfer-encoding"))
 
 
-@dataclass(frozen=True, slots=True)
-class HttpRequest:
+class HttpRequest(msgspec.Struct, frozen=True):  # one per request: a Struct (queue/base.py)
     """One Events API request, as much of it as event parsing needs.
 
     Attributes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from eventgateway.dispatch.dispatcher import DispatchHooks
 from eventgateway.observability.metrics import Metrics
@@ -17,6 +18,10 @@ class MetricsHooks(DispatchHooks):
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
         self._deliveries = metrics.deliveries
+        # A full at-most-once buffer drops thousands of deliveries a second; looking the
+        # labelled child up each time cost ~1.7 µs a drop against ~0.35 µs for ``inc``.
+        # Bounded: a drop's (space, type) is one a subscription was made for.
+        self._dropped: dict[tuple[str, str], Any] = {}
 
     def after_attempt(self, delivery: Delivery, record: AttemptRecord) -> None:
         self.count_attempt(record.outcome, record.duration_s)
@@ -41,4 +46,8 @@ class MetricsHooks(DispatchHooks):
 
     def count_dropped(self, space: str, event_type: str) -> None:
         """An at-most-once delivery was dropped before an attempt: the buffer was full."""
-        self._metrics.events_dropped.labels(space=space, type=event_type).inc()
+        child = self._dropped.get((space, event_type))
+        if child is None:
+            child = self._metrics.events_dropped.labels(space=space, type=event_type)
+            self._dropped[(space, event_type)] = child
+        child.inc()

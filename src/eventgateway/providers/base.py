@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from eventgateway.model.entities import Function
 
 __all__ = ["Call", "Provider", "Reply"]
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+# Structs, not dataclasses: one of each is made per attempt (see queue/base.py).
+class Call(msgspec.Struct, frozen=True):
     """What to send: the body, its content type and any extra headers."""
 
     body: bytes
@@ -28,8 +29,7 @@ class Call:
     timeout_s: float = 5.0
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(msgspec.Struct, frozen=True):
     """What the function answered. ``status`` is 200 for providers without HTTP status."""
 
     status: int

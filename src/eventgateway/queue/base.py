@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import msgspec
 
 from eventgateway.events.model import CloudEvent
 
@@ -42,8 +43,10 @@ __all__ = [
 AttemptOutcome = Literal["delivered", "failed", "skipped"]
 
 
-@dataclass(frozen=True, slots=True)
-class NewDelivery:
+# The per-event and per-delivery value types are msgspec Structs: one is made for every
+# event, target, delivery and attempt, and a Struct is built ~10x faster than a frozen
+# dataclass (~70 ns against ~600-850 ns; bench/README.md "Hot-path value types").
+class NewDelivery(msgspec.Struct, frozen=True):
     """One subscription that an accepted event must reach."""
 
     space: str
@@ -56,8 +59,7 @@ class NewDelivery:
     auth_request: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
+class Accepted(msgspec.Struct, frozen=True):
     """One accepted event and the deliveries it needs."""
 
     event: CloudEvent
@@ -68,8 +70,7 @@ Room = Callable[[str], int]
 """How many deliveries of a subscription a lease may still hand out (see ``lease``)."""
 
 
-@dataclass(slots=True)
-class Delivery:
+class Delivery(msgspec.Struct):
     """A leased delivery: one event on its way to one subscription's function."""
 
     id: str
@@ -86,8 +87,7 @@ class Delivery:
     body: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptRecord:
+class AttemptRecord(msgspec.Struct, frozen=True):
     """One attempt, as the delivery log keeps it."""
 
     started_at: float  # wall-clock seconds
@@ -96,7 +96,7 @@ class AttemptRecord:
     status: int | None = None
     error: str = ""
     response_excerpt: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class DeliveryQueue(abc.ABC):

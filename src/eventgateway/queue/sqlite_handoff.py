@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import heapq
 import logging
 from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Protocol
@@ -121,25 +122,32 @@ class HandedDeliveries:
     def take(self, max_count: int, exclude: Collection[str], room: Room | None) -> list[_Held]:
         """Up to ``max_count`` held deliveries, oldest first, within each subscription's
         room (none of an excluded one)."""
-        candidates: list[tuple[int, str]] = []
+        # A merge of the subscriptions' queues (each is in id order) by their heads: the
+        # work is per delivery taken, not per delivery held, which matters when the
+        # dispatcher asks for a few at a time with a thousand held.
+        heads: list[tuple[int, str]] = []
+        quota: dict[str, int] = {}
         for subscription_id, held in self._by_sub.items():
             if subscription_id in exclude:
                 continue
             want = len(held) if room is None else min(len(held), room(subscription_id))
-            for index in range(min(want, max_count)):
-                candidates.append((int(held[index][0].id), subscription_id))
-        if not candidates:
-            return []
-        candidates.sort()
-        per_sub = collections.Counter(sub for _, sub in candidates[:max_count])
+            if want > 0:
+                quota[subscription_id] = want
+                heads.append((int(held[0][0].id), subscription_id))
+        heapq.heapify(heads)
         taken: list[_Held] = []
-        for subscription_id, count in per_sub.items():
+        while heads and len(taken) < max_count:
+            subscription_id = heads[0][1]
             held = self._by_sub[subscription_id]
-            taken.extend(held.popleft() for _ in range(count))
-            if not held:
-                del self._by_sub[subscription_id]
+            taken.append(held.popleft())
+            quota[subscription_id] -= 1
+            if held and quota[subscription_id]:
+                heapq.heapreplace(heads, (int(held[0][0].id), subscription_id))
+            else:
+                heapq.heappop(heads)
+                if not held:
+                    del self._by_sub[subscription_id]
         self._count -= len(taken)
-        taken.sort(key=lambda pair: int(pair[0].id))
         return taken
 
     def put_back(self, taken: Sequence[_Held]) -> None:
