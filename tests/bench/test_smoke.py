@@ -69,3 +69,14 @@ def test_the_cpu_probe_reports_every_process_per_delivery() -> None:
     lines = {line.split()[0]: line for line in loaded.splitlines() if line.startswith("  ")}
     for process in ("gateway", "receiver", "worker0"):
         assert "µs/delivery" in lines[process], loaded
+
+
+@pytest.mark.timeout(60)  # ~2 s
+def test_the_app_probe_plans_every_delivery_and_reports_per_request() -> None:
+    # The probe exits non-zero when the deliveries it saw planned are not fanout × requests.
+    out = _run(
+        "bench.app_probe", "--fanout", "1", "3", "--requests", "50", "--rounds", "2", timeout_s=50
+    )
+    lines = out.splitlines()
+    assert [line.split(" at-most-once")[0].strip() for line in lines] == ["1", "3"], out
+    assert all(re.search(r": +\d+\.\d+ µs per request$", line) for line in lines), out
