@@ -45,7 +45,7 @@ AttemptOutcome = Literal["delivered", "failed", "skipped"]
 
 # The per-event and per-delivery value types are msgspec Structs: one is made for every
 # event, target, delivery and attempt, and a Struct is built ~10x faster than a frozen
-# dataclass (~70 ns against ~600-850 ns; bench/README.md "Hot-path value types").
+# dataclass (75-110 ns against 340-1,130 ns; bench/README.md "Hot-path value types").
 class NewDelivery(msgspec.Struct, frozen=True):
     """One subscription that an accepted event must reach."""
 
