@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import time
 from typing import Any
 
 import httpx
 
-from bench.auth_probe import _receive, _scope, _send
+from bench.auth_probe import event_scope, per_request_us
 from eventgateway.app import Gateway
 from eventgateway.queue.base import Accepted
 from eventgateway.settings import Settings
@@ -34,7 +33,7 @@ async def _create(config: httpx.AsyncClient, resource: str, body: dict[str, Any]
         raise RuntimeError(f"creating {resource}: {response.status_code} {response.text}")
 
 
-async def per_request_us(fanout: int, requests: int, rounds: int) -> float:
+async def measure(fanout: int, requests: int, rounds: int) -> float:
     """Median µs per request over ``rounds`` rounds of ``requests`` requests."""
     gateway = Gateway(Settings(store_url="memory://", dispatch="inline"), store=MemoryStore())
     await gateway.start()
@@ -63,13 +62,8 @@ async def per_request_us(fanout: int, requests: int, rounds: int) -> float:
             return True
 
         app._forward_fast = forward
-        scope = _scope("/acme", [])
-        samples = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            for _ in range(requests):
-                await app(scope, _receive, _send)
-            samples.append((time.perf_counter() - start) / requests * 1e6)
+        scope = event_scope("/acme", [])
+        samples = [await per_request_us(app, scope, requests) for _ in range(rounds)]
         if forwarded != fanout * requests * rounds:
             raise RuntimeError(f"{forwarded} deliveries planned, not {fanout * requests * rounds}")
         return statistics.median(samples)
@@ -84,7 +78,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     for fanout in args.fanout:
-        value = asyncio.run(per_request_us(fanout, args.requests, args.rounds))
+        value = asyncio.run(measure(fanout, args.requests, args.rounds))
         print(f"{fanout:3d} at-most-once subscription(s): {value:6.2f} µs per request")
 
 

@@ -51,7 +51,7 @@ _BODY = json.dumps(
 ).encode()
 
 
-def _scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+def event_scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
     return {
         "type": "http",
         "method": "POST",
@@ -67,19 +67,19 @@ def _scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
     }
 
 
-async def _receive() -> dict[str, Any]:
+async def receive_event() -> dict[str, Any]:
     return {"type": "http.request", "body": _BODY, "more_body": False}
 
 
-async def _send(message: dict[str, Any]) -> None:
+async def expect_202(message: dict[str, Any]) -> None:
     if message["type"] == "http.response.start" and message["status"] != 202:
         raise RuntimeError(f"unexpected status {message['status']}")
 
 
-async def _per_request_us(app: Any, scope: dict[str, Any], requests: int) -> float:
+async def per_request_us(app: Any, scope: dict[str, Any], requests: int) -> float:
     start = time.perf_counter()
     for _ in range(requests):
-        await app(scope, _receive, _send)
+        await app(scope, receive_event, expect_202)
     return (time.perf_counter() - start) / requests * 1e6
 
 
@@ -98,8 +98,8 @@ async def _run(requests: int, rounds: int) -> dict[str, Any]:
     # (the default is 1,000/s). Refill every call so each request takes the accept path.
     ticks = iter(range(10**12))
     unlimited_clock_limiter.clock = lambda: float(next(ticks))
-    public = _scope("/space7/users", [])
-    private = _scope("/private/users", [(b"x-api-key", issued.token.encode())])
+    public = event_scope("/space7/users", [])
+    private = event_scope("/private/users", [(b"x-api-key", issued.token.encode())])
     cases = {
         "open mode": (None, None, public),
         "auth, public space": (auth, None, public),
@@ -111,7 +111,7 @@ async def _run(requests: int, rounds: int) -> dict[str, Any]:
         for _ in range(rounds):
             for name, (authenticator, limiter, scope) in cases.items():
                 app.authenticator, app.rate_limiter = authenticator, limiter
-                samples[name].append(await _per_request_us(app, scope, requests))
+                samples[name].append(await per_request_us(app, scope, requests))
     finally:
         app.authenticator, app.rate_limiter = None, None
         await gateway.stop()
