@@ -52,6 +52,7 @@ _BODY = json.dumps(
 
 
 def event_scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """The ASGI scope of a structured-mode POST of the probe's event to ``path``."""
     return {
         "type": "http",
         "method": "POST",
@@ -68,15 +69,18 @@ def event_scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]
 
 
 async def receive_event() -> dict[str, Any]:
+    """ASGI ``receive``: the probe's event, whole."""
     return {"type": "http.request", "body": _BODY, "more_body": False}
 
 
 async def expect_202(message: dict[str, Any]) -> None:
+    """ASGI ``send`` that fails the probe on any answer but 202."""
     if message["type"] == "http.response.start" and message["status"] != 202:
         raise RuntimeError(f"unexpected status {message['status']}")
 
 
 async def per_request_us(app: Any, scope: dict[str, Any], requests: int) -> float:
+    """Mean µs per request of ``app`` over ``requests`` sequential requests."""
     start = time.perf_counter()
     for _ in range(requests):
         await app(scope, receive_event, expect_202)
