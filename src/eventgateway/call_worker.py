@@ -114,8 +114,14 @@ async def _serve_connection(
         writer.close()
 
 
+def _prepare_socket(path: pathlib.Path) -> None:
+    # A socket file left by a killed worker would make bind() fail. With the memory store
+    # nothing else creates the data dir the socket lives in.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_socket(path)
+
+
 def _remove_socket(path: pathlib.Path) -> None:
-    # A socket file left by a killed worker would make bind() fail.
     path.unlink(missing_ok=True)
 
 
@@ -166,7 +172,7 @@ async def run_call_worker(
     """
     provider = HttpProvider(policy=targets)
     await provider.open()
-    _remove_socket(socket_path)
+    _prepare_socket(socket_path)
     server = await asyncio.start_unix_server(
         lambda r, w: _serve_connection(provider, r, w), path=str(socket_path)
     )
@@ -236,7 +242,7 @@ async def _dispatching(options: QueueOptions, provider: HttpProvider) -> AsyncIt
         per_subscription=options.per_subscription,
         timeout_s=options.timeout_s,
     )
-    _remove_socket(options.socket_path)
+    _prepare_socket(options.socket_path)
     server = await asyncio.start_unix_server(host.serve_connection, path=str(options.socket_path))
     os.chmod(options.socket_path, 0o600)
     task = asyncio.create_task(host.run(), name="dispatcher")

@@ -360,6 +360,40 @@ def test_openapi_document_is_json_with_openapi_and_paths(gateway: GatewayProcess
     assert "/v1/status" in document["paths"]
 
 
+async def test_memory_store_delivers_with_a_data_dir_that_does_not_exist_yet(
+    tmp_path: pathlib.Path, receiver: Receiver
+):
+    # The delivery worker's socket lives in the data dir, which the memory store never
+    # creates: the worker must make it rather than crash-loop with accepted events queued.
+    missing = tmp_path / "not" / "yet"
+    async with running_async(
+        tmp_path / "data", "--store", "memory://", "--data-dir", str(missing)
+    ) as process:
+        url = process.config_url
+        await create(
+            url,
+            "acme",
+            "functions",
+            {"functionId": "crm", "type": "http", "provider": {"url": receiver.url("/crm")}},
+        )
+        await create(url, "acme", "eventtypes", {"name": "user.created"})
+        await create(
+            url,
+            "acme",
+            "subscriptions",
+            {"type": "async", "eventType": "user.created", "functionId": "crm", "path": "/acme"},
+        )
+        async with httpx.AsyncClient(timeout=5) as client:
+            emitted = await client.post(
+                process.events_url + "/acme", json=cloudevent("e-memory"), headers=STRUCTURED
+            )
+        [call] = await receiver.wait_for(1, "/crm")
+
+    assert emitted.status_code == 202
+    assert call.json()["id"] == "e-memory"
+    assert "exited with" not in process.log()
+
+
 # -- system events ---------------------------------------------------------------------------
 
 
