@@ -123,12 +123,65 @@ def test_header_values_that_are_not_strings_are_malformed(raw: bytes):
         pytest.param(b'{"statusCode":201.5}', id="fraction"),
         pytest.param(b'{"statusCode":true}', id="bool"),
         pytest.param(b'{"statusCode":99}', id="below 100"),
+        pytest.param(b'{"statusCode":100}', id="100 continue"),
+        pytest.param(b'{"statusCode":101}', id="101 switching protocols"),
+        pytest.param(b'{"statusCode":199}', id="199"),
+        pytest.param(b'{"statusCode":600}', id="600"),
+        pytest.param(b'{"statusCode":999}', id="999"),
         pytest.param(b'{"statusCode":1000}', id="above 999"),
         pytest.param(b'{"statusCode":0}', id="zero"),
     ],
 )
-def test_status_code_that_is_not_an_integer_from_100_to_999_is_malformed(raw: bytes):
+def test_status_code_that_is_not_an_integer_from_200_to_599_is_malformed(raw: bytes):
     assert parse_http_result(raw) is None
+
+
+@pytest.mark.parametrize("status", [200, 299, 418, 599])
+def test_any_final_status_code_is_kept(status: int):
+    assert parse_http_result(b'{"statusCode":%d}' % status) == HttpResult(status, [], b"")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b'{"headers":{"bad header":"v"}}', id="space in name"),
+        pytest.param(b'{"headers":{"":"v"}}', id="empty name"),
+        pytest.param(b'{"headers":{"x:y":"v"}}', id="colon in name"),
+        pytest.param(b'{"headers":{"caf\\u00e9":"v"}}', id="non-ASCII name"),
+        pytest.param(b'{"headers":{"x-a":"a\\r\\nx-injected: 1"}}', id="CRLF in value"),
+        pytest.param(b'{"headers":{"x-a":"a\\nb"}}', id="LF in value"),
+        pytest.param(b'{"headers":{"x-a":"a\\u0000b"}}', id="NUL in value"),
+        pytest.param(b'{"headers":{"x-a":"\\u20ac"}}', id="value not Latin-1"),
+        pytest.param(b'{"headers":{"x-a":"\\ud800"}}', id="lone surrogate in value"),
+    ],
+)
+def test_header_that_cannot_be_written_is_malformed(raw: bytes):
+    assert parse_http_result(raw) is None
+
+
+def test_latin1_header_values_and_tabs_are_kept():
+    result = parse_http_result(b'{"headers":{"X-Name":"caf\\u00e9\\tnoir"}}')
+
+    assert result == HttpResult(200, [("X-Name", "caf\u00e9\tnoir")], b"")
+
+
+@pytest.mark.parametrize("name", ["Content-Length", "transfer-encoding", "Date"])
+def test_framing_and_date_headers_set_by_the_function_are_dropped(name: str):
+    result = parse_http_result(b'{"headers":{"%s":"999","X-Kept":"1"},"body":"hi"}' % name.encode())
+
+    assert result == HttpResult(200, [("X-Kept", "1"), ("Content-Type", TEXT)], b"hi")
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_no_content_statuses_drop_the_body(status: int):
+    result = parse_http_result(b'{"statusCode":%d,"body":"not empty"}' % status)
+
+    assert result == HttpResult(status, [], b"")
+
+
+def test_lone_surrogate_escape_is_malformed():
+    # msgspec refuses it as JSON (Go's decoder would have put U+FFFD in its place).
+    assert parse_http_result(b'{"body":"a\\ud800b"}') is None
 
 
 @pytest.mark.parametrize(

@@ -307,6 +307,59 @@ def test_bad_input_is_a_4xx_with_the_errors_shape(
     assert message in error["message"]
 
 
+async def test_sync_replies_that_http_cannot_carry_never_break_the_connection(
+    gateway: GatewayProcess, receiver: Receiver
+):
+    # Real uvicorn framing: one keep-alive connection carries every answer in turn.
+    replies = {
+        "no-content": {"statusCode": 204, "body": "not empty", "headers": {"X-A": "1"}},
+        "framing": {"headers": {"Content-Length": "999", "Date": "then"}, "body": "hi"},
+        "status-999": {"statusCode": 999},
+        "status-101": {"statusCode": 101},
+        "bad-name": {"headers": {"bad header": "v"}},
+        "split": {"headers": {"x-a": "a\r\nx-injected: 1"}},
+    }
+    url = gateway.config_url
+    await create(url, "wire", "eventtypes", {"name": "http.request"})
+    for name, reply in replies.items():
+        receiver.reply_json(f"/{name}", reply)
+        await create(
+            url,
+            "wire",
+            "functions",
+            {"functionId": name, "type": "http", "provider": {"url": receiver.url(f"/{name}")}},
+        )
+        await create(
+            url,
+            "wire",
+            "subscriptions",
+            {
+                "type": "sync",
+                "eventType": "http.request",
+                "functionId": name,
+                "method": "GET",
+                "path": f"/wire/{name}",
+            },
+        )
+    answers = {}
+    async with httpx.AsyncClient(base_url=gateway.events_url, timeout=5) as client:
+        for name in [*replies, "no-content"]:
+            answers[name] = await client.get(f"/wire/{name}")
+
+    no_content = answers["no-content"]
+    assert (no_content.status_code, no_content.content) == (204, b"")
+    assert no_content.headers["x-a"] == "1"
+    assert "content-length" not in no_content.headers
+    framing = answers["framing"]
+    assert (framing.status_code, framing.content) == (200, b"hi")
+    assert framing.headers.get_list("content-length") == ["2"]
+    assert framing.headers.get_list("date") != ["then"]
+    for name in ("status-999", "status-101", "bad-name", "split"):
+        assert answers[name].status_code == 500, name
+        assert answers[name].json() == {"errors": [{"message": "HTTP response object malformed"}]}
+    assert "Traceback" not in gateway.log()
+
+
 # -- metrics and OpenAPI ---------------------------------------------------------------------
 
 

@@ -29,7 +29,7 @@ from eventgateway.api.emit_guard import (
 )
 from eventgateway.auth.base import Authenticator
 from eventgateway.dispatch.invoke import Invoker, apply_authorization
-from eventgateway.dispatch.response import MALFORMED, parse_http_result
+from eventgateway.dispatch.response import BODILESS_STATUSES, MALFORMED, parse_http_result
 from eventgateway.errors import (
     EventParseError,
     HTTPError,
@@ -323,7 +323,8 @@ class EventsApp:
             await _respond_error(send, 500, MALFORMED, extra)
             return
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in result.headers]
-        headers.append((b"content-length", str(len(result.body)).encode()))
+        if result.status not in BODILESS_STATUSES:
+            headers.append((b"content-length", str(len(result.body)).encode()))
         await _respond(send, result.status, [*headers, *extra], result.body)
 
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-__all__ = ["MALFORMED", "HttpResult", "parse_http_result", "sniff_content_type"]
+__all__ = [
+    "BODILESS_STATUSES",
+    "MALFORMED",
+    "HttpResult",
+    "parse_http_result",
+    "sniff_content_type",
+]
 
 MALFORMED = "HTTP response object malformed"
 
@@ -40,9 +47,22 @@ def _member(obj: dict[str, Any], name: str) -> Any:
 def _status(value: Any) -> int:
     if value is None:
         return 200
-    if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 999:
+    # Go accepted 100-999; a 1xx cannot be a final response and HTTP defines no class
+    # above 5xx, so those are malformed here rather than written as a broken response.
+    if isinstance(value, bool) or not isinstance(value, int) or not 200 <= value <= 599:
         raise _Malformed
     return value
+
+
+# RFC 9110 §5.1 token characters; values may not hold CR, LF, NUL or other controls
+# (a function could otherwise split or smuggle responses).
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# Framing and the Date line are the gateway's to write: a function's copy would disagree
+# with the body actually sent, or duplicate the server's own header.
+_GATEWAY_HEADERS = frozenset({"content-length", "transfer-encoding", "date"})
+# RFC 9110 §6.4.1: no content in these responses.
+BODILESS_STATUSES = frozenset({204, 304})
 
 
 def _headers(value: Any) -> list[tuple[str, str]]:
@@ -54,10 +74,23 @@ def _headers(value: Any) -> list[tuple[str, str]]:
     for name, item in value.items():
         if item is None:
             item = ""
-        if not isinstance(item, str):
+        if not isinstance(item, str) or not _HEADER_NAME.fullmatch(name):
             raise _Malformed
-        headers.append((name, item))
+        if _HEADER_VALUE_FORBIDDEN.search(item) or not _latin1(item):
+            raise _Malformed
+        if name.lower() not in _GATEWAY_HEADERS:
+            headers.append((name, item))
     return headers
+
+
+def _latin1(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_http_result(raw: bytes) -> HttpResult | None:
@@ -83,7 +116,7 @@ def parse_http_result(raw: bytes) -> HttpResult | None:
     body_value = _member(decoded, "body")
     if body_value is not None and not isinstance(body_value, str):
         return None
-    body = (body_value or "").encode()
+    body = b"" if status in BODILESS_STATUSES else (body_value or "").encode()
     if body and not any(name.lower() == "content-type" for name, _ in headers):
         headers.append(("Content-Type", sniff_content_type(body)))
     return HttpResult(status, headers, body)
