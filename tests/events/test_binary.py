@@ -296,3 +296,17 @@ def test_header_values_that_are_not_utf8_become_replacement_characters():
     event = parse_one({**V01, "CE-EventType": b"caf\xe9"})
 
     assert event.type == "caf\ufffd"
+
+
+def test_whitespace_after_a_header_value_is_not_part_of_it():
+    headers = {**V1, "ce-specversion": "1.0 ", "ce-type": "user.created \t", "ce-color": "red "}
+
+    event = parse_one(headers, b"")
+
+    assert (event.type, event.extensions) == ("user.created", {"color": "red"})
+
+
+def test_whitespace_after_a_0_1_header_value_is_not_part_of_it():
+    event = parse_one({**V01, "CE-EventType": "user.created  ", "CE-Source": "/users\t"})
+
+    assert (event.type, event.source) == ("user.created", "/users")

@@ -32,5 +32,9 @@ def canonical_header_name(name: bytes) -> str:
 
 
 def header_text(value: bytes) -> str:
-    """Decode a raw header value; invalid UTF-8 becomes U+FFFD, as Go's JSON encoder does."""
-    return value.decode("utf-8", "replace")
+    """Decode a raw header value; invalid UTF-8 becomes U+FFFD, as Go's JSON encoder does.
+
+    Whitespace around the value is not part of it (RFC 9110 §5.5; Go trims it too): the
+    parser drops the leading run, the trailing one is dropped here.
+    """
+    return value.rstrip(b" \t").decode("utf-8", "replace")
