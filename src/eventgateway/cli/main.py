@@ -385,7 +385,8 @@ def call_worker(
 def main() -> None:
     """Entry point: run the CLI, turning known errors into one line and exit status 1."""
     try:
-        cli.main(standalone_mode=False, prog_name="eg")
+        # Without standalone mode click returns, not raises, a command's Exit(code).
+        status = cli.main(standalone_mode=False, prog_name="eg")
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(1)
@@ -395,3 +396,5 @@ def main() -> None:
     except ConfigError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
+    if isinstance(status, int) and status != 0:
+        sys.exit(status)
