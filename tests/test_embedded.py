@@ -101,7 +101,7 @@ def test_a_failing_startup_raises_its_error_in_the_callers_thread(tmp_path: path
     not_a_directory.write_text("")
     embedded = EmbeddedGateway(settings_for(not_a_directory))
 
-    with pytest.raises(FileExistsError, match="file"):
+    with pytest.raises(ConfigError, match="is a file, not a directory"):
         embedded.start()
 
     assert not embedded.running

@@ -27,6 +27,7 @@ from eventgateway.auth.keyring import KeyRing
 from eventgateway.auth.operator import operator_key_for
 from eventgateway.backends import delivery_worker, open_queue, open_store
 from eventgateway.cluster import NatsLink, parse_nats_url
+from eventgateway.data_dir import DataDirLock
 from eventgateway.dispatch.dispatcher import Dispatcher
 from eventgateway.dispatch.invoke import Invoker
 from eventgateway.dispatch.link import DispatchLink, routing_message
@@ -100,6 +101,7 @@ class Gateway:
         http = HttpProvider(policy=targets, resolver=resolver)
         self.providers = ProviderRegistry({"http": http, **self.runtime.providers})
         self.worker: WorkerProcess | None = None
+        self._dir_lock: DataDirLock | None = None
         delivery_providers = self.providers
         dispatch_socket: pathlib.Path | None = None
         if settings.dispatch in ("process", "worker"):
@@ -210,9 +212,25 @@ class Gateway:
                 gauges[kind].labels(space=space).set(count)
 
     async def start(self) -> None:
-        """Open store and queues, load routing, and start the background tasks."""
-        if not self.settings.in_memory:
-            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        """Lock the data dir, open store and queues, load routing, start the background tasks.
+
+        Raises:
+            ConfigError: the data dir cannot be used, or another gateway holds it.
+        """
+        if not self.settings.in_memory or self.worker is not None:  # files or the socket
+            self._dir_lock = DataDirLock.acquire(self.settings.data_dir)
+        try:
+            await self._open()
+        except BaseException:
+            self._release_data_dir()
+            raise
+
+    def _release_data_dir(self) -> None:
+        if self._dir_lock is not None:
+            self._dir_lock.release()
+            self._dir_lock = None
+
+    async def _open(self) -> None:
         await self.store.open()
         await self.queue.open()
         await self.fast_queue.open()
@@ -315,6 +333,7 @@ class Gateway:
         if self.nats is not None:
             await self.nats.close()
         await self.store.close()
+        self._release_data_dir()
 
     def asgi(self, config_port: int) -> PortRouter:
         """One ASGI app for both listeners, told apart by the local port."""

@@ -15,6 +15,7 @@ from eventgateway.api.deliveries import is_deliveries_path
 from eventgateway.api.events import Receive, Scope, Send
 from eventgateway.api.invoke import is_invoke_path
 from eventgateway.api.runtime import is_runtime_path
+from eventgateway.errors import ConfigError
 
 if TYPE_CHECKING:
     from eventgateway.app import Gateway
@@ -107,7 +108,10 @@ class PortRouter:
                 try:
                     await self._gateway.start()
                 except Exception as exc:
-                    logger.exception("gateway failed to start")
+                    if isinstance(exc, ConfigError):  # a known cause: one line, no traceback
+                        logger.error("gateway failed to start: %s", exc)
+                    else:
+                        logger.exception("gateway failed to start")
                     self.startup_error = exc
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return

@@ -447,6 +447,39 @@ async def test_memory_store_delivers_with_a_data_dir_that_does_not_exist_yet(
     assert "exited with" not in process.log()
 
 
+async def test_a_second_gateway_on_the_same_data_dir_is_refused_and_the_first_keeps_delivering(
+    tmp_path: pathlib.Path, receiver: Receiver
+):
+    async with running_async(tmp_path / "data") as first:
+        second = GatewayProcess(tmp_path / "data")
+        with pytest.raises(RuntimeError, match="exited with 3") as refused:
+            await asyncio.to_thread(second.start)
+        url = first.config_url
+        await create(
+            url,
+            "acme",
+            "functions",
+            {"functionId": "crm", "type": "http", "provider": {"url": receiver.url("/crm")}},
+        )
+        await create(url, "acme", "eventtypes", {"name": "user.created"})
+        await create(
+            url,
+            "acme",
+            "subscriptions",
+            {"type": "async", "eventType": "user.created", "functionId": "crm", "path": "/acme"},
+        )
+        async with httpx.AsyncClient(timeout=5) as client:
+            emitted = await client.post(
+                first.events_url + "/acme", json=cloudevent("e-first"), headers=STRUCTURED
+            )
+        [call] = await receiver.wait_for(1, "/crm")
+
+    assert f"is in use by another gateway (pid {first.proc.pid})" in str(refused.value)
+    assert "Traceback" not in str(refused.value)
+    assert emitted.status_code == 202
+    assert call.json()["id"] == "e-first"
+
+
 # -- system events ---------------------------------------------------------------------------
 
 

@@ -1,0 +1,75 @@
+"""One gateway per data dir: an exclusive lock on ``<data-dir>/gateway.lock``.
+
+Two gateways on one data dir would share its SQLite files and the delivery worker's socket:
+the second one's worker unlinks and rebinds the first one's socket, and the first gateway
+keeps answering 202 while nothing delivers. The lock is a ``flock``, so the kernel drops it
+when its holder exits, ``kill -9`` included: a stale file never blocks a restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pathlib
+
+from eventgateway.errors import ConfigError
+
+__all__ = ["DataDirLock"]
+
+LOCK_FILE = "gateway.lock"
+
+
+class DataDirLock:
+    """Held while a gateway uses its data dir; :meth:`release` (or exit) lets it go."""
+
+    def __init__(self, data_dir: pathlib.Path, fd: int) -> None:
+        self.data_dir = data_dir
+        self._fd: int | None = fd
+
+    @classmethod
+    def acquire(cls, data_dir: pathlib.Path) -> DataDirLock:
+        """Create the data dir if needed and lock it for this process.
+
+        Raises:
+            ConfigError: the directory cannot be created or used, or another gateway (its
+                PID named when known) holds it.
+        """
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileExistsError:
+            raise ConfigError(f"the data dir {str(data_dir)!r} is a file, not a directory") from None
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot use the data dir {str(data_dir)!r}: {exc.strerror or exc}"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _read_pid(fd)
+            os.close(fd)
+            who = f"another gateway (pid {holder})" if holder else "another gateway"
+            raise ConfigError(
+                f"the data dir {str(data_dir)!r} is in use by {who}; stop it, or give this "
+                "one its own --data-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return cls(data_dir, fd)
+
+    def release(self) -> None:
+        """Unlock; calling it again does nothing."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        return int(os.pread(fd, 32, 0).decode().strip())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,78 @@
+"""One gateway per data dir: the lock, its messages, and that exit releases it."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+from eventgateway.data_dir import DataDirLock
+from eventgateway.errors import ConfigError
+
+_HOLD = """
+import pathlib, sys
+from eventgateway.data_dir import DataDirLock
+lock = DataDirLock.acquire(pathlib.Path(sys.argv[1]))
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_second_lock_on_the_same_dir_is_refused_until_the_first_is_released(
+    tmp_path: pathlib.Path,
+):
+    first = DataDirLock.acquire(tmp_path / "data")
+
+    with pytest.raises(
+        ConfigError, match=re.escape(f"in use by another gateway (pid {os.getpid()})")
+    ):
+        DataDirLock.acquire(tmp_path / "data")
+
+    first.release()
+    first.release()  # a second release does nothing
+    DataDirLock.acquire(tmp_path / "data").release()
+
+
+def test_the_lock_creates_missing_directories(tmp_path: pathlib.Path):
+    lock = DataDirLock.acquire(tmp_path / "a" / "b")
+
+    assert (tmp_path / "a" / "b" / "gateway.lock").is_file()
+    lock.release()
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path: pathlib.Path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == b"locked\n"
+        with pytest.raises(ConfigError, match=f"pid {holder.pid}"):
+            DataDirLock.acquire(tmp_path)
+    finally:
+        holder.kill()
+        holder.communicate(timeout=10)  # also closes the pipes
+
+    DataDirLock.acquire(tmp_path).release()
+
+
+def test_a_file_in_place_of_the_data_dir_is_a_config_error_naming_it(tmp_path: pathlib.Path):
+    (tmp_path / "data").write_text("")
+
+    with pytest.raises(ConfigError, match=r"'.*/data' is a file, not a directory"):
+        DataDirLock.acquire(tmp_path / "data")
+
+
+def test_a_data_dir_that_cannot_be_created_is_a_config_error_naming_it(tmp_path: pathlib.Path):
+    (tmp_path / "file").write_text("")
+
+    with pytest.raises(
+        ConfigError, match=r"cannot use the data dir '.*/file/data': Not a directory"
+    ):
+        DataDirLock.acquire(tmp_path / "file" / "data")
