@@ -96,6 +96,29 @@ def test_without_data_or_event_none_is_sent(monkeypatch):
     assert fake.calls == [("f", None, {"event": None, "wait_s": ANSWER_WAIT_S})]
 
 
+@pytest.mark.parametrize("args", [["addUserToCRM"], ["addUserToCRM", "-f", "addUserToCRM"]])
+def test_the_function_may_be_named_without_f(monkeypatch, args):
+    result, fake = run(monkeypatch, OK, *args)
+
+    assert result.exit_code == 0, result.output
+    assert [call[0] for call in fake.calls] == ["addUserToCRM"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "Missing the function: give its NAME, or -f/--function NAME."),
+        (["a", "-f", "b"], "two functions given, 'a' and -f 'b'"),
+    ],
+)
+def test_no_function_or_two_different_ones_is_a_usage_error(monkeypatch, args, message):
+    result, fake = run(monkeypatch, OK, *args)
+
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert fake.calls == []
+
+
 def test_the_result_is_indented_json_then_a_blank_line_and_the_log_lines(monkeypatch):
     result, _ = run(monkeypatch, OK, "-f", "f")
 

@@ -16,12 +16,15 @@ import time
 import zipfile
 from collections.abc import Iterator
 
+import click
 import httpx
 import pytest
 from click.testing import CliRunner
 
-from eventgateway.cli.logs import _follow, format_line, format_timestamp
+from eventgateway.cli.context import CliOptions
+from eventgateway.cli.logs import _follow, _follow_until_closed, format_line, format_timestamp
 from eventgateway.cli.main import cli
+from eventgateway.sdk._wire import GatewayError
 from tests.support.process import GatewayProcess
 
 SPACE = "acme-crm"
@@ -88,12 +91,37 @@ def test_following_skips_only_the_repeated_lines_of_the_last_millisecond():
     assert recorder.printed == [entry("a"), entry("b")]
 
 
+def gone(message: str):
+    yield entry("a")
+    raise GatewayError(message, status=None)
+
+
+@pytest.mark.parametrize(
+    ("stream", "reason"),
+    [
+        ([entry("a")], "closed it (stopped or restarting)"),
+        (gone("RemoteProtocolError: peer closed connection"), "went away (RemoteProtocolError"),
+    ],
+)
+def test_a_tail_the_gateway_ends_is_an_error_naming_the_gateway(stream, reason):
+    recorder = Recorder()
+    options = CliOptions(url="http://acme-crm.localhost:4000", space="acme-crm")
+
+    with pytest.raises(click.ClickException) as ended:
+        _follow_until_closed(recorder, stream, [], options)
+
+    assert recorder.printed == [entry("a")]
+    assert ended.value.message.startswith(
+        f"the log stream ended: the gateway at http://localhost:4001 {reason}"
+    )
+
+
 # -- against a real gateway ----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(tmp_path_factory.mktemp("logs") / "data").start()
+def set_up(process: GatewayProcess) -> GatewayProcess:
+    """Upload HANDLER as function addUserToCRM, subscribed to user.created; return the
+    gateway."""
     config = httpx.Client(base_url=f"{process.config_url}/v1/spaces/{SPACE}", timeout=30)
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as bundle:
@@ -125,6 +153,12 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess
         response = config.post(f"/{resource}", json=body)
         assert response.status_code == 201, response.text
     config.close()
+    return process
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    process = set_up(GatewayProcess(tmp_path_factory.mktemp("logs") / "data").start())
     yield process
     process.stop()
 
@@ -148,17 +182,19 @@ def emit(gateway: GatewayProcess, user: dict) -> None:
     assert result.exit_code == 0, result.output
 
 
-def logs(gateway: GatewayProcess, *args: str) -> list[str]:
-    result = CliRunner().invoke(cli, ["logs", "-f", "addUserToCRM", *args], env=env_for(gateway))
+def logs(gateway: GatewayProcess, *args: str, function: str = "addUserToCRM") -> list[str]:
+    result = CliRunner().invoke(cli, ["logs", "-f", function, *args], env=env_for(gateway))
     assert result.exit_code == 0, result.output
     return result.stdout.splitlines()
 
 
-def invocation(gateway: GatewayProcess, marker: str, timeout_s: float = 30.0) -> list[str]:
+def invocation(
+    gateway: GatewayProcess, marker: str, timeout_s: float = 30.0, function: str = "addUserToCRM"
+) -> list[str]:
     """`eg logs` lines of the invocation that printed ``marker``, once its REPORT is there."""
     deadline = time.monotonic() + timeout_s
     while True:
-        lines = logs(gateway)
+        lines = logs(gateway, function=function)
         found = [line.split("\t")[1] for line in lines if marker in line and "\t" in line]
         if found:
             own = [line for line in lines if found[0] in line]
@@ -210,6 +246,61 @@ def test_a_bad_since_is_one_error_line():
 
     assert result.exit_code == 1
     assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("tail", [[], ["-t"]])
+def test_an_unknown_function_fails_as_invoke_does_before_any_streaming(gateway, tail):
+    result = CliRunner().invoke(cli, ["logs", "-f", "nosuchfn", *tail], env=env_for(gateway))
+
+    assert result.exit_code == 1
+    assert result.stderr == 'Error: Function "nosuchfn" not found.\n'
+    assert result.stdout == ""
+
+
+def test_the_function_may_be_named_without_f(gateway):
+    emit(gateway, {"username": "positional"})
+    invocation(gateway, "positional")
+
+    result = CliRunner().invoke(
+        cli, ["logs", "addUserToCRM", "--filter", "positional"], env=env_for(gateway)
+    )
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == logs(gateway, "--filter", "positional")
+    assert "positional" in result.stdout
+
+
+def test_a_removed_function_keeps_its_logs_readable(gateway):
+    config = httpx.Client(base_url=f"{gateway.config_url}/v1/spaces/{SPACE}", timeout=30)
+    provider = config.get("/functions/addUserToCRM").json()["provider"]
+    for resource, body in (
+        ("functions", {"functionId": "formerCRM", "type": "python", "provider": provider}),
+        ("eventtypes", {"name": "user.left"}),
+        (
+            "subscriptions",
+            {"type": "async", "eventType": "user.left", "functionId": "formerCRM",
+             "path": f"/{SPACE}/"},
+        ),
+    ):  # fmt: skip
+        assert config.post(f"/{resource}", json=body).status_code == 201
+    result = CliRunner().invoke(
+        cli, ["emit", "--event", "user.left", "--data", '{"username": "leaver"}'],
+        env=env_for(gateway),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    invocation(gateway, "leaver", function="formerCRM")
+    subscription = config.get("/subscriptions").json()["subscriptions"]
+    for item in subscription:
+        if item["functionId"] == "formerCRM":
+            config.delete(f"/subscriptions/{item['subscriptionId']}")
+    assert config.delete("/functions/formerCRM").status_code == 204
+    config.close()
+
+    kept = logs(gateway, function="formerCRM")
+    filtered_out = logs(gateway, "--filter", "no such text", function="formerCRM")
+
+    assert any("leaver" in line for line in kept)
+    assert filtered_out == []
 
 
 class LineReader:
@@ -282,3 +373,38 @@ def test_tail_prints_recent_lines_then_follows_a_new_invocation_until_ctrl_c(gat
     assert errors == ""
     # The newcomer's invocation shows up once, framed like the first.
     assert sum("newcomer" in line for line in reader.seen) == 1
+
+
+def test_tail_fails_in_one_line_when_the_gateway_stops(tmp_path: pathlib.Path):
+    own = set_up(GatewayProcess(tmp_path / "data").start())
+    try:
+        emit(own, {"username": "before"})
+        invocation(own, "before")
+        tail = subprocess.Popen(
+            [sys.executable, "-m", "eventgateway", "logs", "addUserToCRM", "-t"],
+            env={**os.environ, **env_for(own)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert tail.stdout is not None
+            assert tail.stderr is not None
+            reader = LineReader(tail.stdout)
+            reader.until(lambda line: line.startswith("REPORT RequestId: "))
+            own.stop(signal.SIGINT)  # what QA did: Ctrl-C of `eg serve`
+            tail.wait(timeout=30)
+            errors = tail.stderr.read()
+        finally:
+            if tail.poll() is None:
+                tail.kill()
+                tail.wait()
+            for pipe in (tail.stdout, tail.stderr):
+                if pipe is not None:
+                    pipe.close()
+    finally:
+        own.stop()
+
+    assert tail.returncode == 1
+    assert errors.startswith(f"Error: the log stream ended: the gateway at {own.config_url} ")
+    assert len(errors.splitlines()) == 1

@@ -226,6 +226,11 @@ def test_events_and_dead_letters_list_show_redrive_and_purge(space):
         "Redriven 1 dead letter.\n"
     )
     wait_for(lambda: len(dead_letters(space)) == 1)  # it fails again: dead again
+    [again] = dead_letters(space)
+    mixed = space.eg("dead-letters", "redrive", "--id", again["deadLetterId"], "--id", "nope")
+    assert (mixed.exit_code, mixed.stdout) == (1, "Redriven 1 dead letter.\n")
+    assert mixed.stderr == "Error: dead letter nope not found.\n"
+    wait_for(lambda: len(dead_letters(space)) == 1)
     assert json.loads(space.ok("dead-letters", "purge", "--all", "-o", "json")) == {"purged": 1}
     assert dead_letters(space) == []
 
@@ -244,6 +249,18 @@ def test_redrive_and_purge_need_exactly_one_selection(space, args, message):
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: ")
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(("verb", "counted"), [("redrive", "redriven"), ("purge", "purged")])
+def test_an_id_that_is_no_dead_letter_is_an_error(space, verb, counted):
+    one = space.eg("dead-letters", verb, "--id", "999")
+    two = space.eg("dead-letters", verb, "--id", "998", "--id", "999", "-o", "json")
+
+    assert (one.exit_code, one.stdout) == (1, "")
+    assert one.stderr == "Error: dead letter 999 not found.\n"
+    assert two.exit_code == 1
+    assert json.loads(two.stdout) == {counted: 0, "notFound": ["998", "999"]}
+    assert two.stderr == "Error: dead letters 998, 999 not found.\n"
 
 
 def test_column_getters_read_nested_values_and_function_targets():

@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 
 from eventgateway.cli.context import CliOptions
 from eventgateway.cli.credentials import Credentials
-from eventgateway.cli.deploy import run_deploy
+from eventgateway.cli.deploy import _where, run_deploy
 from eventgateway.cli.main import cli
 from eventgateway.deploy.manifest import load_service
 from tests.support.process import GatewayProcess
@@ -180,10 +180,61 @@ def test_json_output_says_that_the_deploy_claimed(secured, service_dir, space, t
 def test_a_dry_run_claims_nothing(secured, service_dir, space, tmp_path):
     ada = person(secured, space, tmp_path, "ada")
 
-    ada.eg("deploy", "--dry-run")
+    planned = ada.ok("deploy", "--dry-run").stdout
+    shown = json.loads(ada.ok("deploy", "--dry-run", "-o", "json").stdout)
 
+    # Planned as if the space were empty, as the deploy that claims it would find it.
+    assert f"Would claim space {space} first (no key for it;" in planned
+    assert "  + function      addUserToCRM (python3.11, handler.handler)\n" in planned
+    assert "Would deploy crm-service: 3 created, 0 changed, 0 removed (dry run" in planned
+    assert (shown["claimed"], shown["wouldClaim"]) == (False, True)
+    assert [action["op"] for action in shown["actions"]] == ["create"] * 3
     assert not ada.credentials.path.exists()
     assert person(secured, space, tmp_path, "bob").ok("spaces", "claim", space)
+
+
+def test_a_dry_run_with_a_key_plans_against_the_space(secured, service_dir, space, tmp_path):
+    ada = person(secured, space, tmp_path, "ada")
+    ada.ok("deploy")
+
+    planned = ada.ok("deploy", "--dry-run").stdout
+
+    assert "Would claim" not in planned
+    assert "No changes: crm-service (stage dev) is up to date." in planned
+
+
+def test_deploy_remove_and_info_name_the_configuration_api_and_read_cleanly(
+    open_gateway, service_dir, space, tmp_path, monkeypatch
+):
+    ada = person(open_gateway, space, tmp_path, "ada")
+    where = f"crm-service (stage dev) {{}} space {space} at {open_gateway.config_url}\n"
+
+    before = ada.ok("info").stdout
+    with monkeypatch.context() as elsewhere_dir:
+        elsewhere_dir.chdir(tmp_path)
+        elsewhere = ada.ok("info", "-c", str(service_dir / "serverless.yml")).stdout
+    deployed = ada.ok("deploy").stdout
+    removed = ada.ok("remove").stdout
+
+    assert before.endswith("Not deployed: run `eg deploy` in this directory.\n")
+    assert elsewhere.endswith(f"Not deployed: run `eg deploy` in '{service_dir}'.\n")
+    assert deployed.startswith("Deploying " + where.format("to"))
+    assert removed.startswith("Removing " + where.format("from"))
+
+
+@pytest.mark.parametrize(
+    ("url", "config_url", "shown"),
+    [
+        ("http://acme-crm.localhost:4000", None, "http://localhost:4001"),
+        ("http://127.0.0.1:14400", None, "http://127.0.0.1:4001"),
+        ("http://127.0.0.1:14400", "http://127.0.0.1:14401", "http://127.0.0.1:14401"),
+    ],
+)
+def test_the_deploy_line_names_the_configuration_api_it_talks_to(url, config_url, shown):
+    options = CliOptions(url=url, config_url=config_url, space="acme-crm")
+    service = load_service(EXAMPLE / "serverless.yml", stage=None, options={})
+
+    assert _where(options, service).endswith(f"to space acme-crm at {shown}")
 
 
 def test_on_an_open_gateway_a_taken_space_still_deploys(open_gateway, service_dir, space, tmp_path):

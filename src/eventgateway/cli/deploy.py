@@ -27,7 +27,9 @@ from eventgateway.errors import ConfigError
 
 if TYPE_CHECKING:
     from eventgateway.cli.spaces import Claim
+    from eventgateway.deploy.apply import DeployResult
     from eventgateway.deploy.model import ServiceSpec
+    from eventgateway.deploy.package import Bundle
     from eventgateway.deploy.plan import Action, Plan
     from eventgateway.sdk._wire import GatewayError
 
@@ -66,10 +68,15 @@ def _summary(plan: Plan) -> str:
     return f"{plan.created} created, {plan.changed} changed, {plan.removed} removed"
 
 
-def _where(options: CliOptions, service: ServiceSpec) -> str:
+def _where(options: CliOptions, service: ServiceSpec, preposition: str = "to") -> str:
+    """``crm-service (stage dev) to space acme-crm at URL``: the Configuration API's URL,
+    which the command talks to (derived from ``--url`` unless ``--config-url`` is given)."""
+    from eventgateway.cli.credentials import config_base
+
+    url = config_base(options.url, options.config_url, options.space)
     return (
-        f"{service.name} (stage {service.stage}) to space {options.space} "
-        f"at {options.config_url or options.url}"
+        f"{service.name} (stage {service.stage}) {preposition} space {options.space} "
+        f"at {url or options.config_url or options.url}"
     )
 
 
@@ -126,6 +133,7 @@ def run_deploy(
 
         claimed = claim_if_free(options, quiet=quiet)
         options = claimed.options
+    would_claim = False
     try:
         with options.gateway() as gateway, _working("Deploying…", quiet=quiet):
             result = deploy_service(
@@ -136,10 +144,20 @@ def run_deploy(
                 progress=None if quiet or dry_run else _echo_action,
             )
     except ConfigError as exc:
-        refused = _refused(options, claimed, exc)
-        if refused is None:
-            raise
-        raise refused from exc
+        if not (claim and dry_run and _claim_first(options, exc)):
+            refused = _refused(options, claimed, exc)
+            if refused is None:
+                raise
+            raise refused from exc
+        # No key, and the gateway wants one: a real deploy would claim the space first,
+        # so plan against an empty space.
+        result = _empty_space_plan(service, bundle)
+        would_claim = True
+        if not quiet:
+            click.echo(
+                f"Would claim space {options.space} first (no key for it; a deploy stops if "
+                "someone else already holds it)"
+            )
     if quiet:
         echo_json(
             {
@@ -150,6 +168,7 @@ def run_deploy(
                 "uploaded": result.uploaded,
                 "dryRun": dry_run,
                 "claimed": claimed is not None and claimed.state == "claimed",
+                "wouldClaim": would_claim,
                 "actions": _plan_json(result.plan),
             }
         )
@@ -170,6 +189,23 @@ def run_deploy(
         click.secho(f"Deployed {service.name}: {_summary(plan)}.", fg="green", bold=True)
     if not dry_run:
         _echo_endpoints(options, service)
+
+
+def _claim_first(options: CliOptions, exc: ConfigError) -> bool:
+    """Whether ``exc`` is the gateway asking for the key that a claim would have given: no
+    key was sent and the gateway answered 401 (the space may be unclaimed)."""
+    cause = _gateway_error(exc)
+    return not options.api_key and cause is not None and cause.status == 401
+
+
+def _empty_space_plan(service: ServiceSpec, bundle: Bundle | None) -> DeployResult:
+    """What a deploy to a space holding nothing would do."""
+    from eventgateway.deploy.apply import DeployResult
+    from eventgateway.deploy.plan import Current, make_plan
+
+    bundle_id = None if bundle is None else bundle.bundle_id
+    plan = make_plan(service, Current(), bundle_id=bundle_id)
+    return DeployResult(plan, bundle_id, False, 0 if bundle is None else bundle.size)
 
 
 _KEY_SOURCES: Final = {"flag": "--api-key or EG_API_KEY", "service": "apiKey in serverless.yml"}
@@ -232,7 +268,7 @@ def remove(*, options: CliOptions, service: ServiceSpec, dry_run: bool) -> None:
     quiet = options.json
     if not quiet:
         verb = "Planning the removal of" if dry_run else "Removing"
-        click.echo(f"{verb} {_where(options, service)}")
+        click.echo(f"{verb} {_where(options, service, 'from')}")
     with options.gateway() as gateway, _working("Removing…", quiet=quiet):
         plan = remove_service(
             gateway,

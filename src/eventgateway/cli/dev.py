@@ -120,8 +120,22 @@ def _reload(options: CliOptions, service_file: pathlib.Path, stage: str | None) 
 
 
 @click.command()
-@click.option("--events-port", type=int, default=4000, show_default=True, envvar="EG_EVENTS_PORT")
-@click.option("--config-port", type=int, default=4001, show_default=True, envvar="EG_CONFIG_PORT")
+@click.option(
+    "--events-port",
+    type=int,
+    default=4000,
+    show_default=True,
+    envvar="EG_EVENTS_PORT",
+    help="Port of the Events API (emits and sync endpoints), on 127.0.0.1.",
+)
+@click.option(
+    "--config-port",
+    type=int,
+    default=4001,
+    show_default=True,
+    envvar="EG_CONFIG_PORT",
+    help="Port of the Configuration API (deploys, logs, invoke), on 127.0.0.1.",
+)
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=pathlib.Path),

@@ -16,7 +16,7 @@ import click
 
 from eventgateway.cli.context import CliOptions, gateway_options
 from eventgateway.cli.emit import read_data
-from eventgateway.cli.logs import LogPrinter
+from eventgateway.cli.logs import LogPrinter, chosen_function, function_name
 
 __all__ = ["ANSWER_WAIT_S", "error_lines", "invoke"]
 
@@ -54,9 +54,7 @@ def _print_answer(answer: Mapping[str, Any], *, log: bool) -> None:
 
 
 @click.command()
-@click.option(
-    "-f", "--function", "function_id", required=True, metavar="NAME", help="The function."
-)
+@function_name
 @click.option(
     "--data",
     metavar="JSON|@FILE|-",
@@ -78,17 +76,19 @@ def _print_answer(answer: Mapping[str, Any], *, log: bool) -> None:
 def invoke(
     *,
     options: CliOptions,
-    function_id: str,
+    name: str | None,
+    function_option: str | None,
     data: str | None,
     event_type: str | None,
     log: bool,
 ) -> None:
     """Call a function once, now, and print its result and log lines.
 
-    For example: `eg invoke -f addUserToCRM --data '{"username": "ada"}'`. The function
-    gets a CloudEvent carrying the data, directly: no subscription, queue or retry is
-    involved. Exit status 1 when the invocation failed.
+    For example: `eg invoke -f addUserToCRM --data '{"username": "ada"}'` (or `eg invoke
+    addUserToCRM …`). The function gets a CloudEvent carrying the data, directly: no
+    subscription, queue or retry is involved. Exit status 1 when the invocation failed.
     """
+    function_id = chosen_function(name, function_option)
     payload = None if data is None else read_data(data)
     with options.gateway() as gateway:
         answer = gateway.invoke(function_id, payload, event=event_type, wait_s=ANSWER_WAIT_S)

@@ -14,17 +14,21 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import FrameType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 from rich.console import Console
 from rich.text import Text
 
 from eventgateway.cli.context import CliOptions, gateway_options
+from eventgateway.cli.credentials import config_base
 
-__all__ = ["format_line", "logs"]
+if TYPE_CHECKING:
+    from eventgateway.sdk.sync import EventGateway
+
+__all__ = ["chosen_function", "format_line", "function_name", "logs"]
 
 LogEntry = Mapping[str, Any]
 
@@ -81,10 +85,42 @@ class LogPrinter:
         return text
 
 
+def function_name(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` the function as ``[NAME]`` or ``-f/--function NAME``; resolve the two
+    with :func:`chosen_function`."""
+    command = click.option(
+        "-f",
+        "--function",
+        "function_option",
+        metavar="NAME",
+        help="The function (or give it as NAME).",
+    )(command)
+    return click.argument("name", required=False, metavar="[NAME]")(command)
+
+
+def chosen_function(name: str | None, function_option: str | None) -> str:
+    """The function named by the ``NAME`` argument or ``-f/--function``.
+
+    Raises:
+        click.UsageError: neither was given, or both, naming different functions.
+    """
+    if name is not None and function_option is not None and name != function_option:
+        raise click.UsageError(
+            f"two functions given, {name!r} and -f {function_option!r}: give one, as NAME "
+            "or as -f/--function NAME",
+            click.get_current_context(silent=True),
+        )
+    chosen = function_option if function_option is not None else name
+    if chosen is None:
+        raise click.UsageError(
+            "Missing the function: give its NAME, or -f/--function NAME.",
+            click.get_current_context(silent=True),
+        )
+    return chosen
+
+
 @click.command()
-@click.option(
-    "-f", "--function", "function_id", required=True, metavar="NAME", help="The function."
-)
+@function_name
 @click.option("-t", "--tail", is_flag=True, help="Keep following new lines until Ctrl-C.")
 @click.option("--since", metavar="TIME", help="Only lines since: 10m, 2h, 1d, RFC 3339 or Unix.")
 @click.option("--filter", "filter_text", metavar="TEXT", help="Only lines containing TEXT.")
@@ -99,7 +135,8 @@ class LogPrinter:
 def logs(
     *,
     options: CliOptions,
-    function_id: str,
+    name: str | None,
+    function_option: str | None,
     tail: bool,
     since: str | None,
     filter_text: str | None,
@@ -107,13 +144,17 @@ def logs(
 ) -> None:
     """Show a function's logs the way `sls logs` shows Lambda's.
 
-    For example: `eg logs -f addUserToCRM -t`. START, the function's output as
-    `time<TAB>requestId<TAB>message`, END and REPORT with the measured duration and memory.
+    For example: `eg logs -f addUserToCRM -t` (or `eg logs addUserToCRM -t`). START, the
+    function's output as `time<TAB>requestId<TAB>message`, END and REPORT with the measured
+    duration and memory.
     """
+    function_id = chosen_function(name, function_option)
     printer = LogPrinter(as_json=options.json)
     interrupts = _ctrl_c_exits_quietly() if tail else contextlib.nullcontext()
     with interrupts, options.gateway() as gateway:
         recent = gateway.logs(function_id, since=since, limit=limit, filter=filter_text)
+        if not recent:
+            _require_known(gateway, function_id, narrowed=since is not None or bool(filter_text))
         for entry in recent:
             printer.print(entry)
         if tail:
@@ -122,7 +163,28 @@ def logs(
             last = recent[-1]["timestamp"] if recent else since
             repeated = [entry for entry in recent if entry["timestamp"] == last]
             stream = gateway.tail_logs(function_id, since=last, filter=filter_text)
-            _follow(printer, stream, repeated)
+            _follow_until_closed(printer, stream, repeated, options)
+
+
+def _require_known(gateway: EventGateway, function_id: str, *, narrowed: bool) -> None:
+    """Fail as `eg invoke` does (``Function "x" not found.``) for a function that is
+    unknown and has no log lines at all.
+
+    The logs endpoint answers any name, with no lines for one it never ran; a removed
+    function's lines stay readable, so only a name without either is an error. ``narrowed``:
+    ``--since``/``--filter`` may have hidden the lines, so look once more without them.
+
+    Raises:
+        GatewayError: 404 ``Function "x" not found.``, or whatever else the gateway answered.
+    """
+    from eventgateway.sdk._wire import GatewayError
+
+    try:
+        gateway.get_function(function_id)
+    except GatewayError as exc:
+        if exc.status == 404 and narrowed and gateway.logs(function_id, limit=1):
+            return  # removed, and its lines fell outside --since/--filter
+        raise
 
 
 @contextlib.contextmanager
@@ -153,6 +215,33 @@ def _exit_now(signum: int, frame: FrameType | None) -> None:
     except (OSError, RuntimeError, ValueError):  # mid-write, or a closed pipe: nothing to do
         pass
     os._exit(0)
+
+
+def _follow_until_closed(
+    printer: LogPrinter,
+    stream: Iterable[LogEntry],
+    repeated: Sequence[LogEntry],
+    options: CliOptions,
+) -> None:
+    """Follow ``stream`` to its end, which only the gateway brings (Ctrl-C exits at once).
+
+    Raises:
+        click.ClickException: always: the gateway closed the stream, or went away.
+    """
+    from eventgateway.sdk._wire import GatewayError
+
+    where = config_base(options.url, options.config_url, options.space) or options.url
+    try:
+        _follow(printer, stream, repeated)
+    except GatewayError as exc:
+        if exc.status is not None:
+            raise
+        raise click.ClickException(
+            f"the log stream ended: the gateway at {where} went away ({exc.message})"
+        ) from exc
+    raise click.ClickException(
+        f"the log stream ended: the gateway at {where} closed it (stopped or restarting)"
+    )
 
 
 def _follow(printer: LogPrinter, stream: Iterable[LogEntry], repeated: Sequence[LogEntry]) -> None:

@@ -254,11 +254,27 @@ def _one_selection(ids: Sequence[str], filtered: bool, everything: bool, filters
         )
 
 
-def _counted(options: CliOptions, verb: str, count: int) -> None:
+def _one_by_one(ids: Sequence[str], act: Callable[[str], int]) -> tuple[int, list[str]]:
+    """``act`` on each id once (the gateway counts 0 for an id that is not a dead letter):
+    how many it acted on, and the ids it found no dead letter for."""
+    count, missing = 0, []
+    for letter_id in dict.fromkeys(ids):
+        done = act(letter_id)
+        count += done
+        if not done:
+            missing.append(letter_id)
+    return count, missing
+
+
+def _counted(options: CliOptions, verb: str, count: int, missing: Sequence[str] = ()) -> None:
+    """Print the count; then, if some ``--id`` named no dead letter, fail naming them."""
     if options.json:
-        click.echo(json.dumps({verb: count}))
-    else:
+        click.echo(json.dumps({verb: count, **({"notFound": list(missing)} if missing else {})}))
+    elif count or not missing:
         click.echo(f"{verb.capitalize()} {count} dead letter{'' if count == 1 else 's'}.")
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        raise click.ClickException(f"dead letter{plural} {', '.join(missing)} not found.")
 
 
 @dead_letters.command("redrive")
@@ -280,15 +296,15 @@ def redrive(
     """Deliver dead letters again, from attempt 1 with the subscription's current policy."""
     filtered = any(value is not None for value in (subscription_id, since, until))
     _one_selection(ids, filtered, everything, "--subscription ID / --since / --until")
+    missing: list[str] = []
     with options.gateway() as gateway:
-        count = gateway.redrive(
-            ids=list(ids) or None,
-            subscription_id=subscription_id,
-            since=since,
-            until=until,
-            all=everything,
-        )
-    _counted(options, "redriven", count)
+        if ids:  # one at a time: the gateway's count alone cannot say which id was not found
+            count, missing = _one_by_one(ids, lambda one: gateway.redrive(ids=[one]))
+        else:
+            count = gateway.redrive(
+                subscription_id=subscription_id, since=since, until=until, all=everything
+            )
+    _counted(options, "redriven", count, missing)
 
 
 @dead_letters.command("purge")
@@ -301,11 +317,13 @@ def purge(
 ) -> None:
     """Delete dead letters for good."""
     _one_selection(ids, subscription_id is not None, everything, "--subscription ID")
+    missing: list[str] = []
     with options.gateway() as gateway:
-        count = gateway.purge_dead_letters(
-            ids=list(ids) or None, subscription_id=subscription_id, all=everything
-        )
-    _counted(options, "purged", count)
+        if ids:
+            count, missing = _one_by_one(ids, lambda one: gateway.purge_dead_letters(ids=[one]))
+        else:
+            count = gateway.purge_dead_letters(subscription_id=subscription_id, all=everything)
+    _counted(options, "purged", count, missing)
 
 
 RESOURCE_GROUPS: Final = (*(_config_group(kind) for kind in KINDS), events, dead_letters)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -51,13 +52,21 @@ def show_info(options: CliOptions, service: ServiceSpec, gateway: EventGateway) 
     click.echo(f"space:   {options.space}")
     click.echo(f"gateway: {options.url}")
     if not functions and not subscriptions:
-        click.echo(f"Not deployed: run `eg deploy` in {service.directory}.")
+        click.echo(f"Not deployed: run `eg deploy` in {_directory_name(service)}.")
         return
     _functions(functions)
     _subscriptions(subscriptions)
     if event_types:
         click.echo("event types: " + ", ".join(str(item.get("name")) for item in event_types))
     _endpoints(options, subscriptions)
+
+
+def _directory_name(service: ServiceSpec) -> str:
+    """``this directory`` for the working directory (``.``), else the path in quotes."""
+    directory = service.directory
+    if directory.resolve() == pathlib.Path.cwd().resolve():
+        return "this directory"
+    return f"'{directory}'"
 
 
 def _functions(functions: list[dict[str, Any]]) -> None:
