@@ -79,6 +79,43 @@ async def test_empty_body_reads_eof(api: ConfigAPI) -> None:
     assert errors(response) == "Function doesn't validate. Validation error: EOF"
 
 
+# A lone UTF-16 surrogate escape in any string, as Go's decoder read it: U+FFFD.
+SURROGATE_BODIES = {
+    "eventtypes": rb'{"name": "e\ud800", "metadata": {"k\udc00": "\udbff"}}',
+    "functions": rb'{"functionId": "g", "type": "http", "provider": {"url": "http://x/\ud800"}}',
+    "subscriptions": rb'{"type": "async", "eventType": "e", "functionId": "f", "path": "/\udc00"}',
+    "cors": rb'{"method": "GET", "path": "/\uD800", "allowedHeaders": ["X-\udfff"]}',
+}
+
+
+@pytest.mark.parametrize("resource", list(SURROGATE_BODIES))
+async def test_lone_surrogates_are_read_as_replacement_characters(
+    api: ConfigAPI, resource: str
+) -> None:
+    await api.event_type("e")
+    await api.function("f")
+
+    response = await api.http.post(api.url(resource), content=SURROGATE_BODIES[resource])
+
+    assert response.status_code == 201, response.text
+    assert "\ufffd" in response.text
+    listed = await api.http.get(api.url(resource))
+    assert listed.status_code == 200
+
+
+async def test_lone_surrogates_in_an_update_are_read_as_replacement_characters(
+    api: ConfigAPI,
+) -> None:
+    await api.event_type("e")
+
+    response = await api.http.put(
+        api.url("eventtypes", "e"), content=rb'{"metadata": {"k": "\udc00"}}'
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["metadata"] == {"k": "\ufffd"}
+
+
 async def test_deep_nesting_is_a_400(api: ConfigAPI) -> None:
     response = await api.http.post(api.url("eventtypes"), content=b"[" * 20000)
 
@@ -148,9 +185,20 @@ async def test_invalid_function_id_in_the_url_is_400_on_update(
     assert errors(response).endswith("failed on the 'functionid' tag")
 
 
-async def test_encoded_slash_in_an_id_is_an_unknown_route(api: ConfigAPI) -> None:
-    # Routing sees the decoded path, as httprouter did: /functions/a/b matches nothing.
+async def test_encoded_slash_in_an_id_is_one_id(api: ConfigAPI) -> None:
+    # The ID comes from the raw path: a%2Fb is the ID "a/b" (the original: 404 page not found).
     response = await api.http.get(api.url("functions", "a%2Fb"))
 
     assert response.status_code == 404
-    assert response.text == "404 page not found\n"
+    assert errors(response) == 'Function "a/b" not found.'
+
+
+@pytest.mark.parametrize("resource", ["eventtypes", "functions", "subscriptions"])
+async def test_two_raw_segments_after_a_collection_are_an_unknown_route(
+    api: ConfigAPI, resource: str
+) -> None:
+    for path in ("a/b", "a/b/", "/a"):
+        response = await api.http.get(api.url(resource, path))
+
+        assert response.status_code == 404, path
+        assert response.text == "404 page not found\n"

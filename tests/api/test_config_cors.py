@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import pytest
 
+from eventgateway.model.entities import encode_entity
+from eventgateway.model.validate import parse_cors
 from tests.api.support_config import ConfigAPI, config_api, errors
 
 DEFAULTS = {
@@ -196,3 +199,97 @@ async def test_trailing_slash_on_an_item_looks_up_an_empty_id(api: ConfigAPI) ->
 
     assert response.status_code == 404
     assert errors(response) == 'CORS configuration "" not found.'
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "GET%2Fcfgt%2Fusers%2F:id%2F%2Arest",  # the ID as answered
+        "GET%2fcfgt%2fusers%2f%3Aid%2f*rest",  # the same, encoded another way
+    ],
+)
+async def test_an_id_round_trips_however_it_is_percent_encoded(
+    api: ConfigAPI, written: str
+) -> None:
+    created = await api.created("cors", {"method": "GET", "path": "/cfgt/users/:id/*rest"})
+    item = api.url("cors", written)
+
+    got = await api.http.get(item)
+    updated = await api.http.put(item, json={**created, "allowCredentials": True})
+    deleted = await api.http.delete(item)
+
+    assert created["corsId"] == "GET%2Fcfgt%2Fusers%2F:id%2F%2Arest"
+    assert got.json() == created
+    assert updated.json() == {**created, "allowCredentials": True}
+    assert deleted.status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("existing", "new", "conflict"),
+    [
+        (None, "/cfgt/x/*p/y", "wildcard must be the last parameter"),
+        ("/cfgt/w/*p", "/cfgt/w/:id", 'wildcard with different name ("p") already defined: '),
+        ("/cfgt/w/:id", "/cfgt/w/*p", 'wildcard with different name ("id") already defined: '),
+        ("/cfgt/w/:id", "/cfgt/w/me", 'parameter with different name ("id") already defined: '),
+    ],
+)
+async def test_a_path_the_routing_table_would_skip_is_400(
+    api: ConfigAPI, existing: str | None, new: str, conflict: str
+) -> None:
+    # The same check as sync subscription paths; the original stored these (201) and
+    # then silently never applied them.
+    if existing is not None:
+        await api.created("cors", {"method": "GET", "path": existing})
+
+    response = await api.post("cors", {"method": "GET", "path": new})
+
+    assert response.status_code == 400
+    assert errors(response).startswith(f"CORS configuration path conflict: {conflict}")
+    listed = (await api.http.get(api.url("cors"))).json()["cors"]
+    assert listed == ([] if existing is None else [stored_defaults(existing)])
+
+
+def stored_defaults(path: str) -> dict[str, object]:
+    return {
+        "space": "default",
+        "corsId": "GET" + quote(path, safe=":"),
+        "method": "GET",
+        "path": path,
+        **DEFAULTS,
+    }
+
+
+async def test_paths_of_other_methods_do_not_conflict(api: ConfigAPI) -> None:
+    await api.created("cors", {"method": "GET", "path": "/cfgt/w/*p"})
+
+    response = await api.post("cors", {"method": "POST", "path": "/cfgt/w/:id"})
+
+    assert response.status_code == 201
+
+
+async def test_the_same_route_in_another_space_is_409(api: ConfigAPI) -> None:
+    # CORS entries are routed across spaces: the second would never apply.
+    await api.created("cors", {"method": "GET", "path": "/cfgt/shared"}, space="one")
+
+    response = await api.post("cors", {"method": "GET", "path": "/cfgt/shared"}, space="two")
+
+    assert response.status_code == 409
+    assert errors(response) == 'CORS configuration "GET%2Fcfgt%2Fshared" already exists.'
+
+
+async def test_an_update_of_an_entry_the_table_skips_is_400(api: ConfigAPI) -> None:
+    # Stored before the check existed: "/cfgt/w/*p" sorts first, so routing keeps it.
+    for path in ("/cfgt/w/*p", "/cfgt/w/:id"):
+        entry = parse_cors("default", {"method": "GET", "path": path})
+        await api.store.create("cors", "default", entry.cors_id, encode_entity(entry))
+
+    kept = await api.http.put(
+        api.url("cors", "GET%2Fcfgt%2Fw%2F%2Ap"), json={"method": "GET", "path": "/cfgt/w/*p"}
+    )
+    skipped = await api.http.put(
+        api.url("cors", "GET%2Fcfgt%2Fw%2F:id"), json={"method": "GET", "path": "/cfgt/w/:id"}
+    )
+
+    assert kept.status_code == 200
+    assert skipped.status_code == 400
+    assert errors(skipped).startswith("CORS configuration path conflict: ")

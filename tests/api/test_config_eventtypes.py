@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import pytest
 
@@ -186,3 +187,32 @@ async def test_spaces_are_separate(api: ConfigAPI) -> None:
         await api.http.get(api.url("eventtypes", "user.created", space="two"))
     ).status_code == 404
     await api.event_type("user.created", space="two")
+
+
+@pytest.mark.parametrize("name", ["a/b", "a b?c#d", "50%", "é/ü"])
+async def test_a_name_with_reserved_characters_is_addressed_percent_encoded(
+    api: ConfigAPI, name: str
+) -> None:
+    # The original routed on the decoded path, so "a/b" could never be read or deleted.
+    await api.event_type(name)
+    item = api.url("eventtypes", quote(name, safe=""))
+
+    got = await api.http.get(item)
+    updated = await api.http.put(item, json={"metadata": {"k": "v"}})
+    deleted = await api.http.delete(item)
+
+    assert got.status_code == 200
+    assert got.json() == {"space": "default", "name": name}
+    assert updated.status_code == 200
+    assert updated.json() == {"space": "default", "name": name, "metadata": {"k": "v"}}
+    assert deleted.status_code == 204
+    assert (await api.http.get(api.url("eventtypes"))).json() == {"eventTypes": []}
+
+
+async def test_an_unencoded_slash_is_not_part_of_the_name(api: ConfigAPI) -> None:
+    await api.event_type("a/b")
+
+    response = await api.http.get(api.url("eventtypes", "a/b"))
+
+    assert response.status_code == 404
+    assert response.text == "404 page not found\n"

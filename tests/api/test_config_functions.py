@@ -168,6 +168,50 @@ async def test_update_invalid_is_400(api: ConfigAPI) -> None:
     )
 
 
+# URLs Go's url rule accepts but no call could use; the original took them (201) and then
+# failed every call with "has an invalid URL".
+UNCALLABLE_URLS = [
+    ("http://[::1/", "Invalid IPv6 URL"),
+    ("http://127.0.0.1:99999/", "Port out of range 0-65535"),
+    ("http://127.0.0.1:abc/", "port can't be converted to integer"),
+    ("http://", "it has no host"),
+    ("http:///path", "it has no host"),
+    ("ftp://x/", "the scheme must be http or https, not 'ftp'"),
+    ("http://x:0/", "port 0 cannot be connected to"),
+]
+
+
+@pytest.mark.parametrize(("url", "reason"), UNCALLABLE_URLS)
+async def test_an_url_no_call_could_use_is_400_on_create_and_update(
+    api: ConfigAPI, url: str, reason: str
+) -> None:
+    await api.function("hello")
+    body = {"type": "http", "provider": {"url": url}}
+
+    created = await api.post("functions", {"functionId": "x5", **body})
+    updated = await api.http.put(api.url("functions", "hello"), json=body)
+
+    for response in (created, updated):
+        assert response.status_code == 400
+        message = errors(response)
+        assert message.startswith(
+            f"Function doesn't validate. Validation error: provider.url {url!r} cannot be called: "
+        )
+        assert reason in message
+    assert (await api.http.get(api.url("functions", "x5"))).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "url", ["https://[::1]:8443/p?q=1", "http://user:pw@fn.example:8080/", "HTTP://X/"]
+)
+async def test_callable_urls_are_accepted(api: ConfigAPI, url: str) -> None:
+    response = await api.post(
+        "functions", {"functionId": "f", "type": "http", "provider": {"url": url}}
+    )
+
+    assert response.status_code == 201, response.text
+
+
 async def test_delete(api: ConfigAPI) -> None:
     await api.function("hello")
 

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from eventgateway.api.config import create_config_app, metadata_filters, raw_last_segment
+from eventgateway.api.item_paths import canonical_cors_id, item_id, raw_item_rest
 from eventgateway.observability.metrics import Metrics
 from eventgateway.store.memory import MemoryStore
 from tests.api.support_config import ConfigAPI, config_api
@@ -140,3 +141,43 @@ def test_metadata_filters_take_the_first_value_per_key() -> None:
     )
 
     assert metadata_filters(request) == {"a": "1", "b": "x y", "": "e"}
+
+
+def test_an_item_id_is_one_raw_segment_percent_decoded() -> None:
+    request = make_request("/v1/spaces/s/eventtypes/a/b", b"/v1/spaces/s/eventtypes/a%2Fb?x=1")
+    request.scope["path_params"] = {"space": "s", "rest": "a/b"}
+
+    assert item_id(raw_item_rest(request)) == "a/b"
+
+
+def test_without_raw_path_a_decoded_slash_separates_segments() -> None:
+    request = make_request("/v1/spaces/s/eventtypes/a/b", None)
+    request.scope["path_params"] = {"space": "s", "rest": "a/b"}
+
+    assert raw_item_rest(request) == "a/b"
+    assert item_id(raw_item_rest(request)) is None
+
+
+def test_a_space_holding_an_encoded_slash_names_no_item() -> None:
+    request = make_request(
+        "/v1/spaces/s/eventtypes/eventtypes/x", b"/v1/spaces/s%2Feventtypes/eventtypes/x"
+    )
+    request.scope["path_params"] = {"space": "s", "rest": "eventtypes/x"}
+
+    assert raw_item_rest(request) is None
+
+
+@pytest.mark.parametrize(
+    ("written", "canonical"),
+    [
+        ("GET%2Fusers%2F:id", "GET%2Fusers%2F:id"),
+        ("GET%2fusers%2f%3Aid", "GET%2Fusers%2F:id"),
+        ("GET%2Ffiles%2F*p", "GET%2Ffiles%2F%2Ap"),
+        ("GETx", "GETx"),
+        ("", ""),
+    ],
+)
+def test_cors_ids_are_compared_encoded_the_one_way_ids_are_made(
+    written: str, canonical: str
+) -> None:
+    assert canonical_cors_id(written) == canonical

@@ -57,7 +57,11 @@ async def test_a_claimed_space_cannot_be_claimed_again(gw: AuthGateway):
         (b"{}", "name"),
         (b"", "The request body is empty"),
         (b'{"name": "acme", "emitRequiresKey": "yes"}', "$.emitRequiresKey"),
-        (b"[", "not valid"),
+        (b"[", "Expected `object`, got `array`"),
+        (b'{"name": ', "is not valid JSON: it ends before the JSON value is complete"),
+        (b'{"name": "acme"} x', "is not valid JSON: trailing characters"),
+        # Read as U+FFFD, as Go did (msgspec called a lone surrogate "truncated" input).
+        (rb'{"name": "acme\ud800"}', "name 'acme\ufffd' is not a valid space name"),
     ],
 )
 async def test_a_bad_claim_is_400_naming_the_field(gw: AuthGateway, body: bytes, named: str):
@@ -189,6 +193,14 @@ async def listed_key(gw: AuthGateway, key_id: str) -> dict[str, object]:
         ({"scopes": ["read"], "expiresAt": "soon"}, "expiresAt 'soon' is not a time"),
         ({"scopes": ["read"], "expiresAt": START_S - 1}, "expiresAt is in the past"),
         ({"scopes": ["read"], "expiresAt": True}, "$.expiresAt"),
+        # Past what RFC 3339 can write: these were stored, then every answer failed (500).
+        ({"scopes": ["read"], "expiresAt": 1e300}, "expiresAt 1e+300 is too far in the future"),
+        ({"scopes": ["read"], "expiresAt": 99999999999999999999}, "expiresAt 1e+20 is too far"),
+        ({"scopes": ["read"], "expiresAt": 253402300800}, "the latest is 9999-12-31T23:59:59Z"),
+        (
+            {"scopes": ["read"], "expiresAt": "9999-12-31T23:59:59-01:00"},
+            "expiresAt '9999-12-31T23:59:59-01:00' is too far in the future",
+        ),
     ],
 )
 async def test_a_bad_key_request_is_400_naming_the_field(gw: AuthGateway, body: object, named: str):
@@ -198,6 +210,21 @@ async def test_a_bad_key_request_is_400_naming_the_field(gw: AuthGateway, body: 
 
     assert response.status_code == 400
     assert named in errors(response)
+
+
+async def test_a_key_may_expire_at_the_last_second_rfc_3339_can_write(gw: AuthGateway):
+    await gw.claim("acme")
+
+    response = await gw.config.post(
+        "/v1/spaces/acme/keys",
+        json={"scopes": ["read"], "expiresAt": 253402300799},
+        headers=gw.operator,
+    )
+
+    assert response.status_code == 201
+    assert response.json()["expiresAt"] == "9999-12-31T23:59:59Z"
+    listed = await gw.config.get("/v1/spaces/acme/keys", headers=gw.operator)
+    assert listed.status_code == 200
 
 
 async def test_a_space_with_configuration_is_not_deleted(gw: AuthGateway):

@@ -14,6 +14,7 @@ from eventgateway.model.gojson import (
     as_string_map,
     decode_struct,
     decode_value,
+    replace_lone_surrogates,
 )
 
 STRUCT = StructSpec(
@@ -140,3 +141,26 @@ def test_a_mapping_decodes_like_a_body() -> None:
         "name": "x",
         "tags": ["a", ""],
     }
+
+
+@pytest.mark.parametrize(
+    ("raw", "decoded"),
+    [
+        (rb'"\ud800"', "\ufffd"),
+        (rb'"\uDC00x"', "\ufffdx"),
+        (rb'"\ud800\u0041"', "\ufffdA"),
+        (rb'"\ud800\ud800\udc00"', "\ufffd\U00010000"),
+        (rb'"\ud83d\ude00"', "\U0001f600"),  # a valid pair stays one character
+        (rb'"\\ud800"', "\\ud800"),  # an escaped backslash, then plain text
+        (rb'"\ud7ff\ue000"', "\ud7ff\ue000"),  # next to the range, not in it
+    ],
+)
+def test_lone_surrogate_escapes_read_as_replacement_characters(raw: bytes, decoded: str) -> None:
+    # Go's decoder does this; a lone surrogate in a str could never be encoded again.
+    assert decode_value(raw) == decoded
+
+
+def test_bodies_without_surrogate_escapes_are_not_rewritten() -> None:
+    raw = rb'{"name": "\u00e9\n"}'
+
+    assert replace_lone_surrogates(raw) is raw

@@ -22,6 +22,7 @@ from eventgateway.model.entities import Function
 from eventgateway.providers.base import Call
 from eventgateway.providers.guard import TargetRefusedError, open_guarded_socket
 from eventgateway.providers.http import HttpProvider
+from eventgateway.providers.http_client import InvalidURLError, check_url
 from eventgateway.providers.http_pool import MAX_REPLY_BYTES
 from eventgateway.providers.targets import TargetPolicy, parse_networks
 from tests.support.outbound import MapResolver
@@ -359,3 +360,19 @@ def test_the_socket_check_refuses_what_the_policy_refuses():
         pass
 
     assert caught.value.refusal.kind == "loopback"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[::1/", "http://127.0.0.1:99999/", "http://127.0.0.1:abc/", "http://", "ftp://x/"],
+)
+async def test_check_url_refuses_exactly_what_a_call_refuses(provider: HttpProvider, url: str):
+    # The Configuration API registers functions with check_url: the two must agree.
+    with pytest.raises(InvalidURLError) as checked:
+        check_url(url)
+    with pytest.raises(ProviderError) as called:
+        await provider.call(fn(url), CALL)
+
+    assert called.value.message == f"function 'fn' has an invalid URL {url!r}"
+    assert isinstance(called.value.__cause__, InvalidURLError)
+    assert str(called.value.__cause__) == str(checked.value)

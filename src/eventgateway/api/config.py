@@ -27,6 +27,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Match, Route
 
+from eventgateway.api.item_paths import (
+    canonical_cors_id,
+    item_id,
+    raw_item_rest,
+    raw_last_segment,
+)
 from eventgateway.api.openapi import openapi_document
 from eventgateway.api.problems import EXCEPTION_HANDLERS, response_for
 from eventgateway.api.resources import ConfigResources, FunctionCheck, PathCheck
@@ -56,17 +62,6 @@ def metadata_filters(request: Request) -> dict[str, str]:
         if key.startswith(_FILTER_PREFIX):
             filters.setdefault(key[len(_FILTER_PREFIX) :], value)
     return filters
-
-
-def raw_last_segment(request: Request) -> str:
-    """The last segment of the still percent-encoded request path.
-
-    CORS IDs contain ``%2F``; routing sees the decoded path (``GET/test``), so the ID is
-    taken from the raw path, as the original did.
-    """
-    raw = request.scope.get("raw_path")
-    path = raw.decode("utf-8", "replace") if raw else request.scope["path"]
-    return str(path.split("?", 1)[0].rsplit("/", 1)[-1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,9 +169,13 @@ class _Endpoints:
         async def endpoint(request: Request) -> Response:
             space = request.path_params["space"]
             if resource.id_from_raw_path:
-                key = raw_last_segment(request)
+                key = canonical_cors_id(raw_last_segment(request))
             else:
-                key = request.path_params["id"]
+                rest = raw_item_rest(request)
+                found = item_id(rest)
+                if found is None:
+                    return await _unrouted_item(request, rest)
+                key = found
 
             if request.method == "PUT":
 
@@ -216,6 +215,19 @@ def _trailing_slash_redirect(request: Request) -> Response | None:
             status = 301 if request.method in ("GET", "HEAD") else 308
             return RedirectResponse(location, status_code=status)
     return None
+
+
+async def _unrouted_item(request: Request, rest: str | None) -> Response:
+    """httprouter's answer for an item path that is not one ID: ``x/``, ``a/b`` or empty.
+
+    Only ``…/<kind>/`` and ``…/<kind>/x/`` may redirect: ``a/b/`` would lead to ``a/b``,
+    itself unknown.
+    """
+    if rest == "" or (rest is not None and len(rest) > 1 and "/" not in rest[:-1]):
+        redirect = _trailing_slash_redirect(request)
+        if redirect is not None:
+            return redirect
+    return PlainTextResponse("404 page not found\n", status_code=404)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -289,30 +301,21 @@ def create_config_app(
         Route("/v1/metrics", render_metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    for name in ("eventtypes", "functions", "subscriptions"):
+    for name in ("eventtypes", "functions", "subscriptions", "cors"):
         routes.append(
             Route(
                 f"/v1/spaces/{{space}}/{name}", endpoints.collection(name), methods=["GET", "POST"]
             )
         )
+        # A path convertor: the decoded ID may contain "/" (``GET%2Ftest`` → ``GET/test``,
+        # an event type ``a%2Fb`` → ``a/b``); the endpoint reads the ID from the raw path.
         routes.append(
             Route(
-                f"/v1/spaces/{{space}}/{name}/{{id}}",
+                f"/v1/spaces/{{space}}/{name}/{{rest:path}}",
                 endpoints.item(name),
                 methods=["GET", "PUT", "DELETE"],
             )
         )
-    routes.append(
-        Route("/v1/spaces/{space}/cors", endpoints.collection("cors"), methods=["GET", "POST"])
-    )
-    # A path convertor: the decoded ID may contain "/" (``GET%2Ftest`` → ``GET/test``).
-    routes.append(
-        Route(
-            "/v1/spaces/{space}/cors/{rest:path}",
-            endpoints.item("cors"),
-            methods=["GET", "PUT", "DELETE"],
-        )
-    )
 
     handlers: dict[Any, Any] = {**EXCEPTION_HANDLERS, **ROUTER_HANDLERS}
     app = Starlette(routes=routes, exception_handlers=handlers)

@@ -23,6 +23,7 @@ from typing import Final, TypeVar
 
 import msgspec
 
+from eventgateway.api.entity_checks import check_cors_route, check_http_url, check_sync_route
 from eventgateway.api.quotas import refuse_over_quota
 from eventgateway.api.resource_hooks import FunctionCheck, PathCheck, all_checks, matches_filters
 from eventgateway.errors import ConflictError, NotFoundError, StoreError, ValidationError
@@ -43,7 +44,6 @@ from eventgateway.model.validate import (
     parse_function,
     parse_subscription,
 )
-from eventgateway.routing.pathtree import PathConflictError, PathTree
 from eventgateway.store.base import ConfigStore
 
 __all__ = [
@@ -220,6 +220,7 @@ class ConfigResources:
     async def create_function(self, space: str, body: Body) -> Function:
         """Register a function; ``provider`` is normalised per type."""
         function = parse_function(space, body)
+        check_http_url(function)
         if self._check_function is not None:
             checking = self._check_function(function)
             if checking is not None:
@@ -243,6 +244,7 @@ class ConfigResources:
     async def update_function(self, space: str, function_id: str, body: Body) -> Function:
         """Replace a function's type, provider and metadata (the ID comes from the URL)."""
         function = parse_function(space, body, function_id=function_id)
+        check_http_url(function)
         if self._check_function is not None:
             checking = self._check_function(function)
             if checking is not None:
@@ -269,33 +271,6 @@ class ConfigResources:
 
     # -- subscriptions ------------------------------------------------------------------
 
-    async def _check_sync_route(self, subscription: Subscription) -> None:
-        others = await self._load_all("subscriptions", Subscription, None)
-        if any(
-            s.subscription_id == subscription.subscription_id and s.space != subscription.space
-            for s in others
-        ):
-            # Sync IDs leave the function out, so an equal ID is the same route.
-            raise ConflictError(_EXISTS["subscriptions"].format(subscription.subscription_id))
-        tree: PathTree[None] = PathTree()
-        for s in others:
-            if (s.space, s.type, s.method, s.event_type) == (
-                subscription.space,
-                "sync",
-                subscription.method,
-                subscription.event_type,
-            ):
-                try:
-                    tree.add(s.path, None)
-                except PathConflictError:
-                    # Stored routes that clash among themselves (written before a rule
-                    # existed) must not block unrelated new ones.
-                    continue
-        try:
-            tree.add(subscription.path, None)
-        except PathConflictError as exc:
-            raise ValidationError(f"Subscription path conflict: {exc}") from exc
-
     async def create_subscription(self, space: str, body: Body) -> Subscription:
         """Subscribe a function to an event type on (method, path)."""
         subscription = parse_subscription(space, body)
@@ -304,7 +279,8 @@ class ConfigResources:
         async with self._write_lock:
             await self._refuse_existing("subscriptions", space, subscription.subscription_id)
             if subscription.type == "sync":
-                await self._check_sync_route(subscription)
+                others = await self._load_all("subscriptions", Subscription, None)
+                check_sync_route(subscription, others)
             if await self.store.get("eventtypes", space, subscription.event_type) is None:
                 raise ValidationError(_NOT_FOUND["eventtypes"].format(subscription.event_type))
             if await self.store.get("functions", space, subscription.function_id) is None:
@@ -366,6 +342,7 @@ class ConfigResources:
             self._check_path(cors)
         async with self._write_lock:
             await self._refuse_existing("cors", space, cors.cors_id)
+            check_cors_route(cors, await self._load_all("cors", Cors, None))
             await self._create("cors", cors)
         return cors
 
@@ -390,6 +367,8 @@ class ConfigResources:
                         "cannot be updated."
                     )
             updated = msgspec.structs.replace(new, cors_id=old.cors_id)
+            others = await self._load_all("cors", Cors, None)
+            check_cors_route(updated, others, replacing=True)
             await self._update("cors", updated)
         return updated
 

@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from eventgateway.api.auth import request_principal
 from eventgateway.api.config import ROUTER_HANDLERS
+from eventgateway.api.json_body import decode_json, json_problem
 from eventgateway.api.params import parse_time
 from eventgateway.api.problems import EXCEPTION_HANDLERS
 from eventgateway.auth.base import SCOPES, Scope
@@ -38,6 +39,7 @@ from eventgateway.queue.log import rfc3339
 __all__ = ["create_spaces_app", "is_spaces_path"]
 
 _NO_STORE: Final = {"Cache-Control": "no-store"}  # answers that carry a secret
+_LATEST_EXPIRY_S: Final = 253_402_300_799  # 9999-12-31T23:59:59Z, the last RFC 3339 second
 
 
 def is_spaces_path(path: str) -> bool:
@@ -76,9 +78,9 @@ def _decode(body: bytes, kind: type[Any], example: str) -> Any:
     if not body.strip():
         raise ValidationError(f"The request body is empty: send {example}")
     try:
-        return msgspec.json.decode(body, type=kind)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise ValidationError(f"The request body is not valid: {exc}") from None
+        return decode_json(body, kind)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+        raise ValidationError(f"The request body {json_problem(exc)}: send {example}") from None
 
 
 def _scopes(raw: list[str]) -> list[Scope]:
@@ -93,10 +95,18 @@ def _expires_at(raw: str | float | None) -> float | None:
     if raw is None:
         return None
     if isinstance(raw, str):
-        return parse_time(raw, "expiresAt")
-    if not math.isfinite(raw):
+        seconds = parse_time(raw, "expiresAt")
+    elif not math.isfinite(raw):
         raise ValidationError(f"expiresAt {raw!r} is not a time: use RFC 3339 or Unix seconds")
-    return float(raw)
+    else:
+        seconds = float(raw)
+    # Past times are refused by SpaceAdmin ("in the past"); a time RFC 3339 cannot write
+    # would be stored and then fail every answer that shows the key.
+    if seconds > _LATEST_EXPIRY_S:
+        raise ValidationError(
+            f"expiresAt {raw!r} is too far in the future: the latest is 9999-12-31T23:59:59Z"
+        )
+    return seconds
 
 
 def _space_view(space: Space) -> dict[str, Any]:

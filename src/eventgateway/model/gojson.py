@@ -16,6 +16,7 @@ clients do; they are not promised to be byte-identical for every syntax error.
 from __future__ import annotations
 
 import json
+import re
 import string
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -33,9 +34,20 @@ __all__ = [
     "decode_struct",
     "decode_value",
     "go_kind",
+    "replace_lone_surrogates",
 ]
 
 _GO_WHITESPACE: Final = " \t\r\n"
+# Any \uD800–\uDFFF escape: the cheap test that keeps ordinary bodies off the rewrite.
+_SURROGATE_HINT: Final = re.compile(rb"\\u[dD][89a-fA-F]")
+# One escape at a time, so "\\" (an escaped backslash) is never read as starting "\u…";
+# a valid high+low pair is matched whole, before a lone surrogate can match.
+_ESCAPE: Final = re.compile(
+    rb"\\(?:u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"  # a pair
+    rb"|u[dD][89a-fA-F][0-9a-fA-F]{2}"  # a lone surrogate
+    rb"|.)",  # any other escape
+    re.DOTALL,
+)
 
 
 class GoJSONError(Exception):
@@ -128,6 +140,24 @@ def _syntax_message(exc: json.JSONDecodeError) -> str:
     return f"invalid character {c} looking for beginning of value"
 
 
+def _lone_to_replacement(match: re.Match[bytes]) -> bytes:
+    escape = match.group()
+    return b"\\ufffd" if len(escape) == 6 and escape[1:2] == b"u" else escape
+
+
+def replace_lone_surrogates(raw: bytes) -> bytes:
+    """``raw`` with every lone UTF-16 surrogate escape (``\\ud800``) turned into ``\\ufffd``.
+
+    Go's decoder reads a surrogate escape that is not half of a valid pair as U+FFFD;
+    Python's and msgspec's would keep it (a ``str`` that cannot be encoded) or fail. Pairs
+    and every other escape are left alone. Bodies without a surrogate escape are returned
+    as they are, without a rewrite.
+    """
+    if _SURROGATE_HINT.search(raw) is None:
+        return raw
+    return _ESCAPE.sub(_lone_to_replacement, raw)
+
+
 def decode_value(raw: bytes) -> Any:
     """The first JSON value of ``raw``, as Go's ``json.Decoder.Decode`` reads it.
 
@@ -137,8 +167,8 @@ def decode_value(raw: bytes) -> Any:
     Raises:
         GoJSONError: with Go's message (``EOF``, ``unexpected EOF``, ``invalid character…``).
     """
-    # Go replaces invalid UTF-8 with U+FFFD instead of failing.
-    text = raw.decode("utf-8", errors="replace")
+    # Go replaces invalid UTF-8, and lone surrogate escapes, with U+FFFD instead of failing.
+    text = replace_lone_surrogates(raw).decode("utf-8", errors="replace")
     start = len(text) - len(text.lstrip(_GO_WHITESPACE))
     if start == len(text):
         raise GoJSONError("EOF")

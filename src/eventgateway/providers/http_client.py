@@ -40,7 +40,7 @@ from eventgateway.providers.http_pool import Connection, ConnectionPool, PoolKey
 from eventgateway.providers.resolver import Resolver
 from eventgateway.providers.targets import TargetPolicy, parse_address
 
-__all__ = ["HeaderError", "HttpClient", "InvalidURLError"]
+__all__ = ["HeaderError", "HttpClient", "InvalidURLError", "check_url"]
 
 _USER_AGENT = "User-Agent: eventgateway\r\n"
 # The client frames the request itself: these call headers would contradict it.
@@ -51,7 +51,15 @@ Address = tuple[int, Any]  # family, sockaddr
 
 
 class InvalidURLError(ValueError):
-    """Raised when a URL is not ``http://`` or ``https://`` with a host."""
+    """Raised when a URL is not ``http://`` or ``https://`` with a host and a usable port.
+
+    ``str(exc)`` says what is wrong (``the scheme must be http or https, not 'ftp'``);
+    ``url`` is the URL.
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(reason)
+        self.url = url
 
 
 class HeaderError(ValueError):
@@ -70,6 +78,19 @@ class _Target:
     addresses: tuple[Address, ...] | None  # an IP literal's; None: resolve the name
 
 
+def check_url(url: str) -> None:
+    """Refuse ``url`` exactly when :meth:`HttpClient.post` would, before connecting.
+
+    The Configuration API registers ``http`` functions with this check, so a URL that
+    every call would refuse is a 400 at registration instead. No I/O: an IP literal is
+    checked with ``AI_NUMERICHOST``, a name is not resolved.
+
+    Raises:
+        InvalidURLError: saying what is wrong.
+    """
+    _parse_target(url)
+
+
 def _parse_target(url: str) -> _Target:
     try:
         parsed = yarl.URL(url)
@@ -78,9 +99,13 @@ def _parse_target(url: str) -> _Target:
         port = parsed.port
         host_header = parsed.host_port_subcomponent
     except (ValueError, TypeError) as exc:
-        raise InvalidURLError(url) from exc
-    if scheme not in ("http", "https") or not host or port is None or host_header is None:
-        raise InvalidURLError(url)
+        raise InvalidURLError(url, str(exc) or type(exc).__name__) from exc
+    if scheme not in ("http", "https"):
+        raise InvalidURLError(url, f"the scheme must be http or https, not {scheme!r}")
+    if not host or host_header is None:
+        raise InvalidURLError(url, "it has no host")
+    if not port:  # None cannot happen for http(s); 0 can be written but never connected to
+        raise InvalidURLError(url, f"port {port} cannot be connected to")
     head = f"POST {parsed.raw_path_qs or '/'} HTTP/1.1\r\nHost: {host_header}\r\n"
     if parsed.user is not None:  # as aiohttp did: user info becomes Basic credentials
         credentials = f"{parsed.user}:{parsed.password or ''}".encode("latin-1", "replace")
@@ -92,7 +117,7 @@ def _parse_target(url: str) -> _Target:
                 host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
             )
         except (OSError, UnicodeError) as exc:
-            raise InvalidURLError(url) from exc
+            raise InvalidURLError(url, f"{host} is not a usable IP address: {exc}") from exc
         addresses = tuple((family, sockaddr) for family, _, _, _, sockaddr in infos)
     return _Target(
         key=(scheme, host, port),
