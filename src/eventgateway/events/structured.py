@@ -32,6 +32,7 @@ from eventgateway.events.validate import (
     json_kind,
     normalize_rfc3339,
 )
+from eventgateway.model.gojson import replace_lone_surrogates
 
 __all__ = ["DEFAULT_MAX_BATCH_EVENTS", "parse_batch", "parse_structured"]
 
@@ -101,12 +102,22 @@ class _V01Members(msgspec.Struct, forbid_unknown_fields=True):
 _V01_EXACT = msgspec.json.Decoder(_V01Members)
 
 
+def _not_json(what: str, body: bytes | msgspec.Raw, exc: msgspec.DecodeError) -> EventParseError:
+    """Word msgspec's syntax error for the sender ("Input data was truncated" says little)."""
+    if not bytes(body).strip():
+        return EventParseError(f"{what} is missing: the request body is empty")
+    text = str(exc)
+    if text == "Input data was truncated":
+        text = "it ends before the JSON value is complete"
+    return EventParseError(f"{what} is not valid JSON: {text.removeprefix('JSON is malformed: ')}")
+
+
 def _wrong_shape(body: bytes | msgspec.Raw, what: str, expected: str) -> EventParseError:
     """Word the error for JSON of the wrong type (msgspec stops there before checking syntax)."""
     try:
         kind = _raw_kind(_RAW.decode(body))
     except msgspec.DecodeError as exc:
-        return EventParseError(f"{what} is not valid JSON: {exc}")
+        return _not_json(what, body, exc)
     return EventParseError(f"{what} must be a JSON {expected}, got {kind}")
 
 
@@ -116,7 +127,7 @@ def _decode_members(body: bytes) -> dict[str, msgspec.Raw]:
     except msgspec.ValidationError:
         raise _wrong_shape(body, "CloudEvent", "object") from None
     except msgspec.DecodeError as exc:
-        raise EventParseError(f"CloudEvent is not valid JSON: {exc}") from None
+        raise _not_json("CloudEvent", body, exc) from None
 
 
 _TOO_DEEP = "JSON nesting is too deep"
@@ -132,6 +143,13 @@ def parse_structured(body: bytes) -> CloudEvent:
         return _parse_structured(body)
     except RecursionError:  # msgspec's nesting limit is the interpreter's recursion limit
         raise EventParseError(f"CloudEvent is not valid: {_TOO_DEEP}") from None
+    except EventParseError:
+        # msgspec refuses a lone surrogate escape ("\ud800"); Go's decoder read it as
+        # U+FFFD. Looked for only once parsing failed, so valid events pay nothing.
+        readable = replace_lone_surrogates(body)
+        if readable is body:
+            raise
+        return parse_structured(readable)
 
 
 def _parse_structured(body: bytes) -> CloudEvent:
@@ -145,7 +163,7 @@ def _parse_structured(body: bytes) -> CloudEvent:
     except msgspec.ValidationError:
         exact = None
     except msgspec.DecodeError as exc:
-        raise EventParseError(f"CloudEvent is not valid JSON: {exc}") from None
+        raise _not_json("CloudEvent", body, exc) from None
     if exact is not None:
         return _build_v01(exact)
     members = _decode_members(body)
@@ -171,6 +189,11 @@ def parse_batch(body: bytes, *, max_events: int = DEFAULT_MAX_BATCH_EVENTS) -> l
         return _parse_batch(body, max_events)
     except RecursionError:
         raise EventParseError(f"CloudEvents batch is not valid: {_TOO_DEEP}") from None
+    except EventParseError:
+        readable = replace_lone_surrogates(body)  # as in parse_structured
+        if readable is body:
+            raise
+        return parse_batch(readable, max_events=max_events)
 
 
 def _parse_batch(body: bytes, max_events: int) -> list[CloudEvent]:
@@ -180,14 +203,14 @@ def _parse_batch(body: bytes, max_events: int) -> list[CloudEvent]:
     except msgspec.ValidationError:
         entries = None  # some entry is not an object (or no array): find out below
     except msgspec.DecodeError as exc:
-        raise EventParseError(f"CloudEvents batch is not valid JSON: {exc}") from None
+        raise _not_json("CloudEvents batch", body, exc) from None
     if entries is None:
         try:
             raws = _ARRAY.decode(body)
         except msgspec.ValidationError:
             raise _wrong_shape(body, "CloudEvents batch", "array") from None
         except msgspec.DecodeError as exc:  # e.g. trailing garbage after a bad entry
-            raise EventParseError(f"CloudEvents batch is not valid JSON: {exc}") from None
+            raise _not_json("CloudEvents batch", body, exc) from None
         for index, raw in enumerate(raws):
             kind = _raw_kind(raw)
             if kind != "object":
