@@ -39,7 +39,8 @@ class DataDirLock:
             data_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         except FileExistsError:
-            raise ConfigError(f"the data dir {str(data_dir)!r} is a file, not a directory") from None
+            message = f"the data dir {str(data_dir)!r} is a file, not a directory"
+            raise ConfigError(message) from None
         except OSError as exc:
             raise ConfigError(
                 f"cannot use the data dir {str(data_dir)!r}: {exc.strerror or exc}"
