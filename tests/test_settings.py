@@ -99,6 +99,8 @@ def test_defaults_match_the_documented_serve_defaults(monkeypatch: pytest.Monkey
         log_level="info",
     )
     assert settings.limits.function_timeout_s == 5.0
+    limits = settings.limits
+    assert (limits.events_read_timeout_s, limits.config_read_timeout_s) == (60.0, 600.0)
 
 
 def test_data_dir_defaults_to_eg_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path):
@@ -234,6 +236,14 @@ def test_unknown_store_url_is_a_config_error_quoting_it(open_store: Callable[[st
         (Limits(max_header_bytes=-1), "max_header_bytes is -1: it must be at least 1"),
         (Limits(max_json_depth=0), "max_json_depth is 0: it must be at least 1"),
         (Limits(max_batch_events=0), "max_batch_events is 0: it must be at least 1"),
+        (
+            Limits(events_read_timeout_s=0.0),
+            "events_read_timeout_s is 0.0: it must be more than 0 seconds",
+        ),
+        (
+            Limits(config_read_timeout_s=float("nan")),
+            "config_read_timeout_s is nan: it must be more than 0 seconds",
+        ),
         (
             Limits(max_json_depth=501),
             "max_json_depth is 501: it must be at most 500, below what the JSON decoders can nest",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import socket
@@ -16,7 +17,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from eventgateway.api.problems import error_body
 from eventgateway.errors import ConfigError
-from eventgateway.settings import Settings, Tls
+from eventgateway.read_timeout import NOT_READING, ReadSweeper, ReadTimeouts
+from eventgateway.settings import Limits, Settings, Tls
 
 __all__ = ["DrainingServer", "HeadLimitedProtocol", "bind", "check_tls", "uvicorn_config"]
 
@@ -26,7 +28,9 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class DrainingServer(uvicorn.Server):
     """uvicorn's server, telling the gateway to drain on the first signal.
 
-    ``on_started`` is called on the server's event loop once every listener serves.
+    ``on_started`` is called on the server's event loop once every listener serves. Run
+    with ``sockets``, the first is the Events API's listener and the second the
+    Configuration API's (as ``PreparedServer.sockets``): each gets its read timeout.
     """
 
     def __init__(
@@ -39,6 +43,7 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self._on_first_signal = on_first_signal
         self._on_started = on_started
+        self._read_sweeper: ReadSweeper | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._on_first_signal()
@@ -51,8 +56,22 @@ class DrainingServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        protocol = self.config.http
+        if isinstance(protocol, type) and issubclass(protocol, HeadLimitedProtocol):
+            config_port = sockets[1].getsockname()[1] if sockets and len(sockets) > 1 else None
+            loop = asyncio.get_running_loop()
+            self._read_sweeper = ReadSweeper(protocol.read_timeouts, config_port, loop.time)
         if self.started and self._on_started is not None:
             self._on_started()
+
+    async def on_tick(self, counter: int) -> bool:
+        # uvicorn's main loop ticks every 0.1 s already: the sweep rides on it rather than
+        # running a task of its own.
+        if self._read_sweeper is not None:
+            self._read_sweeper.tick(
+                c for c in self.server_state.connections if isinstance(c, HeadLimitedProtocol)
+            )
+        return await super().on_tick(counter)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -88,7 +107,7 @@ def uvicorn_config(
         app,
         lifespan="on",
         loop="uvloop",
-        http=HeadLimitedProtocol.bounded(max_head_bytes),
+        http=HeadLimitedProtocol.bounded(max_head_bytes, ReadTimeouts.of(settings.limits)),
         ws="none",  # no WebSocket route; "auto" would import websockets (~2.5 MB of RSS)
         access_log=False,
         log_level=settings.log_level,
@@ -156,31 +175,49 @@ _LINGER_S = 5.0
 
 
 class HeadLimitedProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, refusing a request head over ``max_head_bytes``.
+    """uvicorn's httptools protocol, refusing a request head over ``max_head_bytes`` and
+    a request that does not arrive within its listener's read timeout.
 
     httptools buffers each header whole before uvicorn sees it, so without this bound a
     client could make one connection hold any amount of memory before the APIs' own
     ``max_header_bytes`` check (431 with a precise message) runs. The bound counts the
     request line and the framing too, so it is set well above that check: a head past it
     is answered 431 and the connection closed.
+
+    Each connection stamps ``read_since_s`` when a request begins (and when it opens);
+    the server's :class:`~eventgateway.read_timeout.ReadSweeper` calls
+    :meth:`time_out_read` once ``read_timeouts`` have passed without the whole request.
     """
 
     max_head_bytes = 2 * 64 * 1024 + _REQUEST_LINE_ALLOWANCE
+    read_timeouts = ReadTimeouts.of(Limits())
 
     @classmethod
-    def bounded(cls, max_head_bytes: int) -> type[HeadLimitedProtocol]:
-        """The protocol class with its bound (uvicorn builds protocols from a class)."""
-        return type(cls.__name__, (cls,), {"max_head_bytes": max_head_bytes})
+    def bounded(
+        cls, max_head_bytes: int, read_timeouts: ReadTimeouts | None = None
+    ) -> type[HeadLimitedProtocol]:
+        """The protocol class with its bounds (uvicorn builds protocols from a class)."""
+        bounds = {
+            "max_head_bytes": max_head_bytes,
+            "read_timeouts": read_timeouts or cls.read_timeouts,
+        }
+        return type(cls.__name__, (cls,), bounds)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_bytes = 0
         self._in_head = True
         self._refused = False
+        self.read_since_s = NOT_READING
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._clock = self.loop.time
+        self.read_since_s = self._clock()  # a connection that never sends times out too
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
-            return  # what the client still sends after the 431
+            return  # what the client still sends after a 431 or 408
         if self._in_head:
             self._head_bytes += len(data)
             if self._head_bytes > self.max_head_bytes:
@@ -193,26 +230,63 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         # connection's next request is not counted, the chunks after it are.
         super().on_message_begin()
         self._in_head = True
+        self.read_since_s = self._clock()
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head_bytes = 0
         super().on_headers_complete()
 
-    def _refuse_head(self) -> None:
-        body = error_body(
-            f"Request line and headers are over the limit of {self.max_head_bytes} bytes."
+    def reading(self) -> bool:
+        """Whether the client still owes part of a request (its head or body)."""
+        if self.flow.read_paused:
+            return False  # held up by us (a pipelined request, a body not consumed yet)
+        cycle = self.cycle
+        # No on_message_complete override: that would cost the hot path a call.
+        return cycle is None or cycle.scope is not self.scope or cycle.more_body
+
+    def time_out_read(self, timeout_s: float) -> None:
+        """Answer 408 if nothing of a response is on the wire yet, else just close."""
+        self.read_since_s = NOT_READING
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        has_head = cycle is not None and cycle.scope is self.scope
+        if has_head:
+            responding = cycle.response_started
+        else:  # a head in part; the response to a pipelined request before it may be going
+            responding = cycle is not None and not cycle.response_complete
+        if self.scope is None or responding:
+            # No request has begun, so none to answer; or a 408 would cut into a response.
+            self.transport.close()
+            return
+        if has_head:
+            cycle.disconnected = True  # the app's receive() returns http.disconnect
+            cycle.message_event.set()
+        self._refuse(
+            b"408 Request Timeout",
+            f"The request did not arrive in full within {timeout_s:g} s (the read timeout).",
         )
+
+    def _refuse_head(self) -> None:
+        self._refuse(
+            b"431 Request Header Fields Too Large",
+            f"Request line and headers are over the limit of {self.max_head_bytes} bytes.",
+        )
+
+    def _refuse(self, status: bytes, message: str) -> None:
+        body = error_body(message)
         self.transport.write(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"HTTP/1.1 " + status + b"\r\n"
             b"content-type: application/json\r\ncontent-length: "
             + str(len(body)).encode()
             + b"\r\nconnection: close\r\n\r\n"
             + body
         )
         self._refused = True
+        self.read_since_s = NOT_READING
         # Closing with unread input would reset the connection, and the client could lose
-        # the 431: end our side, discard what still comes, close after a grace period.
+        # the answer: end our side, discard what still comes, close after a grace period.
         if self.transport.can_write_eof():
             self.transport.write_eof()
             self.loop.call_later(_LINGER_S, self.transport.close)

@@ -17,6 +17,8 @@ VARIABLES = (
     "EG_MAX_HEADER_BYTES",
     "EG_MAX_JSON_DEPTH",
     "EG_MAX_BATCH_EVENTS",
+    "EG_EVENTS_READ_TIMEOUT",
+    "EG_CONFIG_READ_TIMEOUT",
     "EG_DISPATCH_CONCURRENCY",
     "EG_PER_SUBSCRIPTION_CONCURRENCY",
     "EG_TLS_CERT",
@@ -80,6 +82,18 @@ def test_dispatch_flags_and_variables_bound_deliveries_in_flight(served: list[Se
     assert "'--per-subscription-concurrency'" in result.output
 
 
+def test_read_timeout_flags_and_variables_become_limits(served: list[Settings]):
+    assert invoke("--events-read-timeout", "0.5", "--config-read-timeout", "30").exit_code == 0
+    env = {"EG_EVENTS_READ_TIMEOUT": "61", "EG_CONFIG_READ_TIMEOUT": "900"}
+    assert invoke(env=env).exit_code == 0
+    assert invoke().exit_code == 0
+
+    flags, variables, defaults = (settings.limits for settings in served)
+    assert (flags.events_read_timeout_s, flags.config_read_timeout_s) == (0.5, 30.0)
+    assert (variables.events_read_timeout_s, variables.config_read_timeout_s) == (61.0, 900.0)
+    assert (defaults.events_read_timeout_s, defaults.config_read_timeout_s) == (60.0, 600.0)
+
+
 def test_limit_and_tls_variables_become_settings(served: list[Settings]):
     env = {
         "EG_MAX_BODY_BYTES": "1001",
@@ -106,6 +120,8 @@ def test_limit_and_tls_variables_become_settings(served: list[Settings]):
         (["--max-header-bytes", "big"], "'--max-header-bytes'"),
         (["--max-json-depth", "501"], "'--max-json-depth'"),
         (["--max-batch-events", "-1"], "'--max-batch-events'"),
+        (["--events-read-timeout", "0"], "'--events-read-timeout'"),
+        (["--config-read-timeout", "soon"], "'--config-read-timeout'"),
     ],
 )
 def test_bad_limits_exit_2_naming_the_flag(served: list[Settings], args: list[str], named: str):

@@ -25,6 +25,10 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess
         "8",
         "--max-batch-events",
         "2",
+        "--events-read-timeout",
+        "1.5",
+        "--config-read-timeout",
+        "1.5",
     )
     try:
         yield process.start()
@@ -101,3 +105,21 @@ def test_a_batch_over_the_flag_is_a_413(gateway: GatewayProcess):
 
     assert response.status_code == 413
     assert "the limit is 2 events per request" in response.json()["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("api", ["events", "config"])
+def test_a_head_that_stops_halfway_is_a_408_after_the_read_timeout(
+    gateway: GatewayProcess, api: str
+):
+    port = gateway.events_port if api == "events" else gateway.config_port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n")  # and nothing more
+        answer = b""
+        while chunk := sock.recv(4096):  # the gateway closes after its answer
+            answer += chunk
+
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert answer.endswith(
+        b'{"errors":[{"message":"The request did not arrive in full within 1.5 s '
+        b'(the read timeout)."}]}\n'
+    )

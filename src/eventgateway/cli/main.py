@@ -19,6 +19,7 @@ from eventgateway.cli.auth_flags import auth_options, operator_key_from_env
 from eventgateway.cli.serve_options import (
     cpu_options,
     dispatch_options,
+    durability_options,
     nats_prefix_option,
     rate_limit_option,
     request_limit_options,
@@ -118,8 +119,9 @@ def cli() -> None:
     envvar="EG_STORE",
     help=(
         "Store URL: sqlite:///PATH (default, under --data-dir), memory://, or "
-        "nats://HOST:4222[,nats://HOST2:4222][?prefix=NAME] (configuration on NATS "
-        "JetStream KV; deliveries and logs stay under --data-dir, see docs/cluster.md)."
+        "nats://HOST:4222[,nats://HOST2:4222][?prefix=NAME] (cluster mode: configuration, "
+        "deliveries, dead letters, the delivery log, function logs and bundles on NATS "
+        "JetStream; see docs/cluster.md)."
     ),
 )
 @click.option(
@@ -144,32 +146,7 @@ def cli() -> None:
     envvar="EG_LOG_LEVEL",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
-@click.option(
-    "--lease-timeout",
-    "lease_s",
-    type=float,
-    default=60.0,
-    show_default=True,
-    envvar="EG_LEASE_TIMEOUT",
-    help="Seconds before a delivery in flight is presumed lost and retried.",
-)
-@click.option(
-    "--dedup-window",
-    "dedup_window_s",
-    type=float,
-    default=300.0,
-    show_default=True,
-    envvar="EG_DEDUP_WINDOW",
-    help="Seconds in which a repeated (source, id) is not delivered again.",
-)
-@click.option(
-    "--synchronous",
-    type=click.Choice(["FULL", "NORMAL"]),
-    default="FULL",
-    show_default=True,
-    envvar="EG_SYNCHRONOUS",
-    help="SQLite durability: FULL survives power loss, NORMAL only process crashes.",
-)
+@durability_options()
 @click.option(
     "--dispatch",
     type=click.Choice(["inline", "process", "worker"]),
@@ -177,23 +154,6 @@ def cli() -> None:
     show_default=True,
     envvar="EG_DISPATCH",
     help="worker: a worker process leases, calls, settles; process: it calls; inline: no worker",
-)
-@click.option(
-    "--retention-max-age",
-    "retention_max_age_s",
-    type=float,
-    default=7 * 86_400.0,
-    show_default=True,
-    envvar="EG_RETENTION_MAX_AGE",
-    help="Seconds the delivery log keeps settled events.",
-)
-@click.option(
-    "--retention-max-events",
-    type=click.IntRange(min=1),
-    default=1_000_000,
-    show_default=True,
-    envvar="EG_RETENTION_MAX_EVENTS",
-    help="Settled events the delivery log keeps at most.",
 )
 @click.option(
     "--queue-max-deliveries",
@@ -293,6 +253,8 @@ def serve(
     max_header_bytes: int,
     max_json_depth: int,
     max_batch_events: int,
+    events_read_timeout_s: float,
+    config_read_timeout_s: float,
     dispatch_concurrency: int,
     per_subscription_concurrency: int,
     server_cpus: frozenset[int] | None,
@@ -340,6 +302,8 @@ def serve(
             max_header_bytes=max_header_bytes,
             max_json_depth=max_json_depth,
             max_batch_events=max_batch_events,
+            events_read_timeout_s=events_read_timeout_s,
+            config_read_timeout_s=config_read_timeout_s,
             dispatch_concurrency=dispatch_concurrency,
             per_subscription_concurrency=per_subscription_concurrency,
         ),

@@ -19,6 +19,7 @@ from eventgateway.settings import Limits, Tls
 __all__ = [
     "cpu_options",
     "dispatch_options",
+    "durability_options",
     "nats_prefix_option",
     "rate_limit_option",
     "request_limit_options",
@@ -37,8 +38,9 @@ _NATS_PREFIX = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def request_limit_options() -> Callable[[_F], _F]:
-    """Add ``max_body_bytes``, ``max_header_bytes``, ``max_json_depth`` and
-    ``max_batch_events`` (the ``Limits`` fields of the same names) to a command."""
+    """Add ``max_body_bytes``, ``max_header_bytes``, ``max_json_depth``,
+    ``max_batch_events``, ``events_read_timeout_s`` and ``config_read_timeout_s`` (the
+    ``Limits`` fields of the same names) to a command."""
     options = [
         click.option(
             "--max-body-bytes",
@@ -72,6 +74,77 @@ def request_limit_options() -> Callable[[_F], _F]:
             show_default=True,
             envvar="EG_MAX_BATCH_EVENTS",
             help="Most events in one application/cloudevents-batch+json request (413 above it).",
+        ),
+        click.option(
+            "--events-read-timeout",
+            "events_read_timeout_s",
+            type=click.FloatRange(min=0, min_open=True),
+            default=_DEFAULTS.events_read_timeout_s,
+            show_default=True,
+            envvar="EG_EVENTS_READ_TIMEOUT",
+            help="Seconds the Events API allows from a request's first byte (or a new "
+            "connection) until its body is read (408 and close after it).",
+        ),
+        click.option(
+            "--config-read-timeout",
+            "config_read_timeout_s",
+            type=click.FloatRange(min=0, min_open=True),
+            default=_DEFAULTS.config_read_timeout_s,
+            show_default=True,
+            envvar="EG_CONFIG_READ_TIMEOUT",
+            help="The same for the Configuration API (long enough for a 50 MiB bundle "
+            "upload on a slow link).",
+        ),
+    ]
+    return _all(options)
+
+
+def durability_options() -> Callable[[_F], _F]:
+    """``eg serve``'s options for how long deliveries are leased, deduplicated and logged,
+    and how SQLite commits them."""
+    options: list[Callable[[_F], _F]] = [
+        click.option(
+            "--lease-timeout",
+            "lease_s",
+            type=float,
+            default=60.0,
+            show_default=True,
+            envvar="EG_LEASE_TIMEOUT",
+            help="Seconds before a delivery in flight is presumed lost and retried.",
+        ),
+        click.option(
+            "--dedup-window",
+            "dedup_window_s",
+            type=float,
+            default=300.0,
+            show_default=True,
+            envvar="EG_DEDUP_WINDOW",
+            help="Seconds in which a repeated (source, id) is not delivered again.",
+        ),
+        click.option(
+            "--synchronous",
+            type=click.Choice(["FULL", "NORMAL"]),
+            default="FULL",
+            show_default=True,
+            envvar="EG_SYNCHRONOUS",
+            help="SQLite durability: FULL survives power loss, NORMAL only process crashes.",
+        ),
+        click.option(
+            "--retention-max-age",
+            "retention_max_age_s",
+            type=float,
+            default=7 * 86_400.0,
+            show_default=True,
+            envvar="EG_RETENTION_MAX_AGE",
+            help="Seconds the delivery log keeps settled events.",
+        ),
+        click.option(
+            "--retention-max-events",
+            type=click.IntRange(min=1),
+            default=1_000_000,
+            show_default=True,
+            envvar="EG_RETENTION_MAX_EVENTS",
+            help="Settled events the delivery log keeps at most.",
         ),
     ]
     return _all(options)
