@@ -307,5 +307,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
     sock.listen(2048)
-    sock.set_inheritable(True)
+    # Left non-inheritable (Python's default): the delivery worker, spawned by uvloop, would
+    # otherwise hold both ports, and after a kill -9 of this process keep them, accepting
+    # connections nobody serves and refusing a restart until its last delivery ends.
     return sock

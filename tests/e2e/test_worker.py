@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pathlib
 import signal
@@ -81,3 +82,41 @@ async def test_killed_worker_is_restarted_and_deliveries_continue(
         code = await asyncio.to_thread(gateway.stop)
     assert code == 0
     assert "delivery worker" in gateway.log()
+
+
+def listening_inodes(ports: set[int]) -> set[str]:
+    """The socket inodes listening on ``ports`` (IPv4), from /proc/net/tcp."""
+    found = set()
+    for line in pathlib.Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].rsplit(":", 1)[1], 16)
+        if fields[3] == "0A" and local_port in ports:  # 0A: LISTEN
+            found.add(fields[9])
+    return found
+
+
+def socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    for fd in pathlib.Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # an fd closed while we look
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+async def test_the_worker_holds_neither_listener(tmp_path: pathlib.Path):
+    # Were it to inherit them, a kill -9 of `eg serve` would leave the ports held by the
+    # worker until its last delivery ended: connections accepted, never served, and a
+    # restart refused with "address already in use".
+    gateway = await asyncio.to_thread(GatewayProcess(tmp_path / "data").start)
+    try:
+        assert gateway.proc is not None
+        worker = await wait_for_child(gateway.proc.pid)
+        listeners = listening_inodes({gateway.events_port, gateway.config_port})
+
+        assert len(listeners) == 2
+        assert listeners <= socket_inodes(gateway.proc.pid)
+        assert not listeners & socket_inodes(worker)
+    finally:
+        await asyncio.to_thread(gateway.stop)
