@@ -57,6 +57,9 @@ __all__ = ["Gateway", "open_queue", "open_store"]
 logger = logging.getLogger(__name__)
 
 _WORKER_START_S = 15.0
+# Past the shutdown deadline a step still gets this long: the worker, told to stop, writes
+# the outcomes it has before it exits.
+_EXIT_GRACE_S = 1.0
 
 
 class Gateway:
@@ -302,12 +305,18 @@ class Gateway:
         durable ones are delivered again after a restart.
         """
         self.begin_drain()
+        # One budget for every step that waits on deliveries: each step used to get the
+        # whole timeout, so a stuck delivery held the shutdown for twice as long.
+        clock = asyncio.get_running_loop().time
+        deadline_s = clock() + self.settings.shutdown_timeout_s
+
+        def remaining_s() -> float:
+            return max(_EXIT_GRACE_S, deadline_s - clock())
+
         for dispatcher in self.dispatchers:
             dispatcher.stop()
         if self._dispatch_tasks:
-            _, pending = await asyncio.wait(
-                self._dispatch_tasks, timeout=self.settings.shutdown_timeout_s
-            )
+            _, pending = await asyncio.wait(self._dispatch_tasks, timeout=remaining_s())
             if pending:
                 logger.warning(
                     "in-flight deliveries still running after %.1f s; cancelling them",
@@ -320,12 +329,12 @@ class Gateway:
                 await task
         self._tasks, self._dispatch_tasks = [], []
         if self.link is not None:
-            await self.link.drain(self.settings.shutdown_timeout_s)
+            await self.link.drain(remaining_s())
             await self.link.close()
         await self.system.drain()
         await self._delivery_providers.close()
         if self.worker is not None:
-            await self.worker.stop(self.settings.shutdown_timeout_s)
+            await self.worker.stop(remaining_s())
         await self.queue.close()
         await self.fast_queue.close()
         await self.providers.close()

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.ports import free_port
 from tests.support.process import GatewayProcess
-from tests.support.receiver import Receiver
+from tests.support.receiver import Receiver, Reply
 
 pytestmark = pytest.mark.e2e
 
@@ -110,6 +110,52 @@ def test_signal_shuts_down_gracefully_within_the_shutdown_timeout(
     assert "Application shutdown complete." in log
     assert "Finished server process" in log
     assert "Traceback" not in log
+
+
+async def test_a_stuck_delivery_holds_the_shutdown_once_not_once_per_step(
+    tmp_path: pathlib.Path, receiver: Receiver
+):
+    # Draining the worker and stopping it used to get the whole timeout each: 2 x 4 s here.
+    arrived = asyncio.Event()
+
+    def stuck(_: Any) -> Reply:
+        arrived.set()
+        return Reply(status=200, delay_s=10)  # past the shutdown, over soon after
+
+    receiver.reply("/stuck", stuck)
+    async with running_async(tmp_path / "data", "--shutdown-timeout", "4") as process:
+        url = process.config_url
+        await create(
+            url,
+            "acme",
+            "functions",
+            {"functionId": "stuck", "type": "http", "provider": {"url": receiver.url("/stuck")}},
+        )
+        await create(url, "acme", "eventtypes", {"name": "user.created"})
+        await create(
+            url,
+            "acme",
+            "subscriptions",
+            {
+                "type": "async",
+                "eventType": "user.created",
+                "functionId": "stuck",
+                "path": "/acme",
+                "retryPolicy": {"attemptTimeoutMs": 120000},
+            },
+        )
+        async with httpx.AsyncClient(timeout=5) as client:
+            await client.post(
+                process.events_url + "/acme", json=cloudevent("e-stuck"), headers=STRUCTURED
+            )
+        await asyncio.wait_for(arrived.wait(), 10)
+        assert process.proc is not None
+        started = time.monotonic()
+        process.proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(process.proc.wait, 20)
+        elapsed_s = time.monotonic() - started
+
+    assert 4 <= elapsed_s < 4 + 3, process.log()
 
 
 def test_sigterm_exits_with_code_0(tmp_path: pathlib.Path):
