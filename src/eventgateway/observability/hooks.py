@@ -41,8 +41,8 @@ class MetricsHooks(DispatchHooks):
             self._metrics.retries.labels(space=space).inc()
         elif state == "dead":
             self._metrics.dead_letters.labels(space=space).inc()
-        elif state == "dropped":
-            self._metrics.events_dropped.labels(space=space, type="custom").inc()
+        elif state == "dropped":  # at most once: its one attempt failed
+            self._metrics.given_up.labels(space=space).inc()
 
     def count_dropped(self, space: str, event_type: str) -> None:
         """An at-most-once delivery was dropped before an attempt: the buffer was full."""

@@ -42,7 +42,7 @@ class Metrics:
         r.register(self.deliveries)
         self.events_dropped = Counter(
             "eventgateway_events_dropped_total",
-            "Events dropped (at-most-once buffer full, or delivery given up).",
+            "At-most-once deliveries dropped because the buffer was full.",
             ["space", "type"],
             registry=r,
         )
@@ -84,6 +84,12 @@ class Metrics:
         self.dead_letters = Counter(
             "eventgateway_dead_letters_total",
             "Deliveries given up on and dead-lettered.",
+            ["space"],
+            registry=r,
+        )
+        self.given_up = Counter(
+            "eventgateway_deliveries_given_up_total",
+            "At-most-once deliveries whose one attempt failed (not retried, not kept).",
             ["space"],
             registry=r,
         )
