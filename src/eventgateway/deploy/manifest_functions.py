@@ -210,6 +210,12 @@ def _runtime_provider(
             f"handler {handler!r} must look like <path/module>.<function>, "
             "e.g. handler.handler or src/users.create",
         )
+    if any(part in ("", ".", "..") for part in handler.rsplit(".", 1)[0].split("/")):
+        raise src.error(
+            (*path, "handler"),
+            f"handler {handler!r} must name a file inside the service directory, "
+            "as a relative path without . or .. segments, e.g. src/users.create",
+        )
     runtime = _runtime(body.get("runtime"), (*path, "runtime"), src) or defaults.runtime
     if runtime is None:
         raise src.error(
