@@ -22,6 +22,7 @@ import click
 from eventgateway.cli.context import CliOptions, error_message, gateway_options
 from eventgateway.cli.deploy import run_deploy
 from eventgateway.cli.logs import format_line
+from eventgateway.cli.serve_options import port_options
 
 if TYPE_CHECKING:
     from eventgateway.deploy.model import ServiceSpec
@@ -120,21 +121,10 @@ def _reload(options: CliOptions, service_file: pathlib.Path, stage: str | None) 
 
 
 @click.command()
-@click.option(
-    "--events-port",
-    type=int,
-    default=4000,
-    show_default=True,
-    envvar="EG_EVENTS_PORT",
-    help="Port of the Events API (emits and sync endpoints), on 127.0.0.1.",
-)
-@click.option(
-    "--config-port",
-    type=int,
-    default=4001,
-    show_default=True,
-    envvar="EG_CONFIG_PORT",
-    help="Port of the Configuration API (deploys, logs, invoke), on 127.0.0.1.",
+@port_options(
+    events_use="emits and sync endpoints",
+    config_use="deploys, logs, invoke",
+    where=", on 127.0.0.1",
 )
 @click.option(
     "--data-dir",

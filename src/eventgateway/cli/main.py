@@ -21,6 +21,7 @@ from eventgateway.cli.serve_options import (
     dispatch_options,
     durability_options,
     nats_prefix_option,
+    port_options,
     rate_limit_option,
     request_limit_options,
     store_url_with_prefix,
@@ -89,22 +90,7 @@ def cli() -> None:
     envvar="EG_HOST",
     help="Address both APIs listen on.",
 )
-@click.option(
-    "--events-port",
-    type=int,
-    default=4000,
-    show_default=True,
-    envvar="EG_EVENTS_PORT",
-    help="Port of the Events API.",
-)
-@click.option(
-    "--config-port",
-    type=int,
-    default=4001,
-    show_default=True,
-    envvar="EG_CONFIG_PORT",
-    help="Port of the Configuration API.",
-)
+@port_options()
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=pathlib.Path),

@@ -21,6 +21,7 @@ __all__ = [
     "dispatch_options",
     "durability_options",
     "nats_prefix_option",
+    "port_options",
     "rate_limit_option",
     "request_limit_options",
     "store_url_with_prefix",
@@ -95,6 +96,28 @@ def request_limit_options() -> Callable[[_F], _F]:
             help="The same for the Configuration API (long enough for a 50 MiB bundle "
             "upload on a slow link).",
         ),
+    ]
+    return _all(options)
+
+
+def port_options(
+    *, events_use: str = "", config_use: str = "", where: str = ""
+) -> Callable[[_F], _F]:
+    """``--events-port`` and ``--config-port`` (4000, 4001), as ``eg serve`` and ``eg dev``
+    take them; ``events_use``/``config_use`` and ``where`` add to their help."""
+    options: list[Callable[[_F], _F]] = [
+        click.option(
+            f"--{api}-port",
+            type=int,
+            default=default,
+            show_default=True,
+            envvar=f"EG_{api.upper()}_PORT",
+            help=f"Port of the {name}{f' ({use})' if use else ''}{where}.",
+        )
+        for api, default, name, use in (
+            ("events", 4000, "Events API", events_use),
+            ("config", 4001, "Configuration API", config_use),
+        )
     ]
     return _all(options)
 
