@@ -74,6 +74,21 @@ async def create(config_url: str, space: str, resource: str, body: dict[str, Any
     return response.json()
 
 
+async def subscribe_function(
+    config_url: str, function_url: str, function_id: str, **subscription: Any
+) -> None:
+    """An http function in space acme and an async subscription of it to user.created."""
+    await create(
+        config_url,
+        "acme",
+        "functions",
+        {"functionId": function_id, "type": "http", "provider": {"url": function_url}},
+    )
+    await create(config_url, "acme", "eventtypes", {"name": "user.created"})
+    body = {"type": "async", "eventType": "user.created", "functionId": function_id}
+    await create(config_url, "acme", "subscriptions", {**body, "path": "/acme", **subscription})
+
+
 # -- startup ---------------------------------------------------------------------------------
 
 
@@ -124,25 +139,11 @@ async def test_a_stuck_delivery_holds_the_shutdown_once_not_once_per_step(
 
     receiver.reply("/stuck", stuck)
     async with running_async(tmp_path / "data", "--shutdown-timeout", "4") as process:
-        url = process.config_url
-        await create(
-            url,
-            "acme",
-            "functions",
-            {"functionId": "stuck", "type": "http", "provider": {"url": receiver.url("/stuck")}},
-        )
-        await create(url, "acme", "eventtypes", {"name": "user.created"})
-        await create(
-            url,
-            "acme",
-            "subscriptions",
-            {
-                "type": "async",
-                "eventType": "user.created",
-                "functionId": "stuck",
-                "path": "/acme",
-                "retryPolicy": {"attemptTimeoutMs": 120000},
-            },
+        await subscribe_function(
+            process.config_url,
+            receiver.url("/stuck"),
+            "stuck",
+            retryPolicy={"attemptTimeoutMs": 120000},
         )
         async with httpx.AsyncClient(timeout=5) as client:
             await client.post(
@@ -468,20 +469,7 @@ async def test_memory_store_delivers_with_a_data_dir_that_does_not_exist_yet(
     async with running_async(
         tmp_path / "data", "--store", "memory://", "--data-dir", str(missing)
     ) as process:
-        url = process.config_url
-        await create(
-            url,
-            "acme",
-            "functions",
-            {"functionId": "crm", "type": "http", "provider": {"url": receiver.url("/crm")}},
-        )
-        await create(url, "acme", "eventtypes", {"name": "user.created"})
-        await create(
-            url,
-            "acme",
-            "subscriptions",
-            {"type": "async", "eventType": "user.created", "functionId": "crm", "path": "/acme"},
-        )
+        await subscribe_function(process.config_url, receiver.url("/crm"), "crm")
         async with httpx.AsyncClient(timeout=5) as client:
             emitted = await client.post(
                 process.events_url + "/acme", json=cloudevent("e-memory"), headers=STRUCTURED
@@ -500,20 +488,7 @@ async def test_a_second_gateway_on_the_same_data_dir_is_refused_and_the_first_ke
         second = GatewayProcess(tmp_path / "data")
         with pytest.raises(RuntimeError, match="exited with 3") as refused:
             await asyncio.to_thread(second.start)
-        url = first.config_url
-        await create(
-            url,
-            "acme",
-            "functions",
-            {"functionId": "crm", "type": "http", "provider": {"url": receiver.url("/crm")}},
-        )
-        await create(url, "acme", "eventtypes", {"name": "user.created"})
-        await create(
-            url,
-            "acme",
-            "subscriptions",
-            {"type": "async", "eventType": "user.created", "functionId": "crm", "path": "/acme"},
-        )
+        await subscribe_function(first.config_url, receiver.url("/crm"), "crm")
         async with httpx.AsyncClient(timeout=5) as client:
             emitted = await client.post(
                 first.events_url + "/acme", json=cloudevent("e-first"), headers=STRUCTURED
