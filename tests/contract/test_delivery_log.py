@@ -363,7 +363,7 @@ async def test_ids_no_dead_letter_can_have_name_none(queue: Queue, letter_id: st
 # -- retention ------------------------------------------------------------------------------------
 
 
-async def test_retention_deletes_old_settled_history_only(queue: Queue, clock: FakeClock) -> None:
+async def test_retention_deletes_old_delivered_history_only(queue: Queue, clock: FakeClock) -> None:
     await put(queue, "delivered", "s1")
     await put(queue, "pending", "s1")
     await put(queue, "retrying", "s1")
@@ -374,10 +374,10 @@ async def test_retention_deletes_old_settled_history_only(queue: Queue, clock: F
     clock.advance(101.0)
     await dead(queue, "recent", "s1")
 
-    assert await queue.enforce_retention(max_age_s=100.0, max_events=1000) == 2
+    assert await queue.enforce_retention(max_age_s=100.0, max_events=1000) == 1
 
     remaining = {s.id for s in await queue.list_events("acme")}
-    assert remaining == {"pending", "retrying", "recent"}
+    assert remaining == {"pending", "retrying", "dead", "recent"}
 
 
 async def test_retention_keeps_the_newest_events_by_count(queue: Queue) -> None:
@@ -392,6 +392,55 @@ async def test_retention_keeps_the_newest_events_by_count(queue: Queue) -> None:
 
     assert [s.id for s in await queue.list_events("acme")] == ["e3", "e0"]
     assert await queue.enforce_retention(max_age_s=3600.0, max_events=0) == 1
+
+
+async def test_retention_keeps_dead_letters_until_redriven_or_purged(
+    queue: Queue, clock: FakeClock
+) -> None:
+    # Found by QA: retention deleted dead letters with their events, so redrive found none.
+    await dead(queue, "lost", "s1")
+    await dead(queue, "purged", "s1")
+    await put(queue, "half", "s1", "s2")
+    ok, failed = await lease(queue)
+    await queue.ack(ok, attempt())
+    await queue.dead_letter(failed, "gave up", attempt("failed", 400))
+    for n in range(3):  # ordinary traffic in another space
+        await put(queue, f"ok{n}", "s1", space="globex")
+    for delivery in await lease(queue):
+        await queue.ack(delivery, attempt())
+    clock.advance(3600.0)
+
+    assert await queue.enforce_retention(max_age_s=0.0, max_events=0) == 3
+
+    letters = await queue.list_dead_letters("acme")
+    assert sorted(d.event_id for d in letters) == ["half", "lost", "purged"]
+    assert await queue.get_event("acme", "lost") is not None
+    assert await queue.list_events("globex") == []
+    purged = next(d for d in letters if d.event_id == "purged")
+    assert await queue.purge("acme", ids=[purged.dead_letter_id]) == 1
+    assert await queue.get_event("acme", "purged") is None
+    assert await queue.redrive("acme") == 2
+    for delivery in await lease(queue):
+        await queue.ack(delivery, attempt())
+
+    # Delivered after the redrive, they are history like any other.
+    assert await queue.enforce_retention(max_age_s=0.0, max_events=0) == 2
+    assert await queue.list_events("acme") == []
+    assert await queue.list_dead_letters("acme") == []
+
+
+async def test_events_retention_keeps_do_not_count_towards_max_events(queue: Queue) -> None:
+    for n in range(3):
+        await put(queue, f"e{n}", "s1")
+    for delivery in await lease(queue):
+        await queue.ack(delivery, attempt())
+    await dead(queue, "dead", "s1")
+    await put(queue, "pending", "s1")
+
+    # The two newest are kept anyway, so the count keeps two delivered ones besides.
+    assert await queue.enforce_retention(max_age_s=3600.0, max_events=2) == 1
+
+    assert [s.id for s in await queue.list_events("acme")] == ["pending", "dead", "e2", "e1"]
 
 
 async def test_stats_report_backlog_and_bytes(queue: Queue) -> None:

@@ -65,6 +65,10 @@ JETSTREAM_GAPS: dict[str, tuple[str, str]] = {
         " (there the expired lease counts as an attempt: the server's delivery count)",
     ),
     "test_a_failing_event_holds_back_only_its_key": ("skip", f"{_SERVER_TIME} (the nak delay)"),
+    "test_a_refused_dead_letter_comes_back_when_its_lease_runs_out": (
+        "skip",
+        f"{_SERVER_TIME} (ack_wait; a dead letter the full stream refused is not acked)",
+    ),
     "test_an_expired_lease_keeps_its_key_blocked": ("skip", f"{_SERVER_TIME} (ack_wait)"),
     "test_a_duplicate_at_the_bound_is_a_duplicate_not_a_refusal": (
         "xfail",
@@ -580,6 +584,51 @@ async def test_bytes_count_until_the_last_delivery_of_an_event_settles(queue: Qu
     assert queue.stats()["bytes"] == 0
 
 
+async def test_dead_letters_past_max_dead_letters_are_refused_not_dropped(
+    make_queue: MakeQueue,
+) -> None:
+    # As JetStream's dead-letter stream (discard new): the oldest are never dropped.
+    queue = await make_queue(max_dead_letters=2)
+    for n in range(3):
+        await put(queue, f"e{n}", "s1")
+    a, b, c = await lease(queue)
+    await queue.dead_letter(a, "gave up", attempt("failed", 400))
+    await queue.dead_letter(b, "gave up", attempt("failed", 400))
+
+    with pytest.raises(StoreError):
+        await queue.dead_letter(c, "gave up", attempt("failed", 400))
+
+    letters = await queue.list_dead_letters("acme")
+    assert sorted(d.event_id for d in letters) == ["e0", "e1"]
+    assert queue.backlog() == 1  # c is still queued, leased
+    assert await queue.purge("acme", ids=[letters[0].dead_letter_id]) == 1
+    await put(queue, "e3", "s1")
+    (d,) = await lease(queue)
+    await queue.dead_letter(d, "gave up", None)  # purging made room
+    assert await queue.redrive("acme") == 2
+    e, _ = await lease(queue)
+    await queue.dead_letter(e, "gave up", None)  # and so did redriving
+    assert len(await queue.list_dead_letters("acme")) == 1
+
+
+async def test_a_refused_dead_letter_comes_back_when_its_lease_runs_out(
+    make_queue: MakeQueue, clock: FakeClock
+) -> None:
+    queue = await make_queue(max_dead_letters=1, lease_s=30.0)
+    await put(queue, "e1", "s1")
+    await put(queue, "e2", "s1")
+    a, b = await lease(queue)
+    await queue.dead_letter(a, "gave up", None)
+    with pytest.raises(StoreError):
+        await queue.dead_letter(b, "gave up", None)
+
+    clock.advance(31.0)
+    queue.notify()
+
+    (again,) = await lease(queue)
+    assert (again.id, again.event.id) == (b.id, "e2")
+
+
 # -- concurrent callers (the SQLite queue commits them in one transaction) ------------------
 
 
@@ -626,3 +675,44 @@ async def test_concurrent_settles_of_one_delivery_count_once(queue: Queue) -> No
 async def test_lease_of_nothing_is_a_programming_error(queue: Queue) -> None:
     with pytest.raises(ValueError, match="max_count must be at least 1"):
         await queue.lease(0)
+
+
+# -- the delivery log after a redrive -------------------------------------------------------
+
+
+async def lease_all(queue: Queue, count: int) -> list[Delivery]:
+    got: list[Delivery] = []
+    while len(got) < count:
+        got += await lease(queue, count - len(got))
+    return got
+
+
+async def test_deliveries_settled_while_their_redrive_runs_show_delivered(queue: Queue) -> None:
+    # A redrive makes each dead letter leasable as it goes, so a waiting lease can take and
+    # settle the first ones before it has finished (on JetStream: before its log record).
+    for n in range(5):
+        await put(queue, f"e{n}", "s1")
+    for delivery in await lease_all(queue, 5):
+        await queue.dead_letter(delivery, "gave up", attempt("failed", 500, "HTTP 500"))
+    delivered: list[str] = []
+
+    async def deliver() -> None:
+        while len(delivered) < 5:
+            for delivery in await queue.lease(10):
+                await queue.ack(delivery, attempt())
+                delivered.append(delivery.event.id)
+
+    worker = asyncio.create_task(deliver())
+    await asyncio.sleep(0)
+    assert await queue.redrive("acme") == 5
+    await asyncio.wait_for(worker, DEADLINE_S)
+
+    listed = await queue.list_events("acme")
+    assert sorted((e.id, e.state) for e in listed) == [(f"e{n}", "delivered") for n in range(5)]
+    assert await queue.list_events("acme", state="pending") == []
+    for n in range(5):
+        view = await queue.get_event("acme", f"e{n}")
+        assert view is not None
+        (d,) = view.deliveries
+        assert (d.state, d.attempts) == ("delivered", 1)
+        assert [(a.attempt, a.outcome) for a in d.attempt_log] == [(1, "failed"), (2, "delivered")]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventgateway.queue.jetstream_history import Accepted, Settled, fold
+from eventgateway.queue.jetstream_history import LOST_ATTEMPT, Accepted, Redriven, Settled, fold
 
 SUBJECT = "eg.log.acme.e1"
 
@@ -42,3 +42,67 @@ def test_settles_of_an_event_never_accepted_show_nothing():
     records = [(1, SUBJECT, Settled(at=1.5, delivery_id="11", state="delivered"))]
 
     assert fold(records) == []
+
+
+FAILED = (1.0, 10.0, "failed", 500, "HTTP 500")
+DELIVERED = (5.0, 10.0, "delivered", 200, "")
+
+
+def one_delivery(records):
+    [event] = fold([(1, SUBJECT, accepted()), *records])
+    return event.deliveries["11"]
+
+
+def test_a_redriven_delivery_settled_before_its_redrive_was_logged_is_delivered():
+    # The redrive publishes the new message (seq 20) before it writes Redriven, so the
+    # new message's settle can come first; the Redriven record must not undo it.
+    d = one_delivery(
+        [
+            (2, SUBJECT, Settled(2.0, "11", "dead", FAILED, reason="gave up", seq=11)),
+            (3, SUBJECT, Settled(4.0, "11", "delivered", DELIVERED, seq=20)),
+            (4, SUBJECT, Redriven(3.0, ["11"], [20])),
+        ]
+    )
+
+    assert (d.state, d.attempts, d.dead_reason, d.log) == ("delivered", 1, "", [FAILED, DELIVERED])
+
+
+def test_a_lost_redriven_record_is_implied_by_the_new_messages_settle():
+    d = one_delivery(
+        [
+            (2, SUBJECT, Settled(2.0, "11", "dead", FAILED, reason="gave up", seq=11)),
+            (3, SUBJECT, Settled(4.0, "11", "pending", FAILED, due_at=9.0, seq=20)),
+        ]
+    )
+
+    assert (d.state, d.attempts, d.dead_reason, d.due_at) == ("pending", 1, "", 9.0)
+
+
+def test_a_settle_of_the_message_before_a_redrive_logged_late_is_history_only():
+    d = one_delivery(
+        [
+            (2, SUBJECT, Redriven(3.0, ["11"], [20])),
+            (3, SUBJECT, Settled(2.0, "11", "dead", FAILED, reason="gave up", seq=11)),
+        ]
+    )
+
+    assert (d.state, d.attempts, d.dead_reason, d.log) == ("pending", 0, "", [FAILED])
+
+
+def test_records_without_sequences_fold_in_stream_order():
+    # Records written before settles carried their message's sequence.
+    d = one_delivery(
+        [
+            (2, SUBJECT, Settled(2.0, "11", "dead", FAILED, reason="gave up")),
+            (3, SUBJECT, Redriven(3.0, ["11"])),
+            (4, SUBJECT, Settled(4.0, "11", "delivered", DELIVERED, seq=20)),
+        ]
+    )
+
+    assert (d.state, d.attempts, d.message) == ("delivered", 1, 20)
+
+
+def test_a_reconciled_settle_says_its_attempt_was_not_logged():
+    d = one_delivery([(2, SUBJECT, Settled(70.0, "11", "delivered", seq=11, reconciled=True))])
+
+    assert (d.state, d.attempts, d.last_error, d.log) == ("delivered", 0, LOST_ATTEMPT, [])

@@ -233,6 +233,7 @@ async def test_a_version_1_file_gains_the_per_subscription_index_and_keeps_its_r
     await queue.close()
     with sqlite3.connect(path) as conn:  # as the first release left it
         conn.execute("DROP INDEX deliveries_sub_due")
+        conn.execute("ALTER TABLE counters DROP COLUMN dead")
         conn.execute("PRAGMA user_version = 1")
     conn.close()
 
@@ -244,6 +245,30 @@ async def test_a_version_1_file_gains_the_per_subscription_index_and_keeps_its_r
         index = "SELECT 1 FROM sqlite_master WHERE name = 'deliveries_sub_due'"
         assert conn.execute(index).fetchone() == (1,)
     conn.close()
+
+
+@pytest.mark.parametrize("left_as", ["version 2", "edited by hand"])
+async def test_dead_letters_kept_before_the_count_existed_count_towards_the_bound(
+    path: pathlib.Path, open_queue: OpenSqlite, left_as: str
+) -> None:
+    queue = await open_queue()
+    await put(queue, "e1", "s1")
+    await put(queue, "e2", "s1")
+    a, b = await lease(queue)
+    await queue.dead_letter(a, "gave up", None)
+    await queue.close()
+    with sqlite3.connect(path) as conn:
+        if left_as == "version 2":
+            conn.execute("ALTER TABLE counters DROP COLUMN dead")
+            conn.execute("PRAGMA user_version = 2")
+        else:
+            conn.execute("UPDATE counters SET dead = 0")
+    conn.close()
+
+    queue = await open_queue(max_dead_letters=1)
+
+    with pytest.raises(StoreError, match="1 dead letters are kept already"):
+        await queue.dead_letter(b, "gave up", None)
 
 
 async def test_a_newer_schema_is_refused(path: pathlib.Path) -> None:

@@ -32,6 +32,7 @@ class MemoryLogMixin(DeliveryLog):
     _events: dict[int, StoredEvent]
     _by_event_id: dict[str, list[int]]
     _records: dict[int, Record]
+    _dead_letters: int
 
     @abc.abstractmethod
     def _revive(self, records: list[Record]) -> None:
@@ -198,6 +199,7 @@ class MemoryLogMixin(DeliveryLog):
     ) -> int:
         """See :meth:`DeliveryLog.purge`."""
         dead = self._dead(space, ids, subscription_id, since, until)
+        self._dead_letters -= len(dead)
         for record in dead:
             del self._records[record.id]
             stored = record.event
@@ -211,13 +213,17 @@ class MemoryLogMixin(DeliveryLog):
     async def enforce_retention(self, *, max_age_s: float, max_events: int) -> int:
         """See :meth:`DeliveryLog.enforce_retention`."""
         cutoff = self._clock() - max_age_s
-        seqs = list(self._events)
-        beyond_count = len(seqs) - max(max_events, 0)  # the oldest ones past the count
+        # Only events whose every delivery was delivered may go, and only they count.
+        removable = [
+            stored
+            for stored in self._events.values()
+            if all(r.state == "delivered" for r in stored.records)
+        ]
+        beyond_count = len(removable) - max(max_events, 0)  # the oldest ones past the count
         doomed = [
             stored
-            for index, stored in enumerate(self._events[seq] for seq in seqs)
-            if stored.unsettled == 0
-            and (index < beyond_count or all(r.updated_at < cutoff for r in stored.records))
+            for index, stored in enumerate(removable)
+            if index < beyond_count or all(r.updated_at < cutoff for r in stored.records)
         ]
         for stored in doomed:
             for record in stored.records:

@@ -8,6 +8,7 @@ subject's records in stream order. No I/O here.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -24,7 +25,22 @@ from eventgateway.queue.log import (
     rfc3339,
 )
 
-__all__ = ["Accepted", "EventState", "Purged", "Record", "Redriven", "Settled", "fold"]
+__all__ = [
+    "LOST_ATTEMPT",
+    "Accepted",
+    "EventState",
+    "Purged",
+    "Record",
+    "Redriven",
+    "Settled",
+    "fold",
+]
+
+# Shown as the error of a delivery whose settle was never logged (see ``Settled.reconciled``).
+LOST_ATTEMPT = (
+    "attempt not logged: the instance stopped between settling this delivery and logging "
+    "it; the state is the queue's (no longer held: acknowledged, or dead-lettered)"
+)
 
 
 class Accepted(msgspec.Struct, tag=True, tag_field="kind", array_like=True, omit_defaults=True):
@@ -49,13 +65,21 @@ class Settled(msgspec.Struct, tag=True, tag_field="kind", array_like=True, omit_
     attempt: LoggedAttempt | None = None
     due_at: float | None = None
     reason: str = ""
+    # The stream sequence of the message settled: a redriven delivery keeps its id but is
+    # a new message, so this tells its settles apart from those of the message before.
+    seq: int | None = None
+    # Written by :mod:`.jetstream_reconcile`, not by a settle: the queue no longer held the
+    # delivery, but the settle's own record (and its attempt) was lost.
+    reconciled: bool = False
 
 
 class Redriven(msgspec.Struct, tag=True, tag_field="kind", array_like=True):
-    """Dead deliveries were made pending again, with their attempts reset."""
+    """Dead deliveries were made pending again, with their attempts reset; ``seqs`` are
+    the stream sequences of their new messages (empty in records of older versions)."""
 
     at: float
     delivery_ids: list[str]
+    seqs: list[int] = msgspec.field(default_factory=list)
 
 
 class Purged(msgspec.Struct, tag=True, tag_field="kind", array_like=True):
@@ -73,6 +97,10 @@ class _Delivery:
     id: str
     subscription_id: str
     function_id: str
+    # The stream sequence of its current message: its id until a redrive publishes it
+    # again; ``None`` after a redrive logged by an older version (no sequence in it).
+    message: int | None
+    last_at: float  # of the last record about it
     state: str = "pending"
     attempts: int = 0
     due_at: float | None = None
@@ -174,8 +202,10 @@ def fold(records: list[tuple[int, str, Record]]) -> list[EventState]:
             if state is None:
                 state = events[subject] = EventState(seq, subject, record, record.at)
             for delivery_id, subscription_id, function_id in record.deliveries:
+                message = int(delivery_id) if delivery_id.isdigit() else None
                 state.deliveries.setdefault(
-                    delivery_id, _Delivery(delivery_id, subscription_id, function_id)
+                    delivery_id,
+                    _Delivery(delivery_id, subscription_id, function_id, message, record.at),
                 )
             for waiting in early.pop(subject, ()):
                 _apply(state, waiting)
@@ -190,21 +220,49 @@ def fold(records: list[tuple[int, str, Record]]) -> list[EventState]:
 
 def _apply(state: EventState, record: Settled | Redriven | Purged) -> None:
     if isinstance(record, Settled):
-        d = state.deliveries.get(record.delivery_id)
-        if d is None:
-            return
-        d.state = record.state
-        d.due_at = record.due_at
-        if record.attempt is not None:
-            d.log.append(record.attempt)
-            d.attempts += 1
-            d.last_status = record.attempt[3]
-            d.last_error = record.attempt[4]
-        if record.state == "dead":
-            d.dead_reason = record.reason
+        if (d := state.deliveries.get(record.delivery_id)) is not None:
+            _settle(d, record)
         return
-    for delivery_id in record.delivery_ids:
+    for index, delivery_id in enumerate(record.delivery_ids):
         if isinstance(record, Purged):
             state.deliveries.pop(delivery_id, None)
         elif (d := state.deliveries.get(delivery_id)) is not None:
-            d.state, d.attempts, d.due_at, d.dead_reason = "pending", 0, None, ""
+            d.last_at = max(d.last_at, record.at)
+            seq = record.seqs[index] if index < len(record.seqs) else None
+            # Not if a settle of the new message came first (the redrive publishes before
+            # it writes this record): the delivery has moved on from that reset already.
+            if seq is None or d.message is None or seq > d.message:
+                _restart(d, seq)
+
+
+def _restart(d: _Delivery, message: int | None) -> None:
+    """A redrive made ``message`` the delivery's: pending again, attempts from zero."""
+    d.message = message
+    d.state, d.attempts, d.due_at, d.dead_reason = "pending", 0, None, ""
+
+
+def _settle(d: _Delivery, record: Settled) -> None:
+    d.last_at = max(d.last_at, record.at)
+    if record.seq is not None and d.message is not None:
+        if record.seq < d.message:
+            # The message before a redrive, settled but logged after it: history only.
+            if record.attempt is not None:
+                bisect.insort(d.log, record.attempt, key=lambda attempt: attempt[0])
+            return
+        if record.seq > d.message:
+            # A redriven message settled before its Redriven record was written (or
+            # that record was lost): the redrive happened, so reset as it would.
+            _restart(d, record.seq)
+    elif record.seq is not None:
+        d.message = record.seq
+    d.state = record.state
+    d.due_at = record.due_at
+    if record.attempt is not None:
+        d.log.append(record.attempt)
+        d.attempts += 1
+        d.last_status = record.attempt[3]
+        d.last_error = record.attempt[4]
+    elif record.reconciled:
+        d.last_error = LOST_ATTEMPT
+    if record.state == "dead":
+        d.dead_reason = record.reason

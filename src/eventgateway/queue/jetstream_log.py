@@ -35,6 +35,7 @@ from eventgateway.queue.jetstream_history import (
     fold,
 )
 from eventgateway.queue.jetstream_publish import Publisher
+from eventgateway.queue.jetstream_reconcile import lost_settles
 from eventgateway.queue.jetstream_setup import scan
 from eventgateway.queue.jetstream_wire import DeadEnvelope, Names, is_nats_error, store_error
 from eventgateway.queue.log import (
@@ -75,6 +76,7 @@ class JetStreamLogMixin(DeliveryLog):
     _scan_limit: int
     _publish_timeout_s: float
     _publisher: Publisher | None
+    _reconciled_to = 0  # where retention's last look for lost settles stopped
 
     # An annotation only (no attribute), so it never shadows the queue's method.
     _refresh: Callable[..., Awaitable[None]]
@@ -251,16 +253,20 @@ class JetStreamLogMixin(DeliveryLog):
         js, names = self._jetstream(), self.names
         async with _translated("redrive dead letters"):
             dead = await self._dead(space, ids, subscription_id, since, until)
+            messages: dict[str, int] = {}  # delivery id → the stream sequence it has now
             for seq, d in dead:
                 again = msgspec.structs.replace(d.delivery, delivery_id=d.delivery_id)
-                await js.publish(
+                ack = await js.publish(
                     names.delivery_subject(again),
                     msgspec.msgpack.encode(again),
                     # A redrive retried after a failure is stored once.
                     headers={"Nats-Msg-Id": f"redrive-{d.delivery_id}-{seq}"},
                 )
+                messages[d.delivery_id] = ack.seq
                 await js.delete_msg(names.deadletters_stream, seq)
-            await self._note(dead, Redriven)
+            # Written after the publishes, so a redriven delivery may be settled (and its
+            # record written) first: the sequences let the fold order the two.
+            await self._note(dead, Redriven, messages)
         await self._refresh(force=True)
         self._wakeup.fire()
         return len(dead)
@@ -285,8 +291,14 @@ class JetStreamLogMixin(DeliveryLog):
                     await js.purge_stream(names.log_stream, subject=subject)
         return len(dead)
 
-    async def _note(self, dead: list[_Dead], kind: type[Redriven | Purged]) -> set[str]:
-        """Append one ``kind`` record per event; returns the events' log subjects."""
+    async def _note(
+        self,
+        dead: list[_Dead],
+        kind: type[Redriven | Purged],
+        messages: dict[str, int] | None = None,
+    ) -> set[str]:
+        """Append one ``kind`` record per event (a ``Redriven`` one with the deliveries'
+        new stream sequences, ``messages``); returns the events' log subjects."""
         by_subject: dict[str, list[str]] = {}
         for _, d in dead:
             event = decode_event(d.delivery.event)
@@ -294,28 +306,36 @@ class JetStreamLogMixin(DeliveryLog):
             by_subject.setdefault(subject, []).append(d.delivery_id)
         now = self._clock()
         for subject, delivery_ids in by_subject.items():
-            await self._append(subject, kind(now, delivery_ids))
+            if kind is Redriven and messages is not None:
+                record: Record = Redriven(now, delivery_ids, [messages[i] for i in delivery_ids])
+            else:
+                record = kind(now, delivery_ids)
+            await self._append(subject, record)
         return set(by_subject)
 
     # -- retention ------------------------------------------------------------------------
 
     async def enforce_retention(self, *, max_age_s: float, max_events: int) -> int:
-        """See :meth:`DeliveryLog.enforce_retention`; the dead letters of a deleted event
-        go with it. Reads the whole log (bounded by ``scan_limit``)."""
+        """See :meth:`DeliveryLog.enforce_retention`. Reads the whole log (bounded by
+        ``scan_limit``). Dead letters, in their own stream, are never touched here."""
         js, names = self._jetstream(), self.names
         cutoff = self._clock() - max_age_s
         async with _translated("enforce the delivery log's retention"):
             events = await self._history(f"{names.prefix}.log.>")
-            beyond_count = len(events) - max(max_events, 0)
+            # Only events whose every delivery was delivered may go, and only they count.
+            removable = [
+                e for e in events if all(d.state == "delivered" for d in e.deliveries.values())
+            ]
+            beyond_count = len(removable) - max(max_events, 0)
             doomed = [
-                e
-                for index, e in enumerate(events)
-                if e.settled and (index < beyond_count or e.last_at < cutoff)
+                e for index, e in enumerate(removable) if index < beyond_count or e.last_at < cutoff
             ]
             for e in doomed:
                 await js.purge_stream(names.log_stream, subject=e.subject)
-                for d in e.deliveries.values():
-                    if d.state == "dead":
-                        subject = names.deadletter_subject(e.accepted.space, d.id)
-                        await js.purge_stream(names.deadletters_stream, subject=subject)
+            # Settles whose record a crash lost would keep their events pending forever.
+            lost, self._reconciled_to = await lost_settles(
+                js, names, events, now=self._clock(), after=self._reconciled_to
+            )
+            for subject, record in lost:
+                await self._append(subject, record)
         return len(doomed)

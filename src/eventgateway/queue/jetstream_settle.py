@@ -39,6 +39,11 @@ def _logged(attempt: AttemptRecord | None) -> LoggedAttempt | None:
     )
 
 
+def _seq(msg: Msg) -> int:
+    """The message's stream sequence: which message of a (redriven) delivery was settled."""
+    return msg.metadata.sequence.stream
+
+
 class JetStreamSettleMixin:
     """``ack``, ``retry_later`` and ``dead_letter``; the queue provides the state."""
 
@@ -63,9 +68,10 @@ class JetStreamSettleMixin:
         msg = self._leased.pop(delivery.id, None)
         if msg is not None:
             await self._ack(msg)
-            await self._record(
-                delivery, Settled(self._clock(), delivery.id, "delivered", _logged(attempt))
+            settled = Settled(
+                self._clock(), delivery.id, "delivered", _logged(attempt), seq=_seq(msg)
             )
+            await self._record(delivery, settled)
 
     async def retry_later(self, delivery: Delivery, delay_s: float, attempt: AttemptRecord) -> None:
         """``nak`` the delivery with ``delay_s``: the server redelivers it after the delay."""
@@ -79,9 +85,10 @@ class JetStreamSettleMixin:
                 raise
             raise store_error(f"retry delivery {delivery.id} later", exc) from exc
         now = self._clock()
-        await self._record(
-            delivery, Settled(now, delivery.id, "pending", _logged(attempt), due_at=now + delay_s)
+        settled = Settled(
+            now, delivery.id, "pending", _logged(attempt), due_at=now + delay_s, seq=_seq(msg)
         )
+        await self._record(delivery, settled)
 
     async def dead_letter(
         self, delivery: Delivery, reason: str, attempt: AttemptRecord | None
@@ -118,9 +125,8 @@ class JetStreamSettleMixin:
                 raise
             raise store_error(f"dead-letter delivery {delivery.id}", exc) from exc
         await self._ack(msg)
-        await self._record(
-            delivery, Settled(now, delivery.id, "dead", _logged(attempt), reason=reason)
-        )
+        settled = Settled(now, delivery.id, "dead", _logged(attempt), reason=reason, seq=_seq(msg))
+        await self._record(delivery, settled)
 
     async def _ack(self, msg: Msg) -> None:
         try:

@@ -315,11 +315,13 @@ class DeliveryLog(abc.ABC):
 
     @abc.abstractmethod
     async def enforce_retention(self, *, max_age_s: float, max_events: int) -> int:
-        """Delete the history of settled events; returns how many events were deleted.
+        """Delete the history of delivered events; returns how many events were deleted.
 
-        An event goes when every delivery of it is settled (delivered or dead) and either
-        it is not among the newest ``max_events`` events, or it was received and last
-        settled more than ``max_age_s`` ago. Events with unsettled deliveries stay.
+        An event goes when every delivery of it was delivered and either it is not among
+        the newest ``max_events`` such events, or it was received and last settled more
+        than ``max_age_s`` ago. Events with unsettled deliveries stay, and so do events
+        with a dead letter: it leaves only by :meth:`redrive` or :meth:`purge`. Neither
+        kind counts towards ``max_events``, so they never push delivered events out.
         De-duplication forgets deleted events, so keep ``max_age_s`` above the window.
         """
 

@@ -35,6 +35,8 @@ class MemoryQueue(MemoryLogMixin, DeliveryQueue):
         max_bytes: bytes of events with unsettled deliveries allowed before 429.
         dedup_window_s: how long an event's (source, id) marks later copies duplicates.
         lease_s: how long a leased delivery stays invisible before it is handed out again.
+        max_dead_letters: dead letters kept (until redriven or purged) before
+            ``dead_letter`` is refused, as in JetStream's dead-letter stream.
         clock: wall-clock seconds; tests pass a fake one and call :meth:`notify` after
             moving it.
 
@@ -48,9 +50,11 @@ class MemoryQueue(MemoryLogMixin, DeliveryQueue):
         dedup_window_s: float = 300.0,
         lease_s: float = 60.0,
         *,
+        max_dead_letters: int = 1_000_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._max_deliveries = max_deliveries
+        self._max_dead_letters = max_dead_letters
         self._max_bytes = max_bytes
         self._dedup_window_s = dedup_window_s
         self._lease_s = lease_s
@@ -71,6 +75,7 @@ class MemoryQueue(MemoryLogMixin, DeliveryQueue):
         self._dedup: OrderedDict[tuple[str, str, str], float] = OrderedDict()
         self._backlog = 0
         self._bytes = 0
+        self._dead_letters = 0
         self._wakeup = Wakeup()
         self._closed = False
 
@@ -264,9 +269,22 @@ class MemoryQueue(MemoryLogMixin, DeliveryQueue):
     async def dead_letter(
         self, delivery: Delivery, reason: str, attempt: AttemptRecord | None
     ) -> None:
-        """Keep the delivery as a dead letter with ``reason`` (and ``attempt``, if any)."""
+        """Keep the delivery as a dead letter with ``reason`` (and ``attempt``, if any).
+
+        Raises:
+            StoreError: ``max_dead_letters`` are kept: nothing was changed, and the
+                delivery comes back when its lease runs out.
+        """
         record = self._unsettled(delivery)
         if record is not None:
+            if self._dead_letters >= self._max_dead_letters:
+                raise StoreError(
+                    f"cannot dead-letter delivery {delivery.id}: {self._max_dead_letters} "
+                    f"dead letters are kept already; redrive or purge some "
+                    f"(/v1/spaces/{delivery.space}/deadletters). The delivery stays queued "
+                    "and is tried again when its lease runs out"
+                )
+            self._dead_letters += 1
             if attempt is not None:
                 self._record_attempt(record, attempt)
             record.dead_reason = reason
@@ -320,6 +338,7 @@ class MemoryQueue(MemoryLogMixin, DeliveryQueue):
     def _revive(self, records: list[Record]) -> None:
         now = self._clock()
         touched: set[Key] = set()
+        self._dead_letters -= len(records)
         for record in records:
             record.state = "pending"
             record.attempts = 0

@@ -57,7 +57,7 @@ from eventgateway.queue.sqlite_lease import (
 from eventgateway.queue.sqlite_log import Reader, SqliteLogMixin
 from eventgateway.queue.sqlite_ops import AcceptOp, PreparedEvent, Refused
 from eventgateway.queue.sqlite_schema import check_synchronous
-from eventgateway.queue.sqlite_settle import SettleOp
+from eventgateway.queue.sqlite_settle import MAX_DEAD_LETTERS, SettleOp
 from eventgateway.queue.sqlite_writer import GroupCommitWriter
 
 __all__ = ["SqliteQueue"]
@@ -76,6 +76,8 @@ class SqliteQueue(HandOffMixin, SqliteLogMixin, DeliveryQueue):
         synchronous: SQLite's ``synchronous`` mode; see the module docstring.
         busy_timeout_s: how long a write waits for another process's write lock before
             it fails with :class:`StoreError`.
+        max_dead_letters: dead letters kept (until redriven or purged) before
+            ``dead_letter`` is refused, as in JetStream's dead-letter stream.
         clock: wall-clock seconds; tests pass a fake one and call :meth:`notify` after
             moving it.
 
@@ -95,9 +97,11 @@ class SqliteQueue(HandOffMixin, SqliteLogMixin, DeliveryQueue):
         lease_s: float = 60.0,
         synchronous: str = "FULL",
         busy_timeout_s: float = 10.0,
+        max_dead_letters: int = MAX_DEAD_LETTERS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = path
+        self._max_dead_letters = max_dead_letters
         self._max_deliveries = max_deliveries
         self._max_bytes = max_bytes
         self._dedup_window_s = dedup_window_s
@@ -255,7 +259,7 @@ class SqliteQueue(HandOffMixin, SqliteLogMixin, DeliveryQueue):
                 raise
             if self._closed:
                 return []  # closed meanwhile: hand out nothing; the leases expire
-            deliveries, unreadable = deliveries_of(leased)
+            deliveries, unreadable = deliveries_of(leased, self._max_dead_letters)
             if unreadable:
                 try:
                     await asyncio.gather(*(writer.submit(op, volatile=True) for op in unreadable))
@@ -302,17 +306,26 @@ class SqliteQueue(HandOffMixin, SqliteLogMixin, DeliveryQueue):
         """Keep the delivery as a dead letter with ``reason`` (and ``attempt``, if any).
 
         Raises:
-            StoreError: SQLite failed.
+            StoreError: SQLite failed, or ``max_dead_letters`` are kept: nothing was
+                written, and the delivery comes back when its lease runs out.
         """
         now = self._clock()
-        await self._settle(SettleOp(int(delivery.id), "dead", attempt, reason, now=now))
+        limit = self._max_dead_letters
+        op = SettleOp(int(delivery.id), "dead", attempt, reason, now=now, max_dead_letters=limit)
+        if await self._settle(op) is None:
+            raise StoreError(
+                f"cannot dead-letter delivery {delivery.id}: {limit} dead letters are kept "
+                f"already; redrive or purge some (/v1/spaces/{delivery.space}/deadletters). The "
+                "delivery stays queued and is tried again when its lease runs out"
+            )
 
-    async def _settle(self, op: SettleOp) -> None:
+    async def _settle(self, op: SettleOp) -> bool | None:
         # Volatile: committed without a sync of its own; the next synced commit (an accept)
         # makes it durable. A process crash loses nothing (the WAL is in the page cache);
         # power loss may lose the last settlements, and a lost settlement is a delivery
         # made again — at-least-once — never an event lost.
-        await self._writing().submit(op, volatile=True)
+        settled: bool | None = await self._writing().submit(op, volatile=True)
+        return settled
 
     # -- signals and counters -----------------------------------------------------------------
 

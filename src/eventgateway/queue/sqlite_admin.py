@@ -66,6 +66,7 @@ def redrive_op(selected: DeadFilter, clock: Clock) -> Callable[[Tx], int]:
         ).fetchall()
         if not rows:
             return 0
+        conn.execute("UPDATE counters SET dead = dead - ? WHERE id = 1", (len(rows),))
         tx.backlog_delta += len(rows)
         tx.wake = True
         for seq, revived in Counter(row[0] for row in rows).items():
@@ -101,6 +102,8 @@ def purge_op(selected: DeadFilter) -> Callable[[Tx], int]:
         rows = conn.execute(
             f"DELETE FROM deliveries WHERE {where} RETURNING id, event_seq", params
         ).fetchall()
+        if rows:
+            conn.execute("UPDATE counters SET dead = dead - ? WHERE id = 1", (len(rows),))
         conn.executemany("DELETE FROM attempts WHERE delivery_id = ?", [(r[0],) for r in rows])
         conn.executemany(
             "DELETE FROM events WHERE seq = ?1 "
@@ -115,35 +118,34 @@ def purge_op(selected: DeadFilter) -> Callable[[Tx], int]:
 def retention_op(
     after_seq: int, beyond_below: int, cutoff: float, batch: int
 ) -> Callable[[Tx], tuple[int, int, bool]]:
-    """Delete settled events among the next ``batch`` after ``after_seq``.
+    """Delete delivered events among the next ``batch`` after ``after_seq``.
 
-    An event goes when it has no pending delivery and either ``seq < beyond_below``
-    (past the count) or nothing about it happened since ``cutoff``. Returns
-    ``(deleted, last seq looked at, done)``; the scan is done at the first event that
-    is inside both limits (events are in acceptance order, so later ones are too).
+    An event goes when every delivery of it is delivered (none pending, none dead: dead
+    letters stay until redriven or purged) and either ``seq < beyond_below`` (past the
+    count) or nothing about it happened since ``cutoff``. Returns ``(deleted, last seq
+    looked at, done)``; the scan is done at the first event that is inside both limits
+    (events are in acceptance order, so later ones are too).
     """
 
     def op(tx: Tx) -> tuple[int, int, bool]:
         conn = tx.conn
+        # One statement per batch: each event is one probe of deliveries_event, so the
+        # events retention keeps (pending, dead) cost a probe each, never a scan.
         rows = conn.execute(
-            "SELECT seq, received_at FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after_seq, batch),
+            "SELECT seq, received_at, EXISTS (SELECT 1 FROM deliveries WHERE event_seq = "
+            "events.seq AND (state != 'delivered' OR (events.seq >= ?1 AND updated_at >= ?2))) "
+            "FROM events WHERE seq > ?3 ORDER BY seq LIMIT ?4",
+            (beyond_below, cutoff, after_seq, batch),
         ).fetchall()
         done = len(rows) < batch
         last = after_seq
         deleted = 0
-        for seq, received_at in rows:
-            within_count = seq >= beyond_below
-            if within_count and received_at >= cutoff:
+        for seq, received_at, kept in rows:
+            if seq >= beyond_below and received_at >= cutoff:
                 done = True
                 break
             last = seq
-            busy = conn.execute(
-                "SELECT 1 FROM deliveries WHERE event_seq = ? AND (state = 'pending' "
-                "OR (? AND updated_at >= ?)) LIMIT 1",
-                (seq, within_count, cutoff),
-            ).fetchone()
-            if busy is not None:
+            if kept:
                 continue
             conn.execute(
                 "DELETE FROM attempts WHERE delivery_id IN "

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from eventgateway.errors import EventParseError
 from eventgateway.events.codec import decode_event, decode_json
 from eventgateway.queue.base import Delivery, Room
-from eventgateway.queue.sqlite_settle import SettleOp
+from eventgateway.queue.sqlite_settle import MAX_DEAD_LETTERS, SettleOp
 from eventgateway.queue.sqlite_writer import Tx
 
 __all__ = ["CLAIM_BATCH", "Leased", "deliveries_of", "lease_op", "release_all_op", "release_op"]
@@ -218,7 +218,9 @@ def _stored(conn: sqlite3.Connection, rows: list[Any]) -> dict[int, tuple[bytes,
     return stored
 
 
-def deliveries_of(leased: Leased) -> tuple[list[Delivery], list[SettleOp]]:
+def deliveries_of(
+    leased: Leased, max_dead_letters: int = MAX_DEAD_LETTERS
+) -> tuple[list[Delivery], list[SettleOp]]:
     """The leased rows as deliveries; a row whose stored event cannot be decoded comes
     back as a dead-letter settlement (it would otherwise come back after every lease)."""
     stored, now = leased.stored, leased.now
@@ -232,7 +234,9 @@ def deliveries_of(leased: Leased) -> tuple[list[Delivery], list[SettleOp]]:
         except EventParseError as exc:
             logger.error("delivery %d: stored event %d is unreadable: %s", row_id, seq, exc)
             reason = f"stored event cannot be decoded: {exc}"
-            unreadable.append(SettleOp(row_id, "dead", None, reason, now=now))
+            unreadable.append(
+                SettleOp(row_id, "dead", None, reason, now=now, max_dead_letters=max_dead_letters)
+            )
             continue
         decoded.setdefault(seq, event)
         out.append(

@@ -18,9 +18,9 @@ Tables:
     Every settled attempt of every delivery, numbered per delivery by
     ``deliveries.logged`` (which, unlike ``deliveries.attempts``, redrive does not reset).
 ``counters``
-    One row: unsettled deliveries and bytes of events with unsettled deliveries, updated
-    in the same transactions that change them, so every process sharing the file sees the
-    bounds' true state after its own next commit.
+    One row: unsettled deliveries, bytes of events with unsettled deliveries, and dead
+    letters, updated in the same transactions that change them, so every process sharing
+    the file sees the bounds' true state after its own next commit.
 """
 
 from __future__ import annotations
@@ -121,6 +121,12 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         """CREATE INDEX deliveries_sub_due ON deliveries (subscription_id, due_at, id)
             WHERE state = 'pending' AND due_at IS NOT NULL""",
     ),
+    (
+        # Dead letters are kept until redriven or purged, up to a bound (as JetStream's
+        # dead-letter stream): a count here, so dead-lettering never counts the index.
+        "ALTER TABLE counters ADD COLUMN dead INTEGER NOT NULL DEFAULT 0",
+        "UPDATE counters SET dead = (SELECT COUNT(*) FROM deliveries WHERE state = 'dead')",
+    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
@@ -212,7 +218,11 @@ def recount(conn: sqlite3.Connection) -> tuple[int, int]:
             """SELECT COALESCE(SUM(size), 0) FROM events WHERE seq IN
                 (SELECT event_seq FROM deliveries WHERE state = 'pending')"""
         ).fetchone()
-        conn.execute("UPDATE counters SET backlog = ?, bytes = ? WHERE id = 1", (backlog, stored))
+        (dead,) = conn.execute("SELECT COUNT(*) FROM deliveries WHERE state = 'dead'").fetchone()
+        conn.execute(
+            "UPDATE counters SET backlog = ?, bytes = ?, dead = ? WHERE id = 1",
+            (backlog, stored, dead),
+        )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

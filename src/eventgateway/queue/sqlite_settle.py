@@ -4,21 +4,26 @@ The dispatcher settles deliveries one by one; the writer hands every settle queu
 meanwhile to :meth:`SettleOp.run_many`, which updates them with one ``UPDATE … FROM
 (VALUES …)`` per hundred rows, logs their attempts with one multi-row ``INSERT``, and
 works out the freed bytes with one query.
+
+Dead letters are bounded like JetStream's dead-letter stream (``discard: new``): past
+``max_dead_letters`` a dead letter is refused and the delivery stays leased, to come back
+when its lease runs out. Nothing is dropped to make room.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Final, Literal, Self, TypeVar
 
 from eventgateway.queue.base import AttemptRecord
 from eventgateway.queue.sqlite_schema import values
 from eventgateway.queue.sqlite_writer import BatchOp, Tx
 
-__all__ = ["SettleKind", "SettleOp", "unpark_head"]
+__all__ = ["MAX_DEAD_LETTERS", "SettleKind", "SettleOp", "unpark_head"]
 
 SettleKind = Literal["delivered", "dead", "retry"]
+MAX_DEAD_LETTERS: Final = 1_000_000  # as JetStreamQueue's max_dead_letters
 _ROWS_PER_STATEMENT = 100
 _Op = TypeVar("_Op")
 
@@ -55,8 +60,9 @@ _FREED = (
 
 # Not frozen: ops are made per call on the hot path, and frozen init costs ~3x.
 @dataclass(slots=True)
-class SettleOp(BatchOp[bool]):
-    """Settle one delivery; the result is ``False`` if it was settled already.
+class SettleOp(BatchOp[bool | None]):
+    """Settle one delivery; the result is ``False`` if it was settled already, ``None``
+    if it is a dead letter refused because ``max_dead_letters`` are kept (nothing written).
 
     ``delivered`` and ``dead`` settle it for good (``dead`` keeps ``reason``); ``retry``
     makes it due at ``due_at``. ``attempt``, when given, is logged and counted.
@@ -68,9 +74,10 @@ class SettleOp(BatchOp[bool]):
     reason: str = ""
     due_at: float = 0.0
     now: float = 0.0
+    max_dead_letters: int = MAX_DEAD_LETTERS
 
     @classmethod
-    def run_many(cls, tx: Tx, ops: Sequence[Self]) -> list[bool]:
+    def run_many(cls, tx: Tx, ops: Sequence[Self]) -> list[bool | None]:
         # A delivery settled twice in one batch (a stale lease holder beside the current
         # one): the first settle wins, as it would have one by one.
         first: dict[int, int] = {}
@@ -80,17 +87,22 @@ class SettleOp(BatchOp[bool]):
         done: dict[int, int] = {}  # row id → its attempt number (logged)
         freed_from: set[int] = set()
         keys: set[tuple[str, str, str]] = set()
-        final = [op for op in chosen if op.kind != "retry"]
+        refused = _refused_dead_letters(tx, chosen)
+        final = [op for op in chosen if op.kind != "retry" and op.row_id not in refused]
+        dead = 0
         for chunk in _chunks(final):
             params = [value for op in chunk for value in op._final_row()]
             for row_id, logged, seq, space, subscription_id, key in tx.conn.execute(
                 _FINAL.format(rows=values(len(chunk), 8)), params
             ):
                 done[row_id] = logged
+                dead += ops[first[row_id]].kind == "dead"
                 freed_from.add(seq)
                 if key is not None:
                     keys.add((space, subscription_id, key))
         tx.backlog_delta -= len(done)
+        if dead:
+            tx.conn.execute("UPDATE counters SET dead = dead + ? WHERE id = 1", (dead,))
         retries = [op for op in chosen if op.kind == "retry"]
         for chunk in _chunks(retries):
             params = [value for op in chunk for value in op._retry_row()]
@@ -104,7 +116,10 @@ class SettleOp(BatchOp[bool]):
         now = max((op.now for op in final), default=0.0)
         for space, subscription_id, key in keys:
             unpark_head(tx, space, subscription_id, key, now)
-        return [index == first[op.row_id] and op.row_id in done for index, op in enumerate(ops)]
+        return [
+            None if op.row_id in refused else index == first[op.row_id] and op.row_id in done
+            for index, op in enumerate(ops)
+        ]
 
     def _final_row(self) -> tuple[Any, ...]:
         attempt = self.attempt
@@ -126,6 +141,16 @@ class SettleOp(BatchOp[bool]):
         assert attempt is not None  # retry_later always has one
         status, error, excerpt = attempt.status, attempt.error, attempt.response_excerpt
         return (self.row_id, status, error, excerpt, self.due_at, self.now)
+
+
+def _refused_dead_letters(tx: Tx, ops: Sequence[SettleOp]) -> set[int]:
+    """The row ids of the dead letters past the bound (first come, first kept)."""
+    dead = [op for op in ops if op.kind == "dead"]
+    if not dead:
+        return set()
+    (kept,) = tx.conn.execute("SELECT dead FROM counters WHERE id = 1").fetchone()
+    room = max(0, min(op.max_dead_letters for op in dead) - kept)
+    return {op.row_id for op in dead[room:]}
 
 
 def _chunks(ops: Sequence[_Op]) -> list[Sequence[_Op]]:

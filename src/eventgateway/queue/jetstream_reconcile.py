@@ -1,0 +1,121 @@
+"""Writing the delivery-log records of JetStream settles that were lost.
+
+A settle first acks the delivery's message (a dead letter is published before that ack),
+then appends its ``Settled`` record to the log (:mod:`.jetstream_settle`). An instance
+killed between the two leaves a delivery the queue no longer holds, and will never hand
+out again, that its log still shows ``pending``: nothing else would write that record,
+and retention keeps an unsettled event forever.
+
+So the retention pass asks the deliveries stream about pending deliveries whose history
+has been quiet for ``QUIET_S``: a work-queue stream keeps a message until it is acked, so
+one whose current message is gone was settled. If its dead letter is there it is dead
+(for the dead letter's reason); if not it was acked after an attempt that delivered (or
+skipped) it: only ``ack`` and ``dead_letter`` ack. A ``Settled(reconciled=True)`` record
+says so; the lost attempt itself is not known, so none is added. (A message removed from
+the stream by hand, ``nats stream purge``, would read as delivered too.)
+
+Racing a settle whose record is on its way costs nothing: that record comes later and
+is applied on top. Each pass looks up at most ``BUDGET`` messages, starting after the
+last one it looked at, so a large backlog of truly pending deliveries is covered over
+several passes rather than in one long one.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+
+import msgspec
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from eventgateway.queue.jetstream_history import EventState, Settled
+from eventgateway.queue.jetstream_wire import DeadEnvelope, Names
+
+__all__ = ["BUDGET", "QUIET_S", "lost_settles"]
+
+logger = logging.getLogger(__name__)
+
+# A settle's record follows its ack within one publish timeout (5 s by default); a
+# delivery quiet for longer than this is worth one lookup.
+QUIET_S = 60.0
+BUDGET = 1000  # message lookups per pass
+
+
+async def lost_settles(
+    js: JetStreamContext,
+    names: Names,
+    events: list[EventState],
+    *,
+    now: float,
+    after: int,
+    quiet_s: float = QUIET_S,
+    budget: int = BUDGET,
+) -> tuple[list[tuple[str, Settled]], int]:
+    """The records to append for pending deliveries the queue no longer holds.
+
+    Args:
+        events: the folded log (deliveries redriven by an older version, whose message is
+            unknown, are left alone).
+        now: the time to record.
+        after: the stream sequence the previous pass stopped at.
+
+    Returns:
+        ``(log subject, record)`` pairs, and the sequence to pass as ``after`` next time.
+    """
+    waiting = sorted(
+        (
+            (d.message, e.subject, e.accepted.space, d.id)
+            for e in events
+            for d in e.deliveries.values()
+            if d.state == "pending" and d.message is not None and now - d.last_at >= quiet_s
+        ),
+        key=lambda item: item[0],
+    )
+    if not waiting:
+        return [], 0
+    info = await js.stream_info(names.deliveries_stream)
+    first = info.state.first_seq  # every message before it is gone (acked)
+    start = bisect.bisect_right(waiting, after, key=lambda item: item[0])
+    records: list[tuple[str, Settled]] = []
+    looked, last = 0, after
+    for message, subject, space, delivery_id in waiting[start:] + waiting[:start]:
+        if message >= first:
+            if looked >= budget:
+                break
+            looked += 1
+            if await _held(js, names.deliveries_stream, message):
+                last = message
+                continue
+        last = message
+        record = await _settled(js, names, space, delivery_id, message, now)
+        logger.warning(
+            "delivery log: the settle of delivery %s (%s) was never logged; logged as %s now",
+            delivery_id,
+            subject,
+            record.state,
+        )
+        records.append((subject, record))
+    return records, last
+
+
+async def _held(js: JetStreamContext, stream: str, seq: int) -> bool:
+    try:
+        await js.get_msg(stream, seq)
+    except NotFoundError:
+        return False
+    return True
+
+
+async def _settled(
+    js: JetStreamContext, names: Names, space: str, delivery_id: str, message: int, now: float
+) -> Settled:
+    try:
+        raw = await js.get_last_msg(
+            names.deadletters_stream, names.deadletter_subject(space, delivery_id)
+        )
+    except NotFoundError:
+        return Settled(now, delivery_id, "delivered", seq=message, reconciled=True)
+    assert raw.data is not None
+    dead = msgspec.msgpack.decode(raw.data, type=DeadEnvelope)
+    return Settled(now, delivery_id, "dead", reason=dead.reason, seq=message, reconciled=True)

@@ -1,0 +1,181 @@
+"""The JetStream delivery log when its records race the queue or are lost: a redrive's
+record written after the redriven delivery was settled, and settles whose record a crash
+lost, which retention writes from the queue's state (``queue/jetstream_reconcile.py``).
+
+Needs a NATS server with JetStream at ``NATS_URL`` (skipped without one, failed in CI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from eventgateway.queue.base import Delivery
+from eventgateway.queue.jetstream import JetStreamQueue
+from eventgateway.queue.jetstream_history import LOST_ATTEMPT
+from eventgateway.queue.jetstream_reconcile import QUIET_S, lost_settles
+from tests.queue.kit import (
+    DEADLINE_S,
+    NATS_URL,
+    FakeClock,
+    attempt,
+    delete_streams,
+    put,
+    require_nats,
+)
+
+MakeJS = Callable[..., Awaitable[JetStreamQueue]]
+FOREVER: dict[str, Any] = {"max_age_s": 1e9, "max_events": 1_000_000}
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def make(clock: FakeClock) -> AsyncIterator[MakeJS]:
+    """Opened queues on one fresh prefix and the fake clock; their streams go afterwards."""
+    require_nats()
+    prefix = f"egtest-{uuid.uuid4().hex[:12]}"
+    made: list[JetStreamQueue] = []
+
+    async def factory(**kw: Any) -> JetStreamQueue:
+        kw.setdefault("fetch_wait_s", 1.0)
+        kw.setdefault("backlog_refresh_s", 0.0)
+        queue = JetStreamQueue(NATS_URL, prefix=prefix, clock=clock, **kw)
+        await queue.open()
+        made.append(queue)
+        return queue
+
+    yield factory
+    for queue in made:
+        await queue.close()
+    if made:
+        await delete_streams(made[0])
+
+
+async def lease(queue: JetStreamQueue, max_count: int = 100) -> list[Delivery]:
+    return await asyncio.wait_for(queue.lease(max_count), DEADLINE_S)
+
+
+def lose_the_next_record(queue: JetStreamQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next log record is never written, as when the instance dies before it."""
+
+    async def lost(subject: str, record: object) -> None:
+        monkeypatch.undo()
+        raise TimeoutError("killed")
+
+    monkeypatch.setattr(queue, "_append", lost)
+
+
+async def state_of(queue: JetStreamQueue, event_id: str = "e1") -> tuple[str, int, str, int]:
+    view = await queue.get_event("acme", event_id)
+    assert view is not None
+    (d,) = view.deliveries
+    return d.state, d.attempts, d.dead_reason or d.last_error, len(d.attempt_log)
+
+
+async def test_a_redrive_logged_after_its_delivery_was_settled_leaves_it_delivered(
+    make: MakeJS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = await make(), await make()
+    await put(a, "e1", "s1")
+    (first,) = await lease(a)
+    await a.dead_letter(first, "gave up", attempt("failed", 500))
+    note = a._note
+    settled = asyncio.Event()
+
+    async def note_after_the_settle(*args: Any) -> set[str]:
+        await asyncio.wait_for(settled.wait(), DEADLINE_S)
+        return await note(*args)
+
+    monkeypatch.setattr(a, "_note", note_after_the_settle)
+    redriving = asyncio.create_task(a.redrive("acme"))
+    (again,) = await lease(b)
+    await b.ack(again, attempt())
+    settled.set()
+    assert await redriving == 1
+
+    assert await state_of(b) == ("delivered", 1, "", 2)
+    assert await b.list_events("acme", state="pending") == []
+
+
+async def test_retention_logs_a_delivered_settle_whose_record_was_lost(
+    make: MakeJS, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = await make()
+    await put(queue, "e1", "s1")
+    (delivery,) = await lease(queue)
+    lose_the_next_record(queue, monkeypatch)
+    await queue.ack(delivery, attempt())
+    assert await state_of(queue) == ("pending", 0, "", 0)
+
+    await queue.enforce_retention(**FOREVER)  # too soon: the record may be on its way
+    assert await state_of(queue) == ("pending", 0, "", 0)
+    clock.advance(QUIET_S)
+    await queue.enforce_retention(**FOREVER)
+
+    assert await state_of(queue) == ("delivered", 0, LOST_ATTEMPT, 0)
+    clock.advance(10.0)
+    assert await queue.enforce_retention(max_age_s=5.0, max_events=100) == 1
+
+
+async def test_retention_logs_a_dead_letter_whose_record_was_lost(
+    make: MakeJS, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = await make()
+    await put(queue, "e1", "s1")
+    (delivery,) = await lease(queue)
+    lose_the_next_record(queue, monkeypatch)
+    await queue.dead_letter(delivery, "gave up", attempt("failed", 410))
+
+    clock.advance(QUIET_S)
+    await queue.enforce_retention(**FOREVER)
+
+    assert await state_of(queue) == ("dead", 0, "gave up", 0)
+    (letter,) = await queue.list_dead_letters("acme")
+    assert await queue.redrive("acme", ids=[letter.dead_letter_id]) == 1
+    (again,) = await lease(queue)
+    await queue.ack(again, attempt())
+    assert await state_of(queue) == ("delivered", 1, "", 1)
+
+
+async def test_retention_leaves_deliveries_the_queue_still_holds_pending(
+    make: MakeJS, clock: FakeClock
+) -> None:
+    queue = await make()
+    await put(queue, "e1", "s1")
+    await put(queue, "e2", "s1")
+    (leased, _) = await lease(queue, 2)
+    await queue.retry_later(leased, 3600.0, attempt("failed", 503))
+
+    clock.advance(QUIET_S)
+    await queue.enforce_retention(**FOREVER)
+
+    assert await state_of(queue, "e1") == ("retrying", 1, "", 1)
+    assert await state_of(queue, "e2") == ("pending", 0, "", 0)
+
+
+async def test_lookups_per_pass_are_bounded_and_go_on_where_the_last_pass_stopped(
+    make: MakeJS, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = await make()
+    for n in range(3):
+        await put(queue, f"e{n}", "s1")
+    # e0 stays in the stream, so the stream's first sequence prunes nothing.
+    for delivery in (await lease(queue, 3))[1:]:
+        lose_the_next_record(queue, monkeypatch)
+        await queue.ack(delivery, attempt())
+    clock.advance(QUIET_S)
+    events = await queue._history(f"{queue.names.prefix}.log.>")
+    js, names, now = queue._jetstream(), queue.names, clock()
+
+    found, after = await lost_settles(js, names, events, now=now, after=0, budget=2)
+    assert [record.state for _, record in found] == ["delivered"]  # looked at e0 and e1
+    found, after = await lost_settles(js, names, events, now=now, after=after, budget=2)
+    assert [record.delivery_id for _, record in found] == [next(iter(events[2].deliveries))]
