@@ -275,7 +275,7 @@ class Gateway:
                     logger.exception("delivery log retention failed; will try again")
                     continue
                 if removed:
-                    logger.info("retention removed %d settled event(s)", removed)
+                    logger.info("retention removed %d delivered event(s)", removed)
             if self.nats is not None:
                 continue  # the logs stream's own limits (max_age, per function) do it
             try:
