@@ -382,6 +382,7 @@ def test_reply_parsers():
         (Reply(200, {}, b'{"x": 1}'), "has no 'functions'"),
         (Reply(200, {}, b"[1]"), "not an object"),
         (Reply(200, {}, b"<html>"), "not JSON"),
+        (Reply(202, {}, b""), "seems to point at the Events API"),
     ]:
         with pytest.raises(GatewayError, match=error):
             _wire.member("functions")(reply)

@@ -300,6 +300,14 @@ def to_emit_result(reply: Reply) -> EmitResult:
 def to_json(reply: Reply) -> Any:
     """The JSON body of a 2xx reply."""
     check(reply)
+    if reply.status == 202 and not reply.body:
+        # What the Events API answers to any request: the call went to the wrong port.
+        raise GatewayError(
+            "the gateway answered 202 with no body, as the Events API does: the "
+            "Configuration API URL (--config-url, EG_CONFIG_URL; port 4001 by default) "
+            "seems to point at the Events API",
+            status=reply.status,
+        )
     try:
         return json.loads(reply.body)
     except ValueError:
