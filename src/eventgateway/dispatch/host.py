@@ -44,6 +44,7 @@ from eventgateway.dispatch.link_wire import (
 from eventgateway.errors import ProviderError, StoreError, TooManyRequestsError
 from eventgateway.events.codec import decode_event
 from eventgateway.model.entities import Function
+from eventgateway.model.runtime_provider import RUNTIME_TYPES
 from eventgateway.observability.system_events import SystemEvents
 from eventgateway.providers.base import Call, Provider, Reply
 from eventgateway.providers.registry import ProviderRegistry
@@ -58,6 +59,12 @@ __all__ = ["DispatchHost"]
 logger = logging.getLogger(__name__)
 
 _BACK_MARGIN_S = 5.0
+# A local runtime function runs under its own timeout (up to 900 s, Lambda semantics), not
+# the subscription's attemptTimeoutMs, and may first wait for a free worker: the gateway
+# always answers, so for those the timer is only a safety net for a gateway that stopped
+# answering while its link stayed up. Cutting the wait at attemptTimeoutMs failed the
+# attempt while the handler ran on, and the retry ran it again.
+_RUNTIME_ANSWER_S = 30 * 60.0
 _RESYNC_TIMEOUT_S = 5.0
 
 
@@ -313,7 +320,9 @@ class _BackProvider(Provider):
         if not self._host.send(message):
             raise ProviderError("the gateway process is not connected to the delivery worker")
         self._pending[request_id] = future
-        timer = loop.call_later(call.timeout_s + _BACK_MARGIN_S, _expire, future)
+        runtime = function.type in RUNTIME_TYPES
+        limit_s = _RUNTIME_ANSWER_S if runtime else call.timeout_s + _BACK_MARGIN_S
+        timer = loop.call_later(limit_s, _expire, future)
         try:
             reply = await future
         except TimeoutError as exc:

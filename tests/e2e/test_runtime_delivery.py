@@ -1,0 +1,106 @@
+"""Async deliveries to local runtime functions through the delivery worker (`eg serve`)."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.process import GatewayProcess
+
+pytestmark = pytest.mark.e2e
+
+HANDLER = """
+import os, time
+
+
+def handler(event, context):
+    time.sleep(float(os.environ["SLEEP_S"]))
+    with open(os.environ["RUNS_FILE"], "a") as runs:
+        runs.write(event["data"]["n"] + "\\n")
+    return {"ok": True}
+"""
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    process = GatewayProcess(tmp_path_factory.mktemp("runtime-delivery") / "data")
+    process.start()
+    yield process
+    process.stop()
+
+
+def eg(gateway: GatewayProcess, cwd: pathlib.Path, *args: str) -> str:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("EG_")} | {
+        "EG_URL": gateway.events_url,
+        "EG_CONFIG_URL": gateway.config_url,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "eventgateway", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"eg {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def settled(gateway: GatewayProcess, space: str, count: int, timeout_s: float) -> list[Any]:
+    """The space's events once ``count`` of them are no longer pending."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        events = httpx.get(f"{gateway.config_url}/v1/spaces/{space}/events").json()["events"]
+        done = [event for event in events if event["state"] != "pending"]
+        if len(done) >= count:
+            return events
+        assert time.monotonic() < deadline, events
+        time.sleep(0.2)  # polling the delivery log: there is nothing to wait on
+
+
+def test_an_attempt_waits_for_the_function_timeout_not_the_attempt_timeout(
+    gateway: GatewayProcess, tmp_path: pathlib.Path
+):
+    # The handler takes 7 s, over attemptTimeoutMs (1 s) and its 5 s margin, under its own
+    # timeout (20 s): the local runtime's timeout is the function's, as on Lambda. The
+    # worker used to give up at 6 s and retry while the handler ran on: two runs, and a
+    # failed attempt in the log for a handler that succeeded.
+    service = tmp_path / "slow"
+    service.mkdir()
+    runs = tmp_path / "runs.txt"
+    (service / "handler.py").write_text(HANDLER)
+    (service / "serverless.yml").write_text(
+        textwrap.dedent(
+            f"""\
+            service: slow
+            provider: {{name: eventgateway, runtime: python3.11}}
+            custom: {{eventgateway: {{space: slow-space}}}}
+            functions:
+              slow:
+                handler: handler.handler
+                timeout: 20
+                concurrency: 1
+                environment: {{SLEEP_S: "7", RUNS_FILE: "{runs}"}}
+                events:
+                  - eventgateway:
+                      event: slow.happened
+                      retryPolicy: {{attemptTimeoutMs: 1000, maxAttempts: 3}}
+            """
+        )
+    )
+    eg(gateway, service, "deploy")
+    eg(gateway, service, "emit", "--event", "slow.happened", "--data", '{"n": "one"}')
+
+    [event] = settled(gateway, "slow-space", 1, timeout_s=60)
+
+    assert event["state"] == "delivered", event
+    assert runs.read_text() == "one\n"
