@@ -82,13 +82,18 @@ class Publisher:
         deadline = time.monotonic() + timeout_s
         results: list[Any] = [None] * len(messages)
         todo, delay_s = list(range(len(messages))), 0.05
+        retried: list[int] = []
         while True:
             await self._publish_once(messages, todo, results, deadline)
+            for i in retried:
+                # A retry the deadline cut short: "no responders" is still the last answer.
+                if isinstance(results[i], nats.errors.TimeoutError):
+                    results[i] = NoStreamResponseError()
             retry = [i for i in todo if isinstance(results[i], NoStreamResponseError)]
             if not retry or time.monotonic() + delay_s >= deadline:
                 return results
             await asyncio.sleep(delay_s)  # a leader election has no event to wait on
-            todo, delay_s = retry, min(delay_s * 2, 0.5)
+            todo, retried, delay_s = retry, retry, min(delay_s * 2, 0.5)
 
     async def confirm(self, subject: str, payload: bytes, timeout_s: float) -> None:
         """Send ``payload`` to ``subject`` and wait for the server's (empty) answer: an ack
