@@ -90,7 +90,7 @@ class Durability:
 
     synchronous: str = "FULL"  # SQLite: FULL survives power loss, NORMAL only process crashes
     dedup_window_s: float = 300.0
-    lease_s: float = 60.0  # a delivery in flight this long is assumed lost and retried
+    lease_s: float = 60.0  # a dead process's deliveries wait this long; live ones renew it
     retention_max_age_s: float = 7 * 86_400.0
     retention_max_events: int = 1_000_000
     retention_interval_s: float = 60.0

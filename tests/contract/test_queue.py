@@ -18,6 +18,7 @@ from eventgateway.errors import StoreError, TooManyRequestsError
 from eventgateway.events.codec import encode_event
 from eventgateway.events.model import CloudEvent
 from eventgateway.queue.base import Accepted, Delivery
+from eventgateway.queue.jetstream import JetStreamQueue
 from tests.queue.kit import (
     BACKENDS,
     DEADLINE_S,
@@ -70,6 +71,11 @@ JETSTREAM_GAPS: dict[str, tuple[str, str]] = {
         f"{_SERVER_TIME} (ack_wait; a dead letter the full stream refused is not acked)",
     ),
     "test_an_expired_lease_keeps_its_key_blocked": ("skip", f"{_SERVER_TIME} (ack_wait)"),
+    "test_extend_with_an_older_lease_leaves_the_newer_one_alone": (
+        "skip",
+        "a delivery leased again is leased again to another instance (its own copy of the"
+        " message); one instance holds one lease per delivery id",
+    ),
     "test_a_duplicate_at_the_bound_is_a_duplicate_not_a_refusal": (
         "xfail",
         "a duplicate is known only from the publish ack; at the bound accept refuses first",
@@ -716,3 +722,85 @@ async def test_deliveries_settled_while_their_redrive_runs_show_delivered(queue:
         (d,) = view.deliveries
         assert (d.state, d.attempts) == ("delivered", 1)
         assert [(a.attempt, a.outcome) for a in d.attempt_log] == [(1, "failed"), (2, "delivered")]
+
+
+# -- lease renewal ----------------------------------------------------------------------------
+
+
+async def elapse(queue: Queue, clock: FakeClock, seconds: float) -> None:
+    """Let ``seconds`` pass for the queue's leases: the fake clock, or JetStream's server
+    clock (real time: ack_wait runs on the server)."""
+    if isinstance(queue, JetStreamQueue):
+        await asyncio.sleep(seconds)
+    else:
+        clock.advance(seconds)
+        queue.notify()
+
+
+async def test_extend_keeps_a_running_attempt_leased_until_renewals_stop(
+    make_queue: MakeQueue, clock: FakeClock
+) -> None:
+    queue = await make_queue(lease_s=1.0)
+    assert queue.lease_s == 1.0
+    await put(queue, "e1", "s1")
+    (first,) = await lease(queue)
+
+    for _ in range(3):  # 1.5 s in all: past the first lease's end
+        await elapse(queue, clock, 0.5)
+        await queue.extend([first])
+    await put(queue, "e2", "s1")
+
+    (second,) = await lease(queue)  # e1 would come first, were it leasable
+    assert ids([second]) == [("e2", "s1")]
+    await queue.ack(second, attempt())
+
+    await elapse(queue, clock, 1.1)  # no renewal: the last one runs out
+    (again,) = await lease(queue)
+    assert (again.id, again.event.id) == (first.id, "e1")
+
+
+async def test_extend_of_a_settled_delivery_does_nothing(
+    make_queue: MakeQueue, clock: FakeClock
+) -> None:
+    queue = await make_queue(lease_s=1.0)
+    await put(queue, "e1", "s1", "s2")
+    acked, retried = await lease(queue)
+    await queue.ack(acked, attempt())
+    await queue.retry_later(retried, 60.0, attempt("failed", 503))
+
+    await queue.extend([acked, retried])  # neither is leased: nothing to renew
+    await elapse(queue, clock, 1.1)
+    await put(queue, "e2", "s1")
+
+    assert ids(await lease(queue)) == [("e2", "s1")]  # the retry is not due for 60 s
+    assert queue.backlog() == 2
+
+
+async def test_extend_after_the_lease_ran_out_does_not_take_it_back(
+    make_queue: MakeQueue, clock: FakeClock
+) -> None:
+    queue = await make_queue(lease_s=1.0)
+    await put(queue, "e1", "s1")
+    (first,) = await lease(queue)
+    await elapse(queue, clock, 1.1)
+
+    await queue.extend([first])  # too late: it may be leased again already
+
+    (again,) = await lease(queue)
+    assert again.id == first.id
+
+
+async def test_extend_with_an_older_lease_leaves_the_newer_one_alone(
+    make_queue: MakeQueue, clock: FakeClock
+) -> None:
+    queue = await make_queue(lease_s=1.0)
+    await put(queue, "e1", "s1")
+    (first,) = await lease(queue)
+    await elapse(queue, clock, 1.1)
+    (second,) = await lease(queue)  # leased again: the first holder is presumed dead
+
+    await queue.extend([first])  # the old holder's renewal
+    await elapse(queue, clock, 1.1)
+
+    (third,) = await lease(queue)  # the second lease ran out as if not renewed
+    assert first.id == second.id == third.id

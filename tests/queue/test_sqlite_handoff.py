@@ -338,3 +338,28 @@ def test_take_is_the_oldest_within_room_whatever_the_mix(
 
 def accepted_body() -> bytes:
     return encode_event(accepted("e1", "a").event)
+
+
+async def test_a_handed_delivery_keeps_its_file_lease_while_renewed(
+    pair: tuple[SqliteQueue, SqliteQueue, Link], clock: FakeClock
+) -> None:
+    ingest, dispatch, link = pair
+    waiting = await waiting_on_the_file(dispatch)
+    await put(ingest, "e1", "s1")
+    dispatch.hand(link.take())
+    (first,) = await asyncio.wait_for(waiting, DEADLINE_S)
+    assert first.lease_until == T0 + LEASE_S  # the lease the accept wrote in the file
+
+    clock.advance(LEASE_S / 2)
+    await dispatch.extend([first])
+    clock.advance(LEASE_S / 2 + 1)  # past the lease the accept wrote
+    await put(ingest, "e2", "s1")
+    dispatch.hand(link.take())
+    dispatch.notify()
+
+    assert ids(await lease(dispatch)) == [("e2", "s1")]  # the renewed e1 is not due
+    assert [row[3] for row in rows(ingest.path)] == [T0 + LEASE_S * 1.5, T0 + LEASE_S * 2 + 1]
+
+    await dispatch.ack(first, attempt())
+    await dispatch.extend([first])  # settled: left alone
+    assert rows(ingest.path)[0][2:] == (None, None)

@@ -133,7 +133,7 @@ def durability_options() -> Callable[[_F], _F]:
             default=60.0,
             show_default=True,
             envvar="EG_LEASE_TIMEOUT",
-            help="Seconds before a delivery in flight is presumed lost and retried.",
+            help="Seconds before a dead process's delivery is retried (live ones renew leases).",
         ),
         click.option(
             "--dedup-window",

@@ -3,7 +3,8 @@
 Concurrency is bounded twice: globally (``concurrency``) and per subscription
 (``per_subscription``). A subscription whose slots are all busy is excluded from leasing,
 so a hung endpoint ties up only its own slots and never delays other subscribers. Each
-delivery runs in a task of the task group owned by :meth:`Dispatcher.run`.
+delivery runs in a task of the task group owned by :meth:`Dispatcher.run`, beside one
+task that renews the leases of attempts running long (``dispatch/renewal.py``).
 
 After an attempt the subscription's :class:`~eventgateway.model.entities.RetryPolicy`
 decides (``dispatch/retry.py``): ack, retry later, or dead-letter. At-most-once
@@ -20,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from eventgateway.dispatch.invoke import Invoker, Outcome, apply_authorization
+from eventgateway.dispatch.renewal import Attempt, LeaseRenewer
 from eventgateway.dispatch.retry import decide
 from eventgateway.model.entities import DEFAULT_RETRY_POLICY
 from eventgateway.queue.base import AttemptRecord, Delivery, DeliveryQueue
@@ -86,6 +88,7 @@ class Dispatcher:
         self._slot_freed = asyncio.Event()
         self._lease: asyncio.Future[list[Delivery]] | None = None
         self._stopping = False
+        self._renewer = LeaseRenewer(queue)
 
     @property
     def in_flight(self) -> int:
@@ -94,7 +97,9 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Lease and deliver until stopped; waits for in-flight deliveries before returning."""
+        renewer = self._renewer
         async with asyncio.TaskGroup() as group:
+            renewing = group.create_task(renewer.run())
             while not self._stopping:
                 free = min(
                     self._concurrency - self._in_flight,
@@ -113,9 +118,16 @@ class Dispatcher:
                     if self._stopping and self._lease.cancelled():
                         break  # stop() cancelled the wait; in-flight work still finishes
                     raise
+                now = renewer.clock()  # once per batch: its leases were taken together
                 for delivery in batch:
                     self._take_slot(delivery.subscription_id)
-                    group.create_task(self._deliver_and_release(delivery))
+                    slot = _Slot(self, delivery)
+                    renewer.started(slot, now)
+                    group.create_task(self._deliver_and_release(slot))
+            # Stopped leasing: the leases of what is still in flight are kept until it is
+            # settled; then the renewer goes.
+            await renewer.drained()
+            renewing.cancel()
 
     def stop(self) -> None:
         """Stop leasing; :meth:`run` returns once in-flight deliveries are settled.
@@ -148,8 +160,8 @@ class Dispatcher:
             self._queue.notify()  # its waiting deliveries may be leased again
         self._slot_freed.set()
 
-    async def _deliver_and_release(self, delivery: Delivery) -> None:
-        slot = _Slot(self, delivery.subscription_id)
+    async def _deliver_and_release(self, slot: _Slot) -> None:
+        delivery = slot.delivery
         try:
             await self._deliver(delivery, slot)
         except Exception:  # a hook or queue failure must not take the loop down
@@ -263,14 +275,16 @@ class Dispatcher:
             self._hooks.after_settle(delivery, "dead")
 
 
-class _Slot:
-    """One delivery's hold on the dispatcher: a slot while attempted, then while settling."""
+class _Slot(Attempt):
+    """One delivery's hold on the dispatcher: a slot while attempted, then while settling;
+    its lease is renewed until it is settled."""
 
     __slots__ = ("_dispatcher", "_state", "_subscription_id")
 
-    def __init__(self, dispatcher: Dispatcher, subscription_id: str) -> None:
+    def __init__(self, dispatcher: Dispatcher, delivery: Delivery) -> None:
+        self.delivery = delivery
         self._dispatcher = dispatcher
-        self._subscription_id = subscription_id
+        self._subscription_id = delivery.subscription_id
         self._state = 0  # 0: attempting, 1: settling, 2: done
 
     def attempted(self) -> None:
@@ -286,6 +300,8 @@ class _Slot:
         elif self._state == 1:
             self._dispatcher._settling -= 1
             self._dispatcher._slot_freed.set()
+        if self._state != 2:
+            self._dispatcher._renewer.finished(self)
         self._state = 2
 
 

@@ -88,4 +88,5 @@ class Record:
             partition_key=self.partition_key,
             auth_request=self.auth_request,
             body=self.event.body,
+            lease_until=self.lease_until,
         )

@@ -16,6 +16,10 @@ Contract (tested by ``tests/contract/test_queue.py`` for every backend):
   hands out at most ``max_count``, oldest first, skipping subscriptions in ``exclude``.
   A leased delivery is not handed out again until it is settled or its lease
   (``lease_s``) expires — then it is handed out again (at-least-once after a crash).
+* ``extend`` keeps a leased delivery's lease while its attempt runs: the lease then ends
+  ``lease_s`` after the call. A delivery already settled, or whose lease ran out (it may
+  be leased again elsewhere), is left alone. The lease recovers the deliveries of a dead
+  process; a live one renews the leases of its long attempts (``dispatch/renewal.py``).
 * For an ``ordered`` delivery with a partition key, only the oldest unsettled delivery of
   its (subscription, key) is ever leasable: a failing event holds back its key only.
 * ``close`` wakes every waiting ``lease``; undelivered deliveries stay (durable backends).
@@ -85,6 +89,9 @@ class Delivery(msgspec.Struct):
     # The event as the queue stored it (``encode_event``'s output), when it has it: sent
     # as is when the event goes out unchanged, instead of encoding it again per delivery.
     body: bytes | None = None
+    # Which lease this is, for the backends that need it to tell their own lease from a
+    # later one (SQLite, memory: when it ends, as last set by ``lease`` or ``extend``).
+    lease_until: float | None = None
 
 
 class AttemptRecord(msgspec.Struct, frozen=True):
@@ -135,6 +142,19 @@ class DeliveryQueue(abc.ABC):
         self, delivery: Delivery, reason: str, attempt: AttemptRecord | None
     ) -> None:
         """Give up on the delivery and keep it, with ``reason``, for inspection and redrive."""
+
+    @property
+    @abc.abstractmethod
+    def lease_s(self) -> float:
+        """How long a lease lasts, from ``lease`` or the last ``extend``, in seconds."""
+
+    @abc.abstractmethod
+    async def extend(self, deliveries: Sequence[Delivery]) -> None:
+        """Keep the leases of ``deliveries`` (their attempts still run) for ``lease_s`` more.
+
+        One call renews them all (one write, where the backend writes). A delivery that
+        is settled, or whose lease ran out, is left alone: it is not leased again here.
+        """
 
     def notify(self) -> None:  # noqa: B027 - optional hook
         """New deliveries may have been committed by another process: check now."""

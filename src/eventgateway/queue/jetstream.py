@@ -49,6 +49,7 @@ from eventgateway.errors import StoreError
 from eventgateway.events.codec import encode_event
 from eventgateway.queue._common import Wakeup, dedup_scope, refusal
 from eventgateway.queue.base import Accepted, DeliveryQueue
+from eventgateway.queue.jetstream_extend import JetStreamExtendMixin
 from eventgateway.queue.jetstream_lease import JetStreamLeaseMixin
 from eventgateway.queue.jetstream_log import JetStreamLogMixin
 from eventgateway.queue.jetstream_order import JetStreamOrderMixin
@@ -74,6 +75,7 @@ logger = logging.getLogger(__name__)
 
 
 class JetStreamQueue(
+    JetStreamExtendMixin,
     JetStreamLogMixin,
     JetStreamOrderMixin,
     JetStreamLeaseMixin,

@@ -237,7 +237,7 @@ class JetStreamLeaseMixin:
         for seq in sorted(self._parked):
             if len(taken) >= max_count:
                 break
-            msg, _ = self._parked[seq]
+            msg, touched = self._parked[seq]
             envelope = msgspec.msgpack.decode(msg.data, type=Envelope)
             sub = envelope.subscription_id
             if sub in exclude:
@@ -260,6 +260,8 @@ class JetStreamLeaseMixin:
                 attempt=msg.metadata.num_delivered - 1,
                 partition_key=envelope.partition_key,
                 auth_request=envelope.auth_request,
+                # Monotonic: when ack_wait runs out, as far as this client knows (extend).
+                lease_until=touched + self._lease_s,
             )
             self._leased[delivery.id] = msg
             taken.append(delivery)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Collection, Sequence
 from eventgateway.errors import StoreError
 from eventgateway.events.codec import encode_event
 from eventgateway.queue._common import Wakeup, check_bounds, dedup_scope, wait_until_due
+from eventgateway.queue._memory_extend import MemoryExtendMixin
 from eventgateway.queue._memory_log import MemoryLogMixin
 from eventgateway.queue._memory_state import Key, Record, StoredEvent
 from eventgateway.queue.base import Accepted, AttemptRecord, Delivery, DeliveryQueue, Room
@@ -27,7 +28,7 @@ from eventgateway.queue.base import Accepted, AttemptRecord, Delivery, DeliveryQ
 __all__ = ["MemoryQueue"]
 
 
-class MemoryQueue(MemoryLogMixin, DeliveryQueue):
+class MemoryQueue(MemoryExtendMixin, MemoryLogMixin, DeliveryQueue):
     """A bounded in-memory delivery queue with the delivery log.
 
     Args:

@@ -47,6 +47,7 @@ from eventgateway.errors import StoreError
 from eventgateway.events.codec import encode_event, encode_json
 from eventgateway.queue._common import Wakeup, dedup_scope, refusal, wait_until_due
 from eventgateway.queue.base import Accepted, AttemptRecord, Delivery, DeliveryQueue, Room
+from eventgateway.queue.sqlite_extend import SqliteExtendMixin
 from eventgateway.queue.sqlite_handoff import HandOffMixin, less_room
 from eventgateway.queue.sqlite_lease import (
     Leased,
@@ -63,7 +64,7 @@ from eventgateway.queue.sqlite_writer import GroupCommitWriter
 __all__ = ["SqliteQueue"]
 
 
-class SqliteQueue(HandOffMixin, SqliteLogMixin, DeliveryQueue):
+class SqliteQueue(SqliteExtendMixin, HandOffMixin, SqliteLogMixin, DeliveryQueue):
     """A durable delivery queue and delivery log in one SQLite file (WAL).
 
     Args:
@@ -71,8 +72,8 @@ class SqliteQueue(HandOffMixin, SqliteLogMixin, DeliveryQueue):
         max_deliveries: unsettled deliveries allowed before ``accept`` answers 429.
         max_bytes: bytes of stored events with unsettled deliveries allowed before 429.
         dedup_window_s: how long an event's (source, id) marks later copies duplicates.
-        lease_s: how long a leased delivery stays invisible before it is handed out again
-            (longer than the slowest attempt, or deliveries are made twice).
+        lease_s: how long a leased delivery stays invisible before it is handed out again,
+            unless its holder renews the lease (``extend``) while the attempt runs.
         synchronous: SQLite's ``synchronous`` mode; see the module docstring.
         busy_timeout_s: how long a write waits for another process's write lock before
             it fails with :class:`StoreError`.

@@ -272,13 +272,15 @@ class HandOffMixin:
 
     def _hand_out(self, taken: list[tuple[Delivery, float]]) -> list[Delivery]:
         if taken:
-            # Their file leases run out then: look at the file by that time, in case
-            # one was never settled (a failed settle, an attempt longer than the lease).
+            # Their file leases run out then (unless renewed): look at the file by that
+            # time, in case one was never settled (its settle failed).
             ends = min(until for _, until in taken)
             if self._next_due is None or ends < self._next_due:
                 self._next_due = ends
             if self.on_handed_out is not None:
                 self.on_handed_out(len(taken))
+            for delivery, until in taken:
+                delivery.lease_until = until  # its lease in the file, for ``extend``
         return [delivery for delivery, _ in taken]
 
     def _file_may_be_due(self) -> bool:

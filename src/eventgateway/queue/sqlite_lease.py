@@ -251,6 +251,7 @@ def deliveries_of(
                 attempt=attempts,
                 partition_key=key,
                 auth_request=None if auth is None else decode_json(auth),
+                lease_until=leased.lease_until,
             )
         )
     return out, unreadable
