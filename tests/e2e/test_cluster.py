@@ -12,12 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import pathlib
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -139,27 +136,12 @@ async def test_changes_on_one_instance_reach_the_others_routing_table(
 EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "crm-service"
 
 
-def eg(gateway: GatewayProcess, cwd: pathlib.Path, *args: str) -> str:
-    """One `eg` command as a user types it, pointed at ``gateway``."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("EG_")}
-    env |= {"EG_URL": gateway.events_url, "EG_CONFIG_URL": gateway.config_url}
-    done = subprocess.run(
-        [sys.executable, "-m", "eventgateway", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, f"eg {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
 async def users_in_logs(gateway: GatewayProcess, cwd: pathlib.Path, users: set[str]) -> None:
     """Wait until `eg logs` through ``gateway`` shows an invocation for each of ``users``."""
     deadline = time.monotonic() + 60
     while True:
-        text = await asyncio.to_thread(eg, gateway, cwd, "logs", "-f", "addUserToCRM")
+        done = await asyncio.to_thread(gateway.eg, cwd, "logs", "-f", "addUserToCRM")
+        text = done.stdout
         missing = {user for user in users if f"'username': '{user}'" not in text}
         if not missing:
             return
@@ -173,12 +155,12 @@ async def test_deployed_through_one_instance_runs_on_both_and_logs_show_everywhe
     service = tmp_path / "crm-service"
     shutil.copytree(EXAMPLE, service, ignore=shutil.ignore_patterns(".eventgateway", "tests"))
     async with cluster(tmp_path) as (a, b):
-        await asyncio.to_thread(eg, a, service, "deploy")
+        await asyncio.to_thread(a.eg, service, "deploy")
         users = {f"user{index}" for index in range(10)}
         for user in sorted(users):
             data = json.dumps({"username": user})
             await asyncio.to_thread(
-                eg, b, service, "emit", "--event", "user.created", "--data", data
+                b.eg, service, "emit", "--event", "user.created", "--data", data
             )
         await users_in_logs(a, service, users)  # B's invocations (if any) seen through A
         await users_in_logs(b, service, users)

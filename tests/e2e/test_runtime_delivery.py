@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
-import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -36,23 +33,6 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess
     process.start()
     yield process
     process.stop()
-
-
-def eg(gateway: GatewayProcess, cwd: pathlib.Path, *args: str) -> str:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("EG_")} | {
-        "EG_URL": gateway.events_url,
-        "EG_CONFIG_URL": gateway.config_url,
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "eventgateway", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, f"eg {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
 
 
 def settled(gateway: GatewayProcess, space: str, count: int, timeout_s: float) -> list[Any]:
@@ -97,8 +77,8 @@ def test_an_attempt_waits_for_the_function_timeout_not_the_attempt_timeout(
             """
         )
     )
-    eg(gateway, service, "deploy")
-    eg(gateway, service, "emit", "--event", "slow.happened", "--data", '{"n": "one"}')
+    gateway.eg(service, "deploy")
+    gateway.eg(service, "emit", "--event", "slow.happened", "--data", '{"n": "one"}')
 
     [event] = settled(gateway, "slow-space", 1, timeout_s=60)
 

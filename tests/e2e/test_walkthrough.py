@@ -47,31 +47,11 @@ def service_copy(name: str, tmp_path: pathlib.Path) -> pathlib.Path:
     return directory
 
 
-def eg(
-    gateway: GatewayProcess, cwd: pathlib.Path, *args: str, expect: int = 0
-) -> subprocess.CompletedProcess[str]:
-    """One `eg` command, run in ``cwd`` as the walkthrough types it, pointed at the gateway."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("EG_")} | {
-        "EG_URL": gateway.events_url,
-        "EG_CONFIG_URL": gateway.config_url,
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "eventgateway", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == expect, f"eg {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-    return done
-
-
 def invocations(gateway: GatewayProcess, cwd: pathlib.Path, count: int) -> list[list[str]]:
     """`eg logs -f addUserToCRM` split per invocation, once ``count`` of them have a REPORT."""
     deadline = time.monotonic() + 60
     while True:
-        lines = eg(gateway, cwd, "logs", "-f", "addUserToCRM").stdout.splitlines()
+        lines = gateway.eg(cwd, "logs", "-f", "addUserToCRM").stdout.splitlines()
         groups: list[list[str]] = []
         for line in lines:
             if line.startswith("START RequestId: "):
@@ -104,17 +84,17 @@ def test_crm_service_from_deploy_to_logs(gateway, tmp_path):
     crm = service_copy("crm-service", tmp_path)
 
     # 2. Deploy, then deploy again: nothing changes, and eg says so.
-    first = eg(gateway, crm, "deploy").stdout
+    first = gateway.eg(crm, "deploy").stdout
     assert "+ function" in first
     assert "addUserToCRM" in first
     assert "+ subscription" in first
     assert "user.created" in first
     assert "Deployed crm-service:" in first
-    assert "No changes" in eg(gateway, crm, "deploy").stdout
+    assert "No changes" in gateway.eg(crm, "deploy").stdout
 
     # 3. Emit a test event, read the function's logs.
     event = (crm / "event.json").read_text()
-    emitted = eg(gateway, crm, "emit", "--event", "user.created", "--data", event)
+    emitted = gateway.eg(crm, "emit", "--event", "user.created", "--data", event)
     assert emitted.stdout == (
         "Event emitted: user.created\n"
         "Run `eg logs -f <functionName>` to verify your subscribed function was triggered.\n"
@@ -132,16 +112,16 @@ def test_crm_service_from_deploy_to_logs(gateway, tmp_path):
     check_invocation(second_run, "'username': 'ada'")
 
     # `eg invoke` calls the function at once: its result, then the invocation's log lines.
-    invoked = eg(gateway, crm, "invoke", "-f", "addUserToCRM", "--data", "@event.json").stdout
+    invoked = gateway.eg(crm, "invoke", "-f", "addUserToCRM", "--data", "@event.json").stdout
     result, _, tail = invoked.partition("\n\n")
     assert json.loads(result) == {"message": "success"}
     check_invocation(tail.splitlines(), "'company': 'Test Corp, Inc.'")
 
     # `eg info` shows what is deployed; `eg remove` takes it all away again.
-    shown = eg(gateway, crm, "info").stdout
+    shown = gateway.eg(crm, "info").stdout
     assert "addUserToCRM" in shown
     assert "user.created" in shown
-    removed = eg(gateway, crm, "remove").stdout
+    removed = gateway.eg(crm, "remove").stdout
     assert "Removed crm-service" in removed
     assert httpx.get(f"{gateway.config_url}/v1/spaces/acme-crm/functions").json() == {
         "functions": []
@@ -150,7 +130,7 @@ def test_crm_service_from_deploy_to_logs(gateway, tmp_path):
 
 def test_hosted_style_space_urls_reach_the_space(gateway, tmp_path):
     crm = service_copy("crm-service", tmp_path)
-    eg(gateway, crm, "deploy")
+    gateway.eg(crm, "deploy")
     host = f"acme-crm.localhost:{gateway.events_port}"
     body = {
         "specversion": "1.0",
@@ -167,17 +147,17 @@ def test_hosted_style_space_urls_reach_the_space(gateway, tmp_path):
     assert response.status_code == 202
     (run,) = [group for group in invocations(gateway, crm, 1) if "'hosted'" in "".join(group)]
     check_invocation(run, "'username': 'hosted'")
-    eg(gateway, crm, "remove")
+    gateway.eg(crm, "remove")
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_the_same_service_in_javascript(gateway, tmp_path):
     crm = service_copy("crm-service-node", tmp_path)
-    eg(gateway, crm, "deploy")
-    eg(gateway, crm, "emit", "--event", "user.created", "--data", "@event.json")
+    gateway.eg(crm, "deploy")
+    gateway.eg(crm, "emit", "--event", "user.created", "--data", "@event.json")
     deadline = time.monotonic() + 60
     while True:
-        lines = eg(gateway, crm, "logs", "-f", "addUserToCRM").stdout.splitlines()
+        lines = gateway.eg(crm, "logs", "-f", "addUserToCRM").stdout.splitlines()
         if any(REPORT.match(line) for line in lines):
             break
         assert time.monotonic() < deadline, lines
@@ -185,12 +165,12 @@ def test_the_same_service_in_javascript(gateway, tmp_path):
     text = "\n".join(lines)
     assert "Saving user to CRM:" in text
     assert "Test Corp, Inc." in text
-    eg(gateway, crm, "remove")
+    gateway.eg(crm, "remove")
 
 
 def test_users_service_http_api(gateway, tmp_path):
     users = service_copy("users-service", tmp_path)
-    deployed = eg(gateway, users, "deploy").stdout
+    deployed = gateway.eg(users, "deploy").stdout
     assert f"GET     {gateway.events_url}/acme-users/users/:id" in deployed
 
     base = f"{gateway.events_url}/acme-users/users"
@@ -215,4 +195,4 @@ def test_users_service_http_api(gateway, tmp_path):
             headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET"},
         )
         assert preflight.headers.get("access-control-allow-origin") in ("*", "https://app.example")
-    eg(gateway, users, "remove")
+    gateway.eg(users, "remove")

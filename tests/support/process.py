@@ -91,6 +91,23 @@ class GatewayProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def eg(
+        self, cwd: pathlib.Path, *args: str, expect: int = 0
+    ) -> subprocess.CompletedProcess[str]:
+        """One `eg` command as a user types it in ``cwd``, pointed at this gateway."""
+        env = {key: value for key, value in os.environ.items() if not key.startswith("EG_")}
+        env |= {"EG_URL": self.events_url, "EG_CONFIG_URL": self.config_url}
+        done = subprocess.run(
+            [sys.executable, "-m", "eventgateway", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == expect, f"eg {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+        return done
+
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> int:
         assert self.proc is not None
         if self.proc.poll() is None:
