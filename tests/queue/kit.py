@@ -7,6 +7,7 @@ Add a backend by adding a factory to ``BACKENDS``; the contract suites in
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import pathlib
@@ -19,7 +20,7 @@ import msgspec
 import pytest
 
 from eventgateway.events.model import CloudEvent
-from eventgateway.queue.base import Accepted, AttemptRecord, NewDelivery
+from eventgateway.queue.base import Accepted, AttemptRecord, Delivery, NewDelivery
 from eventgateway.queue.jetstream import JetStreamQueue
 from eventgateway.queue.memory import MemoryQueue
 from eventgateway.queue.sqlite import SqliteQueue
@@ -47,6 +48,7 @@ NATS_URL = os.environ.get("EG_TEST_NATS_URL", "nats://127.0.0.1:4222")
 Queue = MemoryQueue | SqliteQueue | JetStreamQueue
 MakeQueue = Callable[..., Awaitable[Queue]]
 OpenSqlite = Callable[..., Awaitable[SqliteQueue]]  # the ``open_queue`` fixture (conftest.py)
+MakeJS = Callable[..., Awaitable[JetStreamQueue]]  # the ``make`` fixture (conftest.py)
 
 
 class Factory(Protocol):
@@ -173,3 +175,8 @@ def attempt(
 def ids(deliveries: Sequence[Any]) -> list[tuple[str, str]]:
     """(event id, subscription id) per delivery, in order."""
     return [(d.event.id, d.subscription_id) for d in deliveries]
+
+
+async def lease(queue: Queue, max_count: int = 100) -> list[Delivery]:
+    """What ``queue`` leases, failing the test past ``DEADLINE_S``."""
+    return await asyncio.wait_for(queue.lease(max_count), DEADLINE_S)

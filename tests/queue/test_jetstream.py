@@ -10,45 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import nats
 import pytest
 
 from eventgateway.errors import ConfigError, StoreError, TooManyRequestsError
-from eventgateway.queue.base import Delivery
 from eventgateway.queue.jetstream import JetStreamQueue
-from tests.queue.kit import DEADLINE_S, NATS_URL, attempt, delete_streams, ids, put, require_nats
-
-MakeJS = Callable[..., Awaitable[JetStreamQueue]]
-
-
-@pytest.fixture
-async def make() -> AsyncIterator[MakeJS]:
-    """Opened queues that share one fresh prefix (so, one stream and one consumer)."""
-    require_nats()
-    prefix = f"egtest-{uuid.uuid4().hex[:12]}"
-    made: list[JetStreamQueue] = []
-
-    async def factory(**kw: Any) -> JetStreamQueue:
-        kw.setdefault("fetch_wait_s", 1.0)
-        kw.setdefault("backlog_refresh_s", 0.0)
-        queue = JetStreamQueue(NATS_URL, prefix=prefix, **kw)
-        await queue.open()
-        made.append(queue)
-        return queue
-
-    yield factory
-    for queue in made:
-        await queue.close()
-    if made:
-        await delete_streams(made[0])
-
-
-async def lease(queue: JetStreamQueue, max_count: int = 100) -> list[Delivery]:
-    return await asyncio.wait_for(queue.lease(max_count), DEADLINE_S)
+from tests.queue.kit import DEADLINE_S, NATS_URL, MakeJS, attempt, ids, lease, put
 
 
 async def test_two_instances_split_the_deliveries_and_none_is_handed_out_twice(

@@ -8,59 +8,16 @@ Needs a NATS server with JetStream at ``NATS_URL`` (skipped without one, failed 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from eventgateway.queue.base import Delivery
 from eventgateway.queue.jetstream import JetStreamQueue
 from eventgateway.queue.jetstream_history import LOST_ATTEMPT
 from eventgateway.queue.jetstream_reconcile import QUIET_S, lost_settles
-from tests.queue.kit import (
-    DEADLINE_S,
-    NATS_URL,
-    FakeClock,
-    attempt,
-    delete_streams,
-    put,
-    require_nats,
-)
+from tests.queue.kit import DEADLINE_S, FakeClock, MakeJS, attempt, lease, put
 
-MakeJS = Callable[..., Awaitable[JetStreamQueue]]
 FOREVER: dict[str, Any] = {"max_age_s": 1e9, "max_events": 1_000_000}
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def make(clock: FakeClock) -> AsyncIterator[MakeJS]:
-    """Opened queues on one fresh prefix and the fake clock; their streams go afterwards."""
-    require_nats()
-    prefix = f"egtest-{uuid.uuid4().hex[:12]}"
-    made: list[JetStreamQueue] = []
-
-    async def factory(**kw: Any) -> JetStreamQueue:
-        kw.setdefault("fetch_wait_s", 1.0)
-        kw.setdefault("backlog_refresh_s", 0.0)
-        queue = JetStreamQueue(NATS_URL, prefix=prefix, clock=clock, **kw)
-        await queue.open()
-        made.append(queue)
-        return queue
-
-    yield factory
-    for queue in made:
-        await queue.close()
-    if made:
-        await delete_streams(made[0])
-
-
-async def lease(queue: JetStreamQueue, max_count: int = 100) -> list[Delivery]:
-    return await asyncio.wait_for(queue.lease(max_count), DEADLINE_S)
 
 
 def lose_the_next_record(queue: JetStreamQueue, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -81,9 +38,9 @@ async def state_of(queue: JetStreamQueue, event_id: str = "e1") -> tuple[str, in
 
 
 async def test_a_redrive_logged_after_its_delivery_was_settled_leaves_it_delivered(
-    make: MakeJS, monkeypatch: pytest.MonkeyPatch
+    make: MakeJS, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    a, b = await make(), await make()
+    a, b = await make(clock=clock), await make(clock=clock)
     await put(a, "e1", "s1")
     (first,) = await lease(a)
     await a.dead_letter(first, "gave up", attempt("failed", 500))
@@ -108,7 +65,7 @@ async def test_a_redrive_logged_after_its_delivery_was_settled_leaves_it_deliver
 async def test_retention_logs_a_delivered_settle_whose_record_was_lost(
     make: MakeJS, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    queue = await make()
+    queue = await make(clock=clock)
     await put(queue, "e1", "s1")
     (delivery,) = await lease(queue)
     lose_the_next_record(queue, monkeypatch)
@@ -128,7 +85,7 @@ async def test_retention_logs_a_delivered_settle_whose_record_was_lost(
 async def test_retention_logs_a_dead_letter_whose_record_was_lost(
     make: MakeJS, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    queue = await make()
+    queue = await make(clock=clock)
     await put(queue, "e1", "s1")
     (delivery,) = await lease(queue)
     lose_the_next_record(queue, monkeypatch)
@@ -148,7 +105,7 @@ async def test_retention_logs_a_dead_letter_whose_record_was_lost(
 async def test_retention_leaves_deliveries_the_queue_still_holds_pending(
     make: MakeJS, clock: FakeClock
 ) -> None:
-    queue = await make()
+    queue = await make(clock=clock)
     await put(queue, "e1", "s1")
     await put(queue, "e2", "s1")
     (leased, _) = await lease(queue, 2)
@@ -164,7 +121,7 @@ async def test_retention_leaves_deliveries_the_queue_still_holds_pending(
 async def test_lookups_per_pass_are_bounded_and_go_on_where_the_last_pass_stopped(
     make: MakeJS, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    queue = await make()
+    queue = await make(clock=clock)
     for n in range(3):
         await put(queue, f"e{n}", "s1")
     # e0 stays in the stream, so the stream's first sequence prunes nothing.
