@@ -186,6 +186,11 @@ def test_file_variables_use_the_reader():
         ({"a": "${opt:x, dev}"}, ("a",), ["quote a literal default ('dev')"]),
         ({"a": "${env:HOST,}"}, ("a",), ["empty choice"]),
         ({"l": ["ok", "${env:NOPE}-x"]}, ("l", 1), ["NOPE"]),
+        (
+            {"custom": {"eventTypes": {"thing.${sls:stage}": None}}},
+            ("custom", "eventTypes", "thing.${sls:stage}"),
+            ["not resolved in keys", "write the key out"],
+        ),
     ],
 )
 def test_errors_name_the_key_path_the_variable_and_the_fix(

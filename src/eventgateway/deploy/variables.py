@@ -161,6 +161,13 @@ class _Resolver:
         if skipping and self._skip is not None and self._skip(path):
             return value
         if isinstance(value, dict):
+            for k in value:
+                if isinstance(k, str) and "${" in k:
+                    raise VariableError(
+                        (*path, k),
+                        "variables are not resolved in keys, only in values: write the key "
+                        "out (as the Serverless Framework requires too)",
+                    )
             return {
                 k: self.node(v, (*path, str(k)), track=track, skipping=skipping)
                 for k, v in value.items()
