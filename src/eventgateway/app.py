@@ -245,6 +245,8 @@ class Gateway:
         self.keyring.set_operator_key(operator_key_for(self.settings))
         await self.keyring.refresh()
         if self.worker is not None:
+            if self._dir_lock is not None and self._dir_lock.fd is not None:
+                self.worker.pass_fds = (self._dir_lock.fd,)
             await self.worker.start()
         if self.link is not None:
             await self.link.start()

@@ -3,7 +3,9 @@
 Two gateways on one data dir would share its SQLite files and the delivery worker's socket:
 the second one's worker unlinks and rebinds the first one's socket, and the first gateway
 keeps answering 202 while nothing delivers. The lock is a ``flock``, so the kernel drops it
-when its holder exits, ``kill -9`` included: a stale file never blocks a restart.
+when its holder exits, ``kill -9`` included: a stale file never blocks a restart. The
+delivery worker inherits it: after a ``kill -9`` of its gateway, the worker finishing its
+deliveries still holds the data dir, and a restart waits for it rather than sharing it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ class DataDirLock:
     def __init__(self, data_dir: pathlib.Path, fd: int) -> None:
         self.data_dir = data_dir
         self._fd: int | None = fd
+
+    @property
+    def fd(self) -> int | None:
+        """The locked file's descriptor (``None`` once released): a child process given it
+        holds the lock too, until both have let it go."""
+        return self._fd
 
     @classmethod
     def acquire(cls, data_dir: pathlib.Path) -> DataDirLock:
@@ -50,6 +58,12 @@ class DataDirLock:
         except OSError:
             holder = _read_pid(fd)
             os.close(fd)
+            if holder is not None and not _alive(holder):
+                raise ConfigError(
+                    f"the data dir {str(data_dir)!r} is still in use by the delivery worker "
+                    f"of a gateway that stopped (pid {holder}) while it finishes its "
+                    "deliveries (at most --shutdown-timeout); start again once it exited"
+                ) from None
             who = f"another gateway (pid {holder})" if holder else "another gateway"
             raise ConfigError(
                 f"the data dir {str(data_dir)!r} is in use by {who}; stop it, or give this "
@@ -74,3 +88,13 @@ def _read_pid(fd: int) -> int | None:
         return int(os.pread(fd, 32, 0).decode().strip())
     except (OSError, ValueError):
         return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True

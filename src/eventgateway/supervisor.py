@@ -47,6 +47,9 @@ class WorkerProcess:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.restarts = 0
+        # File descriptors every child inherits: the data dir's lock, so that a worker
+        # outliving its gateway (kill -9) keeps the data dir from a second gateway.
+        self.pass_fds: tuple[int, ...] = ()
 
     @property
     def pid(self) -> int | None:
@@ -70,6 +73,7 @@ class WorkerProcess:
             *self._extra_args,
             env={**os.environ, **self._extra_env},
             stdin=asyncio.subprocess.DEVNULL,
+            pass_fds=self.pass_fds,
         )
         logger.info("delivery worker started (pid %d)", self._proc.pid)
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support.process import GatewayProcess
-from tests.support.receiver import Receiver
+from tests.support.receiver import Receiver, Reply
 
 pytestmark = pytest.mark.e2e
 
@@ -84,6 +84,10 @@ async def test_killed_worker_is_restarted_and_deliveries_continue(
     assert "delivery worker" in gateway.log()
 
 
+def running(pid: int) -> bool:
+    return pathlib.Path(f"/proc/{pid}").exists()
+
+
 def listening_inodes(ports: set[int]) -> set[str]:
     """The socket inodes listening on ``ports`` (IPv4), from /proc/net/tcp."""
     found = set()
@@ -120,3 +124,66 @@ async def test_the_worker_holds_neither_listener(tmp_path: pathlib.Path):
         assert not listeners & socket_inodes(worker)
     finally:
         await asyncio.to_thread(gateway.stop)
+
+
+async def test_a_restart_waits_for_the_worker_a_killed_gateway_left_behind(
+    tmp_path: pathlib.Path, receiver: Receiver
+):
+    # kill -9 of `eg serve` leaves its worker finishing the attempt in flight. A gateway
+    # started on the data dir meanwhile used to link to that worker, lose it when it
+    # exited, and answer 202 with nothing delivered: now it is refused until the worker
+    # is gone, and then starts and delivers.
+    arrived = asyncio.Event()
+
+    def slow(_: object) -> Reply:
+        arrived.set()
+        return Reply(status=200, delay_s=3)
+
+    receiver.reply("/slow", slow)
+    data_dir = tmp_path / "data"
+    first = await asyncio.to_thread(GatewayProcess(data_dir).start)
+    assert first.proc is not None
+    async with httpx.AsyncClient(base_url=first.config_url) as config:
+        for path, body in [
+            (
+                "functions",
+                {"functionId": "f", "type": "http", "provider": {"url": receiver.url("/slow")}},
+            ),
+            ("eventtypes", {"name": "t.happened"}),
+            (
+                "subscriptions",
+                {"type": "async", "eventType": "t.happened", "functionId": "f", "path": "/work"},
+            ),
+        ]:
+            assert (await config.post(f"/v1/spaces/work/{path}", json=body)).status_code == 201
+    worker = await wait_for_child(first.proc.pid)
+    event = {"specversion": "1.0", "id": "e0", "source": "/work", "type": "t.happened"}
+    headers = {"content-type": "application/cloudevents+json"}
+    async with httpx.AsyncClient() as client:
+        response = await client.post(first.events_url + "/work", json=event, headers=headers)
+    assert response.status_code == 202
+    await asyncio.wait_for(arrived.wait(), 10)
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(10)
+
+    second = GatewayProcess(data_dir)
+    with pytest.raises(
+        RuntimeError, match=f"delivery worker of a gateway that stopped \\(pid {first.proc.pid}\\)"
+    ):
+        await asyncio.to_thread(second.start)
+
+    deadline = time.monotonic() + 30
+    while running(worker):
+        assert time.monotonic() < deadline, "the orphaned worker did not exit"
+        await asyncio.sleep(0.05)  # a process ending: there is no event to wait on here
+    third = await asyncio.to_thread(GatewayProcess(data_dir).start)
+    try:
+        event["id"] = "e1"
+        async with httpx.AsyncClient() as client:
+            response = await client.post(third.events_url + "/work", json=event, headers=headers)
+        assert response.status_code == 202
+        await receiver.wait_until(
+            lambda: "e1" in {c.json()["id"] for c in receiver.calls}, timeout_s=20
+        )
+    finally:
+        await asyncio.to_thread(third.stop)
