@@ -57,6 +57,7 @@ def worker_args(settings: Settings, dispatch_socket: pathlib.Path) -> list[str]:
         per_subscription=limits.per_subscription_concurrency,
         timeout_s=limits.function_timeout_s,
         fast_buffer=limits.at_most_once_buffer,
+        shutdown_timeout_s=settings.shutdown_timeout_s,
     ).to_args()
 
 

@@ -140,6 +140,10 @@ class QueueOptions:
     per_subscription: int = 128
     timeout_s: float = 5.0
     fast_buffer: int = 10_000  # at-most-once deliveries held at most
+    # On SIGTERM, attempts in flight get this long to finish; then they are cancelled and
+    # come back when their lease runs out. An orphan (its gateway was kill -9'd) has no one
+    # else to stop it, and holds the data dir until it exits.
+    shutdown_timeout_s: float = 10.0
 
     def to_args(self) -> list[str]:
         """The command line that :func:`queue_options` reads back into these options."""
@@ -249,11 +253,12 @@ async def _dispatching(options: QueueOptions, provider: HttpProvider) -> AsyncIt
     try:
         yield
     finally:
-        # Deliveries in flight finish (the gateway waits for them on shutdown); their
-        # outcomes are written before the queue closes.
+        # Deliveries in flight finish, within shutdown_timeout_s (past it they are
+        # cancelled, still leased, and come back); outcomes are written before the queue
+        # closes.
         host.stop()
         with contextlib.suppress(Exception):
-            await task
+            await asyncio.wait_for(task, options.shutdown_timeout_s)
         await host.system.drain()
         server.close()
         await fast.close()

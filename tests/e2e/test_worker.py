@@ -187,3 +187,63 @@ async def test_a_restart_waits_for_the_worker_a_killed_gateway_left_behind(
         )
     finally:
         await asyncio.to_thread(third.stop)
+
+
+async def test_an_orphaned_worker_stops_within_the_shutdown_timeout_and_its_attempt_returns(
+    tmp_path: pathlib.Path, receiver: Receiver
+):
+    # After a kill -9 of `eg serve` nobody stops its worker but the worker itself: it must
+    # keep to --shutdown-timeout, or a restart (refused while it holds the data dir) would
+    # wait for its slowest attempt, up to attemptTimeoutMs (15 minutes).
+    arrivals: list[float] = []
+
+    def first_slow(_: object) -> Reply:
+        arrivals.append(time.monotonic())
+        return Reply(status=200, delay_s=12 if len(arrivals) == 1 else 0)
+
+    receiver.reply("/slow", first_slow)
+    data_dir = tmp_path / "data"
+    first = await asyncio.to_thread(GatewayProcess(data_dir, "--shutdown-timeout", "1").start)
+    assert first.proc is not None
+    async with httpx.AsyncClient(base_url=first.config_url) as config:
+        for path, body in [
+            (
+                "functions",
+                {"functionId": "f", "type": "http", "provider": {"url": receiver.url("/slow")}},
+            ),
+            ("eventtypes", {"name": "t.happened"}),
+            (
+                "subscriptions",
+                {
+                    "type": "async",
+                    "eventType": "t.happened",
+                    "functionId": "f",
+                    "path": "/work",
+                    "retryPolicy": {"attemptTimeoutMs": 60000},
+                },
+            ),
+        ]:
+            assert (await config.post(f"/v1/spaces/work/{path}", json=body)).status_code == 201
+    worker = await wait_for_child(first.proc.pid)
+    event = {"specversion": "1.0", "id": "e0", "source": "/work", "type": "t.happened"}
+    headers = {"content-type": "application/cloudevents+json"}
+    async with httpx.AsyncClient() as client:
+        response = await client.post(first.events_url + "/work", json=event, headers=headers)
+    assert response.status_code == 202
+    deadline = time.monotonic() + 10
+    while not arrivals:
+        assert time.monotonic() < deadline, "the attempt never arrived"
+        await asyncio.sleep(0.02)  # the receiver's own bookkeeping: no event to wait on
+    killed = time.monotonic()
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(10)
+    while running(worker):
+        assert time.monotonic() - killed < 8, "the orphaned worker ran past its shutdown timeout"
+        await asyncio.sleep(0.05)  # a process ending: there is no event to wait on here
+
+    second = await asyncio.to_thread(GatewayProcess(data_dir).start)
+    try:
+        await receiver.wait_until(lambda: len(arrivals) >= 2, timeout_s=20)
+        await receiver.wait_until(lambda: "e0" in {c.json()["id"] for c in receiver.calls})
+    finally:
+        await asyncio.to_thread(second.stop)
