@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.test_walkthrough import check_invocation, eg, invocations, service_copy
+from tests.e2e.test_walkthrough import check_invocation, invocations, service_copy
 from tests.support.process import GatewayProcess
 
 pytestmark = pytest.mark.e2e
@@ -36,22 +36,22 @@ def test_the_first_deploy_claims_and_later_commands_use_the_saved_key(
     crm = service_copy("crm-service", tmp_path)
     credentials = pathlib.Path(os.environ["XDG_CONFIG_HOME"]) / "eventgateway" / "credentials.json"
 
-    first = eg(secured, crm, "deploy").stdout
+    first = secured.eg(crm, "deploy").stdout
     assert f"Claimed space acme-crm; its admin key is saved in {credentials}\n" in first
     assert "Deployed crm-service:" in first
     assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
     saved = json.loads(credentials.read_text())["gateways"][secured.config_url]["acme-crm"]
     assert saved["apiKey"] not in first
-    assert "No changes" in eg(secured, crm, "deploy").stdout
+    assert "No changes" in secured.eg(crm, "deploy").stdout
 
     # 3. Emit, then read the logs: `eg logs` needs a key of the space, found in the file.
-    eg(secured, crm, "emit", "--event", "user.created", "--data", "@event.json")
+    secured.eg(crm, "emit", "--event", "user.created", "--data", "@event.json")
     (only,) = invocations(secured, crm, 1)
     check_invocation(only, "'company': 'Test Corp, Inc.'")
 
     # Someone else (another credentials file) deploying to acme-crm is told it is taken.
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "someone-else"))
-    refused = eg(secured, crm, "deploy", expect=1)
+    refused = secured.eg(crm, "deploy", expect=1)
     assert refused.stderr.splitlines()[-1] == (
         "Error: space acme-crm is already claimed by someone else: deploy to another space "
         "(custom.eventgateway.space) or ask its owner for a key (EG_API_KEY)"
@@ -59,5 +59,5 @@ def test_the_first_deploy_claims_and_later_commands_use_the_saved_key(
     assert not (tmp_path / "someone-else").exists()
 
     # A key given explicitly needs no credentials file.
-    with_key = eg(secured, crm, "deploy", "--api-key", saved["apiKey"])
+    with_key = secured.eg(crm, "deploy", "--api-key", saved["apiKey"])
     assert "No changes" in with_key.stdout
