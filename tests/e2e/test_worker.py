@@ -8,6 +8,7 @@ import os
 import pathlib
 import signal
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -33,31 +34,25 @@ async def wait_for_child(pid: int, *, other_than: int | None = None, timeout_s: 
     raise TimeoutError("no delivery worker process appeared")
 
 
+async def subscribe(gateway: GatewayProcess, function_url: str, **retry_policy: Any) -> None:
+    """Function f at ``function_url`` in space work, subscribed to t.happened on /work."""
+    subscription = {"type": "async", "eventType": "t.happened", "functionId": "f"}
+    async with httpx.AsyncClient(base_url=gateway.config_url) as config:
+        for path, body in [
+            ("functions", {"functionId": "f", "type": "http", "provider": {"url": function_url}}),
+            ("eventtypes", {"name": "t.happened"}),
+            ("subscriptions", {**subscription, "path": "/work", "retryPolicy": retry_policy}),
+        ]:
+            assert (await config.post(f"/v1/spaces/work/{path}", json=body)).status_code == 201
+
+
 async def test_killed_worker_is_restarted_and_deliveries_continue(
     tmp_path: pathlib.Path, receiver: Receiver
 ):
     gateway = await asyncio.to_thread(GatewayProcess(tmp_path / "data").start)
     try:
         assert gateway.proc is not None
-        async with httpx.AsyncClient(base_url=gateway.config_url) as config:
-            for path, body in [
-                (
-                    "functions",
-                    {"functionId": "f", "type": "http", "provider": {"url": receiver.url("/f")}},
-                ),
-                ("eventtypes", {"name": "t.happened"}),
-                (
-                    "subscriptions",
-                    {
-                        "type": "async",
-                        "eventType": "t.happened",
-                        "functionId": "f",
-                        "path": "/work",
-                        "retryPolicy": {"initialDelayMs": 100, "jitter": False},
-                    },
-                ),
-            ]:
-                assert (await config.post(f"/v1/spaces/work/{path}", json=body)).status_code == 201
+        await subscribe(gateway, receiver.url("/f"), initialDelayMs=100, jitter=False)
         worker = await wait_for_child(gateway.proc.pid)
         os.kill(worker, signal.SIGKILL)
         async with httpx.AsyncClient(base_url=gateway.events_url) as events:
@@ -143,19 +138,7 @@ async def test_a_restart_waits_for_the_worker_a_killed_gateway_left_behind(
     data_dir = tmp_path / "data"
     first = await asyncio.to_thread(GatewayProcess(data_dir).start)
     assert first.proc is not None
-    async with httpx.AsyncClient(base_url=first.config_url) as config:
-        for path, body in [
-            (
-                "functions",
-                {"functionId": "f", "type": "http", "provider": {"url": receiver.url("/slow")}},
-            ),
-            ("eventtypes", {"name": "t.happened"}),
-            (
-                "subscriptions",
-                {"type": "async", "eventType": "t.happened", "functionId": "f", "path": "/work"},
-            ),
-        ]:
-            assert (await config.post(f"/v1/spaces/work/{path}", json=body)).status_code == 201
+    await subscribe(first, receiver.url("/slow"))
     worker = await wait_for_child(first.proc.pid)
     event = {"specversion": "1.0", "id": "e0", "source": "/work", "type": "t.happened"}
     headers = {"content-type": "application/cloudevents+json"}
@@ -205,25 +188,7 @@ async def test_an_orphaned_worker_stops_within_the_shutdown_timeout_and_its_atte
     data_dir = tmp_path / "data"
     first = await asyncio.to_thread(GatewayProcess(data_dir, "--shutdown-timeout", "1").start)
     assert first.proc is not None
-    async with httpx.AsyncClient(base_url=first.config_url) as config:
-        for path, body in [
-            (
-                "functions",
-                {"functionId": "f", "type": "http", "provider": {"url": receiver.url("/slow")}},
-            ),
-            ("eventtypes", {"name": "t.happened"}),
-            (
-                "subscriptions",
-                {
-                    "type": "async",
-                    "eventType": "t.happened",
-                    "functionId": "f",
-                    "path": "/work",
-                    "retryPolicy": {"attemptTimeoutMs": 60000},
-                },
-            ),
-        ]:
-            assert (await config.post(f"/v1/spaces/work/{path}", json=body)).status_code == 201
+    await subscribe(first, receiver.url("/slow"), attemptTimeoutMs=60000)
     worker = await wait_for_child(first.proc.pid)
     event = {"specversion": "1.0", "id": "e0", "source": "/work", "type": "t.happened"}
     headers = {"content-type": "application/cloudevents+json"}
