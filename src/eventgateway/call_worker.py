@@ -108,6 +108,11 @@ async def _serve_connection(
             task = asyncio.create_task(handle(request))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
+    except asyncio.CancelledError:
+        # The worker is stopping with the gateway still connected (always, once a kill -9
+        # took the gateway). Python 3.11's stream server logs a connection handler that
+        # ends cancelled as an ERROR with a traceback; there is nothing to report.
+        pass
     finally:
         for task in list(tasks):
             task.cancel()

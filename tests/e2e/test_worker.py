@@ -212,3 +212,32 @@ async def test_an_orphaned_worker_stops_within_the_shutdown_timeout_and_its_atte
         await receiver.wait_until(lambda: "e0" in {c.json()["id"] for c in receiver.calls})
     finally:
         await asyncio.to_thread(second.stop)
+
+
+async def test_a_call_worker_orphaned_by_a_kill_exits_without_a_traceback(
+    tmp_path: pathlib.Path, receiver: Receiver
+):
+    gateway = await asyncio.to_thread(
+        GatewayProcess(tmp_path / "data", "--dispatch", "process").start
+    )
+    assert gateway.proc is not None
+    await subscribe(gateway, receiver.url("/f"))
+    worker = await wait_for_child(gateway.proc.pid)
+    event = {"specversion": "1.0", "id": "e0", "source": "/work", "type": "t.happened"}
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            gateway.events_url + "/work",
+            json=event,
+            headers={"content-type": "application/cloudevents+json"},
+        )
+    assert response.status_code == 202
+    await receiver.wait_for(1, "/f")  # the gateway's connection to the worker is in use
+
+    gateway.proc.send_signal(signal.SIGKILL)
+    gateway.proc.wait(10)
+    deadline = time.monotonic() + 15
+    while running(worker):
+        assert time.monotonic() < deadline, "the orphaned worker did not exit"
+        await asyncio.sleep(0.05)  # a process ending: there is no event to wait on here
+
+    assert "Traceback" not in gateway.log()
