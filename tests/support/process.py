@@ -83,6 +83,16 @@ class GatewayProcess:
             time.sleep(0.05)  # polling a subprocess's readiness: there is no event to wait on
         raise TimeoutError(f"eg serve not ready after {timeout_s} s:\n{self.log()}")
 
+    def start_refused(self, timeout_s: float = 20.0) -> str:
+        """Start, expecting `eg serve` to refuse and exit: what it said. One that starts
+        instead is stopped, and the test fails."""
+        try:
+            self.start(timeout_s)
+        except RuntimeError as exc:
+            return str(exc)
+        self.stop()
+        raise AssertionError(f"eg serve started; it should have refused:\n{self.log()}")
+
     @property
     def operator_key(self) -> str:
         """The operator key of an ``auth=True`` gateway (from its data directory)."""
