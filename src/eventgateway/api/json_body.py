@@ -11,16 +11,13 @@ someone who sent a body; :func:`json_problem` words them for people.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 import msgspec
 
-from eventgateway.model.gojson import replace_lone_surrogates
+from eventgateway.model.gojson import plain_syntax_message, replace_lone_surrogates
 
 __all__ = ["decode_json", "json_problem"]
-
-_TRUNCATED: Final = "Input data was truncated"
-_MALFORMED: Final = "JSON is malformed: "
 
 
 def json_problem(exc: msgspec.MsgspecError | RecursionError) -> str:
@@ -33,10 +30,7 @@ def json_problem(exc: msgspec.MsgspecError | RecursionError) -> str:
         return "is not valid JSON: it is nested too deeply"
     if isinstance(exc, msgspec.ValidationError):
         return f"is not valid: {exc}"
-    text = str(exc)
-    if text == _TRUNCATED:
-        return "is not valid JSON: it ends before the JSON value is complete"
-    return f"is not valid JSON: {text.removeprefix(_MALFORMED)}"
+    return f"is not valid JSON: {plain_syntax_message(str(exc))}"
 
 
 def decode_json(raw: bytes, kind: Any = Any) -> Any:

@@ -32,7 +32,7 @@ from eventgateway.events.validate import (
     json_kind,
     normalize_rfc3339,
 )
-from eventgateway.model.gojson import replace_lone_surrogates
+from eventgateway.model.gojson import plain_syntax_message, replace_lone_surrogates
 
 __all__ = ["DEFAULT_MAX_BATCH_EVENTS", "parse_batch", "parse_structured"]
 
@@ -106,10 +106,7 @@ def _not_json(what: str, body: bytes | msgspec.Raw, exc: msgspec.DecodeError) ->
     """Word msgspec's syntax error for the sender ("Input data was truncated" says little)."""
     if not bytes(body).strip():
         return EventParseError(f"{what} is missing: the request body is empty")
-    text = str(exc)
-    if text == "Input data was truncated":
-        text = "it ends before the JSON value is complete"
-    return EventParseError(f"{what} is not valid JSON: {text.removeprefix('JSON is malformed: ')}")
+    return EventParseError(f"{what} is not valid JSON: {plain_syntax_message(str(exc))}")
 
 
 def _wrong_shape(body: bytes | msgspec.Raw, what: str, expected: str) -> EventParseError:

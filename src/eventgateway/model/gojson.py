@@ -34,6 +34,7 @@ __all__ = [
     "decode_struct",
     "decode_value",
     "go_kind",
+    "plain_syntax_message",
     "replace_lone_surrogates",
 ]
 
@@ -156,6 +157,14 @@ def replace_lone_surrogates(raw: bytes) -> bytes:
     if _SURROGATE_HINT.search(raw) is None:
         return raw
     return _ESCAPE.sub(_lone_to_replacement, raw)
+
+
+def plain_syntax_message(message: str) -> str:
+    """msgspec's JSON syntax error worded for whoever sent the text: "Input data was
+    truncated" says little, and "JSON is malformed: " repeats what the caller says."""
+    if message == "Input data was truncated":
+        return "it ends before the JSON value is complete"
+    return message.removeprefix("JSON is malformed: ")
 
 
 def decode_value(raw: bytes) -> Any:
