@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
 import pytest
 
 from eventgateway.queue.jetstream import JetStreamQueue
+from eventgateway.queue.jetstream_dead import dead_letter
 from eventgateway.queue.jetstream_history import LOST_ATTEMPT
 from eventgateway.queue.jetstream_reconcile import QUIET_S, lost_settles
 from tests.queue.kit import DEADLINE_S, FakeClock, MakeJS, attempt, lease, put
@@ -136,3 +138,28 @@ async def test_lookups_per_pass_are_bounded_and_go_on_where_the_last_pass_stoppe
     assert [record.state for _, record in found] == ["delivered"]  # looked at e0 and e1
     found, after = await lost_settles(js, names, events, now=now, after=after, budget=2)
     assert [record.delivery_id for _, record in found] == [next(iter(events[2].deliveries))]
+
+
+async def test_a_dead_letter_written_by_an_earlier_build_is_still_found_by_id(
+    make: MakeJS, clock: FakeClock
+) -> None:
+    # Earlier builds' subject had no event token: <prefix>.deadletters.<h(space)>.<id>.
+    queue = await make(clock=clock)
+    await put(queue, "e1", "s1")
+    (delivery,) = await lease(queue)
+    await queue.dead_letter(delivery, "gave up", attempt("failed", 410))
+    js, names = queue._jetstream(), queue.names
+    found = await dead_letter(js, names, "acme", delivery.id)
+    assert found is not None
+    seq, dead = found
+    await js.publish(
+        names.legacy_deadletter_subject("acme", delivery.id), msgspec.msgpack.encode(dead)
+    )
+    await js.delete_msg(names.deadletters_stream, seq)
+
+    letter = await queue.get_dead_letter("acme", delivery.id)
+    assert letter is not None
+    assert letter.event_id == "e1"
+    assert [d.dead_letter_id for d in await queue.list_dead_letters("acme")] == [delivery.id]
+    assert await queue.redrive("acme", ids=[delivery.id]) == 1
+    assert await dead_letter(js, names, "acme", delivery.id) is None

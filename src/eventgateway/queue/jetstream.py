@@ -13,8 +13,9 @@ Layout (every name starts with the configurable prefix, default ``eventgateway``
 * ordered deliveries (with a partition key) go on ``<prefix>.ordered.<key hash>`` in the
   same stream, read by ``<prefix>-dispatch-ordered``; only a key's oldest unsettled
   delivery is leasable (:mod:`.jetstream_order`).
-* stream ``<prefix>-deadletters`` (subjects ``<prefix>.deadletters.<space>.<id>``):
-  given-up deliveries with reason and last attempt.
+* stream ``<prefix>-deadletters`` (subjects ``<prefix>.deadletters.<space>.<id>.<event>``):
+  given-up deliveries with reason and last attempt (:mod:`.jetstream_dead`); they keep
+  their event visible when the byte-bounded log below has dropped its history.
 * stream ``<prefix>-log``: the delivery log (:mod:`.jetstream_log`).
 
 Mapping of the interface: ``accept`` publishes and awaits every publish ack (so a 202

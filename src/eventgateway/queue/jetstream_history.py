@@ -9,11 +9,14 @@ subject's records in stream order. No I/O here.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import msgspec
 
+from eventgateway.events.codec import decode_event
+from eventgateway.queue.jetstream_wire import DeadEnvelope
 from eventgateway.queue.log import (
     DeliveryView,
     EventSummary,
@@ -33,7 +36,9 @@ __all__ = [
     "Record",
     "Redriven",
     "Settled",
+    "accepted_of",
     "fold",
+    "from_dead_letters",
 ]
 
 # Shown as the error of a delivery whose settle was never logged (see ``Settled.reconciled``).
@@ -266,3 +271,43 @@ def _settle(d: _Delivery, record: Settled) -> None:
         d.last_error = LOST_ATTEMPT
     if record.state == "dead":
         d.dead_reason = record.reason
+
+
+def accepted_of(dead: Sequence[DeadEnvelope]) -> Accepted:
+    """The ``Accepted`` record of the deliveries of dead letters of one (space, source,
+    event id), rebuilt from them: each carries the event and its ``accepted_at``."""
+    first = dead[0].delivery
+    event = decode_event(first.event)
+    return Accepted(
+        min(d.delivery.accepted_at for d in dead),
+        first.space,
+        event.source,
+        event.id,
+        event.type,
+        event.specversion,
+        first.event,
+        [(d.delivery_id, d.delivery.subscription_id, d.delivery.function_id) for d in dead],
+    )
+
+
+def from_dead_letters(subject: str, dead: Sequence[DeadEnvelope]) -> EventState:
+    """An event whose history the log lost (it is bounded by bytes), shown from its dead
+    letters (of one space, source and id): each delivery dead, with the attempt count,
+    last status and error, reason, and the last attempt as its whole attempt log."""
+    accepted = accepted_of(dead)
+    state = EventState(0, subject, accepted, max(d.dead_at for d in dead))
+    for d in dead:
+        state.deliveries[d.delivery_id] = _Delivery(
+            d.delivery_id,
+            d.delivery.subscription_id,
+            d.delivery.function_id,
+            None,
+            d.dead_at,
+            state="dead",
+            attempts=d.attempts,
+            last_status=d.last_status,
+            last_error=d.last_error,
+            dead_reason=d.reason,
+            log=[] if d.last_attempt is None else [d.last_attempt],
+        )
+    return state

@@ -3,9 +3,11 @@
 * History: stream ``<prefix>-log``, one subject per (space, event), records appended on
   accept and on every settle (:mod:`.jetstream_history`); a view folds its subject's
   records. Looking up one event reads one subject; listings read a space's subjects.
-* Dead letters: stream ``<prefix>-deadletters``, subject per (space, delivery id), so one
-  dead letter is a direct get and a space is a subject filter. Redrive republishes the
-  delivery (keeping its id) and deletes the dead letter; purge deletes it.
+* Dead letters: stream ``<prefix>-deadletters``, subject per (space, delivery id, event
+  id), read by :mod:`.jetstream_dead`. Redrive republishes the delivery (keeping its id)
+  and deletes the dead letter; purge deletes it. The log is bounded by bytes and the
+  dead letters are not: an event whose history the log dropped is shown from its dead
+  letters, and a redrive of one writes its ``Accepted`` record again.
 
 Reads go through a short-lived consumer and are bounded by ``scan_limit`` messages, so
 listings are linear in the space's retained history: fine for an operator's API, not a
@@ -26,13 +28,21 @@ from eventgateway.errors import StoreError
 from eventgateway.events.codec import decode_event
 from eventgateway.queue._common import Wakeup
 from eventgateway.queue.base import Accepted as AcceptedItem
+from eventgateway.queue.jetstream_dead import (
+    Dead,
+    dead_letter,
+    dead_letters_of_event,
+    dead_letters_of_space,
+)
 from eventgateway.queue.jetstream_history import (
     Accepted,
     EventState,
     Purged,
     Record,
     Redriven,
+    accepted_of,
     fold,
+    from_dead_letters,
 )
 from eventgateway.queue.jetstream_publish import Publisher
 from eventgateway.queue.jetstream_reconcile import lost_settles
@@ -51,9 +61,6 @@ from eventgateway.queue.log import (
 __all__ = ["JetStreamLogMixin"]
 
 logger = logging.getLogger(__name__)
-
-# (dead-letter stream sequence, the dead letter)
-_Dead = tuple[int, DeadEnvelope]
 
 
 @contextlib.asynccontextmanager
@@ -141,8 +148,28 @@ class JetStreamLogMixin(DeliveryLog):
         deliveries only: whether a pending one is leased right now, only the server knows."""
         async with _translated("read the delivery log"):
             events = await self._history(self.names.log_of(space, event_id))
-        mine = [e for e in events if e.accepted.space == space and e.accepted.event_id == event_id]
-        return max(mine, key=lambda e: e.seq).view(self._clock()) if mine else None
+            mine = [
+                e for e in events if e.accepted.space == space and e.accepted.event_id == event_id
+            ]
+            if mine:
+                return max(mine, key=lambda e: e.seq).view(self._clock())
+            # The log is bounded by bytes and drops its oldest records, a dead event's
+            # included; its dead letters (in a stream that never drops) still show it.
+            dead = await self._dead_events(space, event_id)
+        return max(dead, key=lambda e: e.accepted.at).view(self._clock()) if dead else None
+
+    async def _dead_events(self, space: str, event_id: str) -> list[EventState]:
+        dead = await dead_letters_of_event(
+            self._jetstream(), self.names, space, event_id, limit=self._scan_limit
+        )
+        by_subject: dict[str, list[DeadEnvelope]] = {}
+        for _, d in dead:
+            by_subject.setdefault(self._log_subject(d), []).append(d)
+        return [from_dead_letters(subject, group) for subject, group in by_subject.items()]
+
+    def _log_subject(self, dead: DeadEnvelope) -> str:
+        event = decode_event(dead.delivery.event)
+        return self.names.log_subject(dead.delivery.space, event.source, event.id)
 
     async def list_events(
         self,
@@ -176,25 +203,16 @@ class JetStreamLogMixin(DeliveryLog):
         subscription_id: str | None,
         since: float | None,
         until: float | None,
-    ) -> list[_Dead]:
+    ) -> list[Dead]:
         js, names = self._jetstream(), self.names
-        found: list[_Dead] = []
+        found: list[Dead] = []
         if ids is not None:
             for delivery_id in sorted(parse_ids(ids)):
-                subject = names.deadletter_subject(space, str(delivery_id))
-                try:
-                    msg = await js.get_last_msg(names.deadletters_stream, subject)
-                except NotFoundError:
-                    continue
-                assert msg.seq is not None
-                assert msg.data is not None
-                found.append((msg.seq, msgspec.msgpack.decode(msg.data, type=DeadEnvelope)))
+                one = await dead_letter(js, names, space, str(delivery_id))
+                if one is not None:
+                    found.append(one)
         else:
-            raw = await scan(
-                js, names.deadletters_stream, names.deadletters_of(space), limit=self._scan_limit
-            )
-            decoder = msgspec.msgpack.Decoder(DeadEnvelope)
-            found = [(seq, decoder.decode(data)) for seq, _, data in raw]
+            found = await dead_letters_of_space(js, names, space, limit=self._scan_limit)
         return [
             (seq, d)
             for seq, d in found
@@ -293,25 +311,38 @@ class JetStreamLogMixin(DeliveryLog):
 
     async def _note(
         self,
-        dead: list[_Dead],
+        dead: list[Dead],
         kind: type[Redriven | Purged],
         messages: dict[str, int] | None = None,
     ) -> set[str]:
         """Append one ``kind`` record per event (a ``Redriven`` one with the deliveries'
         new stream sequences, ``messages``); returns the events' log subjects."""
-        by_subject: dict[str, list[str]] = {}
+        by_subject: dict[str, list[DeadEnvelope]] = {}
         for _, d in dead:
-            event = decode_event(d.delivery.event)
-            subject = self.names.log_subject(d.delivery.space, event.source, event.id)
-            by_subject.setdefault(subject, []).append(d.delivery_id)
+            by_subject.setdefault(self._log_subject(d), []).append(d)
         now = self._clock()
-        for subject, delivery_ids in by_subject.items():
+        for subject, letters in by_subject.items():
+            delivery_ids = [d.delivery_id for d in letters]
             if kind is Redriven and messages is not None:
+                if not await self._has_history(subject):
+                    # The log lost the event's history (it is bounded by bytes): start it
+                    # again, so the redriven deliveries are shown and logged from here.
+                    await self._append(subject, accepted_of(letters))
                 record: Record = Redriven(now, delivery_ids, [messages[i] for i in delivery_ids])
             else:
                 record = kind(now, delivery_ids)
             await self._append(subject, record)
         return set(by_subject)
+
+    async def _has_history(self, subject: str) -> bool:
+        """Whether the subject's oldest record is an ``Accepted`` one (a direct get)."""
+        js = self._jetstream()
+        try:
+            first = await js.get_msg(self.names.log_stream, seq=1, subject=subject, next=True)
+        except NotFoundError:
+            return False
+        assert first.data is not None
+        return isinstance(msgspec.msgpack.decode(first.data, type=Record), Accepted)
 
     # -- retention ------------------------------------------------------------------------
 

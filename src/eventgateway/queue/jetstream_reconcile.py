@@ -25,12 +25,12 @@ from __future__ import annotations
 import bisect
 import logging
 
-import msgspec
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from eventgateway.queue.jetstream_dead import dead_letter
 from eventgateway.queue.jetstream_history import EventState, Settled
-from eventgateway.queue.jetstream_wire import DeadEnvelope, Names
+from eventgateway.queue.jetstream_wire import Names
 
 __all__ = ["BUDGET", "QUIET_S", "lost_settles"]
 
@@ -65,7 +65,7 @@ async def lost_settles(
     """
     waiting = sorted(
         (
-            (d.message, e.subject, e.accepted.space, d.id)
+            (d.message, e.subject, e.accepted.space, d.id, e.accepted.event_id)
             for e in events
             for d in e.deliveries.values()
             if d.state == "pending" and d.message is not None and now - d.last_at >= quiet_s
@@ -79,7 +79,7 @@ async def lost_settles(
     start = bisect.bisect_right(waiting, after, key=lambda item: item[0])
     records: list[tuple[str, Settled]] = []
     looked, last = 0, after
-    for message, subject, space, delivery_id in waiting[start:] + waiting[:start]:
+    for message, subject, space, delivery_id, event_id in waiting[start:] + waiting[:start]:
         if message >= first:
             if looked >= budget:
                 break
@@ -88,7 +88,7 @@ async def lost_settles(
                 last = message
                 continue
         last = message
-        record = await _settled(js, names, space, delivery_id, message, now)
+        record = await _settled(js, names, space, delivery_id, event_id, message, now)
         logger.warning(
             "delivery log: the settle of delivery %s (%s) was never logged; logged as %s now",
             delivery_id,
@@ -108,14 +108,15 @@ async def _held(js: JetStreamContext, stream: str, seq: int) -> bool:
 
 
 async def _settled(
-    js: JetStreamContext, names: Names, space: str, delivery_id: str, message: int, now: float
+    js: JetStreamContext,
+    names: Names,
+    space: str,
+    delivery_id: str,
+    event_id: str,
+    message: int,
+    now: float,
 ) -> Settled:
-    try:
-        raw = await js.get_last_msg(
-            names.deadletters_stream, names.deadletter_subject(space, delivery_id)
-        )
-    except NotFoundError:
+    found = await dead_letter(js, names, space, delivery_id, event_id)
+    if found is None:
         return Settled(now, delivery_id, "delivered", seq=message, reconciled=True)
-    assert raw.data is not None
-    dead = msgspec.msgpack.decode(raw.data, type=DeadEnvelope)
-    return Settled(now, delivery_id, "dead", reason=dead.reason, seq=message, reconciled=True)
+    return Settled(now, delivery_id, "dead", reason=found[1].reason, seq=message, reconciled=True)

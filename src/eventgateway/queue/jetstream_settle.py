@@ -111,11 +111,12 @@ class JetStreamSettleMixin:
             last_status=attempt.status if attempt else None,
             last_error=attempt.error if attempt else "",
             response_excerpt=attempt.response_excerpt if attempt else "",
+            last_attempt=_logged(attempt),
         )
         num = msg.metadata.num_delivered
         try:
             await self._js.publish(
-                self.names.deadletter_subject(delivery.space, delivery.id),
+                self.names.deadletter_subject(delivery.space, delivery.id, delivery.event.id),
                 msgspec.msgpack.encode(dead),
                 # The same id twice (a retried dead letter) is stored once.
                 headers={"Nats-Msg-Id": f"dead-{delivery.id}-{msg.metadata.sequence.stream}-{num}"},

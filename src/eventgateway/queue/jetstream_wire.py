@@ -25,6 +25,7 @@ from nats.js.api import (
 from nats.js.errors import APIError
 
 from eventgateway.errors import ConfigError, StoreError
+from eventgateway.queue.log import LoggedAttempt
 
 __all__ = [
     "STREAM_FULL_CODES",
@@ -110,13 +111,28 @@ class Names:
         """The stream dead letters are kept in."""
         return f"{self.prefix}-deadletters"
 
-    def deadletter_subject(self, space: str, delivery_id: str) -> str:
-        """One dead letter's subject: a direct get by subject finds it, a space is a wildcard."""
+    def deadletter_subject(self, space: str, delivery_id: str, event_id: str) -> str:
+        """One dead letter's subject. A space is a wildcard, one delivery id a wildcard
+        get (:meth:`deadletter_of`), and so are an event's dead letters
+        (:meth:`deadletters_of_event`): the event view falls back on them when the
+        delivery log (bounded by bytes) has lost the event's history."""
+        return f"{self.prefix}.deadletters.{token(space)}.{delivery_id}.{token(event_id)}"
+
+    def deadletter_of(self, space: str, delivery_id: str) -> str:
+        """The dead letter of one delivery (a subject filter)."""
+        return f"{self.prefix}.deadletters.{token(space)}.{delivery_id}.*"
+
+    def legacy_deadletter_subject(self, space: str, delivery_id: str) -> str:
+        """Where earlier builds wrote a dead letter (no event token); still read."""
         return f"{self.prefix}.deadletters.{token(space)}.{delivery_id}"
 
     def deadletters_of(self, space: str) -> str:
         """Every dead letter of ``space`` (a subject filter)."""
-        return f"{self.prefix}.deadletters.{token(space)}.*"
+        return f"{self.prefix}.deadletters.{token(space)}.>"
+
+    def deadletters_of_event(self, space: str, event_id: str) -> str:
+        """The dead letters of one event id in ``space`` (a subject filter)."""
+        return f"{self.prefix}.deadletters.{token(space)}.*.{token(event_id)}"
 
     @property
     def log_stream(self) -> str:
@@ -173,6 +189,9 @@ class DeadEnvelope(msgspec.Struct, array_like=True, omit_defaults=True):
     last_status: int | None = None
     last_error: str = ""
     response_excerpt: str = ""
+    # The attempt that gave up (None from earlier builds, or when none was made): what the
+    # event view shows of its attempt log once the delivery log has lost the rest.
+    last_attempt: LoggedAttempt | None = None
 
 
 def msg_id(scope: str, source: str, event_id: str, subscription_id: str) -> str:

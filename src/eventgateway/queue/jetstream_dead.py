@@ -1,0 +1,88 @@
+"""Reading the dead letters of :class:`~eventgateway.queue.jetstream.JetStreamQueue`.
+
+A dead letter lives in ``<prefix>-deadletters`` on
+``<prefix>.deadletters.<h(space)>.<delivery id>.<h(event id)>``
+(:meth:`~eventgateway.queue.jetstream_wire.Names.deadletter_subject`), so it is found
+three ways: by delivery id (a wildcard get), by event (the event view's fallback when
+the byte-bounded delivery log lost the event's history) and by space (a scan). Earlier
+builds wrote ``…<h(space)>.<delivery id>`` (no event token): found by id and by space,
+not by event.
+
+Raises nats-py's errors; the caller translates them.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from eventgateway.events.codec import decode_event
+from eventgateway.queue.jetstream_setup import scan
+from eventgateway.queue.jetstream_wire import DeadEnvelope, Names
+
+__all__ = ["Dead", "dead_letter", "dead_letters_of_event", "dead_letters_of_space"]
+
+# (dead-letter stream sequence, the dead letter)
+Dead = tuple[int, DeadEnvelope]
+
+
+async def dead_letter(
+    js: JetStreamContext, names: Names, space: str, delivery_id: str, event_id: str | None = None
+) -> Dead | None:
+    """The dead letter of one delivery of ``space``, or ``None``.
+
+    Knowing its ``event_id`` makes the get a literal one (~0.3 ms); without it, a
+    wildcard get costs the server a pass over the stream's subjects (2.5-30 ms at 200,000
+    dead letters on nats-server 2.9.10, by how old the dead letter is).
+    """
+    for subject in (
+        names.deadletter_of(space, delivery_id)
+        if event_id is None
+        else names.deadletter_subject(space, delivery_id, event_id),
+        names.legacy_deadletter_subject(space, delivery_id),
+    ):
+        try:
+            msg = await js.get_last_msg(names.deadletters_stream, subject)
+        except NotFoundError:
+            continue
+        assert msg.seq is not None
+        assert msg.data is not None
+        dead = msgspec.msgpack.decode(msg.data, type=DeadEnvelope)
+        if dead.delivery.space == space:  # the subject holds a hash of it
+            return msg.seq, dead
+    return None
+
+
+async def dead_letters_of_event(
+    js: JetStreamContext, names: Names, space: str, event_id: str, *, limit: int
+) -> list[Dead]:
+    """The dead letters of event ``event_id`` (any source) in ``space``, oldest first."""
+    # One direct get per dead letter, not a scan: an event has a few, and creating a
+    # filtered consumer costs the server a pass over the stream's subjects (~0.2 s at
+    # 200,000 dead letters on nats-server 2.9, against ~10 ms a get).
+    subject = names.deadletters_of_event(space, event_id)
+    found: list[Dead] = []
+    seq = 1
+    while len(found) < limit:
+        try:
+            msg = await js.get_msg(names.deadletters_stream, seq=seq, subject=subject, next=True)
+        except NotFoundError:
+            break
+        assert msg.seq is not None
+        assert msg.data is not None
+        seq = msg.seq + 1
+        dead = msgspec.msgpack.decode(msg.data, type=DeadEnvelope)
+        if dead.delivery.space == space and decode_event(dead.delivery.event).id == event_id:
+            found.append((msg.seq, dead))
+    return found
+
+
+async def dead_letters_of_space(
+    js: JetStreamContext, names: Names, space: str, *, limit: int
+) -> list[Dead]:
+    """Every dead letter of ``space`` (at most ``limit``), oldest first."""
+    raw = await scan(js, names.deadletters_stream, names.deadletters_of(space), limit=limit)
+    decoder = msgspec.msgpack.Decoder(DeadEnvelope)
+    found = [(seq, decoder.decode(data)) for seq, _, data in raw]
+    return [(seq, d) for seq, d in found if d.delivery.space == space]
