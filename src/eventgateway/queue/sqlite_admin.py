@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -10,7 +11,15 @@ from eventgateway.queue.log import parse_ids
 from eventgateway.queue.sqlite_settle import unpark_head
 from eventgateway.queue.sqlite_writer import Tx
 
-__all__ = ["DeadFilter", "dead_filter", "purge_op", "redrive_op", "retention_op"]
+__all__ = [
+    "DeadFilter",
+    "dead_filter",
+    "purge_op",
+    "redrive_op",
+    "retention_candidates",
+    "retention_end",
+    "retention_op",
+]
 
 Clock = Callable[[], float]
 # A WHERE clause over ``deliveries`` and its parameters.
@@ -115,38 +124,66 @@ def purge_op(selected: DeadFilter) -> Callable[[Tx], int]:
     return op
 
 
-def retention_op(
-    after_seq: int, beyond_below: int, cutoff: float, batch: int
-) -> Callable[[Tx], tuple[int, int, bool]]:
-    """Delete delivered events among the next ``batch`` after ``after_seq``.
+# Removable: every delivery delivered (a dead letter or a pending delivery keeps its
+# event), and past the count (``seq < ?1``) or quiet since the cutoff (``?2``).
+_REMOVABLE = (
+    "NOT EXISTS (SELECT 1 FROM deliveries WHERE event_seq = events.seq AND "
+    "(state != 'delivered' OR (events.seq >= ?1 AND updated_at >= ?2)))"
+)
+_NO_END = 2**63 - 1
 
-    An event goes when every delivery of it is delivered (none pending, none dead: dead
-    letters stay until redriven or purged) and either ``seq < beyond_below`` (past the
-    count) or nothing about it happened since ``cutoff``. Returns ``(deleted, last seq
-    looked at, done)``; the scan is done at the first event that is inside both limits
-    (events are in acceptance order, so later ones are too).
+
+def retention_end(conn: sqlite3.Connection, beyond_below: int, cutoff: float) -> int:
+    """The first event inside both limits (not past the count, received since ``cutoff``):
+    retention looks at the events before it only (later ones are inside both too)."""
+    row = conn.execute(
+        "SELECT seq FROM events WHERE seq >= ? AND received_at >= ? ORDER BY seq LIMIT 1",
+        (beyond_below, cutoff),
+    ).fetchone()
+    return _NO_END if row is None else int(row[0])
+
+
+def retention_candidates(
+    conn: sqlite3.Connection,
+    after_seq: int,
+    end_seq: int,
+    beyond_below: int,
+    cutoff: float,
+    batch: int,
+) -> list[int]:
+    """The next ``batch`` removable events after ``after_seq`` (and before ``end_seq``).
+
+    A read: run it on the reader connection. The events retention keeps (dead letters,
+    pending deliveries) are walked here, one probe of ``deliveries_event`` each inside
+    one statement, so at a million dead letters the walk costs the writer nothing.
+    """
+    rows = conn.execute(
+        f"SELECT seq FROM events WHERE seq > ?3 AND seq < ?4 AND {_REMOVABLE} "
+        "ORDER BY seq LIMIT ?5",
+        (beyond_below, cutoff, after_seq, end_seq, batch),
+    ).fetchall()
+    return [int(seq) for (seq,) in rows]
+
+
+def retention_op(seqs: Sequence[int], beyond_below: int, cutoff: float) -> Callable[[Tx], int]:
+    """Delete the events ``seqs`` (from :func:`retention_candidates`) that are still
+    removable, with their deliveries and attempts; returns how many went.
+
+    Checked again because the reader's snapshot may be older than the write (another
+    process shares the file): one probe per event, so the writer's work is the deletions.
     """
 
-    def op(tx: Tx) -> tuple[int, int, bool]:
+    def op(tx: Tx) -> int:
         conn = tx.conn
-        # One statement per batch: each event is one probe of deliveries_event, so the
-        # events retention keeps (pending, dead) cost a probe each, never a scan.
-        rows = conn.execute(
-            "SELECT seq, received_at, EXISTS (SELECT 1 FROM deliveries WHERE event_seq = "
-            "events.seq AND (state != 'delivered' OR (events.seq >= ?1 AND updated_at >= ?2))) "
-            "FROM events WHERE seq > ?3 ORDER BY seq LIMIT ?4",
-            (beyond_below, cutoff, after_seq, batch),
-        ).fetchall()
-        done = len(rows) < batch
-        last = after_seq
-        deleted = 0
-        for seq, received_at, kept in rows:
-            if seq >= beyond_below and received_at >= cutoff:
-                done = True
-                break
-            last = seq
-            if kept:
-                continue
+        marks = ", ".join(f"?{n}" for n in range(3, 3 + len(seqs)))
+        doomed = [
+            seq
+            for (seq,) in conn.execute(
+                f"SELECT seq FROM events WHERE seq IN ({marks}) AND {_REMOVABLE}",
+                (beyond_below, cutoff, *seqs),
+            )
+        ]
+        for seq in doomed:
             conn.execute(
                 "DELETE FROM attempts WHERE delivery_id IN "
                 "(SELECT id FROM deliveries WHERE event_seq = ?)",
@@ -154,7 +191,6 @@ def retention_op(
             )
             conn.execute("DELETE FROM deliveries WHERE event_seq = ?", (seq,))
             conn.execute("DELETE FROM events WHERE seq = ?", (seq,))
-            deleted += 1
-        return deleted, last, done
+        return len(doomed)
 
     return op

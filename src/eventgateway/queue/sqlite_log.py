@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import functools
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +31,14 @@ from eventgateway.queue.log import (
     delivery_view,
     rfc3339,
 )
-from eventgateway.queue.sqlite_admin import dead_filter, purge_op, redrive_op, retention_op
+from eventgateway.queue.sqlite_admin import (
+    dead_filter,
+    purge_op,
+    redrive_op,
+    retention_candidates,
+    retention_end,
+    retention_op,
+)
 from eventgateway.queue.sqlite_schema import connect
 from eventgateway.queue.sqlite_writer import GroupCommitWriter
 
@@ -295,35 +303,48 @@ class SqliteLogMixin(DeliveryLog):
     async def enforce_retention(self, *, max_age_s: float, max_events: int) -> int:
         """See :meth:`DeliveryLog.enforce_retention`.
 
-        Works in batches of a few hundred events, one writer transaction each, so that
-        accepts and acks never wait behind one long delete.
+        Finds the removable events on the reader and deletes them in batches of a few
+        hundred, one writer transaction each, so that accepts and acks never wait behind
+        one long delete, nor behind a walk past the events retention keeps.
         """
         cutoff = self._clock() - max_age_s
 
-        def count_cut(conn: sqlite3.Connection) -> int:
+        def limits(conn: sqlite3.Connection) -> tuple[int, int]:
             # The count is of events retention may remove (every delivery delivered): the
             # ones it keeps (pending, dead letters) never push delivered ones out. A probe
             # of deliveries_event per event, newest first, on the reader: ~0.7 s for a
             # million events, off the write lock (docs/delivery.md).
             if max_events <= 0:
                 (top,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
-                return int(top) + 1
-            row = conn.execute(
-                "SELECT seq FROM events WHERE NOT EXISTS (SELECT 1 FROM deliveries "
-                "WHERE event_seq = events.seq AND state != 'delivered') "
-                "ORDER BY seq DESC LIMIT 1 OFFSET ?",
-                (max_events - 1,),
-            ).fetchone()
-            return 0 if row is None else int(row[0])
+                beyond_below = int(top) + 1
+            else:
+                row = conn.execute(
+                    "SELECT seq FROM events WHERE NOT EXISTS (SELECT 1 FROM deliveries "
+                    "WHERE event_seq = events.seq AND state != 'delivered') "
+                    "ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                    (max_events - 1,),
+                ).fetchone()
+                beyond_below = 0 if row is None else int(row[0])
+            return beyond_below, retention_end(conn, beyond_below, cutoff)
 
-        beyond_below = await self._reader.run(count_cut)
-        total, after, done = 0, 0, False
-        while not done:
-            deleted, after, done = await self._writing().submit(
-                retention_op(after, beyond_below, cutoff, _RETENTION_BATCH)
+        beyond_below, end = await self._reader.run(limits)
+        total, after = 0, 0
+        while True:
+            seqs = await self._reader.run(
+                functools.partial(
+                    retention_candidates,
+                    after_seq=after,
+                    end_seq=end,
+                    beyond_below=beyond_below,
+                    cutoff=cutoff,
+                    batch=_RETENTION_BATCH,
+                )
             )
-            total += deleted
-        return total
+            if seqs:
+                total += await self._writing().submit(retention_op(seqs, beyond_below, cutoff))
+            if len(seqs) < _RETENTION_BATCH:
+                return total
+            after = seqs[-1]
 
 
 def _attempt_logs(conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[LoggedAttempt]]:
