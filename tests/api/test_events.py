@@ -364,3 +364,33 @@ async def test_system_events_on_a_space_path_are_that_spaces_only(receiver: Rece
     ]
     assert bravo.json()["data"]["path"] == "/bravo/users"
     assert len([call for call in receiver.calls if call.path == "/bravo"]) == 1
+
+
+async def test_received_counter_labels_only_configured_types():
+    # Types come from clients: each unconfigured one would otherwise be a new series.
+    async with in_process_gateway() as gw:
+        await gw.event_type("user.created")
+        for index in range(5):
+            event = {**CE01, "eventType": f"junk.{index}", "eventID": f"j-{index}"}
+            assert (await gw.events.post("/x", json=event, headers=STRUCTURED)).status_code == 202
+        assert (await gw.events.post("/x", json=CE01, headers=STRUCTURED)).status_code == 202
+        metrics = (await gw.config.get("/v1/metrics")).text
+    received = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("eventgateway_events_received_total{")
+    ]
+    assert sorted(received) == [
+        'eventgateway_events_received_total{space="",type="custom"} 5.0',
+        'eventgateway_events_received_total{space="",type="user.created"} 1.0',
+    ]
+
+
+async def test_received_counter_follows_the_configuration():
+    async with in_process_gateway() as gw:
+        await gw.events.post("/x", json=CE01, headers=STRUCTURED)
+        await gw.event_type("user.created")
+        await gw.events.post("/x", json=CE01, headers=STRUCTURED)
+        metrics = (await gw.config.get("/v1/metrics")).text
+    assert 'eventgateway_events_received_total{space="",type="custom"} 1.0' in metrics
+    assert 'eventgateway_events_received_total{space="",type="user.created"} 1.0' in metrics

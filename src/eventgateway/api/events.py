@@ -95,6 +95,8 @@ class EventsApp:
         self._durable = durable
         self._fast = fast
         self._received_counters: dict[str, Any] = {}
+        self._counters_table: RoutingTable | None = None
+        self._custom_received = metrics.events_received.labels(space="", type="custom")
         self._invoker = invoker
         self._system = system
         self._metrics = metrics
@@ -228,7 +230,7 @@ class EventsApp:
                 "eventgateway.event.received",
                 {"path": route_path, "event": event, "headers": headers},
             )
-            self._received(event.type)
+            self._received(event.type, table)
             targets = table.async_targets(method, route_path, event.type)
             if targets:
                 _plan(event, targets, request, durable, fast)
@@ -260,12 +262,21 @@ class EventsApp:
             return
         await self._run_sync(send, sync_match, sync_event, request, extra)
 
-    def _received(self, event_type: str) -> None:
+    def _received(self, event_type: str, table: RoutingTable) -> None:
+        if table is not self._counters_table:
+            # Whether a type is configured changes with the table; re-decide per table.
+            self._received_counters.clear()
+            self._counters_table = table
         counter = self._received_counters.get(event_type)
         if counter is None:
-            if len(self._received_counters) >= _MAX_TYPE_LABELS:
-                event_type = "other"  # bounded label cardinality: types come from clients
-            counter = self._metrics.events_received.labels(space="", type=event_type)
+            if not table.is_configured_type(event_type):
+                # Types come from clients: an unconfigured one gets no series of its own
+                # (an unauthenticated sender could mint one per request) and counts as
+                # the original counted every custom event.
+                self._custom_received.inc()
+                return
+            label = event_type if len(self._received_counters) < _MAX_TYPE_LABELS else "other"
+            counter = self._metrics.events_received.labels(space="", type=label)
             self._received_counters[event_type] = counter
         counter.inc()
 

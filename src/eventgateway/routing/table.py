@@ -89,6 +89,7 @@ class RoutingTable:
         "_event_types",
         "_functions",
         "_sync",
+        "_type_names",
         "revision",
     )
 
@@ -112,6 +113,10 @@ class RoutingTable:
         self._functions = functions
         self._event_types = event_types
         self._counts = counts
+        # Names a metric label may carry: bounded by the configuration, not by clients.
+        self._type_names = frozenset(name for _, name in event_types) | frozenset(
+            event_type for by_type in async_.values() for event_type in by_type
+        )
 
     def __repr__(self) -> str:
         return f"<RoutingTable revision={self.revision} spaces={len(self._counts)}>"
@@ -253,6 +258,10 @@ class RoutingTable:
         """Whether any async subscription, on any path, is for (``method``, ``event_type``)."""
         by_type = self._async.get(method)
         return by_type is not None and event_type in by_type
+
+    def is_configured_type(self, event_type: str) -> bool:
+        """Whether some space registers ``event_type`` or subscribes to it asynchronously."""
+        return event_type in self._type_names
 
     def subscriptions_for_system_event(self, event_type: str) -> tuple[Target, ...]:
         """The async subscriptions that receive system event ``event_type`` (contract §4.7).
