@@ -152,6 +152,24 @@ async def test_an_expired_admin_key_does_not_count_as_the_spare(gw: AuthGateway)
     assert response.status_code == 400
 
 
+async def test_a_spare_that_expires_first_does_not_count(gw: AuthGateway):
+    # Revoking the permanent key beside a short-lived spare would leave the space, once the
+    # spare expired, with nobody to manage it.
+    claimed = await gw.claim("acme")
+    spare = await gw.key("acme", "admin", expires_at=START_S + 60)
+
+    response = await gw.config.delete(
+        f"/v1/spaces/acme/keys/{claimed['keyId']}", headers=bearer(spare)
+    )
+
+    assert response.status_code == 400
+    assert "last admin key" in errors(response)
+    spare_id = spare.split("_")[1]
+    assert (  # the spare itself may go: the permanent key outlives it
+        await gw.config.delete(f"/v1/spaces/acme/keys/{spare_id}", headers=bearer(spare))
+    ).status_code == 204
+
+
 async def test_unknown_keys_are_404(gw: AuthGateway):
     await gw.claim("acme")
 

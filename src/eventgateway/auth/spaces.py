@@ -9,8 +9,9 @@ Rules (``docs/security.md``):
 * A space is deleted only once it holds no event types, functions, subscriptions or CORS
   configurations (400 naming what is left; ``eg remove`` clears a service). Its keys
   are removed at once; the name stays taken (see :class:`~eventgateway.model.spaces.Space`).
-* The last admin key of a space that has not expired cannot be revoked (400): the space
-  would be left without anyone to manage it. Create another admin key first.
+* An admin key that has not expired can be revoked only while another admin key outlives
+  it (never expires, or expires no sooner) (400 otherwise): the space would be left, then
+  or once a short-lived spare expired, without anyone to manage it. Create one first.
 
 Every method raises an :class:`~eventgateway.errors.HTTPError` subclass with the message
 the client sees, and refreshes the :class:`KeyRing` before returning from a write.
@@ -220,7 +221,7 @@ class SpaceAdmin:
         return await self._keys(space)
 
     async def revoke_key(self, space: str, key_id: str) -> None:
-        """Delete a key at once; not the space's last unexpired admin key (400)."""
+        """Delete a key at once; an unexpired admin key only if another outlives it (400)."""
         async with self._write_lock:
             await self.get(space)
             keys = await self._keys(space)
@@ -228,11 +229,24 @@ class SpaceAdmin:
             if key is None:
                 raise NotFoundError(f'Key "{key_id}" not found.')
             now = self.keyring.now()
-            admins = [k for k in keys if "admin" in k.scopes and not is_expired(k.expires_at, now)]
-            if admins == [key]:
+            if (
+                "admin" in key.scopes
+                and not is_expired(key.expires_at, now)
+                and not any(
+                    _outlives(other, key)
+                    for other in keys
+                    if other is not key and "admin" in other.scopes
+                )
+            ):
                 raise ValidationError(
-                    f'Key "{key_id}" is the last admin key of space "{space}"; create another '
-                    "admin key first."
+                    f'Key "{key_id}" is the last admin key of space "{space}" that does not '
+                    "expire before it; create another admin key first."
                 )
             await self.store.delete("keys", space, key_id)
             await self.keyring.refresh()
+
+
+def _outlives(other: ApiKey, key: ApiKey) -> bool:
+    if other.expires_at is None:
+        return True
+    return key.expires_at is not None and other.expires_at >= key.expires_at
