@@ -14,6 +14,7 @@ from typing import Any, Final
 from eventgateway.api.openapi_deliveries import deliveries_paths, deliveries_schemas
 from eventgateway.api.openapi_invoke import invoke_paths, invoke_schemas
 from eventgateway.api.openapi_parts import JSON, STRING, json_response, path_param, ref
+from eventgateway.api.openapi_runtime import runtime_paths, runtime_schemas
 from eventgateway.api.openapi_spaces import (
     AUTH_DESCRIPTION,
     SECURITY_SCHEMES,
@@ -370,6 +371,7 @@ def openapi_document() -> dict[str, Any]:
         paths[f"/v1/spaces/{{space}}/{segment}/{{{id_name}}}"] = item
     paths.update(deliveries_paths())
     paths.update(invoke_paths())
+    paths.update(runtime_paths())
     paths.update(spaces_paths())
     return {
         "openapi": "3.1.0",
@@ -386,6 +388,7 @@ def openapi_document() -> dict[str, Any]:
                 **_schemas(),
                 **deliveries_schemas(),
                 **invoke_schemas(),
+                **runtime_schemas(),
                 **spaces_schemas(),
             },
             "securitySchemes": SECURITY_SCHEMES,

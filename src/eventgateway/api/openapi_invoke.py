@@ -20,16 +20,6 @@ _DEFAULT_SOURCE: Final = "/eventgateway/invoke"
 
 def invoke_schemas() -> dict[str, Any]:
     """Component schemas of the invoke request and response."""
-    log_line = {
-        "type": "object",
-        "properties": {
-            "timestamp": {"type": "string", "format": "date-time"},
-            "requestId": STRING,
-            "stream": {"type": "string", "enum": ["stdout", "stderr", "system"]},
-            "message": STRING,
-        },
-        "required": ["timestamp", "requestId", "stream", "message"],
-    }
     response = {
         "ok": {
             "type": "boolean",
@@ -55,7 +45,7 @@ def invoke_schemas() -> dict[str, Any]:
         "durationMs": {"type": "number", "minimum": 0},
         "logs": {
             "type": "array",
-            "items": log_line,
+            "items": ref("LogLine"),
             "description": "The invocation's log lines, START to REPORT (python/nodejs).",
         },
     }
