@@ -9,8 +9,10 @@ import os
 import re
 import signal
 
+from eventgateway.runtime.child import own_peak_kib
 from eventgateway.runtime.pool import FunctionRuntime
 from tests.runtime.conftest import USER, RecordingSink, event, make_spec
+from tests.runtime.test_child import mb_above_this_process
 
 REPORT = re.compile(
     r"REPORT RequestId: (?P<id>[0-9a-f-]{36})\tDuration: (?P<duration>\d+\.\d\d) ms"
@@ -257,6 +259,43 @@ async def test_a_memory_hog_fails_and_its_worker_is_replaced(runtime):
     after = await runtime.invoke(make_spec("probe.echo", memory_mb=128), event())
     assert after.ok
     assert after.init_duration_ms is not None
+
+
+def report_of(sink: RecordingSink, request_id: str) -> re.Match[str]:
+    report = REPORT.match(sink.messages(request_id)[-1])
+    assert report is not None
+    return report
+
+
+async def test_a_worker_that_dies_after_allocating_reports_its_peak(runtime, sink):
+    mb = mb_above_this_process()  # else the kernel's figure could be this process's
+    spec = make_spec("probe.hog_then_exit", memory_mb=mb + 256)
+
+    result = await runtime.invoke(spec, event({"mb": mb}))
+
+    assert error_of(result.payload)["errorType"] == "Runtime.ExitError"
+    assert result.max_memory_used_mb >= mb
+    assert int(report_of(sink, result.request_id)["used"]) == result.max_memory_used_mb
+
+
+async def test_a_worker_killed_at_its_timeout_reports_its_peak(runtime, sink):
+    mb = mb_above_this_process()
+    spec = make_spec("probe.hog_then_sleep", memory_mb=mb + 256, timeout_s=4.0)
+
+    result = await runtime.invoke(spec, event({"mb": mb}))
+
+    assert error_of(result.payload)["errorType"] == "Sandbox.Timedout"
+    assert "holding it" in sink.messages(result.request_id)  # else the timeout came first
+    assert int(report_of(sink, result.request_id)["used"]) >= mb
+
+
+async def test_a_small_worker_that_dies_does_not_report_the_gateways_memory(runtime, sink):
+    result = await runtime.invoke(make_spec("probe.exit3"), event())
+
+    # The kernel's figure for it is at least this process's peak (carried over through
+    # exec); what it used itself is far less.
+    assert error_of(result.payload)["errorType"] == "Runtime.ExitError"
+    assert 0 < result.max_memory_used_mb < own_peak_kib() // 1024
 
 
 async def test_os_exit_is_an_exit_error_and_the_gateway_lives_on(runtime, sink):

@@ -8,6 +8,10 @@ invocation at a time; the pool (``pool.py``) guarantees that.
 Every way a worker can fail ends in an :class:`Outcome`, never in an exception: a timeout
 kills the process group (the handler's children too), a crash or a memory hog is reported
 in Lambda's words, and the outcome says the worker must not be reused.
+
+Max Memory Used is the highest figure known for the worker: its own report after each
+answer (``VmHWM``), ``VmHWM`` read just before a kill, and, once it is dead, the kernel's
+peak for it (``child.py``), which alone survives a worker that died on its own.
 """
 
 from __future__ import annotations
@@ -18,13 +22,13 @@ import logging
 import os
 import secrets
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
 from eventgateway.runtime.base import LogLine, LogSink, RuntimeSpec, Stream
+from eventgateway.runtime.child import Child
 from eventgateway.runtime.launch import Launch
 from eventgateway.runtime.output import OutputPump
 from eventgateway.runtime.protocol import Frame, ProtocolError, encode_frame, read_frame
@@ -77,7 +81,7 @@ class WorkerProcess:
     def __init__(
         self,
         spec: RuntimeSpec,
-        process: asyncio.subprocess.Process,
+        process: Child,
         pipes: _Pipes,
         token: str,
         sink: LogSink,
@@ -94,8 +98,6 @@ class WorkerProcess:
         self._seq = 0
         self._max_memory_used_mb = 0
         self._broken = False
-        assert process.stdout is not None
-        assert process.stderr is not None
         self._pumps = [
             OutputPump(process.stdout, "stdout", sink, self._line, token),
             OutputPump(process.stderr, "stderr", sink, self._line, token),
@@ -128,15 +130,9 @@ class WorkerProcess:
         result_read, result_write = os.pipe()
         try:
             launch = plan((request_read, result_write), token)
-            process = await asyncio.create_subprocess_exec(
-                *launch.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=launch.cwd,
-                env=launch.env,
-                pass_fds=(request_read, result_write),
-                start_new_session=True,  # its own process group: a kill takes its children too
+            # In its own session, so its own process group: a kill takes its children too.
+            process = await Child.start(
+                launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=(request_read, result_write)
             )
         except BaseException:
             for fd in (request_write, result_read):
@@ -213,13 +209,11 @@ class WorkerProcess:
         await self._finish_output()
         # A grandchild that left the process group may still hold stdout/stderr open; our
         # ends of those pipes go now rather than whenever it exits.
-        transport = getattr(self._process, "_transport", None)
-        if isinstance(transport, asyncio.SubprocessTransport):
-            transport.close()
+        self._process.close()
 
     async def _exited_within(self, seconds: float) -> bool:
-        # Process.wait() also waits for stdout/stderr to close, which an escaped grandchild
-        # can delay forever: bounded, and "exited" is judged by the return code alone.
+        # Bounded: a worker may ignore SIGTERM, and one stuck in the kernel outlasts even
+        # SIGKILL for a while. "Exited" means reaped (returncode set), pipes aside.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self._process.wait()
@@ -270,9 +264,11 @@ class WorkerProcess:
         )
 
     async def _timed_out(self, timeout_s: float, started: float, *, init: bool = False) -> Outcome:
-        peak_mb = self._peak_rss_mb()  # read before the kill: /proc forgets the dead
+        # Read before the kill: /proc forgets the dead (the kernel's figure may not tell).
+        self._max_memory_used_mb = max(self._max_memory_used_mb, self._peak_rss_mb())
         self.kill()
         duration_ms = (time.perf_counter() - started) * 1000
+        await self._exited_within(STOP_GRACE_S)
         await self._finish_output()
         message = timeout_message(timeout_s)
         if init:
@@ -283,7 +279,7 @@ class WorkerProcess:
             ok=False,
             payload=error_payload("Sandbox.Timedout", message),
             duration_ms=duration_ms,
-            max_memory_used_mb=peak_mb,
+            max_memory_used_mb=self._dead_peak_mb(),
             reusable=False,
         )
 
@@ -303,7 +299,7 @@ class WorkerProcess:
             ok=False,
             payload=error_payload(error_type, message),
             duration_ms=duration_ms,
-            max_memory_used_mb=self._max_memory_used_mb,
+            max_memory_used_mb=self._dead_peak_mb(),
             reusable=False,
         )
 
@@ -342,8 +338,17 @@ class WorkerProcess:
             pass
         return self._max_memory_used_mb
 
+    def _dead_peak_mb(self) -> int:
+        # The kernel's figure covers what happened after the worker's last report: a
+        # handler that allocated, then crashed or was killed. Unknown (None) while the
+        # worker is unreaped, or when it may be the gateway's own (child.py).
+        kernel_kib = self._process.peak_rss_kib
+        if kernel_kib is None:
+            return self._max_memory_used_mb
+        return max(self._max_memory_used_mb, kernel_kib // 1024)
 
-def _signal_group(process: asyncio.subprocess.Process, signum: int) -> None:
+
+def _signal_group(process: Child, signum: int) -> None:
     # Only while the leader is unreaped: its pid, and so the group id, cannot be reused yet.
     if process.returncode is None:
         try:
@@ -352,5 +357,5 @@ def _signal_group(process: asyncio.subprocess.Process, signum: int) -> None:
             pass
 
 
-def _kill_group(process: asyncio.subprocess.Process) -> None:
+def _kill_group(process: Child) -> None:
     _signal_group(process, signal.SIGKILL)

@@ -108,3 +108,20 @@ def escape(event, context):
     child = subprocess.Popen(["sleep", "30"], start_new_session=True)
     print(f"grandchild {child.pid}")
     os._exit(1)
+
+
+def hog_then_exit(event, context):
+    """Touches ``event["data"]["mb"]`` MiB, then dies without answering."""
+    hog = bytearray(event["data"]["mb"] * 1024 * 1024)
+    for offset in range(0, len(hog), 4096):
+        hog[offset] = 1
+    os._exit(1)
+
+
+def hog_then_sleep(event, context):
+    """Touches ``event["data"]["mb"]`` MiB, then sleeps past any timeout."""
+    hog = bytearray(event["data"]["mb"] * 1024 * 1024)
+    for offset in range(0, len(hog), 4096):
+        hog[offset] = 1
+    print("holding it")
+    time.sleep(3600)
