@@ -7,7 +7,8 @@ import json
 import pytest
 
 from tests.runtime.conftest import USER, event, make_spec, requires_node
-from tests.runtime.test_python_worker import REPORT, error_of
+from tests.runtime.test_child import mb_above_this_process
+from tests.runtime.test_python_worker import REPORT, error_of, report_of
 
 
 @pytest.fixture(autouse=True)
@@ -114,6 +115,17 @@ async def test_process_exit_is_an_exit_error(runtime):
     assert str(error_of(result.payload)["errorMessage"]).endswith("exit status 3")
 
 
+async def test_a_worker_that_dies_after_allocating_reports_its_peak(runtime, sink):
+    mb = mb_above_this_process()
+    spec = node_spec("probe.hogThenExit", memory_mb=mb + 256)
+
+    result = await runtime.invoke(spec, event({"mb": mb}))
+
+    assert error_of(result.payload)["errorType"] == "Runtime.ExitError"
+    assert result.max_memory_used_mb >= mb
+    assert int(report_of(sink, result.request_id)["used"]) == result.max_memory_used_mb
+
+
 async def test_a_heap_hog_ends_in_out_of_memory(runtime):
     result = await runtime.invoke(node_spec("probe.hog", memory_mb=64, timeout_s=20.0), event())
 
@@ -144,3 +156,58 @@ async def test_a_forgotten_callback_ends_with_null_when_the_event_loop_empties(r
     assert "done, but no callback" in sink.messages(result.request_id)
     assert again.ok
     assert again.init_duration_ms is None  # the worker lives on
+
+
+# -- context.callbackWaitsForEmptyEventLoop (Lambda's default: true) --------------------------
+
+
+async def test_a_callback_result_waits_for_the_event_loop_to_empty(runtime, sink):
+    result = await runtime.invoke(node_spec("probe.waitsForTimers"), event())
+
+    assert json.loads(result.payload) == "answered"
+    messages = sink.messages(result.request_id)
+    # The timer set before the callback ran inside the invocation, before its END.
+    assert "timer ran" in messages
+    assert messages.index("timer ran") < messages.index(f"END RequestId: {result.request_id}")
+
+
+async def test_an_event_loop_that_never_empties_times_out(runtime):
+    spec = node_spec("probe.endlessInterval", timeout_s=1.0)
+
+    result = await runtime.invoke(spec, event())
+
+    assert not result.ok
+    assert error_of(result.payload) == {
+        "errorType": "Sandbox.Timedout",
+        "errorMessage": "Task timed out after 1.00 seconds",
+        "stackTrace": [],
+    }
+
+
+async def test_a_callback_error_does_not_wait(runtime):
+    spec = node_spec("probe.errorWithEndlessInterval", timeout_s=5.0)
+
+    result = await runtime.invoke(spec, event())
+
+    assert error_of(result.payload)["errorMessage"] == "errors do not wait"
+
+
+async def test_an_async_handler_does_not_wait_for_the_event_loop(runtime):
+    spec = node_spec("probe.asyncWithEndlessInterval", timeout_s=5.0)
+
+    result = await runtime.invoke(spec, event())
+
+    assert json.loads(result.payload) == "async handlers do not wait"
+
+
+async def test_with_false_the_result_goes_at_once_and_pending_work_runs_on(runtime):
+    spec = node_spec("probe.doesNotWait", timeout_s=5.0)
+
+    first = await runtime.invoke(spec, event({}))
+    later = await runtime.invoke(spec, event({"check": True}))
+
+    assert first.ok
+    assert json.loads(first.payload)["answered"] is True
+    body = json.loads(later.payload)
+    assert body["pid"] == json.loads(first.payload)["pid"]  # the same warm worker
+    assert body["ticks"] >= 1  # the interval the first call left kept running

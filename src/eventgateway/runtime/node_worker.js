@@ -141,7 +141,7 @@ async function loadHandler(handlerName) {
 
 let handler = null;
 let loadError = null;
-let current = null; // the invocation in progress: { seq, requestId, finish, fallback }
+let current = null; // the invocation in progress: { seq, requestId, finish, fallback, waiting }
 let input = null; // the request pipe; unref'd while an invocation runs (see 'beforeExit')
 let peakRssKiB = 0;
 
@@ -208,24 +208,37 @@ function invoke(header, body) {
     }
     finishInvocation(seq, started, true, payload, false);
   };
-  current = { seq, requestId, finish, fallback: undefined };
+  current = { seq, requestId, finish, fallback: undefined, waiting: null };
   // With the request pipe unref'd, the event loop empties once the handler has nothing left
-  // to do: that is when Lambda ends a callback-style invocation that never called back.
+  // to do: that is when Lambda ends a callback-style invocation that never called back, and
+  // when it sends what the callback gave (see 'beforeExit').
   input.unref();
   const context = {
     functionName: process.env.AWS_LAMBDA_FUNCTION_NAME || '',
     functionVersion: '$LATEST',
     awsRequestId: requestId,
     memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE || '',
-    callbackWaitsForEmptyEventLoop: true, // accepted; the result goes at callback time and
-    // whatever the handler left pending runs on in the warm worker
+    callbackWaitsForEmptyEventLoop: true,
     getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    // The pre-callback API, still used by old examples.
+    // The pre-callback API, still used by old examples: these never wait (as in Lambda).
     succeed: (result) => finish(null, result),
     fail: (err) => finish(err === undefined ? new Error('failed') : err),
     done: (err, result) => finish(err, result),
   };
-  const callback = (err, result) => finish(err, result);
+  // Lambda's callback: an error goes at once; a result waits for the event loop to empty
+  // (the handler's timers and sockets run first, and their output is this invocation's)
+  // unless the handler set callbackWaitsForEmptyEventLoop = false by the time it calls back.
+  // Then the result goes at once, and what is still pending keeps running in this warm
+  // worker: Lambda freezes it until the next invocation instead. A later callback replaces
+  // a result still waiting; the invocation's timeout (the parent's) covers the wait.
+  const callback = (err, result) => {
+    if (finished) return;
+    if ((err === null || err === undefined) && context.callbackWaitsForEmptyEventLoop) {
+      current.waiting = { result };
+    } else {
+      finish(err, result);
+    }
+  };
   let event;
   try {
     event = body.length ? JSON.parse(body.toString('utf8')) : {};
@@ -258,7 +271,8 @@ function fatal(err) {
 }
 process.on('uncaughtException', fatal);
 process.on('beforeExit', () => {
-  if (current !== null) current.finish(null, current.fallback);
+  if (current === null) return;
+  current.finish(null, current.waiting !== null ? current.waiting.result : current.fallback);
 });
 process.on('unhandledRejection', (reason) => fatal(reason === undefined ? new Error('Unhandled promise rejection') : reason));
 

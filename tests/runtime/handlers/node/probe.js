@@ -47,3 +47,48 @@ exports.plainReturn = function (event) {
 exports.forgetsCallback = (event, context, cb) => {
   setTimeout(() => console.log('done, but no callback'), 10);
 };
+
+exports.hogThenExit = (event) => {
+  // Off the V8 heap, touched page by page (fill), then gone without an answer.
+  globalThis.hog = Buffer.alloc(event.data.mb * 1024 * 1024).fill(1);
+  process.exit(1);
+};
+
+// -- context.callbackWaitsForEmptyEventLoop --------------------------------------------------
+
+exports.waitsForTimers = (event, context, cb) => {
+  setTimeout(() => console.log('timer ran'), 50);
+  cb(null, 'answered');
+};
+
+exports.endlessInterval = (event, context, cb) => {
+  setInterval(() => {}, 50);
+  cb(null, 'never sent while the interval runs');
+};
+
+exports.errorWithEndlessInterval = (event, context, cb) => {
+  setInterval(() => {}, 50);
+  cb(new Error('errors do not wait'));
+};
+
+exports.asyncWithEndlessInterval = async () => {
+  setInterval(() => {}, 50);
+  return 'async handlers do not wait';
+};
+
+// First call: answers at once and leaves an interval running. Later calls (data.check): wait
+// for that interval's next tick in the same warm worker and say how often it ran.
+let ticks = 0;
+let onTick = null;
+exports.doesNotWait = (event, context, cb) => {
+  if (event.data.check) {
+    return new Promise((resolve) => { onTick = resolve; }).then(() => ({ ticks, pid: process.pid }));
+  }
+  context.callbackWaitsForEmptyEventLoop = false;
+  setInterval(() => {
+    ticks += 1;
+    if (onTick !== null) onTick();
+  }, 20);
+  cb(null, { answered: true, pid: process.pid });
+  return undefined;
+};
