@@ -232,6 +232,10 @@ def test_stage_precedence(
         ("nodejs18.x", None, "nodejs", "nodejs18.x"),
         ("nodejs20.x", None, "nodejs", "nodejs20.x"),
         ("python3.11", "nodejs22.x", "nodejs", "nodejs22.x"),
+        ("python3.8", None, "python", "python3.8"),
+        ("python3.14", None, "python", "python3.14"),
+        ("nodejs14.x", None, "nodejs", "nodejs14.x"),
+        ("nodejs24.x", "python3.13", "python", "python3.13"),
     ],
 )
 def test_runtime_selects_the_function_type(
@@ -606,7 +610,17 @@ def marked_line(text: str) -> int:
 ERRORS = [
     ("no service", "provider: {runtime: python3.11}\n", "service", "is missing"),
     ("runtime", service("f: {handler: h.main}").replace("python3.11", "java17  # <-"),
-     "provider.runtime", "runtime 'java17' is not supported by eg; use python3.x"),
+     "provider.runtime", "runtime 'java17' is not a Lambda runtime eg supports; use one of "
+     "python3.8, python3.9, python3.10, python3.11, python3.12, python3.13, python3.14, "
+     "nodejs14.x, nodejs16.x, nodejs18.x, nodejs20.x, nodejs22.x, nodejs24.x"),
+    ("runtime beyond Lambda's", service("f:\n  handler: h.main\n  runtime: python3.99  # <-"),
+     "functions.f.runtime", "runtime 'python3.99' is not a Lambda runtime eg supports"),
+    ("odd nodejs", service("f:\n  handler: h.main\n  runtime: nodejs21.x  # <-"),
+     "functions.f.runtime", "runtime 'nodejs21.x' is not a Lambda runtime eg supports"),
+    ("runtime without version", service("f:\n  handler: h.main\n  runtime: python3  # <-"),
+     "functions.f.runtime", "use one of python3.8,"),
+    ("nodejs without .x", service("f:\n  handler: h.main\n  runtime: nodejs20  # <-"),
+     "functions.f.runtime", "use one of python3.8,"),
     ("no handler", service("f:  # <-\n  memorySize: 512"), "functions.f", "has no handler"),
     ("empty function", service("f:  # <-"), "functions.f", "is empty; give it a handler"),
     ("bad handler", service("f:\n  handler: handler  # <-"), "functions.f.handler",

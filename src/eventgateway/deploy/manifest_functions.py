@@ -19,6 +19,7 @@ from eventgateway.model.delivery_options import CONTENT_MODES
 __all__ = [
     "AWS_FUNCTION_KEYS",
     "AWS_PROVIDER_KEYS",
+    "RUNTIMES",
     "FunctionDefaults",
     "ServiceFunctions",
     "read_functions",
@@ -63,13 +64,14 @@ AWS_FUNCTION_KEYS: Final = frozenset(
 )  # fmt: skip
 _CONNECTORS: Final = ("awsfirehose", "awskinesis", "awssqs")
 _HTTP_IGNORED: Final = ("handler", "runtime", "memorySize", "timeout", "environment", "concurrency")
-_RUNTIMES: Final = {
-    "python": re.compile(r"python3(\.\d+)?"),
-    "nodejs": re.compile(r"nodejs\d+(\.x)?"),
+# Lambda's identifiers, so that a serverless.yml stays deployable to AWS; the version only
+# labels the function (AWS_EXECUTION_ENV): Python handlers run on the gateway's own
+# interpreter, Node.js handlers on the `node` on its PATH (docs/runtime.md).
+RUNTIMES: Final = {
+    **{f"python3.{minor}": "python" for minor in range(8, 15)},
+    **{f"nodejs{major}.x": "nodejs" for major in range(14, 25, 2)},
 }
-_SUPPORTED_RUNTIMES: Final = (
-    "python3.x (e.g. python3.11, python3.12) or nodejsNN.x (nodejs18.x, nodejs20.x)"
-)
+_SUPPORTED_RUNTIMES: Final = ", ".join(RUNTIMES)
 _HANDLER: Final = re.compile(r"[A-Za-z0-9_\-./]+\.[A-Za-z_$][A-Za-z0-9_$]*")
 _ID: Final = re.compile(r"[a-zA-Z0-9.\-_]+")  # the gateway's function.ID rule
 _ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -99,15 +101,21 @@ class ServiceFunctions:
 
 
 def runtime_type(runtime: str) -> str | None:
-    """``python3.11`` → ``python``, ``nodejs20.x`` → ``nodejs``; ``None`` if unsupported."""
-    return next((kind for kind, rule in _RUNTIMES.items() if rule.fullmatch(runtime)), None)
+    """``python3.11`` → ``python``, ``nodejs20.x`` → ``nodejs``; ``None`` if unsupported.
+
+    Only Lambda's own runtimes are supported: ``python3.8`` to ``python3.14`` and
+    ``nodejs14.x`` to ``nodejs24.x`` (:data:`RUNTIMES`).
+    """
+    return RUNTIMES.get(runtime)
 
 
 def _runtime(value: Any, path: KeyPath, src: Source) -> str | None:
     runtime = src.text(value, path)
     if runtime is not None and runtime_type(runtime) is None:
         raise src.error(
-            path, f"runtime {runtime!r} is not supported by eg; use {_SUPPORTED_RUNTIMES}"
+            path,
+            f"runtime {runtime!r} is not a Lambda runtime eg supports; use one of "
+            f"{_SUPPORTED_RUNTIMES}",
         )
     return runtime
 
@@ -220,7 +228,7 @@ def _runtime_provider(
     if runtime is None:
         raise src.error(
             path,
-            f"has no runtime; set provider.runtime (or functions.{key}.runtime) to "
+            f"has no runtime; set provider.runtime (or functions.{key}.runtime) to one of "
             f"{_SUPPORTED_RUNTIMES}",
         )
     provider: dict[str, Any] = {"handler": handler, "runtime": runtime}
