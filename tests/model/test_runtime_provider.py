@@ -39,6 +39,8 @@ def test_defaults_are_filled_in_and_echoed_in_a_fixed_order():
         ({"bundle": BUNDLE}, "provider.handler must look like 'module.function'"),
         ({"bundle": BUNDLE, "handler": "nodot"}, "provider.handler must look like"),
         ({"bundle": BUNDLE, "handler": "h.h", "runtime": "nodejs20.x"}, "is not a python runtime"),
+        ({"bundle": BUNDLE, "handler": "h.h", "runtime": "python3.99"}, "use one of python3.8,"),
+        ({"bundle": BUNDLE, "handler": "h.h", "runtime": "python3"}, "is not a python runtime"),
         ({"bundle": BUNDLE, "handler": "h.h", "memorySize": 64}, "provider.memorySize must be"),
         ({"bundle": BUNDLE, "handler": "h.h", "memorySize": True}, "provider.memorySize must be"),
         ({"bundle": BUNDLE, "handler": "h.h", "timeout": 0}, "provider.timeout must be"),

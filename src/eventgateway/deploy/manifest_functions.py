@@ -15,6 +15,7 @@ from eventgateway.deploy.manifest_source import Source
 from eventgateway.deploy.model import FunctionSpec, SubscriptionSpec
 from eventgateway.deploy.variables import KeyPath
 from eventgateway.model.delivery_options import CONTENT_MODES
+from eventgateway.model.runtime_provider import RUNTIMES
 
 __all__ = [
     "AWS_FUNCTION_KEYS",
@@ -64,13 +65,6 @@ AWS_FUNCTION_KEYS: Final = frozenset(
 )  # fmt: skip
 _CONNECTORS: Final = ("awsfirehose", "awskinesis", "awssqs")
 _HTTP_IGNORED: Final = ("handler", "runtime", "memorySize", "timeout", "environment", "concurrency")
-# Lambda's identifiers, so that a serverless.yml stays deployable to AWS; the version only
-# labels the function (AWS_EXECUTION_ENV): Python handlers run on the gateway's own
-# interpreter, Node.js handlers on the `node` on its PATH (docs/runtime.md).
-RUNTIMES: Final = {
-    **{f"python3.{minor}": "python" for minor in range(8, 15)},
-    **{f"nodejs{major}.x": "nodejs" for major in range(14, 25, 2)},
-}
 _SUPPORTED_RUNTIMES: Final = ", ".join(RUNTIMES)
 _HANDLER: Final = re.compile(r"[A-Za-z0-9_\-./]+\.[A-Za-z_$][A-Za-z0-9_$]*")
 _ID: Final = re.compile(r"[a-zA-Z0-9.\-_]+")  # the gateway's function.ID rule

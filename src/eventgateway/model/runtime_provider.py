@@ -17,6 +17,7 @@ import re
 from typing import Any, Final
 
 __all__ = [
+    "RUNTIMES",
     "RUNTIME_DEFAULTS",
     "RUNTIME_TYPES",
     "RuntimeProviderError",
@@ -24,6 +25,13 @@ __all__ = [
 ]
 
 RUNTIME_TYPES: Final = ("python", "nodejs")
+# Lambda's identifiers, so that a serverless.yml stays deployable to AWS; the version only
+# labels the function (AWS_EXECUTION_ENV): Python handlers run on the gateway's own
+# interpreter, Node.js handlers on the `node` on its PATH (docs/runtime.md).
+RUNTIMES: Final = {
+    **{f"python3.{minor}": "python" for minor in range(8, 15)},
+    **{f"nodejs{major}.x": "nodejs" for major in range(14, 25, 2)},
+}
 
 RUNTIME_DEFAULTS: Final[dict[str, dict[str, Any]]] = {
     "python": {"runtime": "python3.11"},
@@ -35,7 +43,6 @@ _CONCURRENCY: Final = (1, 100, 4)
 
 _BUNDLE = re.compile(r"[0-9a-f]{64}")
 _HANDLER = re.compile(r"[A-Za-z0-9_\-./]+\.[A-Za-z_$][A-Za-z0-9_$]*")
-_RUNTIME = {"python": re.compile(r"python3(\.\d+)?"), "nodejs": re.compile(r"nodejs\d+(\.x)?")}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEYS: Final = (
     "bundle",
@@ -94,10 +101,10 @@ def normalise_runtime_provider(type_: str, config: Any) -> dict[str, Any]:
             f"got {handler!r}"
         )
     runtime = config.get("runtime") or RUNTIME_DEFAULTS[type_]["runtime"]
-    if not isinstance(runtime, str) or not _RUNTIME[type_].fullmatch(runtime):
+    if not isinstance(runtime, str) or RUNTIMES.get(runtime) != type_:
+        supported = ", ".join(name for name, kind in RUNTIMES.items() if kind == type_)
         raise RuntimeProviderError(
-            f"provider.runtime {runtime!r} is not a {type_} runtime "
-            f"(e.g. {RUNTIME_DEFAULTS[type_]['runtime']})"
+            f"provider.runtime {runtime!r} is not a {type_} runtime; use one of {supported}"
         )
     environment = config.get("environment") or {}
     if not isinstance(environment, dict) or not all(
