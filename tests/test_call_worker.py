@@ -165,3 +165,46 @@ def test_a_nats_store_reaches_the_worker_in_its_environment_not_its_command_line
     # In memory, the queue lives in the gateway's process only: the worker just calls.
     memory = Settings(data_dir=tmp_path, store_url="memory://", dispatch="worker")
     assert delivery_worker(memory)[2] is None
+
+
+# The worker's entry point, with a dispatcher that dies of a bug as soon as it runs.
+_BROKEN_DISPATCHER = """
+import sys
+from eventgateway.dispatch.host import DispatchHost
+
+async def run(self):
+    raise RuntimeError("a bug in the dispatcher")
+
+DispatchHost.run = run
+from eventgateway.call_worker import main
+main(sys.argv[1:])
+"""
+
+
+async def test_a_worker_whose_dispatcher_dies_exits_non_zero_for_its_supervisor(
+    short_dir: pathlib.Path,
+) -> None:
+    options = QueueOptions(socket_path=short_dir / "d.sock", path=short_dir / "queue.db")
+    argv = ["--socket", str(short_dir / "w.sock"), "--log-level", "info", *options.to_args()]
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _BROKEN_DISPATCHER,
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        # It would otherwise answer calls until SIGTERM, delivering nothing.
+        _, stderr = await asyncio.wait_for(child.communicate(), 20)
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+    assert child.returncode == 1
+    log = stderr.decode()
+    assert "ERROR" in log
+    assert "the dispatcher stopped unexpectedly" in log
+    assert "a bug in the dispatcher" in log
+    assert not (short_dir / "w.sock").exists()  # it cleaned up on its way out

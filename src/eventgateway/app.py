@@ -31,6 +31,7 @@ from eventgateway.data_dir import DataDirLock
 from eventgateway.dispatch.dispatcher import Dispatcher
 from eventgateway.dispatch.invoke import Invoker
 from eventgateway.dispatch.link import DispatchLink, routing_message
+from eventgateway.dispatch.restarting import run_restarting
 from eventgateway.errors import StoreError
 from eventgateway.observability.hooks import MetricsHooks
 from eventgateway.observability.metrics import Metrics
@@ -254,7 +255,7 @@ class Gateway:
             # for it, and be routed by whatever the configuration is by then.
             await self.link.wait_connected(_WORKER_START_S)
         self._dispatch_tasks = [
-            asyncio.create_task(dispatcher.run(), name="dispatcher")
+            asyncio.create_task(run_restarting(dispatcher), name="dispatcher")
             for dispatcher in self.dispatchers
         ]
         self._tasks = [

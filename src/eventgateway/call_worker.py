@@ -9,6 +9,11 @@ The gateway starts it as ``python -m eventgateway.call_worker`` (:func:`main`), 
 the ``eg`` CLI: that entry imports only asyncio, uvloop, msgspec and the HTTP provider, so
 the worker does not carry click, rich, PyYAML and the server's modules (several MB of RSS
 per process, kept for its whole life).
+
+With ``--queue`` (``--dispatch worker``) it also dispatches the durable queue itself
+(``dispatch/worker_queue.py``). Should that dispatcher die of an error, the worker exits
+with status 1, so that its supervisor starts a new one: a worker that answers calls but
+no longer delivers would go unnoticed.
 """
 
 from __future__ import annotations
@@ -23,9 +28,8 @@ import os
 import pathlib
 import signal
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from eventgateway.cpus import parse_cpus, pin_this_process
 from eventgateway.gc_tuning import tune_for_serving
@@ -41,9 +45,6 @@ from eventgateway.providers.remote import (
     write_frame,
 )
 from eventgateway.providers.targets import TargetPolicy, parse_networks
-
-if TYPE_CHECKING:
-    from eventgateway.queue.base import DeliveryQueue
 
 __all__ = [
     "STORE_URL_ENV",
@@ -172,12 +173,17 @@ async def run_call_worker(
     *,
     targets: TargetPolicy,
     queue: QueueOptions | None = None,
-) -> None:
+) -> int:
     """Serve calls on ``socket_path`` until SIGTERM (or until ``stop`` is set, if given).
 
     ``targets`` is the gateway's SSRF guard policy: the worker makes the calls, so it applies
     the same one (to every address it connects to). With ``queue``, the worker also
-    dispatches that SQLite queue itself (``dispatch/host.py``).
+    dispatches that queue itself (``dispatch/worker_queue.py``).
+
+    Returns:
+        The exit status: 0 once stopped; 1 if the dispatcher died of an error (logged),
+        so that the supervisor starts a new worker rather than keep one that calls but
+        no longer delivers.
     """
     provider = HttpProvider(policy=targets)
     await provider.open()
@@ -187,91 +193,24 @@ async def run_call_worker(
     )
     os.chmod(socket_path, 0o600)
     async with contextlib.AsyncExitStack() as stack:
+        dispatching = None
         if queue is not None:
-            await stack.enter_async_context(_dispatching(queue, provider))
-        await _until_stopped(stop)
+            from eventgateway.dispatch.worker_queue import dispatching as run_queue
+
+            dispatching = await stack.enter_async_context(run_queue(queue, provider))
+        died = await _until_stopped(stop, dispatching)
     server.close()
     with contextlib.suppress(Exception):
         await asyncio.wait_for(server.wait_closed(), 1.0)
     await provider.close()
     _remove_socket(socket_path)
+    return 1 if died else 0
 
 
-def _durable_queue(options: QueueOptions) -> DeliveryQueue:
-    """The gateway's durable queue: JetStream if it named a NATS store, else the file."""
-    store_url = os.environ.get(STORE_URL_ENV, "")
-    if store_url.startswith("nats://"):
-        from eventgateway.cluster import jetstream_queue
-
-        return jetstream_queue(
-            store_url,
-            max_deliveries=options.max_deliveries,
-            max_bytes=options.max_bytes,
-            dedup_window_s=options.dedup_window_s,
-            lease_s=options.lease_s,
-        )
-    from eventgateway.queue.sqlite import SqliteQueue
-
-    return SqliteQueue(
-        options.path,
-        max_deliveries=options.max_deliveries,
-        max_bytes=options.max_bytes,
-        dedup_window_s=options.dedup_window_s,
-        lease_s=options.lease_s,
-        synchronous=options.synchronous,
-    )
-
-
-@contextlib.asynccontextmanager
-async def _dispatching(options: QueueOptions, provider: HttpProvider) -> AsyncIterator[None]:
-    from eventgateway.dispatch.host import DispatchHost  # only this mode needs a queue
-    from eventgateway.queue.memory import MemoryQueue
-    from eventgateway.queue.sqlite import SqliteQueue
-
-    queue = _durable_queue(options)
-    await queue.open()
-    if isinstance(queue, SqliteQueue):
-        # This process is the file's only leaser: leases still open belonged to a worker
-        # that died (or to the last run of the gateway), and need not wait out their expiry.
-        released = await queue.release_leases()
-        if released:
-            logger.warning("handed back %d delivery lease(s) of a previous worker", released)
-    fast = MemoryQueue(
-        max_deliveries=options.fast_buffer,
-        max_bytes=options.max_bytes,
-        dedup_window_s=options.dedup_window_s,
-        lease_s=options.lease_s,
-    )
-    await fast.open()
-    host = DispatchHost(
-        queue,
-        fast,
-        provider,
-        concurrency=options.concurrency,
-        per_subscription=options.per_subscription,
-        timeout_s=options.timeout_s,
-    )
-    _prepare_socket(options.socket_path)
-    server = await asyncio.start_unix_server(host.serve_connection, path=str(options.socket_path))
-    os.chmod(options.socket_path, 0o600)
-    task = asyncio.create_task(host.run(), name="dispatcher")
-    try:
-        yield
-    finally:
-        # Deliveries in flight finish, within shutdown_timeout_s (past it they are
-        # cancelled, still leased, and come back); outcomes are written before the queue
-        # closes.
-        host.stop()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, options.shutdown_timeout_s)
-        await host.system.drain()
-        server.close()
-        await fast.close()
-        await queue.close()
-        _remove_socket(options.socket_path)
-
-
-async def _until_stopped(stop: asyncio.Event | None) -> None:
+async def _until_stopped(
+    stop: asyncio.Event | None, dispatching: asyncio.Task[None] | None
+) -> bool:
+    """Wait for the stop signal; ``True`` if the dispatcher died of an error first."""
     if stop is None:
         stop = asyncio.Event()
         # Only the gateway stops the worker (SIGTERM, after its deliveries drained); a
@@ -279,7 +218,25 @@ async def _until_stopped(stop: asyncio.Event | None) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     logger.info("delivery worker ready")
+    if dispatching is not None:
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((stopped, dispatching), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        # It also ends, without an error, once the gateway asked it to drain: then the
+        # worker waits for its SIGTERM as before.
+        if dispatching.done() and not dispatching.cancelled():
+            error = dispatching.exception()
+            if error is not None:
+                logger.error(
+                    "the dispatcher stopped unexpectedly; the delivery worker exits so that "
+                    "it is restarted (deliveries in flight come back)",
+                    exc_info=error,
+                )
+                return True
     await stop.wait()
+    return False
 
 
 def serve_forever(
@@ -289,7 +246,10 @@ def serve_forever(
     log_level: str,
     queue: QueueOptions | None = None,
 ) -> None:
-    """Run the worker on uvloop until SIGTERM, logging at ``log_level`` to stderr."""
+    """Run the worker on uvloop until SIGTERM, logging at ``log_level`` to stderr.
+
+    Exits with status 1 if the dispatcher died (see :func:`run_call_worker`).
+    """
     import uvloop  # here: tests import this module without wanting a loop policy
 
     logging.basicConfig(
@@ -299,7 +259,9 @@ def serve_forever(
     die_with_parent()
     tune_for_serving()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(run_call_worker(socket_path, targets=targets, queue=queue))
+        status = runner.run(run_call_worker(socket_path, targets=targets, queue=queue))
+    if status:
+        sys.exit(status)
 
 
 def _parser() -> argparse.ArgumentParser:

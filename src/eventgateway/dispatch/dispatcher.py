@@ -9,12 +9,18 @@ task that renews the leases of attempts running long (``dispatch/renewal.py``).
 After an attempt the subscription's :class:`~eventgateway.model.entities.RetryPolicy`
 decides (``dispatch/retry.py``): ack, retry later, or dead-letter. At-most-once
 dispatchers make one attempt and drop failures.
+
+A lease that fails with :class:`~eventgateway.errors.StoreError` (SQLite locked past its
+busy timeout, a store that is down) is logged and tried again after a growing pause;
+deliveries in flight carry on meanwhile. Any other error ends :meth:`Dispatcher.run`: the
+caller restarts it (``dispatch/restarting.py``) or its process (``call_worker.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import random
 import time
@@ -22,7 +28,9 @@ from collections.abc import Awaitable, Callable
 
 from eventgateway.dispatch.invoke import Invoker, Outcome, apply_authorization
 from eventgateway.dispatch.renewal import Attempt, LeaseRenewer
+from eventgateway.dispatch.restarting import Backoff
 from eventgateway.dispatch.retry import decide
+from eventgateway.errors import StoreError
 from eventgateway.model.entities import DEFAULT_RETRY_POLICY
 from eventgateway.queue.base import AttemptRecord, Delivery, DeliveryQueue
 from eventgateway.routing.table import RoutingTable
@@ -32,6 +40,10 @@ __all__ = ["DispatchHooks", "Dispatcher"]
 logger = logging.getLogger(__name__)
 
 _EXCERPT_BYTES = 512
+# A failed lease is tried again soon (most such errors pass: a lock held a moment too
+# long), then less and less often, so a store that stays down is not hammered.
+_LEASE_RETRY_FIRST_S = 0.1
+_LEASE_RETRY_MAX_S = 5.0
 
 
 class DispatchHooks:
@@ -88,6 +100,9 @@ class Dispatcher:
         self._slot_freed = asyncio.Event()
         self._lease: asyncio.Future[list[Delivery]] | None = None
         self._stopping = False
+        self._stop_requested = asyncio.Event()
+        self._lease_backoff = Backoff(_LEASE_RETRY_FIRST_S, _LEASE_RETRY_MAX_S)
+        self._lease_failures = 0
         self._renewer = LeaseRenewer(queue)
 
     @property
@@ -95,8 +110,24 @@ class Dispatcher:
         """Deliveries being attempted right now."""
         return self._in_flight
 
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stopping
+
+    async def wait_for_stop(self, timeout_s: float) -> bool:
+        """Wait until :meth:`stop` is called, at most ``timeout_s``; whether it was."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_requested.wait(), timeout_s)
+        return self._stopping
+
     async def run(self) -> None:
-        """Lease and deliver until stopped; waits for in-flight deliveries before returning."""
+        """Lease and deliver until stopped; waits for in-flight deliveries before returning.
+
+        Raises:
+            Exception: an error other than a failed lease (a bug); the deliveries in
+                flight are cancelled first, and come back when their leases run out.
+        """
         renewer = self._renewer
         async with asyncio.TaskGroup() as group:
             renewing = group.create_task(renewer.run())
@@ -118,6 +149,13 @@ class Dispatcher:
                     if self._stopping and self._lease.cancelled():
                         break  # stop() cancelled the wait; in-flight work still finishes
                     raise
+                except StoreError as exc:
+                    await self._pause_after(exc)
+                    continue
+                if self._lease_failures:
+                    logger.info("leasing works again after %d failure(s)", self._lease_failures)
+                    self._lease_failures = 0
+                    self._lease_backoff.reset()
                 now = renewer.clock()  # once per batch: its leases were taken together
                 for delivery in batch:
                     self._take_slot(delivery.subscription_id)
@@ -136,9 +174,25 @@ class Dispatcher:
         lease being waited for is cancelled (the queue hands its rows straight back).
         """
         self._stopping = True
+        self._stop_requested.set()
         self._slot_freed.set()
         if self._lease is not None and not self._lease.done():
             self._lease.cancel()
+
+    async def _pause_after(self, error: StoreError) -> None:
+        # Not fatal: the store may be busy (another writer holds the file) or briefly
+        # down. Ending run() here would cancel every delivery in flight and stop delivery
+        # for good while the Events API keeps accepting.
+        self._lease_failures += 1
+        pause_s = self._lease_backoff.next_s()
+        logger.warning(
+            "leasing deliveries failed (%d time(s) in a row); trying again in %.1f s, "
+            "deliveries in flight carry on: %s",
+            self._lease_failures,
+            pause_s,
+            error,
+        )
+        await self.wait_for_stop(pause_s)
 
     def _room(self, subscription_id: str) -> int:
         # Called by the queue, possibly on its writer thread: a read of a Counter.
@@ -241,7 +295,10 @@ class Dispatcher:
         decision = decide(
             policy,
             attempts_made=attempts_made,
-            age_s=max(0.0, started_at - delivery.accepted_at),
+            # Its age now, when the attempt is over: decide() adds the delay, so maxAge
+            # bounds when the retry would start. Taken at the start, an attempt of up to
+            # attemptTimeoutMs could push the retry past maxAge.
+            age_s=max(0.0, self._clock() - delivery.accepted_at),
             retryable=outcome.retryable,
             status=reply_status,
             retry_after_s=outcome.retry_after_s,
