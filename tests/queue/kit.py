@@ -180,3 +180,17 @@ def ids(deliveries: Sequence[Any]) -> list[tuple[str, str]]:
 async def lease(queue: Queue, max_count: int = 100) -> list[Delivery]:
     """What ``queue`` leases, failing the test past ``DEADLINE_S``."""
     return await asyncio.wait_for(queue.lease(max_count), DEADLINE_S)
+
+
+async def round_trips(queue: SqliteQueue, count: int) -> int:
+    """Make ``count`` writer transactions that wake nobody, one after the other (renewals
+    of a lease nobody holds); how many ops the writer ran meanwhile, other than these.
+
+    A lease that looks at the file again and again shows up here, whatever the speed of
+    the machine: each of its looks is an op.
+    """
+    nobody = Delivery("999999", SPACE, "none", "fn-none", event("x"), 0.0, lease_until=1.0)
+    before = queue.stats()["items"]
+    for _ in range(count):
+        await queue.extend([nobody])
+    return queue.stats()["items"] - before - count

@@ -220,20 +220,24 @@ class SqliteQueue(SqliteExtendMixin, HandOffMixin, SqliteLogMixin, DeliveryQueue
     ) -> list[Delivery]:
         """Wait for due deliveries and lease up to ``max_count``, oldest first.
 
-        ``exclude`` is read afresh each time the queue looks again, so a live set works.
-        Returns ``[]`` once the queue is closed.
+        ``exclude`` is read afresh each time the queue looks again, so a live set works;
+        while only excluded subscriptions have due deliveries the lease waits, so call
+        :meth:`notify` after taking one out of the set. Returns ``[]`` once the queue is
+        closed.
 
         Raises:
             ValueError: ``max_count`` is less than 1.
-            StoreError: SQLite failed.
+            StoreError: SQLite failed; the handed deliveries are still held, for the
+                next call.
         """
         if max_count < 1:
             raise ValueError(f"max_count must be at least 1, not {max_count}")
         while not self._closed:
             token = self._wakeup.token()
             writer = self._writing()
-            taken = self._take_handed(max_count, exclude, room)
-            if len(taken) == max_count or (self._handing and not self._file_may_be_due()):
+            excluding = frozenset(exclude)
+            taken = self._take_handed(max_count, excluding, room)
+            if len(taken) == max_count or (self._handing and not self._file_may_be_due(excluding)):
                 if taken:
                     return self._hand_out(taken)
                 await wait_until_due(token, self._next_due, self._clock)
@@ -242,20 +246,29 @@ class SqliteQueue(SqliteExtendMixin, HandOffMixin, SqliteLogMixin, DeliveryQueue
             # ``room`` is called on the writer thread: a read of the caller's counters.
             op = lease_op(
                 max_count - len(taken),
-                frozenset(exclude),
+                excluding,
                 less_room(room, taken),
                 self._lease_s,
                 self._clock,
             )
-            future = writer.submit(op, orphan=self._release, volatile=True)
+            future: asyncio.Future[Leased] | None = None
             try:
+                future = writer.submit(op, orphan=self._release, volatile=True)
                 leased = await future
-            except asyncio.CancelledError:
+            except BaseException:
+                # Cancelled, or the file failed (locked past the busy timeout): what was
+                # taken of the handed deliveries is held again, credit not yet given
+                # back, for the next lease; dropped here it would wait out its lease.
                 self._handed.put_back(taken)
                 # Cancelled after the writer resolved the future but before this task
                 # resumed: the leases are ours, and nobody will see them. (Cancelled
                 # earlier, the future is cancelled too and the writer calls _release.)
-                if future.done() and not future.cancelled() and future.exception() is None:
+                if (
+                    future is not None
+                    and future.done()
+                    and not future.cancelled()
+                    and future.exception() is None
+                ):
                     self._release(future.result())
                 raise
             if self._closed:
@@ -264,12 +277,13 @@ class SqliteQueue(SqliteExtendMixin, HandOffMixin, SqliteLogMixin, DeliveryQueue
             if unreadable:
                 try:
                     await asyncio.gather(*(writer.submit(op, volatile=True) for op in unreadable))
-                except asyncio.CancelledError:
+                except BaseException:
                     self._handed.put_back(taken)
                     self._release(leased)  # the dead-lettered rows are no longer leased
                     raise
             if not leased.rows:  # nothing due in the file until a signal or next_due
                 self._seen_signals, self._next_due = signals, leased.next_due
+                self._seen_exclude = excluding
             if deliveries or taken:
                 return deliveries + self._hand_out(taken)
             if not leased.rows:

@@ -195,10 +195,12 @@ class HandOffMixin:
         self.on_handed_out: Callable[[int], None] | None = None
         # Whether the file may hold due deliveries this process has not seen: counts up on
         # every signal that something there changed; a lease that found nothing notes the
-        # count it started at, and when the next one falls due.
+        # count it started at, when the next one falls due, and what it excluded (the
+        # next due time is of the other subscriptions only).
         self._signals = 0
         self._seen_signals = -1
         self._next_due: float | None = None
+        self._seen_exclude: frozenset[str] = frozenset()
 
     # -- accepting ----------------------------------------------------------------------
 
@@ -283,9 +285,11 @@ class HandOffMixin:
                 delivery.lease_until = until  # its lease in the file, for ``extend``
         return [delivery for delivery, _ in taken]
 
-    def _file_may_be_due(self) -> bool:
+    def _file_may_be_due(self, exclude: frozenset[str]) -> bool:
+        if self._signals != self._seen_signals or not self._seen_exclude <= exclude:
+            return True  # something changed, or a subscription left out then is not now
         due = self._next_due
-        return self._signals != self._seen_signals or (due is not None and self._clock() >= due)
+        return due is not None and self._clock() >= due
 
 
 def less_room(room: Room | None, taken: list[tuple[Delivery, float]]) -> Room | None:

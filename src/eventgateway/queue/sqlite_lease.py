@@ -96,11 +96,15 @@ def lease_op(
         now = clock()
         until = now + lease_s
         limits = _Limits(exclude, room)
-        ids, crowded = _from_head(conn, limits, max_count, now)
+        ids, look_past = _from_head(conn, limits, max_count, now)
         next_due: float | None = None
-        if crowded:
+        if look_past:
             # The head is the backlog of busy subscriptions: look past it, one
-            # subscription at a time, so its length costs nothing.
+            # subscription at a time, so its length costs nothing. Also when nothing of
+            # the head could be taken: the next due time must be one of a subscription
+            # we may lease now. A busy one's due row, already due, would make the lease
+            # look again at once, in a write transaction each time, for as long as its
+            # endpoint hangs; a slot freeing there calls notify() instead.
             ids, next_due = _by_subscription(conn, _Limits(exclude, room), max_count, now)
         elif not ids:
             row = conn.execute(_NEXT_DUE).fetchone()
@@ -147,7 +151,8 @@ class _Limits:
 def _from_head(
     conn: sqlite3.Connection, limits: _Limits, max_count: int, now: float
 ) -> tuple[list[int], bool]:
-    """The ids to claim from the head of the queue; ``True`` if busy rows crowd it.
+    """The ids to claim from the head of the queue; ``True`` if the subscription walk
+    must look past it: busy rows crowd it, or every due row was a busy one.
 
     Rows are read lazily and the read stops once more than ``_HEAD_SLACK`` were skipped:
     past that the subscription walk is cheaper than reading a busy backlog.
@@ -166,7 +171,7 @@ def _from_head(
                 if skipped > _HEAD_SLACK:
                     return ids, True
         # Every due row was seen (the LIMIT is only reached with over _HEAD_SLACK skipped).
-        return ids, False
+        return ids, skipped > 0 and not ids
     finally:
         cursor.close()
 
