@@ -128,7 +128,8 @@ def decide(
     Args:
         policy: the subscription's retry policy.
         attempts_made: attempts made so far, including the one that just failed (>= 1).
-        age_s: seconds since the event was accepted.
+        age_s: seconds since the event was accepted, taken when the failed attempt
+            ended (the retry cannot start sooner).
         retryable: whether another attempt may succeed (network error, timeout, 408,
             429, 5xx).
         status: the HTTP status of the failed attempt, if there was one (for the reason).
