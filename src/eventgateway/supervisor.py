@@ -1,7 +1,10 @@
 """Supervises the delivery worker process of ``eg serve --dispatch process``.
 
-The worker is restarted with a growing delay (up to 30 s) when it exits unexpectedly;
-calls it had in flight fail and are retried by the gateway, so nothing is lost. On
+The worker is restarted with a growing delay (0.5 s, doubling up to 30 s) when it exits
+unexpectedly — back to 0.5 s once a worker ran for a minute, so one crash after a long
+healthy run is not made to wait the longest delay. A restart that cannot start the process
+(out of memory, too many open files) is logged and tried again the same way. Calls the
+worker had in flight fail and are retried by the gateway, so nothing is lost. On
 shutdown — after the gateway's in-flight deliveries finished — it gets SIGTERM and, past
 the timeout, SIGKILL.
 """
@@ -15,19 +18,29 @@ import os
 import pathlib
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 
+from eventgateway.dispatch.restarting import Backoff
 from eventgateway.providers.targets import TargetPolicy
 
 __all__ = ["WorkerProcess"]
 
 logger = logging.getLogger(__name__)
 
+_FIRST_RESTART_DELAY_S = 0.5
 _MAX_RESTART_DELAY_S = 30.0
+# A worker that ran this long was healthy: if it dies now, the cause is new, and its
+# restart starts from the first delay again.
+_HEALTHY_RUN_S = 60.0
 
 
 class WorkerProcess:
-    """One supervised ``python -m eventgateway.call_worker`` child."""
+    """One supervised ``python -m eventgateway.call_worker`` child.
+
+    ``backoff``, ``healthy_s`` and ``clock`` (monotonic seconds) set the restart delays
+    (see the module); tests pass short ones.
+    """
 
     def __init__(
         self,
@@ -37,8 +50,15 @@ class WorkerProcess:
         targets: TargetPolicy,
         extra_args: Sequence[str] = (),
         extra_env: Mapping[str, str] | None = None,
+        backoff: Backoff | None = None,
+        healthy_s: float = _HEALTHY_RUN_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._socket_path = socket_path
+        self._backoff = backoff or Backoff(_FIRST_RESTART_DELAY_S, _MAX_RESTART_DELAY_S)
+        self._healthy_s = healthy_s
+        self._clock = clock
+        self._started_at = 0.0
         self._extra_args = list(extra_args)
         self._extra_env = dict(extra_env or {})
         self._log_level = log_level
@@ -60,8 +80,8 @@ class WorkerProcess:
         await self._spawn()
         self._task = asyncio.create_task(self._supervise(), name="worker-supervisor")
 
-    async def _spawn(self) -> None:
-        self._proc = await asyncio.create_subprocess_exec(
+    def _command(self) -> list[str]:
+        return [
             sys.executable,
             "-m",
             "eventgateway.call_worker",  # not the eg CLI: a lean process (see call_worker.py)
@@ -71,29 +91,52 @@ class WorkerProcess:
             self._log_level,
             *_target_args(self._targets),
             *self._extra_args,
+        ]
+
+    async def _spawn(self) -> None:
+        self._proc = await asyncio.create_subprocess_exec(
+            *self._command(),
             env={**os.environ, **self._extra_env},
             stdin=asyncio.subprocess.DEVNULL,
             pass_fds=self.pass_fds,
         )
+        self._started_at = self._clock()
         logger.info("delivery worker started (pid %d)", self._proc.pid)
 
     async def _supervise(self) -> None:
-        delay_s = 0.5
         while True:
             assert self._proc is not None
             code = await self._proc.wait()
             if self._stopping:
                 return
+            if self._clock() - self._started_at >= self._healthy_s:
+                self._backoff.reset()
+            delay_s = self._backoff.next_s()
             logger.error(
                 "delivery worker %d exited with %s; restarting in %.1f s",
                 self._proc.pid,
                 code,
                 delay_s,
             )
+            await self._restart(delay_s)
+
+    async def _restart(self, delay_s: float) -> None:
+        # Until a worker runs again: a failed spawn must not end supervision, or the
+        # gateway would keep accepting with nothing delivering.
+        while True:
             await asyncio.sleep(delay_s)  # back-off before a restart, not a poll
-            delay_s = min(delay_s * 2, _MAX_RESTART_DELAY_S)
-            self.restarts += 1
-            await self._spawn()
+            if self._stopping:
+                return
+            try:
+                await self._spawn()
+            except Exception:
+                delay_s = self._backoff.next_s()
+                logger.exception(
+                    "cannot start the delivery worker; trying again in %.1f s", delay_s
+                )
+            else:
+                self.restarts += 1
+                return
 
     async def stop(self, timeout_s: float) -> None:
         """SIGTERM the child, wait up to ``timeout_s``, then SIGKILL it."""
