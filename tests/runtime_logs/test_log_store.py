@@ -222,20 +222,56 @@ async def test_a_timed_out_wait_loses_no_line(store):
     await tail.aclose()
 
 
-async def test_a_slow_tail_drops_its_oldest_lines_and_says_so(store):
-    tail = store.tail(SPACE, FN)  # the fixture's tails hold 5 lines
+async def test_a_slow_tail_catches_up_from_the_store_in_order_once(store):
+    tail = store.tail(SPACE, FN)  # the fixture's tails buffer 5 lines
     started = time.perf_counter()
     for i in range(1000):
         store.append([line(f"m{i}", T0 + i)])
     assert time.perf_counter() - started < DEADLINE_S  # appends never waited for the reader
+    assert tail.buffered <= 5  # the rest stays in the store until the reader gets there
 
-    marker = await next_line(tail)
-    assert marker.stream == "system"
-    assert marker.message == "[eventgateway] 995 log lines dropped: this tail fell behind"
-    assert [(await next_line(tail)).message for _ in range(5)] == [
-        f"m{i}" for i in range(995, 1000)
-    ]
-    assert len(await store.query(SPACE, FN, limit=10_000)) == 1000  # the store kept them all
+    got = [(await next_line(tail)).message for _ in range(1000)]
+    store.append([line("live again", T0 + 1000)])
+
+    assert got == [f"m{i}" for i in range(1000)]
+    assert (await next_line(tail)).message == "live again"
+    assert tail.buffered == 0
+    await tail.aclose()
+
+
+async def test_a_tail_that_falls_behind_while_reading_back_rejoins_without_gap_or_repeat(store):
+    tail = store.tail(SPACE, FN)
+    sent = 0
+    got: list[str] = []
+    for burst in (12, 3, 40, 7, 1, 25):  # bursts between reads, some over the buffer
+        for _ in range(burst):
+            store.append([line(f"m{sent}", T0 + sent)])
+            sent += 1
+        for _ in range(4):
+            got.append((await next_line(tail)).message)
+    while len(got) < sent:
+        got.append((await next_line(tail)).message)
+
+    assert got == [f"m{i}" for i in range(sent)]
+    assert tail.buffered == 0
+    await tail.aclose()
+
+
+async def test_a_tail_behind_lines_retention_removed_says_how_many_it_lost(store):
+    now = time.time()
+    tail = store.tail(SPACE, FN)
+    for i in range(100):
+        store.append([line(f"m{i}", now + i)])
+    await store.enforce_retention(max_age_s=3600, max_lines_per_function=50)
+
+    got = [(await next_line(tail)).message for _ in range(56)]
+
+    assert got[:5] == [f"m{i}" for i in range(5)]  # the tail's own buffer
+    assert got[5:55] == [f"m{i}" for i in range(50, 100)]  # what the store still has
+    assert got[55] == (
+        "[eventgateway] 45 log lines dropped: this tail fell behind, and the log store no "
+        "longer had them (retention, or a failed write)"
+    )
     await tail.aclose()
 
 
@@ -388,6 +424,46 @@ async def test_sqlite_drops_what_does_not_fit_in_the_buffer_and_stores_a_notice(
         "(the function printed faster than disk writes)"
     )
     assert "Dropped 15 log lines of function 'addUserToCRM'" in caplog.text
+
+
+async def test_sqlite_tails_see_what_the_store_keeps_and_the_notice_of_what_it_dropped(
+    tmp_path,
+):
+    store = SqliteLogStore(tmp_path / "logs.db", max_buffered_lines=10, tail_buffer_lines=5)
+    tail = store.tail(SPACE, FN)
+    now = time.time()  # the notice is stamped when written; queries sort by time
+    for i in range(25):  # before open(): a disk that cannot keep up
+        store.append([line(f"m{i}", now - 25 + i)])
+    await store.open()
+    try:
+        got = [(await next_line(tail)).message for _ in range(11)]
+        store.append([line("after", time.time())])
+        after = (await next_line(tail)).message
+        stored = messages(await store.query(SPACE, FN, limit=100))
+    finally:
+        await store.close()
+
+    assert got[:10] == [f"m{i}" for i in range(10)]
+    assert got[10].startswith("[eventgateway] 15 log lines dropped: the log store could not")
+    assert after == "after"
+    assert stored == [*got, "after"]
+
+
+async def test_sqlite_a_tail_of_a_reopened_file_reads_back_only_its_own_lines(tmp_path):
+    path = tmp_path / "logs.db"
+    first = await open_sqlite(path)
+    first.append([line(f"old{i}", T0 + i) for i in range(50)])
+    await first.close()
+    store = await open_sqlite(path, tail_buffer_lines=5)
+    try:
+        tail = store.tail(SPACE, FN)
+        for i in range(20):
+            store.append([line(f"new{i}", T0 + 100 + i)])
+        got = [(await next_line(tail)).message for _ in range(20)]
+    finally:
+        await store.close()
+
+    assert got == [f"new{i}" for i in range(20)]
 
 
 async def test_sqlite_buffer_is_bounded_in_bytes_too(tmp_path):

@@ -50,8 +50,10 @@ async def test_closing_ends_tails_after_what_they_hold_and_counts_late_appends()
     async with nats_connection() as nc:
         store = nats_store(nc)
         await store.open()
-        tail = store.tail(SPACE, FN)
+        tail, witness = store.tail(SPACE, FN), store.tail(SPACE, FN)
         store.append([line("last words")])
+        # Tails get lines from the stream, a moment later, both tails from the same message.
+        assert (await next_line(witness)).message == "last words"
         await store.close()
         await store.close()
 

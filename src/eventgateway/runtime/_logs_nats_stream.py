@@ -1,16 +1,18 @@
-"""The stream side of ``runtime/logs_nats.py``: the wire form of a line, reading a subject,
-deleting old lines.
+"""The stream side of ``runtime/logs_nats.py``: the wire form of a line, reading a subject
+(all of it, or a page from a sequence on), deleting old lines.
 
 A line travels as a JSON array ``[origin, space, function, request id, timestamp, stream,
 message]``; ``origin`` names the instance that wrote it. Reading a subject is the config
 store's ordered-consumer scan (``store/_nats_feed.py``) delivering every message rather
 than the last per subject; the stream's per-subject limit bounds how many there can be.
+Reading a page is an ephemeral pull consumer asked for exactly the messages it has.
 
 nats errors are left to the caller, which translates them where they enter.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Collection, Iterator
@@ -20,7 +22,14 @@ import msgspec
 import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy, DiscardPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    StorageType,
+    StreamConfig,
+)
 
 from eventgateway.errors import StoreError
 from eventgateway.runtime.base import LogLine, Stream
@@ -31,6 +40,7 @@ __all__ = [
     "delete_lines",
     "encode_line",
     "logs_stream_config",
+    "read_page",
     "read_subject",
     "sweep",
     "translated",
@@ -41,6 +51,7 @@ logger = logging.getLogger(__name__)
 _Wire = tuple[str, str, str, str, float, Stream, str]
 _decoder = msgspec.json.Decoder(_Wire)
 _TRUNCATED: Final = " [eventgateway: truncated]"
+_PAGE_CONSUMER_IDLE_S: Final = 60.0  # the server removes a page consumer we failed to delete
 
 
 async def read_subject(
@@ -52,6 +63,41 @@ async def read_subject(
         TimeoutError: the consumer did not catch up within ``deadline_s``.
     """
     return await scan(js, stream, subject, deadline_s, deliver_policy=DeliverPolicy.ALL)
+
+
+async def read_page(
+    js: JetStreamContext, stream: str, subject: str, first_seq: int, limit: int, deadline_s: float
+) -> list[Msg]:
+    """The messages on ``subject`` from stream sequence ``first_seq`` on, at most ``limit``,
+    in stream order: every one stored before the call, up to ``limit``.
+
+    Raises:
+        TimeoutError: NATS did not hand them over within ``deadline_s``.
+    """
+    config = ConsumerConfig(
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=max(first_seq, 1),
+        ack_policy=AckPolicy.NONE,
+        inactive_threshold=_PAGE_CONSUMER_IDLE_S,
+        mem_storage=True,
+    )
+    async with asyncio.timeout(deadline_s):
+        sub = await js.pull_subscribe(subject, durable=None, stream=stream, config=config)
+        name = None
+        try:
+            info = await sub.consumer_info()
+            name = info.name
+            wanted = min(limit, info.num_pending or 0)
+            messages: list[Msg] = []
+            while len(messages) < wanted:
+                # They are there: fetch hands over what it has without waiting for more.
+                messages += await sub.fetch(wanted - len(messages), timeout=deadline_s)
+            return messages
+        finally:
+            with contextlib.suppress(nats.errors.Error, TimeoutError, OSError):
+                await sub.unsubscribe()
+                if name is not None:
+                    await js.delete_consumer(stream, name)
 
 
 def encode_line(origin: str, line: LogLine, max_bytes: int) -> bytes:

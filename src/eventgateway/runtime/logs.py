@@ -13,9 +13,12 @@ The contract both keep (``tests/runtime_logs`` runs one suite over both):
 * Lines are ordered by timestamp, lines with equal timestamps in the order appended.
   ``query`` returns the newest ``limit`` lines with ``timestamp >= since`` whose message
   contains ``filter`` (case-sensitive), oldest first.
-* ``tail`` (a :class:`~eventgateway.runtime.logs_tail.LogTail`) sees every line appended
-  after the call; a reader that falls behind loses the oldest lines of its own queue and is
-  told so by one ``system`` line; it never slows ``append`` down.
+* ``tail`` (a :class:`~eventgateway.runtime.logs_tail.LogTail`) sees every line stored
+  after the call, in order, once; it never slows ``append`` down. A reader that falls
+  behind catches up from the store by position (``read_from``), and loses only lines the
+  store no longer has, which one ``system`` line reports.
+* ``read_from`` returns a function's lines at a position or after, by position: the
+  order in which they were appended (and published to tails).
 * ``enforce_retention`` deletes lines older than ``max_age_s`` and all but the newest
   ``max_lines_per_function`` of each function, and returns how many it deleted.
 """
@@ -29,7 +32,12 @@ from typing import Final
 
 from eventgateway.runtime.base import LogLine, LogStore
 from eventgateway.runtime.logs_sqlite import SqliteLogStore
-from eventgateway.runtime.logs_tail import DEFAULT_TAIL_BUFFER_LINES, LogTail, TailHub
+from eventgateway.runtime.logs_tail import (
+    DEFAULT_TAIL_BUFFER_LINES,
+    LogTail,
+    Positioned,
+    TailHub,
+)
 
 __all__ = ["MemoryLogStore", "SqliteLogStore", "matches"]
 
@@ -45,6 +53,10 @@ def matches(line: LogLine, since: float | None, filter: str | None) -> bool:
 
 def _timestamp(line: LogLine) -> float:
     return line.timestamp
+
+
+def _position(item: Positioned) -> int:
+    return item[0]
 
 
 class MemoryLogStore(LogStore):
@@ -73,7 +85,12 @@ class MemoryLogStore(LogStore):
         # cost per appended line stays constant.
         self._trim_at = max_lines_per_function + max(1, max_lines_per_function // 8)
         self._lines: dict[tuple[str, str], list[LogLine]] = {}
-        self._tails = TailHub(tail_buffer_lines)
+        # Each line's position, in the same order as _lines (by timestamp); the positions
+        # grow with every append, so they stay sorted unless a line came out of time order.
+        self._positions: dict[tuple[str, str], list[int]] = {}
+        self._unsorted: set[tuple[str, str]] = set()
+        self._next_position = 0
+        self._tails = TailHub(self.read_from, tail_buffer_lines)
         self._closed = False
         self.dropped_lines = 0  # appended after close()
 
@@ -90,15 +107,25 @@ class MemoryLogStore(LogStore):
         if self._closed:
             self.dropped_lines += len(lines)
             return
+        first = position = self._next_position
         for line in lines:
-            kept = self._lines.setdefault((line.space, line.function_id), [])
+            key = (line.space, line.function_id)
+            kept = self._lines.setdefault(key, [])
+            positions = self._positions.setdefault(key, [])
             if not kept or kept[-1].timestamp <= line.timestamp:
                 kept.append(line)  # the usual case, in time order
+                positions.append(position)
             else:
-                bisect.insort_right(kept, line, key=_timestamp)
+                index = bisect.bisect_right(kept, line.timestamp, key=_timestamp)
+                kept.insert(index, line)
+                positions.insert(index, position)
+                self._unsorted.add(key)
+            position += 1
             if len(kept) > self._trim_at:
                 del kept[: len(kept) - self._max_lines]
-        self._tails.publish(lines)
+                del positions[: len(positions) - self._max_lines]
+        self._next_position = position
+        self._tails.publish(first, lines)
 
     async def query(
         self,
@@ -125,6 +152,27 @@ class MemoryLogStore(LogStore):
         found.reverse()
         return found
 
+    async def read_from(
+        self, space: str, function_id: str, position: int, limit: int
+    ) -> list[Positioned]:
+        """The lines at ``position`` or after, by position, at most ``limit``."""
+        key = (space, function_id)
+        kept = self._lines.get(key, [])
+        positions = self._positions.get(key, [])
+        skip = max(0, len(kept) - self._max_lines)  # lines not trimmed yet count as gone
+        if key not in self._unsorted:
+            start = max(skip, bisect.bisect_left(positions, position))
+            return list(
+                zip(positions[start : start + limit], kept[start : start + limit], strict=True)
+            )
+        found = [
+            (at, line)
+            for at, line in zip(positions[skip:], kept[skip:], strict=True)
+            if at >= position
+        ]
+        found.sort(key=_position)
+        return found[:limit]
+
     def tail(self, space: str, function_id: str) -> LogTail:
         """Lines appended from now on, until the store closes or the tail is closed."""
         return self._tails.open(space, function_id)
@@ -145,10 +193,14 @@ class MemoryLogStore(LogStore):
         for key, kept in list(self._lines.items()):
             if len(kept) > self._max_lines:  # trimming due anyway is not retention's work
                 del kept[: len(kept) - self._max_lines]
+                del self._positions[key][: len(self._positions[key]) - self._max_lines]
             first_young = bisect.bisect_left(kept, cutoff, key=_timestamp)
             first_kept = max(first_young, len(kept) - keep)
             deleted += first_kept
             del kept[:first_kept]
+            del self._positions[key][:first_kept]
             if not kept:
                 del self._lines[key]
+                del self._positions[key]
+                self._unsorted.discard(key)
         return deleted

@@ -10,10 +10,10 @@ server, for every instance at once.
   ``system`` line says how many were dropped.
 * ``query`` first waits until this instance's earlier appends are acknowledged, then reads
   the function's subject with an ordered consumer (bounded by the per-subject limit).
-* Tails of this instance get its own lines at once, in-process; lines of *other* instances
-  arrive through a core NATS subscription on the function's subject, opened while the
-  function has a tail here. Each message names the instance that wrote it, so a line is
-  never handed to a tail twice.
+* Tails read the stream itself, each line with its stream sequence as position, through
+  one ordered consumer per tailed function (``runtime/_logs_nats_tails.py``), which the
+  publisher starts between two batches; a tail that falls behind reads the subject back
+  from a sequence on (``read_from``, a page at a time).
 
 nats errors are translated into :class:`~eventgateway.errors.StoreError` here.
 """
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import time
 import uuid
@@ -32,8 +31,6 @@ from typing import Final
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js.api import PubAck
 
 from eventgateway.errors import StoreError
@@ -41,15 +38,17 @@ from eventgateway.runtime._logs_nats_stream import (
     decode_line,
     encode_line,
     logs_stream_config,
+    read_page,
     read_subject,
     sweep,
     translated,
 )
+from eventgateway.runtime._logs_nats_tails import StreamTails
 from eventgateway.runtime.base import LogLine, LogStore
 from eventgateway.runtime.logs_tail import (
     DEFAULT_TAIL_BUFFER_LINES,
     LogTail,
-    TailHub,
+    Positioned,
     dropped_marker,
 )
 from eventgateway.store._nats_keys import encode_segment, valid_prefix
@@ -62,7 +61,6 @@ DEFAULT_PREFIX: Final = "eventgateway"
 _BATCH_LINES: Final = 512  # published before their acks are awaited together
 _LINE_OVERHEAD_BYTES: Final = 400  # as in logs_writer.py
 _PAYLOAD_SLACK_BYTES: Final = 4096  # room for the subject and protocol under max_payload
-_TAIL_PENDING_MSGS: Final = 10_000  # per remote-tail subscription; beyond, NATS drops
 
 
 class NatsLogStore(LogStore):
@@ -119,8 +117,10 @@ class NatsLogStore(LogStore):
         self._max_bytes = max_buffered_bytes
         self._request_timeout_s = request_timeout_s
         self._query_timeout_s = query_timeout_s
-        self._origin = uuid.uuid4().hex  # tells this instance's lines from the others'
-        self._tails = TailHub(tail_buffer_lines)
+        self._origin = uuid.uuid4().hex  # names the instance that wrote a line
+        self._tails = StreamTails(
+            self._js, self.stream, self.subject, self.read_from, tail_buffer_lines
+        )
         self._buffer: collections.deque[LogLine] = collections.deque()
         self._buffered_bytes = 0
         self._dropped: dict[tuple[str, str], int] = {}  # not yet reported in a notice
@@ -129,8 +129,6 @@ class NatsLogStore(LogStore):
         self._progress = asyncio.Condition()
         self._wakeup = asyncio.Event()
         self._publisher: asyncio.Task[None] | None = None
-        self._remote: dict[tuple[str, str], Subscription] = {}
-        self._subscribing: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._closed = False
         self.dropped_lines = 0  # did not fit in the buffer, or came after close()
         self.failed_lines = 0  # their publish failed (logged)
@@ -156,22 +154,15 @@ class NatsLogStore(LogStore):
         self._publisher = asyncio.create_task(self._publish_loop(), name=f"{self.stream}-pub")
 
     def end_tails(self) -> None:
-        self._tails.close()
+        self._tails.hub.close()
 
     async def close(self) -> None:
         """End tails, publish what is buffered (within the request timeout), unsubscribe."""
         if self._closed:
             return
         self._closed = True
-        self._tails.close()
+        self._tails.hub.close()
         self._wakeup.set()
-        # Awaited, not cancelled: nats-py breaks the connection when a flush() waiting for
-        # its PONG is cancelled. Each is bounded by the request timeout.
-        await asyncio.gather(*self._subscribing.values(), return_exceptions=True)
-        subscriptions, self._remote = list(self._remote.values()), {}
-        for sub in subscriptions:
-            with contextlib.suppress(nats.errors.Error):
-                await sub.unsubscribe()
         if self._publisher is not None:
             try:
                 async with asyncio.timeout(self._request_timeout_s * 2):
@@ -181,17 +172,17 @@ class NatsLogStore(LogStore):
                 logger.warning(
                     "closing %s: %d log lines unpublished", self.stream, len(self._buffer)
                 )
+        await self._tails.close()
 
     # -- append and the publisher -----------------------------------------------------------
 
     def append(self, lines: Sequence[LogLine]) -> None:
-        """Buffer ``lines`` for publishing and feed this instance's tails; never blocks."""
+        """Buffer ``lines`` for publishing (tails get them from the stream); never blocks."""
         if not lines:
             return
         if self._closed:
             self.dropped_lines += len(lines)
             return
-        self._tails.publish(lines)
         for index, line in enumerate(lines):
             size = len(line.message) + _LINE_OVERHEAD_BYTES
             if (
@@ -213,10 +204,13 @@ class NatsLogStore(LogStore):
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._buffer or self._dropped:
-                batch = [
-                    self._buffer.popleft() for _ in range(min(_BATCH_LINES, len(self._buffer)))
-                ]
+            while True:
+                if self._tails.waiting:  # no line is in flight now: consumers may start
+                    await self._tails.start(self._settled)
+                if not (self._buffer or self._dropped):
+                    break
+                size = self._tails.batch_limit(self._settled, _BATCH_LINES)
+                batch = [self._buffer.popleft() for _ in range(min(size, len(self._buffer)))]
                 self._buffered_bytes -= sum(len(x.message) + _LINE_OVERHEAD_BYTES for x in batch)
                 notices = self._notices()
                 await self._publish(batch + notices)
@@ -273,16 +267,19 @@ class NatsLogStore(LogStore):
         Raises:
             StoreError: the store is not open or closed, or the wait took too long.
         """
-        if self._publisher is None:
-            raise StoreError(f"the function log store {self.stream} is not open")
-        if self._closed:
-            raise StoreError(f"the function log store {self.stream} is closed")
+        self._check_open()
         target = self._accepted
         try:
             async with asyncio.timeout(self._query_timeout_s), self._progress:
                 await self._progress.wait_for(lambda: self._settled >= target)
         except TimeoutError as exc:
             raise StoreError(f"function log store {self.stream}: publishing is stuck") from exc
+
+    def _check_open(self) -> None:
+        if self._publisher is None:
+            raise StoreError(f"the function log store {self.stream} is not open")
+        if self._closed:
+            raise StoreError(f"the function log store {self.stream} is closed")
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -324,6 +321,30 @@ class NatsLogStore(LogStore):
         found.sort(key=lambda item: (item[0], item[1]))
         return [line for _, _, line in found[-limit:]]
 
+    async def read_from(
+        self, space: str, function_id: str, position: int, limit: int
+    ) -> list[Positioned]:
+        """The lines at stream sequence ``position`` or after, at most ``limit``.
+
+        Raises:
+            StoreError: NATS did not answer, or the store is not open or closed.
+        """
+        if limit < 1:
+            return []
+        # No flush(): a tail's lines come from the stream, so they are there already.
+        self._check_open()
+        subject = self.subject(space, function_id)
+        with translated(f"read the logs of {function_id!r}"):
+            messages = await read_page(
+                self._js, self.stream, subject, position, limit, self._query_timeout_s
+            )
+        found: list[Positioned] = []
+        for msg in messages:
+            line = decode_line(msg.data)
+            if line is not None:
+                found.append((msg.metadata.sequence.stream, line))
+        return found
+
     async def enforce_retention(self, *, max_age_s: float, max_lines_per_function: int) -> int:
         """Delete lines whose timestamps are older than ``max_age_s``, and all but the
         newest ``max_lines_per_function`` of each function.
@@ -351,44 +372,20 @@ class NatsLogStore(LogStore):
     # -- live tails -------------------------------------------------------------------------
 
     def tail(self, space: str, function_id: str) -> LogTail:
-        """Lines appended from now on, by this instance at once and by others once
-        :meth:`wait_tail_ready` returns."""
-        tail = self._tails.open(space, function_id)
-        key = (space, function_id)
-        if not self._closed and key not in self._remote and key not in self._subscribing:
-            task = asyncio.create_task(self._subscribe(key), name=f"{self.stream}-tail")
-            self._subscribing[key] = task
-            task.add_done_callback(lambda _: self._subscribing.pop(key, None))
+        """Lines stored from now on, by this instance and the others, once
+        :meth:`wait_tail_ready` returns; this instance's lines appended after this call
+        are never missed."""
+        if self._closed:
+            return self._tails.hub.open(space, function_id)  # ends at once
+        tail, to_start = self._tails.open(space, function_id, self._accepted)
+        if to_start:
+            self._wakeup.set()  # the publisher starts its consumer
         return tail
 
     async def wait_tail_ready(self, space: str, function_id: str) -> None:
-        """Wait until lines of other instances reach this function's tails here."""
-        task = self._subscribing.get((space, function_id))
-        if task is not None:
-            await asyncio.shield(task)
+        """Wait until the stream's lines reach this function's tails here."""
+        await self._tails.wait_ready(space, function_id)
 
     def tail_count(self, space: str | None = None, function_id: str | None = None) -> int:
         """Open tails, of one function or of all."""
-        return self._tails.count(space, function_id)
-
-    async def _subscribe(self, key: tuple[str, str]) -> None:
-        async def on_message(msg: Msg) -> None:
-            if self._tails.count(*key) == 0:  # the last tail went: stop listening
-                sub = self._remote.pop(key, None)
-                if sub is not None:
-                    with contextlib.suppress(nats.errors.Error):
-                        await sub.unsubscribe()
-                return
-            line = decode_line(msg.data, skip_origin=self._origin)
-            if line is not None:
-                self._tails.publish((line,))
-
-        try:
-            sub = await self._nc.subscribe(
-                self.subject(*key), cb=on_message, pending_msgs_limit=_TAIL_PENDING_MSGS
-            )
-            await self._nc.flush(timeout=max(1, round(self._request_timeout_s)))
-        except (nats.errors.Error, TimeoutError, OSError) as exc:
-            logger.warning("tail of %r: cannot follow other instances' lines: %r", key, exc)
-            return
-        self._remote[key] = sub
+        return self._tails.hub.count(space, function_id)

@@ -1,12 +1,15 @@
 """The function log file's schema, and opening a connection to it.
 
 One table, ``logs``: one row per line. ``seq`` (the rowid) orders lines with equal
-timestamps in the order they were appended. ``PRAGMA user_version`` is the schema version.
+timestamps in the order they were appended; the writer sets it itself (the line's position
+plus the file's base, ``logs_writer.py``), so that live tails know where each line is
+stored. ``PRAGMA user_version`` is the schema version.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -15,6 +18,7 @@ from eventgateway.errors import StoreError
 __all__ = [
     "COLUMNS",
     "SCHEMA_VERSION",
+    "Inserter",
     "connect",
     "insert_statement",
     "rows_per_statement",
@@ -37,7 +41,7 @@ _SCHEMA: Final = (
     "CREATE INDEX logs_by_function ON logs (space, function_id, ts)",
 )
 
-COLUMNS: Final = 6
+COLUMNS: Final = 7
 # Rows per INSERT statement. The sqlite3 module releases the GIL around every statement,
 # and taking it back waits up to sys.getswitchinterval() while the event loop is busy —
 # exactly when a handler prints in a tight loop. Measured on 200,000 lines with a busy
@@ -55,8 +59,30 @@ def store_error(path: Path, action: str, exc: BaseException) -> StoreError:
 
 def insert_statement(rows: int) -> str:
     """An INSERT of ``rows`` rows of :data:`COLUMNS` parameters each."""
-    values = ",".join(["(?,?,?,?,?,?)"] * rows)
-    return f"INSERT INTO logs (space, function_id, request_id, ts, stream, message) VALUES {values}"
+    values = ",".join(["(?,?,?,?,?,?,?)"] * rows)
+    columns = "seq, space, function_id, request_id, ts, stream, message"
+    return f"INSERT INTO logs ({columns}) VALUES {values}"
+
+
+class Inserter:
+    """Inserts rows of :data:`COLUMNS` values, in statements of as many rows as the build
+    allows (:func:`rows_per_statement`)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._step = rows_per_statement(conn) * COLUMNS
+        self._full = insert_statement(self._step // COLUMNS)
+
+    def insert(self, conn: sqlite3.Connection, params: Sequence[object]) -> None:
+        """Insert the rows whose values follow one another in ``params``.
+
+        Raises:
+            sqlite3.Error: from the statements.
+        """
+        step = self._step
+        for start in range(0, len(params), step):
+            chunk = params[start : start + step]
+            full = len(chunk) == step
+            conn.execute(self._full if full else insert_statement(len(chunk) // COLUMNS), chunk)
 
 
 def rows_per_statement(conn: sqlite3.Connection) -> int:

@@ -3,8 +3,9 @@
 A file of its own because log lines are many, small and expendable: their writes must not
 compete with the delivery queue's commits for one write lock, and deleting the file loses
 nothing but logs. ``append`` hands lines to the writer thread of ``runtime/logs_writer.py``
-(bounded buffer, group commit; see there for what is dropped when the disk cannot keep up)
-and to the live tails; queries and retention run on that thread too.
+(bounded buffer, group commit; see there for what is dropped when the disk cannot keep up),
+which hands what it takes to the live tails with each line's position; queries, retention
+and the reads of tails that fell behind (by ``seq``) run on that thread too.
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ from pathlib import Path
 from typing import Final
 
 from eventgateway.runtime.base import LogLine, LogStore, Stream
-from eventgateway.runtime.logs_tail import DEFAULT_TAIL_BUFFER_LINES, LogTail, TailHub
+from eventgateway.runtime.logs_tail import (
+    DEFAULT_TAIL_BUFFER_LINES,
+    LogTail,
+    Positioned,
+    TailHub,
+)
 from eventgateway.runtime.logs_writer import LogWriter
 
 __all__ = [
@@ -60,13 +66,14 @@ class SqliteLogStore(LogStore):
         synchronous: str = "NORMAL",
     ) -> None:
         self.path = path
+        self._tails = TailHub(self.read_from, tail_buffer_lines)
         self._writer = LogWriter(
             path,
             max_buffered_lines=max_buffered_lines,
             max_buffered_bytes=max_buffered_bytes,
             synchronous=synchronous,
+            on_taken=self._tails.publish,
         )
-        self._tails = TailHub(tail_buffer_lines)
 
     async def open(self) -> None:
         """Open or create the file and start the writer thread."""
@@ -82,8 +89,7 @@ class SqliteLogStore(LogStore):
 
     def append(self, lines: Sequence[LogLine]) -> None:
         """Buffer ``lines`` for the writer and feed live tails; never blocks."""
-        self._writer.offer(lines)
-        self._tails.publish(lines)
+        self._writer.offer(lines)  # what it takes goes to the tails too
 
     async def flush(self) -> None:
         """Wait until every line appended before this call is committed (or lost)."""
@@ -103,6 +109,20 @@ class SqliteLogStore(LogStore):
             return []
         op = functools.partial(_select, space, function_id, since, limit, filter or None)
         return await self._writer.submit(op)
+
+    async def read_from(
+        self, space: str, function_id: str, position: int, limit: int
+    ) -> list[Positioned]:
+        """The lines at ``position`` or after, by position, at most ``limit``.
+
+        Raises:
+            StoreError: the file cannot be read, or the store is not open or closed.
+        """
+        if limit < 1:
+            return []
+        writer = self._writer
+        op = functools.partial(_select_from, writer, space, function_id, position, limit)
+        return await writer.submit(op)
 
     def tail(self, space: str, function_id: str) -> LogTail:
         """Lines appended from now on, until the store closes or the tail is closed."""
@@ -167,6 +187,28 @@ def _select(
     return [
         LogLine(space, function_id, request_id, ts, stream, message)
         for request_id, ts, stream, message in rows
+    ]
+
+
+def _select_from(
+    writer: LogWriter,
+    space: str,
+    function_id: str,
+    position: int,
+    limit: int,
+    conn: sqlite3.Connection,
+) -> list[Positioned]:
+    base = writer.base_seq  # read here, on the writer thread that set it
+    # NOT INDEXED: walk the rowid from the position on, rather than every line of the
+    # function through the (space, function_id, ts) index and then sort them.
+    rows: list[tuple[int, str, float, Stream, str]] = conn.execute(
+        "SELECT seq, request_id, ts, stream, message FROM logs NOT INDEXED "
+        "WHERE seq >= ? AND space = ? AND function_id = ? ORDER BY seq LIMIT ?",
+        (base + position, space, function_id, limit),
+    ).fetchall()
+    return [
+        (seq - base, LogLine(space, function_id, request_id, ts, stream, message))
+        for seq, request_id, ts, stream, message in rows
     ]
 
 

@@ -10,9 +10,14 @@ belong to one thread, the event loop's (the runtime's pipe readers run there).
 The buffer is bounded (``max_buffered_lines`` and ``max_buffered_bytes``): a handler
 printing in a tight loop faster than the disk commits must not grow the gateway's memory
 without bound. Lines that do not fit are dropped — the newest ones, so what is kept stays
-contiguous — and counted per function; the next batch stores one ``system`` line per
-function saying how many were lost, and the gateway logs a warning. Live tails are fed
-before the buffer and lose nothing to this.
+contiguous — and counted per function; once there is room again (or before the next
+query) one ``system`` line per function saying how many were lost takes their place, and
+the gateway logs a warning.
+
+Every line taken, notices included, gets a *position* on the event loop's thread: 0, 1,
+2… in the order taken. Its row's ``seq`` is the position plus the file's base (one more
+than its largest ``seq`` when opened), so live tails, which get each taken line with its
+position through ``on_taken``, can read the file back from where they fell behind.
 
 Reads and retention are *ops*, functions of the connection run on the same thread after
 the lines buffered before them were committed: a query sees every line appended before
@@ -32,13 +37,7 @@ from typing import Any, Final, TypeVar
 
 from eventgateway.errors import StoreError
 from eventgateway.runtime.base import LogLine
-from eventgateway.runtime.logs_schema import (
-    COLUMNS,
-    connect,
-    insert_statement,
-    rows_per_statement,
-    store_error,
-)
+from eventgateway.runtime.logs_schema import COLUMNS, Inserter, connect, store_error
 from eventgateway.runtime.logs_tail import dropped_marker
 
 __all__ = ["LINE_OVERHEAD_BYTES", "LogWriter", "Op"]
@@ -47,8 +46,12 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _STOP: Final = object()
-_WAKE: Final = object()  # lines were dropped: write the notice
+_WAKE: Final = object()  # lines were dropped: report them once the buffer has drained
+_DROP_REASON: Final = (
+    "the log store could not keep up (the function printed faster than disk writes)"
+)
 Op = Callable[[sqlite3.Connection], _T]
+OnTaken = Callable[[int, Sequence[LogLine]], None]
 
 # What one buffered line costs beyond its text: the LogLine, its strings' headers and
 # the list slot, measured roughly with sys.getsizeof.
@@ -63,7 +66,8 @@ class _Request:
         self.future = future
 
 
-_Item = tuple[LogLine, ...] | _Request | object
+_Lines = tuple[int, tuple[LogLine, ...]]  # the position of the first, and the lines
+_Item = _Lines | _Request | object
 
 
 class LogWriter:
@@ -75,6 +79,8 @@ class LogWriter:
         max_buffered_bytes: the same bound in (estimated) bytes.
         synchronous: ``PRAGMA synchronous``; ``NORMAL`` loses at most the last commits on
             a power cut, never on a crash of the gateway.
+        on_taken: called on the event loop's thread with ``(position, lines)`` for the
+            lines taken into the buffer (``lines[i]`` is at ``position + i``).
     """
 
     def __init__(
@@ -85,8 +91,10 @@ class LogWriter:
         max_buffered_bytes: int,
         synchronous: str = "NORMAL",
         busy_timeout_s: float = 10.0,
+        on_taken: OnTaken | None = None,
     ) -> None:
         self.path = path
+        self._on_taken = on_taken
         self._max_lines = max_buffered_lines
         self._max_bytes = max_buffered_bytes
         self._synchronous = synchronous
@@ -100,12 +108,12 @@ class LogWriter:
         self._offered_bytes = 0  # loop thread
         self._taken_lines = 0  # writer thread
         self._taken_bytes = 0  # writer thread
-        self._dropped: dict[tuple[str, str], int] = {}  # loop thread; totals per function
-        self._reported: dict[tuple[str, str], int] = {}  # writer thread
+        self._next_position = 0  # loop thread
+        self._dropped: dict[tuple[str, str], int] = {}  # loop thread; not yet reported
         self._stopping = False  # loop thread
+        self.base_seq = 0  # writer thread: seq of position 0 (set when the file is opened)
         self._in_hand: list[_Request] = []  # writer thread: taken, not yet answered
-        self._rows_per_statement = 1  # set by _connect()
-        self._full_insert = ""
+        self._inserter: Inserter | None = None  # set by _connect()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.dropped_lines = 0  # loop thread: did not fit in the buffer, or came after stop()
@@ -138,6 +146,8 @@ class LogWriter:
         """Commit what is buffered, run what was submitted, close, end the thread."""
         if self._stopping:
             return
+        if self._dropped:
+            self._report_drops()
         self._stopping = True
         self._inbox.put(_STOP)
         thread = self._thread
@@ -158,9 +168,9 @@ class LogWriter:
             buffered_lines + len(lines) <= self._max_lines
             and buffered_bytes + size <= self._max_bytes
         ):
-            self._inbox.put(tuple(lines))  # a copy: the caller may reuse its list
-            self._offered_lines += len(lines)
-            self._offered_bytes += size
+            if self._dropped:  # these come after the drops: the notice goes first
+                self._report_drops()
+            self._take(tuple(lines), size)  # a copy: the caller may reuse its list
             return
         # Keep lines while they fit; once one does not, drop the rest of the call too, so
         # that what is stored has no holes in the middle of a burst.
@@ -175,14 +185,45 @@ class LogWriter:
             kept += 1
             kept_bytes += line_size
         if kept:
-            self._inbox.put(tuple(lines[:kept]))
-            self._offered_lines += kept
-            self._offered_bytes += kept_bytes
+            if self._dropped:
+                self._report_drops()
+            self._take(tuple(lines[:kept]), kept_bytes)
         for line in lines[kept:]:
             key = (line.space, line.function_id)
             self._dropped[key] = self._dropped.get(key, 0) + 1
         self.dropped_lines += len(lines) - kept
         self._inbox.put(_WAKE)  # so that the notice is written even if nothing else comes
+
+    def _take(self, lines: tuple[LogLine, ...], size: int) -> None:
+        position = self._next_position
+        self._next_position += len(lines)
+        self._inbox.put((position, lines))
+        self._offered_lines += len(lines)
+        self._offered_bytes += size
+        if self._on_taken is not None:
+            self._on_taken(position, lines)
+
+    def _report_drops(self) -> None:
+        # On the loop's thread, so that the notice gets a position (and reaches live
+        # tails) like any line; it may go over the bound by one line per function.
+        notices: list[LogLine] = []
+        for (space, function_id), count in self._dropped.items():
+            logger.warning(
+                "Dropped %d log lines of function %r in space %r: %s",
+                count,
+                function_id,
+                space,
+                _DROP_REASON,
+            )
+            notices.append(dropped_marker(space, function_id, count, _DROP_REASON))
+        self._dropped.clear()
+        size = sum(len(line.message) + LINE_OVERHEAD_BYTES for line in notices)
+        self._take(tuple(notices), size)
+
+    def _drained(self) -> None:
+        # Called back by the writer thread once it took the lines offered before a drop.
+        if self._dropped and not self._stopping:
+            self._report_drops()
 
     def submit(self, op: Op[_T]) -> asyncio.Future[_T]:
         """Run ``op`` on the writer thread once the lines offered so far are committed.
@@ -195,6 +236,8 @@ class LogWriter:
             raise StoreError(f"the function log store {self.path} is not open")
         if self._stopping:
             raise StoreError(f"the function log store {self.path} is closed")
+        if self._dropped:  # a query sees the notice of lines dropped before it
+            self._report_drops()
         future: asyncio.Future[_T] = loop.create_future()
         self._inbox.put(_Request(op, future))
         return future
@@ -238,64 +281,54 @@ class LogWriter:
 
     def _connect(self) -> sqlite3.Connection:
         conn = connect(self.path, self._synchronous, busy_timeout_s=self._busy_timeout_s)
-        self._rows_per_statement = rows_per_statement(conn)
-        self._full_insert = insert_statement(self._rows_per_statement)
+        (self.base_seq,) = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM logs").fetchone()
+        self._inserter = Inserter(conn)
         return conn
 
     def _serve(self, conn: sqlite3.Connection) -> None:
         inbox = self._inbox
         while True:
-            lines: list[LogLine] = []
+            batches: list[_Lines] = []
             requests: list[_Request] = []
             self._in_hand = requests  # failed by _refuse_all if this thread dies
-            stop = False
+            stop = drained = False
             item = inbox.get()
             while True:  # take everything that is queued: one transaction for all of it
                 if isinstance(item, tuple):
-                    lines.extend(item)
+                    batches.append(item)
                 elif isinstance(item, _Request):
                     requests.append(item)
                 elif item is _STOP:
                     stop = True
+                elif item is _WAKE:
+                    drained = True
                 try:
                     item = inbox.get_nowait()
                 except queue.Empty:
                     break
-            if lines:
-                self._taken_lines += len(lines)
-                self._taken_bytes += sum(len(line.message) for line in lines)
-                self._taken_bytes += LINE_OVERHEAD_BYTES * len(lines)
-            notices = self._notices()
-            if lines or notices:
-                self._commit(conn, lines + notices)
+            if batches:
+                count = sum(len(lines) for _, lines in batches)
+                self._taken_lines += count
+                self._taken_bytes += sum(
+                    len(line.message) for _, lines in batches for line in lines
+                )
+                self._taken_bytes += LINE_OVERHEAD_BYTES * count
+                self._commit(conn, batches)
+            if drained:
+                self._call(self._drained)
             for request in requests:  # after the lines offered before them are committed
                 self._execute(conn, request)
             if stop:  # offer() and submit() refuse work once stop() was called
                 return
 
-    def _notices(self) -> list[LogLine]:
-        why = "the log store could not keep up (the function printed faster than disk writes)"
-        notices: list[LogLine] = []
-        for key, total in dict(self._dropped).items():  # dict(): one atomic copy
-            count = total - self._reported.get(key, 0)
-            if count:
-                self._reported[key] = total
-                space, function_id = key
-                logger.warning(
-                    "Dropped %d log lines of function %r in space %r: %s",
-                    count,
-                    function_id,
-                    space,
-                    why,
-                )
-                notices.append(dropped_marker(space, function_id, count, why))
-        return notices
-
-    def _commit(self, conn: sqlite3.Connection, lines: list[LogLine]) -> None:
+    def _commit(self, conn: sqlite3.Connection, batches: list[_Lines]) -> None:
+        base = self.base_seq
         params = [
             value
-            for line in lines
+            for position, lines in batches
+            for offset, line in enumerate(lines)
             for value in (
+                base + position + offset,
                 line.space,
                 line.function_id,
                 line.request_id,
@@ -304,30 +337,24 @@ class LogWriter:
                 line.message,
             )
         ]
-        step = self._rows_per_statement * COLUMNS
+        count = len(params) // COLUMNS
+        assert self._inserter is not None
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for start in range(0, len(params), step):
-                chunk = params[start : start + step]
-                statement = (
-                    self._full_insert
-                    if len(chunk) == step
-                    else insert_statement(len(chunk) // COLUMNS)
-                )
-                conn.execute(statement, chunk)
+            self._inserter.insert(conn, params)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             _rollback(conn, self.path)
             # Nobody awaits a line: keeping the batch to retry would let a broken disk grow
             # memory without bound, so it is lost, counted and logged.
-            self.failed_lines += len(lines)
+            self.failed_lines += count
             logger.error(
-                "Lost %d function log lines: %s", len(lines), store_error(self.path, "commit", exc)
+                "Lost %d function log lines: %s", count, store_error(self.path, "commit", exc)
             )
             return
-        self.committed_lines += len(lines)
+        self.committed_lines += count
         self.transactions += 1
-        self.max_batch = max(self.max_batch, len(lines))
+        self.max_batch = max(self.max_batch, count)
 
     def _execute(self, conn: sqlite3.Connection, request: _Request) -> None:
         try:
