@@ -180,7 +180,9 @@ class Gateway:
                     ConfigRouter(
                         config_app,
                         create_deliveries_app(self.queue),
-                        create_runtime_app(self.runtime.bundles, self.runtime.logs),
+                        create_runtime_app(
+                            self.runtime.bundles, self.runtime.logs, functions=self.store
+                        ),
                         create_invoke_app(
                             self.store, self.invoker, self.runtime.logs, self.metrics
                         ),

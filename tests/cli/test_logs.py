@@ -257,6 +257,30 @@ def test_an_unknown_function_fails_as_invoke_does_before_any_streaming(gateway, 
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize("path", ["logs", "logs/stream"])
+def test_the_logs_endpoints_answer_404_for_a_function_the_space_does_not_have(gateway, path):
+    url = f"{gateway.config_url}/v1/spaces/{SPACE}/functions/nosuchfn/{path}"
+
+    response = httpx.get(url, params={"since": "10m", "filter": "x"}, timeout=30)
+
+    assert response.status_code == 404
+    assert response.json() == {"errors": [{"message": 'Function "nosuchfn" not found.'}]}
+
+
+def test_a_registered_function_without_lines_has_empty_logs(gateway):
+    config = httpx.Client(base_url=f"{gateway.config_url}/v1/spaces/{SPACE}", timeout=30)
+    provider = config.get("/functions/addUserToCRM").json()["provider"]
+    body = {"functionId": "neverRun", "type": "python", "provider": provider}
+    assert config.post("/functions", json=body).status_code == 201
+
+    response = config.get("/functions/neverRun/logs")
+    config.close()
+
+    assert response.status_code == 200
+    assert response.json() == {"logs": []}
+    assert logs(gateway, function="neverRun") == []
+
+
 def test_the_function_may_be_named_without_f(gateway):
     emit(gateway, {"username": "positional"})
     invocation(gateway, "positional")
@@ -298,9 +322,15 @@ def test_a_removed_function_keeps_its_logs_readable(gateway):
 
     kept = logs(gateway, function="formerCRM")
     filtered_out = logs(gateway, "--filter", "no such text", function="formerCRM")
+    stream_url = f"{gateway.config_url}/v1/spaces/{SPACE}/functions/formerCRM/logs/stream"
+    with httpx.stream("GET", stream_url, params={"since": "1d"}, timeout=30) as stream:
+        status = stream.status_code
+        first = next(stream.iter_lines())  # the history, then it would follow
 
     assert any("leaver" in line for line in kept)
     assert filtered_out == []
+    assert status == 200
+    assert first.startswith("data: ")
 
 
 class LineReader:
@@ -316,6 +346,20 @@ class LineReader:
         for line in stream:
             self.lines.put(line.rstrip("\n"))
         self.lines.put(None)
+
+    def seen_within(self, predicate, timeout_s: float) -> bool:
+        """Whether a line matching ``predicate`` arrives within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                return False
+            assert line is not None, f"the output ended first: {self.seen}"
+            self.seen.append(line)
+            if predicate(line):
+                return True
+        return False
 
     def until(self, predicate, timeout_s: float = 30.0) -> str:
         deadline = time.monotonic() + timeout_s
@@ -408,3 +452,64 @@ def test_tail_fails_in_one_line_when_the_gateway_stops(tmp_path: pathlib.Path):
     assert tail.returncode == 1
     assert errors.startswith(f"Error: the log stream ended: the gateway at {own.config_url} ")
     assert len(errors.splitlines()) == 1
+
+
+BURST_LINES = 20_000
+BURST_HANDLER = """
+def handler(event, context):
+    lines = event["data"]["lines"]
+    if not lines:
+        print("ping")
+    for i in range(lines):
+        print("burst line", i)
+"""
+
+
+def register(gateway: GatewayProcess, function_id: str, source: str) -> httpx.Client:
+    """Upload ``source`` as ``handler.py`` and register it as ``function_id``; a client of
+    the space's Configuration API, to close."""
+    config = httpx.Client(base_url=f"{gateway.config_url}/v1/spaces/{SPACE}", timeout=120)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("handler.py", source)
+    upload = config.post(
+        "/bundles", content=archive.getvalue(), headers={"content-type": "application/zip"}
+    )
+    assert upload.status_code in (200, 201), upload.text
+    provider = {"bundle": upload.json()["bundleId"], "handler": "handler.handler"}
+    body = {"functionId": function_id, "type": "python", "provider": provider}
+    assert config.post("/functions", json=body).status_code == 201
+    return config
+
+
+def test_tail_shows_every_line_of_a_burst_in_order_once(gateway):
+    config = register(gateway, "burster", BURST_HANDLER)
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "eventgateway", "logs", "burster", "-t"],
+        env={**os.environ, **env_for(gateway)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert tail.stdout is not None
+    reader = LineReader(tail.stdout)
+    try:
+        # The tail shows only lines written once its stream is open: ping until one shows.
+        deadline = time.monotonic() + 30
+        while not reader.seen_within(lambda line: line.endswith("\tping"), timeout_s=1.0):
+            assert time.monotonic() < deadline, "the tail never showed a ping"
+            assert config.post("/functions/burster/invoke", json={"data": {"lines": 0}})
+        done = config.post("/functions/burster/invoke", json={"data": {"lines": BURST_LINES}})
+        assert done.json()["ok"], done.text
+        request_id = done.json()["requestId"]
+        reader.until(lambda line: line.startswith(f"REPORT RequestId: {request_id}"), 120)
+    finally:
+        tail.kill()
+        tail.wait()
+        config.close()
+        reader.thread.join(timeout=10)  # it reads to the end of the output, then stops
+        tail.stdout.close()
+
+    burst = [line.split("\t")[2] for line in reader.seen if "\tburst line " in line]
+    assert burst == [f"burst line {i}" for i in range(BURST_LINES)]
+    assert not any("dropped" in line for line in reader.seen)

@@ -173,6 +173,9 @@ def test_an_open_log_stream_ends_on_sigterm_instead_of_holding_the_shutdown(
     # the gateway wait it out, and the test would time out.
     with running(tmp_path / "data", "--shutdown-timeout", "120") as process:
         assert process.proc is not None
+        function = {"functionId": "fn", "type": "http", "provider": {"url": "http://127.0.0.1:9/"}}
+        created = httpx.post(f"{process.config_url}/v1/spaces/acme/functions", json=function)
+        assert created.status_code == 201, created.text
         url = f"{process.config_url}/v1/spaces/acme/functions/fn/logs/stream"
         with httpx.stream("GET", url, timeout=httpx.Timeout(5, read=90)) as response:
             assert response.status_code == 200

@@ -9,6 +9,10 @@
   Server-Sent Events: the history since ``since`` if given, then every new line as
   ``data: {…}``, and ``: keep-alive`` after 15 s without one, until the client goes away.
 
+Both logs endpoints answer 404 ``Function "x" not found.`` for a function the space
+does not have and that has no stored lines; a removed function's lines stay readable (and
+followable) until retention removes them.
+
 ``since`` is RFC 3339, Unix seconds, or a duration back from now (``30s``, ``10m``,
 ``2h``, ``1d``, ``1h30m``). Bundles are content-addressed and shared by every space: the
 ``{space}`` in their paths scopes the caller's key, not the bundle.
@@ -33,6 +37,7 @@ from eventgateway.api.runtime_stream import EventStream, encode_lines
 from eventgateway.errors import NotFoundError, ValidationError
 from eventgateway.runtime.base import LogStore
 from eventgateway.runtime.bundles import BundleStore, is_bundle_id
+from eventgateway.store.base import ConfigStore
 
 __all__ = ["DEFAULT_KEEPALIVE_S", "create_runtime_app", "is_runtime_path", "parse_since"]
 
@@ -80,17 +85,32 @@ def _json(value: Any, status: int = 200) -> Response:
 
 
 def create_runtime_app(
-    bundles: BundleStore, logs: LogStore, *, keepalive_s: float = DEFAULT_KEEPALIVE_S
+    bundles: BundleStore,
+    logs: LogStore,
+    *,
+    functions: ConfigStore | None = None,
+    keepalive_s: float = DEFAULT_KEEPALIVE_S,
 ) -> Starlette:
     """The ASGI app serving code bundles from ``bundles`` and function logs from ``logs``.
 
     Args:
         bundles: where uploaded zips are stored.
         logs: the function log store, open while requests arrive.
+        functions: the configuration store; with it, the logs of a function that is not
+            registered and has no stored lines are 404. Without it, any name is answered
+            (with no lines).
         keepalive_s: idle seconds before a log stream sends a ``: keep-alive`` comment.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``functions``.
     """
+
+    async def require_function(space: str, function_id: str) -> None:
+        if functions is None or await functions.get("functions", space, function_id) is not None:
+            return
+        # Removed, but its lines are kept until retention: they stay readable.
+        if not await logs.query(space, function_id, limit=1):
+            raise NotFoundError(f'Function "{function_id}" not found.')
 
     async def upload(request: Request) -> Response:
         length = request.headers.get("content-length", "")
@@ -118,12 +138,12 @@ def create_runtime_app(
 
     async def query_logs(request: Request) -> Response:
         params = request.query_params
+        space, function_id = request.path_params["space"], request.path_params["functionId"]
+        since = _since(params)  # a bad parameter is 400 even for an unknown function
+        limit = _limit(params, _DEFAULT_LIMIT)
+        await require_function(space, function_id)
         found = await logs.query(
-            request.path_params["space"],
-            request.path_params["functionId"],
-            since=_since(params),
-            limit=_limit(params, _DEFAULT_LIMIT),
-            filter=params.get("filter") or None,
+            space, function_id, since=since, limit=limit, filter=params.get("filter") or None
         )
         return Response(b'{"logs":' + encode_lines(found) + b"}\n", media_type="application/json")
 
@@ -133,6 +153,7 @@ def create_runtime_app(
         since = _since(params)
         limit = _limit(params, _MAX_LIMIT)
         text = params.get("filter") or None
+        await require_function(space, function_id)
         # Open the tail before reading the history, so no line falls between the two;
         # EventStream drops the lines that both hold.
         tail = logs.tail(space, function_id)

@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import click
 from rich.console import Console
@@ -24,9 +24,6 @@ from rich.text import Text
 
 from eventgateway.cli.context import CliOptions, gateway_options
 from eventgateway.cli.credentials import config_base
-
-if TYPE_CHECKING:
-    from eventgateway.sdk.sync import EventGateway
 
 __all__ = ["chosen_function", "format_line", "function_name", "logs"]
 
@@ -152,9 +149,9 @@ def logs(
     printer = LogPrinter(as_json=options.json)
     interrupts = _ctrl_c_exits_quietly() if tail else contextlib.nullcontext()
     with interrupts, options.gateway() as gateway:
+        # An unknown function (never registered, no lines kept) is the gateway's 404:
+        # `Function "x" not found.`, exit status 1, as for `eg invoke`.
         recent = gateway.logs(function_id, since=since, limit=limit, filter=filter_text)
-        if not recent:
-            _require_known(gateway, function_id, narrowed=since is not None or bool(filter_text))
         for entry in recent:
             printer.print(entry)
         if tail:
@@ -164,27 +161,6 @@ def logs(
             repeated = [entry for entry in recent if entry["timestamp"] == last]
             stream = gateway.tail_logs(function_id, since=last, filter=filter_text)
             _follow_until_closed(printer, stream, repeated, options)
-
-
-def _require_known(gateway: EventGateway, function_id: str, *, narrowed: bool) -> None:
-    """Fail as `eg invoke` does (``Function "x" not found.``) for a function that is
-    unknown and has no log lines at all.
-
-    The logs endpoint answers any name, with no lines for one it never ran; a removed
-    function's lines stay readable, so only a name without either is an error. ``narrowed``:
-    ``--since``/``--filter`` may have hidden the lines, so look once more without them.
-
-    Raises:
-        GatewayError: 404 ``Function "x" not found.``, or whatever else the gateway answered.
-    """
-    from eventgateway.sdk._wire import GatewayError
-
-    try:
-        gateway.get_function(function_id)
-    except GatewayError as exc:
-        if exc.status == 404 and narrowed and gateway.logs(function_id, limit=1):
-            return  # removed, and its lines fell outside --since/--filter
-        raise
 
 
 @contextlib.contextmanager
