@@ -291,3 +291,58 @@ def test_an_answered_error_is_the_gateways_message():
 )
 def test_the_unreachable_url_is_the_one_the_command_used(options, api, expected):
     assert _url_of(options, api) == expected
+
+
+# -- values checked before any request ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command", [["emit", "--event", "user.created"], ["functions", "ls"], ["logs", "-f", "fn"]]
+)
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--url", "notaurl"),
+        ("--url", "localhost:4000"),
+        ("--url", "http://"),
+        ("--config-url", "ftp://gateway.test"),
+    ],
+)
+def test_a_url_flag_without_http_scheme_and_host_is_a_usage_error(workdir, command, flag, value):
+    from eventgateway.cli.main import cli
+
+    result = CliRunner().invoke(cli, [*command, flag, value])
+
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{flag}': {value!r} is not an http(s) URL" in result.stderr
+
+
+def test_a_url_variable_without_scheme_is_refused_naming_the_variable(workdir):
+    from eventgateway.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["functions", "ls"], env={"EG_URL": "notaurl"})
+
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--url': 'notaurl' (from EG_URL) is not" in result.stderr
+
+
+def test_a_url_in_serverless_yml_may_still_omit_the_scheme(workdir):
+    (workdir / "serverless.yml").write_text(SERVICE.replace("http://gateway.test", "gw.test"))
+
+    assert resolved().url == "gw.test:4000"  # as the original plugin's url: the SDK adds http
+
+
+@pytest.mark.parametrize("space", ["Bad Space!", "ab", "a/b"])
+def test_a_space_the_gateway_would_refuse_is_a_usage_error(workdir, space):
+    from eventgateway.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["emit", "--event", "user.created", "--space", space])
+
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '--space': {space!r} is not a valid space name" in result.stderr
+
+
+def test_valid_urls_and_spaces_pass(workdir):
+    options = resolved("--url", "https://acme.gateway.test", "--space", "acme.crm-2_x")
+
+    assert (options.url, options.space) == ("https://acme.gateway.test", "acme.crm-2_x")

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import click
 import yaml
 
+from eventgateway.cli.option_checks import http_url, space_name
 from eventgateway.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -246,17 +247,20 @@ _OPTIONS: Final = (
         "--url",
         envvar="EG_URL",
         metavar="URL",
+        callback=http_url,
         help=f"Events API of the gateway [default: serverless.yml, else {DEFAULT_URL}].",
     ),
     click.option(
         "--config-url",
         envvar="EG_CONFIG_URL",
         metavar="URL",
+        callback=http_url,
         help="Configuration API [default: derived from --url].",
     ),
     click.option(
         "--space",
         envvar="EG_SPACE",
+        callback=space_name,
         help=f"Space to work in [default: serverless.yml, else {DEFAULT_SPACE!r}].",
     ),
     click.option(

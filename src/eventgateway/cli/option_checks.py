@@ -1,0 +1,59 @@
+"""Checks of the URL and space options every ``eg`` command shares (``cli/context.py``).
+
+Click callbacks: a bad value is a usage error (exit 2) naming the option, or the
+environment variable that set it, before any request is made.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import click
+
+from eventgateway.model.validate import is_valid_space
+
+__all__ = ["http_url", "space_name"]
+
+
+# The SDK reads "localhost:4000" as http://localhost:4000, as the original plugin read
+# serverless.yml's url (which stays so); but a flag such as `--url notaurl` is far likelier
+# a typo than a host named "notaurl", so URL flags and variables need the scheme.
+def http_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if not value:
+        return value  # not given (an empty EG_URL counts as not given)
+    try:
+        parts = urlsplit(value)
+        usable = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. a bad IPv6 literal or port
+        usable = False
+    if not usable:
+        raise click.BadParameter(
+            f"{value!r}{_from_env(ctx, param)} is not an http(s) URL: give the scheme and "
+            "host, e.g. http://localhost:4000",
+            ctx,
+            param,
+        )
+    return value
+
+
+# Checked here as the gateway checks it, so that a typo fails before any request is made.
+def space_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if not value:
+        return value
+    if not is_valid_space(value):
+        raise click.BadParameter(
+            f"{value!r}{_from_env(ctx, param)} is not a valid space name: use at least 3 "
+            'characters from a-z, A-Z, 0-9, ".", "-" and "_"',
+            ctx,
+            param,
+        )
+    return value
+
+
+# click names the option in the message; say so when its variable, not a flag, set it.
+def _from_env(ctx: click.Context, param: click.Parameter) -> str:
+    if param.name is None or not isinstance(param.envvar, str):
+        return ""
+    if ctx.get_parameter_source(param.name) is not click.core.ParameterSource.ENVIRONMENT:
+        return ""
+    return f" (from {param.envvar})"
