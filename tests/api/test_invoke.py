@@ -13,8 +13,15 @@ from typing import Any
 
 import pytest
 
-from eventgateway.api.invoke import DEFAULT_EVENT_TYPE, DEFAULT_SOURCE, is_invoke_path
+from eventgateway.api.invoke import (
+    DEFAULT_EVENT_TYPE,
+    DEFAULT_SOURCE,
+    MAX_LOG_LINES,
+    _invocation_lines,
+    is_invoke_path,
+)
 from eventgateway.providers.runtime import REQUEST_ID_HEADER
+from eventgateway.runtime.base import LogLine
 from tests.support.inprocess import InProcess, in_process_gateway
 from tests.support.receiver import Receiver, Reply
 
@@ -251,3 +258,31 @@ async def test_openapi_describes_the_invoke_route():
         "durationMs",
         "logs",
     }
+
+
+async def test_an_invocation_answers_with_its_newest_lines_only():
+    # A handler may print without end; the answer is one JSON document.
+    def line(message: str, stream: str = "stdout", request_id: str = "r1") -> LogLine:
+        return LogLine("acme", "fn", request_id, 0.0, stream, message)  # type: ignore[arg-type]
+
+    printed = [line(f"line {n}") for n in range(MAX_LOG_LINES + 500)]
+    stream = [
+        line("START RequestId: r1 Version: $LATEST", "system"),
+        line("from another invocation", request_id="r2"),
+        *printed,
+        line("END RequestId: r1", "system"),
+        line("REPORT RequestId: r1\tDuration: 1.00 ms", "system"),
+        line("after the report"),
+    ]
+
+    async def tail() -> AsyncIterator[LogLine]:
+        for item in stream:
+            yield item
+
+    lines = await _invocation_lines(tail(), "r1", "acme", "fn")
+
+    assert len(lines) == MAX_LOG_LINES + 1
+    assert lines[0].stream == "system"
+    assert "503 log lines dropped" in lines[0].message
+    assert lines[-1].message.startswith("REPORT RequestId: r1")
+    assert lines[1].message == f"line {502}"

@@ -19,14 +19,15 @@ answer and is reported in ``status`` (HTTP functions only). ``result`` is the an
 JSON, or its text when it is not JSON. ``error`` is Lambda's
 ``{"errorType", "errorMessage", "stackTrace"}`` for a failed ``python``/``nodejs``
 handler, ``{"message"}`` for other failures. ``logs`` holds the invocation's lines
-(START … REPORT) for ``python``/``nodejs`` functions, at most the newest
-:data:`~eventgateway.runtime.logs_tail.DEFAULT_TAIL_BUFFER_LINES`.
+(START … REPORT) for ``python``/``nodejs`` functions: the newest :data:`MAX_LOG_LINES`,
+after a ``system`` notice of how many more there were.
 
 An unknown function is 404; a body that is not such an object is 400 naming the field.
 """
 
 from __future__ import annotations
 
+import collections
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -51,7 +52,7 @@ from eventgateway.model.runtime_provider import RUNTIME_TYPES
 from eventgateway.observability.metrics import Metrics
 from eventgateway.providers.runtime import REQUEST_ID_HEADER
 from eventgateway.runtime.base import LogLine, LogStore
-from eventgateway.runtime.logs_tail import is_notice
+from eventgateway.runtime.logs_tail import DEFAULT_TAIL_BUFFER_LINES, dropped_marker, is_notice
 from eventgateway.store.base import ConfigStore
 
 __all__ = [
@@ -67,6 +68,7 @@ DEFAULT_SOURCE: Final = "/eventgateway/invoke"
 # The runtime logs END and REPORT before the call returns, so the lines are normally in
 # the tail already; the bound only keeps a slow log store from holding the answer up.
 LOG_WAIT_S: Final = 1.0
+MAX_LOG_LINES: Final = DEFAULT_TAIL_BUFFER_LINES
 _FIELDS: Final = ("event", "data", "source")
 _JSON_KINDS: Final = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
 
@@ -200,17 +202,26 @@ def _error(outcome: Outcome) -> dict[str, Any] | None:
     return {"message": outcome.error}
 
 
-async def _invocation_lines(tail: AsyncIterator[LogLine], request_id: str) -> list[LogLine]:
-    """The lines of one invocation from a tail opened before it, up to its REPORT line."""
+async def _invocation_lines(
+    tail: AsyncIterator[LogLine], request_id: str, space: str, function_id: str
+) -> list[LogLine]:
+    """The newest lines of one invocation, up to its REPORT line, from a tail opened
+    before it: at most :data:`MAX_LOG_LINES`, after a notice of how many were left out."""
     report = f"REPORT RequestId: {request_id}"
-    found: list[LogLine] = []
+    # Bounded: a handler may print without end, and the answer is one JSON document.
+    found: collections.deque[LogLine] = collections.deque(maxlen=MAX_LOG_LINES)
+    seen = 0
     with anyio.move_on_after(LOG_WAIT_S):
         async for line in tail:
             if line.request_id == request_id or is_notice(line):
                 found.append(line)
+                seen += 1
                 if line.stream == "system" and line.message.startswith(report):
                     break
-    return found
+    if seen > len(found):
+        why = f"an invocation answers with its newest {MAX_LOG_LINES} (eg logs has them all)"
+        return [dropped_marker(space, function_id, seen - len(found), why), *found]
+    return list(found)
 
 
 async def _close(tail: AsyncIterator[LogLine]) -> None:
@@ -249,7 +260,7 @@ def create_invoke_app(
             request_id = _request_id(outcome)
             lines: list[LogLine] = []
             if tail is not None and request_id is not None:
-                lines = await _invocation_lines(tail, request_id)
+                lines = await _invocation_lines(tail, request_id, space, function_id)
         finally:
             if tail is not None:
                 await _close(tail)
