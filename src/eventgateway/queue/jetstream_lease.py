@@ -11,6 +11,7 @@ Here each message is parked, and waiting leases woken, the moment it arrives.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -23,6 +24,7 @@ from nats.aio.msg import Msg
 from eventgateway.events.codec import decode_event
 from eventgateway.queue._common import Wakeup
 from eventgateway.queue.base import Delivery, Room
+from eventgateway.queue.jetstream_aside import JetStreamAsideMixin
 from eventgateway.queue.jetstream_wire import Envelope, Names, is_nats_error
 
 __all__ = ["JetStreamLeaseMixin"]
@@ -51,7 +53,7 @@ class _Pull:
         return not self.ended.is_set() and now < self.expires_at
 
 
-class JetStreamLeaseMixin:
+class JetStreamLeaseMixin(JetStreamAsideMixin):
     """``lease`` and the parked messages; the queue provides the state."""
 
     names: Names
@@ -73,6 +75,7 @@ class JetStreamLeaseMixin:
     _pulling: dict[str, _Pull]
     _inbox: str | None = None
     _requests: int = 0
+    _kept_alive_at = float("-inf")  # monotonic
 
     # Annotations only (no attribute), so they never shadow the real methods in the MRO.
     _admit: Callable[[Msg], Awaitable[None]]  # the ordering mixin's
@@ -94,16 +97,23 @@ class JetStreamLeaseMixin:
             raise ValueError(f"max_count must be at least 1, not {max_count}")
         while not self._closed:
             token = self._wakeup.token()
-            batch = self._take(max_count, frozenset(exclude), room)
+            excluded = frozenset(exclude)
+            await self._read_back(excluded, room)
+            batch, blocked = self._take(max_count, excluded, room)
+            # Blocked subscriptions' messages beyond a few stop counting against the
+            # parked bound, so the fetch goes on past them to other subscriptions.
+            self._set_aside(blocked)
             if batch:
                 return batch
-            free = self._max_parked - len(self._parked)
+            free = self._parking_free()
             if free > 0 and (self._fetcher is None or self._fetcher.done()):
                 self._fetcher = asyncio.create_task(self._fetch(min(max_count, free)))
-            timeout = self._lease_s / 3 if self._parked or self._held else None
-            try:
+            timeout = self._lease_s / 6 if self._parked or self._held else None
+            # On a timer, not only when the wait times out: while other deliveries keep
+            # it busy the wait never does, and set-aside messages sit here for minutes.
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(token.wait(), timeout)
-            except TimeoutError:
+            if time.monotonic() - self._kept_alive_at >= self._lease_s / 6:
                 await self._keep_parked_alive()
         return []
 
@@ -231,22 +241,29 @@ class JetStreamLeaseMixin:
         if pull is None or not pull.quiet:
             self._wakeup.fire()
 
-    def _take(self, max_count: int, exclude: frozenset[str], room: Room | None) -> list[Delivery]:
+    def _take(
+        self, max_count: int, exclude: frozenset[str], room: Room | None
+    ) -> tuple[list[Delivery], dict[str, list[int]]]:
+        """Up to ``max_count`` deliveries, oldest first; and, by subscription, the whole
+        parked messages skipped because it had no room (oldest first)."""
         taken: list[Delivery] = []
+        blocked: dict[str, list[int]] = {}
         left: dict[str, int] = {}
+        aside = self._aside
         for seq in sorted(self._parked):
             if len(taken) >= max_count:
                 break
+            if seq in aside:
+                continue  # its event is read back first (``_read_back``)
             msg, touched = self._parked[seq]
             envelope = msgspec.msgpack.decode(msg.data, type=Envelope)
             sub = envelope.subscription_id
-            if sub in exclude:
+            if sub not in exclude and room is not None and sub not in left:
+                left[sub] = room(sub)
+            if sub in exclude or left.get(sub, 1) <= 0:
+                blocked.setdefault(sub, []).append(seq)
                 continue
-            if room is not None:
-                if sub not in left:
-                    left[sub] = room(sub)
-                if left[sub] <= 0:
-                    continue
+            if sub in left:
                 left[sub] -= 1
             del self._parked[seq]
             delivery = Delivery(
@@ -265,10 +282,10 @@ class JetStreamLeaseMixin:
             )
             self._leased[delivery.id] = msg
             taken.append(delivery)
-        return taken
+        return taken, blocked
 
     async def _keep_parked_alive(self) -> None:
-        now = time.monotonic()
+        now = self._kept_alive_at = time.monotonic()
         for kept in (self._parked, self._held):
             for seq, (msg, touched) in list(kept.items()):
                 if now - touched < self._lease_s / 3:
