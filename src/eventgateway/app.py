@@ -189,6 +189,9 @@ class Gateway:
                     ),
                     self.keyring,
                     settings,
+                    delivery_log=self.queue,
+                    also_forget=[self.fast_queue],
+                    function_logs=self.runtime.logs,
                 ),
                 limits,
                 own_body=is_runtime_path,  # bundle zips: the bundle store has its own limit

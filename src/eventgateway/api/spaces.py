@@ -5,6 +5,9 @@
   shown this once. 409 ``Space "S" already exists.`` when claimed.
 * ``GET /v1/spaces`` → ``{"spaces": [...]}`` (the operator sees all, a space key its own);
   ``GET``, ``PATCH`` ``{"emitRequiresKey"}`` and ``DELETE`` (204) ``/v1/spaces/{space}``.
+  ``DELETE`` is 400 while the space holds configuration and, in auth mode, dead letters
+  or deliveries not yet settled (the message counts them and says what to do); after
+  it, the space's delivery history and function logs are deleted.
 * ``POST /v1/spaces/{space}/keys`` ``{"scopes": [...], "expiresAt"?}`` → 201 ``{"keyId",
   "apiKey", "scopes", "expiresAt", "createdAt"}``; ``GET …/keys`` → ``{"keys": [...]}``
   without secrets; ``DELETE …/keys/{keyId}`` → 204, effective from the next request.

@@ -7,8 +7,13 @@ Rules (``docs/security.md``):
   mode, or by the operator) or that belonged to a deleted space can only be claimed by
   the operator (also 409 otherwise): its resources and logs must not pass to a stranger.
 * A space is deleted only once it holds no event types, functions, subscriptions or CORS
-  configurations (400 naming what is left; ``eg remove`` clears a service). Its keys
-  are removed at once; the name stays taken (see :class:`~eventgateway.model.spaces.Space`).
+  configurations (400 naming what is left; ``eg remove`` clears a service), and, when
+  the admin is given ``holdings``, no dead letters and no deliveries still being made
+  (400 with the counts: purge the one, wait for the other). Its keys are removed at
+  once; the name stays taken (see :class:`~eventgateway.model.spaces.Space`). Then
+  ``forget`` deletes its delivery history and function logs — and runs again before
+  the operator claims the name anew, completing a forget a crash cut short and
+  removing records that arrived after the delete (a late settle).
 * An admin key that has not expired can be revoked only while another admin key outlives
   it (never expires, or expires no sooner) (400 otherwise): the space would be left, then
   or once a short-lived spare expired, without anyone to manage it. Create one first.
@@ -21,7 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Collection
+import logging
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 import msgspec
@@ -33,11 +39,19 @@ from eventgateway.errors import ConflictError, NotFoundError, StoreError, Valida
 from eventgateway.model.entities import KINDS
 from eventgateway.model.spaces import ApiKey, Space, decode_api_key, decode_space, encode_record
 from eventgateway.model.validate import is_valid_space
+from eventgateway.queue.log import SpaceHoldings
 from eventgateway.store.base import ConfigStore
 
-__all__ = ["IssuedKey", "SpaceAdmin", "space_not_found"]
+__all__ = ["Forget", "Holdings", "IssuedKey", "SpaceAdmin", "space_not_found"]
+
+logger = logging.getLogger(__name__)
 
 _MAX_KEY_TRIES = 3
+
+Holdings = Callable[[str], Awaitable[SpaceHoldings]]
+"""What a space still has in the delivery log (``DeliveryLog.holdings``)."""
+Forget = Callable[[str], Awaitable[None]]
+"""Deletes a space's delivery history and function logs; idempotent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +76,29 @@ class SpaceAdmin:
     Args:
         store: the config store (opened by the caller).
         keyring: refreshed after each write; its clock stamps and checks expiry.
+        holdings: what a space still has in the delivery log; deleting it waits until
+            that is nothing (400). ``None``: not checked.
+        forget: deletes a space's delivery history and function logs, after the delete
+            and before a deleted name is claimed again. ``None`` (a gateway without auth
+            mode, where every log is open anyway): they stay until retention.
 
     .. versionadded:: 0.2.0
     """
 
-    def __init__(self, store: ConfigStore, keyring: KeyRing) -> None:
+    def __init__(
+        self,
+        store: ConfigStore,
+        keyring: KeyRing,
+        *,
+        holdings: Holdings | None = None,
+        forget: Forget | None = None,
+    ) -> None:
         self.store = store
         self.keyring = keyring
+        self._holdings = holdings
+        self._forget = forget
+        # Also keeps a delete's forget from running beside a claim of the same name,
+        # which could delete what the new owner has just written.
         self._write_lock = asyncio.Lock()
 
     # -- spaces ---------------------------------------------------------------------------
@@ -126,6 +156,10 @@ class SpaceAdmin:
                         f'Space "{name}" already holds configuration; only the operator '
                         "may claim it."
                     )
+            if existing is not None and self._forget is not None:
+                # Before the new owner's key exists: whatever of the deleted space is
+                # still there (a forget cut short, a late settle) never reaches it.
+                await self._forget(name)
             now = self.keyring.now()
             space = Space(name=name, created_at=now, emit_requires_key=emit_requires_key)
             issued = await self._issue(name, list(SCOPES), None, now)
@@ -151,7 +185,13 @@ class SpaceAdmin:
         return updated
 
     async def delete(self, name: str) -> None:
-        """Delete an empty space and all its keys; the name stays taken."""
+        """Delete an empty space and all its keys, then forget its logs; the name stays
+        taken.
+
+        Raises:
+            ValidationError: the space still holds configuration, dead letters or
+                deliveries not yet settled (the message counts them).
+        """
         async with self._write_lock:
             space = await self.get(name)
             left = await self._configured_kinds(name)
@@ -161,12 +201,28 @@ class SpaceAdmin:
                     f'Space "{name}" still holds configuration ({listed}); remove it first '
                     "(eg remove in the service's directory)."
                 )
+            if self._holdings is not None:
+                problem = _still_held(name, await self._holdings(name))
+                if problem:
+                    raise ValidationError(problem)
             tombstone = msgspec.structs.replace(space, deleted_at=self.keyring.now())
-            # The space first: from this write on, none of its keys authenticates.
+            # The space first: from this write on, none of its keys authenticates, and a
+            # forget cut short by a crash is completed when the name is claimed again.
             await self.store.update("spaces", name, name, encode_record(tombstone))
             for key in await self._keys(name):
                 await self.store.delete("keys", name, key.key_id)
             await self.keyring.refresh()
+            if self._forget is not None:
+                try:
+                    await self._forget(name)
+                except StoreError:
+                    # The delete itself holds; only the operator may claim the name, and
+                    # the claim forgets first.
+                    logger.exception(
+                        "space %r is deleted, but its delivery log and function logs "
+                        "could not be removed yet; they are before the name is claimed again",
+                        name,
+                    )
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -244,6 +300,32 @@ class SpaceAdmin:
                 )
             await self.store.delete("keys", space, key_id)
             await self.keyring.refresh()
+
+
+def _still_held(name: str, held: SpaceHoldings) -> str:
+    """The 400's message for what deleting ``name`` would lose; ``""`` if nothing."""
+    dead, unsettled = held.dead_letters, held.unsettled
+    letters = f"{dead} dead letter{'s' * (dead != 1)}"
+    deliveries = f"{unsettled} deliver{'ies' if unsettled != 1 else 'y'} not yet settled"
+    purge = f"DELETE /v1/spaces/{name}/deadletters?all=true"
+    # No configuration is left, so no subscription: the dispatcher settles each unsettled
+    # delivery as skipped ("subscription no longer exists") when it falls due, never as a
+    # dead letter. Only an attempt already in flight may still end as one.
+    wait = "with the space's subscriptions removed, each is skipped when it next falls due"
+    if dead and unsettled:
+        return (
+            f'Space "{name}" still holds {letters} and {deliveries}: purge the dead letters '
+            f"({purge}) and wait until the deliveries are settled ({wait}), then delete it."
+        )
+    if dead:
+        them = "it" if dead == 1 else "them"
+        return f'Space "{name}" still holds {letters}; purge {them} first ({purge}).'
+    if unsettled:
+        return (
+            f'Space "{name}" still has {deliveries}, still being delivered ({wait}); '
+            "delete it once none is left."
+        )
+    return ""
 
 
 def _outlives(other: ApiKey, key: ApiKey) -> bool:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import abc
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import msgspec
 
-from eventgateway.queue._memory_state import Record, StoredEvent
+from eventgateway.queue._memory_state import Key, Record, StoredEvent
 from eventgateway.queue.log import (
     DeadLetter,
     DeliveryLog,
     EventSummary,
     EventView,
+    SpaceHoldings,
     aggregate_state,
     dead_letter_view,
     delivery_state,
@@ -32,6 +34,10 @@ class MemoryLogMixin(DeliveryLog):
     _events: dict[int, StoredEvent]
     _by_event_id: dict[str, list[int]]
     _records: dict[int, Record]
+    _keys: dict[Key, list[int]]
+    _dedup: OrderedDict[tuple[str, str, str], float]
+    _backlog: int
+    _bytes: int
     _dead_letters: int
 
     @abc.abstractmethod
@@ -230,6 +236,39 @@ class MemoryLogMixin(DeliveryLog):
                 del self._records[record.id]
             self._drop_event(stored)
         return len(doomed)
+
+    # -- deleted spaces -------------------------------------------------------------------
+
+    async def holdings(self, space: str) -> SpaceHoldings:
+        """See :meth:`DeliveryLog.holdings`."""
+        states = [r.state for r in self._records.values() if r.space == space]
+        return SpaceHoldings(dead_letters=states.count("dead"), unsettled=states.count("pending"))
+
+    async def forget_space(self, space: str) -> None:
+        """See :meth:`DeliveryLog.forget_space`."""
+        for stored in list(self._events.values()):
+            mine = [r for r in stored.records if r.space == space]
+            if not mine:
+                continue
+            was_unsettled = stored.unsettled > 0
+            for record in mine:
+                del self._records[record.id]
+                stored.records.remove(record)
+                if record.state == "pending":
+                    self._backlog -= 1
+                    stored.unsettled -= 1
+                    if record.partition_key is not None:
+                        # (space, subscription, key): every record of it goes here too.
+                        self._keys.pop(record.key, None)
+                elif record.state == "dead":
+                    self._dead_letters -= 1
+            if was_unsettled and stored.unsettled == 0:
+                self._bytes -= stored.size
+            if not stored.records:
+                self._drop_event(stored)
+        # Stale entries of the lease heaps are dropped when they reach the top (_head).
+        for key in [key for key in self._dedup if key[0] == space]:
+            del self._dedup[key]
 
     def _drop_event(self, stored: StoredEvent) -> None:
         del self._events[stored.seq]

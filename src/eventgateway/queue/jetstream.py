@@ -16,7 +16,8 @@ Layout (every name starts with the configurable prefix, default ``eventgateway``
 * stream ``<prefix>-deadletters`` (subjects ``<prefix>.deadletters.<space>.<id>.<event>``):
   given-up deliveries with reason and last attempt (:mod:`.jetstream_dead`); they keep
   their event visible when the byte-bounded log below has dropped its history.
-* stream ``<prefix>-log``: the delivery log (:mod:`.jetstream_log`).
+* stream ``<prefix>-log``: the delivery log (:mod:`.jetstream_log`); a deleted space's
+  history and dead letters are purged by subject (:mod:`.jetstream_forget`).
 
 Mapping of the interface: ``accept`` publishes and awaits every publish ack (so a 202
 means the server stored it); ``lease`` fetches; ``ack`` is a confirmed ack;
@@ -51,6 +52,7 @@ from eventgateway.events.codec import encode_event
 from eventgateway.queue._common import Wakeup, dedup_scope, refusal
 from eventgateway.queue.base import Accepted, DeliveryQueue
 from eventgateway.queue.jetstream_extend import JetStreamExtendMixin
+from eventgateway.queue.jetstream_forget import JetStreamForgetMixin
 from eventgateway.queue.jetstream_lease import JetStreamLeaseMixin
 from eventgateway.queue.jetstream_log import JetStreamLogMixin
 from eventgateway.queue.jetstream_order import JetStreamOrderMixin
@@ -77,6 +79,7 @@ logger = logging.getLogger(__name__)
 
 class JetStreamQueue(
     JetStreamExtendMixin,
+    JetStreamForgetMixin,
     JetStreamLogMixin,
     JetStreamOrderMixin,
     JetStreamLeaseMixin,

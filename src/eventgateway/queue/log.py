@@ -34,6 +34,7 @@ __all__ = [
     "EventSummary",
     "EventView",
     "LoggedAttempt",
+    "SpaceHoldings",
     "aggregate_state",
     "dead_letter_view",
     "delivery_state",
@@ -118,6 +119,13 @@ class DeadLetter(msgspec.Struct, kw_only=True, rename="camel"):
     response_excerpt: str = ""
     dead_at: str
     event: msgspec.Raw
+
+
+class SpaceHoldings(msgspec.Struct, frozen=True):
+    """What a space still has in the delivery log that deleting the space would lose."""
+
+    dead_letters: int
+    unsettled: int  # accepted deliveries not yet settled: pending, retrying or in flight
 
 
 def rfc3339(seconds: float) -> str:
@@ -323,6 +331,35 @@ class DeliveryLog(abc.ABC):
         with a dead letter: it leaves only by :meth:`redrive` or :meth:`purge`. Neither
         kind counts towards ``max_events``, so they never push delivered events out.
         De-duplication forgets deleted events, so keep ``max_age_s`` above the window.
+        """
+
+    @abc.abstractmethod
+    async def holdings(self, space: str) -> SpaceHoldings:
+        """How many dead letters and unsettled deliveries ``space`` has.
+
+        Deleting a space waits until both are zero (``docs/security.md``), since
+        :meth:`forget_space` would lose them. Linear in the space's history: an
+        administrative read, not a hot path.
+        """
+
+    @abc.abstractmethod
+    async def forget_space(self, space: str) -> None:
+        """Delete everything the log holds for ``space``; idempotent.
+
+        The space's deliveries in every state, their attempts, its dead letters, and the
+        events left without deliveries go; de-duplication forgets the space's events, so
+        the same (source, id) accepted later is new (not on JetStream, whose server keeps
+        the ids it stored for ``dedup_window_s``, whatever is purged). Other spaces'
+        deliveries of an event (a gateway event fanned out to several) stay. A forgotten
+        delivery settled later (its lease holder finishes) shows nowhere.
+
+        Callers wait until :meth:`holdings` is empty, so nothing accepted is lost
+        unnoticed: JetStream cannot find unsettled deliveries by space in its work
+        queue, so there they stay queued (and are skipped once their subscription is
+        gone), and only the history and dead letters are deleted.
+
+        Called when a space is deleted, and again before its name is claimed again, so
+        that nothing of it passes to the next owner (``docs/security.md``).
         """
 
     @abc.abstractmethod

@@ -48,6 +48,7 @@ from eventgateway.events.codec import encode_event, encode_json
 from eventgateway.queue._common import Wakeup, dedup_scope, refusal, wait_until_due
 from eventgateway.queue.base import Accepted, AttemptRecord, Delivery, DeliveryQueue, Room
 from eventgateway.queue.sqlite_extend import SqliteExtendMixin
+from eventgateway.queue.sqlite_forget import SqliteForgetMixin
 from eventgateway.queue.sqlite_handoff import HandOffMixin, less_room
 from eventgateway.queue.sqlite_lease import (
     Leased,
@@ -64,7 +65,9 @@ from eventgateway.queue.sqlite_writer import GroupCommitWriter
 __all__ = ["SqliteQueue"]
 
 
-class SqliteQueue(SqliteExtendMixin, HandOffMixin, SqliteLogMixin, DeliveryQueue):
+class SqliteQueue(
+    SqliteExtendMixin, HandOffMixin, SqliteForgetMixin, SqliteLogMixin, DeliveryQueue
+):
     """A durable delivery queue and delivery log in one SQLite file (WAL).
 
     Args:

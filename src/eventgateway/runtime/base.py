@@ -127,3 +127,12 @@ class LogStore(abc.ABC):
     @abc.abstractmethod
     async def enforce_retention(self, *, max_age_s: float, max_lines_per_function: int) -> int:
         """Delete lines older than ``max_age_s`` or beyond the newest N per function."""
+
+    @abc.abstractmethod
+    async def forget_space(self, space: str) -> None:
+        """Delete every line of every function of ``space``; idempotent.
+
+        Lines appended before the call are deleted too, buffered ones included. Called
+        when a space is deleted, and again before its name is claimed again, so that its
+        logs never pass to the next owner (``docs/security.md``).
+        """

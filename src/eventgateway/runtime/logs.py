@@ -21,6 +21,8 @@ The contract both keep (``tests/runtime_logs`` runs one suite over both):
   order in which they were appended (and published to tails).
 * ``enforce_retention`` deletes lines older than ``max_age_s`` and all but the newest
   ``max_lines_per_function`` of each function, and returns how many it deleted.
+* ``forget_space`` deletes every line of a space (a deleted one), those appended before
+  the call included; calling it again changes nothing.
 """
 
 from __future__ import annotations
@@ -204,3 +206,10 @@ class MemoryLogStore(LogStore):
                 del self._positions[key]
                 self._unsorted.discard(key)
         return deleted
+
+    async def forget_space(self, space: str) -> None:
+        """Delete every line of every function of ``space``."""
+        for key in [key for key in self._lines if key[0] == space]:
+            del self._lines[key]
+            del self._positions[key]
+            self._unsorted.discard(key)

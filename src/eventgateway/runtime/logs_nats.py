@@ -369,6 +369,14 @@ class NatsLogStore(LogStore):
             timeout_s=self._query_timeout_s,
         )
 
+    async def forget_space(self, space: str) -> None:
+        """Publish what is buffered, then purge the space's subjects (every instance's);
+        :class:`StoreError` if NATS does not answer or the store is not open or closed."""
+        await self.flush()
+        subjects = f"{self.prefix}.logs.{encode_segment(space)}.>"
+        with translated(f"delete the logs of space {space!r}"):
+            await self._js.purge_stream(self.stream, subject=subjects)
+
     # -- live tails -------------------------------------------------------------------------
 
     def tail(self, space: str, function_id: str) -> LogTail:

@@ -141,6 +141,11 @@ class SqliteLogStore(LogStore):
         op = functools.partial(_retain, time.time() - max_age_s, max_lines_per_function)
         return await self._writer.submit(op)
 
+    async def forget_space(self, space: str) -> None:
+        """Delete every line of every function of ``space``, buffered ones included (the
+        writer commits them before it runs this)."""
+        await self._writer.submit(functools.partial(_forget, space))
+
     @property
     def dropped_lines(self) -> int:
         """Lines dropped because the buffer was full or the store closed."""
@@ -241,3 +246,9 @@ def _retain(cutoff: float, keep: int, conn: sqlite3.Connection) -> int:
             ).rowcount
     conn.execute("COMMIT")
     return deleted
+
+
+def _forget(space: str, conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("DELETE FROM logs WHERE space = ?", (space,))  # logs_by_function's prefix
+    conn.execute("COMMIT")
