@@ -20,6 +20,7 @@ from eventgateway.api.events import EventsApp
 from eventgateway.api.invoke import create_invoke_app
 from eventgateway.api.limits import RequestLimits
 from eventgateway.api.quotas import per_space_quotas
+from eventgateway.api.readiness import Check
 from eventgateway.api.resources import all_checks
 from eventgateway.api.runtime import create_runtime_app, is_runtime_path
 from eventgateway.asgi_routing import ConfigRouter, PortRouter, RefreshAfterWrite
@@ -173,6 +174,7 @@ class Gateway:
             ),
             quotas=per_space_quotas(limits),
             check_path=path_check(settings),
+            readiness=self._readiness_checks(),
         )
         self.config_app = RefreshAfterWrite(
             RequestLimits(
@@ -200,6 +202,30 @@ class Gateway:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._dispatch_tasks: list[asyncio.Task[None]] = []
+
+    def _readiness_checks(self) -> list[Check]:
+        # GET /v1/ready: conditions under which this instance would answer events 503, or
+        # accept them without delivering (api/readiness.py). Each is a read, no I/O.
+        checks: list[Check] = [self._draining]
+        for part in (self.store, self.queue, self.nats):
+            health = getattr(part, "health", None)  # the NATS-backed parts have one
+            if health is not None:
+                checks.append(health)
+        if self.worker is not None:
+            checks.append(self._worker_up)
+        return checks
+
+    def _draining(self) -> str | None:
+        return "the gateway is shutting down" if self.events_app.draining else None
+
+    def _worker_up(self) -> str | None:
+        # --dispatch worker: linked, since the worker leases and settles; process: running,
+        # since it makes the HTTP calls of every delivery.
+        if self.link is not None:
+            up = self.link.connected.is_set()
+        else:
+            up = self.worker is not None and self.worker.running
+        return None if up else "the delivery worker is not running (starting, or restarting)"
 
     def _table(self) -> RoutingTable:
         return self.routing.table

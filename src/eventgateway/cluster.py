@@ -145,6 +145,12 @@ class NatsLink:
                 f"cannot connect to NATS at {', '.join(self.target.servers)}: {exc}"
             ) from exc
 
+    def health(self) -> str | None:
+        """``None`` while connected to NATS, else why not (for ``GET /v1/ready``)."""
+        if not self.client.is_connected:
+            return "the NATS connection of function logs and bundles is down"
+        return None
+
     async def close(self) -> None:
         """Close the connection (the stores are closed by their owner first)."""
         if not self.client.is_closed:

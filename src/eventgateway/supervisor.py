@@ -75,6 +75,11 @@ class WorkerProcess:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
+    @property
+    def running(self) -> bool:
+        """Whether the worker process runs now (not yet started, or dead and not restarted)."""
+        return self._proc is not None and self._proc.returncode is None
+
     async def start(self) -> None:
         """Start the child and keep it running until :meth:`stop`."""
         await self._spawn()

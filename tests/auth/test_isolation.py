@@ -24,6 +24,8 @@ A, B, UNCLAIMED = "acme", "globex", "initech"
 PUBLIC = {
     ("GET", "/v1/status"),
     ("HEAD", "/v1/status"),
+    ("GET", "/v1/ready"),  # the readiness probe: load balancers send no key
+    ("HEAD", "/v1/ready"),
     ("GET", "/openapi.json"),
     ("HEAD", "/openapi.json"),
 }

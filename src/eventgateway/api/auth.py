@@ -50,7 +50,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CLAIM_POLICIES: Final = ("open", "operator")
-_PUBLIC: Final = frozenset({"/v1/status", "/openapi.json"})
+_PUBLIC: Final = frozenset({"/v1/status", "/v1/ready", "/openapi.json"})
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 _MALFORMED: Final = ""  # bearer_token's answer for a header that is not "Bearer <key>"
 

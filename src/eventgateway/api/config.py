@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -35,6 +35,7 @@ from eventgateway.api.item_paths import (
 )
 from eventgateway.api.openapi import openapi_document
 from eventgateway.api.problems import EXCEPTION_HANDLERS, response_for
+from eventgateway.api.readiness import Check, readiness_endpoint
 from eventgateway.api.resources import ConfigResources, FunctionCheck, PathCheck
 from eventgateway.model.entities import Kind
 from eventgateway.model.validate import Body
@@ -259,6 +260,7 @@ def create_config_app(
     check_function: FunctionCheck | None = None,
     quotas: Mapping[Kind, int] | None = None,
     check_path: PathCheck | None = None,
+    readiness: Sequence[Check] = (),
 ) -> Starlette:
     """Build the Configuration API app over ``store``.
 
@@ -275,6 +277,7 @@ def create_config_app(
             :func:`~eventgateway.api.quotas.per_space_quotas`).
         check_path: refuses new subscription and CORS paths outside their space's
             prefix (auth mode; :func:`~eventgateway.api.auth.check_space_path`).
+        readiness: what ``GET /v1/ready`` checks (``api/readiness.py``); none: ready.
 
     .. versionadded:: 0.1.0
     """
@@ -298,6 +301,7 @@ def create_config_app(
 
     routes = [
         Route("/v1/status", status, methods=["GET"]),
+        Route("/v1/ready", readiness_endpoint(readiness), methods=["GET"]),
         Route("/v1/metrics", render_metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]

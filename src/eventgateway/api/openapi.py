@@ -15,6 +15,7 @@ from eventgateway.api.openapi_deliveries import deliveries_paths, deliveries_sch
 from eventgateway.api.openapi_invoke import invoke_paths, invoke_schemas
 from eventgateway.api.openapi_parts import JSON, STRING, json_response, path_param, ref
 from eventgateway.api.openapi_runtime import runtime_paths, runtime_schemas
+from eventgateway.api.openapi_service import service_paths, service_schemas
 from eventgateway.api.openapi_spaces import (
     AUTH_DESCRIPTION,
     SECURITY_SCHEMES,
@@ -335,25 +336,7 @@ def _resource(
 
 def openapi_document() -> dict[str, Any]:
     """The Configuration API as an OpenAPI 3.1 document (a fresh dict on every call)."""
-    paths: dict[str, Any] = {
-        "/v1/status": {
-            "get": {
-                "operationId": "status",
-                "responses": {"200": {"description": "Alive (empty body)"}},
-            }
-        },
-        "/v1/metrics": {
-            "get": {
-                "operationId": "metrics",
-                "responses": {
-                    "200": {
-                        "description": "Prometheus text exposition",
-                        "content": {"text/plain": {"schema": STRING}},
-                    }
-                },
-            }
-        },
-    }
+    paths: dict[str, Any] = service_paths()
     for tag, segment, schema, id_name, id_description in (
         ("Event types", "eventtypes", "EventType", "name", "Event type name"),
         ("Functions", "functions", "Function", "id", "Function ID"),
@@ -389,6 +372,7 @@ def openapi_document() -> dict[str, Any]:
                 **deliveries_schemas(),
                 **invoke_schemas(),
                 **runtime_schemas(),
+                **service_schemas(),
                 **spaces_schemas(),
             },
             "securitySchemes": SECURITY_SCHEMES,

@@ -216,6 +216,12 @@ class JetStreamQueue(
             raise store_error(f"open the delivery queue at {self._servers}", exc) from exc
         await self._refresh(force=True)
 
+    def health(self) -> str | None:
+        """``None`` while connected to NATS, else why not (for ``GET /v1/ready``)."""
+        if self._nc is None or not self._nc.is_connected:
+            return "the delivery queue's NATS connection is down"
+        return None
+
     async def close(self) -> None:
         """Stop handing out deliveries, give back fetched ones, and disconnect."""
         if self._closed:

@@ -166,6 +166,13 @@ class NatsStore(ConfigStore):
             raise
         self._nc, self._js = nc, js
 
+    def health(self) -> str | None:
+        """``None`` while connected to NATS, else why not (for ``GET /v1/ready``)."""
+        nc = self._nc
+        if nc is None or not nc.is_connected:
+            return f"the configuration store's NATS connection (bucket {self.bucket}) is down"
+        return None
+
     async def _on_error(self, exc: Exception) -> None:
         logger.warning("NATS connection error (store %s): %r", self.bucket, exc)
 
