@@ -4,6 +4,8 @@ theirs (docs/security.md: function logs never pass to the name's next owner)."""
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.runtime_logs import test_log_store as contract
 from tests.runtime_logs.test_log_store import FN, SPACE, T0, line, messages
 
@@ -33,3 +35,17 @@ async def test_forget_space_is_idempotent_and_later_lines_are_kept(store) -> Non
     store.append([line("new owner", T0 + 5)])
 
     assert messages(await store.query(SPACE, FN)) == ["new owner"]
+
+
+async def test_forget_space_ends_the_spaces_open_tails(store) -> None:
+    # An old owner's follow must not go on to show what the name's next owner writes.
+    doomed = store.tail(SPACE, FN)
+    kept = store.tail(OTHER, FN)
+
+    await store.forget_space(SPACE)
+    store.append([line("new owner", T0 + 5), line("other space", T0 + 5, space=OTHER)])
+
+    async with asyncio.timeout(10):
+        assert [entry.message async for entry in doomed] == []
+        assert (await anext(kept)).message == "other space"
+    await kept.aclose()

@@ -176,8 +176,9 @@ def spaces_paths() -> dict[str, Any]:
                 "tags": tag,
                 "operationId": "deleteSpace",
                 "description": "Only an empty space (no event types, functions, subscriptions "
-                "or CORS); its keys stop working at once and the name stays kept for the "
-                "operator.",
+                "or CORS) that holds no dead letters and no deliveries still being made (400 "
+                "naming what is left); its keys stop working at once, its delivery history "
+                "and function logs are deleted, and the name stays kept for the operator.",
                 "responses": {
                     "204": {"description": "Deleted"},
                     **_errors(400, 401, 403, 404),

@@ -209,6 +209,7 @@ class MemoryLogStore(LogStore):
 
     async def forget_space(self, space: str) -> None:
         """Delete every line of every function of ``space``."""
+        self._tails.end_space(space)
         for key in [key for key in self._lines if key[0] == space]:
             del self._lines[key]
             del self._positions[key]

@@ -370,8 +370,8 @@ class NatsLogStore(LogStore):
         )
 
     async def forget_space(self, space: str) -> None:
-        """Publish what is buffered, then purge the space's subjects (every instance's);
-        :class:`StoreError` if NATS does not answer or the store is not open or closed."""
+        """End its tails here, publish what is buffered, purge its subjects: StoreError."""
+        self._tails.hub.end_space(space)
         await self.flush()
         subjects = f"{self.prefix}.logs.{encode_segment(space)}.>"
         with translated(f"delete the logs of space {space!r}"):

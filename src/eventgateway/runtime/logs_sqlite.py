@@ -144,6 +144,7 @@ class SqliteLogStore(LogStore):
     async def forget_space(self, space: str) -> None:
         """Delete every line of every function of ``space``, buffered ones included (the
         writer commits them before it runs this)."""
+        self._tails.end_space(space)
         await self._writer.submit(functools.partial(_forget, space))
 
     @property

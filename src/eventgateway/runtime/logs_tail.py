@@ -333,6 +333,13 @@ class TailHub:
             for tail in list(watchers):
                 tail._end()
 
+    def end_space(self, space: str) -> None:
+        """End the open tails of every function of ``space`` (it is being deleted: they
+        must not follow what a next owner of the name writes)."""
+        for key in [key for key in self._tails if key[0] == space]:
+            for tail in list(self._tails.pop(key)):
+                tail._end()
+
     def _discard(self, tail: LogTail) -> None:
         watchers = self._tails.get(tail.key)
         if watchers is not None:
