@@ -8,7 +8,6 @@ import logging
 import pathlib
 import sqlite3
 from collections.abc import Callable, Collection
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from eventgateway.providers.base import Reply
 from eventgateway.queue.base import Accepted, Delivery, DeliveryQueue, NewDelivery, Room
 from eventgateway.queue.memory import MemoryQueue
 from eventgateway.queue.sqlite import SqliteQueue
+from tests.dispatch.test_dispatcher import Table
 
 DEADLINE_S = 10.0
 
@@ -51,15 +51,6 @@ class Invoker:
                 await self.changed.wait()
 
         await asyncio.wait_for(wait(), DEADLINE_S)
-
-
-class Table:
-    def target(self, space: str, subscription_id: str) -> Any:
-        return SimpleNamespace(
-            authorizer_id=None,
-            function=SimpleNamespace(function_id=subscription_id),
-            subscription=SimpleNamespace(retry_policy=None),
-        )
 
 
 class WatchedQueue(SqliteQueue):

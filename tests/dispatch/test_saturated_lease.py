@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
-from types import SimpleNamespace
 from typing import Any
 
 from eventgateway.dispatch.dispatcher import Dispatcher
@@ -13,6 +12,7 @@ from eventgateway.dispatch.invoke import Outcome
 from eventgateway.events.model import CloudEvent
 from eventgateway.providers.base import Reply
 from eventgateway.queue.sqlite import SqliteQueue
+from tests.dispatch.test_dispatcher import Table
 from tests.queue.kit import accepted, round_trips
 
 DEADLINE_S = 10.0
@@ -42,15 +42,6 @@ class HungInvoker:
                 await self.changed.wait()
 
         await asyncio.wait_for(wait(), DEADLINE_S)
-
-
-class Table:
-    def target(self, space: str, subscription_id: str) -> Any:
-        return SimpleNamespace(
-            authorizer_id=None,
-            function=SimpleNamespace(function_id=subscription_id),
-            subscription=SimpleNamespace(retry_policy=None),
-        )
 
 
 async def test_a_saturated_subscription_makes_the_dispatcher_wait_not_spin(

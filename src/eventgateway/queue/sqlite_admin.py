@@ -113,15 +113,24 @@ def purge_op(selected: DeadFilter) -> Callable[[Tx], int]:
         ).fetchall()
         if rows:
             conn.execute("UPDATE counters SET dead = dead - ? WHERE id = 1", (len(rows),))
-        conn.executemany("DELETE FROM attempts WHERE delivery_id = ?", [(r[0],) for r in rows])
-        conn.executemany(
-            "DELETE FROM events WHERE seq = ?1 "
-            "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_seq = ?1)",
-            [(seq,) for seq in {r[1] for r in rows}],
-        )
+        delete_attempts_and_bare_events(conn, rows)
         return len(rows)
 
     return op
+
+
+def delete_attempts_and_bare_events(
+    conn: sqlite3.Connection, deleted: Sequence[tuple[object, ...]]
+) -> None:
+    """After deleting deliveries (rows starting ``id, event_seq``): their attempts, and each of
+    their events that no delivery is left for (an event's row is its de-duplication
+    entry too: its source and id are new again once it goes)."""
+    conn.executemany("DELETE FROM attempts WHERE delivery_id = ?", [(r[0],) for r in deleted])
+    conn.executemany(
+        "DELETE FROM events WHERE seq = ?1 "
+        "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_seq = ?1)",
+        [(seq,) for seq in {r[1] for r in deleted}],
+    )
 
 
 # Removable: every delivery delivered (a dead letter or a pending delivery keeps its

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Final
 
 from eventgateway.queue.log import DeliveryLog, SpaceHoldings
+from eventgateway.queue.sqlite_admin import delete_attempts_and_bare_events
 from eventgateway.queue.sqlite_log import Reader
 from eventgateway.queue.sqlite_writer import GroupCommitWriter, Tx
 
@@ -54,14 +55,7 @@ def forget_op(space: str, batch: int) -> Callable[[Tx], int]:
             if not left:
                 (size,) = conn.execute("SELECT size FROM events WHERE seq = ?", (seq,)).fetchone()
                 tx.bytes_delta -= size
-        conn.executemany("DELETE FROM attempts WHERE delivery_id = ?", [(r[0],) for r in rows])
-        # An event's row is its de-duplication entry too: the space's (source, id) are new
-        # again once it goes.
-        conn.executemany(
-            "DELETE FROM events WHERE seq = ?1 "
-            "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_seq = ?1)",
-            [(seq,) for seq in {r[1] for r in rows}],
-        )
+        delete_attempts_and_bare_events(conn, rows)
         return len(rows)
 
     return op
