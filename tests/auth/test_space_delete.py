@@ -5,12 +5,10 @@ deadline."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import pathlib
-import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import pytest
@@ -19,6 +17,7 @@ from eventgateway.queue.sqlite import SqliteQueue
 from eventgateway.runtime.base import LogLine
 from eventgateway.runtime.logs_sqlite import SqliteLogStore
 from tests.api.support_config import errors
+from tests.api.test_deliveries_api import eventually
 from tests.auth.authkit import START_S, AuthGateway, auth_gateway, bearer
 from tests.support.receiver import Receiver, Reply
 
@@ -40,19 +39,6 @@ WAIT = "with the space's subscriptions removed, each is skipped when it next fal
 async def gw(tmp_path: pathlib.Path) -> AsyncIterator[AuthGateway]:
     async with auth_gateway(tmp_path / "data") as gateway:
         yield gateway
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], what: str, timeout_s: float = 10
-) -> T:
-    """Poll ``probe`` until ``done`` holds of its value; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await probe()
-        if done(value):
-            return value
-        assert time.monotonic() < deadline, f"{what}: still {value!r}"
-        await asyncio.sleep(0.01)  # the poll interval; the deadline bounds the wait
 
 
 class Service:
