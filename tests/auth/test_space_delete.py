@@ -9,7 +9,7 @@ import functools
 import pathlib
 import urllib.parse
 from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -20,8 +20,6 @@ from tests.api.support_config import errors
 from tests.api.test_deliveries_api import eventually
 from tests.auth.authkit import START_S, AuthGateway, auth_gateway, bearer
 from tests.support.receiver import Receiver, Reply
-
-T = TypeVar("T")
 
 TYPE = "user.created"
 STRUCTURED = {"content-type": "application/cloudevents+json"}
