@@ -448,6 +448,49 @@ async def test_at_most_once_events_of_one_iteration_go_as_one_frame_in_order(
     assert first.events[0].deliveries == [(SPACE, "s1", "fn", None, None)]
 
 
+async def test_a_worker_that_stops_reading_does_not_make_the_gateway_buffer_without_bound(
+    sock_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in worker that accepts the link and never reads: frames pile up on the socket.
+    monkeypatch.setattr("eventgateway.dispatch.link._MAX_UNSENT_BYTES", 1024 * 1024)
+    path = sock_dir / "stalled.sock"
+    stalled: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stalled.append(writer)
+
+    server = await asyncio.start_unix_server(hold, path=str(path))
+    link = DispatchLink(
+        path,
+        routing=lambda: routing([], []),
+        table=RoutingTable.empty,
+        providers=ProviderRegistry({}),
+        hooks=Hooks(),  # type: ignore[arg-type]
+    )
+    await link.start()
+    big = msgspec.Raw(msgspec.json.encode({"pad": "x" * 64 * 1024}))
+    try:
+        await asyncio.wait_for(link.connected.wait(), DEADLINE_S)
+        accepted = 0
+        for n in range(2_000):  # 128 MiB if every one were taken
+            if not link.enqueue([Accepted(event(f"e{n}", data=big), [to("s1", "fn")])]):
+                break
+            accepted += 1
+            await asyncio.sleep(0)  # the end of a loop iteration: the frame is written
+        writer = link._writer
+        assert writer is not None
+        unsent = writer.transport.get_write_buffer_size()
+    finally:
+        await link.close()
+        for writer in stalled:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+    assert 0 < accepted < 2_000
+    assert unsent <= 1024 * 1024 + 70 * 1024  # the bound, and at most one more frame
+
+
 # -- 7: two writers on one file ------------------------------------------------------------------
 
 

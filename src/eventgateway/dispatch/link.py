@@ -52,6 +52,10 @@ _RECONNECT_S = 0.05
 # At-most-once events wait for the end of the loop iteration, then go as one frame; more
 # than this many bytes of event bodies go at once (the worker's frame cap is 16 MiB).
 _MAX_QUEUED_BYTES = 1024 * 1024
+# Unsent bytes on the socket past which at-most-once events stay in this process (its own
+# bounded buffer, which drops and counts): a worker that stalls or reads slowly must not
+# make the gateway buffer without bound. Hand-offs are bounded by credit already.
+_MAX_UNSENT_BYTES = 32 * 1024 * 1024
 
 
 def routing_message(sync: RoutingSync) -> Routing:
@@ -133,13 +137,17 @@ class DispatchLink:
         self._send(Wake())
 
     def enqueue(self, items: Sequence[Accepted]) -> bool:
-        """Hand at-most-once events to the worker's queue; ``False`` if it is not linked.
+        """Hand at-most-once events to the worker's queue; ``False`` if it is not linked,
+        or is so far behind reading that ``_MAX_UNSENT_BYTES`` wait on the socket.
 
         The events of one loop iteration (of all the requests it served) go as one frame at
         its end: one write and one read instead of one per request. Like any at-most-once
         event, they are lost if the link or the worker dies before they are delivered.
         """
-        if self._writer is None or self._writer.is_closing():
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            return False
+        if writer.transport.get_write_buffer_size() + self._queued_bytes > _MAX_UNSENT_BYTES:
             return False
         for item in items:
             if item.deliveries:
