@@ -126,7 +126,8 @@ class DeliveryQueue(abc.ABC):
         dispatcher's slots for them are full). ``room(subscription_id)``, when given, is
         how many deliveries of that subscription one lease may hand out at most (its
         free slots); a lease never hands out more, so one subscription's backlog cannot
-        take every slot at once.
+        take every slot at once. A lease waiting while a subscription is excluded or has
+        no room need not notice when that changes: the caller then calls :meth:`notify`.
         """
 
     @abc.abstractmethod
@@ -157,7 +158,8 @@ class DeliveryQueue(abc.ABC):
         """
 
     def notify(self) -> None:  # noqa: B027 - optional hook
-        """New deliveries may have been committed by another process: check now."""
+        """Check now: another process may have committed new deliveries, or the caller's
+        ``exclude`` / ``room`` of a waiting :meth:`lease` may have changed."""
 
     @abc.abstractmethod
     def backlog(self) -> int:
