@@ -194,6 +194,7 @@ class Gateway:
                     delivery_log=self.queue,
                     also_forget=[self.fast_queue],
                     function_logs=self.runtime.logs,
+                    end_functions=self.runtime.functions.end_space,
                 ),
                 limits,
                 own_body=is_runtime_path,  # bundle zips: the bundle store has its own limit

@@ -5,9 +5,12 @@ deadline."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import io
 import pathlib
 import urllib.parse
+import zipfile
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -120,6 +123,56 @@ async def test_a_deleted_spaces_logs_do_not_pass_to_whoever_claims_the_name_next
     assert event.status_code == 404
     assert listed.json() == {"events": []}
     assert lines.status_code == 404  # no such function, and no line of it kept
+
+
+async def test_a_function_still_running_at_the_delete_logs_nothing_for_the_next_owner(
+    gw: AuthGateway,
+) -> None:
+    # Found by QA: an invocation started before the delete went on printing, and its
+    # lines were stored under the name after the operator had claimed it again.
+    api_key = (await gw.claim("late"))["apiKey"]
+    key = bearer(api_key)
+    handler = (
+        "import time\n"
+        "def handler(event, context):\n"
+        "    for tick in range(300):\n"
+        "        print('old owner secret', tick, flush=True)\n"
+        "        time.sleep(0.1)\n"
+    )
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("handler.py", handler)
+    uploaded = await gw.config.post(
+        "/v1/spaces/late/bundles",
+        content=archive.getvalue(),
+        headers={**key, "content-type": "application/zip"},
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    function = {
+        "functionId": "ticker",
+        "type": "python",
+        "provider": {"bundle": uploaded.json()["bundleId"], "handler": "handler.handler"},
+    }
+    await gw.create("late", "functions", function, api_key)
+    logs_url = "/v1/spaces/late/functions/ticker/logs"
+    invoking = asyncio.create_task(
+        gw.config.post("/v1/spaces/late/functions/ticker/invoke", json={}, headers=key)
+    )
+    await eventually(
+        lambda: gw.config.get(logs_url, headers=key),
+        lambda response: "old owner secret 2" in response.text,
+        "the ticks",
+    )
+    removed = await gw.config.delete("/v1/spaces/late/functions/ticker", headers=key)
+    assert removed.status_code == 204
+
+    assert (await gw.config.delete("/v1/spaces/late", headers=key)).status_code == 204
+    await gw.claim("late", as_operator=True)  # at once: the old invocation may still run
+    reader = bearer(await gw.key("late", "read"))
+    answer = await asyncio.wait_for(invoking, 10)
+    assert not answer.json()["ok"]  # killed by the delete (else: its 6 s timeout)
+
+    assert (await gw.config.get(logs_url, headers=reader)).status_code == 404
 
 
 async def test_dead_letters_hold_the_delete_until_they_are_purged(

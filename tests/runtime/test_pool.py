@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -205,3 +206,28 @@ def _pools(runtime: FunctionRuntime, bundle_id: str):
 
 def _pids(runtime: FunctionRuntime, bundle_id: str) -> set[int]:
     return {worker.pid for pool in _pools(runtime, bundle_id) for worker in pool.workers}
+
+
+async def test_ending_a_space_stops_its_functions_and_nothing_logs_after(runtime, sink):
+    # A deleted space's function must not go on logging under the name: a next owner
+    # would read it (docs/security.md).
+    doomed = make_spec("probe.hold", concurrency=1, timeout_s=30.0)
+    other = make_spec("probe.echo", function_id="other")
+    elsewhere = dataclasses.replace(make_spec("probe.hold", timeout_s=30.0), space="kept")
+    running = asyncio.create_task(runtime.invoke(doomed, hold(30)))
+    waiting = asyncio.create_task(runtime.invoke(doomed, hold(30)))  # no free slot
+    kept = asyncio.create_task(runtime.invoke(elsewhere, hold(1)))
+    await sink.wait_for(lambda: sum(line.message.startswith("START") for line in sink.lines) == 2)
+    warm = await runtime.invoke(other, event())
+
+    await asyncio.wait_for(runtime.end_space("acme-crm"), 10)
+    logged = sink.count
+
+    assert not (await running).ok  # killed
+    with pytest.raises(ProviderError, match="was deleted"):
+        await waiting
+    assert (await kept).ok  # another space's function is untouched
+    after = sink.lines[len(sink.lines) - (sink.count - logged) :]
+    assert {line.space for line in after} <= {"kept"}
+    again = await runtime.invoke(other, event())  # a function of that name starts afresh
+    assert json.loads(again.payload)["pid"] != json.loads(warm.payload)["pid"]

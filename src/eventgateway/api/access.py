@@ -6,7 +6,7 @@ decides which ASGI layers auth mode adds, ``app.py`` only asks for them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from eventgateway.api.auth import AuthGuard, check_space_path
@@ -44,6 +44,7 @@ def protect_config_api(
     delivery_log: DeliveryLog | None = None,
     also_forget: Sequence[DeliveryLog] = (),
     function_logs: LogStore | None = None,
+    end_functions: Callable[[str], Awaitable[None]] | None = None,
 ) -> Any:
     """``app`` plus the spaces and keys routes, behind :class:`AuthGuard` in auth mode.
 
@@ -53,14 +54,16 @@ def protect_config_api(
     In auth mode, deleting a space waits for ``delivery_log`` (the one the API serves)
     to hold none of its dead letters or unsettled deliveries, then forgets the space
     there, in ``also_forget`` (the at-most-once buffer: its de-duplication) and in
-    ``function_logs`` (``docs/security.md``). Without auth mode every log is open to
-    anyone anyway, and a deleted space's logs stay until retention, as before.
+    ``function_logs``, after ``end_functions`` stopped its running functions, which
+    would otherwise log on under the name (``docs/security.md``). Without auth mode
+    every log is open to anyone anyway, and a deleted space's logs stay until retention,
+    as before.
     """
     holdings: Holdings | None = None
     forget: Forget | None = None
     if settings.auth and delivery_log is not None:
         holdings = delivery_log.holdings
-        forget = _forgetting([delivery_log, *also_forget], function_logs)
+        forget = _forgetting([delivery_log, *also_forget], function_logs, end_functions)
     admin = SpaceAdmin(keyring.store, keyring, holdings=holdings, forget=forget)
     spaces = create_spaces_app(admin, auth=settings.auth)
     routed = _WithSpaces(app, spaces)
@@ -69,8 +72,14 @@ def protect_config_api(
     return AuthGuard(routed, keyring, claim_policy=settings.claim_policy)
 
 
-def _forgetting(logs: Sequence[DeliveryLog], function_logs: LogStore | None) -> Forget:
+def _forgetting(
+    logs: Sequence[DeliveryLog],
+    function_logs: LogStore | None,
+    end_functions: Callable[[str], Awaitable[None]] | None,
+) -> Forget:
     async def forget(space: str) -> None:
+        if end_functions is not None:
+            await end_functions(space)
         for log in logs:
             await log.forget_space(space)
         if function_logs is not None:

@@ -59,12 +59,16 @@ class _Pool:
         self._on_idle = on_idle
         self._idle_s = idle_s
         self._timer: asyncio.TimerHandle | None = None
+        self.ended = False  # its space was deleted: nothing more may run here
+        self.quiet = asyncio.Event()  # set while no invocation holds a slot
+        self.quiet.set()
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold one of the pool's ``concurrency`` slots (waiting for one if needed)."""
         await self._slots.acquire()
         self._active += 1
+        self.quiet.clear()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -74,6 +78,7 @@ class _Pool:
             self._active -= 1
             self._slots.release()
             if self._active == 0:
+                self.quiet.set()
                 self._settle()
 
     def pop_idle(self) -> WorkerProcess | None:
@@ -163,7 +168,25 @@ class FunctionRuntime:
         pool = self._pool_for(spec)
         async with pool.slot():
             self._check_open()
+            if pool.ended:  # waited for a slot while its space was deleted
+                raise ProviderError(f'space "{spec.space}" was deleted', retryable=False)
             return await self._run(pool, spec, str(uuid.uuid4()), event)
+
+    async def end_space(self, space: str) -> None:
+        """Stop the functions of ``space`` (it is being deleted): running invocations are
+        killed and fail, waiting ones fail, workers go. Returns once none of them runs, so
+        that nothing more is logged under the space's name."""
+        pools = [pool for pool in self._pools if pool.spec.space == space]
+        for pool in pools:
+            key = (space, pool.spec.function_id)
+            if self._current.get(key) is pool:
+                del self._current[key]  # a later function of that name gets a new pool
+            pool.ended = True
+            pool.retire()
+            for worker in list(pool.workers):
+                worker.kill()
+        for pool in pools:
+            await pool.quiet.wait()
 
     async def close(self) -> None:
         """Stop every worker: SIGTERM, then SIGKILL after 2 s. Running invocations fail."""
