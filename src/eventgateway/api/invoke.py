@@ -219,7 +219,7 @@ async def _invocation_lines(
                 if line.stream == "system" and line.message.startswith(report):
                     break
     if seen > len(found):
-        why = f"an invocation answers with its newest {MAX_LOG_LINES} (eg logs has them all)"
+        why = f"an invocation answers with its newest {MAX_LOG_LINES} (eg logs shows those kept)"
         return [dropped_marker(space, function_id, seen - len(found), why), *found]
     return list(found)
 
