@@ -214,6 +214,7 @@ class JetStreamQueue(
             if self._nc is not None:
                 await self._nc.close()
             raise store_error(f"open the delivery queue at {self._servers}", exc) from exc
+        self._start_keeping_alive()
         await self._refresh(force=True)
 
     def health(self) -> str | None:
@@ -232,21 +233,19 @@ class JetStreamQueue(
             self._fetcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._fetcher
-        parked, self._parked = {**self._parked, **self._held}, {}
-        self._held = {}
+        await self._stop_keeping_alive()
         nc, self._nc = self._nc, None
         if nc is None:
             return
         try:
             # Fetched-but-never-leased messages go back now rather than after ack_wait,
             # so other instances need not wait a lease for them.
-            for msg, _ in parked.values():
-                await msg.nak()
+            await self._give_back(logged=False)
             await nc.flush(timeout=2)
         except Exception as exc:
             if not is_nats_error(exc):
                 raise
-            logger.warning("could not return %d fetched deliveries: %s", len(parked), exc)
+            logger.warning("could not return fetched deliveries: %s", exc)
         finally:
             await nc.close()
 

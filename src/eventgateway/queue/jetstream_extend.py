@@ -30,6 +30,7 @@ class JetStreamExtendMixin:
 
     _lease_s: float
     _leased: dict[str, Msg]
+    _used_at: float  # the keep-alive mixin's
 
     @property
     def lease_s(self) -> float:
@@ -42,7 +43,7 @@ class JetStreamExtendMixin:
         Raises:
             StoreError: the client could not send; the leases not renewed may run out.
         """
-        now = time.monotonic()
+        now = self._used_at = time.monotonic()  # renewing: alive, though not leasing
         until = now + self._lease_s
         for delivery in deliveries:
             msg = self._leased.get(delivery.id)

@@ -1,6 +1,6 @@
 """Leasing for :class:`~eventgateway.queue.jetstream.JetStreamQueue`: one background fetch
 at a time (pull requests on the unordered and the ordered consumer), fetched messages
-parked (and kept alive) until a ``lease`` takes them.
+parked until a ``lease`` takes them (kept alive meanwhile: :mod:`.jetstream_keepalive`).
 
 The pull is our own request on our own inbox rather than nats-py's ``fetch``: ``fetch(n)``
 returns only when ``n`` messages came or the request expired, so at low rates a delivery
@@ -11,7 +11,6 @@ Here each message is parked, and waiting leases woken, the moment it arrives.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -24,7 +23,7 @@ from nats.aio.msg import Msg
 from eventgateway.events.codec import decode_event
 from eventgateway.queue._common import Wakeup
 from eventgateway.queue.base import Delivery, Room
-from eventgateway.queue.jetstream_aside import JetStreamAsideMixin
+from eventgateway.queue.jetstream_keepalive import JetStreamKeepAliveMixin
 from eventgateway.queue.jetstream_wire import Envelope, Names, is_nats_error
 
 __all__ = ["JetStreamLeaseMixin"]
@@ -53,7 +52,7 @@ class _Pull:
         return not self.ended.is_set() and now < self.expires_at
 
 
-class JetStreamLeaseMixin(JetStreamAsideMixin):
+class JetStreamLeaseMixin(JetStreamKeepAliveMixin):
     """``lease`` and the parked messages; the queue provides the state."""
 
     names: Names
@@ -75,11 +74,9 @@ class JetStreamLeaseMixin(JetStreamAsideMixin):
     _pulling: dict[str, _Pull]
     _inbox: str | None = None
     _requests: int = 0
-    _kept_alive_at = float("-inf")  # monotonic
 
     # Annotations only (no attribute), so they never shadow the real methods in the MRO.
     _admit: Callable[[Msg], Awaitable[None]]  # the ordering mixin's
-    _recheck: Callable[[], Awaitable[None]]  # the ordering mixin's
 
     async def lease(
         self, max_count: int, *, exclude: Collection[str] = (), room: Room | None = None
@@ -95,27 +92,27 @@ class JetStreamLeaseMixin(JetStreamAsideMixin):
         """
         if max_count < 1:
             raise ValueError(f"max_count must be at least 1, not {max_count}")
-        while not self._closed:
-            token = self._wakeup.token()
-            excluded = frozenset(exclude)
-            await self._read_back(excluded, room)
-            batch, blocked = self._take(max_count, excluded, room)
-            # Blocked subscriptions' messages beyond a few stop counting against the
-            # parked bound, so the fetch goes on past them to other subscriptions.
-            self._set_aside(blocked)
-            if batch:
-                return batch
-            free = self._parking_free()
-            if free > 0 and (self._fetcher is None or self._fetcher.done()):
-                self._fetcher = asyncio.create_task(self._fetch(min(max_count, free)))
-            timeout = self._lease_s / 6 if self._parked or self._held else None
-            # On a timer, not only when the wait times out: while other deliveries keep
-            # it busy the wait never does, and set-aside messages sit here for minutes.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(token.wait(), timeout)
-            if time.monotonic() - self._kept_alive_at >= self._lease_s / 6:
-                await self._keep_parked_alive()
-        return []
+        # A waiting lease shows the keep-alive task that someone will take what is parked.
+        self._leasing += 1
+        try:
+            while not self._closed:
+                token = self._wakeup.token()
+                excluded = frozenset(exclude)
+                await self._read_back(excluded, room)
+                batch, blocked = self._take(max_count, excluded, room)
+                # Blocked subscriptions' messages beyond a few stop counting against the
+                # parked bound, so the fetch goes on past them to other subscriptions.
+                self._set_aside(blocked)
+                if batch:
+                    return batch
+                free = self._parking_free()
+                if free > 0 and (self._fetcher is None or self._fetcher.done()):
+                    self._fetcher = asyncio.create_task(self._fetch(min(max_count, free)))
+                await token.wait()
+            return []
+        finally:
+            self._leasing -= 1
+            self._used_at = time.monotonic()
 
     async def _fetch(self, count: int) -> None:
         names = self.names
@@ -250,12 +247,18 @@ class JetStreamLeaseMixin(JetStreamAsideMixin):
         blocked: dict[str, list[int]] = {}
         left: dict[str, int] = {}
         aside = self._aside
+        now = time.monotonic()
         for seq in sorted(self._parked):
             if len(taken) >= max_count:
                 break
             if seq in aside:
                 continue  # its event is read back first (``_read_back``)
             msg, touched = self._parked[seq]
+            if self._expired(touched, now):
+                # Not kept alive in time: the server has it back, and leasing this copy
+                # would deliver it twice. Its redelivery is fetched like any message.
+                del self._parked[seq]
+                continue
             envelope = msgspec.msgpack.decode(msg.data, type=Envelope)
             sub = envelope.subscription_id
             if sub not in exclude and room is not None and sub not in left:
@@ -283,19 +286,3 @@ class JetStreamLeaseMixin(JetStreamAsideMixin):
             self._leased[delivery.id] = msg
             taken.append(delivery)
         return taken, blocked
-
-    async def _keep_parked_alive(self) -> None:
-        now = self._kept_alive_at = time.monotonic()
-        for kept in (self._parked, self._held):
-            for seq, (msg, touched) in list(kept.items()):
-                if now - touched < self._lease_s / 3:
-                    continue
-                try:
-                    await msg.in_progress()
-                except Exception as exc:
-                    if not is_nats_error(exc):
-                        raise
-                    return  # disconnected: they come back after ack_wait anyway
-                if seq in kept:  # not leased (or moved) meanwhile
-                    kept[seq] = (msg, now)
-        await self._recheck()
