@@ -125,6 +125,15 @@ def test_flags_win_over_env_variables(workdir):
     )
 
 
+def test_configuration_url_comes_from_flag_then_env_then_serverless_yml(workdir):
+    write_service(workdir, SERVICE + "    configurationUrl: http://file:4001\n")
+
+    assert resolved().config_url == "http://file:4001"
+    assert resolved(env={"EG_CONFIG_URL": "http://env:4001"}).config_url == "http://env:4001"
+    flag = resolved("--config-url", "http://flag:4001", env={"EG_CONFIG_URL": "http://env:4001"})
+    assert flag.config_url == "http://flag:4001"
+
+
 def test_output_and_debug_come_from_flags_or_env(workdir):
     assert resolved("--output", "json", "--debug").json
     assert resolved(env={"EG_OUTPUT": "json"}).output == "json"
@@ -184,7 +193,7 @@ def test_unresolvable_values_fail_in_one_line_naming_the_key(workdir, value, nam
     seen, result = run()
 
     assert result.exit_code == 1
-    assert result.output.startswith("Error: serverless.yml: custom.eventgateway.url: ")
+    assert result.output.startswith("Error: serverless.yml:1: custom.eventgateway.url: ")
     assert named in result.output
     assert len(result.output.splitlines()) == 1
     assert seen == []
@@ -210,39 +219,59 @@ def test_self_opt_and_sls_variables_resolve_as_eg_deploy_resolves_them(workdir):
 
 
 def test_a_value_given_by_flag_is_not_read_from_the_file(workdir):
-    write_service(workdir, 'custom: {eventgateway: {url: "${self:nope}", space: s}}')
+    write_service(workdir, 'custom: {eventgateway: {url: "${self:nope}", space: svc}}')
 
-    assert resolved("--url", "http://flag:4000").space == "s"
+    assert resolved("--url", "http://flag:4000").space == "svc"
 
 
-def test_broken_yaml_fails_naming_the_file(workdir):
-    write_service(workdir, "custom: [unclosed\n")
+def test_broken_yaml_fails_naming_the_file_and_line(workdir):
+    write_service(workdir, "service: s\ncustom: [unclosed\n")
 
     _, result = run()
 
     assert result.exit_code == 1
-    assert result.output.startswith("Error: cannot read serverless.yml: ")
+    assert result.output.startswith("Error: serverless.yml:3: invalid YAML: ")
     assert len(result.output.splitlines()) == 1
 
 
-@pytest.mark.parametrize(
-    "text",
-    ["service: x\n", "", "custom: 3\n", "custom: {eventgateway: [1]}\n", "- a list\n"],
-)
+@pytest.mark.parametrize("text", ["service: x\n", "", "custom: {other: 1}\n"])
 def test_serverless_yml_without_the_section_gives_defaults(workdir, text):
     write_service(workdir, text)
 
     assert resolved() == CliOptions()
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("custom: 3\n", "serverless.yml:1: custom: must be a mapping"),
+        ("custom:\n  eventgateway: [1]\n", "serverless.yml:2: custom.eventgateway: must be a"),
+        ("- a list\n", "serverless.yml:1: (document): must be a mapping with service:"),
+    ],
+)
+def test_a_malformed_section_is_an_error_as_in_eg_deploy(workdir, text, message):
+    write_service(workdir, text)
+
+    _, result = run()
+
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {message}"), result.output
+
+
+def test_cloudformation_tags_elsewhere_in_the_file_do_no_harm(workdir):
+    write_service(workdir, SERVICE + "resources:\n  Bucket: !Ref Name\n")
+
+    assert resolved().space == "acme-crm"
+
+
 def test_service_file_reads_the_given_environment(tmp_path):
     path = tmp_path / "serverless.yml"
-    path.write_text("custom: {eventgateway: {space: '${env:S}', url: 42}}", encoding="utf-8")
+    path.write_text("custom: {eventgateway: {space: '${env:S}', url: 'http://${env:S}'}}")
 
     service = ServiceFile(path, environ={"S": "from-mapping"})
 
     assert service.get("space") == "from-mapping"
-    assert service.get("url") == "42"
+    assert service.get("url") == "http://from-mapping"
     assert service.get("apiKey", "accessKey") is None
 
 
@@ -306,6 +335,11 @@ def test_the_unreachable_url_is_the_one_the_command_used(options, api, expected)
         ("--url", "localhost:4000"),
         ("--url", "http://"),
         ("--config-url", "ftp://gateway.test"),
+        ("--url", "http://a b"),
+        ("--url", "http://gateway.test\t:4000"),
+        ("--url", "http://a<b>:4000"),
+        ("--url", "http://gateway.test:99999"),
+        ("--config-url", "http://gateway test:4001"),
     ],
 )
 def test_a_url_flag_without_http_scheme_and_host_is_a_usage_error(workdir, command, flag, value):
@@ -317,19 +351,14 @@ def test_a_url_flag_without_http_scheme_and_host_is_a_usage_error(workdir, comma
     assert f"Invalid value for '{flag}': {value!r} is not an http(s) URL" in result.stderr
 
 
-def test_a_url_variable_without_scheme_is_refused_naming_the_variable(workdir):
+@pytest.mark.parametrize("value", ["notaurl", "http://a b"])
+def test_a_bad_url_variable_is_refused_naming_the_variable(workdir, value):
     from eventgateway.cli.main import cli
 
-    result = CliRunner().invoke(cli, ["functions", "ls"], env={"EG_URL": "notaurl"})
+    result = CliRunner().invoke(cli, ["functions", "ls"], env={"EG_URL": value})
 
     assert result.exit_code == 2, result.output
-    assert "Invalid value for '--url': 'notaurl' (from EG_URL) is not" in result.stderr
-
-
-def test_a_url_in_serverless_yml_may_still_omit_the_scheme(workdir):
-    (workdir / "serverless.yml").write_text(SERVICE.replace("http://gateway.test", "gw.test"))
-
-    assert resolved().url == "gw.test:4000"  # as the original plugin's url: the SDK adds http
+    assert f"Invalid value for '--url': {value!r} (from EG_URL) is not" in result.stderr
 
 
 @pytest.mark.parametrize("space", ["Bad Space!", "ab", "a/b"])
@@ -342,7 +371,11 @@ def test_a_space_the_gateway_would_refuse_is_a_usage_error(workdir, space):
     assert f"Invalid value for '--space': {space!r} is not a valid space name" in result.stderr
 
 
-def test_valid_urls_and_spaces_pass(workdir):
-    options = resolved("--url", "https://acme.gateway.test", "--space", "acme.crm-2_x")
+@pytest.mark.parametrize(
+    "url",
+    ["https://acme.gateway.test", "http://[::1]:4000/", "http://gw_1:4000", "http://bücher.test"],
+)
+def test_valid_urls_and_spaces_pass(workdir, url):
+    options = resolved("--url", url, "--space", "acme.crm-2_x")
 
-    assert (options.url, options.space) == ("https://acme.gateway.test", "acme.crm-2_x")
+    assert (options.url, options.space) == (url, "acme.crm-2_x")

@@ -218,6 +218,20 @@ def test_each_space_command_uses_the_saved_key_of_its_space(fake, creds):
     assert authorizations == ["Bearer egk_users", "Bearer egk_crm", "Bearer ego_operator_key_1234"]
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["spaces", "get"], ["spaces", "rm", "--yes"], ["spaces", "claim"]],
+    ids=["get", "rm", "claim"],
+)
+@pytest.mark.parametrize("name", ["Bad Space!", "ab", "a/b"])
+def test_a_space_name_argument_is_checked_like_space_before_any_request(fake, command, name):
+    result = eg(*command, name)
+
+    assert result.exit_code == 2, result.output
+    assert f"{name!r} is not a valid space name: use at least 3 characters" in result.stderr
+    assert fake.requests == []
+
+
 def test_spaces_rm_asks_first_and_forgets_the_saved_key(fake, creds):
     creds.save(CONFIG, "acme-crm", {"apiKey": "egk_crm", "keyId": "a"})
     fake.answer("DELETE", "/v1/spaces/acme-crm", 204)

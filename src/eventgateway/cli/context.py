@@ -1,9 +1,11 @@
 """What every client command of `eg` shares: where the gateway is, which space, how to print.
 
 Each value comes from, in order: its flag, its ``EG_*`` variable, ``./serverless.yml``
-(``custom.eventgateway.url``, ``.space``, ``.apiKey`` or ``.accessKey``), the default; the
-API key last from the credentials file (:mod:`~eventgateway.cli.credentials`), for the
-Configuration API and space in use.
+(``custom.eventgateway.url``, ``.configurationUrl``, ``.space``, ``.apiKey`` or
+``.accessKey``; read by :mod:`~eventgateway.cli.service_file`), the default; the API key
+last from the credentials file (:mod:`~eventgateway.cli.credentials`), for the
+Configuration API and space in use. :func:`resolve_options` is the one place this happens,
+for every command.
 :func:`gateway_options` adds the flags to a command and hands it one frozen
 :class:`CliOptions`; it also turns any failure into one ``Error: …`` line with exit
 status 1 (with the traceback first under ``--debug``).
@@ -14,18 +16,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import os
 import pathlib
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import click
-import yaml
 
 from eventgateway.cli.option_checks import http_url, space_name
+from eventgateway.cli.service_file import DeclaredSettings, ServiceFile, Settings
 from eventgateway.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -80,76 +81,6 @@ class CliOptions:
         )
 
 
-class ServiceFile:
-    """``custom.eventgateway`` of a ``serverless.yml``, read on first use.
-
-    Variables are resolved the way ``eg deploy`` resolves them (``${env:…}``,
-    ``${self:…}``, ``${opt:stage, 'dev'}``, ``${file(…)}``), one key at a time: a key a
-    flag already gave is never read, so a value only a deploy can resolve does no harm.
-    """
-
-    def __init__(self, path: pathlib.Path, environ: Mapping[str, str] | None = None) -> None:
-        self.path = path
-        self._environ = os.environ if environ is None else environ
-        self._document: Any = None
-
-    def get(self, *keys: str) -> str | None:
-        """The first of ``keys`` set under ``custom.eventgateway``, variables resolved.
-
-        Raises:
-            ConfigError: the file is not YAML, or the value uses a variable that cannot be
-                resolved.
-        """
-        document = self._read()
-        custom = document.get("custom") if isinstance(document, dict) else None
-        section = custom.get("eventgateway") if isinstance(custom, dict) else None
-        if not isinstance(section, dict):
-            return None
-        for key in keys:
-            if section.get(key) is not None:
-                value = self._resolve(document, ("custom", "eventgateway", key))
-                if value is not None:
-                    return str(value)
-        return None
-
-    def _read(self) -> Any:
-        if self._document is None:
-            self._document = {}
-            if self.path.is_file():
-                try:
-                    document = yaml.safe_load(self.path.read_text(encoding="utf-8"))
-                except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-                    reason = str(exc).replace("\n", " ")
-                    raise ConfigError(f"cannot read {self.path}: {reason}") from exc
-                self._document = document if isinstance(document, dict) else {}
-        return self._document
-
-    def _resolve(self, document: Mapping[str, Any], key: tuple[str, ...]) -> Any:
-        from eventgateway.deploy.manifest_source import file_reader
-        from eventgateway.deploy.variables import (
-            VariableSources,
-            effective_stage,
-            resolve_variables,
-        )
-
-        provider = document.get("provider")
-        provider_stage = provider.get("stage") if isinstance(provider, dict) else None
-        sources = VariableSources(
-            environ=self._environ,
-            options={},
-            stage=effective_stage(None, {}, provider_stage),
-            read_file=file_reader(self.path.parent),
-        )
-        try:
-            # Resolve only the path down to this key; everything else is copied as it is.
-            resolved = resolve_variables(
-                document, sources, skip=lambda path: tuple(path) != key[: len(path)]
-            )
-        except ConfigError as exc:
-            raise ConfigError(f"{self.path}: {exc}") from exc
-        return resolved["custom"]["eventgateway"][key[-1]]
-
-
 def resolve_options(
     *,
     url: str | None = None,
@@ -158,18 +89,24 @@ def resolve_options(
     api_key: str | None = None,
     output: Output = "table",
     debug: bool = False,
-    service_file: ServiceFile | None = None,
+    service_file: Settings | None = None,
 ) -> CliOptions:
     """Options from values given as flags or ``EG_*`` variables (None: not given).
 
-    What was not given comes from ``service_file`` (default ``./serverless.yml``), then
-    the defaults. A value of the file is read only when no flag or variable gave it.
+    What was not given comes from ``service_file`` (default: ``custom.eventgateway`` of
+    ``./serverless.yml``), then the defaults; the key last from the credentials file. A
+    setting of the file is read, and checked, only when no flag or variable gave it. Every
+    command resolves its options here, ``eg deploy`` too (with the file it read whole).
+
+    Raises:
+        ConfigError: a setting of the file is invalid (naming the file and line), or the
+            credentials file cannot be read.
     """
     service = service_file or ServiceFile(pathlib.Path(SERVICE_FILE))
     key, source = _key_of(api_key, lambda: service.get("apiKey", "accessKey"))
     options = CliOptions(
         url=url or service.get("url") or DEFAULT_URL,
-        config_url=config_url or None,
+        config_url=config_url or service.get("configurationUrl"),
         space=space or service.get("space") or DEFAULT_SPACE,
         api_key=key,
         output=output,
@@ -306,28 +243,21 @@ def gateway_options(
             debug: bool,
             **kwargs: Any,
         ) -> None:
-            flags = CliOptions(
-                url=url or "",
-                config_url=config_url,
-                space=space or "",
-                api_key=api_key,
-                output=output,
-                debug=debug,
-            )
             with reporting_errors(config_url or url or DEFAULT_URL, debug=debug):
+                spec = None
                 if service:
-                    options, kwargs["service"] = _service_options(
-                        flags, kwargs.pop("config_path"), kwargs.pop("stage")
-                    )
-                else:
-                    options = resolve_options(
-                        url=url,
-                        config_url=config_url,
-                        space=space,
-                        api_key=api_key,
-                        output=output,
-                        debug=debug,
-                    )
+                    spec = _load_service(kwargs.pop("config_path"), kwargs.pop("stage"))
+                options = resolve_options(
+                    url=url,
+                    config_url=config_url,
+                    space=space,
+                    api_key=api_key,
+                    output=output,
+                    debug=debug,
+                    service_file=None if spec is None else DeclaredSettings(spec.gateway),
+                )
+                if spec is not None:
+                    kwargs["service"] = spec.with_space(options.space)
             url_used, flag = _url_of(options, api)
             with reporting_errors(url_used, debug=debug, flag=flag):
                 command(*args, options=options, **kwargs)
@@ -358,26 +288,11 @@ _SERVICE_OPTIONS: Final = (
 )
 
 
-def _service_options(
-    flags: CliOptions, path: pathlib.Path, stage: str | None
-) -> tuple[CliOptions, ServiceSpec]:
-    """The options of a service command: flags first, then the service's file, then defaults."""
+def _load_service(path: pathlib.Path, stage: str | None) -> ServiceSpec:
+    """The service file of a service command, read whole and checked, as a deploy needs it."""
     from eventgateway.deploy.manifest import load_service
 
-    spec = load_service(path, stage=stage, options={"stage": stage} if stage else {})
-    target = spec.gateway
-    key, source = _key_of(flags.api_key, lambda: target.api_key)
-    options = CliOptions(
-        url=flags.url or target.url or DEFAULT_URL,
-        config_url=flags.config_url or target.config_url,
-        space=flags.space or target.space,
-        api_key=key,
-        output=flags.output,
-        debug=flags.debug,
-        api_key_source=source,
-    )
-    options = with_saved_key(options)
-    return options, spec.with_space(options.space)
+    return load_service(path, stage=stage, options={"stage": stage} if stage else {})
 
 
 def _url_of(options: CliOptions, api: Api) -> tuple[str, str]:

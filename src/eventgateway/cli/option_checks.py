@@ -1,12 +1,11 @@
-"""Checks of the URL and space options every ``eg`` command shares (``cli/context.py``).
+"""Checks of the URL and space options every ``eg`` command shares (``cli/context.py``),
+and of the space names commands take as arguments (``eg spaces get NAME``).
 
 Click callbacks: a bad value is a usage error (exit 2) naming the option, or the
 environment variable that set it, before any request is made.
 """
 
 from __future__ import annotations
-
-from urllib.parse import urlsplit
 
 import click
 
@@ -15,21 +14,18 @@ from eventgateway.model.validate import is_valid_space
 __all__ = ["http_url", "space_name"]
 
 
-# The SDK reads "localhost:4000" as http://localhost:4000, as the original plugin read
-# serverless.yml's url (which stays so); but a flag such as `--url notaurl` is far likelier
-# a typo than a host named "notaurl", so URL flags and variables need the scheme.
+# The rule `custom.eventgateway.url` follows too (deploy/manifest.py), so that a URL is
+# accepted or refused the same wherever it is given; a flag such as `--url notaurl` is far
+# likelier a typo than a host named "notaurl", and `http://a b` would fail only later.
 def http_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if not value:
         return value  # not given (an empty EG_URL counts as not given)
-    try:
-        parts = urlsplit(value)
-        usable = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
-    except ValueError:  # e.g. a bad IPv6 literal or port
-        usable = False
-    if not usable:
+    from eventgateway.deploy.manifest import is_http_url
+
+    if not is_http_url(value):
         raise click.BadParameter(
-            f"{value!r}{_from_env(ctx, param)} is not an http(s) URL: give the scheme and "
-            "host, e.g. http://localhost:4000",
+            f"{value!r}{_from_env(ctx, param)} is not an http(s) URL: give the scheme and a "
+            "host without spaces or other invalid characters, e.g. http://localhost:4000",
             ctx,
             param,
         )

@@ -20,6 +20,7 @@ import click
 
 from eventgateway.cli.context import CliOptions, gateway_options, with_saved_key
 from eventgateway.cli.credentials import Credentials, config_base
+from eventgateway.cli.option_checks import space_name
 from eventgateway.cli.output import echo_json, key, show_item, show_list
 from eventgateway.errors import ConfigError
 
@@ -161,7 +162,7 @@ def spaces() -> None:
 
 
 @spaces.command("claim")
-@click.argument("name")
+@click.argument("name", callback=space_name)
 @click.option("--private", is_flag=True, help="Only holders of an emit key may send events.")
 @gateway_options()
 def claim(*, options: CliOptions, name: str, private: bool) -> None:
@@ -200,7 +201,7 @@ def list_spaces(*, options: CliOptions) -> None:
 
 
 @spaces.command("get")
-@click.argument("name", required=False)
+@click.argument("name", required=False, callback=space_name)
 @gateway_options()
 def get_space(*, options: CliOptions, name: str | None) -> None:
     """Show space NAME [default: the space in use]."""
@@ -233,7 +234,7 @@ def update_space(*, options: CliOptions, private: bool | None) -> None:
 
 
 @spaces.command("rm")
-@click.argument("name")
+@click.argument("name", callback=space_name)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @gateway_options()
 def remove_space(*, options: CliOptions, name: str, yes: bool) -> None:

@@ -15,6 +15,7 @@ import pathlib
 import re
 from collections.abc import Mapping
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from eventgateway.deploy.manifest_functions import (
     AWS_FUNCTION_KEYS,
@@ -34,7 +35,7 @@ from eventgateway.deploy.variables import (
 )
 from eventgateway.model.validate import is_valid_space
 
-__all__ = ["load_service"]
+__all__ = ["gateway_setting", "is_http_url", "load_service"]
 
 _USED: Final = frozenset({"service", "provider", "functions", "custom", "package"})
 # Known to the Serverless Framework; eg has no use for them, so their variables are not
@@ -55,6 +56,9 @@ _PACKAGE_KEYS: Final = frozenset(
     {"patterns", "include", "exclude", "individually", "artifact", "excludeDevDependencies"}
 )
 _STAGE: Final = re.compile(r"[A-Za-z0-9_-]+")
+# Letters and digits of any script (IDNA hosts), plus the unreserved marks of RFC 3986;
+# no space, quote or other character a request line could not carry.
+_HOST: Final = re.compile(r"[\w.~-]+")
 
 
 def _skip(path: KeyPath) -> bool:
@@ -151,34 +155,67 @@ def _service_name(value: Any, src: Source) -> str:
     return name
 
 
-def _url(section: dict[str, Any], key: str, src: Source) -> str | None:
-    url = src.text(section.get(key), ("custom", "eventgateway", key))
-    if url is not None and not url.startswith(("http://", "https://")):
+def is_http_url(value: str) -> bool:
+    """Whether ``value`` is an http(s) URL a request can go to: scheme, a host of letters,
+    digits, ``.``, ``-``, ``_`` or ``~`` (or an IPv6 literal), a valid port, no whitespace.
+
+    ``eg``'s ``--url``/``--config-url`` flags and ``custom.eventgateway`` share this rule.
+    """
+    # urlsplit silently drops tabs and newlines, so look at the text as written.
+    if any(char.isspace() or not char.isprintable() for char in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  # raises ValueError for a port that is not 0-65535
+    except ValueError:  # also a bad IPv6 literal
+        return False
+    host = parts.hostname or ""
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return False
+    if parts.netloc.rpartition("@")[2].startswith("["):
+        return True  # urlsplit checked the IPv6 literal already
+    return _HOST.fullmatch(host) is not None
+
+
+def gateway_setting(section: Mapping[str, Any], key: str, src: Source) -> str | None:
+    """Setting ``key`` of ``custom.eventgateway`` (variables already resolved), checked.
+
+    The one check of these settings: ``eg deploy`` reads the whole section through it and
+    the other ``eg`` commands read one key at a time (``cli/service_file.py``).
+
+    Raises:
+        ConfigError: ``<file>:<line>: custom.eventgateway.<key>: <what is wrong>``.
+    """
+    at: KeyPath = ("custom", "eventgateway", key)
+    value = src.text(section.get(key), at)
+    if value is None:
+        return None
+    if key in ("url", "configurationUrl") and not is_http_url(value):
         raise src.error(
-            ("custom", "eventgateway", key),
-            f"{url!r} is not an http:// or https:// URL, e.g. http://localhost:4000",
+            at,
+            f"{value!r} is not an http:// or https:// URL with a valid host, "
+            "e.g. http://localhost:4000",
         )
-    return url
+    if key == "space" and not is_valid_space(value):
+        raise src.error(
+            at,
+            f"space {value!r} is not valid; use 3 or more letters, digits, '.', '-' or '_' "
+            "(no '/'), e.g. acme-crm",
+        )
+    return value
 
 
 def _gateway(section: dict[str, Any], src: Source) -> GatewayTarget:
     at: KeyPath = ("custom", "eventgateway")
     src.check_keys(section, at, _GATEWAY_KEYS)
-    space = src.text(section.get("space"), (*at, "space")) or DEFAULT_SPACE
-    if not is_valid_space(space):
-        raise src.error(
-            (*at, "space"),
-            f"space {space!r} is not valid; use 3 or more letters, digits, '.', '-' or '_' "
-            "(no '/'), e.g. acme-crm",
-        )
-    api_key = src.text(section.get("apiKey"), (*at, "apiKey"))
-    access_key = src.text(section.get("accessKey"), (*at, "accessKey"))
+    api_key = gateway_setting(section, "apiKey", src)
+    access_key = gateway_setting(section, "accessKey", src)
     if api_key is not None and access_key is not None and api_key != access_key:
         src.warn((*at, "accessKey"), "both apiKey and accessKey are set; apiKey is used")
     return GatewayTarget(
-        url=_url(section, "url", src),
-        config_url=_url(section, "configurationUrl", src),
-        space=space,
+        url=gateway_setting(section, "url", src),
+        config_url=gateway_setting(section, "configurationUrl", src),
+        space=gateway_setting(section, "space", src) or DEFAULT_SPACE,
         api_key=api_key if api_key is not None else access_key,
     )
 
