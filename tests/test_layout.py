@@ -55,6 +55,7 @@ PURE = (
     "sdk/_emit.py",
     "sdk/_sse.py",
     "sdk/_retry.py",
+    "sdk/_hosts.py",
 )
 PURE_FORBIDDEN = (
     "eventgateway.api",

@@ -363,7 +363,7 @@ async def test_429_is_retried_with_the_same_event_until_accepted():
 
 async def test_429_after_the_last_retry_raises_with_the_status():
     async with (
-        scripted((429, {})) as (app, url),
+        scripted((429, {"retry-after": "0"})) as (app, url),
         AsyncEventGateway(url, space=SPACE, retries=2) as sdk,
     ):
         with pytest.raises(GatewayError) as refused:

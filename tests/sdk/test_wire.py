@@ -9,10 +9,11 @@ import json
 import re
 from typing import Any
 
+import httpx
 import pytest
 
 from eventgateway.errors import EventGatewayError
-from eventgateway.sdk import _emit, _retry, _sse, _wire
+from eventgateway.sdk import _emit, _http, _retry, _sse, _wire
 from eventgateway.sdk._calls import Calls
 from eventgateway.sdk._wire import EmitResult, Endpoints, GatewayError, Reply, Request
 
@@ -234,7 +235,7 @@ def test_structured_emit_is_a_cloudevents_1_0_document():
     assert (request.method, request.url, request.retry) == (
         "POST",
         "http://localhost:4000/acme/",
-        "idempotent",
+        "unsent",  # a sync subscription on the path would run again for each copy
     )
     assert request.headers == {
         "Authorization": "Bearer k",
@@ -285,22 +286,35 @@ def test_legacy_emit_is_the_event_header_and_the_data():
     assert request.retry == "unsent"  # the gateway gives each one a new id
 
 
-@pytest.mark.parametrize(
-    ("cloudevent", "retry"),
-    [({"specversion": "1.0", "id": "x"}, "idempotent"), ({"eventType": "t"}, "unsent")],
-)
-def test_a_cloudevent_mapping_is_sent_as_is(cloudevent, retry):
+def test_a_cloudevent_mapping_is_sent_as_is():
+    cloudevent = {"specversion": "1.0", "id": "x"}
     request = calls().emit(cloudevent=cloudevent, path="acme/x").request
 
     assert body(request) == cloudevent
-    assert (request.url, request.retry) == ("http://localhost:4000/acme/x", retry)
+    assert (request.url, request.retry) == ("http://localhost:4000/acme/x", "unsent")
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"event": "t"},
+        {"event": "t", "mode": "binary", "id": "b"},
+        {"cloudevent": {"specversion": "1.0", "id": "x"}},
+        {"cloudevent": {"eventType": "t", "eventID": "x"}},
+    ],
+)
+def test_an_emit_said_idempotent_may_be_repeated_after_it_was_sent(arguments):
+    assert calls().emit(**arguments, idempotent=True).request.retry == "idempotent"
 
 
 def test_batches_paths_and_extra_headers():
     batch = calls().emit_batch([{"id": "1"}, {"id": "2"}], path="/").request
-    assert (batch.url, batch.retry) == ("http://localhost:4000/", "idempotent")
+    assert (batch.url, batch.retry) == ("http://localhost:4000/", "unsent")
     assert batch.headers["Content-Type"] == "application/cloudevents-batch+json"
-    assert calls().emit_batch([{"id": "1"}, {}]).request.retry == "unsent"
+    said = calls().emit_batch([{"id": "1"}, {"eventID": "2"}], idempotent=True).request
+    assert said.retry == "idempotent"
+    with pytest.raises(ValueError, match="an id in every event"):
+        calls().emit_batch([{"id": "1"}, {}], idempotent=True)
 
     hosted = calls("http://acme.example.com").emit("t").request
     assert hosted.url == "http://acme.example.com/"
@@ -316,6 +330,8 @@ def test_batches_paths_and_extra_headers():
         ({}, "emit needs event="),
         ({"event": "t", "mode": "json"}, "mode 'json' is not one of"),
         ({"event": "t", "mode": "legacy", "id": "1"}, "legacy mode"),
+        ({"event": "t", "mode": "legacy", "idempotent": True}, "needs an event id"),
+        ({"cloudevent": {"eventType": "t"}, "idempotent": True}, "needs an event id"),
     ],
 )
 def test_emit_arguments_that_do_not_go_together(arguments, error):
@@ -390,27 +406,32 @@ def test_reply_parsers():
 
 # -- retries -----------------------------------------------------------------------------------
 
-EMIT = Request("POST", "u", {}, retry="idempotent")
-CONFIG_POST = Request("POST", "u", {}, retry="unsent")
+IDEMPOTENT = Request("POST", "u", {}, retry="idempotent")
+POST = Request("POST", "u", {}, retry="unsent")
 PROBE = Request("GET", "u", {}, retry="never")
+AFTER_0 = {"retry-after": "0"}
 
 
 @pytest.mark.parametrize(
     ("request_", "attempt", "outcome", "delay_s"),
     [
-        (CONFIG_POST, 0, Reply(429, {}, b""), 0.2),
-        (CONFIG_POST, 2, Reply(503, {}, b""), 0.8),
-        (CONFIG_POST, 0, Reply(429, {"retry-after": "1"}, b""), 1.0),
-        (CONFIG_POST, 0, Reply(429, {"retry-after": "60"}, b""), 5.0),
-        (CONFIG_POST, 0, Reply(429, {"retry-after": "Wed, 21 Oct 2026 07:28:00 GMT"}, b""), 0.2),
-        (CONFIG_POST, 0, Reply(429, {"retry-after": "nan"}, b""), 0.2),
-        (CONFIG_POST, 0, Reply(500, {}, b""), None),
-        (CONFIG_POST, 0, Reply(202, {}, b""), None),
-        (CONFIG_POST, 3, Reply(429, {}, b""), None),  # retries spent
-        (CONFIG_POST, 0, False, 0.2),  # connection failed: nothing was sent
-        (CONFIG_POST, 0, True, None),  # read timeout: the POST may have been applied
-        (EMIT, 1, True, 0.4),  # the gateway drops a repeated (source, id)
-        (PROBE, 0, Reply(503, {}, b""), None),
+        (POST, 0, Reply(429, AFTER_0, b""), 0.0),
+        (POST, 2, Reply(503, {"retry-after": "0.5"}, b""), 0.5),
+        (POST, 0, Reply(429, {"retry-after": "1"}, b""), 1.0),
+        (POST, 0, Reply(429, {"retry-after": "60"}, b""), 5.0),
+        (POST, 0, Reply(429, {"retry-after": "Wed, 21 Oct 2026 07:28:00 GMT"}, b""), 0.2),
+        (POST, 0, Reply(429, {"retry-after": "nan"}, b""), 0.2),
+        # Without Retry-After, a 503 may be a sync function's own answer after it acted.
+        (POST, 0, Reply(503, {}, b""), None),
+        (POST, 0, Reply(429, {}, b""), None),
+        (IDEMPOTENT, 2, Reply(503, {}, b""), 0.8),
+        (POST, 0, Reply(500, AFTER_0, b""), None),
+        (POST, 0, Reply(202, {}, b""), None),
+        (POST, 3, Reply(429, AFTER_0, b""), None),  # retries spent
+        (POST, 0, False, 0.2),  # connection failed: nothing was sent
+        (POST, 0, True, None),  # read timeout: the POST may have been applied
+        (IDEMPOTENT, 1, True, 0.4),  # e.g. async-only: the gateway drops a repeated id
+        (PROBE, 0, Reply(503, AFTER_0, b""), None),
         (PROBE, 0, False, None),
     ],
 )
@@ -422,7 +443,25 @@ def test_retry_delays(request_, attempt, outcome, delay_s):
 
 
 def test_backoff_is_capped():
-    assert _retry.retry_delay_s(CONFIG_POST, 9, 10, reply=Reply(429, {}, b"")) == _retry.MAX_WAIT_S
+    assert _retry.retry_delay_s(IDEMPOTENT, 9, 10, reply=Reply(429, {}, b"")) == _retry.MAX_WAIT_S
+
+
+@pytest.mark.parametrize(
+    ("error", "sent"),
+    [
+        (httpx.ConnectError("refused"), False),
+        (httpx.ConnectTimeout("slow"), False),
+        (httpx.PoolTimeout("busy"), False),
+        # httpcore raises these only for bytes it could not write: the body is incomplete.
+        (httpx.WriteTimeout("slow"), False),
+        (httpx.WriteError("reset"), False),
+        (httpx.ReadTimeout("slow"), True),
+        (httpx.ReadError("reset"), True),
+        (httpx.RemoteProtocolError("closed"), True),
+    ],
+)
+def test_which_transport_failures_may_have_reached_the_gateway(error, sent):
+    assert _http.failure(error)[0] is sent
 
 
 # -- log streams -------------------------------------------------------------------------------

@@ -20,21 +20,22 @@ class ClientBase:
         url: str,
         *,
         config_url: str | None,
-        space: str,
+        space: str | None,
+        domain: str | None,
         api_key: str | None,
         timeout_s: float,
         retries: int,
     ) -> None:
         if retries < 0:
             raise ValueError(f"retries must not be negative, got {retries}")
-        self._calls = Calls(url, config_url=config_url, space=space, api_key=api_key)
-        self.space = space
+        self._calls = Calls(url, config_url=config_url, space=space, api_key=api_key, domain=domain)
+        self.space = self._calls.space
         self.timeout_s = timeout_s
         self.retries = retries
 
     def __repr__(self) -> str:
         endpoints = self._calls.endpoints
         return (
-            f"{type(self).__name__}(url={endpoints.events.base!r}, "
-            f"config_url={endpoints.config.base!r}, space={self.space!r})"
+            f"{type(self).__name__}(url={endpoints.events.url!r}, "
+            f"config_url={endpoints.config.url!r}, space={self.space!r})"
         )

@@ -38,16 +38,26 @@ class Calls(SpaceCalls):
     Args:
         url: the Events API URL.
         config_url: the Configuration API URL, or ``None`` to derive it from ``url``.
-        space: the space every configuration call and the default paths use.
+        space: the space every configuration call and the default paths use (``None``:
+            the one a hosted-style URL names, else ``default``).
         api_key: sent as ``Authorization: Bearer <key>`` on every request when set.
+        domain: the gateway's ``--domain``, when ``url`` is ``<space>.<domain>``.
 
     Raises:
-        ValueError: a URL is not http(s) with a host.
+        ValueError: a URL is not http(s) with a host, or the URL names another space.
     """
 
-    def __init__(self, url: str, *, config_url: str | None, space: str, api_key: str | None):
-        self.endpoints = _wire.Endpoints.derive(url, config_url, space)
-        self.space = space
+    def __init__(
+        self,
+        url: str,
+        *,
+        config_url: str | None,
+        space: str | None,
+        api_key: str | None,
+        domain: str | None = None,
+    ):
+        self.endpoints = _wire.Endpoints.derive(url, config_url, space, domain)
+        self.space = self.endpoints.space
         self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     # -- Events API ------------------------------------------------------------------------
@@ -65,6 +75,7 @@ class Calls(SpaceCalls):
         data_content_type: str = _JSON,
         mode: str = "structured",
         partition_key: str | None = None,
+        idempotent: bool = False,
     ) -> Call[EmitResult]:
         encoded = _emit.encode_emit(
             event,
@@ -75,13 +86,18 @@ class Calls(SpaceCalls):
             data_content_type=data_content_type,
             mode=mode,
             partition_key=partition_key,
+            idempotent=idempotent,
         )
         return self._emit(path, encoded, headers)
 
     def emit_batch(
-        self, events: Sequence[Mapping[str, Any]], *, path: str | None = None
+        self,
+        events: Sequence[Mapping[str, Any]],
+        *,
+        path: str | None = None,
+        idempotent: bool = False,
     ) -> Call[EmitResult]:
-        return self._emit(path, _emit.encode_batch(events), None)
+        return self._emit(path, _emit.encode_batch(events, idempotent=idempotent), None)
 
     def _emit(
         self, path: str | None, encoded: _emit.Encoded, headers: Mapping[str, str] | None

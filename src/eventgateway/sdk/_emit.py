@@ -5,14 +5,18 @@ JSON document, ``application/cloudevents+json``), **binary** (attributes in ``ce
 headers, the data as the body) and **legacy** (the original's ``Event: <type>`` header and
 the data as the body); plus a mapping sent as is, and batches.
 
-An event that carries an id may be sent again after any failure: the gateway drops a
-repeated (``source``, ``id``) within its de-duplication window. A legacy request has no id
-(the gateway makes one), so it is repeated only when it never reached the gateway.
+An emit is sent again only when the gateway refused it or never received it in full
+(``_retry``): a path may have a sync subscription, whose function runs once per copy that
+arrives. ``idempotent=True`` also repeats it after a read timeout or a dropped connection,
+which is safe when only async at-least-once subscriptions match: the gateway drops a
+repeated (``source``, ``id``) within its de-duplication window (at-most-once deliveries
+bypass it). It needs ids, so legacy requests (the gateway makes their ids) cannot be.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -137,6 +141,7 @@ def encode_emit(
     data_content_type: str,
     mode: str,
     partition_key: str | None,
+    idempotent: bool = False,
 ) -> Encoded:
     """The headers and body of one emit (arguments as ``AsyncEventGateway.emit``'s).
 
@@ -144,6 +149,38 @@ def encode_emit(
         ValueError: arguments that do not go together.
         TypeError: ``data`` cannot be encoded.
     """
+    encoded = _encode_emit(
+        event,
+        data,
+        cloudevent=cloudevent,
+        source=source,
+        id=id,
+        data_content_type=data_content_type,
+        mode=mode,
+        partition_key=partition_key,
+    )
+    if not idempotent:
+        return dataclasses.replace(encoded, retry="unsent")
+    if encoded.retry != "idempotent":
+        raise ValueError(
+            "idempotent=True needs an event id the gateway can de-duplicate: legacy mode "
+            "and a cloudevent= mapping without 'id' have none"
+        )
+    return encoded
+
+
+def _encode_emit(
+    event: str | None,
+    data: Any,
+    *,
+    cloudevent: Mapping[str, Any] | None,
+    source: str,
+    id: str | None,
+    data_content_type: str,
+    mode: str,
+    partition_key: str | None,
+) -> Encoded:
+    # "idempotent" here means "carries an id": encode_emit keeps it only when asked to.
     if cloudevent is not None:
         given = {"event": event, "data": data, "id": id, "partition_key": partition_key}
         clashing = [name for name, value in given.items() if value is not None]
@@ -195,7 +232,13 @@ def encode_emit(
     return Encoded(headers, encode_data(data, data_content_type), "idempotent")
 
 
-def encode_batch(events: Sequence[Mapping[str, Any]]) -> Encoded:
-    """A batch of events (mappings, sent as given)."""
-    retry: Retry = "idempotent" if all(has_id(event) for event in events) else "unsent"
+def encode_batch(events: Sequence[Mapping[str, Any]], *, idempotent: bool = False) -> Encoded:
+    """A batch of events (mappings, sent as given).
+
+    Raises:
+        ValueError: ``idempotent`` while an event has no id.
+    """
+    if idempotent and not all(has_id(event) for event in events):
+        raise ValueError("idempotent=True needs an id in every event of the batch")
+    retry: Retry = "idempotent" if idempotent else "unsent"
     return Encoded({"Content-Type": BATCH}, dumps([dict(event) for event in events]), retry)

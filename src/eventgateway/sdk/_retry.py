@@ -1,4 +1,12 @@
-"""When the SDK tries a request again (pure, no I/O): 429/503 and transport failures."""
+"""When the SDK tries a request again (pure, no I/O): 429/503 and transport failures.
+
+Only what is safe whatever the route does is repeated by default: a request the gateway
+refused (429/503 with ``Retry-After``) or never received in full (connection failures,
+write and pool timeouts). A request that may have been acted on (read timeout, dropped
+connection, 503 without ``Retry-After``) is repeated only when it is ``idempotent``: an
+emit to a sync subscription runs the function once per copy, and the gateway's
+de-duplication covers async at-least-once deliveries only.
+"""
 
 from __future__ import annotations
 
@@ -29,10 +37,12 @@ def retry_delay_s(
         request: what was sent; its ``retry`` says what may be repeated.
         attempt: 0 for the first attempt.
         retries: retries allowed in all.
-        reply: the answer, if one came: 429 and 503 are retried, after ``Retry-After``
-            seconds when given (at most :data:`MAX_WAIT_S`).
+        reply: the answer, if one came: 429 and 503 with ``Retry-After`` are retried
+            after that many seconds (at most :data:`MAX_WAIT_S`; the backoff when it is
+            not a number); ``idempotent`` requests also without it.
         sent: for a transport failure, whether the request may have reached the server
-            (``False`` for connection failures): then only ``idempotent`` ones are retried.
+            in full (``False`` for connection failures and write or pool timeouts): then
+            only ``idempotent`` ones are retried.
     """
     if attempt >= retries or request.retry == "never":
         return None
@@ -40,7 +50,12 @@ def retry_delay_s(
     if reply is not None:
         if reply.status not in RETRY_STATUSES:
             return None
-        asked = _retry_after_s(reply.headers.get("retry-after"))
+        raw = reply.headers.get("retry-after")
+        if raw is None and request.retry != "idempotent":
+            # The gateway's rate-limit, full-queue and store refusals carry Retry-After;
+            # a sync function's bare 503 may come after it acted.
+            return None
+        asked = _retry_after_s(raw)
         return backoff_s if asked is None else min(asked, MAX_WAIT_S)
     if sent and request.retry != "idempotent":
         return None

@@ -18,9 +18,10 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Literal, TypeVar
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlunsplit
 
 from eventgateway.errors import EventGatewayError
+from eventgateway.sdk._hosts import hosted_space, split_url
 
 # The names the clients build on; the parsers (to_*) and helpers are used by _calls.
 __all__ = [
@@ -45,8 +46,9 @@ DEFAULT_CONFIG_PORT: Final = 4001
 _MAX_MESSAGE_CHARS: Final = 500
 
 Retry = Literal["never", "unsent", "idempotent"]
-"""What may be retried: ``never``; ``unsent`` — 429/503 answers and requests that never
-reached the server; ``idempotent`` — also requests that may have been applied."""
+"""What may be retried: ``never``; ``unsent`` — requests refused with 429/503 and
+``Retry-After``, and requests that never reached the server in full; ``idempotent`` —
+also any 429/503, and requests that may have been applied (see ``_retry``)."""
 
 
 class GatewayError(EventGatewayError):
@@ -154,23 +156,24 @@ class Target:
         """The target of ``url`` (``http://`` added when there is no scheme).
 
         Raises:
-            ValueError: not an http(s) URL with a host.
+            ValueError: not an http(s) URL with a valid host and port.
         """
-        if "://" not in url:
-            url = "http://" + url  # as the original SDK does
-        parts = urlsplit(url)
-        hostname = parts.hostname or ""
-        if parts.scheme not in ("http", "https") or not hostname:
-            raise ValueError(
-                f"URL {url!r} is not http(s)://host[:port]: e.g. http://localhost:4000"
-            )
+        parts, hostname, port = split_url(url)
         path = parts.path.rstrip("/")
         if not hostname.endswith(".localhost"):
-            base = urlunsplit((parts.scheme, _netloc(hostname, parts.port), path, "", ""))
-            return cls(base)
-        base = urlunsplit((parts.scheme, _netloc("localhost", parts.port), path, "", ""))
+            return cls(urlunsplit((parts.scheme, _netloc(hostname, port), path, "", "")))
+        base = urlunsplit((parts.scheme, _netloc("localhost", port), path, "", ""))
         server_name = hostname if parts.scheme == "https" else None
-        return cls(base, host=_netloc(hostname, parts.port), server_name=server_name)
+        return cls(base, host=_netloc(hostname, port), server_name=server_name)
+
+    @property
+    def url(self) -> str:
+        """The base URL with the host the gateway sees (``http://acme.localhost:4000``)."""
+        if self.host is None:
+            return self.base
+        scheme, _, rest = self.base.partition("://")
+        _, slash, path = rest.partition("/")
+        return f"{scheme}://{self.host}{slash}{path}"
 
     def request(
         self,
@@ -197,38 +200,49 @@ def _netloc(hostname: str, port: int | None) -> str:
 
 @dataclass(frozen=True)
 class Endpoints:
-    """The Events and Configuration API targets of one client, and its default emit path.
+    """The Events and Configuration API targets of one client, its space and default emit
+    path.
 
     Attributes:
         events: where emits go.
         config: where configuration calls go.
+        space: the space of configuration calls and default paths.
         emit_path: ``/`` for a hosted-style URL (``http://<space>.<domain>``), whose host
-            already names the space; ``/<space>`` otherwise.
+            already names the space; ``/<space>/`` otherwise.
     """
 
     events: Target
     config: Target
+    space: str
     emit_path: str
 
     @classmethod
-    def derive(cls, url: str, config_url: str | None, space: str) -> Endpoints:
+    def derive(
+        cls, url: str, config_url: str | None, space: str | None, domain: str | None = None
+    ) -> Endpoints:
         """Endpoints for ``url``; without ``config_url``, the same scheme and host on port
-        4001, minus a leading ``<space>.`` label (``http://acme.localhost:4000`` →
-        ``http://localhost:4001``).
+        4001, minus the space label of a hosted-style host (``http://acme.localhost:4000``
+        → ``http://localhost:4001``). The space is ``space``, else the one a hosted-style
+        host names (see :func:`~eventgateway.sdk._hosts.hosted_space`), else ``default``.
 
         Raises:
-            ValueError: ``url`` or ``config_url`` is not an http(s) URL with a host.
+            ValueError: ``url`` or ``config_url`` is not an http(s) URL with a host, or
+                the host and ``space``/``domain`` disagree.
         """
         events = Target.of(url)
-        parts = urlsplit(url if "://" in url else "http://" + url)
-        hostname = parts.hostname or ""
-        hosted = hostname.startswith(space.lower() + ".")
+        parts, hostname, _ = split_url(url)
+        hosted = hosted_space(hostname, space, domain)
         if config_url is None:
-            config_host = hostname.split(".", 1)[1] if hosted else hostname
+            config_host = hostname
+            if hosted is not None:
+                config_host = domain.lower().strip(".") if domain else hostname.split(".", 1)[1]
             config_url = f"{parts.scheme}://{_netloc(config_host, DEFAULT_CONFIG_PORT)}"
-        # The original plugin stores a service's default path "/" as "/<space>/", and a
-        # hosted request for "/" is routed as "/<space>/": both defaults meet there.
-        return cls(events, Target.of(config_url), "/" if hosted else f"/{space}/")
+        if hosted is not None:
+            # The original plugin stores a service's default path "/" as "/<space>/", and
+            # a hosted request for "/" is routed as "/<space>/": both defaults meet there.
+            return cls(events, Target.of(config_url), hosted, "/")
+        space = "default" if space is None else space
+        return cls(events, Target.of(config_url), space, f"/{space}/")
 
 
 def query(params: Mapping[str, str | int | None]) -> str:

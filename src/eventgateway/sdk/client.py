@@ -1,28 +1,26 @@
 """The asyncio client of the gateway: :class:`AsyncEventGateway`.
 
-Every method builds its request with :class:`~eventgateway.sdk._calls.Calls`, sends it on
-one pooled ``httpx.AsyncClient`` (retrying 429/503 answers and failed connections, see
-:func:`~eventgateway.sdk._retry.retry_delay_s`) and reads the reply there too; httpx errors
-become :class:`GatewayError` here and never escape.
+Every method builds its request with :class:`~eventgateway.sdk._calls.Calls` and sends it
+on one pooled ``httpx.AsyncClient`` with :func:`~eventgateway.sdk._http.send_async`
+(retrying what the gateway refused or never received, see
+:func:`~eventgateway.sdk._retry.retry_delay_s`); httpx errors become
+:class:`GatewayError` there and never escape.
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 
-from eventgateway.sdk import _retry
 from eventgateway.sdk._async_ops import AsyncOperations
 from eventgateway.sdk._base import ClientBase
 from eventgateway.sdk._emit import DEFAULT_SOURCE
-from eventgateway.sdk._http import USER_AGENT, Verify, failure, tls_verify
+from eventgateway.sdk._http import USER_AGENT, Verify, send_async, tls_verify
 from eventgateway.sdk._spaces import AsyncSpaceOperations
-from eventgateway.sdk._wire import Call, EmitResult, GatewayError, Reply
+from eventgateway.sdk._wire import Call, EmitResult, GatewayError
 
 __all__ = ["AsyncEventGateway"]
 
@@ -36,21 +34,28 @@ class AsyncEventGateway(ClientBase, AsyncOperations, AsyncSpaceOperations):
     instance reuses its connections across calls and tasks.
 
     Args:
-        url: the Events API, e.g. ``http://localhost:4000``; a hosted-style URL
-            ``http://<space>.<domain>`` names the space in its host.
+        url: the Events API, e.g. ``http://localhost:4000`` (``localhost:4000`` means
+            ``http://``, as in the original SDK). A hosted-style URL names the space in
+            its host (``<space>.localhost``, ``<space>.<domain>`` with ``domain``, or a
+            first label equal to ``space``): emits go to ``/``, routed to ``/<space>/``.
         config_url: the Configuration API; default: ``url``'s scheme and host on port 4001,
-            without a leading ``<space>.`` label.
-        space: the space of configuration calls and of the default emit path.
+            without the space label of a hosted-style host.
+        space: the space of configuration calls and of the default emit path; default:
+            the one a hosted-style URL names, else ``default``.
+        domain: the gateway's ``--domain``, for a ``<space>.<domain>`` URL without ``space``.
         api_key: sent as ``Authorization: Bearer <key>`` on every request when set.
         timeout_s: per-request timeout in seconds (connect, read, write, pool).
         verify: how an ``https://`` gateway's certificate is checked: ``True`` against the
             usual public CAs, a path to a PEM CA bundle (a private CA), an
             :class:`ssl.SSLContext`, or ``False`` not at all (never outside tests).
-        retries: retries after 429/503 answers and failed connections (emits that carry an
-            id also after other network errors: the gateway drops repeats of an id).
+        retries: retries, with backoff, of what the gateway refused (429/503 with
+            ``Retry-After``) or never received in full (connection failures, write and
+            pool timeouts). A request that may have been acted on (read timeout, dropped
+            connection) is not sent again unless idempotent (:meth:`emit`).
 
     Raises:
-        ValueError: a URL is not http(s) with a host, or ``retries`` is negative.
+        ValueError: a URL is not ``http(s)://host[:port]``, a hosted-style host names a
+            space other than ``space`` or is not under ``domain``, or ``retries`` < 0.
 
     .. versionadded:: 0.1.0
     """
@@ -60,7 +65,8 @@ class AsyncEventGateway(ClientBase, AsyncOperations, AsyncSpaceOperations):
         url: str = "http://localhost:4000",
         *,
         config_url: str | None = None,
-        space: str = "default",
+        space: str | None = None,
+        domain: str | None = None,
         api_key: str | None = None,
         timeout_s: float = 10.0,
         retries: int = 3,
@@ -70,6 +76,7 @@ class AsyncEventGateway(ClientBase, AsyncOperations, AsyncSpaceOperations):
             url,
             config_url=config_url,
             space=space,
+            domain=domain,
             api_key=api_key,
             timeout_s=timeout_s,
             retries=retries,
@@ -91,28 +98,7 @@ class AsyncEventGateway(ClientBase, AsyncOperations, AsyncSpaceOperations):
         await self._http.aclose()
 
     async def _send(self, call: Call[T]) -> T:
-        request = call.request
-        for attempt in itertools.count():
-            try:
-                response = await self._http.request(
-                    request.method,
-                    request.url,
-                    headers=request.headers,
-                    content=request.content,
-                    extensions=request.extensions,
-                )
-            except httpx.TransportError as exc:
-                sent, error = failure(exc)
-                delay_s = _retry.retry_delay_s(request, attempt, self.retries, sent=sent)
-                if delay_s is None:
-                    raise error from exc
-            else:
-                reply = Reply(response.status_code, response.headers, response.content)
-                delay_s = _retry.retry_delay_s(request, attempt, self.retries, reply=reply)
-                if delay_s is None:
-                    return call.parse(reply)
-            await asyncio.sleep(delay_s)
-        raise AssertionError("unreachable")  # pragma: no cover - itertools.count() is endless
+        return await send_async(self._http, call, self.retries)
 
     # -- Events API ------------------------------------------------------------------------
 
@@ -129,6 +115,7 @@ class AsyncEventGateway(ClientBase, AsyncOperations, AsyncSpaceOperations):
         data_content_type: str = "application/json",
         mode: str = "structured",
         partition_key: str | None = None,
+        idempotent: bool = False,
     ) -> EmitResult:
         """Send one event to the Events API.
 
@@ -139,13 +126,17 @@ class AsyncEventGateway(ClientBase, AsyncOperations, AsyncSpaceOperations):
                 ``event``/``data``.
             source: the CloudEvents ``source``.
             id: the event id (default: a new UUID); retries send the same id, and the
-                gateway delivers an id from one source once.
-            path: the Events API path; default ``/<space>`` (``/`` for a hosted-style URL).
+                gateway delivers an id from one source to async subscriptions once.
+            path: the Events API path; default ``/<space>/`` (``/`` for a hosted-style URL).
             headers: extra request headers; they win over the SDK's.
             data_content_type: the content type of ``data``.
             mode: ``structured`` (CloudEvents JSON), ``binary`` (``ce-*`` headers, the data
                 as the body) or ``legacy`` (the original's ``Event`` header).
             partition_key: the ``partitionkey`` extension (ordered subscriptions).
+            idempotent: also retry after a read timeout or a dropped connection. Safe
+                only where all matching subscriptions are async and at-least-once (the
+                default): the gateway drops a repeated (``source``, ``id``) for those,
+                but runs a sync function per copy. Needs an id (not ``legacy`` mode).
 
         Returns:
             202 when the event was queued; a sync subscription's response otherwise.
@@ -154,7 +145,7 @@ class AsyncEventGateway(ClientBase, AsyncOperations, AsyncSpaceOperations):
             GatewayError: a status of 400 or more (429/503 once ``retries`` are spent), or
                 no answer.
             ValueError: arguments that do not go together (``cloudevent`` with ``event``,
-                an unknown ``mode``, ``id`` in legacy mode).
+                an unknown ``mode``, ``id`` or ``idempotent`` in legacy mode).
             TypeError: ``data`` cannot be encoded.
         """
         return await self._send(
@@ -169,18 +160,24 @@ class AsyncEventGateway(ClientBase, AsyncOperations, AsyncSpaceOperations):
                 data_content_type=data_content_type,
                 mode=mode,
                 partition_key=partition_key,
+                idempotent=idempotent,
             )
         )
 
     async def emit_batch(
-        self, events: Sequence[Mapping[str, Any]], *, path: str | None = None
+        self,
+        events: Sequence[Mapping[str, Any]],
+        *,
+        path: str | None = None,
+        idempotent: bool = False,
     ) -> EmitResult:
         """Send CloudEvents 1.0 events (mappings, sent as given) in one batch request.
 
-        Each is routed on its own, to async subscriptions only. Returns and raises as
-        :meth:`emit`.
+        Each is routed on its own, to async subscriptions only; ``idempotent`` as in
+        :meth:`emit` (every event needs an ``id``). Returns and raises as :meth:`emit`.
         """
-        return await self._send(self._calls.emit_batch(events, path=path))
+        call = self._calls.emit_batch(events, path=path, idempotent=idempotent)
+        return await self._send(call)
 
     # -- Configuration API: every call is scoped to ``space``; GatewayError with the
     # -- server's status and message (400 invalid, 404 not found, 409 exists) on failure.
@@ -304,7 +301,7 @@ class AsyncEventGateway(ClientBase, AsyncOperations, AsyncSpaceOperations):
             event_type: the event type (registered in the space).
             function_id: the function to call.
             type: ``async`` (queued, retried) or ``sync`` (its reply answers the emit).
-            path: the Events API path; default ``/<space>``, where :meth:`emit` sends.
+            path: the Events API path; default ``/<space>/``, where :meth:`emit` sends.
             method: the HTTP method (the gateway's default: POST).
             metadata: string labels.
             options: ``delivery``, ``retryPolicy``, ``ordered`` as the API names them.

@@ -7,18 +7,23 @@ documentation is the async one's (copied onto it when this module is imported).
 
 from __future__ import annotations
 
-import itertools
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 
-from eventgateway.sdk import _retry, _sse, _wire
+from eventgateway.sdk import _sse, _wire
 from eventgateway.sdk._base import ClientBase
 from eventgateway.sdk._emit import DEFAULT_SOURCE
-from eventgateway.sdk._http import USER_AGENT, Verify, failure, stream_timeout, tls_verify
+from eventgateway.sdk._http import (
+    USER_AGENT,
+    Verify,
+    failure,
+    send,
+    stream_timeout,
+    tls_verify,
+)
 from eventgateway.sdk._spaces import SpaceOperations
 from eventgateway.sdk._wire import Call, EmitResult, GatewayError, Reply
 from eventgateway.sdk.client import AsyncEventGateway
@@ -55,7 +60,9 @@ class EventGateway(ClientBase, SpaceOperations):
         gateway.emit(event="user.created", data=user)
 
     Raises:
-        ValueError: a URL is not http(s) with a host, or ``retries`` is negative.
+        ValueError: a URL is not ``http(s)://host[:port]``, a hosted-style host names a
+            space other than ``space`` or is not under ``domain``, or ``retries`` is
+            negative.
 
     .. versionadded:: 0.1.0
     """
@@ -65,7 +72,8 @@ class EventGateway(ClientBase, SpaceOperations):
         url: str = "http://localhost:4000",
         *,
         config_url: str | None = None,
-        space: str = "default",
+        space: str | None = None,
+        domain: str | None = None,
         api_key: str | None = None,
         timeout_s: float = 10.0,
         retries: int = 3,
@@ -75,6 +83,7 @@ class EventGateway(ClientBase, SpaceOperations):
             url,
             config_url=config_url,
             space=space,
+            domain=domain,
             api_key=api_key,
             timeout_s=timeout_s,
             retries=retries,
@@ -96,28 +105,7 @@ class EventGateway(ClientBase, SpaceOperations):
         self._http.close()
 
     def _send(self, call: Call[T]) -> T:
-        request = call.request
-        for attempt in itertools.count():
-            try:
-                response = self._http.request(
-                    request.method,
-                    request.url,
-                    headers=request.headers,
-                    content=request.content,
-                    extensions=request.extensions,
-                )
-            except httpx.TransportError as exc:
-                sent, error = failure(exc)
-                delay_s = _retry.retry_delay_s(request, attempt, self.retries, sent=sent)
-                if delay_s is None:
-                    raise error from exc
-            else:
-                reply = Reply(response.status_code, response.headers, response.content)
-                delay_s = _retry.retry_delay_s(request, attempt, self.retries, reply=reply)
-                if delay_s is None:
-                    return call.parse(reply)
-            time.sleep(delay_s)
-        raise AssertionError("unreachable")  # pragma: no cover - itertools.count() is endless
+        return send(self._http, call, self.retries)
 
     def emit(
         self,
@@ -132,6 +120,7 @@ class EventGateway(ClientBase, SpaceOperations):
         data_content_type: str = "application/json",
         mode: str = "structured",
         partition_key: str | None = None,
+        idempotent: bool = False,
     ) -> EmitResult:
         return self._send(
             self._calls.emit(
@@ -145,13 +134,18 @@ class EventGateway(ClientBase, SpaceOperations):
                 data_content_type=data_content_type,
                 mode=mode,
                 partition_key=partition_key,
+                idempotent=idempotent,
             )
         )
 
     def emit_batch(
-        self, events: Sequence[Mapping[str, Any]], *, path: str | None = None
+        self,
+        events: Sequence[Mapping[str, Any]],
+        *,
+        path: str | None = None,
+        idempotent: bool = False,
     ) -> EmitResult:
-        return self._send(self._calls.emit_batch(events, path=path))
+        return self._send(self._calls.emit_batch(events, path=path, idempotent=idempotent))
 
     def create_function(
         self,
