@@ -76,6 +76,14 @@ def test_without_anything_the_defaults_apply(workdir):
     )
 
 
+def test_a_hosted_style_url_names_the_space_when_none_is_given(workdir):
+    # As the SDK reads it: the gateway (--domain localhost) routes acme.localhost to /acme/.
+    hosted = resolved("--url", "http://acme.localhost:4000")
+    assert hosted.space == "acme"
+    assert resolved("--url", "http://acme.localhost:4000", "--space", "acme").space == "acme"
+    assert resolved("--url", "http://localhost:4000").space == "default"
+
+
 def test_serverless_yml_gives_url_space_and_key(workdir):
     write_service(workdir)
 

@@ -104,16 +104,28 @@ def resolve_options(
     """
     service = service_file or ServiceFile(pathlib.Path(SERVICE_FILE))
     key, source = _key_of(api_key, lambda: service.get("apiKey", "accessKey"))
+    gateway_url = url or service.get("url") or DEFAULT_URL
     options = CliOptions(
-        url=url or service.get("url") or DEFAULT_URL,
+        url=gateway_url,
         config_url=config_url or service.get("configurationUrl"),
-        space=space or service.get("space") or DEFAULT_SPACE,
+        space=space or service.get("space") or _space_of_host(gateway_url),
         api_key=key,
         output=output,
         debug=debug,
         api_key_source=source,
     )
     return with_saved_key(options)
+
+
+def _space_of_host(url: str) -> str:
+    # A hosted-style URL (http://acme.localhost:4000) names its space, as it does for the
+    # SDK; "default" otherwise.
+    from eventgateway.sdk._hosts import hosted_space, split_url
+
+    try:
+        return hosted_space(split_url(url)[1], None, None) or DEFAULT_SPACE
+    except ValueError:  # the URL's own check reports it, with the option's name
+        return DEFAULT_SPACE
 
 
 def _key_of(
