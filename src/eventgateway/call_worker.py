@@ -33,6 +33,7 @@ from typing import Any
 
 from eventgateway.cpus import parse_cpus, pin_this_process
 from eventgateway.gc_tuning import tune_for_serving
+from eventgateway.hardening import forbid_inspection
 from eventgateway.model.entities import Function
 from eventgateway.providers.base import Call
 from eventgateway.providers.http import HttpProvider
@@ -257,6 +258,7 @@ def serve_forever(
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
     die_with_parent()
+    forbid_inspection()  # its environment holds the store URL's credentials
     tune_for_serving()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         status = runner.run(run_call_worker(socket_path, targets=targets, queue=queue))

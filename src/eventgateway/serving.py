@@ -15,6 +15,7 @@ from eventgateway.app import Gateway
 from eventgateway.asgi_routing import PortRouter
 from eventgateway.cpus import pin_this_process
 from eventgateway.gc_tuning import tune_for_serving
+from eventgateway.hardening import forbid_inspection
 from eventgateway.server import DrainingServer, bind, check_tls, uvicorn_config
 from eventgateway.settings import Settings
 
@@ -83,6 +84,7 @@ def prepare_server(
 
 def serve(settings: Settings) -> None:
     """Run a gateway until SIGINT/SIGTERM; both listeners in this process."""
+    forbid_inspection()  # before any worker runs: handlers must not read our environment
     if settings.server_cpus is not None:
         pin_this_process(settings.server_cpus)  # before any thread starts: they inherit it
     prepared = prepare_server(settings)

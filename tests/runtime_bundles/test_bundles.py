@@ -21,7 +21,7 @@ import zipfile
 import pytest
 
 from eventgateway.errors import ValidationError
-from eventgateway.runtime.bundles import BundleStore, is_bundle_id
+from eventgateway.runtime.bundles import BundleStore, installer_environment, is_bundle_id
 
 NOT_A_ZIP = "bundle is not a valid zip archive"
 
@@ -380,3 +380,46 @@ async def test_staging_directories_left_by_a_crash_are_removed(store, root):
     assert store.remove_stale(older_than_s=3600) == 1
     assert left_behind(root) == sorted([fresh.name, info.bundle_id])
     assert BundleStore(root / "missing").remove_stale() == 0
+
+
+async def test_installers_get_none_of_the_gateways_secrets(root, monkeypatch):
+    # An install runs the tenant's code (a build backend, a package.json script).
+    monkeypatch.setenv("EG_OPERATOR_KEY", "ego_secret")
+    monkeypatch.setenv("NATS_PASSWORD", "nats-secret")
+    monkeypatch.setenv("PIP_INDEX_URL", "https://pypi.example/simple")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    show_env = "import os, sys; print(*sorted(os.environ), sep=chr(10)); sys.exit(1)"
+    store = BundleStore(root, pip=[sys.executable, "-c", show_env])
+
+    with pytest.raises(ValidationError) as info:
+        await store.put(make_zip({"requirements.txt": "anything\n"}))
+
+    names = set(info.value.message.split(": ", 1)[1].splitlines())
+    assert {"PATH", "PIP_INDEX_URL", "HTTPS_PROXY"} <= names
+    assert not names & {"EG_OPERATOR_KEY", "NATS_PASSWORD"}
+
+
+def test_the_installer_environment_keeps_proxies_cas_and_installer_settings():
+    source = {
+        "PATH": "/bin",
+        "HOME": "/home/eg",
+        "https_proxy": "http://proxy:3128",
+        "SSL_CERT_FILE": "/etc/ca.pem",
+        "PIP_NO_INDEX": "1",
+        "npm_config_registry": "http://registry.local/",
+        "EG_OPERATOR_KEY": "ego_secret",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+    }
+
+    env = installer_environment(source)
+
+    assert env == {
+        "PATH": "/bin",
+        "HOME": "/home/eg",
+        "LANG": "C.UTF-8",
+        "https_proxy": "http://proxy:3128",
+        "SSL_CERT_FILE": "/etc/ca.pem",
+        "PIP_NO_INDEX": "1",
+        "npm_config_registry": "http://registry.local/",
+        "npm_config_update_notifier": "false",
+    }

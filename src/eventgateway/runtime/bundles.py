@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -37,13 +37,46 @@ from eventgateway.runtime.bundle_archive import (
     remove,
     too_large,
 )
+from eventgateway.runtime.launch import inherited_environment
 
-__all__ = ["BundleStore", "is_bundle_id"]
+__all__ = ["BundleStore", "installer_environment", "is_bundle_id"]
 
 MIB: Final = 1024 * 1024
 _BUNDLE_ID: Final = re.compile(r"[0-9a-f]{64}")
 _OUTPUT_TAIL_BYTES: Final = 8192  # of an installer's output, kept for the error message
 _OUTPUT_TAIL_LINES: Final = 15
+# What pip and npm need to reach an index through the operator's proxy and CAs. An install
+# runs the tenant's code (package.json scripts, a PEP 517 build backend), so nothing else of
+# the gateway's environment (operator key, NATS credentials) may reach it.
+_INSTALLER_NAMES: Final = frozenset(
+    {
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "ALL_PROXY",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "NODE_EXTRA_CA_CERTS",
+        "XDG_CACHE_HOME",
+        "XDG_CONFIG_HOME",
+    }
+)
+_INSTALLER_PREFIXES: Final = ("PIP_", "NPM_CONFIG_")
+
+
+def installer_environment(source: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of ``pip``/``npm`` installs: a worker's base, proxies, CAs, and pip's
+    and npm's own settings (``PIP_*``, ``npm_config_*``), from ``source`` (``os.environ``)."""
+    source = os.environ if source is None else source
+    env = inherited_environment(source)
+    for name, value in source.items():
+        upper = name.upper()
+        if upper in _INSTALLER_NAMES or upper.startswith(_INSTALLER_PREFIXES):
+            env[name] = value
+    env["npm_config_update_notifier"] = "false"
+    return env
 
 
 def is_bundle_id(value: str) -> bool:
@@ -233,12 +266,11 @@ class BundleStore:
 
     async def _run_installer(self, manifest: str, argv: list[str], directory: Path) -> None:
         failed = f"installing dependencies from {manifest} failed"
-        env = {**os.environ, "npm_config_update_notifier": "false"}
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv,
                 cwd=directory,
-                env=env,
+                env=installer_environment(),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

@@ -28,6 +28,7 @@ __all__ = [
     "PYTHON_HEADROOM_MB",
     "Launch",
     "address_space_limit_mb",
+    "inherited_environment",
     "node_command",
     "plan_launch",
     "python_command",
@@ -61,12 +62,18 @@ def address_space_limit_mb(spec: RuntimeSpec) -> int:
     return spec.memory_mb + headroom
 
 
-def worker_environment(spec: RuntimeSpec, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """A minimal safe base, then ``spec.environment``, then the Lambda variables (which win)."""
-    source = os.environ if base is None else base
+def inherited_environment(source: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The few variables of ``source`` (the gateway's environment) any program needs."""
+    source = os.environ if source is None else source
     env = {name: source[name] for name in _INHERITED if name in source}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.setdefault("LANG", "C.UTF-8")
+    return env
+
+
+def worker_environment(spec: RuntimeSpec, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A minimal safe base, then ``spec.environment``, then the Lambda variables (which win)."""
+    env = inherited_environment(base)
     # glibc reserves 64 MiB of address space per malloc arena and thread; under RLIMIT_AS a
     # threaded handler would run out of address space long before it runs out of memory.
     env["MALLOC_ARENA_MAX"] = "2"
