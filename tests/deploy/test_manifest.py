@@ -656,6 +656,8 @@ ERRORS = [
      "functions.f.environment.1BAD", "is not a valid variable name"),
     ("env null", service("f:\n  handler: h.main\n  environment:\n    KEY: ${env:NOPE}  # <-"),
      "functions.f.environment.KEY", "must be a string, got nothing (null)"),
+    ("env nul", service('f:\n  handler: h.main\n  environment:\n    KEY: "a\\0b"  # <-'),
+     "functions.f.environment.KEY", "must not contain a NUL character"),
     ("no runtime", "service: s\nfunctions:\n  f:  # <-\n    handler: h.main\n",
      "functions.f", "has no runtime; set provider.runtime"),
     ("events type", service("f:\n  handler: h.main\n  events:  # <-\n    eventgateway: {}"),

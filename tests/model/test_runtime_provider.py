@@ -47,6 +47,10 @@ def test_defaults_are_filled_in_and_echoed_in_a_fixed_order():
         ({"bundle": BUNDLE, "handler": "h.h", "concurrency": 2.5}, "provider.concurrency must"),
         ({"bundle": BUNDLE, "handler": "h.h", "environment": {"A": 1}}, "provider.environment"),
         ({"bundle": BUNDLE, "handler": "h.h", "environment": {"1A": "x"}}, "provider.environment"),
+        (
+            {"bundle": BUNDLE, "handler": "h.h", "environment": {"K": "a\x00b"}},
+            "provider.environment.K must not contain a NUL character",
+        ),
         ({"bundle": BUNDLE, "handler": "h.h", "memory": 5}, "unknown key(s) memory"),
     ],
 )

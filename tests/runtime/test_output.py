@@ -224,3 +224,20 @@ async def test_a_marker_is_never_stored_even_at_a_cut_or_at_the_end():
 
     messages = [line.message for line in sink.lines]
     assert messages == ["z" * (MAX_LINE_BYTES - 1), "\nnext", "killed mid-record"]
+
+
+async def test_a_sentinel_across_the_entry_limit_is_still_recognised():
+    sentinel = f"{TOKEN}:12\n".encode()
+    for before in range(MAX_LINE_BYTES - len(sentinel) - 2, MAX_LINE_BYTES + 1):
+        output_ = b"x" * before
+        for chunks in (
+            [output_ + sentinel],
+            [(output_ + sentinel)[:MAX_LINE_BYTES], (output_ + sentinel)[MAX_LINE_BYTES:]],
+        ):
+            sink = RecordingSink()
+            reader, pump = make_pump(sink)
+
+            await run(pump, reader, *chunks)
+
+            messages = [line.message for line in sink.lines]
+            assert "".join(messages) == "x" * before, (before, messages[-1][-30:])

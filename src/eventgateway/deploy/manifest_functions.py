@@ -130,6 +130,8 @@ def _environment(value: Any, path: KeyPath, src: Source) -> dict[str, str]:
                 f"must be a string, got {'nothing (null)' if item is None else type(item).__name__}"
                 "; an unset ${env:…} resolves to nothing: give it a default, ${env:NAME, ''}",
             )
+        if "\0" in environment[name]:  # the OS cannot pass it to the function's process
+            raise src.error(at, "must not contain a NUL character (\\0)")
     return environment
 
 

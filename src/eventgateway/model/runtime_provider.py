@@ -112,6 +112,11 @@ def normalise_runtime_provider(type_: str, config: Any) -> dict[str, Any]:
         for k, v in environment.items()
     ):
         raise RuntimeProviderError("provider.environment must map variable names to string values")
+    for name, value in environment.items():
+        if "\0" in value:  # the OS cannot pass it: exec would fail at every invocation
+            raise RuntimeProviderError(
+                f"provider.environment.{name} must not contain a NUL character (\\u0000)"
+            )
     return {
         "bundle": bundle,
         "handler": handler,

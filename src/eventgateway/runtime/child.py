@@ -14,6 +14,12 @@ and with it the process group id, is still ours: signalling the group cannot hit
 process that reused the id. Nothing else may reap our children; asyncio's default
 watchers (threaded or pidfd) only wait for their own pids.
 
+When the child ends, for whatever reason, its whole process group goes with it, as a
+Lambda sandbox does: just before ``wait4`` (the zombie still holds the group id) the group
+gets SIGKILL. Otherwise what a handler started (a ``subprocess`` ignoring SIGTERM, a
+``fork`` still holding the result pipe, so that the death reads as a timeout) would outlive
+its worker, unowned.
+
 The kernel's figure (``ru_maxrss``) has a catch: Linux carries the peak of the address
 space a process had *before* ``exec`` over, and a worker starts as the gateway itself
 (``vfork``, which shares the gateway's memory, or ``fork``, which copies it). So the figure
@@ -139,14 +145,17 @@ class Child:
         # In its own thread: block until the child is dead, without reaping it.
         try:
             os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
+            zombie = True
         except ChildProcessError:
-            pass  # reaped behind our back: _reap says so
+            zombie = False  # reaped behind our back (its pid may be reused): _reap says so
         try:
-            loop.call_soon_threadsafe(self._reap)
+            loop.call_soon_threadsafe(functools.partial(self._reap, zombie=zombie))
         except RuntimeError:  # the loop is closed: nobody waits for it any more
-            self._reap(notify=False)
+            self._reap(zombie=zombie, notify=False)
 
-    def _reap(self, *, notify: bool = True) -> None:
+    def _reap(self, *, zombie: bool, notify: bool = True) -> None:
+        if zombie:  # still unreaped, so the group id is still ours: what is left of it goes
+            _kill_group(self.pid)
         try:
             # Does not block: the child is a zombie, and nobody but us reaps it.
             _, status, usage = os.wait4(self.pid, 0)

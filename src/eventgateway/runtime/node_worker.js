@@ -293,8 +293,18 @@ function readRequests() {
       if (header.type === 'invoke') invoke(header, body);
     }
   });
-  input.on('end', () => process.exit(0));
-  input.on('error', () => process.exit(0));
+  // Only the gateway holds the request pipe's write end: its end (a stop, or the gateway's
+  // death, even by SIGKILL) ends this sandbox, with whatever the handler started in our
+  // process group (process.exit alone would leave those running, unowned).
+  input.on('end', endSandbox);
+  input.on('error', endSandbox);
+}
+
+function endSandbox() {
+  try {
+    process.kill(-process.pid, 'SIGKILL'); // ESRCH unless we lead the group (the gateway's)
+  } catch (_) { /* not a group leader: just exit */ }
+  process.exit(0);
 }
 
 async function main() {

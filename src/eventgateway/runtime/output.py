@@ -136,9 +136,24 @@ class OutputPump:
         while len(buffer) >= MAX_LINE_BYTES:
             self._close_entry(texts)
             cut = MAX_LINE_BYTES - (buffer[MAX_LINE_BYTES - 1] == _MARK)  # a marker stays whole
+            cut = self._before_sentinel(buffer, cut)
             texts.append(self._decode(bytes(buffer[:cut])))
             del buffer[:cut]
         self._emit(texts)
+
+    def _before_sentinel(self, buffer: bytearray, cut: int) -> int:
+        """``cut``, or earlier where a sentinel (or the start of one) begins across it.
+
+        The sentinel follows output without a newline on the same line, and a read may end
+        inside it: it must stay whole to be recognised. It is at most the token, ``:`` and
+        20 digits long, so only that much before the cut is looked at, and the cut still
+        moves forward.
+        """
+        token = self._token
+        for at in range(max(0, cut - len(token) - 21), cut):
+            if buffer[at] == token[0] and token.startswith(bytes(buffer[at : at + len(token)])):
+                return at
+        return cut
 
     def _line(self, raw: bytes, texts: list[str]) -> None:
         at = raw.find(self._token)

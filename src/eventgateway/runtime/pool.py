@@ -266,13 +266,16 @@ class FunctionRuntime:
 
         try:
             worker = await WorkerProcess.spawn(spec, plan, self._sink, self._clock, request_id)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: an env value exec cannot pass
             logger.warning("cannot start a worker for %s/%s: %s", spec.space, spec.function_id, exc)
             message = f"Cannot start the {spec.language} worker: {exc}"
             self._system(spec, request_id, [message])
             failed = Outcome(False, error_payload("Runtime.StartError", message), 0.0, 0, False)
             return None, (time.perf_counter() - started) * 1000, failed
         pool.workers.add(worker)
+        if self._closed or pool.ended:
+            # close() or end_space() ran while it was being spawned, so they could not see it.
+            worker.kill()
         try:
             ready = await worker.ready(started)
         except BaseException:  # cancelled while it loads: it never served, so it goes

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import struct
 from dataclasses import dataclass
 from typing import Any, Final
@@ -53,8 +54,11 @@ __all__ = [
     "MAX_FRAME_BYTES",
     "Frame",
     "ProtocolError",
+    "Result",
     "encode_frame",
+    "memory_figure",
     "read_frame",
+    "result_of",
     "sentinel_line",
 ]
 
@@ -105,11 +109,52 @@ async def read_frame(reader: asyncio.StreamReader) -> Frame | None:
         raise ProtocolError("worker closed its pipe inside a frame") from exc
     try:
         header = json.loads(data[:head_len])
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[…" nested too deep
         raise ProtocolError(f"frame header is not JSON: {data[:80]!r}") from exc
     if not isinstance(header, dict):
         raise ProtocolError(f"frame header is not an object: {header!r}")
     return Frame(header=header, body=data[head_len:])
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The figures of a ``result`` header, checked."""
+
+    ok: bool
+    duration_ms: float
+    max_memory_used_mb: int
+    retire: bool
+
+
+def memory_figure(header: dict[str, Any]) -> int:
+    """The header's ``max_memory_used_mb`` (0 when absent).
+
+    Raises:
+        ProtocolError: it is not a non-negative integer.
+    """
+    value = header.get("max_memory_used_mb", 0)
+    if type(value) is not int or value < 0:  # type(): a bool is an int too
+        raise ProtocolError(f"max_memory_used_mb is not a count of MiB: {value!r:.80}")
+    return value
+
+
+def result_of(header: dict[str, Any]) -> Result:
+    """The checked figures of a ``result`` header.
+
+    The handler runs in the worker and can write to the result pipe itself: a frame is
+    untrusted input, and a malformed one means the worker is broken.
+
+    Raises:
+        ProtocolError: a field is missing or has the wrong type.
+    """
+    ok, retire, duration = header.get("ok"), header.get("retire", False), header.get("duration_ms")
+    if type(ok) is not bool or type(retire) is not bool:
+        raise ProtocolError(f"ok/retire are not booleans: {ok!r:.80}, {retire!r:.80}")
+    if isinstance(duration, bool) or not isinstance(duration, int | float):
+        raise ProtocolError(f"duration_ms is not a number: {duration!r:.80}")
+    if not math.isfinite(duration) or duration < 0:
+        raise ProtocolError(f"duration_ms is not a duration: {duration!r}")
+    return Result(ok, float(duration), memory_figure(header), retire)
 
 
 def sentinel_line(token: str, seq: int) -> bytes:

@@ -15,6 +15,7 @@ handler's ``sys.stdout``/``sys.stderr`` mark the inner line ends of each ``write
 
 from __future__ import annotations
 
+import _thread
 import builtins
 import importlib
 import io
@@ -295,6 +296,35 @@ def _max_memory_used_mb() -> int:
     return peak // (1024 * 1024) if sys.platform == "darwin" else peak // 1024
 
 
+def _end_sandbox() -> None:
+    """Kill this worker's process group (what the handler started too), then exit.
+
+    ``os._exit``: a non-daemon thread the handler left running must not keep it alive.
+    """
+    _flush()
+    try:
+        os.killpg(os.getpid(), 9)  # SIGKILL; ESRCH unless we lead the group (the gateway's)
+    except OSError:
+        pass
+    os._exit(0)
+
+
+def _watch_parent(in_fd: int) -> None:
+    """Thread: end the sandbox once the gateway is gone, even in the middle of a call.
+
+    Only the gateway holds the request pipe's write end, so the pipe hangs up when it
+    closes it or dies (even by SIGKILL). Asking for no event but POLLHUP leaves the reading
+    to the main thread; ``poll`` blocks, so this costs nothing until then.
+    """
+    import select
+
+    poller = select.poll()
+    poller.register(in_fd, select.POLLHUP)
+    while not poller.poll():
+        pass
+    _end_sandbox()
+
+
 def _prepare(config: dict[str, Any]) -> None:
     limit = config["limit_as_mb"] * 1024 * 1024
     try:
@@ -307,6 +337,7 @@ def _prepare(config: dict[str, Any]) -> None:
         pass
     for fd in (config["in_fd"], config["out_fd"]):
         os.set_inheritable(fd, False)  # the handler's own subprocesses must not hold them
+    _thread.start_new_thread(_watch_parent, (config["in_fd"],))
     # Line-buffered: each printed line reaches the parent when it is printed; and as the
     # handler's sys.stdout/stderr, one record per write (sys.__stdout__ stays per line).
     for fd, name in ((1, "stdout"), (2, "stderr")):
@@ -356,6 +387,7 @@ def main(argv: list[str]) -> int:
         result = {"type": "result", "seq": header["seq"], "ok": ok, "duration_ms": duration_ms}
         result.update(max_memory_used_mb=_max_memory_used_mb(), retire=retire)
         _write_frame(out_fd, result, payload)
+    _end_sandbox()
     return 0
 
 

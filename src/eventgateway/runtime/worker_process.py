@@ -31,7 +31,14 @@ from eventgateway.runtime.base import LogLine, LogSink, RuntimeSpec, Stream
 from eventgateway.runtime.child import Child
 from eventgateway.runtime.launch import Launch
 from eventgateway.runtime.output import OutputPump
-from eventgateway.runtime.protocol import Frame, ProtocolError, encode_frame, read_frame
+from eventgateway.runtime.protocol import (
+    Frame,
+    ProtocolError,
+    encode_frame,
+    memory_figure,
+    read_frame,
+    result_of,
+)
 from eventgateway.runtime.report import error_payload, exit_description, timeout_message
 
 __all__ = ["INIT_TIMEOUT_S", "Outcome", "Ready", "WorkerProcess"]
@@ -175,7 +182,10 @@ class WorkerProcess:
             frame = None
         if frame is None or frame.header.get("type") != "ready":
             return await self._died(started)
-        self._max_memory_used_mb = int(frame.header.get("max_memory_used_mb", 0))
+        try:
+            self._max_memory_used_mb = memory_figure(frame.header)
+        except ProtocolError as exc:
+            return await self._misbehaved(exc, started)
         return Ready(init_duration_ms=(time.perf_counter() - started) * 1000)
 
     @property
@@ -250,17 +260,19 @@ class WorkerProcess:
             async with asyncio.timeout(OUTPUT_GRACE_S):
                 for pump in self._pumps:
                     await pump.wait_for(self._seq)
-        result = frame.header
-        self._max_memory_used_mb = int(result.get("max_memory_used_mb", 0))
-        reusable = not result.get("retire", False)
-        if not reusable:
+        try:
+            result = result_of(frame.header)
+        except ProtocolError as exc:
+            return await self._misbehaved(exc, started)
+        self._max_memory_used_mb = result.max_memory_used_mb
+        if result.retire:
             self._broken = True
         return Outcome(
-            ok=bool(result.get("ok")),
+            ok=result.ok,
             payload=frame.body,
-            duration_ms=float(result.get("duration_ms", 0.0)),
+            duration_ms=result.duration_ms,
             max_memory_used_mb=self._max_memory_used_mb,
-            reusable=reusable,
+            reusable=not result.retire,
         )
 
     async def _timed_out(self, timeout_s: float, started: float, *, init: bool = False) -> Outcome:
@@ -282,6 +294,13 @@ class WorkerProcess:
             max_memory_used_mb=self._dead_peak_mb(),
             reusable=False,
         )
+
+    async def _misbehaved(self, error: ProtocolError, started: float) -> Outcome:
+        # A malformed frame (forged by the handler, or a corrupted worker): nothing it says
+        # can be trusted any more, so it goes now, and the call fails as a crash would.
+        logger.warning("worker %d broke the protocol: %s", self.pid, error)
+        self.kill()
+        return await self._died(started)
 
     async def _died(self, started: float) -> Outcome:
         self._broken = True

@@ -92,3 +92,13 @@ exports.doesNotWait = (event, context, cb) => {
   cb(null, { answered: true, pid: process.pid });
   return undefined;
 };
+
+// Starts a child, writes "<worker pid> <child pid>" to event.data.path, then waits.
+exports.familyToFile = async (event) => {
+  const fs = require('fs');
+  const child = require('child_process').spawn('sleep', ['60'], { stdio: 'ignore' });
+  fs.writeFileSync(event.data.path + '.tmp', `${process.pid} ${child.pid}`);
+  fs.renameSync(event.data.path + '.tmp', event.data.path);
+  await new Promise((resolve) => setTimeout(resolve, event.data.seconds * 1000));
+  return 'slept';
+};

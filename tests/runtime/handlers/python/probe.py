@@ -125,3 +125,64 @@ def hog_then_sleep(event, context):
         hog[offset] = 1
     print("holding it")
     time.sleep(3600)
+
+
+def forge_result(event, context):
+    """Writes a result frame of its own, with nonsense figures, to the worker's result pipe."""
+    import json
+    import struct
+
+    out_fd = json.loads(sys.argv[1])["out_fd"]
+    head = json.dumps({"type": "result", "seq": 1, "ok": True, **event["data"]}).encode()
+    os.write(out_fd, struct.pack(">II", len(head), 2) + head + b"{}")
+    return "the real answer"
+
+
+def child_ignoring_sigterm(event, context):
+    """Starts a child (in the worker's process group) that ignores SIGTERM, once it does."""
+    import subprocess
+
+    code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('armed', flush=True); time.sleep(60)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert child.stdout.readline() == b"armed\n"
+    return {"worker": os.getpid(), "child": child.pid}
+
+
+def child_then_exit(event, context):
+    """Starts a child (in the worker's process group), then dies."""
+    import subprocess
+
+    child = subprocess.Popen(["sleep", "60"])
+    print(f"child {child.pid}", flush=True)
+    os._exit(3)
+
+
+def fork_then_exit(event, context):
+    """Forks a copy that holds the worker's pipes (as multiprocessing does), then dies."""
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(60)
+        os._exit(0)
+    print(f"child {pid}", flush=True)
+    os._exit(3)
+
+
+def family_to_file(event, context):
+    """Starts a child, writes "<worker pid> <child pid>" to ``event["data"]["path"]``; then
+    sleeps ``seconds`` or leaves a non-daemon thread running that long."""
+    import subprocess
+    import threading
+
+    data = event["data"]
+    child = subprocess.Popen(["sleep", "60"])
+    with open(data["path"] + ".tmp", "w") as file:
+        file.write(f"{os.getpid()} {child.pid}")
+    os.rename(data["path"] + ".tmp", data["path"])
+    if data["thread"]:
+        threading.Thread(target=time.sleep, args=(data["seconds"],)).start()
+        return "left a thread running"
+    time.sleep(data["seconds"])
+    return "slept"
