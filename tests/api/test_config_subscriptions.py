@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -304,3 +305,62 @@ async def test_delete_missing_is_404(api: ConfigAPI) -> None:
 
     assert response.status_code == 404
     assert errors(response) == 'Subscription "nope" not found.'
+
+
+def sync_route(path: str) -> dict[str, str]:
+    return {"type": "sync", "eventType": "http.request", "functionId": "test", "path": path}
+
+
+async def in_space(api: ConfigAPI, space: str) -> None:
+    await api.event_type("http.request", space=space)
+    await api.function("test", space=space)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "conflict"),
+    [
+        # acme sorts before ops: the routing table would have dropped the operator's route
+        (
+            ("ops", "/:tenant/hook"),
+            ("acme", "/acme/hook"),
+            'parameter with different name ("tenant") already defined: for route: /acme/hook',
+        ),
+        (
+            ("acme", "/acme/hook"),
+            ("ops", "/:tenant/hook"),
+            "static route already defined for route: /:tenant/hook",
+        ),
+        (
+            ("acme", "/:tenant/hook"),
+            ("zzz", "/zzz/hook"),
+            'parameter with different name ("tenant") already defined: for route: /zzz/hook',
+        ),
+    ],
+)
+async def test_sync_path_conflict_with_another_space_is_400(
+    api: ConfigAPI, first: tuple[str, str], second: tuple[str, str], conflict: str
+) -> None:
+    # Routing holds every space's sync routes in one tree: a clash would silently knock
+    # one of them out for everybody.
+    for space in ("ops", "acme", "zzz"):
+        await in_space(api, space)
+    await api.subscription(space=first[0], **sync_route(first[1]))
+
+    response = await api.post("subscriptions", sync_route(second[1]), space=second[0])
+
+    assert response.status_code == 400
+    assert errors(response) == f"Subscription path conflict: {conflict}"
+
+
+async def test_clashing_sync_routes_created_at_once_in_two_spaces_admit_one(
+    api: ConfigAPI,
+) -> None:
+    await in_space(api, "ops")
+    await in_space(api, "acme")
+
+    responses = await asyncio.gather(
+        api.post("subscriptions", sync_route("/:tenant/hook"), space="ops"),
+        api.post("subscriptions", sync_route("/acme/hook"), space="acme"),
+    )
+
+    assert sorted(r.status_code for r in responses) == [201, 400]

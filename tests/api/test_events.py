@@ -277,6 +277,7 @@ async def test_draining_gateway_answers_503():
         gw.gateway.begin_drain()
         response = await gw.events.post("/", json=CE01, headers=STRUCTURED)
     assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"  # another instance can take the event
     assert response.json() == {"errors": [{"message": "Service Unavailable"}]}
 
 

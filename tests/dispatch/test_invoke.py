@@ -458,6 +458,19 @@ def test_other_extensions_of_a_01_event_are_kept():
     assert authorized.extensions == {"tenant": "t-1", "eventgateway": {"authorization": None}}
 
 
+@pytest.mark.parametrize("sent", ["spoofed", [1, 2], 7, True])
+def test_a_client_eventgateway_extension_that_is_no_object_is_replaced(sent):
+    event = v01_event({"eventgateway": sent, "tenant": "t-1"})
+
+    authorized = apply_authorization(event, AUTHORIZATION)
+
+    assert authorized.extensions == {
+        "eventgateway": {"authorization": AUTHORIZATION},
+        "tenant": "t-1",
+    }
+    assert event.extensions["eventgateway"] == sent
+
+
 def test_authorization_of_a_10_event_is_a_json_text_extension():
     event = v1_event(tenant="t-1")
 

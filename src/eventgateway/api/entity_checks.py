@@ -63,6 +63,11 @@ def _tree_of(paths: Iterable[str]) -> PathTree[None]:
 def check_sync_route(subscription: Subscription, others: Iterable[Subscription]) -> None:
     """Refuse a new sync subscription whose route is taken or does not fit (contract §4.2).
 
+    The route is checked against the sync routes of **every** space: the routing table
+    holds them all in one tree per (method, event type), so a route that clashes with
+    another space's (``/acme/hook`` next to ``/:tenant/hook``) would silently take that
+    route's place, or be skipped itself, depending on the (space, ID) order.
+
     Args:
         subscription: the new subscription.
         others: every stored subscription, of every space.
@@ -78,11 +83,17 @@ def check_sync_route(subscription: Subscription, others: Iterable[Subscription])
         for s in others
     ):
         raise ConflictError(_SUBSCRIPTION_EXISTS.format(subscription.subscription_id))
+    # Built in the table's (space, ID) order, so the routes kept here are the live ones.
+    # Tree conflicts are pairwise and symmetric, so fitting after all of them means the
+    # new route fits wherever its (space, ID) puts it, and displaces none of them.
     tree = _tree_of(
-        s.path
-        for s in others
-        if (s.space, s.type, s.method, s.event_type)
-        == (subscription.space, "sync", subscription.method, subscription.event_type)
+        path
+        for _, _, path in sorted(
+            (s.space, s.subscription_id, s.path)
+            for s in others
+            if (s.type, s.method, s.event_type)
+            == ("sync", subscription.method, subscription.event_type)
+        )
     )
     try:
         tree.add(subscription.path, None)

@@ -41,6 +41,7 @@ from eventgateway.errors import (
 from eventgateway.events.codec import encode_json
 from eventgateway.events.http import HttpRequest, authorizer_request, parse_request
 from eventgateway.events.model import SYSTEM_PREFIX, CloudEvent
+from eventgateway.events.structured import Batch
 from eventgateway.observability.metrics import Metrics
 from eventgateway.observability.system_events import SystemEvents
 from eventgateway.queue.base import Accepted, DeliveryQueue, NewDelivery
@@ -59,10 +60,12 @@ Send = Callable[[Message], Awaitable[None]]
 RawHeaders = list[tuple[bytes, bytes]]
 
 _JSON = (b"content-type", b"application/json")
-_BATCH_TYPE = "application/cloudevents-batch+json"
 _FAILED_CALL = "Function call failed. Please check logs."
 _DUPLICATE = (b"x-eventgateway-duplicate", b"true")
 _STORE_RETRY = (b"retry-after", b"2")  # a NATS failover or reconnect takes about this long
+# Draining: another instance can take the event now; clients (our SDK among them) retry a
+# 503 only when it carries Retry-After.
+_DRAIN_RETRY = (b"retry-after", b"1")
 _MAX_TYPE_LABELS = 1000
 
 
@@ -114,7 +117,7 @@ class EventsApp:
         if scope["type"] != "http":  # lifespan is the composing app's business
             return
         if self.draining:
-            await _respond(send, 503, [_JSON], _UNAVAILABLE)
+            await _respond(send, 503, [_JSON, _DRAIN_RETRY], _UNAVAILABLE)
             return
         method: str = scope["method"]
         raw_headers: RawHeaders = scope["headers"]
@@ -220,7 +223,7 @@ class EventsApp:
                 await _respond_error(send, 429, exc.message, [*extra, retry])
                 return
 
-        batch = headers.get("content-type", "").startswith(_BATCH_TYPE)
+        batch = isinstance(events, Batch)
         sync_match: SyncMatch | None = None
         sync_event: CloudEvent | None = None
         durable: list[Accepted] = []

@@ -247,11 +247,15 @@ def apply_authorization(event: CloudEvent, authorization: Any) -> CloudEvent:
     """A copy of ``event`` carrying the authorizer's result (contract §4.6).
 
     Unlike the original, other extensions are kept (it replaced them all when the event
-    had extensions but no ``eventgateway`` one).
+    had extensions but no ``eventgateway`` one). The gateway owns the ``eventgateway``
+    extension: a client's object keeps its other members, but a client value that is not
+    an object (a string, a list) is replaced by ``{"authorization": …}``.
     """
     event = event.copy()
     if event.specversion == "0.1":
-        gateway = dict(event.extensions.get("eventgateway") or {})
+        sent = event.extensions.get("eventgateway")
+        # Clients write this extension too; anything but an object cannot hold the result.
+        gateway = dict(sent) if isinstance(sent, dict) else {}
         gateway["authorization"] = authorization
         event.extensions["eventgateway"] = gateway
     else:

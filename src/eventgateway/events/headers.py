@@ -4,20 +4,31 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-__all__ = ["TOKEN_CHARS", "canonical_header_name", "header_text"]
+__all__ = ["CACHEABLE_CHARS", "TOKEN_CHARS", "canonical_header_name", "header_text"]
 
 TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 """The RFC 7230 token characters: what a header name may hold (Go's validHeaderFieldByte)."""
 _TOKEN = frozenset(TOKEN_CHARS.encode())
 
 
-@lru_cache(maxsize=1024)
+# Cache entries hold a key and a value of the name's length; names come from clients and
+# may be as long as the header limit (64 KiB), so only names this short are cached.
+CACHEABLE_CHARS = 256
+
+
 def canonical_header_name(name: bytes) -> str:
     """Return Go's canonical form of a header name: ``x-api-key`` → ``X-Api-Key``.
 
     A name holding a non-token byte is returned unchanged, as Go does. Cached because the
-    same few names arrive on every request; the bound keeps odd client names from piling up.
+    same few names arrive on every request; the bounds (entries, and the length of a name
+    worth caching) keep odd client names from piling up.
     """
+    if len(name) <= CACHEABLE_CHARS:
+        return _canonical_cached(name)
+    return _canonical(name)
+
+
+def _canonical(name: bytes) -> str:
     if not all(b in _TOKEN for b in name):
         return name.decode("latin-1")
     out = bytearray(name)
@@ -29,6 +40,9 @@ def canonical_header_name(name: bytes) -> str:
             out[i] = b + 0x20
         upper = b == 0x2D  # '-'
     return out.decode("ascii")
+
+
+_canonical_cached = lru_cache(maxsize=1024)(_canonical)
 
 
 def header_text(value: bytes) -> str:

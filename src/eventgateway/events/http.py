@@ -85,6 +85,9 @@ def parse_request(
 ) -> list[CloudEvent]:
     """Turn a request into CloudEvents: one, or one per entry of a batch (possibly none).
 
+    A batch comes back as a :class:`~eventgateway.events.structured.Batch`, whatever the
+    case of its media type, so callers need not look at the Content-Type again.
+
     Args:
         req: the request.
         max_json_depth: how deeply a body with a JSON media type (structured, batch, or

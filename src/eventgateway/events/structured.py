@@ -25,7 +25,7 @@ import msgspec
 
 from eventgateway.errors import EventParseError, PayloadTooLargeError
 from eventgateway.events.model import CloudEvent
-from eventgateway.events.structured_v1 import parse_v1_exact, parse_v1_members
+from eventgateway.events.structured_v1 import decode_member, parse_v1_exact, parse_v1_members
 from eventgateway.events.validate import (
     go_validation_line,
     is_request_uri,
@@ -34,16 +34,26 @@ from eventgateway.events.validate import (
 )
 from eventgateway.model.gojson import plain_syntax_message, replace_lone_surrogates
 
-__all__ = ["DEFAULT_MAX_BATCH_EVENTS", "parse_batch", "parse_structured"]
+__all__ = ["DEFAULT_MAX_BATCH_EVENTS", "Batch", "parse_batch", "parse_structured"]
 
 DEFAULT_MAX_BATCH_EVENTS = 1000
 """Events one ``application/cloudevents-batch+json`` request may carry."""
+
+
+class Batch(list[CloudEvent]):
+    """The events of one ``application/cloudevents-batch+json`` request (possibly none).
+
+    A batch has no single sync response, so the Events API routes its entries to async
+    subscriptions only; the type is how it tells a batch of one from a single event.
+    """
+
+    __slots__ = ()
+
 
 _OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _ARRAY_OF_OBJECTS = msgspec.json.Decoder(list[dict[str, msgspec.Raw]])
 _ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
 _RAW = msgspec.json.Decoder(msgspec.Raw)
-_VALUE = msgspec.json.Decoder()
 
 # Canonical 0.1 member names, looked up by lower-cased key (Go matches case-insensitively).
 _V01_NAMES = {
@@ -169,7 +179,7 @@ def _parse_structured(body: bytes) -> CloudEvent:
     return _build_v01(_v01_members(members))
 
 
-def parse_batch(body: bytes, *, max_events: int = DEFAULT_MAX_BATCH_EVENTS) -> list[CloudEvent]:
+def parse_batch(body: bytes, *, max_events: int = DEFAULT_MAX_BATCH_EVENTS) -> Batch:
     """Parse an ``application/cloudevents-batch+json`` body: a JSON array of 1.0 events.
 
     An empty array is valid and gives no events. Errors name the failing entry's index.
@@ -193,7 +203,7 @@ def parse_batch(body: bytes, *, max_events: int = DEFAULT_MAX_BATCH_EVENTS) -> l
         return parse_batch(readable, max_events=max_events)
 
 
-def _parse_batch(body: bytes, max_events: int) -> list[CloudEvent]:
+def _parse_batch(body: bytes, max_events: int) -> Batch:
     _check_utf8(body, "CloudEvents batch")
     try:
         entries = _ARRAY_OF_OBJECTS.decode(body)
@@ -220,7 +230,7 @@ def _parse_batch(body: bytes, max_events: int) -> list[CloudEvent]:
             f"CloudEvents batch holds {len(entries)} events; the limit is {max_events} "
             "events per request: send them in smaller batches"
         )
-    events: list[CloudEvent] = []
+    events = Batch()
     for index, members in enumerate(entries):
         try:
             if "specversion" not in members:
@@ -235,7 +245,7 @@ def _parse_batch(body: bytes, max_events: int) -> list[CloudEvent]:
 
 def _string_member(raw: msgspec.Raw, name: str) -> str | None:
     """Decode a member that must be a string; ``null`` gives ``None``."""
-    value = _VALUE.decode(raw)
+    value = decode_member(raw, name)
     if value is None or type(value) is str:
         return value
     raise EventParseError(f"CloudEvent attribute '{name}' must be a string, got {json_kind(value)}")
@@ -250,7 +260,7 @@ def _v01_members(members: dict[str, msgspec.Raw]) -> _V01Members:
             fields[name] = raw  # a repeated attribute: the later member wins, as in Go
     for name, raw in fields.items():
         if name == "extensions":
-            value = _VALUE.decode(raw)
+            value = decode_member(raw, name)
             if value is not None and type(value) is not dict:
                 raise EventParseError(
                     f"CloudEvent attribute 'extensions' must be a JSON object, "

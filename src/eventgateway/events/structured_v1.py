@@ -34,7 +34,7 @@ from eventgateway.events.validate import (
     valid_rfc3339,
 )
 
-__all__ = ["parse_v1_exact", "parse_v1_members"]
+__all__ = ["decode_member", "parse_v1_exact", "parse_v1_members"]
 
 _VALUE = msgspec.json.Decoder()
 _V1_CORE = frozenset(
@@ -53,6 +53,22 @@ _V1_CORE = frozenset(
 )
 
 
+def decode_member(raw: msgspec.Raw, name: str) -> Any:
+    """Decode one member's JSON value; ``name`` words the error.
+
+    Raises:
+        EventParseError: the value holds a number Python cannot represent (``1e400``, an
+            integer of more than 4,300 digits); Go's decoder refused those too.
+    """
+    try:
+        return _VALUE.decode(raw)
+    except msgspec.ValidationError:  # the only thing an untyped decoder validates
+        raise EventParseError(
+            f"CloudEvent attribute '{name}' holds a number out of range: numbers must fit "
+            "a 64-bit float (up to about 1.8e308), integers at most 4,300 digits"
+        ) from None
+
+
 def _required(value: str | None, name: str) -> str:
     if value is None:  # absent or null; an empty string was refused by _non_empty already
         raise EventParseError(f"CloudEvent attribute '{name}' is required")
@@ -60,7 +76,7 @@ def _required(value: str | None, name: str) -> str:
 
 
 def _non_empty(raw: msgspec.Raw, name: str) -> str | None:
-    value = _VALUE.decode(raw)
+    value = decode_member(raw, name)
     if value is None:
         return None
     if type(value) is not str:
@@ -78,7 +94,7 @@ def parse_v1_members(members: dict[str, msgspec.Raw]) -> CloudEvent:
     Raises:
         EventParseError: naming the failing attribute.
     """
-    spec = _VALUE.decode(members["specversion"])
+    spec = decode_member(members["specversion"], "specversion")
     if spec != "1.0":
         shown = repr(spec) if type(spec) is str else json_kind(spec)
         raise EventParseError(
@@ -104,7 +120,7 @@ def parse_v1_members(members: dict[str, msgspec.Raw]) -> CloudEvent:
                 f"CloudEvent attribute name {key!r} is invalid: attribute names are "
                 "lower-case letters a-z and digits 0-9"
             )
-        value = _VALUE.decode(raw)
+        value = decode_member(raw, key)
         if value is None:
             continue
         if type(value) in (dict, list):
@@ -159,7 +175,7 @@ def parse_v1_members(members: dict[str, msgspec.Raw]) -> CloudEvent:
 
 
 def _decode_base64(raw: msgspec.Raw) -> bytes | None:
-    text = _VALUE.decode(raw)
+    text = decode_member(raw, "data_base64")
     if text is None:
         return None
     if type(text) is not str:

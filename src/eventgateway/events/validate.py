@@ -15,6 +15,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from eventgateway.events.headers import CACHEABLE_CHARS
+
 __all__ = [
     "MediaTypeError",
     "go_validation_line",
@@ -85,17 +87,23 @@ def _consume_param(v: str) -> tuple[str, str, str]:
     return key.lower(), value, rest2
 
 
-@lru_cache(maxsize=512)
 def media_type(header_value: str) -> str:
     """Return the lower-cased media type of a Content-Type value, parameters dropped.
 
     An empty value (or one with no type token) is ``application/octet-stream``, as in the
     original gateway, which treated Go's ``mime: no media type`` as an absent header.
-    Results are cached: clients send a handful of distinct Content-Type values.
+    Results for values of up to 256 characters are cached: clients send a handful of
+    distinct Content-Type values.
 
     Raises:
         MediaTypeError: with Go's text, e.g. ``mime: expected token after slash``.
     """
+    if len(header_value) <= CACHEABLE_CHARS:
+        return _media_type_cached(header_value)
+    return _media_type(header_value)
+
+
+def _media_type(header_value: str) -> str:
     semi = header_value.find(";")
     head = header_value if semi < 0 else header_value[:semi]
     mtype = head.lower().strip()
@@ -113,6 +121,10 @@ def media_type(header_value: str) -> str:
     if semi >= 0:
         _check_params(header_value[semi:])
     return mtype
+
+
+# A key and a value per entry, of up to the header limit (64 KiB) each: only short ones.
+_media_type_cached = lru_cache(maxsize=512)(_media_type)
 
 
 def _check_params(v: str) -> None:
