@@ -25,6 +25,8 @@ GARBAGE = [
     b'{"name": 1, "functionId": [], "type": {}, "provider": 5, "method": 1, "path": 2}',
     b'{"metadata": "x", "allowedOrigins": "x", "allowCredentials": "yes"}',
     b'{"metadata": {"k": 1}, "allowedHeaders": [1]}',
+    b'{"name": "x", "metadata": {"k": 1e400}}',  # out of float64's range, as Go refused
+    b'{"name": "x", "timeout": ' + b"9" * 5000 + b"}",  # an integer of 5,000 digits
 ]
 TEMPLATES = {
     "eventtypes": "Event Type doesn't validate. Validation error: ",

@@ -18,6 +18,7 @@ from eventgateway.api.invoke import (
     DEFAULT_SOURCE,
     MAX_LOG_LINES,
     _invocation_lines,
+    _result,
     is_invoke_path,
 )
 from eventgateway.providers.runtime import REQUEST_ID_HEADER
@@ -286,3 +287,9 @@ async def test_an_invocation_answers_with_its_newest_lines_only():
     assert "503 log lines dropped" in lines[0].message
     assert lines[-1].message.startswith("REPORT RequestId: r1")
     assert lines[1].message == f"line {502}"
+
+
+def test_a_result_nested_past_the_stack_is_shown_as_text():
+    nested = b"[" * 100_000 + b"]" * 100_000
+
+    assert _result(nested) == nested.decode()

@@ -287,3 +287,10 @@ def test_vertical_tab_is_a_binary_byte_like_go():
 
 def test_comment_without_terminating_byte_is_plain_text_like_go():
     assert sniff_content_type(b"<!--x-->") == TEXT
+
+
+def test_a_reply_nested_past_the_stack_is_malformed_not_an_error():
+    # The function's reply is untrusted: a 500 "malformed" for the client, no traceback.
+    raw = b'{"statusCode": 200, "body": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+    assert parse_http_result(raw) is None

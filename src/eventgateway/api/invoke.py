@@ -180,7 +180,7 @@ def _result(body: bytes) -> Any:
         return None
     try:
         return msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # not JSON, or nested past the stack
         return body.decode("utf-8", "replace")
 
 

@@ -102,7 +102,7 @@ def parse_http_result(raw: bytes) -> HttpResult | None:
     """
     try:
         decoded = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # nesting deeper than the stack
         return None
     if decoded is None:
         return HttpResult(200, [], b"")

@@ -16,6 +16,7 @@ clients do; they are not promised to be byte-identical for every syntax error.
 from __future__ import annotations
 
 import json
+import math
 import re
 import string
 from collections.abc import Callable, Iterator, Mapping
@@ -71,7 +72,26 @@ def _reject_constant(name: str) -> Any:
     raise GoJSONError(f"invalid character {_quote_char(first)} looking for beginning of value")
 
 
-_decoder: Final = json.JSONDecoder(object_pairs_hook=_Object, parse_constant=_reject_constant)
+def _float(text: str) -> float:
+    # Go decodes a JSON number into a float64 and refuses one out of its range; Python
+    # would give inf, or (for an integer of over 4,300 digits) raise a plain ValueError.
+    value = float(text)
+    if math.isinf(value):
+        number = text[:32]
+        raise GoJSONError(f"json: cannot unmarshal number {number} into Go value of type float64")
+    return value
+
+
+def _int(text: str) -> int | float:
+    return int(text) if len(text) <= 300 else _float(text)
+
+
+_decoder: Final = json.JSONDecoder(
+    object_pairs_hook=_Object,
+    parse_constant=_reject_constant,
+    parse_float=_float,
+    parse_int=_int,
+)
 
 
 def _quote_char(c: str) -> str:
