@@ -354,3 +354,15 @@ async def test_a_grandchild_holding_stdout_does_not_hang_the_runtime(runtime, si
         for message in sink.messages(sink.lines[0].request_id):
             if message.startswith("grandchild "):
                 os.kill(int(message.split()[1]), signal.SIGKILL)
+
+
+async def test_an_integer_of_thousands_of_digits_reaches_the_handler(runtime):
+    # Valid JSON the gateway accepted; Python's default 4,300-digit limit would fail every
+    # attempt before the handler ran.
+    big = "9" * 5000
+    body = event().replace(b'"data"', b'"big": ' + big.encode() + b', "data"', 1)
+
+    result = await runtime.invoke(make_spec("probe.echo"), body)
+
+    assert result.ok, result.payload
+    assert b'"big": ' + big.encode() + b"," in result.payload  # echoed back whole

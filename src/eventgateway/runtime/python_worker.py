@@ -355,6 +355,8 @@ def main(argv: list[str]) -> int:
     """Serve invocations until the parent closes the request pipe."""
     global _current_request_id
     config = json.loads(argv[1])
+    # An event the gateway accepted must reach the handler: JSON has no digit limit.
+    sys.set_int_max_str_digits(0)
     _prepare(config)
     in_fd, out_fd, token = config["in_fd"], config["out_fd"], config["sentinel"]
 

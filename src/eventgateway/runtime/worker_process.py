@@ -51,6 +51,8 @@ INIT_TIMEOUT_S: Final = 10.0
 # kill, a grandchild that escaped the process group may hold them open. Either way: bounded.
 OUTPUT_GRACE_S: Final = 1.0
 STOP_GRACE_S: Final = 2.0
+# After a worker died, how long a result frame it wrote may take to be read.
+_DEATH_GRACE_S: Final = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +233,23 @@ class WorkerProcess:
 
     # -- invocations -------------------------------------------------------------------------
 
+    async def _result_or_exit(self) -> Frame | None:
+        # The pipe alone does not tell a death: a process that left the worker's group (a
+        # setsid or detached child) may hold a copy of it open. So the exit is watched too;
+        # a frame written just before it is still read.
+        reading = asyncio.ensure_future(read_frame(self._results))
+        exited = asyncio.ensure_future(self._process.wait())
+        try:
+            await asyncio.wait((reading, exited), return_when=asyncio.FIRST_COMPLETED)
+            if not reading.done():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_DEATH_GRACE_S):
+                        await asyncio.wait((reading,))
+            return reading.result() if reading.done() else None
+        finally:
+            for task in (reading, exited):
+                task.cancel()
+
     async def invoke(self, request_id: str, event: bytes, timeout_s: float) -> Outcome:
         """Run one invocation; its deadline is ``timeout_s`` from sending the request."""
         self._seq += 1
@@ -249,7 +268,7 @@ class WorkerProcess:
             async with asyncio.timeout(timeout_s):
                 self._requests.write(encode_frame(header, event))
                 await self._requests.drain()
-                frame = await read_frame(self._results)
+                frame = await self._result_or_exit()
         except TimeoutError:
             return await self._timed_out(timeout_s, started)
         except (ConnectionError, ProtocolError) as exc:

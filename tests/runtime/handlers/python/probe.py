@@ -170,6 +170,18 @@ def fork_then_exit(event, context):
     os._exit(3)
 
 
+def setsid_fork_then_exit(event, context):
+    """Forks a copy that leaves the worker's group (so no group kill reaches it) holding
+    the worker's pipes, then dies: only the worker's exit can tell the gateway."""
+    pid = os.fork()
+    if pid == 0:
+        os.setsid()
+        time.sleep(60)
+        os._exit(0)
+    print(f"child {pid}", flush=True)
+    os._exit(3)
+
+
 def family_to_file(event, context):
     """Starts a child, writes "<worker pid> <child pid>" to ``event["data"]["path"]``; then
     sleeps ``seconds`` or leaves a non-daemon thread running that long."""
