@@ -115,6 +115,7 @@ class WorkerProcess:
             asyncio.create_task(pump.run(), name=f"worker-{process.pid}-{pump_name}")
             for pump, pump_name in zip(self._pumps, ("stdout", "stderr"), strict=True)
         ]
+        self._exit_watch = asyncio.create_task(self._end_results_on_exit())
         self._sink = sink
 
     # -- life cycle --------------------------------------------------------------------------
@@ -233,23 +234,6 @@ class WorkerProcess:
 
     # -- invocations -------------------------------------------------------------------------
 
-    async def _result_or_exit(self) -> Frame | None:
-        # The pipe alone does not tell a death: a process that left the worker's group (a
-        # setsid or detached child) may hold a copy of it open. So the exit is watched too;
-        # a frame written just before it is still read.
-        reading = asyncio.ensure_future(read_frame(self._results))
-        exited = asyncio.ensure_future(self._process.wait())
-        try:
-            await asyncio.wait((reading, exited), return_when=asyncio.FIRST_COMPLETED)
-            if not reading.done():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(_DEATH_GRACE_S):
-                        await asyncio.wait((reading,))
-            return reading.result() if reading.done() else None
-        finally:
-            for task in (reading, exited):
-                task.cancel()
-
     async def invoke(self, request_id: str, event: bytes, timeout_s: float) -> Outcome:
         """Run one invocation; its deadline is ``timeout_s`` from sending the request."""
         self._seq += 1
@@ -268,7 +252,7 @@ class WorkerProcess:
             async with asyncio.timeout(timeout_s):
                 self._requests.write(encode_frame(header, event))
                 await self._requests.drain()
-                frame = await self._result_or_exit()
+                frame = await read_frame(self._results)
         except TimeoutError:
             return await self._timed_out(timeout_s, started)
         except (ConnectionError, ProtocolError) as exc:
@@ -356,8 +340,18 @@ class WorkerProcess:
     def _emit(self, stream: Stream, texts: list[str]) -> None:
         self._sink.append([self._line(stream, text) for text in texts])
 
+    async def _end_results_on_exit(self) -> None:
+        # The pipe alone does not tell a death: a process that left the worker's group (a
+        # setsid or detached child) may hold a copy of it open. So the exit ends the read
+        # of results, once a frame written just before it has had time to arrive. One task
+        # per worker, not per call: a warm invocation pays nothing for it.
+        await self._process.wait()
+        await asyncio.sleep(_DEATH_GRACE_S)
+        self._results_transport.close()  # the reader then sees EOF
+
     async def _finish_output(self) -> None:
         """Let the pumps read to EOF (bounded), then cancel what is left and close the pipes."""
+        self._exit_watch.cancel()
         _done, pending = await asyncio.wait(self._pump_tasks, timeout=OUTPUT_GRACE_S)
         for task in pending:
             task.cancel()
