@@ -364,3 +364,16 @@ async def test_clashing_sync_routes_created_at_once_in_two_spaces_admit_one(
     )
 
     assert sorted(r.status_code for r in responses) == [201, 400]
+
+
+@pytest.mark.parametrize("path", ["/users/:id/:id", "/files/:name/*name"])
+async def test_a_sync_path_naming_a_parameter_twice_is_refused(api, path):
+    # Only the last value would reach the function, under the one name.
+    response = await api.post(
+        "subscriptions",
+        {"type": "sync", "eventType": "http.request", "functionId": "test", "path": path},
+    )
+
+    assert response.status_code == 400
+    name = path.rsplit("/", 1)[1][1:]
+    assert errors(response) == f"Subscription path {path} names parameter {name!r} twice."

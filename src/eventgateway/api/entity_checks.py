@@ -75,8 +75,15 @@ def check_sync_route(subscription: Subscription, others: Iterable[Subscription])
     Raises:
         ConflictError: another space has the same route (sync IDs leave the function out,
             so an equal ID is the same route).
-        ValidationError: ``Subscription path conflict: <tree error>``.
+        ValidationError: ``Subscription path conflict: <tree error>``, or a parameter
+            named twice (``/users/:id/:id``).
     """
+    names = [part[1:] for part in subscription.path.split("/") if part[:1] in (":", "*")]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:  # only the last value would reach the function, under that name
+        raise ValidationError(
+            f"Subscription path {subscription.path} names parameter {repeated[0]!r} twice."
+        )
     others = list(others)
     if any(
         s.subscription_id == subscription.subscription_id and s.space != subscription.space
