@@ -99,8 +99,7 @@ class Dispatcher:
         self._saturated: set[str] = set()
         self._slot_freed = asyncio.Event()
         self._lease: asyncio.Future[list[Delivery]] | None = None
-        self._stopping = False
-        self._stop_requested = asyncio.Event()
+        self._stopped = asyncio.Event()  # set by stop(); also what pauses wait on
         self._lease_backoff = Backoff(_LEASE_RETRY_FIRST_S, _LEASE_RETRY_MAX_S)
         self._lease_failures = 0
         self._renewer = LeaseRenewer(queue)
@@ -113,13 +112,13 @@ class Dispatcher:
     @property
     def stopping(self) -> bool:
         """Whether :meth:`stop` was called."""
-        return self._stopping
+        return self._stopped.is_set()
 
     async def wait_for_stop(self, timeout_s: float) -> bool:
         """Wait until :meth:`stop` is called, at most ``timeout_s``; whether it was."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop_requested.wait(), timeout_s)
-        return self._stopping
+            await asyncio.wait_for(self._stopped.wait(), timeout_s)
+        return self._stopped.is_set()
 
     async def run(self) -> None:
         """Lease and deliver until stopped; waits for in-flight deliveries before returning.
@@ -131,7 +130,7 @@ class Dispatcher:
         renewer = self._renewer
         async with asyncio.TaskGroup() as group:
             renewing = group.create_task(renewer.run())
-            while not self._stopping:
+            while not self._stopped.is_set():
                 free = min(
                     self._concurrency - self._in_flight,
                     2 * self._concurrency - self._in_flight - self._settling,
@@ -146,7 +145,7 @@ class Dispatcher:
                 try:
                     batch = await self._lease
                 except asyncio.CancelledError:
-                    if self._stopping and self._lease.cancelled():
+                    if self._stopped.is_set() and self._lease.cancelled():
                         break  # stop() cancelled the wait; in-flight work still finishes
                     raise
                 except StoreError as exc:
@@ -173,8 +172,7 @@ class Dispatcher:
         The queue stays open meanwhile, so in-flight deliveries can still be acked; a
         lease being waited for is cancelled (the queue hands its rows straight back).
         """
-        self._stopping = True
-        self._stop_requested.set()
+        self._stopped.set()
         self._slot_freed.set()
         if self._lease is not None and not self._lease.done():
             self._lease.cancel()
