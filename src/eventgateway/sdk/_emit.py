@@ -16,7 +16,6 @@ bypass it). It needs ids, so legacy requests (the gateway makes their ids) canno
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -149,38 +148,6 @@ def encode_emit(
         ValueError: arguments that do not go together.
         TypeError: ``data`` cannot be encoded.
     """
-    encoded = _encode_emit(
-        event,
-        data,
-        cloudevent=cloudevent,
-        source=source,
-        id=id,
-        data_content_type=data_content_type,
-        mode=mode,
-        partition_key=partition_key,
-    )
-    if not idempotent:
-        return dataclasses.replace(encoded, retry="unsent")
-    if encoded.retry != "idempotent":
-        raise ValueError(
-            "idempotent=True needs an event id the gateway can de-duplicate: legacy mode "
-            "and a cloudevent= mapping without 'id' have none"
-        )
-    return encoded
-
-
-def _encode_emit(
-    event: str | None,
-    data: Any,
-    *,
-    cloudevent: Mapping[str, Any] | None,
-    source: str,
-    id: str | None,
-    data_content_type: str,
-    mode: str,
-    partition_key: str | None,
-) -> Encoded:
-    # "idempotent" here means "carries an id": encode_emit keeps it only when asked to.
     if cloudevent is not None:
         given = {"event": event, "data": data, "id": id, "partition_key": partition_key}
         clashing = [name for name, value in given.items() if value is not None]
@@ -191,7 +158,7 @@ def _encode_emit(
                 f"cloudevent= is sent as is (structured): put {', '.join(clashing)} into the "
                 "mapping instead of passing them too"
             )
-        retry: Retry = "idempotent" if has_id(cloudevent) else "unsent"
+        retry = _retry(idempotent, carries_id=has_id(cloudevent))
         return Encoded({"Content-Type": STRUCTURED}, dumps(dict(cloudevent)), retry)
     if not event:
         raise ValueError("emit needs event= (the event type, e.g. 'user.created') or cloudevent=")
@@ -204,7 +171,8 @@ def _encode_emit(
                 "the id, so id= and partition_key= need mode 'structured' or 'binary'"
             )
         headers = {"Event": event, "Content-Type": data_content_type}
-        return Encoded(headers, encode_data(data, data_content_type), "unsent")
+        retry = _retry(idempotent, carries_id=False)
+        return Encoded(headers, encode_data(data, data_content_type), retry)
     event_id, time = id or str(uuid.uuid4()), now_rfc3339()
     if mode == "structured":
         built = structured_event(
@@ -216,7 +184,7 @@ def _encode_emit(
             content_type=data_content_type,
             partition_key=partition_key,
         )
-        return Encoded({"Content-Type": STRUCTURED}, dumps(built), "idempotent")
+        return Encoded({"Content-Type": STRUCTURED}, dumps(built), _retry(idempotent))
     headers = binary_headers(
         {
             "specversion": "1.0",
@@ -229,7 +197,18 @@ def _encode_emit(
     )
     if data is not None:
         headers["Content-Type"] = data_content_type
-    return Encoded(headers, encode_data(data, data_content_type), "idempotent")
+    return Encoded(headers, encode_data(data, data_content_type), _retry(idempotent))
+
+
+def _retry(idempotent: bool, *, carries_id: bool = True) -> Retry:
+    if not idempotent:
+        return "unsent"
+    if not carries_id:
+        raise ValueError(
+            "idempotent=True needs an event id the gateway can de-duplicate: legacy mode "
+            "and a cloudevent= mapping without 'id' have none"
+        )
+    return "idempotent"
 
 
 def encode_batch(events: Sequence[Mapping[str, Any]], *, idempotent: bool = False) -> Encoded:
