@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import pathlib
-import sqlite3
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -22,6 +21,7 @@ from eventgateway.queue.base import Accepted, Delivery, DeliveryQueue, NewDelive
 from eventgateway.queue.memory import MemoryQueue
 from eventgateway.queue.sqlite import SqliteQueue
 from tests.dispatch.test_dispatcher import Table
+from tests.queue.kit import hold_write_lock, let_go
 
 DEADLINE_S = 10.0
 
@@ -90,18 +90,6 @@ async def put(queue: DeliveryQueue, event_id: str, subscription_id: str) -> None
     event = CloudEvent(id=event_id, source="/t", type="t", specversion="1.0", data={})
     delivery = NewDelivery(space="s", subscription_id=subscription_id, function_id=subscription_id)
     await queue.accept([Accepted(event, [delivery])])
-
-
-def hold_write_lock(path: pathlib.Path) -> sqlite3.Connection:
-    """Another writer of the file (an operator's sqlite3 shell, a backup) holding its lock."""
-    other = sqlite3.connect(path, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    return other
-
-
-def let_go(other: sqlite3.Connection) -> None:
-    other.execute("ROLLBACK")
-    other.close()
 
 
 async def test_a_locked_queue_file_pauses_leasing_and_spares_deliveries_in_flight(

@@ -12,6 +12,7 @@ import contextlib
 import os
 import pathlib
 import socket
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
@@ -194,3 +195,15 @@ async def round_trips(queue: SqliteQueue, count: int) -> int:
     for _ in range(count):
         await queue.extend([nobody])
     return queue.stats()["items"] - before - count
+
+
+def hold_write_lock(path: pathlib.Path) -> sqlite3.Connection:
+    """Another writer of the file (an operator's sqlite3 shell, a backup) holding its lock."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def let_go(other: sqlite3.Connection) -> None:
+    other.execute("ROLLBACK")
+    other.close()

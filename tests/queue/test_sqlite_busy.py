@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
-import sqlite3
 from collections.abc import Sequence
 
 import pytest
@@ -13,7 +12,15 @@ import pytest
 from eventgateway.errors import StoreError
 from eventgateway.queue.sqlite import SqliteQueue
 from eventgateway.queue.sqlite_handoff import HandedEvent
-from tests.queue.kit import DEADLINE_S, OpenSqlite, ids, put, round_trips
+from tests.queue.kit import (
+    DEADLINE_S,
+    OpenSqlite,
+    hold_write_lock,
+    ids,
+    let_go,
+    put,
+    round_trips,
+)
 
 
 async def first_look(queue: SqliteQueue, before: int) -> None:
@@ -62,17 +69,6 @@ class Link:
 
     def hand(self, ticket: int, events: Sequence[HandedEvent], reserved: int) -> None:
         self.sent.extend(events)
-
-
-def hold_write_lock(path: pathlib.Path) -> sqlite3.Connection:
-    other = sqlite3.connect(path, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    return other
-
-
-def let_go(other: sqlite3.Connection) -> None:
-    other.execute("ROLLBACK")
-    other.close()
 
 
 async def test_a_failed_look_at_the_file_keeps_the_handed_deliveries_and_their_credit(
