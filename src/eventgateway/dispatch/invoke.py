@@ -23,6 +23,7 @@ from eventgateway.dispatch.signing import sign_headers
 from eventgateway.errors import ProviderError
 from eventgateway.events.codec import encode_binary, encode_event
 from eventgateway.events.model import SYSTEM_PREFIX, CloudEvent
+from eventgateway.events.tracing import trace_headers
 from eventgateway.model.entities import Function
 from eventgateway.providers.base import Call, Reply
 from eventgateway.providers.registry import ProviderRegistry
@@ -156,7 +157,8 @@ class Invoker:
         delivery_id: str | None,
         encoded: bytes | None = None,
     ) -> Call:
-        headers: list[tuple[str, str]] = []
+        # The producer's trace goes on (W3C Trace Context); ``[]`` for most events.
+        headers = trace_headers(event) if "traceparent" in event.extensions else []
         if function.content_mode == "binary" and event.specversion == "1.0":
             binary_headers, body = encode_binary(event)
             content_type = "application/octet-stream"

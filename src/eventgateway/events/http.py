@@ -36,6 +36,7 @@ from eventgateway.events.headers import canonical_header_name, header_text
 from eventgateway.events.jsondepth import DEFAULT_MAX_JSON_DEPTH, json_depth_exceeds
 from eventgateway.events.model import HTTP_REQUEST_TYPE, CloudEvent, transformed_event
 from eventgateway.events.structured import DEFAULT_MAX_BATCH_EVENTS, parse_batch, parse_structured
+from eventgateway.events.tracing import stamp_trace
 from eventgateway.events.validate import MediaTypeError, media_type
 
 __all__ = [
@@ -88,6 +89,9 @@ def parse_request(
     A batch comes back as a :class:`~eventgateway.events.structured.Batch`, whatever the
     case of its media type, so callers need not look at the Content-Type again.
 
+    A W3C ``traceparent`` (and ``tracestate``) header becomes the trace extension of each
+    event that has none of its own (``events/tracing.py``).
+
     Args:
         req: the request.
         max_json_depth: how deeply a body with a JSON media type (structured, batch, or
@@ -102,6 +106,15 @@ def parse_request(
     """
     # Go's Header.Get sees the first value of a repeated header: reversing lets it win.
     first = dict(reversed(req.headers))
+    events = _parse(req, first, max_json_depth, max_batch_events)
+    if b"traceparent" in first:
+        stamp_trace(events, first)
+    return events
+
+
+def _parse(
+    req: HttpRequest, first: dict[bytes, bytes], max_json_depth: int, max_batch_events: int
+) -> list[CloudEvent]:
     raw_content_type = first.get(b"content-type")
     content_type = header_text(raw_content_type) if raw_content_type is not None else None
     mtype = _media_type_or_400(content_type) if content_type else _OCTET_STREAM
