@@ -102,6 +102,8 @@ class Gateway:
             )
         else:
             self.runtime = LocalRuntime(None if settings.in_memory else settings.data_dir)
+        if settings.auth:  # a space deleted through any instance ends its tails and runs here
+            self.keyring.on_space_ended = self.runtime.space_ended
         targets = settings.target_policy  # the SSRF guard, in this process and the worker
         http = HttpProvider(policy=targets, resolver=resolver)
         self.providers = ProviderRegistry({"http": http, **self.runtime.providers})

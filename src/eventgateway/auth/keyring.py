@@ -53,6 +53,9 @@ class KeyRing(Authenticator):
         self._operator: bytes | None = None
         self._revision = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        # Called with a space's name when the store shows it deleted (or claimed anew),
+        # whichever process did it: the app ends what this process still runs for it.
+        self.on_space_ended: Callable[[str], None] | None = None
 
     # -- the operator key -----------------------------------------------------------------
 
@@ -121,8 +124,11 @@ class KeyRing(Authenticator):
                     spaces[space.name] = space
             elif entry.kind == "keys" and (key := _decode_key(entry.value)) is not None:
                 keys[key.key_id] = key
+        ended = [name for name in self._spaces if self._ends(name, spaces.get(name))]
         # Both swapped with no await in between: a request sees the old ring or the new.
         self._spaces, self._keys = spaces, keys
+        for name in ended:
+            self._space_ended(name)
         self._advance(snapshot.revision)
 
     @property
@@ -168,15 +174,34 @@ class KeyRing(Authenticator):
             self._advance(change.revision)
             return
         if change.kind == "spaces":
+            space = None if change.value is None else _decode_space(change.value)
+            # An undecodable record is skipped, as below, not taken for a delete.
+            ended = (change.value is None or space is not None) and self._ends(change.key, space)
             if change.value is None:
                 self._spaces.pop(change.key, None)
-            elif (space := _decode_space(change.value)) is not None:
+            elif space is not None:
                 self._spaces[space.name] = space
+            if ended:
+                self._space_ended(change.key)
         elif change.value is None:
             self._keys.pop(change.key, None)
         elif (key := _decode_key(change.value)) is not None:
             self._keys[key.key_id] = key
         self._advance(change.revision)
+
+    def _ends(self, name: str, new: Space | None) -> bool:
+        old = self._spaces.get(name)
+        if old is None or not old.active:
+            return False
+        return new is None or not new.active or new.created_at != old.created_at
+
+    def _space_ended(self, name: str) -> None:
+        if self.on_space_ended is None:
+            return
+        try:
+            self.on_space_ended(name)
+        except Exception:  # the ring must stay current whatever a listener does
+            logger.exception("ending what runs for deleted space %r failed", name)
 
 
 def _decode_space(raw: bytes) -> Space | None:

@@ -129,6 +129,11 @@ class LogStore(abc.ABC):
         """Delete lines older than ``max_age_s`` or beyond the newest N per function."""
 
     @abc.abstractmethod
+    def end_space_tails(self, space: str) -> None:
+        """End this process's live tails of every function of ``space`` (it was deleted:
+        they must not follow what a next owner of the name writes); lines are kept."""
+
+    @abc.abstractmethod
     async def forget_space(self, space: str) -> None:
         """Delete every line of every function of ``space``; idempotent.
 

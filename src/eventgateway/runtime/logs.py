@@ -99,6 +99,9 @@ class MemoryLogStore(LogStore):
     def end_tails(self) -> None:
         self._tails.close()
 
+    def end_space_tails(self, space: str) -> None:
+        self._tails.end_space(space)
+
     async def close(self) -> None:
         """End running tails; later appends are dropped and counted in ``dropped_lines``."""
         self._closed = True
@@ -209,7 +212,7 @@ class MemoryLogStore(LogStore):
 
     async def forget_space(self, space: str) -> None:
         """Delete every line of every function of ``space``."""
-        self._tails.end_space(space)
+        self.end_space_tails(space)
         for key in [key for key in self._lines if key[0] == space]:
             del self._lines[key]
             del self._positions[key]

@@ -156,6 +156,9 @@ class NatsLogStore(LogStore):
     def end_tails(self) -> None:
         self._tails.hub.close()
 
+    def end_space_tails(self, space: str) -> None:
+        self._tails.hub.end_space(space)
+
     async def close(self) -> None:
         """End tails, publish what is buffered (within the request timeout), unsubscribe."""
         if self._closed:
@@ -371,7 +374,7 @@ class NatsLogStore(LogStore):
 
     async def forget_space(self, space: str) -> None:
         """End its tails here, publish what is buffered, purge its subjects: StoreError."""
-        self._tails.hub.end_space(space)
+        self.end_space_tails(space)
         await self.flush()
         subjects = f"{self.prefix}.logs.{encode_segment(space)}.>"
         with translated(f"delete the logs of space {space!r}"):

@@ -82,6 +82,9 @@ class SqliteLogStore(LogStore):
     def end_tails(self) -> None:
         self._tails.close()
 
+    def end_space_tails(self, space: str) -> None:
+        self._tails.end_space(space)
+
     async def close(self) -> None:
         """End running tails, commit what is buffered, and stop the writer thread."""
         self._tails.close()
@@ -144,7 +147,7 @@ class SqliteLogStore(LogStore):
     async def forget_space(self, space: str) -> None:
         """Delete every line of every function of ``space``, buffered ones included (the
         writer commits them before it runs this)."""
-        self._tails.end_space(space)
+        self.end_space_tails(space)
         await self._writer.submit(functools.partial(_forget, space))
 
     @property

@@ -48,6 +48,7 @@ class LocalRuntime:
             self.bundles = BundleStore(data_dir / "bundles")
             self.logs = SqliteLogStore(data_dir / "logs.db")
         self.functions = FunctionRuntime(self.logs)
+        self._ending: set[asyncio.Task[None]] = set()
         self.providers: dict[str, Provider] = {
             language: RuntimeProvider(language, self.functions, self.bundles)
             for language in ("python", "nodejs")
@@ -62,6 +63,15 @@ class LocalRuntime:
         await self.logs.open()
         await self.bundles.open()
         await asyncio.to_thread(self.bundles.remove_stale)  # left by a crash mid-upload
+
+    def space_ended(self, space: str) -> None:
+        """A space was deleted, maybe through another instance sharing the store: end this
+        process's tails of it and stop its running functions (their lines must not reach,
+        nor follow, the name's next owner). The deleting instance has done so already."""
+        self.logs.end_space_tails(space)
+        task = asyncio.get_running_loop().create_task(self.functions.end_space(space))
+        self._ending.add(task)  # held: the loop keeps only weak references to tasks
+        task.add_done_callback(self._ending.discard)
 
     async def close(self) -> None:
         await self.functions.close()
