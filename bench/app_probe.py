@@ -6,7 +6,12 @@ to the delivery worker is replaced by a counter, so the figure is parsing, routi
 planning the deliveries and answering: what the app adds per request on the HTTP process's
 core. Rounds are repeated and the median is reported.
 
+``--filter`` gives every subscription a three-key content filter that the event passes:
+``attributes`` (``source``, ``type``, ``id``) or ``data`` (``source`` and two keys of the
+event's JSON data, which is then decoded once per event).
+
     .venv/bin/python -m bench.app_probe [--fanout 1 10] [--requests 20000] [--rounds 7]
+                                        [--filter none|attributes|data]
 """
 
 from __future__ import annotations
@@ -25,6 +30,18 @@ from eventgateway.settings import Settings
 from eventgateway.store.memory import MemoryStore
 
 _CONFIG = "http://127.0.0.1:4001/v1/spaces/acme/"
+_FILTERS: dict[str, dict[str, Any] | None] = {
+    "none": None,
+    "attributes": {
+        "source": [{"prefix": "/services/"}],
+        "type": ["user.created"],
+        "id": [{"exists": True}],
+    },
+    "data": {
+        "source": [{"prefix": "/services/"}],
+        "data": {"username": [{"exists": True}], "email": [{"suffix": "@testcorp.com"}]},
+    },
+}
 
 
 async def _create(config: httpx.AsyncClient, resource: str, body: dict[str, Any]) -> None:
@@ -33,7 +50,7 @@ async def _create(config: httpx.AsyncClient, resource: str, body: dict[str, Any]
         raise RuntimeError(f"creating {resource}: {response.status_code} {response.text}")
 
 
-async def measure(fanout: int, requests: int, rounds: int) -> float:
+async def measure(fanout: int, requests: int, rounds: int, pattern: str = "none") -> float:
     """Median µs per request over ``rounds`` rounds of ``requests`` requests."""
     gateway = Gateway(Settings(store_url="memory://", dispatch="inline"), store=MemoryStore())
     await gateway.start()
@@ -52,6 +69,8 @@ async def measure(fanout: int, requests: int, rounds: int) -> float:
                     "path": "/acme",
                     "delivery": "at-most-once",
                 }
+                if _FILTERS[pattern] is not None:
+                    subscription["filter"] = _FILTERS[pattern]
                 await _create(config, "subscriptions", subscription)
         app = gateway.events_app
         forwarded = 0
@@ -76,10 +95,12 @@ def main() -> None:
     parser.add_argument("--fanout", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--filter", choices=list(_FILTERS), default="none")
     args = parser.parse_args()
+    label = "" if args.filter == "none" else f", filter on {args.filter}"
     for fanout in args.fanout:
-        value = asyncio.run(measure(fanout, args.requests, args.rounds))
-        print(f"{fanout:3d} at-most-once subscription(s): {value:6.2f} µs per request")
+        value = asyncio.run(measure(fanout, args.requests, args.rounds, args.filter))
+        print(f"{fanout:3d} at-most-once subscription(s){label}: {value:6.2f} µs per request")
 
 
 if __name__ == "__main__":

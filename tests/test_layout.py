@@ -45,6 +45,8 @@ PURE = (
     "events",
     "model",
     "routing/pathtree.py",
+    "routing/filters.py",
+    "routing/filter_leaf.py",
     "dispatch/retry.py",
     "providers/targets.py",
     "auth/keys.py",

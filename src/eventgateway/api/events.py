@@ -3,9 +3,9 @@
 Per request: answer 503 while draining; apply CORS (a preflight stops there); in auth
 mode, ask a private space's emit key (``api/emit_guard.py``); parse the request into
 CloudEvents; refuse the system namespace; spend the space's (and key's) rate limit;
-queue one delivery per matching async subscription (before answering, so a 202 means
-queued); run the sync subscription, if any, and answer with the function's response — or
-202.
+queue one delivery per matching async subscription whose filter, if any, the event passes
+(``api/fanout.py``; before answering, so a 202 means queued); run the sync subscription,
+if any, and answer with the function's response — or 202.
 
 Deliberate differences from the original, all documented in docs/wire-compatibility.md:
 error bodies are sent as ``application/json`` (the original's were sniffed as text/plain);
@@ -27,6 +27,7 @@ from eventgateway.api.emit_guard import (
     authorize_emit,
     space_of,
 )
+from eventgateway.api.fanout import plan_deliveries
 from eventgateway.auth.base import Authenticator
 from eventgateway.dispatch.invoke import Invoker, apply_authorization
 from eventgateway.dispatch.response import BODILESS_STATUSES, MALFORMED, parse_http_result
@@ -44,9 +45,9 @@ from eventgateway.events.model import SYSTEM_PREFIX, CloudEvent
 from eventgateway.events.structured import Batch
 from eventgateway.observability.metrics import Metrics
 from eventgateway.observability.system_events import SystemEvents
-from eventgateway.queue.base import Accepted, DeliveryQueue, NewDelivery
+from eventgateway.queue.base import Accepted, DeliveryQueue
 from eventgateway.routing import cors as cors_rules
-from eventgateway.routing.table import RoutingTable, SyncMatch, Target
+from eventgateway.routing.table import RoutingTable, SyncMatch
 from eventgateway.settings import Limits
 
 __all__ = ["EventsApp"]
@@ -100,6 +101,7 @@ class EventsApp:
         self._received_counters: dict[str, Any] = {}
         self._counters_table: RoutingTable | None = None
         self._custom_received = metrics.events_received.labels(space="", type="custom")
+        self._filtered_counters: dict[str, Any] = {}
         self._invoker = invoker
         self._system = system
         self._metrics = metrics
@@ -236,7 +238,7 @@ class EventsApp:
             self._received(event.type, table)
             targets = table.async_targets(method, route_path, event.type)
             if targets:
-                _plan(event, targets, request, durable, fast)
+                plan_deliveries(event, targets, request, durable, fast, self._filtered)
             if not batch and sync_match is None:
                 sync_match = table.sync(method, route_path, event.type)
                 sync_event = event
@@ -281,6 +283,13 @@ class EventsApp:
             label = event_type if len(self._received_counters) < _MAX_TYPE_LABELS else "other"
             counter = self._metrics.events_received.labels(space="", type=label)
             self._received_counters[event_type] = counter
+        counter.inc()
+
+    def _filtered(self, space: str) -> None:
+        counter = self._filtered_counters.get(space)
+        if counter is None:  # spaces come from the configuration, so the labels are bounded
+            counter = self._metrics.events_filtered.labels(space=space)
+            self._filtered_counters[space] = counter
         counter.inc()
 
     async def _accept_fast(self, items: list[Accepted]) -> None:
@@ -340,42 +349,6 @@ class EventsApp:
         if result.status not in BODILESS_STATUSES:
             headers.append((b"content-length", str(len(result.body)).encode()))
         await _respond(send, result.status, [*headers, *extra], result.body)
-
-
-def _plan(
-    event: CloudEvent,
-    targets: tuple[Target, ...],
-    request: HttpRequest,
-    durable: list[Accepted],
-    fast: list[Accepted],
-) -> None:
-    """Split one event's deliveries into the durable and the at-most-once queue."""
-    durable_deliveries: list[NewDelivery] = []
-    fast_deliveries: list[NewDelivery] = []
-    auth_request: dict[str, Any] | None = None
-    for target in targets:
-        sub = target.subscription
-        if target.authorizer_id is not None and auth_request is None:
-            auth_request = authorizer_request(request)
-        partition_key = None
-        if sub.ordered:
-            key = event.extensions.get("partitionkey")
-            partition_key = None if key is None else str(key)
-        delivery = NewDelivery(
-            space=sub.space,
-            subscription_id=sub.subscription_id,
-            function_id=sub.function_id,
-            partition_key=partition_key,
-            auth_request=auth_request if target.authorizer_id is not None else None,
-        )
-        if sub.delivery == "at-most-once":
-            fast_deliveries.append(delivery)
-        else:
-            durable_deliveries.append(delivery)
-    if durable_deliveries:
-        durable.append(Accepted(event, durable_deliveries))
-    if fast_deliveries:
-        fast.append(Accepted(event, fast_deliveries))
 
 
 def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from eventgateway.api.openapi_deliveries import deliveries_paths, deliveries_schemas
+from eventgateway.api.openapi_filters import filter_schemas
 from eventgateway.api.openapi_invoke import invoke_paths, invoke_schemas
 from eventgateway.api.openapi_parts import JSON, STRING, json_response, path_param, ref
 from eventgateway.api.openapi_runtime import runtime_paths, runtime_schemas
@@ -124,6 +125,7 @@ def _subscription_options() -> dict[str, Any]:
             "description": "Async only. Deliver events with the same CloudEvents "
             "`partitionkey` one at a time, in order.",
         },
+        "filter": ref("EventFilter"),
     }
 
 
@@ -369,6 +371,7 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "schemas": {
                 **_schemas(),
+                **filter_schemas(),
                 **deliveries_schemas(),
                 **invoke_schemas(),
                 **runtime_schemas(),

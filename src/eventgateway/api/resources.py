@@ -4,7 +4,7 @@
 functions, subscriptions and CORS configurations with every cross-entity rule of the
 original (contract §3): duplicates are 409, references must exist, entities in use cannot
 be deleted, subscription and CORS identity fields are immutable (a subscription's
-``delivery``, ``retryPolicy`` and ``ordered`` may change). Each method raises an
+``delivery``, ``retryPolicy``, ``ordered`` and ``filter`` may change). Each method raises an
 :class:`~eventgateway.errors.HTTPError` subclass carrying the original's message, so the
 HTTP layer only has to encode results. Bodies may be raw bytes (decoded like Go did) or
 already decoded mappings, so in-process callers (deploy, the test kit) can use it too.
@@ -302,7 +302,8 @@ class ConfigResources:
     async def update_subscription(
         self, space: str, subscription_id: str, body: Body
     ) -> Subscription:
-        """Replace a subscription's metadata, ``delivery``, ``retryPolicy`` and ``ordered``.
+        """Replace a subscription's metadata, ``delivery``, ``retryPolicy``, ``ordered``
+        and ``filter``.
 
         The body must repeat the identifying fields (type, event type, function, path,
         method) unchanged. Like ``metadata``, an added field left out of the body returns
@@ -324,6 +325,7 @@ class ConfigResources:
                 delivery=new.delivery,
                 retry_policy=new.retry_policy,
                 ordered=new.ordered,
+                filter=new.filter,
             )
             await self._update("subscriptions", updated)
         return updated

@@ -23,11 +23,11 @@ __all__ = ["EVENT_KEYS", "AuthorizerUse", "read_events"]
 EVENT_KEYS: Final = frozenset(
     {
         "type", "eventType", "path", "method", "cors", "event",
-        "retryPolicy", "delivery", "ordered", "authorizer",
+        "retryPolicy", "delivery", "ordered", "authorizer", "filter",
     }
 )  # fmt: skip
 _CORS_KEYS: Final = frozenset({"origins", "methods", "headers", "allowCredentials"})
-_ASYNC_ONLY: Final = ("retryPolicy", "delivery", "ordered")
+_ASYNC_ONLY: Final = ("retryPolicy", "delivery", "ordered", "filter")
 _EVENT_TYPE: Final = re.compile(r"[a-zA-Z0-9.\-_]+")  # the gateway's event type rule
 _BAD_PATH: Final = re.compile(r"[\s?#]")
 
@@ -146,6 +146,9 @@ def _async_options(body: dict[str, Any], at: KeyPath, kind: str, src: Source) ->
             raise src.error((*at, key), f"must be at-least-once or at-most-once, got {value!r}")
         if key == "ordered" and not isinstance(value, bool):
             raise src.error((*at, key), f"must be true or false, got {value!r}")
+        if key == "filter" and not isinstance(value, dict):
+            # The pattern itself is checked with the gateway's rules when the plan is made.
+            raise src.error((*at, key), f"must be a mapping (an event pattern), got {value!r}")
         options[key] = value
     return options
 

@@ -81,7 +81,7 @@ class SubscriptionSpec:
 
     ``path`` is the full stored path (``/<space>`` + the declared path, default ``/``);
     ``method`` is upper-case. ``options`` holds the extension fields of the subscription
-    body, verbatim (``delivery``, ``retryPolicy``, ``ordered``). ``where`` names the
+    body, verbatim (``delivery``, ``retryPolicy``, ``ordered``, ``filter``). ``where`` names the
     declaration (``functions.addUserToCRM.events[0]``) for messages.
     """
 

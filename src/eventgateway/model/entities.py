@@ -93,7 +93,8 @@ class Subscription(msgspec.Struct, frozen=True, rename="camel", omit_defaults=Tr
     ``delivery`` is ``"at-least-once"`` (durable, retried; the default) or
     ``"at-most-once"`` (the original's in-memory path); ``retry_policy`` overrides the
     default :class:`RetryPolicy`; ``ordered`` delivers events with the same CloudEvents
-    ``partitionkey`` one at a time, in order.
+    ``partitionkey`` one at a time, in order; ``filter`` is an EventBridge-style event
+    pattern an event must match to be delivered (docs/filters.md).
     """
 
     space: str
@@ -107,6 +108,7 @@ class Subscription(msgspec.Struct, frozen=True, rename="camel", omit_defaults=Tr
     delivery: str = "at-least-once"
     retry_policy: RetryPolicy | None = None
     ordered: bool = False
+    filter: dict[str, Any] | None = None
 
     @property
     def key(self) -> str:

@@ -8,10 +8,11 @@ original's message template, e.g.
 for 'ID' failed on the 'required' tag``. Rules that need the store (duplicates, existence
 of referenced entities, immutable fields) live in ``api/resources.py``.
 
-The fields eventgateway adds (a subscription's ``delivery``, ``retryPolicy`` and
-``ordered``; a function's ``signingSecrets`` and ``contentMode``) are checked by
-:mod:`eventgateway.model.delivery_options` only after the original's rules pass, so a body
-the original refused gets the original's message.
+The fields eventgateway adds (a subscription's ``delivery``, ``retryPolicy``, ``ordered``
+and ``filter``; a function's ``signingSecrets`` and ``contentMode``) are checked by
+:mod:`eventgateway.model.delivery_options` and :mod:`eventgateway.model.subscription_filter`
+only after the original's rules pass, so a body the original refused gets the original's
+message.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from eventgateway.model.runtime_provider import (
     RuntimeProviderError,
     normalise_runtime_provider,
 )
+from eventgateway.model.subscription_filter import parse_filter
 
 __all__ = [
     "CORS_DEFAULTS",
@@ -120,6 +122,7 @@ _SUBSCRIPTION_STRUCT: Final = StructSpec(
         FieldSpec("delivery", as_raw, null_clears=True),
         FieldSpec("retryPolicy", as_raw, null_clears=True),
         FieldSpec("ordered", as_raw, null_clears=True),
+        FieldSpec("filter", as_raw, null_clears=True),
     ),
 )
 _CORS_STRUCT: Final = StructSpec(
@@ -258,12 +261,13 @@ def parse_subscription(space: str, body: Body) -> Subscription:
 
     The returned ``subscription_id`` is the deterministic ID of the normalised fields; an
     update keeps the ID from its URL instead (``api/resources.py`` does that).
-    ``delivery``, ``retryPolicy`` and ``ordered`` are checked last and only async
-    subscriptions may change them from their defaults.
+    ``delivery``, ``retryPolicy``, ``ordered`` and ``filter`` are checked last and only
+    async subscriptions may change them from their defaults.
 
     Raises:
         ValidationError: ``Subscription doesn't validate. Validation error: …``, e.g.
-            ``retryPolicy.maxAttempts must be between 1 and 1000, got 0``.
+            ``retryPolicy.maxAttempts must be between 1 and 1000, got 0`` or
+            ``filter.data.plan: "numeric" needs operator/number pairs…``.
     """
     fields = _decode(body, _SUBSCRIPTION_STRUCT, _SUBSCRIPTION_PREFIX)
     path = fields.get("path", "")
@@ -290,6 +294,7 @@ def parse_subscription(space: str, body: Body) -> Subscription:
     _fail_if(errors, _SUBSCRIPTION_PREFIX)
     try:
         options = subscription_options(fields, subscription_type=type_)
+        pattern = parse_filter(fields.get("filter"), subscription_type=type_)
     except OptionError as exc:
         raise _fail_on_options(exc, _SUBSCRIPTION_PREFIX) from exc
 
@@ -307,6 +312,7 @@ def parse_subscription(space: str, body: Body) -> Subscription:
         delivery=options.delivery,
         retry_policy=options.retry_policy,
         ordered=options.ordered,
+        filter=pattern,
     )
 
 

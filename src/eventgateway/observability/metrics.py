@@ -46,6 +46,12 @@ class Metrics:
             ["space", "type"],
             registry=r,
         )
+        self.events_filtered = Counter(
+            "eventgateway_events_filtered_total",
+            "Async deliveries not made because the subscription's filter did not match.",
+            ["space"],
+            registry=r,
+        )
         self.events_backlog = Gauge(
             "eventgateway_events_backlog",
             "Deliveries waiting to be made.",

@@ -18,6 +18,7 @@ from eventgateway.errors import StoreError, TooManyRequestsError
 from eventgateway.events.codec import encode_event
 from eventgateway.events.model import CloudEvent, transformed_event
 from eventgateway.queue.base import Accepted, DeliveryQueue, NewDelivery
+from eventgateway.routing.filters import EventView
 from eventgateway.routing.table import RoutingTable
 
 __all__ = ["SystemEvents"]
@@ -58,7 +59,8 @@ class SystemEvents:
         Subscribers on ``POST /`` get every system event (the open-source original's
         routing; in auth mode only the operator may subscribe there). Subscribers on
         ``POST /<space>/`` (the hosted original's routing) get those of their own space:
-        the event's path starts with it, or the function belongs to it.
+        the event's path starts with it, or the function belongs to it. A subscription's
+        ``filter`` applies as for any async event.
         """
         table = self._table()
         if not table.has_async_type("POST", event_type):
@@ -77,6 +79,7 @@ class SystemEvents:
         event = transformed_event(
             event_type, "application/json", msgspec.Raw(msgspec.json.encode(payload))
         )
+        view = EventView(event)
         deliveries = [
             NewDelivery(
                 space=target.subscription.space,
@@ -84,7 +87,10 @@ class SystemEvents:
                 function_id=target.subscription.function_id,
             )
             for target in targets
+            if target.matcher is None or target.matcher.matches(view)
         ]
+        if not deliveries:
+            return
         task = asyncio.get_running_loop().create_task(self._put(Accepted(event, deliveries)))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)

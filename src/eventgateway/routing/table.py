@@ -10,7 +10,9 @@ change builds a new one and swaps it in. Lookups are by (method, path, event typ
   others are skipped with a warning;
 * async: exact path string match (parameters and wildcards are literal text), fanning
   out to every async subscription of (method, path, type) in (space, subscription id)
-  order;
+  order; a subscription's ``filter`` is compiled here, once per table, into
+  :attr:`Target.matcher` (a stored filter that no longer compiles leaves its subscription
+  out of routing, with a warning);
 * CORS: per method a path tree of CORS configurations, first in (space, id) order wins.
 
 ``sync()`` and ``async_targets()`` run for every event, so everything they return is
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from eventgateway.model.entities import KINDS, Cors, EventType, Function, Subscription
+from eventgateway.routing.filters import EventFilter, FilterError, compile_filter
 from eventgateway.routing.pathtree import PathTree
 
 __all__ = ["RoutingTable", "SyncMatch", "Target"]
@@ -46,12 +49,15 @@ class Target:
             subscriber's space, if there is one and it exists.
         authorizer_id: the event type's ``authorizerId``; set even when that function is
             missing, in which case every delivery must be denied.
+        matcher: the compiled ``filter`` of an async subscription; ``None`` when it has
+            none (every event of its route is delivered).
     """
 
     subscription: Subscription
     function: Function | None
     authorizer: Function | None
     authorizer_id: str | None
+    matcher: EventFilter | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +182,8 @@ class RoutingTable:
             if subscription.type == "sync":
                 _add_sync(sync, target)
             elif subscription.type == "async":
+                if subscription.filter is not None and target.matcher is None:
+                    continue  # its filter does not compile (logged)
                 by_type = async_lists.setdefault(subscription.method, {})
                 by_path = by_type.setdefault(subscription.event_type, {})
                 by_path.setdefault(subscription.path, []).append(target)
@@ -314,7 +322,26 @@ def _target(
         function=functions.get((space, subscription.function_id)),
         authorizer=functions.get((space, authorizer_id)) if authorizer_id else None,
         authorizer_id=authorizer_id or None,
+        matcher=_matcher(subscription),
     )
+
+
+def _matcher(subscription: Subscription) -> EventFilter | None:
+    """The compiled filter of an async subscription; ``None`` if it has none or it does
+    not compile."""
+    if subscription.filter is None or subscription.type != "async":
+        return None
+    try:
+        return compile_filter(subscription.filter)
+    except FilterError as exc:
+        # Written by a gateway with other rules: delivering everything would be worse.
+        logger.warning(
+            "Async subscription %s in space %s skipped: its filter is invalid: %s",
+            subscription.subscription_id,
+            subscription.space,
+            exc,
+        )
+        return None
 
 
 def _add_sync(index: _SyncIndex, target: Target) -> None:

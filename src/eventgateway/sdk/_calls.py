@@ -204,6 +204,7 @@ class Calls(SpaceCalls):
         path: str | None = None,
         method: str | None = None,
         metadata: Mapping[str, str] | None = None,
+        filter: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> Call[dict[str, Any]]:
         body = {
@@ -213,6 +214,7 @@ class Calls(SpaceCalls):
             "path": f"/{self.space}/" if path is None else path,
             "method": method,
             "metadata": metadata,
+            "filter": filter,
             **options,
         }
         return self._config("POST", "subscriptions", _wire.to_object, body=_present(body))

@@ -293,6 +293,7 @@ class AsyncEventGateway(ClientBase, AsyncOperations, AsyncSpaceOperations):
         path: str | None = None,
         method: str | None = None,
         metadata: Mapping[str, str] | None = None,
+        filter: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> dict[str, Any]:
         """Subscribe a function to an event type on a path.
@@ -304,6 +305,7 @@ class AsyncEventGateway(ClientBase, AsyncOperations, AsyncSpaceOperations):
             path: the Events API path; default ``/<space>/``, where :meth:`emit` sends.
             method: the HTTP method (the gateway's default: POST).
             metadata: string labels.
+            filter: async only: an event pattern (docs/filters.md) events must match.
             options: ``delivery``, ``retryPolicy``, ``ordered`` as the API names them.
 
         Returns:
@@ -319,6 +321,7 @@ class AsyncEventGateway(ClientBase, AsyncOperations, AsyncSpaceOperations):
             path=path,
             method=method,
             metadata=metadata,
+            filter=filter,
             **options,
         )
         return await self._send(call)

@@ -222,6 +222,7 @@ class EventGateway(ClientBase, SpaceOperations):
         path: str | None = None,
         method: str | None = None,
         metadata: Mapping[str, str] | None = None,
+        filter: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> dict[str, Any]:
         call = self._calls.subscribe(
@@ -231,6 +232,7 @@ class EventGateway(ClientBase, SpaceOperations):
             path=path,
             method=method,
             metadata=metadata,
+            filter=filter,
             **options,
         )
         return self._send(call)
