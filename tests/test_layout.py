@@ -53,6 +53,7 @@ PURE = (
     "sdk/_wire.py",
     "sdk/_base.py",
     "sdk/_calls.py",
+    "sdk/_replay.py",
     "sdk/_space_calls.py",
     "sdk/_emit.py",
     "sdk/_sse.py",

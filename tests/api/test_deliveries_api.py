@@ -23,6 +23,7 @@ from starlette.routing import Route
 from eventgateway.api.deliveries import create_deliveries_app
 from eventgateway.queue.log import AttemptView, DeadLetter, DeliveryView, EventSummary, EventView
 from eventgateway.queue.memory import MemoryQueue
+from eventgateway.queue.replay import ReplayResult, ReplaySkipped
 from tests.support.inprocess import InProcess, in_process_gateway
 from tests.support.receiver import Receiver, Reply
 
@@ -375,6 +376,7 @@ async def test_get_event_shows_every_delivery_and_attempt(
         "lastError": bad_error,
         "deadReason": DEAD_REASON.format("bad"),
         "attemptLog": [{"attempt": 1, "outcome": "failed", "status": 500, "error": bad_error}],
+        "replayOf": None,
     }
     assert by_function["ok"] == {
         "deliveryId": by_function["ok"]["deliveryId"],
@@ -387,6 +389,7 @@ async def test_get_event_shows_every_delivery_and_attempt(
         "lastError": "",
         "deadReason": "",
         "attemptLog": [{"attempt": 1, "outcome": "delivered", "status": 200, "error": ""}],
+        "replayOf": None,
     }
 
 
@@ -849,7 +852,7 @@ async def test_openapi_describes_every_deliveries_route_and_struct() -> None:
         assert isinstance(route, Route)
         path = route.path.replace(":path}", "}")  # OpenAPI has no path converters
         routes.setdefault(path, set()).update((route.methods or set()) - {"HEAD"})
-    assert len(routes) == 5
+    assert len(routes) == 6
     for path, methods in routes.items():
         assert path in paths, path
         assert {m.upper() for m in paths[path] if m != "parameters"} == methods, path
@@ -879,12 +882,19 @@ async def test_openapi_describes_every_deliveries_route_and_struct() -> None:
         "until",
         "all",
     ]
+    replay = paths[f"{base}/events/replay"]["post"]
+    assert replay["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ReplayInput"
+    }
+    assert list(schemas["ReplayInput"]["properties"]) == ["ids", "subscriptionId", "since", "until"]
     for path in routes:
         for method, operation in paths[path].items():
             if method == "parameters":
                 continue
             errors = {code for code in operation["responses"] if code.startswith(("4", "5"))}
-            assert errors <= {"400", "404", "500"}, (path, method)
+            # Only a replay can find the queue full (as the Events API, 429).
+            allowed = {"400", "404", "500"} | ({"429"} if path.endswith("/replay") else set())
+            assert errors <= allowed, (path, method)
             for code in errors:
                 error_schema = operation["responses"][code]["content"]["application/json"]
                 assert error_schema["schema"] == {"$ref": "#/components/schemas/Error"}
@@ -894,6 +904,8 @@ async def test_openapi_describes_every_deliveries_route_and_struct() -> None:
         "DeliveryView": DeliveryView,
         "AttemptView": AttemptView,
         "DeadLetter": DeadLetter,
+        "ReplayResult": ReplayResult,
+        "ReplaySkipped": ReplaySkipped,
     }
     for name, struct in structs.items():
         wire_names = [field.encode_name for field in msgspec.structs.fields(struct)]

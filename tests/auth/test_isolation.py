@@ -116,6 +116,7 @@ def test_the_walk_finds_every_family_of_routes(tenants: Tenants):
         "/v1/spaces/{space}/cors/{rest:path}",
         "/v1/spaces/{space}/events/{id:path}",
         "/v1/spaces/{space}/deadletters/redrive",
+        "/v1/spaces/{space}/events/replay",
         "/v1/spaces/{space}/bundles",
         "/v1/spaces/{space}/functions/{functionId}/logs/stream",
         "/v1/spaces/{space}/functions/{functionId}/invoke",

@@ -156,7 +156,7 @@ async def test_event_view_wire_names_are_camel_case(queue: Queue) -> None:
     ]  # fmt: skip
     assert sorted(wire["deliveries"][0]) == [
         "attemptLog", "attempts", "deadReason", "deliveryId", "functionId", "lastError",
-        "lastStatus", "nextAttemptAt", "state", "subscriptionId",
+        "lastStatus", "nextAttemptAt", "replayOf", "state", "subscriptionId",
     ]  # fmt: skip
     assert wire["event"]["data"] == {"n": "e1"}
 

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from eventgateway.queue.jetstream_history import LOST_ATTEMPT, Accepted, Redriven, Settled, fold
+import msgspec
+
+from eventgateway.queue.jetstream_history import (
+    LOST_ATTEMPT,
+    Accepted,
+    Record,
+    Redriven,
+    Replayed,
+    Settled,
+    fold,
+)
 
 SUBJECT = "eg.log.acme.e1"
 
@@ -106,3 +116,33 @@ def test_a_reconciled_settle_says_its_attempt_was_not_logged():
     d = one_delivery([(2, SUBJECT, Settled(70.0, "11", "delivered", seq=11, reconciled=True))])
 
     assert (d.state, d.attempts, d.last_error, d.log) == ("delivered", 0, LOST_ATTEMPT, [])
+
+
+def test_a_replayed_delivery_settled_before_its_replay_was_logged_is_delivered():
+    # A replay publishes the new message (seq 30) before it writes Replayed, so another
+    # instance can deliver it and log the settle first: it must count once the record
+    # that names the delivery arrives.
+    records = [
+        (1, SUBJECT, accepted()),
+        (2, SUBJECT, Settled(at=2.0, delivery_id="11", state="delivered", attempt=DELIVERED)),
+        (3, SUBJECT, Settled(at=3.0, delivery_id="30", state="delivered", attempt=DELIVERED)),
+        (4, SUBJECT, Replayed(at=2.5, deliveries=[("30", "sub-1", "crm")], replay_of=["11"])),
+    ]
+
+    [event] = fold(records)
+
+    replayed = event.deliveries["30"]
+    assert (replayed.state, replayed.attempts, replayed.replay_of) == ("delivered", 1, "11")
+    assert event.view(4.0).deliveries[-1].replay_of == "11"
+    assert event.deliveries["11"].replay_of is None
+
+
+def test_an_accepted_record_keeps_the_authorizer_request():
+    request = {"headers": {"authorization": ["Bearer x"]}}
+    record = msgspec.structs.replace(accepted(), auth_request=request)
+
+    [event] = fold(
+        [(1, SUBJECT, msgspec.msgpack.decode(msgspec.msgpack.encode(record), type=Record))]
+    )
+
+    assert event.accepted.auth_request == request

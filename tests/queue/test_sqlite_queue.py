@@ -16,10 +16,11 @@ import pytest
 
 from eventgateway.errors import ConfigError, StoreError
 from eventgateway.queue.base import Delivery
+from eventgateway.queue.replay import ReplayTarget
 from eventgateway.queue.sqlite import SqliteQueue
 from eventgateway.queue.sqlite_admin import retention_op
 from eventgateway.queue.sqlite_schema import SCHEMA_VERSION
-from tests.queue.kit import DEADLINE_S, FakeClock, OpenSqlite, accepted, attempt, ids, put
+from tests.queue.kit import DEADLINE_S, T0, FakeClock, OpenSqlite, accepted, attempt, ids, put
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -235,6 +236,7 @@ async def test_a_version_1_file_gains_the_per_subscription_index_and_keeps_its_r
     with sqlite3.connect(path) as conn:  # as the first release left it
         conn.execute("DROP INDEX deliveries_sub_due")
         conn.execute("ALTER TABLE counters DROP COLUMN dead")
+        drop_replay_columns(conn)
         conn.execute("PRAGMA user_version = 1")
     conn.close()
 
@@ -261,6 +263,7 @@ async def test_dead_letters_kept_before_the_count_existed_count_towards_the_boun
     with sqlite3.connect(path) as conn:
         if left_as == "version 2":
             conn.execute("ALTER TABLE counters DROP COLUMN dead")
+            drop_replay_columns(conn)
             conn.execute("PRAGMA user_version = 2")
         else:
             conn.execute("UPDATE counters SET dead = 0")
@@ -270,6 +273,40 @@ async def test_dead_letters_kept_before_the_count_existed_count_towards_the_boun
 
     with pytest.raises(StoreError, match="1 dead letters are kept already"):
         await queue.dead_letter(b, "gave up", None)
+
+
+def drop_replay_columns(conn: sqlite3.Connection) -> None:
+    """Undo schema version 4 (replay), as a file of an earlier release lacks it."""
+    conn.execute("ALTER TABLE deliveries DROP COLUMN replay_of")
+    conn.execute("ALTER TABLE deliveries DROP COLUMN accepted_at")
+
+
+async def test_a_version_3_file_gains_the_replay_columns_and_its_events_replay(
+    path: pathlib.Path, open_queue: OpenSqlite
+) -> None:
+    queue = await open_queue()
+    await put(queue, "e1", "s1")
+    (first,) = await lease(queue)
+    await queue.ack(first, attempt())
+    await queue.close()
+    with sqlite3.connect(path) as conn:  # as the release before replay left it
+        drop_replay_columns(conn)
+        conn.execute("PRAGMA user_version = 3")
+    conn.close()
+
+    queue = await open_queue()
+    target = ReplayTarget("fn-s1")
+    result = await queue.replay("acme", ids=["e1"], subscriptions=lambda _: target)
+
+    assert result.replayed == 1
+    (again,) = await lease(queue)
+    assert (again.event.id, again.accepted_at) == ("e1", T0)
+    view = await queue.get_event("acme", "e1")
+    assert view is not None
+    assert [d.replay_of for d in view.deliveries] == [None, first.id]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    conn.close()
 
 
 async def test_a_newer_schema_is_refused(path: pathlib.Path) -> None:

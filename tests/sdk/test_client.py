@@ -345,6 +345,28 @@ async def test_dead_letters_listed_redriven_and_purged(client, receiver):
     assert nothing.value.status == 400
 
 
+async def test_events_replayed_by_id_and_by_window(client, receiver):
+    sub = await http_subscriber(client, receiver)
+    await client.emit("user.created", USER, id="r-0")
+    await receiver.wait_for(1, "/crm")
+
+    by_id = await client.replay(["r-0"])
+    await receiver.wait_for(2, "/crm")
+    by_window = await client.replay(since="1h", subscription_id=sub["subscriptionId"])
+    await receiver.wait_for(3, "/crm")
+
+    skipped = {"deletedSubscription": 0, "atMostOnce": 0}
+    assert by_id == {"replayed": 1, "events": 1, "skipped": skipped}
+    assert by_window == by_id
+    assert [call.json()["id"] for call in receiver.calls_to("/crm")] == ["r-0"] * 3
+    with pytest.raises(GatewayError) as gone:
+        await client.replay(["never-sent"])
+    assert gone.value.status == 404
+    with pytest.raises(GatewayError) as nothing:
+        await client.replay()
+    assert nothing.value.status == 400
+
+
 # -- retries, keys and failures ----------------------------------------------------------------
 
 
@@ -456,6 +478,7 @@ def test_public_names():
     # The blocking client's methods read like the async ones'.
     assert EventGateway.emit.__doc__ == AsyncEventGateway.emit.__doc__
     assert EventGateway.redrive.__doc__ == AsyncEventGateway.redrive.__doc__
+    assert EventGateway.replay.__doc__ == AsyncEventGateway.replay.__doc__
 
 
 def test_importing_eventgateway_loads_neither_the_client_nor_server_code():

@@ -184,6 +184,18 @@ FN = {"functionId": "f", "type": "http", "provider": {"url": "http://h/"}}
             "/deadletters/redrive",
             {"ids": ["a"], "all": True},
         ),
+        (
+            lambda c: c.replay(ids=("a", "b"), subscription_id=None, since=None, until=None),
+            "POST",
+            "/events/replay",
+            {"ids": ["a", "b"]},
+        ),
+        (
+            lambda c: c.replay(ids=None, subscription_id="s", since="10m", until=1.5),
+            "POST",
+            "/events/replay",
+            {"subscriptionId": "s", "since": "10m", "until": "1.5"},
+        ),
     ],
 )
 def test_configuration_requests(build, method, path, sent):

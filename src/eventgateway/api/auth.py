@@ -8,8 +8,8 @@ and decides before any handler runs:
 * ``POST /v1/spaces`` (claim) needs no key under claim policy ``open``, the operator key
   under ``operator``. ``GET /v1/spaces`` needs any valid key (each sees its own).
 * ``/v1/spaces/{space}/…`` needs a key of ``space`` (or the operator key): ``read`` for
-  GET/HEAD/OPTIONS, ``admin`` for every write (invoke, redrive, purge and bundle uploads
-  too) and for everything under ``…/keys``. ``admin`` implies ``read``
+  GET/HEAD/OPTIONS, ``admin`` for every write (invoke, redrive, replay, purge and bundle
+  uploads too) and for everything under ``…/keys``. ``admin`` implies ``read``
   (:meth:`Principal.allows`).
 * Everything else (``/v1/metrics``, unknown routes) is the operator's.
 

@@ -3,6 +3,8 @@
 * ``GET /v1/spaces/{space}/events`` — recent events with their state
   (``?state=pending|retrying|delivered|dead``, ``subscriptionId``, ``limit``, ``before``).
 * ``GET /v1/spaces/{space}/events/{id}`` — one event with every delivery and attempt.
+* ``POST /v1/spaces/{space}/events/replay`` — deliver stored events again
+  (``api/replay.py``).
 * ``GET /v1/spaces/{space}/deadletters`` (``subscriptionId``, ``since``, ``until``,
   ``limit``) and ``GET …/deadletters/{id}``.
 * ``POST /v1/spaces/{space}/deadletters/redrive`` with ``{"ids": [...]}``, a filter
@@ -27,6 +29,7 @@ from starlette.routing import Route
 from eventgateway.api.config import ROUTER_HANDLERS
 from eventgateway.api.params import parse_limit, parse_time
 from eventgateway.api.problems import EXCEPTION_HANDLERS
+from eventgateway.api.replay import replay_handler
 from eventgateway.errors import NotFoundError, ValidationError
 from eventgateway.queue.log import DeliveryLog
 
@@ -166,6 +169,7 @@ def create_deliveries_app(log: DeliveryLog) -> Starlette:
     base = "/v1/spaces/{space}"
     routes = [
         Route(f"{base}/events", list_events, methods=["GET"]),
+        Route(f"{base}/events/replay", replay_handler(log), methods=["POST"]),
         Route(f"{base}/events/{{id:path}}", get_event, methods=["GET"]),
         Route(f"{base}/deadletters", list_dead_letters, methods=["GET"]),
         Route(f"{base}/deadletters", purge, methods=["DELETE"]),

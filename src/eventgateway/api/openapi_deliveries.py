@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from eventgateway.api.openapi_parts import JSON, STRING, json_response, path_param, query_param, ref
 from eventgateway.queue.log import STATES
+from eventgateway.queue.replay import MAX_REPLAY_EVENTS
 
 __all__ = ["deliveries_paths", "deliveries_schemas"]
 
@@ -24,6 +25,7 @@ _QUERY_TIME: Final = (
     "RFC 3339 (`2026-11-26T18:00:00Z`; without an offset, UTC) "
     "or Unix seconds (`1795716000`, fractions allowed)."
 )
+_WINDOW_TIME: Final = _QUERY_TIME[:-1] + ", or a duration back from now (`30s`, `10m`, `2h`)."
 
 
 def _struct(properties: dict[str, Any], description: str) -> dict[str, Any]:
@@ -82,6 +84,11 @@ def deliveries_schemas() -> dict[str, Any]:
                 "lastError": STRING,
                 "deadReason": {"type": "string", "description": "Empty unless dead."},
                 "attemptLog": {"type": "array", "items": ref("AttemptView")},
+                "replayOf": _nullable(
+                    "string",
+                    "Set on a delivery made by a replay: the ID of the delivery it repeats "
+                    "(null on deliveries made when the event was accepted).",
+                ),
             },
             "One delivery of an event to one subscription, with its attempt log.",
         ),
@@ -165,6 +172,54 @@ def deliveries_schemas() -> dict[str, Any]:
             {"redriven": {"type": "integer", "minimum": 0}},
             "How many dead letters are pending again, due now, with attempts reset.",
         ),
+        "ReplayInput": {
+            "type": "object",
+            "description": 'Name what to replay: `{"ids": [...]}`, or a window of received '
+            "time from `since` (required: nothing replays every event by accident) to "
+            "`until`; `subscriptionId` narrows either. At most "
+            f"{MAX_REPLAY_EVENTS} events per call.",
+            "properties": {
+                "ids": {
+                    "type": "array",
+                    "items": STRING,
+                    "maxItems": MAX_REPLAY_EVENTS,
+                    "description": "Event IDs (CloudEvents `id`); not together with a window.",
+                },
+                "subscriptionId": {
+                    "type": "string",
+                    "description": "Only to this subscription (and only events delivered to it).",
+                },
+                "since": {"type": "string", "description": f"Received at or after. {_WINDOW_TIME}"},
+                "until": {"type": "string", "description": f"Received before. {_WINDOW_TIME}"},
+            },
+        },
+        "ReplaySkipped": _struct(
+            {
+                "deletedSubscription": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Subscriptions removed since (or no longer async).",
+                },
+                "atMostOnce": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Subscriptions that are at-most-once now.",
+                },
+            },
+            "(event, subscription) pairs not delivered again, by reason.",
+        ),
+        "ReplayResult": _struct(
+            {
+                "replayed": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "New deliveries made, due now.",
+                },
+                "events": {"type": "integer", "minimum": 0, "description": "Events selected."},
+                "skipped": ref("ReplaySkipped"),
+            },
+            "What a replay did.",
+        ),
         "PurgeResult": _struct(
             {"purged": {"type": "integer", "minimum": 0}}, "How many dead letters were deleted."
         ),
@@ -172,7 +227,11 @@ def deliveries_schemas() -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    texts = {400: "A query parameter or the body is not valid", 404: "Not found"}
+    texts = {
+        400: "A query parameter or the body is not valid",
+        404: "Not found",
+        429: "The delivery queue has no room; nothing was done (see Retry-After)",
+    }
     errors = {str(code): json_response("Error", texts[code]) for code in codes}
     return {**errors, "500": json_response("Error", "Storage failure")}
 
@@ -218,6 +277,25 @@ def deliveries_paths() -> dict[str, Any]:
                     ),
                 ],
                 "responses": {"200": json_response("EventList", "Newest first"), **_errors(400)},
+            },
+        },
+        f"{base}/events/replay": {
+            "parameters": [_SPACE],
+            "post": {
+                "tags": [_TAG],
+                "operationId": "replayEvents",
+                "description": "Deliver stored events again: one new delivery (attempt 1, "
+                "due now) per subscription each was delivered to that still exists, beside "
+                "the old ones. All or nothing: 404 names IDs that select no event, 429 when "
+                "the queue has no room. Needs an admin key.",
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": ref("ReplayInput")}},
+                },
+                "responses": {
+                    "200": json_response("ReplayResult", "Replayed"),
+                    **_errors(400, 404, 429),
+                },
             },
         },
         f"{base}/events/{{id}}": {

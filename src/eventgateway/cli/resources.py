@@ -23,6 +23,7 @@ from eventgateway.cli.output import (
     show_list,
     show_removed,
 )
+from eventgateway.cli.replay import replay as replay_events
 
 if TYPE_CHECKING:
     from eventgateway.sdk.sync import EventGateway
@@ -167,6 +168,7 @@ _DELIVERY_COLUMNS: Final = (
     ),
     ("lastStatus", key("lastStatus")),
     ("error", lambda item: item.get("deadReason") or item.get("lastError")),
+    ("replayOf", key("replayOf")),
 )
 _DEAD_LETTER_COLUMNS: Final = tuple(
     (name, key(name))
@@ -176,10 +178,13 @@ _DEAD_LETTER_COLUMNS: Final = tuple(
 
 @click.group("events")
 def events() -> None:
-    """Show accepted events and their deliveries.
+    """Show accepted events and their deliveries, and replay them.
 
     The delivery log: every attempt of every delivery, and the state it left.
     """
+
+
+events.add_command(replay_events)
 
 
 @events.command("ls")

@@ -77,6 +77,7 @@ class MemoryLogMixin(DeliveryLog):
                         last_error=r.last_error,
                         dead_reason=r.dead_reason,
                         log=r.log,
+                        replay_of=r.replay_of,
                     )
                     for r in records
                 ],

@@ -32,6 +32,7 @@ class Record:
     """One delivery: the same columns the SQLite ``deliveries`` table has."""
 
     __slots__ = (
+        "accepted_at",
         "attempts",
         "auth_request",
         "dead_reason",
@@ -44,6 +45,7 @@ class Record:
         "lease_until",
         "log",
         "partition_key",
+        "replay_of",
         "response_excerpt",
         "space",
         "state",
@@ -51,7 +53,14 @@ class Record:
         "updated_at",
     )
 
-    def __init__(self, record_id: int, event: StoredEvent, new: NewDelivery, now: float) -> None:
+    def __init__(
+        self,
+        record_id: int,
+        event: StoredEvent,
+        new: NewDelivery,
+        now: float,
+        replay_of: int | None = None,
+    ) -> None:
         self.id = record_id
         self.event = event
         self.space = new.space
@@ -69,6 +78,9 @@ class Record:
         self.dead_reason = ""
         self.updated_at = now
         self.log: list[LoggedAttempt] = []
+        # When it was made (accept, or replay): a retry policy's max age counts from it.
+        self.accepted_at = now
+        self.replay_of = replay_of
 
     @property
     def key(self) -> Key:
@@ -83,7 +95,7 @@ class Record:
             subscription_id=self.subscription_id,
             function_id=self.function_id,
             event=self.event.event.copy(),
-            accepted_at=self.event.received_at,
+            accepted_at=self.accepted_at,
             attempt=self.attempts,
             partition_key=self.partition_key,
             auth_request=self.auth_request,

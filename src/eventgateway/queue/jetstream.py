@@ -57,6 +57,7 @@ from eventgateway.queue.jetstream_lease import JetStreamLeaseMixin
 from eventgateway.queue.jetstream_log import JetStreamLogMixin
 from eventgateway.queue.jetstream_order import JetStreamOrderMixin
 from eventgateway.queue.jetstream_publish import Publisher
+from eventgateway.queue.jetstream_replay import JetStreamReplayMixin
 from eventgateway.queue.jetstream_settle import JetStreamSettleMixin
 from eventgateway.queue.jetstream_setup import connect, ensure_consumer, ensure_stream
 from eventgateway.queue.jetstream_wire import (
@@ -80,6 +81,7 @@ logger = logging.getLogger(__name__)
 class JetStreamQueue(
     JetStreamExtendMixin,
     JetStreamForgetMixin,
+    JetStreamReplayMixin,
     JetStreamLogMixin,
     JetStreamOrderMixin,
     JetStreamLeaseMixin,

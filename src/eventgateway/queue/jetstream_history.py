@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -35,6 +35,7 @@ __all__ = [
     "Purged",
     "Record",
     "Redriven",
+    "Replayed",
     "Settled",
     "accepted_of",
     "fold",
@@ -59,6 +60,9 @@ class Accepted(msgspec.Struct, tag=True, tag_field="kind", array_like=True, omit
     specversion: str
     body: bytes
     deliveries: list[tuple[str, str, str]]
+    # The request an authorizer sees (set when the event type has one): a replay copies
+    # it to the new deliveries. Records of earlier builds have none.
+    auth_request: dict[str, Any] | None = None
 
 
 class Settled(msgspec.Struct, tag=True, tag_field="kind", array_like=True, omit_defaults=True):
@@ -94,7 +98,16 @@ class Purged(msgspec.Struct, tag=True, tag_field="kind", array_like=True):
     delivery_ids: list[str]
 
 
-Record = Accepted | Settled | Redriven | Purged
+class Replayed(msgspec.Struct, tag=True, tag_field="kind", array_like=True):
+    """A replay made new deliveries of the event: (delivery id, subscription, function)
+    each, and the id of the delivery each repeats (``replay_of``, in the same order)."""
+
+    at: float
+    deliveries: list[tuple[str, str, str]]
+    replay_of: list[str]
+
+
+Record = Accepted | Settled | Redriven | Purged | Replayed
 
 
 @dataclass(slots=True)
@@ -113,6 +126,7 @@ class _Delivery:
     last_error: str = ""
     dead_reason: str = ""
     log: list[LoggedAttempt] = field(default_factory=list)
+    replay_of: str | None = None
 
     def view(self, now: float) -> DeliveryView:
         return delivery_view(
@@ -128,6 +142,7 @@ class _Delivery:
             last_error=self.last_error,
             dead_reason=self.dead_reason,
             log=self.log,
+            replay_of=self.replay_of,
         )
 
 
@@ -200,22 +215,20 @@ def fold(records: list[tuple[int, str, Record]]) -> list[EventState]:
     events: dict[str, EventState] = {}
     # The accepting instance writes ``Accepted`` just after publishing the deliveries, so
     # another instance may settle one (and log it) first: such records wait here.
-    early: dict[str, list[Settled | Redriven | Purged]] = {}
+    early: dict[str, list[Settled | Redriven | Purged | Replayed]] = {}
+    # Likewise a replay writes ``Replayed`` after publishing: settles of deliveries the
+    # event does not have yet wait here, by (subject, delivery id).
+    unknown: dict[tuple[str, str], list[Settled]] = {}
     for seq, subject, record in records:
         state = events.get(subject)
         if isinstance(record, Accepted):
             if state is None:
                 state = events[subject] = EventState(seq, subject, record, record.at)
-            for delivery_id, subscription_id, function_id in record.deliveries:
-                message = int(delivery_id) if delivery_id.isdigit() else None
-                state.deliveries.setdefault(
-                    delivery_id,
-                    _Delivery(delivery_id, subscription_id, function_id, message, record.at),
-                )
+            _add(state, record.deliveries, [None] * len(record.deliveries), record.at, unknown)
             for waiting in early.pop(subject, ()):
-                _apply(state, waiting)
+                _apply(state, waiting, unknown)
         elif state is not None:
-            _apply(state, record)
+            _apply(state, record, unknown)
         else:
             early.setdefault(subject, []).append(record)
         if state is not None:
@@ -223,10 +236,40 @@ def fold(records: list[tuple[int, str, Record]]) -> list[EventState]:
     return [e for e in events.values() if e.deliveries]
 
 
-def _apply(state: EventState, record: Settled | Redriven | Purged) -> None:
+def _add(
+    state: EventState,
+    deliveries: list[tuple[str, str, str]],
+    replay_of: Sequence[str | None],
+    at: float,
+    unknown: dict[tuple[str, str], list[Settled]],
+) -> None:
+    """Deliveries an ``Accepted`` or ``Replayed`` record names (the settles that came
+    before it applied)."""
+    for (delivery_id, subscription_id, function_id), original in zip(
+        deliveries, replay_of, strict=True
+    ):
+        message = int(delivery_id) if delivery_id.isdigit() else None
+        d = state.deliveries.setdefault(
+            delivery_id,
+            _Delivery(delivery_id, subscription_id, function_id, message, at, replay_of=original),
+        )
+        for settled in unknown.pop((state.subject, delivery_id), ()):
+            _settle(d, settled)
+
+
+def _apply(
+    state: EventState,
+    record: Settled | Redriven | Purged | Replayed,
+    unknown: dict[tuple[str, str], list[Settled]],
+) -> None:
     if isinstance(record, Settled):
         if (d := state.deliveries.get(record.delivery_id)) is not None:
             _settle(d, record)
+        else:
+            unknown.setdefault((state.subject, record.delivery_id), []).append(record)
+        return
+    if isinstance(record, Replayed):
+        _add(state, record.deliveries, record.replay_of, record.at, unknown)
         return
     for index, delivery_id in enumerate(record.delivery_ids):
         if isinstance(record, Purged):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
 import msgspec
 from nats.js.client import JetStreamContext
@@ -116,16 +117,21 @@ class JetStreamLogMixin(DeliveryLog):
         newly stored deliveries."""
         event = item.event
         by_space: dict[str, list[tuple[str, str, str]]] = {}
+        # One request per event (the Events API shares it among the deliveries that need
+        # it); kept for replay, and only for event types with an authorizer.
+        auth: dict[str, dict[str, Any]] = {}
         for new, ack in zip(item.deliveries, acks, strict=True):
             if not getattr(ack, "duplicate", False):
                 entry = (str(getattr(ack, "seq", 0)), new.subscription_id, new.function_id)
                 by_space.setdefault(new.space, []).append(entry)
+                if new.auth_request is not None:
+                    auth.setdefault(new.space, new.auth_request)
         return [
             (
                 self.names.log_subject(space, event.source, event.id),
                 Accepted(
                     now, space, event.source, event.id, event.type, event.specversion,
-                    body, deliveries,
+                    body, deliveries, auth.get(space),
                 ),
             )
             for space, deliveries in by_space.items()

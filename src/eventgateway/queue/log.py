@@ -23,6 +23,7 @@ from typing import Final, Literal
 import msgspec
 
 from eventgateway.events.model import format_rfc3339
+from eventgateway.queue.replay import MAX_REPLAY_EVENTS, ReplayResult, Subscriptions
 
 __all__ = [
     "STATES",
@@ -75,6 +76,8 @@ class DeliveryView(msgspec.Struct, kw_only=True, rename="camel"):
     last_error: str = ""
     dead_reason: str = ""
     attempt_log: list[AttemptView] = msgspec.field(default_factory=list)
+    # Set on a delivery made by a replay: the id of the delivery it repeats.
+    replay_of: str | None = None
 
 
 class EventView(msgspec.Struct, kw_only=True, rename="camel"):
@@ -163,6 +166,7 @@ def delivery_view(
     last_error: str,
     dead_reason: str,
     log: Iterable[LoggedAttempt],
+    replay_of: int | str | None = None,
 ) -> DeliveryView:
     """Build a :class:`DeliveryView` from a backend's stored columns (same for all)."""
     in_flight = lease_until is not None and lease_until > now
@@ -189,6 +193,7 @@ def delivery_view(
             )
             for number, (started_at, duration_ms, outcome, status, error) in enumerate(log, 1)
         ],
+        replay_of=None if replay_of is None else str(replay_of),
     )
 
 
@@ -304,6 +309,32 @@ class DeliveryLog(abc.ABC):
         Filters combine with AND; none means every dead letter of the space. Redriven
         deliveries count against the queue's bounds but are never refused. Returns how
         many were redriven; a waiting ``lease`` wakes up.
+        """
+
+    @abc.abstractmethod
+    async def replay(
+        self,
+        space: str,
+        *,
+        ids: Sequence[str] | None = None,
+        subscription_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        subscriptions: Subscriptions,
+        max_events: int = MAX_REPLAY_EVENTS,
+    ) -> ReplayResult:
+        """Deliver stored events of ``space`` again, as new deliveries; all or nothing.
+
+        Selects ``ids`` or the events received in [``since``, ``until``), to each
+        subscription they had deliveries to that ``subscriptions`` still has (only
+        ``subscription_id``, when given). The rules are :mod:`eventgateway.queue.replay`'s.
+        A waiting ``lease`` wakes up.
+
+        Raises:
+            ValidationError: nothing safe selected, or more than ``max_events`` events.
+            NotFoundError: ids that name no event of the space; nothing was replayed.
+            TooManyRequestsError: the new deliveries would pass the queue's bounds;
+                nothing was replayed.
         """
 
     @abc.abstractmethod

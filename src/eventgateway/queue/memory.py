@@ -1,7 +1,7 @@
 """``MemoryQueue``: the in-process :class:`DeliveryQueue` and :class:`DeliveryLog`.
 
 It keeps the same contract as the SQLite queue — bounds, de-duplication, ordering by
-partition key, leases that expire, dead letters, the attempt log, redrive — but nothing
+partition key, leases that expire, dead letters, the attempt log, redrive, replay — but nothing
 survives the process. It serves the ``at-most-once`` path (the original gateway's
 in-memory behaviour) and tests; users can test against it too.
 
@@ -22,13 +22,14 @@ from eventgateway.events.codec import encode_event
 from eventgateway.queue._common import Wakeup, check_bounds, dedup_scope, wait_until_due
 from eventgateway.queue._memory_extend import MemoryExtendMixin
 from eventgateway.queue._memory_log import MemoryLogMixin
+from eventgateway.queue._memory_replay import MemoryReplayMixin
 from eventgateway.queue._memory_state import Key, Record, StoredEvent
 from eventgateway.queue.base import Accepted, AttemptRecord, Delivery, DeliveryQueue, Room
 
 __all__ = ["MemoryQueue"]
 
 
-class MemoryQueue(MemoryExtendMixin, MemoryLogMixin, DeliveryQueue):
+class MemoryQueue(MemoryExtendMixin, MemoryReplayMixin, MemoryLogMixin, DeliveryQueue):
     """A bounded in-memory delivery queue with the delivery log.
 
     Args:

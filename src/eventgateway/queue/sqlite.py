@@ -58,6 +58,7 @@ from eventgateway.queue.sqlite_lease import (
 )
 from eventgateway.queue.sqlite_log import Reader, SqliteLogMixin
 from eventgateway.queue.sqlite_ops import AcceptOp, PreparedEvent, Refused
+from eventgateway.queue.sqlite_replay import SqliteReplayMixin
 from eventgateway.queue.sqlite_schema import check_synchronous
 from eventgateway.queue.sqlite_settle import MAX_DEAD_LETTERS, SettleOp
 from eventgateway.queue.sqlite_writer import GroupCommitWriter
@@ -66,7 +67,12 @@ __all__ = ["SqliteQueue"]
 
 
 class SqliteQueue(
-    SqliteExtendMixin, HandOffMixin, SqliteForgetMixin, SqliteLogMixin, DeliveryQueue
+    SqliteExtendMixin,
+    HandOffMixin,
+    SqliteForgetMixin,
+    SqliteReplayMixin,
+    SqliteLogMixin,
+    DeliveryQueue,
 ):
     """A durable delivery queue and delivery log in one SQLite file (WAL).
 

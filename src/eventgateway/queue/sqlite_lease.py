@@ -61,7 +61,7 @@ _CLAIM_IDS = (
     "UPDATE deliveries SET due_at = ?1, lease_until = ?1 WHERE id IN ({marks}) "
     "AND state = 'pending' "
     "RETURNING id, event_seq, space, subscription_id, function_id, partition_key, "
-    "auth_request, attempts"
+    "auth_request, attempts, accepted_at"
 )
 # How far past max_count the head scan looks before walking subscription by subscription.
 _HEAD_SLACK = 64
@@ -232,7 +232,8 @@ def deliveries_of(
     decoded: dict[int, Any] = {}
     unreadable: list[SettleOp] = []
     out: list[Delivery] = []
-    for row_id, seq, space, subscription_id, function_id, key, auth, attempts in leased.rows:
+    for row in leased.rows:
+        row_id, seq, space, subscription_id, function_id, key, auth, attempts, made_at = row
         body, received_at = stored[seq]
         try:
             event = decoded[seq].copy() if seq in decoded else decode_event(body)
@@ -251,7 +252,8 @@ def deliveries_of(
                 subscription_id=subscription_id,
                 function_id=function_id,
                 event=event,
-                accepted_at=received_at,
+                # A replayed delivery's own time (its max age counts from the replay).
+                accepted_at=received_at if made_at is None else made_at,
                 body=body,
                 attempt=attempts,
                 partition_key=key,

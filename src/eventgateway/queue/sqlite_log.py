@@ -123,7 +123,7 @@ class SqliteLogMixin(DeliveryLog):
             for seq, source, type_, specversion, body, received_at in events:
                 rows = conn.execute(
                     "SELECT id, subscription_id, function_id, state, attempts, due_at, "
-                    "lease_until, last_status, last_error, dead_reason FROM deliveries "
+                    "lease_until, last_status, last_error, dead_reason, replay_of FROM deliveries "
                     "WHERE space = ? AND event_seq = ? ORDER BY id",
                     (space, seq),
                 ).fetchall()
@@ -144,6 +144,7 @@ class SqliteLogMixin(DeliveryLog):
                         last_error=row[8],
                         dead_reason=row[9],
                         log=logs.get(row[0], ()),
+                        replay_of=row[10],
                     )
                     for row in rows
                 ]

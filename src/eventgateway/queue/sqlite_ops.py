@@ -19,7 +19,7 @@ from eventgateway.queue.sqlite_handoff import HandedEvent, HandedRow
 from eventgateway.queue.sqlite_schema import values
 from eventgateway.queue.sqlite_writer import BatchOp, Tx
 
-__all__ = ["AcceptOp", "PreparedEvent", "Refused"]
+__all__ = ["AcceptOp", "PreparedEvent", "Refused", "first_due"]
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class AcceptOp(BatchOp["list[bool] | Refused"]):
                             (delivery_id, new.space, new.subscription_id, new.function_id, auth)
                         )
                     else:
-                        due = _due(tx, new, op.received_at, busy_keys)
+                        due = first_due(tx, new, op.received_at, busy_keys)
                         wake = True
                     deliveries.append(
                         (
@@ -214,7 +214,7 @@ def _recently_accepted(tx: Tx, ops: Sequence[AcceptOp]) -> dict[tuple[str, str, 
     return seen
 
 
-def _due(
+def first_due(
     tx: Tx, new: NewDelivery, now: float, busy_keys: set[tuple[str, str, str]]
 ) -> float | None:
     """``now``, or ``None`` (parked) when an older delivery of its partition key waits."""

@@ -8,12 +8,13 @@ Tables:
     de-duplication scope (the deliveries' space; ``""`` for gateway events that fan out to
     several spaces).
 ``deliveries``
-    One row per (event, subscription). ``state`` is ``pending`` until settled as
-    ``delivered`` or ``dead``. A pending row is leasable when ``due_at <= now``; leasing
-    moves ``due_at`` (and ``lease_until``) to the lease's expiry, so an expired lease is
-    simply due again. ``due_at IS NULL`` on a pending row means *parked*: an older
-    unsettled delivery of the same (space, subscription, partition key) goes first, and
-    settling that one un-parks the next.
+    One row per (event, subscription) at accept, and one more per replay to it
+    (``replay_of``, ``accepted_at``: set on replayed rows only). ``state`` is
+    ``pending`` until settled as ``delivered`` or ``dead``. A pending row is leasable
+    when ``due_at <= now``; leasing moves ``due_at`` (and ``lease_until``) to the
+    lease's expiry, so an expired lease is simply due again. ``due_at IS NULL`` on a
+    pending row means *parked*: an older unsettled delivery of the same (space,
+    subscription, partition key) goes first, and settling that one un-parks the next.
 ``attempts``
     Every settled attempt of every delivery, numbered per delivery by
     ``deliveries.logged`` (which, unlike ``deliveries.attempts``, redrive does not reset).
@@ -126,6 +127,13 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         # dead-letter stream): a count here, so dead-lettering never counts the index.
         "ALTER TABLE counters ADD COLUMN dead INTEGER NOT NULL DEFAULT 0",
         "UPDATE counters SET dead = (SELECT COUNT(*) FROM deliveries WHERE state = 'dead')",
+    ),
+    (
+        # Replay (sqlite_replay.py) adds deliveries to a stored event: which delivery each
+        # repeats, and when it was made (a retry policy's max age counts from then, not
+        # from the event's receipt). Both NULL on deliveries made at accept.
+        "ALTER TABLE deliveries ADD COLUMN replay_of INTEGER",
+        "ALTER TABLE deliveries ADD COLUMN accepted_at REAL",
     ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)

@@ -11,6 +11,7 @@ from typing import Any, Final, TypeVar
 
 from eventgateway.sdk import _emit, _wire
 from eventgateway.sdk._emit import DEFAULT_SOURCE
+from eventgateway.sdk._replay import ReplayCalls
 from eventgateway.sdk._space_calls import SpaceCalls
 from eventgateway.sdk._wire import Call, EmitResult, Reply, Request
 
@@ -30,10 +31,11 @@ def _purged_one(reply: Reply) -> int:
     return int(_wire.to_exists(reply))
 
 
-class Calls(SpaceCalls):
+class Calls(SpaceCalls, ReplayCalls):
     """Builds the :class:`Call` of every API method for one gateway and space.
 
-    The spaces and API keys methods come from :class:`SpaceCalls`.
+    The spaces and API keys methods come from :class:`SpaceCalls`, replay from
+    :class:`ReplayCalls`.
 
     Args:
         url: the Events API URL.

@@ -19,6 +19,7 @@ from eventgateway.sdk._async_ops import AsyncOperations
 from eventgateway.sdk._base import ClientBase
 from eventgateway.sdk._emit import DEFAULT_SOURCE
 from eventgateway.sdk._http import USER_AGENT, Verify, send_async, tls_verify
+from eventgateway.sdk._replay import AsyncReplayOperations
 from eventgateway.sdk._spaces import AsyncSpaceOperations
 from eventgateway.sdk._wire import Call, EmitResult, GatewayError
 
@@ -27,7 +28,7 @@ __all__ = ["AsyncEventGateway"]
 T = TypeVar("T")
 
 
-class AsyncEventGateway(ClientBase, AsyncOperations, AsyncSpaceOperations):
+class AsyncEventGateway(ClientBase, AsyncOperations, AsyncSpaceOperations, AsyncReplayOperations):
     """A client of one gateway and space, for asyncio code.
 
     Use it as ``async with AsyncEventGateway(…) as gateway:`` or call :meth:`close`; one

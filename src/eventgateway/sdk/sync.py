@@ -24,6 +24,7 @@ from eventgateway.sdk._http import (
     stream_timeout,
     tls_verify,
 )
+from eventgateway.sdk._replay import ReplayOperations
 from eventgateway.sdk._spaces import SpaceOperations
 from eventgateway.sdk._wire import Call, EmitResult, GatewayError, Reply
 from eventgateway.sdk.client import AsyncEventGateway
@@ -50,7 +51,7 @@ def _documented_like(source: type) -> Callable[[C], C]:
 
 
 @_documented_like(AsyncEventGateway)
-class EventGateway(ClientBase, SpaceOperations):
+class EventGateway(ClientBase, SpaceOperations, ReplayOperations):
     """A blocking client of one gateway and space: ``EventGateway(url=…, space=…).emit(…)``.
 
     Use it as ``with EventGateway(…) as gateway:`` or call :meth:`close`; one instance

@@ -1,0 +1,257 @@
+"""Replay on :class:`~eventgateway.queue.jetstream.JetStreamQueue` (rules: :mod:`.replay`).
+
+The selection is read from the delivery log (``<prefix>-log``): one subject per named id
+(a space's whole history for a window, or for many ids), bounded by ``scan_limit`` like
+the listings. Each new delivery is a new message on the deliveries stream — its id is
+its stream sequence — with a ``Nats-Msg-Id`` of its own, so the original's
+de-duplication id never suppresses it. A ``Replayed`` record per event, written after the
+publishes, shows them in the event's history (the fold applies settles logged before it).
+
+All or nothing, as far as a stream allows: the bounds are checked against the stream's
+state just before publishing; if the stream refuses a message anyway (another instance
+filled it meanwhile), or NATS fails, the messages this call stored are deleted again and
+the call fails. A dispatcher may have started one of them in that instant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Final
+
+import msgspec
+
+from eventgateway.events.codec import decode_event
+from eventgateway.queue.jetstream_history import EventState, Replayed
+from eventgateway.queue.jetstream_log import JetStreamLogMixin
+from eventgateway.queue.jetstream_publish import Message, PubAck
+from eventgateway.queue.jetstream_wire import Envelope, is_nats_error, is_stream_full, store_error
+from eventgateway.queue.log import in_window
+from eventgateway.queue.replay import (
+    MAX_REPLAY_EVENTS,
+    Original,
+    Planned,
+    ReplayResult,
+    Subscriptions,
+    check_selection,
+    not_found,
+    partition_key_of,
+    plan_event,
+    refused,
+    too_many,
+)
+
+__all__ = ["JetStreamReplayMixin"]
+
+logger = logging.getLogger(__name__)
+
+# Up to this many ids are looked up subject by subject; more read the space's history once.
+_LOOKUPS: Final = 32
+
+
+@contextlib.asynccontextmanager
+async def _translated(what: str) -> AsyncIterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        if not is_nats_error(exc):
+            raise
+        raise store_error(what, exc) from exc
+
+
+def _key_of(body: bytes) -> str | None:
+    return partition_key_of(decode_event(body))
+
+
+def _originals(event: EventState) -> list[Original]:
+    auth = event.accepted.auth_request
+    ordered = sorted(event.deliveries.values(), key=lambda d: int(d.id))
+    return [Original(d.id, d.subscription_id, d.replay_of, auth) for d in ordered]
+
+
+class JetStreamReplayMixin(JetStreamLogMixin):
+    """``replay`` over the log and deliveries streams; the queue provides the rest."""
+
+    _max_deliveries: int
+    _max_bytes: int
+    _backlog: int
+    _bytes: int
+
+    async def replay(
+        self,
+        space: str,
+        *,
+        ids: Sequence[str] | None = None,
+        subscription_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        subscriptions: Subscriptions,
+        max_events: int = MAX_REPLAY_EVENTS,
+    ) -> ReplayResult:
+        """See :meth:`DeliveryLog.replay`. An event whose history the log dropped (shown
+        from its dead letters only) is not found: redrive its dead letters instead.
+
+        Raises:
+            StoreError: NATS failed; what this call stored was deleted again.
+        """
+        check_selection(ids, since, until, max_events)
+        async with _translated("read the delivery log"):
+            selected = await self._replay_selection(
+                space, ids, subscription_id, since, until, max_events
+            )
+        result = ReplayResult(events=len(selected))
+        plans: list[tuple[EventState, Planned]] = []
+        for event in selected:
+            planned = plan_event(
+                _originals(event),
+                subscription_id=subscription_id,
+                subscriptions=subscriptions,
+                partition_key=functools.partial(_key_of, event.accepted.body),
+                skipped=result.skipped,
+            )
+            plans += [(event, plan) for plan in planned]
+        if not plans:
+            return result
+        acks = await self._publish_replays(space, plans)
+        await self._log_replays(plans, acks)
+        result.replayed = len(plans)
+        await self._refresh(force=True)
+        self._wakeup.fire()
+        return result
+
+    async def _replay_selection(
+        self,
+        space: str,
+        ids: Sequence[str] | None,
+        subscription_id: str | None,
+        since: float | None,
+        until: float | None,
+        max_events: int,
+    ) -> list[EventState]:
+        """The selected events in acceptance order (raises as :meth:`replay`)."""
+
+        def selectable(event: EventState) -> bool:
+            return event.accepted.space == space and (
+                subscription_id is None
+                or any(d.subscription_id == subscription_id for d in event.deliveries.values())
+            )
+
+        names = self.names
+        if ids is None:
+            events = [
+                e
+                for e in await self._history(names.log_of(space))
+                if selectable(e) and in_window(e.accepted.at, since, until)
+            ]
+            if len(events) > max_events:
+                raise too_many(max_events)
+            return events
+        wanted = list(dict.fromkeys(ids))
+        newest: dict[str, EventState] = {}
+        if len(wanted) <= _LOOKUPS:
+            histories = [await self._history(names.log_of(space, i)) for i in wanted]
+            candidates = [e for history in histories for e in history]
+        else:
+            candidates = await self._history(names.log_of(space))
+        for e in candidates:
+            event_id = e.accepted.event_id
+            if selectable(e) and (event_id not in newest or e.seq > newest[event_id].seq):
+                newest[event_id] = e
+        missing = [i for i in wanted if i not in newest]
+        if missing:
+            raise not_found(space, missing, subscription_id)
+        return sorted((newest[i] for i in wanted), key=lambda e: e.seq)
+
+    async def _publish_replays(
+        self, space: str, plans: list[tuple[EventState, Planned]]
+    ) -> list[PubAck]:
+        """Publish one message per new delivery, or none (see the module docstring)."""
+        now, token = self._clock(), uuid.uuid4().hex
+        messages: list[Message] = []
+        for index, (event, plan) in enumerate(plans):
+            envelope = Envelope(
+                space=space,
+                subscription_id=plan.subscription_id,
+                function_id=plan.function_id,
+                accepted_at=now,  # a retry policy's max age counts from the replay
+                event=event.accepted.body,
+                partition_key=plan.partition_key,
+                auth_request=plan.auth_request,
+            )
+            # Unique per message: a publish retried after "no responders" is stored once.
+            headers = {"Nats-Msg-Id": f"replay-{token}-{index}"}
+            payload = msgspec.msgpack.encode(envelope)
+            messages.append((self.names.delivery_subject(envelope), payload, headers))
+        add_bytes = sum(len(payload) for _, payload, _ in messages)
+        async with _translated("replay events"):
+            await self._refresh(force=True)
+        if (
+            self._backlog + len(messages) > self._max_deliveries
+            or self._bytes + add_bytes > self._max_bytes
+        ):
+            raise self._replay_refused(len(messages), add_bytes)
+        outcomes = await self._publishing().publish(messages, self._publish_timeout_s)
+        acks = [a for a in outcomes if isinstance(a, PubAck)]
+        failures = [a for a in outcomes if not isinstance(a, PubAck)]
+        if not failures:
+            self._backlog += len(acks)
+            self._bytes += add_bytes
+            return acks
+        await self._take_back(acks)
+        for failure in failures:
+            if not is_nats_error(failure):
+                raise failure
+        if all(is_stream_full(f) for f in failures):
+            await self._refresh(force=True)
+            raise self._replay_refused(len(messages), add_bytes)
+        raise store_error("replay events", failures[0]) from failures[0]
+
+    def _replay_refused(self, count: int, add_bytes: int) -> Exception:
+        return refused(
+            add_deliveries=count,
+            add_bytes=add_bytes,
+            backlog=self._backlog,
+            stored_bytes=self._bytes,
+            max_deliveries=self._max_deliveries,
+            max_bytes=self._max_bytes,
+        )
+
+    async def _take_back(self, acks: list[PubAck]) -> None:
+        """Delete the messages a failed replay stored (best effort: logged if it fails)."""
+        js = self._jetstream()
+        for ack in acks:
+            try:
+                await js.delete_msg(self.names.deliveries_stream, ack.seq)
+            except Exception as exc:
+                if not is_nats_error(exc):
+                    raise
+                logger.warning(
+                    "replay failed, and its delivery message %d could not be deleted; it "
+                    "will be delivered: %s",
+                    ack.seq,
+                    exc,
+                )
+
+    async def _log_replays(
+        self, plans: list[tuple[EventState, Planned]], acks: list[PubAck]
+    ) -> None:
+        # The deliveries are stored already: a lost record only hides them from the log.
+        by_subject: dict[str, Replayed] = {}
+        now = self._clock()
+        for (event, plan), ack in zip(plans, acks, strict=True):
+            record = by_subject.setdefault(event.subject, Replayed(now, [], []))
+            record.deliveries.append((str(ack.seq), plan.subscription_id, plan.function_id))
+            record.replay_of.append(plan.replay_of)
+        batch: list[Message] = [
+            (subject, msgspec.msgpack.encode(record), None)
+            for subject, record in by_subject.items()
+        ]
+        outcomes: list[Any] = await self._publishing().publish(batch, self._publish_timeout_s)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                if not is_nats_error(outcome):
+                    raise outcome
+                logger.warning("delivery log record of a replay lost: %s", outcome)
