@@ -255,3 +255,25 @@ def test_request_limits_are_checked(limits: Limits, message: str):
         Settings(limits=limits)
 
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("auth", "setting", "allowed"),
+    [
+        (True, None, False),  # auth mode: tenants must not act with the gateway's role
+        (False, None, True),  # one user (eg dev, --no-auth, the test kit): as the original
+        (True, True, True),
+        (False, False, False),
+    ],
+)
+def test_aws_default_credentials_follow_the_auth_mode_unless_set(
+    auth: bool, setting: bool | None, allowed: bool
+):
+    settings = Settings(auth=auth, aws_default_credentials=setting)
+
+    assert settings.aws_default_credentials_allowed is allowed
+
+
+def test_aws_default_credentials_must_be_a_bool_or_none():
+    with pytest.raises(ConfigError, match="aws_default_credentials is 'yes': use True"):
+        Settings(aws_default_credentials="yes")  # type: ignore[arg-type]

@@ -37,6 +37,8 @@ from eventgateway.errors import StoreError
 from eventgateway.observability.hooks import MetricsHooks
 from eventgateway.observability.metrics import Metrics
 from eventgateway.observability.system_events import SystemEvents
+from eventgateway.providers.aws import aws_providers
+from eventgateway.providers.aws_credentials import AwsCredentialsCheck
 from eventgateway.providers.guard import TargetCheck
 from eventgateway.providers.http import HttpProvider
 from eventgateway.providers.registry import ProviderRegistry
@@ -106,7 +108,10 @@ class Gateway:
             self.keyring.on_space_ended = self.runtime.space_ended
         targets = settings.target_policy  # the SSRF guard, in this process and the worker
         http = HttpProvider(policy=targets, resolver=resolver)
-        self.providers = ProviderRegistry({"http": http, **self.runtime.providers})
+        # Called from this process in every mode; the SDK is loaded on first use.
+        lend_aws = settings.aws_default_credentials_allowed
+        aws = aws_providers(default_credentials=lend_aws)
+        self.providers = ProviderRegistry({"http": http, **aws, **self.runtime.providers})
         self.worker: WorkerProcess | None = None
         self._dir_lock: DataDirLock | None = None
         delivery_providers = self.providers
@@ -114,7 +119,7 @@ class Gateway:
         if settings.dispatch in ("process", "worker"):
             self.worker, socket_path, dispatch_socket = delivery_worker(settings)
             delivery_providers = ProviderRegistry(
-                {"http": RemoteHttpProvider(socket_path), **self.runtime.providers}
+                {"http": RemoteHttpProvider(socket_path), **aws, **self.runtime.providers}
             )
         self._delivery_providers = delivery_providers
         self.system = SystemEvents(self.queue, self._table)
@@ -172,7 +177,9 @@ class Gateway:
             self.store,
             self.metrics,
             check_function=all_checks(
-                self.runtime.check_function, TargetCheck(targets, resolver=resolver)
+                self.runtime.check_function,
+                TargetCheck(targets, resolver=resolver),
+                AwsCredentialsCheck(allow_default=lend_aws),
             ),
             quotas=per_space_quotas(limits),
             check_path=path_check(settings),

@@ -122,6 +122,10 @@ class Settings:
     # auth mode (deny with auth, allow without). allowed_targets are reachable in any case.
     private_targets: Literal["allow", "deny"] | None = None
     allowed_targets: tuple[IPNetwork, ...] = ()
+    # AWS functions registered without keys: may the gateway's own AWS credentials sign
+    # their calls? None follows the auth mode (refuse with auth: tenants must not act with
+    # the gateway's role; allow without). docs/security.md.
+    aws_default_credentials: bool | None = None
     tls: Tls | None = None  # HTTPS on both listeners; None: plain HTTP
     # Auth mode (docs/security.md): keys on the Configuration API, space path isolation.
     # Off here so in-process gateways (eg dev, the test kit, EmbeddedGateway) stay open as
@@ -152,6 +156,11 @@ class Settings:
         _check_request_limits(self.limits)
         if self.private_targets not in (None, "allow", "deny"):
             raise ConfigError(f"private_targets is {self.private_targets!r}: use allow or deny")
+        if self.aws_default_credentials not in (None, True, False):
+            raise ConfigError(
+                f"aws_default_credentials is {self.aws_default_credentials!r}: "
+                "use True, False or None"
+            )
         if self.claim_policy not in ("open", "operator"):
             raise ConfigError(f"claim_policy is {self.claim_policy!r}: use open or operator")
         if self.operator_key is not None and len(self.operator_key) < MIN_OPERATOR_KEY_CHARS:
@@ -166,6 +175,14 @@ class Settings:
         # None follows the auth mode: open without auth (as the original), guarded with it.
         allow = not self.auth if self.private_targets is None else self.private_targets == "allow"
         return TargetPolicy(allow_private=allow, allow_list=self.allowed_targets)
+
+    @property
+    def aws_default_credentials_allowed(self) -> bool:
+        """Whether AWS functions without keys may be called with the gateway's own
+        credentials (``eg serve --aws-default-credentials``; docs/security.md)."""
+        if self.aws_default_credentials is None:
+            return not self.auth
+        return self.aws_default_credentials
 
     @property
     def resolved_store_url(self) -> str:

@@ -641,8 +641,6 @@ ERRORS = [
      "functions.f.timeout", "got 'soon'"),
     ("concurrency", service("f:\n  handler: h.main\n  concurrency: 0  # <-"),
      "functions.f.concurrency", "from 1 to 100, got 0"),
-    ("connector", service("f:\n  type: awsfirehose  # <-\n  inputs: {arn: x}"),
-     "functions.f.type", "connector functions (awsfirehose) are not supported by this gateway"),
     ("unknown type", service("f:\n  type: awslambda  # <-"), "functions.f.type",
      "type 'awslambda' is not supported"),
     ("http no url", service("f:  # <-\n  type: http"), "functions.f.url", "type: http needs url:"),

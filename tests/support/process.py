@@ -28,9 +28,16 @@ class GatewayProcess:
     real one does; :attr:`operator_key` reads it.
     """
 
-    def __init__(self, data_dir: pathlib.Path, *extra_args: str, auth: bool = False) -> None:
+    def __init__(
+        self,
+        data_dir: pathlib.Path,
+        *extra_args: str,
+        auth: bool = False,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.auth = auth
+        self.env = dict(env or {})  # on top of the test process's environment
         self.events_port = free_port()
         self.config_port = free_port()
         self.extra_args = extra_args
@@ -68,7 +75,7 @@ class GatewayProcess:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**_without_auth_variables(os.environ), "PYTHONUNBUFFERED": "1"},
+                env={**_without_auth_variables(os.environ), "PYTHONUNBUFFERED": "1", **self.env},
             )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

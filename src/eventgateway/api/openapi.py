@@ -192,7 +192,8 @@ def _schemas() -> dict[str, Any]:
                         "Per type: http {url}; awslambda {arn, region}; awssqs {queueUrl, "
                         "region}; awskinesis {streamName, region}; awsfirehose "
                         "{deliveryStreamName, region}; AWS types also take awsAccessKeyId, "
-                        "awsSecretAccessKey, awsSessionToken."
+                        "awsSecretAccessKey, awsSessionToken (both keys required in auth "
+                        "mode, unless eg serve --aws-default-credentials)."
                     ),
                 },
                 "metadata": _METADATA,

@@ -1,4 +1,5 @@
-"""Auth mode's flags on ``eg serve``: ``--auth/--no-auth`` and ``--claim-policy``.
+"""Auth mode's flags on ``eg serve``: ``--auth/--no-auth``, ``--claim-policy`` and
+``--aws-default-credentials``.
 
 The operator key is read from ``EG_OPERATOR_KEY`` only, never from a flag: a flag's value
 shows in ``ps`` for every user of the machine.
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-__all__ = ["auth_options", "operator_key_from_env"]
+__all__ = ["auth_options", "aws_credentials_option", "operator_key_from_env"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -41,6 +42,20 @@ def auth_options() -> Callable[[_F], _F]:
         )(command)
 
     return decorate
+
+
+def aws_credentials_option() -> Callable[[_F], _F]:
+    """Add ``aws_default_credentials: bool | None`` (``None``: follow the auth mode)."""
+    return click.option(
+        "--aws-default-credentials/--no-aws-default-credentials",
+        "aws_default_credentials",
+        default=None,
+        envvar="EG_AWS_DEFAULT_CREDENTIALS",
+        help="Let AWS functions registered without awsAccessKeyId/awsSecretAccessKey be "
+        "called with this gateway's own AWS credentials (environment, ~/.aws, instance "
+        "role), which every space could then use [default: refuse with auth, allow with "
+        "--no-auth].",
+    )
 
 
 def operator_key_from_env() -> str | None:

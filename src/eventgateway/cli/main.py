@@ -15,7 +15,11 @@ from typing import Final
 import click
 
 from eventgateway.auth.ratelimit import RateLimit
-from eventgateway.cli.auth_flags import auth_options, operator_key_from_env
+from eventgateway.cli.auth_flags import (
+    auth_options,
+    aws_credentials_option,
+    operator_key_from_env,
+)
 from eventgateway.cli.serve_options import (
     cpu_options,
     dispatch_options,
@@ -212,6 +216,7 @@ def cli() -> None:
 @nats_prefix_option()
 @target_options()
 @auth_options()
+@aws_credentials_option()
 def serve(
     host: str,
     events_port: int,
@@ -252,6 +257,7 @@ def serve(
     allowed_targets: tuple[IPNetwork, ...],
     auth: bool,
     claim_policy: str,
+    aws_default_credentials: bool | None,
 ) -> None:
     """Run the gateway: Events API and Configuration API in one process."""
     from eventgateway.serving import serve as run_server
@@ -296,6 +302,7 @@ def serve(
         tls=tls_from_flags(tls_cert, tls_key),
         private_targets=private_targets(allow_private_targets),
         allowed_targets=allowed_targets,
+        aws_default_credentials=aws_default_credentials,
         auth=auth,
         claim_policy=claim_policy,
         operator_key=operator_key_from_env(),

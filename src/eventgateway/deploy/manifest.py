@@ -4,12 +4,14 @@ The file is the one Serverless Framework users already write for the Event Gatew
 plugin (contract §6.1), plus eventgateway's extensions. Reading it is the only I/O.
 Errors and warnings name the file, the line and the key path, e.g.
 ``serverless.yml:12: functions.addUserToCRM.handler: handler 'x' must look like …``.
-:mod:`~eventgateway.deploy.manifest_functions` and
+:mod:`~eventgateway.deploy.manifest_functions`,
+:mod:`~eventgateway.deploy.manifest_connectors` and
 :mod:`~eventgateway.deploy.manifest_events` read ``functions:``.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 import re
@@ -17,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from eventgateway.deploy.manifest_connectors import uses_connectors
 from eventgateway.deploy.manifest_functions import (
     AWS_FUNCTION_KEYS,
     AWS_PROVIDER_KEYS,
@@ -61,15 +64,16 @@ _STAGE: Final = re.compile(r"[A-Za-z0-9_-]+")
 _HOST: Final = re.compile(r"[\w.~-]+")
 
 
-def _skip(path: KeyPath) -> bool:
+def _skip(path: KeyPath, *, region: bool = False) -> bool:
     """Whether variables at ``path`` are left alone: parts eg never reads (AWS settings,
     other plugins' ``custom:`` sections, non-gateway events), which often use sources eg
-    cannot resolve (``${ssm:…}``, ``${cf:…}``). ``${self:…}`` still resolves them on demand."""
+    cannot resolve (``${ssm:…}``, ``${cf:…}``). ``${self:…}`` still resolves them on demand.
+    ``provider.region`` is read (``region``) when the file has connector functions."""
     match path:
         case (str(top),):
             return top in _IGNORED
         case ("provider", str(key)):
-            return key in AWS_PROVIDER_KEYS
+            return key in AWS_PROVIDER_KEYS and not (region and key == "region")
         case ("custom", str(key)):
             return key not in ("eventgateway", "eventTypes")
         case ("functions", _, str(key)):
@@ -112,7 +116,10 @@ def load_service(
         read_file=file_reader(pathlib.Path(src.name).parent),
     )
     try:
-        document = resolve_variables(data, sources, skip=_skip)
+        connectors = uses_connectors(data.get("functions"))
+        document = resolve_variables(
+            data, sources, skip=functools.partial(_skip, region=connectors)
+        )
     except VariableError as exc:
         raise src.error(exc.path, exc.detail) from exc
     src.check_keys(document, (), _USED | _IGNORED)

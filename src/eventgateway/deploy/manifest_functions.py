@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from eventgateway.deploy.manifest_connectors import CONNECTOR_TYPES, connector_provider
 from eventgateway.deploy.manifest_events import AuthorizerUse, read_events
 from eventgateway.deploy.manifest_source import Source
 from eventgateway.deploy.model import FunctionSpec, SubscriptionSpec
@@ -31,7 +32,8 @@ __all__ = [
 PROVIDER_KEYS: Final = frozenset(
     {"name", "runtime", "stage", "memorySize", "timeout", "environment"}
 )
-# Accepted and ignored: they configure AWS, which eg does not deploy to.
+# Accepted and ignored: they configure AWS, which eg does not deploy to (but `region` is
+# that of connector functions).
 AWS_PROVIDER_KEYS: Final = frozenset(
     {
         "region", "profile", "iam", "iamRoleStatements", "iamManagedPolicies", "role",
@@ -63,7 +65,6 @@ AWS_FUNCTION_KEYS: Final = frozenset(
         "condition", "dependsOn", "versionFunction", "runtimeManagement", "logs",
     }
 )  # fmt: skip
-_CONNECTORS: Final = ("awsfirehose", "awskinesis", "awssqs")
 _HTTP_IGNORED: Final = ("handler", "runtime", "memorySize", "timeout", "environment", "concurrency")
 _SUPPORTED_RUNTIMES: Final = ", ".join(RUNTIMES)
 _HANDLER: Final = re.compile(r"[A-Za-z0-9_\-./]+\.[A-Za-z_$][A-Za-z0-9_$]*")
@@ -83,6 +84,7 @@ class FunctionDefaults:
     memory_size: int | None = None
     timeout_s: int | None = None
     environment: dict[str, str] = field(default_factory=dict)
+    region: str | None = None  # of connector functions' targets
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +167,7 @@ def read_provider(value: Any, src: Source) -> FunctionDefaults:
         memory_size=memory,
         timeout_s=timeout,
         environment=_environment(provider.get("environment"), (*path, "environment"), src),
+        region=src.text(provider.get("region"), (*path, "region")),
     )
 
 
@@ -265,13 +268,10 @@ def _function(key: str, value: Any, defaults: FunctionDefaults, src: Source) -> 
     if body.get("package") is not None:
         src.warn((*path, "package"), "not supported; the service's package.patterns apply")
     kind = body.get("type")
-    if kind in _CONNECTORS:
-        raise src.error(
-            (*path, "type"),
-            f"connector functions ({kind}) are not supported by this gateway; "
-            "use a function that forwards to the stream or queue",
-        )
-    if kind == "http":
+    if kind in CONNECTOR_TYPES:
+        function_type = str(kind)
+        provider = connector_provider(function_type, body, path, defaults.region, src)
+    elif kind == "http":
         function_type, provider = "http", _http_provider(body, path, src)
     elif kind is None:
         function_type, provider = _runtime_provider(key, body, defaults, src)
@@ -279,7 +279,8 @@ def _function(key: str, value: Any, defaults: FunctionDefaults, src: Source) -> 
         raise src.error(
             (*path, "type"),
             f"type {kind!r} is not supported; use type: http (with url:) for a function "
-            "behind a URL, or leave type out for code the gateway runs (handler:)",
+            "behind a URL, type: awssqs, awskinesis or awsfirehose (with inputs:) for a "
+            "queue or stream, or leave type out for code the gateway runs (handler:)",
         )
     return FunctionSpec(
         key=key,

@@ -196,13 +196,15 @@ def _show(value: Any) -> str:
 
 
 def function_summary(body: Resource) -> str:
-    """``python3.11, handler.handler`` or ``http, https://…``: what a new function runs."""
+    """``python3.11, handler.handler``, ``http, https://…`` or ``awssqs, https://sqs…``: what
+    a new function runs, or where its events go."""
     stored = canonical("function", body)
     provider = stored["provider"]
     if "handler" in provider:
         return f"{provider['runtime']}, {provider['handler']}"
-    if "url" in provider:
-        return f"{stored['type']}, {provider['url']}"
+    for target in ("url", "queueUrl", "streamName", "deliveryStreamName", "arn"):
+        if target in provider:
+            return f"{stored['type']}, {provider[target]}"
     return str(stored["type"])
 
 

@@ -365,6 +365,8 @@ def _record(started_at: float, outcome: Outcome) -> AttemptRecord:
     excerpt = ""
     if reply is not None and not outcome.ok:
         excerpt = reply.body[:_EXCERPT_BYTES].decode("utf-8", "replace")
+    elif outcome.failure is not None:  # no reply, but the error's payload (a Lambda's)
+        excerpt = outcome.failure.body_excerpt[:_EXCERPT_BYTES]
     return AttemptRecord(
         started_at=started_at,
         duration_s=outcome.duration_s,

@@ -4,6 +4,10 @@ The original re-serialised ``provider`` from a typed struct per function type, s
 echo holds only the known keys, in a fixed order, with empty optional keys dropped and
 credentials kept as given. The plugin compares that echo with its own object to decide
 whether to update a function (contract §3.3), so it must be reproduced exactly.
+
+The AWS types' ``region`` is accepted as any non-empty string here, as the original did;
+:func:`is_aws_region` is checked where a call is made (``providers/aws.py``) and by
+``eg deploy``, so a malformed region never becomes part of a host name.
 """
 
 from __future__ import annotations
@@ -20,7 +24,13 @@ from eventgateway.model.gojson import (
     decode_struct,
 )
 
-__all__ = ["PROVIDER_TYPES", "ProviderConfigError", "normalise_provider"]
+__all__ = [
+    "AWS_NAME_FIELDS",
+    "PROVIDER_TYPES",
+    "ProviderConfigError",
+    "is_aws_region",
+    "normalise_provider",
+]
 
 _CREDENTIALS: Final = ("awsAccessKeyId", "awsSecretAccessKey", "awsSessionToken")
 
@@ -68,6 +78,19 @@ _PROVIDERS: Final[dict[str, _ProviderSpec]] = {
 PROVIDER_TYPES: Final[tuple[str, ...]] = tuple(_PROVIDERS)
 """The function types the Configuration API accepts."""
 
+AWS_NAME_FIELDS: Final[dict[str, str]] = {
+    "awslambda": "arn",
+    "awssqs": "queueUrl",
+    "awskinesis": "streamName",
+    "awsfirehose": "deliveryStreamName",
+}
+"""The field that names the target (function, queue, stream) of each AWS type."""
+
+# Every partition's region names (botocore's partitions.json: us-east-1, cn-north-1,
+# us-gov-west-1, us-isob-east-1, eusc-de-east-1…): letters and dashes, then a number.
+# No dots, colons or slashes, so the region cannot turn the endpoint into another host.
+_AWS_REGION = re.compile(r"[a-z]{2,4}(?:-[a-z]+){1,3}-[0-9]{1,2}")
+
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 _BAD_HOST_CHARS = frozenset(' "<>\\^`{|}')
 
@@ -90,6 +113,14 @@ def _is_absolute_url(value: str) -> bool:
         if any(c in _BAD_HOST_CHARS for c in host):
             return False
     return True
+
+
+def is_aws_region(value: object) -> bool:
+    """Whether ``value`` is shaped like an AWS region name (``us-east-1``, ``cn-north-1``).
+
+    Only the shape is checked, not that AWS has the region, so new regions work.
+    """
+    return isinstance(value, str) and _AWS_REGION.fullmatch(value) is not None
 
 
 def normalise_provider(type: str, config: Any) -> dict[str, str]:

@@ -1,8 +1,9 @@
 """Maps a function ``type`` to the provider that calls it.
 
-The connector and Lambda types are accepted by the Configuration API (the original
-plugin registers them) but not yet invoked: :class:`UnsupportedProvider` fails each call
-with a message that says so, and the failure is not retried.
+The app registers every type the Configuration API accepts (``http``, the AWS types of
+``providers/aws.py``, the local runtime's). A type without a provider (a registry built
+with fewer, or a config written by a newer version) gets :class:`UnsupportedProvider`,
+which fails each call with a message that says so; the failure is not retried.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ __all__ = ["ProviderRegistry", "UnsupportedProvider"]
 
 
 class UnsupportedProvider(Provider):
-    """Accepts configuration of a type this gateway cannot call yet; fails every call."""
+    """Stands in for a type without a provider here; fails every call, not retryable."""
 
     def __init__(self, type_name: str) -> None:
         self.type_name = type_name
@@ -25,7 +26,7 @@ class UnsupportedProvider(Provider):
     async def call(self, function: Function, call: Call) -> Reply:
         raise ProviderError(
             f"function {function.function_id!r} has type {self.type_name!r}, which this "
-            "gateway does not invoke yet; use type 'http' (a URL) instead",
+            "gateway does not invoke; use type 'http' (a URL) instead",
             retryable=False,
         )
 

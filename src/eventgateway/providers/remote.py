@@ -63,6 +63,7 @@ class CallReply(msgspec.Struct, array_like=True):
     error: str | None = None
     retryable: bool = True
     retry_after_s: float | None = None
+    body_excerpt: str = ""  # ProviderError.body_excerpt: a failed handler's error payload
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -118,6 +119,7 @@ async def answer(cls: type[_R], request_id: int, pending: Awaitable[Reply]) -> _
             error=exc.message,
             retryable=exc.retryable,
             retry_after_s=exc.retry_after_s,
+            body_excerpt=exc.body_excerpt,
         )
     return cls(id=request_id, status=reply.status, headers=list(reply.headers), body=reply.body)
 
@@ -134,6 +136,7 @@ def unwrap(reply: CallReply) -> Reply:
             retryable=reply.retryable,
             status=reply.status or None,
             retry_after_s=reply.retry_after_s,
+            body_excerpt=reply.body_excerpt,
         )
     return Reply(status=reply.status, body=reply.body, headers=tuple(reply.headers))
 
