@@ -190,7 +190,7 @@ class Gateway:
                 protect_config_api(
                     ConfigRouter(
                         config_app,
-                        create_deliveries_app(self.queue),
+                        create_deliveries_app(self.queue, self._table),
                         create_runtime_app(
                             self.runtime.bundles, self.runtime.logs, functions=self.store
                         ),

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Final
 from eventgateway.api.deliveries import is_deliveries_path
 from eventgateway.api.events import Receive, Scope, Send
 from eventgateway.api.invoke import is_invoke_path
-from eventgateway.api.replay import ROUTING_STATE
 from eventgateway.api.runtime import is_runtime_path
 from eventgateway.errors import ConfigError
 
@@ -34,10 +33,6 @@ class RefreshAfterWrite:
     Without this, a client that creates a subscription and emits at once could race the
     store watch; with it, this instance routes the change as soon as the client hears 2xx
     (other instances follow through the watch).
-
-    It also hands every request this process's current routing table, in
-    ``scope["state"]`` (``api/replay.py``: a replay delivers only to subscriptions that
-    still exist, as they are configured now).
     """
 
     def __init__(self, app: Any, gateway: Gateway) -> None:
@@ -45,8 +40,6 @@ class RefreshAfterWrite:
         self._gateway = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope.setdefault("state", {})[ROUTING_STATE] = self._gateway.routing.table
         if (
             scope["type"] != "http"
             or scope["method"] not in _WRITE_METHODS

@@ -24,6 +24,7 @@ from eventgateway.api.deliveries import create_deliveries_app
 from eventgateway.queue.log import AttemptView, DeadLetter, DeliveryView, EventSummary, EventView
 from eventgateway.queue.memory import MemoryQueue
 from eventgateway.queue.replay import ReplayResult, ReplaySkipped
+from eventgateway.routing.table import RoutingTable
 from tests.support.inprocess import InProcess, in_process_gateway
 from tests.support.receiver import Receiver, Reply
 
@@ -848,7 +849,7 @@ async def test_openapi_describes_every_deliveries_route_and_struct() -> None:
     paths, schemas = document["paths"], document["components"]["schemas"]
 
     routes: dict[str, set[str]] = {}
-    for route in create_deliveries_app(MemoryQueue()).routes:
+    for route in create_deliveries_app(MemoryQueue(), RoutingTable.empty).routes:
         assert isinstance(route, Route)
         path = route.path.replace(":path}", "}")  # OpenAPI has no path converters
         routes.setdefault(path, set()).update((route.methods or set()) - {"HEAD"})

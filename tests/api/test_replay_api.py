@@ -10,15 +10,24 @@ import pathlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 
+from eventgateway.api.deliveries import create_deliveries_app
 from eventgateway.api.replay import subscriptions_of
+from eventgateway.events.model import CloudEvent
+from eventgateway.model.entities import Subscription
+from eventgateway.queue.base import Accepted, NewDelivery
+from eventgateway.queue.memory import MemoryQueue
 from eventgateway.queue.replay import MAX_REPLAY_EVENTS, ReplayResult, ReplaySkipped
+from eventgateway.routing.table import RoutingTable
 from eventgateway.settings import Limits
 from tests.api.test_deliveries_api import (
     RETRY_MUCH_LATER,
+    STRUCTURED,
     TYPE,
+    ce,
     emit,
     error,
     eventually,
@@ -26,12 +35,13 @@ from tests.api.test_deliveries_api import (
     subscribe,
     wait_states,
 )
+from tests.queue.kit import attempt
 from tests.support.inprocess import InProcess, in_process_gateway
 from tests.support.nats_kv import NATS_URL, delete_prefix, require_nats, unique_prefix
 from tests.support.receiver import Receiver, Reply
 
 REPLAY = "/v1/spaces/acme/events/replay"
-NOTHING_SKIPPED = {"deletedSubscription": 0, "atMostOnce": 0}
+NOTHING_SKIPPED = {"deletedSubscription": 0, "atMostOnce": 0, "filtered": 0}
 
 
 @pytest.fixture(params=["sqlite", "memory"])
@@ -118,11 +128,93 @@ async def test_replay_skips_removed_and_at_most_once_subscriptions_and_says_so(
     assert response.json() == {
         "replayed": 1,
         "events": 1,
-        "skipped": {"deletedSubscription": 1, "atMostOnce": 1},
+        "skipped": {"deletedSubscription": 1, "atMostOnce": 1, "filtered": 0},
     }
     await received(receiver, "/acme/crm", 2)
     view = await get_json(gw, "/v1/spaces/acme/events/e-0")
     assert [d["subscriptionId"] for d in view["deliveries"]][-1] == kept
+
+
+async def test_replay_skips_subscriptions_whose_filter_now_turns_the_event_away(
+    gw: InProcess, receiver: Receiver
+) -> None:
+    await gw.event_type(TYPE)
+    pro = await subscribe(gw, receiver, "crm")
+    free = await subscribe(gw, receiver, "mail")
+    event = ce("e-0", data={"plan": "pro"})
+    assert (await gw.events.post("/acme", json=event, headers=STRUCTURED)).status_code == 202
+    await wait_states(gw, [("e-0", "delivered")])
+    body = {"type": "async", "eventType": TYPE, "path": "/acme"}
+    for subscription, name, plan in [(pro, "crm", "pro"), (free, "mail", "free")]:
+        changed = await gw.config.put(
+            f"/v1/spaces/acme/subscriptions/{subscription}",
+            json={**body, "functionId": name, "filter": {"data": {"plan": [plan]}}},
+        )
+        assert changed.status_code == 200, changed.text
+
+    response = await gw.config.post(REPLAY, json={"ids": ["e-0"]})
+
+    assert response.json() == {
+        "replayed": 1,
+        "events": 1,
+        "skipped": {"deletedSubscription": 0, "atMostOnce": 0, "filtered": 1},
+    }
+    await received(receiver, "/acme/crm", 2)
+    view = await get_json(gw, "/v1/spaces/acme/events/e-0")
+    replays = [d["subscriptionId"] for d in view["deliveries"] if d["replayOf"] is not None]
+    assert (len(view["deliveries"]), replays) == (3, [pro])
+
+
+def _subscription(sub_id: str, **options: Any) -> Subscription:
+    return Subscription(
+        space="acme",
+        subscription_id=sub_id,
+        type="async",
+        event_type=TYPE,
+        function_id=sub_id,
+        path="/acme",
+        method="POST",
+        **options,
+    )
+
+
+def _table(*subscriptions: Subscription) -> RoutingTable:
+    return RoutingTable.build(event_types=[], functions=[], subscriptions=subscriptions, cors=[])
+
+
+async def test_the_deliveries_app_replays_per_the_table_its_getter_returns_at_the_request() -> None:
+    queue = MemoryQueue()
+    await queue.open()
+    event = CloudEvent("1.0", "e-0", "/t", TYPE, data={"plan": "pro"})
+    await queue.accept([Accepted(event, [NewDelivery("acme", "s1", "s1")])])
+    (first,) = await queue.lease(10)
+    await queue.ack(first, attempt())
+    table = RoutingTable.empty()
+    app = create_deliveries_app(queue, lambda: table)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        before = await client.post(REPLAY, json={"ids": ["e-0"]})
+        table = _table(_subscription("s1"))  # the subscription is made meanwhile
+        after = await client.post(REPLAY, json={"ids": ["e-0"]})
+    await queue.close()
+
+    assert (before.status_code, after.status_code) == (200, 200)
+    assert before.json()["skipped"]["deletedSubscription"] == 1
+    assert (after.json()["replayed"], after.json()["skipped"]["deletedSubscription"]) == (1, 0)
+
+
+def test_a_stored_filter_that_no_longer_compiles_lets_no_replay_through() -> None:
+    # Routing leaves such a subscription out (it gets no event at accept), so replay does too.
+    table = _table(_subscription("bad", filter={"data": {"plan": "pro"}}), _subscription("ok"))
+    event = CloudEvent("1.0", "e-0", "/t", TYPE, data={"plan": "pro"})
+
+    bad, ok = (subscriptions_of(table, "acme")(name) for name in ("bad", "ok"))
+
+    assert bad is not None
+    assert bad.matches is not None
+    assert not bad.matches(event)
+    assert ok is not None
+    assert ok.matches is None
 
 
 async def test_ids_that_name_no_event_are_404_naming_them_and_nothing_is_replayed(

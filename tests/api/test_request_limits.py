@@ -13,6 +13,7 @@ from eventgateway.api.deliveries import create_deliveries_app
 from eventgateway.api.invoke import _body as invoke_body
 from eventgateway.errors import ValidationError
 from eventgateway.queue.memory import MemoryQueue
+from eventgateway.routing.table import RoutingTable
 from eventgateway.settings import Limits
 from tests.api.support_config import errors
 from tests.support.inprocess import InProcess, in_process_gateway
@@ -192,7 +193,7 @@ def test_an_invoke_body_too_deep_to_decode_is_a_validation_error() -> None:
 async def test_a_redrive_body_too_deep_to_decode_is_a_400() -> None:
     queue = MemoryQueue(max_deliveries=10, max_bytes=10_000, dedup_window_s=1.0, lease_s=1.0)
     await queue.open()
-    transport = httpx.ASGITransport(app=create_deliveries_app(queue))
+    transport = httpx.ASGITransport(app=create_deliveries_app(queue, RoutingTable.empty))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         response = await client.post("/v1/spaces/acme/deadletters/redrive", content=TOO_DEEP)
     await queue.close()

@@ -93,7 +93,7 @@ async def test_replay_by_id_and_window_reports_counts_and_refusals(
         assert json.loads(by_window.stdout) == {
             "replayed": 1,
             "events": 1,
-            "skipped": {"deletedSubscription": 0, "atMostOnce": 0},
+            "skipped": {"deletedSubscription": 0, "atMostOnce": 0, "filtered": 0},
         }
         assert await ids_received(receiver, 3) == ["ev-1"] * 3
 
@@ -105,7 +105,17 @@ async def test_replay_by_id_and_window_reports_counts_and_refusals(
         )
 
         [created] = (await config.get("/subscriptions")).json()["subscriptions"]
-        await config.delete(f"/subscriptions/{created['subscriptionId']}")
+        url = f"/subscriptions/{created['subscriptionId']}"
+        elsewhere = {"source": ["nowhere"]}
+        body = {**subscription, "path": f"/{SPACE}/", "filter": elsewhere}
+        assert (await config.put(url, json=body)).status_code == 200
+        filtered = await eg(gateway, "events", "replay", "ev-1")
+        assert (filtered.exit_code, filtered.stdout) == (
+            0,
+            "Replayed 0 deliveries of 1 event.\n"
+            "Skipped 1 to subscriptions whose filter does not match now.\n",
+        )
+        await config.delete(url)
         skipped = await eg(gateway, "events", "replay", "ev-1")
         assert (skipped.exit_code, skipped.stdout) == (
             0,

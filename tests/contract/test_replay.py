@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
 import pytest
 
 from eventgateway.errors import NotFoundError, TooManyRequestsError, ValidationError
 from eventgateway.queue.base import Accepted, Delivery
 from eventgateway.queue.replay import ReplayResult, ReplaySkipped, ReplayTarget
+from eventgateway.routing.filters import compile_filter
 from tests.queue.kit import (
     DEADLINE_S,
     T0,
@@ -21,6 +23,7 @@ from tests.queue.kit import (
     Queue,
     attempt,
     event,
+    ids,
     put,
     queues,
     to,
@@ -45,14 +48,25 @@ async def queue(make_queue: MakeQueue) -> Queue:
     return await make_queue()
 
 
-def existing(*ids: str, ordered: bool = False, at_most_once: Sequence[str] = ()):
-    """The space's subscriptions now: ``ids`` exist (function ``fn-<id>``), others not."""
+def existing(
+    *ids: str,
+    ordered: bool = False,
+    at_most_once: Sequence[str] = (),
+    filters: Mapping[str, dict[str, Any]] | None = None,
+):
+    """The space's subscriptions now: ``ids`` exist (function ``fn-<id>``), others not;
+    ``filters`` by subscription id, compiled as routing compiles them."""
+    compiled = {name: compile_filter(pattern) for name, pattern in (filters or {}).items()}
 
     def target(subscription_id: str) -> ReplayTarget | None:
         if subscription_id not in ids:
             return None
+        matcher = compiled.get(subscription_id)
         return ReplayTarget(
-            f"fn-{subscription_id}", ordered=ordered, at_most_once=subscription_id in at_most_once
+            f"fn-{subscription_id}",
+            ordered=ordered,
+            at_most_once=subscription_id in at_most_once,
+            matches=None if matcher is None else matcher.matches_event,
         )
 
     return target
@@ -144,6 +158,34 @@ async def test_replay_skips_deleted_and_at_most_once_subscriptions(queue: Queue)
         replayed=1, events=1, skipped=ReplaySkipped(deleted_subscription=1, at_most_once=1)
     )
     assert [d.subscription_id for d in await lease(queue)] == ["s1"]
+
+
+async def test_replay_skips_subscriptions_whose_filter_now_turns_the_event_away(
+    queue: Queue,
+) -> None:
+    await delivered(queue, "e1", "s1", "s2", "s3")
+    await delivered(queue, "e2", "s1", "s2", "s3")
+    # Matched against the stored event (kit.event: source "test", data {"n": <id>}).
+    now = existing(
+        "s1",
+        "s2",
+        "s3",
+        filters={
+            "s2": {"data": {"n": ["e2"]}},
+            "s3": {"source": ["test"], "plan": [{"exists": False}]},
+        },
+    )
+
+    result = await queue.replay("acme", ids=["e1", "e2"], subscriptions=now)
+
+    assert result == ReplayResult(replayed=5, events=2, skipped=ReplaySkipped(filtered=1))
+    assert sorted(ids(await lease(queue))) == [
+        ("e1", "s1"),
+        ("e1", "s3"),
+        ("e2", "s1"),
+        ("e2", "s2"),
+        ("e2", "s3"),
+    ]
 
 
 async def test_replay_leaves_dead_letters_alone(queue: Queue) -> None:

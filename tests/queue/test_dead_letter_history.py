@@ -16,8 +16,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from eventgateway.queue.jetstream import JetStreamQueue
+from eventgateway.queue.log import rfc3339
+from eventgateway.queue.replay import ReplayTarget
 from tests.queue.kit import (
     BACKENDS,
+    T0,
     FakeClock,
     MakeQueue,
     Queue,
@@ -118,3 +121,41 @@ async def test_a_dead_letter_whose_history_was_dropped_is_redriven_and_logged_ag
     )
     assert d.attempt_log[-1].outcome == "delivered"
     assert await queue.list_dead_letters("acme") == []
+
+
+async def test_an_event_shown_from_dead_letters_keeps_its_receipt_time_across_a_redrive(
+    queue: Queue, clock: FakeClock
+) -> None:
+    # A redrive counts the retry policy's max age from the redrive (JetStream: the
+    # republished message's accepted_at); the event was still received when it was.
+    await dead_event(queue)
+    clock.advance(1000.0)
+    (letter,) = await queue.list_dead_letters("acme")
+    assert await queue.redrive("acme", ids=[letter.dead_letter_id]) == 1
+    (again,) = await lease(queue)
+    await queue.dead_letter(again, "gave up again", attempt("failed", 410, "HTTP 410"))
+    await crowd_out_the_dead_event(queue, clock)
+
+    view = await queue.get_event("acme", "dead")
+
+    assert view is not None
+    assert (view.state, view.received_at) == ("dead", rfc3339(T0))
+
+
+async def test_an_event_shown_from_dead_letters_keeps_its_receipt_time_across_a_replay(
+    queue: Queue, clock: FakeClock
+) -> None:
+    await put(queue, "dead", "s1")
+    (first,) = await lease(queue)
+    await queue.ack(first, attempt())
+    clock.advance(1000.0)
+    replayed = await queue.replay("acme", ids=["dead"], subscriptions=lambda _: ReplayTarget("s1"))
+    assert replayed.replayed == 1
+    (again,) = await lease(queue)
+    await queue.dead_letter(again, "gave up", attempt("failed", 410, "HTTP 410"))
+    await crowd_out_the_dead_event(queue, clock)
+
+    view = await queue.get_event("acme", "dead")
+
+    assert view is not None
+    assert (view.state, view.received_at) == ("dead", rfc3339(T0))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from eventgateway.queue.jetstream_history import (
@@ -13,6 +15,7 @@ from eventgateway.queue.jetstream_history import (
     Settled,
     fold,
 )
+from eventgateway.queue.jetstream_wire import Envelope
 
 SUBJECT = "eg.log.acme.e1"
 
@@ -146,3 +149,26 @@ def test_an_accepted_record_keeps_the_authorizer_request():
     )
 
     assert event.accepted.auth_request == request
+
+
+class _EarlierEnvelope(msgspec.Struct, array_like=True, omit_defaults=True):
+    """``Envelope`` as builds before ``received_at`` had it."""
+
+    space: str
+    subscription_id: str
+    function_id: str
+    accepted_at: float
+    event: bytes
+    partition_key: str | None = None
+    auth_request: dict[str, Any] | None = None
+    delivery_id: str | None = None
+
+
+def test_a_redriven_envelope_is_read_by_earlier_builds_and_keeps_the_receipt():
+    redriven = Envelope("acme", "sub-1", "crm", 50.0, b"{}", delivery_id="11", received_at=1.0)
+
+    earlier = msgspec.msgpack.decode(msgspec.msgpack.encode(redriven), type=_EarlierEnvelope)
+    from_earlier = msgspec.msgpack.decode(msgspec.msgpack.encode(earlier), type=Envelope)
+
+    assert (earlier.accepted_at, earlier.delivery_id) == (50.0, "11")  # max age from 50
+    assert (redriven.received, from_earlier.received) == (1.0, 50.0)

@@ -355,7 +355,7 @@ async def test_events_replayed_by_id_and_by_window(client, receiver):
     by_window = await client.replay(since="1h", subscription_id=sub["subscriptionId"])
     await receiver.wait_for(3, "/crm")
 
-    skipped = {"deletedSubscription": 0, "atMostOnce": 0}
+    skipped = {"deletedSubscription": 0, "atMostOnce": 0, "filtered": 0}
     assert by_id == {"replayed": 1, "events": 1, "skipped": skipped}
     assert by_window == by_id
     assert [call.json()["id"] for call in receiver.calls_to("/crm")] == ["r-0"] * 3

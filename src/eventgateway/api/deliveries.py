@@ -17,7 +17,7 @@ Times in queries are RFC 3339 or Unix seconds. Only deliveries of ``{space}`` ar
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -32,6 +32,7 @@ from eventgateway.api.problems import EXCEPTION_HANDLERS
 from eventgateway.api.replay import replay_handler
 from eventgateway.errors import NotFoundError, ValidationError
 from eventgateway.queue.log import DeliveryLog
+from eventgateway.routing.table import RoutingTable
 
 __all__ = ["create_deliveries_app", "is_deliveries_path"]
 
@@ -74,8 +75,9 @@ def _limit(params: Mapping[str, str]) -> int:
     return parse_limit(params, default=100, maximum=_MAX_LIMIT)
 
 
-def create_deliveries_app(log: DeliveryLog) -> Starlette:
-    """The ASGI app serving the delivery log and dead letters of ``log``."""
+def create_deliveries_app(log: DeliveryLog, routing: Callable[[], RoutingTable]) -> Starlette:
+    """The ASGI app serving the delivery log and dead letters of ``log``; ``routing``
+    returns the gateway's current routing table (a replay delivers as it says)."""
 
     async def list_events(request: Request) -> Response:
         params = request.query_params
@@ -169,7 +171,7 @@ def create_deliveries_app(log: DeliveryLog) -> Starlette:
     base = "/v1/spaces/{space}"
     routes = [
         Route(f"{base}/events", list_events, methods=["GET"]),
-        Route(f"{base}/events/replay", replay_handler(log), methods=["POST"]),
+        Route(f"{base}/events/replay", replay_handler(log, routing), methods=["POST"]),
         Route(f"{base}/events/{{id:path}}", get_event, methods=["GET"]),
         Route(f"{base}/deadletters", list_dead_letters, methods=["GET"]),
         Route(f"{base}/deadletters", purge, methods=["DELETE"]),

@@ -205,6 +205,11 @@ def deliveries_schemas() -> dict[str, Any]:
                     "minimum": 0,
                     "description": "Subscriptions that are at-most-once now.",
                 },
+                "filtered": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Subscriptions whose filter now turns the event away.",
+                },
             },
             "(event, subscription) pairs not delivered again, by reason.",
         ),

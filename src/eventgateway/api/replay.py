@@ -3,14 +3,12 @@
 The body names the events: ``{"ids": [...]}`` or a window of received time
 ``{"since": …, "until": …}`` (``since`` required), optionally ``"subscriptionId"``. The
 answer is 200 ``{"replayed": n, "events": m, "skipped": {"deletedSubscription": a,
-"atMostOnce": b}}``. The rules are :mod:`eventgateway.queue.replay`'s; an admin key is
-needed, as for every write (``api/auth.py``).
+"atMostOnce": b, "filtered": c}}``. The rules are :mod:`eventgateway.queue.replay`'s; an
+admin key is needed, as for every write (``api/auth.py``).
 
-Which subscriptions still exist, and how they deliver now, comes from this process's
-routing table: the Configuration API's outermost layer
-(:class:`~eventgateway.asgi_routing.RefreshAfterWrite`) puts it in
-``scope["state"]["routing"]`` (:data:`ROUTING_STATE`), as the auth guard puts the
-principal there.
+Which subscriptions still exist, how they deliver and what their filters let through
+now comes from this process's routing table, read through the getter the gateway hands
+:func:`replay_handler` (``create_deliveries_app``'s ``routing``).
 """
 
 from __future__ import annotations
@@ -24,15 +22,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from eventgateway.api.params import parse_time
-from eventgateway.errors import UnavailableError, ValidationError
+from eventgateway.errors import ValidationError
+from eventgateway.events.model import CloudEvent
 from eventgateway.queue.log import DeliveryLog
 from eventgateway.queue.replay import ReplayTarget, Subscriptions
-from eventgateway.routing.table import RoutingTable
+from eventgateway.routing.table import RoutingTable, Target
 
-__all__ = ["ROUTING_STATE", "replay_handler", "subscriptions_of"]
-
-ROUTING_STATE: Final = "routing"
-"""The key of ``scope["state"]`` under which the routing table reaches the handler."""
+__all__ = ["replay_handler", "subscriptions_of"]
 
 # Times are shown with microsecond precision; a value copied from a listing (an event's
 # receivedAt) must select that event, so bounds move half a microsecond down (as redrive).
@@ -48,7 +44,7 @@ class _ReplayBody(msgspec.Struct):
 
 def subscriptions_of(table: RoutingTable, space: str) -> Subscriptions:
     """What replay may deliver to in ``space``, per ``table``: an async subscription that
-    exists, with its function, ordering and delivery mode now."""
+    exists, with its function, ordering, delivery mode and filter now."""
 
     def target(subscription_id: str) -> ReplayTarget | None:
         found = table.target(space, subscription_id)
@@ -59,9 +55,24 @@ def subscriptions_of(table: RoutingTable, space: str) -> Subscriptions:
             subscription.function_id,
             ordered=subscription.ordered,
             at_most_once=subscription.delivery == "at-most-once",
+            matches=_filter_of(found),
         )
 
     return target
+
+
+def _filter_of(target: Target) -> Callable[[CloudEvent], bool] | None:
+    if target.matcher is not None:
+        return target.matcher.matches_event
+    if target.subscription.filter is not None:
+        # A stored filter that no longer compiles keeps the subscription out of routing
+        # (routing/table.py): it gets no event at accept, so none by replay either.
+        return _nothing
+    return None
+
+
+def _nothing(event: CloudEvent) -> bool:
+    return False
 
 
 def _time(raw: str | None, name: str, now_s: float) -> float | None:
@@ -70,8 +81,11 @@ def _time(raw: str | None, name: str, now_s: float) -> float | None:
     return parse_time(raw, name, now_s=now_s) - _HALF_MICROSECOND
 
 
-def replay_handler(log: DeliveryLog) -> Callable[[Request], Awaitable[Response]]:
-    """The route handler replaying the events of ``log``."""
+def replay_handler(
+    log: DeliveryLog, routing: Callable[[], RoutingTable]
+) -> Callable[[Request], Awaitable[Response]]:
+    """The route handler replaying the events of ``log`` to the subscriptions of the
+    table ``routing`` returns when a request comes (the gateway's current one)."""
 
     async def replay(request: Request) -> Response:
         body = await request.body()
@@ -80,9 +94,6 @@ def replay_handler(log: DeliveryLog) -> Callable[[Request], Awaitable[Response]]
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             # RecursionError: nested deeper than the decoder's stack allows
             raise ValidationError(f"Replay body is not valid: {exc}") from None
-        table = request.scope.get("state", {}).get(ROUTING_STATE)
-        if not isinstance(table, RoutingTable):
-            raise UnavailableError("Replay is not available: the routing table is not known.")
         space = request.path_params["space"]
         now_s = time.time()
         result = await log.replay(
@@ -91,7 +102,7 @@ def replay_handler(log: DeliveryLog) -> Callable[[Request], Awaitable[Response]]
             subscription_id=spec.subscriptionId,
             since=_time(spec.since, "since", now_s),
             until=_time(spec.until, "until", now_s),
-            subscriptions=subscriptions_of(table, space),
+            subscriptions=subscriptions_of(routing(), space),
         )
         return Response(msgspec.json.encode(result) + b"\n", media_type="application/json")
 

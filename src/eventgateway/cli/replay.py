@@ -36,6 +36,7 @@ def _report(options: CliOptions, answer: dict[str, Any]) -> None:
         for name, what in (
             ("deletedSubscription", "subscriptions removed since"),
             ("atMostOnce", "at-most-once subscriptions"),
+            ("filtered", "subscriptions whose filter does not match now"),
         )
         if skipped.get(name)
     ]
@@ -66,8 +67,8 @@ def replay(
 
     Name the events, or a window of the time they were received (--since is required
     for a window). Each gets a new delivery beside its old ones, from attempt 1, with
-    the same CloudEvent (id included). Subscriptions removed since, or at-most-once
-    now, are skipped.
+    the same CloudEvent (id included). Subscriptions removed since, at-most-once now,
+    or whose filter now turns the event away, are skipped.
     """
     if event_ids and (since is not None or until is not None):
         raise click.ClickException(f"{_SELECTION} (only one of them)")

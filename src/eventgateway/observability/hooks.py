@@ -34,7 +34,8 @@ class MetricsHooks(DispatchHooks):
         self._deliveries.attempt(outcome, duration_s)
 
     def count_settle(self, space: str, state: str, age_s: float) -> None:
-        """A delivery of ``space`` settled as ``state``, ``age_s`` after its event came."""
+        """A delivery of ``space`` settled as ``state``, ``age_s`` after its event came (or
+        after the replay or redrive that made it due again)."""
         if state == "delivered":
             self._deliveries.delivered(space, age_s)
         elif state == "retrying":

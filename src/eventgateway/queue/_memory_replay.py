@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import functools
 import itertools
 from collections.abc import Callable, Sequence
 
@@ -19,7 +18,6 @@ from eventgateway.queue.replay import (
     Subscriptions,
     check_selection,
     not_found,
-    partition_key_of,
     plan_event,
     refused,
     too_many,
@@ -69,7 +67,7 @@ class MemoryReplayMixin(DeliveryLog):
                 [_original(r) for r in mine],
                 subscription_id=subscription_id,
                 subscriptions=subscriptions,
-                partition_key=functools.partial(partition_key_of, stored.event),
+                event=stored.event.copy,
                 skipped=result.skipped,
             )
             if planned:

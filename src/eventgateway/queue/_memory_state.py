@@ -78,7 +78,8 @@ class Record:
         self.dead_reason = ""
         self.updated_at = now
         self.log: list[LoggedAttempt] = []
-        # When it was made (accept, or replay): a retry policy's max age counts from it.
+        # When it was made (accept or replay; a redrive sets it again): a retry policy's
+        # max age counts from it.
         self.accepted_at = now
         self.replay_of = replay_of
 

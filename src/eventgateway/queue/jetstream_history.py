@@ -318,11 +318,11 @@ def _settle(d: _Delivery, record: Settled) -> None:
 
 def accepted_of(dead: Sequence[DeadEnvelope]) -> Accepted:
     """The ``Accepted`` record of the deliveries of dead letters of one (space, source,
-    event id), rebuilt from them: each carries the event and its ``accepted_at``."""
+    event id), rebuilt from them: each carries the event and when it was received."""
     first = dead[0].delivery
     event = decode_event(first.event)
     return Accepted(
-        min(d.delivery.accepted_at for d in dead),
+        min(d.delivery.received for d in dead),
         first.space,
         event.source,
         event.id,

@@ -273,13 +273,22 @@ class JetStreamLogMixin(DeliveryLog):
         until: float | None = None,
     ) -> int:
         """See :meth:`DeliveryLog.redrive`. Each dead letter is republished (keeping its
-        delivery id), then deleted; a full deliveries stream refuses it (StoreError)."""
+        delivery id, its ``accepted_at`` now), then deleted; a full deliveries stream
+        refuses it (StoreError)."""
         js, names = self._jetstream(), self.names
         async with _translated("redrive dead letters"):
             dead = await self._dead(space, ids, subscription_id, since, until)
             messages: dict[str, int] = {}  # delivery id → the stream sequence it has now
+            now = self._clock()
             for seq, d in dead:
-                again = msgspec.structs.replace(d.delivery, delivery_id=d.delivery_id)
+                # Max age counts from the redrive: a dead letter is usually older than it,
+                # and counted from the receipt the retries would end after one attempt.
+                again = msgspec.structs.replace(
+                    d.delivery,
+                    delivery_id=d.delivery_id,
+                    accepted_at=now,
+                    received_at=d.delivery.received,
+                )
                 ack = await js.publish(
                     names.delivery_subject(again),
                     msgspec.msgpack.encode(again),

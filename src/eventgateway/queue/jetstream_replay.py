@@ -38,7 +38,6 @@ from eventgateway.queue.replay import (
     Subscriptions,
     check_selection,
     not_found,
-    partition_key_of,
     plan_event,
     refused,
     too_many,
@@ -60,10 +59,6 @@ async def _translated(what: str) -> AsyncIterator[None]:
         if not is_nats_error(exc):
             raise
         raise store_error(what, exc) from exc
-
-
-def _key_of(body: bytes) -> str | None:
-    return partition_key_of(decode_event(body))
 
 
 def _originals(event: EventState) -> list[Original]:
@@ -109,7 +104,7 @@ class JetStreamReplayMixin(JetStreamLogMixin):
                 _originals(event),
                 subscription_id=subscription_id,
                 subscriptions=subscriptions,
-                partition_key=functools.partial(_key_of, event.accepted.body),
+                event=functools.partial(decode_event, event.accepted.body),
                 skipped=result.skipped,
             )
             plans += [(event, plan) for plan in planned]
@@ -180,6 +175,7 @@ class JetStreamReplayMixin(JetStreamLogMixin):
                 event=event.accepted.body,
                 partition_key=plan.partition_key,
                 auth_request=plan.auth_request,
+                received_at=event.accepted.at,
             )
             # Unique per message: a publish retried after "no responders" is stored once.
             headers = {"Nats-Msg-Id": f"replay-{token}-{index}"}

@@ -169,13 +169,23 @@ class Envelope(msgspec.Struct, array_like=True, omit_defaults=True):
     space: str
     subscription_id: str
     function_id: str
-    accepted_at: float  # wall-clock seconds at accept, for a retry policy's max age
+    # Wall-clock seconds at accept, replay or the last redrive: a retry policy's max age
+    # counts from it.
+    accepted_at: float
     event: bytes  # encode_event() of the event
     partition_key: str | None = None
     auth_request: dict[str, Any] | None = None
     # Set when a dead letter is redriven: the id it had (its first stream sequence), so
     # the delivery keeps its id and its history across redrives.
     delivery_id: str | None = None
+    # The event's receipt, set when ``accepted_at`` is a replay's or a redrive's time: an
+    # event rebuilt from its dead letters shows it. (Earlier builds ignore the field.)
+    received_at: float | None = None
+
+    @property
+    def received(self) -> float:
+        """When the event was received (accepted)."""
+        return self.accepted_at if self.received_at is None else self.received_at
 
 
 class DeadEnvelope(msgspec.Struct, array_like=True, omit_defaults=True):

@@ -304,7 +304,8 @@ class DeliveryLog(abc.ABC):
         since: float | None = None,
         until: float | None = None,
     ) -> int:
-        """Make matching dead letters pending again, due now, with their attempts reset.
+        """Make matching dead letters pending again, due now, with their attempts reset
+        and a retry policy's max age counted from now (``Delivery.accepted_at``).
 
         Filters combine with AND; none means every dead letter of the space. Redriven
         deliveries count against the queue's bounds but are never refused. Returns how

@@ -347,6 +347,9 @@ class MemoryQueue(MemoryExtendMixin, MemoryReplayMixin, MemoryLogMixin, Delivery
             record.dead_reason = ""
             record.updated_at = now
             record.due_at = now
+            # A dead letter is usually older than its policy's max age: counted from the
+            # event's arrival, the retries would be over after one attempt.
+            record.accepted_at = now
             stored = record.event
             if stored.unsettled == 0:
                 self._bytes += stored.size

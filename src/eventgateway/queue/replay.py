@@ -17,8 +17,9 @@ documented for users in ``docs/delivery.md`` ("Replay"):
   replay, and the authorizer's request copied from the event's first delivery to that
   subscription. ``replay_of`` names that first delivery (the original). Existing
   deliveries, their attempts and dead letters are left as they are.
-* **Skipped**, and counted: subscriptions deleted since (or no longer async), and
-  subscriptions that are ``at-most-once`` now (a replay would make them durable).
+* **Skipped**, and counted: subscriptions deleted since (or no longer async),
+  subscriptions that are ``at-most-once`` now (a replay would make them durable), and
+  subscriptions whose ``filter`` now turns the stored event away (as it would at accept).
 * **All or nothing**: ids that name no event → :class:`NotFoundError` naming them; new
   deliveries past the queue's bounds → :class:`TooManyRequestsError` with the counts;
   nothing is written in either case.
@@ -27,6 +28,7 @@ documented for users in ``docs/delivery.md`` ("Replay"):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, NamedTuple
 
@@ -59,11 +61,16 @@ _NAMED_IDS: Final = 20
 
 
 class ReplayTarget(msgspec.Struct, frozen=True):
-    """A subscription as configured now, as much as replay needs of it."""
+    """A subscription as configured now, as much as replay needs of it.
+
+    ``matches`` is its filter over the stored event (``None``: it has none, and every
+    event of its route is delivered).
+    """
 
     function_id: str
     ordered: bool = False
     at_most_once: bool = False
+    matches: Callable[[CloudEvent], bool] | None = None
 
 
 Subscriptions = Callable[[str], ReplayTarget | None]
@@ -75,6 +82,7 @@ class ReplaySkipped(msgspec.Struct, kw_only=True, rename="camel"):
 
     deleted_subscription: int = 0  # the subscription no longer exists (or is not async)
     at_most_once: int = 0  # the subscription is at-most-once now
+    filtered: int = 0  # the subscription's filter now turns the event away
 
 
 class ReplayResult(msgspec.Struct, kw_only=True, rename="camel"):
@@ -181,7 +189,7 @@ def plan_event(
     *,
     subscription_id: str | None,
     subscriptions: Subscriptions,
-    partition_key: Callable[[], str | None],
+    event: Callable[[], CloudEvent],
     skipped: ReplaySkipped,
 ) -> list[Planned]:
     """The new deliveries of one selected event; counts what it skips in ``skipped``.
@@ -191,8 +199,10 @@ def plan_event(
             subscription is the one a replay repeats.
         subscription_id: replay to this subscription only.
         subscriptions: the space's subscriptions as configured now.
-        partition_key: the event's partition key (called only for ordered subscriptions).
+        event: the stored event, decoded (called at most once, and only for an ordered
+            or a filtered subscription).
     """
+    stored = functools.cache(event)
     planned: list[Planned] = []
     seen: set[str] = set()
     for original in originals:
@@ -205,12 +215,14 @@ def plan_event(
             skipped.deleted_subscription += 1
         elif target.at_most_once:
             skipped.at_most_once += 1
+        elif target.matches is not None and not target.matches(stored()):
+            skipped.filtered += 1
         else:
             planned.append(
                 Planned(
                     wanted,
                     target.function_id,
-                    partition_key() if target.ordered else None,
+                    partition_key_of(stored()) if target.ordered else None,
                     original.replay_of or original.delivery_id,
                     original.auth_request,
                 )

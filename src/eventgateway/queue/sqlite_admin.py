@@ -60,18 +60,21 @@ def dead_filter(
 
 
 def redrive_op(selected: DeadFilter, clock: Clock) -> Callable[[Tx], int]:
-    """Make the selected dead letters pending, due now, with attempts reset."""
+    """Make the selected dead letters pending, due now, with attempts reset and a retry
+    policy's max age counted from now (``accepted_at``)."""
     where, params = selected
 
     def op(tx: Tx) -> int:
         conn = tx.conn
         now = clock()
+        # accepted_at: a dead letter is usually older than its policy's max age; counted
+        # from the event's receipt, the retries would be over after one attempt.
         rows = conn.execute(
             "UPDATE deliveries SET state = 'pending', attempts = 0, dead_reason = '', "
-            "lease_until = NULL, updated_at = ?, "
+            "lease_until = NULL, updated_at = ?, accepted_at = ?, "
             "due_at = CASE WHEN partition_key IS NULL THEN ? ELSE NULL END "
             f"WHERE {where} RETURNING event_seq, space, subscription_id, partition_key",
-            (now, now, *params),
+            (now, now, now, *params),
         ).fetchall()
         if not rows:
             return 0

@@ -252,7 +252,7 @@ def deliveries_of(
                 subscription_id=subscription_id,
                 function_id=function_id,
                 event=event,
-                # A replayed delivery's own time (its max age counts from the replay).
+                # A replay's or a redrive's time, if any: its max age counts from then.
                 accepted_at=received_at if made_at is None else made_at,
                 body=body,
                 attempt=attempts,

@@ -28,7 +28,6 @@ from eventgateway.queue.replay import (
     Subscriptions,
     check_selection,
     not_found,
-    partition_key_of,
     plan_event,
     refused,
     too_many,
@@ -141,10 +140,6 @@ def _select(
     return [_Selected(seq, bodies[seq], originals[seq]) for seq in seqs]
 
 
-def _key_of(body: bytes) -> str | None:
-    return partition_key_of(decode_event(body))
-
-
 def _replay_op(
     rows: list[tuple[int, str, Planned]],
     seqs: list[int],
@@ -255,7 +250,7 @@ class SqliteReplayMixin(DeliveryLog):
                     event.originals,
                     subscription_id=subscription_id,
                     subscriptions=subscriptions,
-                    partition_key=functools.partial(_key_of, event.body),
+                    event=functools.partial(decode_event, event.body),
                     skipped=result.skipped,
                 )
                 rows += [(event.seq, space, plan) for plan in planned]

@@ -9,12 +9,14 @@ Tables:
     several spaces).
 ``deliveries``
     One row per (event, subscription) at accept, and one more per replay to it
-    (``replay_of``, ``accepted_at``: set on replayed rows only). ``state`` is
-    ``pending`` until settled as ``delivered`` or ``dead``. A pending row is leasable
-    when ``due_at <= now``; leasing moves ``due_at`` (and ``lease_until``) to the
-    lease's expiry, so an expired lease is simply due again. ``due_at IS NULL`` on a
-    pending row means *parked*: an older unsettled delivery of the same (space,
-    subscription, partition key) goes first, and settling that one un-parks the next.
+    (``replay_of``: set on replayed rows only). ``accepted_at`` is when a replay made
+    the row or a redrive last revived it (a retry policy's max age counts from then;
+    NULL: from the event's receipt). ``state`` is ``pending`` until settled as
+    ``delivered`` or ``dead``. A pending row is leasable when ``due_at <= now``; leasing
+    moves ``due_at`` (and ``lease_until``) to the lease's expiry, so an expired lease is
+    simply due again. ``due_at IS NULL`` on a pending row means *parked*: an older
+    unsettled delivery of the same (space, subscription, partition key) goes first, and
+    settling that one un-parks the next.
 ``attempts``
     Every settled attempt of every delivery, numbered per delivery by
     ``deliveries.logged`` (which, unlike ``deliveries.attempts``, redrive does not reset).

@@ -83,7 +83,7 @@ class AsyncReplayOperations:
 
         Returns:
             ``{"replayed": deliveries made, "events": events selected, "skipped":
-            {"deletedSubscription": n, "atMostOnce": n}}``.
+            {"deletedSubscription": n, "atMostOnce": n, "filtered": n}}``.
 
         Raises:
             GatewayError: 400 nothing (or too much: over 10,000 events) selected, 404 ids
