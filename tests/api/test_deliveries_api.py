@@ -659,7 +659,8 @@ async def test_redrive_that_names_nothing_is_400_and_redrives_nothing(
         (b'{"ids": "1"}', "Expected `array | null`, got `str` - at `$.ids`"),
         (b'{"ids": [1]}', "Expected `str`, got `int` - at `$.ids[0]`"),
         (b'{"all": "yes"}', "Expected `bool`, got `str` - at `$.all`"),
-        (b'{"since": 5}', "Expected `str | null`, got `int` - at `$.since`"),
+        (b'{"since": true}', "Expected `float | str | null`, got `bool` - at `$.since`"),
+        (b'{"subscriptionID": "s"}', "Object contains unknown field `subscriptionID`"),
     ],
 )
 async def test_malformed_redrive_body_is_400_never_500(
@@ -1001,3 +1002,25 @@ async def test_since_a_letters_dead_at_includes_it_and_until_excludes_it(
     until = await dead_letters(gw, until=letter["deadAt"])
 
     assert (since, until) == ([letter], [])
+
+
+async def test_redrive_takes_unix_seconds_as_a_number_and_refuses_a_window_ending_first(
+    gw: InProcess, receiver: Receiver
+) -> None:
+    await gw.event_type(TYPE)
+    await failing(gw, receiver, "crm")
+    await emit(gw, "e-0")
+    letters = await wait_dead(gw, ["e-0"])
+    url = "/v1/spaces/acme/deadletters/redrive"
+
+    backwards = await gw.config.post(url, json={"since": 2_000_000_000, "until": 1_000_000_000})
+    assert (backwards.status_code, backwards.json()) == (
+        400,
+        error("until is before since: the window selects nothing"),
+    )
+    assert await dead_letters(gw) == letters
+
+    later = await gw.config.post(url, json={"since": 4_000_000_000})
+    assert (later.status_code, later.json()) == (200, {"redriven": 0})
+    redriven = await gw.config.post(url, json={"since": 1_000_000_000.5})
+    assert (redriven.status_code, redriven.json()) == (200, {"redriven": 1})

@@ -100,9 +100,11 @@ async def test_replay_by_window_takes_durations_and_subscription(
     subscription = await delivered_once(gw, receiver, "e-0", "e-1")
 
     older = await gw.config.post(REPLAY, json={"since": "10m", "until": "5m"})
+    numbers = await gw.config.post(REPLAY, json={"since": 1_000_000_000, "until": 1_000_000_001})
     recent = await gw.config.post(REPLAY, json={"since": "10m", "subscriptionId": subscription})
 
     assert older.json() == {"replayed": 0, "events": 0, "skipped": NOTHING_SKIPPED}
+    assert numbers.json() == {"replayed": 0, "events": 0, "skipped": NOTHING_SKIPPED}
     assert recent.json() == {"replayed": 2, "events": 2, "skipped": NOTHING_SKIPPED}
     assert sorted(await received(receiver, "/acme/crm", 4)) == ["e-0", "e-0", "e-1", "e-1"]
 
@@ -245,7 +247,9 @@ async def test_ids_that_name_no_event_are_404_naming_them_and_nothing_is_replaye
         ({"since": "1", "until": "soon"}, "until 'soon' is not a time"),
         ({"ids": "e-0"}, "at `$.ids`"),
         ({"ids": [1]}, "at `$.ids[0]`"),
-        ({"since": 1}, "at `$.since`"),
+        ({"since": True}, "at `$.since`"),
+        ({"ids": ["e"], "subscriptionID": "s"}, "unknown field `subscriptionID`"),
+        ({"since": "1h", "until": "2h"}, "until is before since"),
         ({"since": "1", "subscriptionId": 5}, "at `$.subscriptionId`"),
         ([], "Replay body is not valid"),
     ],
@@ -255,6 +259,13 @@ async def test_bad_input_is_400_naming_the_field(gw: InProcess, body: Any, messa
 
     assert response.status_code == 400, response.text
     assert message in response.json()["errors"][0]["message"]
+
+
+async def test_a_number_out_of_range_is_400_naming_the_field(gw: InProcess) -> None:
+    response = await gw.config.post(REPLAY, content=b'{"since": 1e400}')
+
+    assert response.status_code == 400, response.text
+    assert "Number out of range - at `$.since`" in response.json()["errors"][0]["message"]
 
 
 async def test_more_ids_than_the_cap_are_400_naming_it(gw: InProcess) -> None:

@@ -27,7 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from eventgateway.api.config import ROUTER_HANDLERS
-from eventgateway.api.params import parse_limit, parse_time
+from eventgateway.api.params import body_time, check_window, parse_limit, parse_time
 from eventgateway.api.problems import EXCEPTION_HANDLERS
 from eventgateway.api.replay import replay_handler
 from eventgateway.errors import NotFoundError, ValidationError
@@ -69,6 +69,11 @@ def _time(params: Mapping[str, str], name: str) -> float | None:
 
 def _parse_time(raw: str, name: str) -> float:
     return parse_time(raw, name) - _HALF_MICROSECOND
+
+
+def _body_time(raw: str | float | None, name: str) -> float | None:
+    seconds = body_time(raw, name)
+    return None if seconds is None else seconds - _HALF_MICROSECOND
 
 
 def _limit(params: Mapping[str, str]) -> int:
@@ -138,12 +143,10 @@ def create_deliveries_app(log: DeliveryLog, routing: Callable[[], RoutingTable])
                 'Name what to redrive: {"ids": [...]}, a filter '
                 '(subscriptionId, since, until) or {"all": true}.'
             )
+        since, until = _body_time(spec.since, "since"), _body_time(spec.until, "until")
+        check_window(since, until)
         count = await log.redrive(
-            space,
-            ids=spec.ids,
-            subscription_id=spec.subscriptionId,
-            since=None if spec.since is None else _parse_time(spec.since, "since"),
-            until=None if spec.until is None else _parse_time(spec.until, "until"),
+            space, ids=spec.ids, subscription_id=spec.subscriptionId, since=since, until=until
         )
         return _json({"redriven": count})
 
@@ -182,9 +185,10 @@ def create_deliveries_app(log: DeliveryLog, routing: Callable[[], RoutingTable])
     return Starlette(routes=routes, exception_handlers={**EXCEPTION_HANDLERS, **ROUTER_HANDLERS})
 
 
-class _RedriveBody(msgspec.Struct):
+# Unknown members are refused, as for replay: a misspelt filter must not widen a redrive.
+class _RedriveBody(msgspec.Struct, forbid_unknown_fields=True):
     ids: list[str] | None = None
     subscriptionId: str | None = None
-    since: str | None = None
-    until: str | None = None
+    since: str | float | None = None
+    until: str | float | None = None
     all: bool = False

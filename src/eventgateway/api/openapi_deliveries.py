@@ -26,6 +26,9 @@ _QUERY_TIME: Final = (
     "or Unix seconds (`1795716000`, fractions allowed)."
 )
 _WINDOW_TIME: Final = _QUERY_TIME[:-1] + ", or a duration back from now (`30s`, `10m`, `2h`)."
+_NUMBER_TIME: Final = "A JSON number is Unix seconds."
+_BODY_TIME: Final = f"{_QUERY_TIME} {_NUMBER_TIME}"
+_BODY_TIME_TYPE: Final = {"type": ["string", "number"]}
 
 
 def _struct(properties: dict[str, Any], description: str) -> dict[str, Any]:
@@ -158,13 +161,14 @@ def deliveries_schemas() -> dict[str, Any]:
         ),
         "RedriveInput": {
             "type": "object",
+            "additionalProperties": False,
             "description": 'Name what to redrive: `{"ids": [...]}`, a filter (subscriptionId, '
             'since, until) or `{"all": true}`; given together they combine with AND.',
             "properties": {
                 "ids": {"type": "array", "items": STRING, "description": "Dead letter IDs."},
                 "subscriptionId": STRING,
-                "since": {"type": "string", "description": f"Dead at or after. {_QUERY_TIME}"},
-                "until": {"type": "string", "description": f"Dead before. {_QUERY_TIME}"},
+                "since": {**_BODY_TIME_TYPE, "description": f"Dead at or after. {_BODY_TIME}"},
+                "until": {**_BODY_TIME_TYPE, "description": f"Dead before. {_BODY_TIME}"},
                 "all": {"type": "boolean", "default": False},
             },
         },
@@ -174,6 +178,7 @@ def deliveries_schemas() -> dict[str, Any]:
         ),
         "ReplayInput": {
             "type": "object",
+            "additionalProperties": False,
             "description": 'Name what to replay: `{"ids": [...]}`, or a window of received '
             "time from `since` (required: nothing replays every event by accident) to "
             "`until`; `subscriptionId` narrows either. At most "
@@ -189,8 +194,14 @@ def deliveries_schemas() -> dict[str, Any]:
                     "type": "string",
                     "description": "Only to this subscription (and only events delivered to it).",
                 },
-                "since": {"type": "string", "description": f"Received at or after. {_WINDOW_TIME}"},
-                "until": {"type": "string", "description": f"Received before. {_WINDOW_TIME}"},
+                "since": {
+                    **_BODY_TIME_TYPE,
+                    "description": f"Received at or after. {_WINDOW_TIME} {_NUMBER_TIME}",
+                },
+                "until": {
+                    **_BODY_TIME_TYPE,
+                    "description": f"Received before. {_WINDOW_TIME} {_NUMBER_TIME}",
+                },
             },
         },
         "ReplaySkipped": _struct(

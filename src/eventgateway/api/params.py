@@ -48,6 +48,22 @@ def parse_time(raw: str, name: str, *, now_s: float | None = None) -> float:
     return parsed.timestamp()
 
 
+def body_time(raw: str | float | None, name: str, *, now_s: float | None = None) -> float | None:
+    """A JSON body's time member: a string as :func:`parse_time` reads it, or a number
+    of Unix seconds; ``None`` when absent."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        return parse_time(raw, name, now_s=now_s)
+    return float(raw)  # msgspec refuses numbers out of a float's range ("Number out of range")
+
+
+def check_window(since: float | None, until: float | None) -> None:
+    """Refuse a window that ends before it starts (it could select nothing)."""
+    if since is not None and until is not None and until < since:
+        raise ValidationError("until is before since: the window selects nothing")
+
+
 def parse_limit(params: Mapping[str, str], *, default: int, maximum: int) -> int:
     """The ``limit`` parameter, from 1 to ``maximum``; ``default`` when absent."""
     raw = params.get("limit")

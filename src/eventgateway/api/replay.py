@@ -21,7 +21,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from eventgateway.api.params import parse_time
+from eventgateway.api.params import body_time, check_window
 from eventgateway.errors import ValidationError
 from eventgateway.events.model import CloudEvent
 from eventgateway.queue.log import DeliveryLog
@@ -35,11 +35,13 @@ __all__ = ["replay_handler", "subscriptions_of"]
 _HALF_MICROSECOND: Final = 5e-7
 
 
-class _ReplayBody(msgspec.Struct):
+# Unknown members are refused: a misspelt "subscriptionID" would otherwise replay to
+# every subscription of the events, which no retry can take back.
+class _ReplayBody(msgspec.Struct, forbid_unknown_fields=True):
     ids: list[str] | None = None
     subscriptionId: str | None = None
-    since: str | None = None
-    until: str | None = None
+    since: str | float | None = None
+    until: str | float | None = None
 
 
 def subscriptions_of(table: RoutingTable, space: str) -> Subscriptions:
@@ -75,10 +77,9 @@ def _nothing(event: CloudEvent) -> bool:
     return False
 
 
-def _time(raw: str | None, name: str, now_s: float) -> float | None:
-    if raw is None:
-        return None
-    return parse_time(raw, name, now_s=now_s) - _HALF_MICROSECOND
+def _time(raw: str | float | None, name: str, now_s: float) -> float | None:
+    seconds = body_time(raw, name, now_s=now_s)
+    return None if seconds is None else seconds - _HALF_MICROSECOND
 
 
 def replay_handler(
@@ -96,12 +97,14 @@ def replay_handler(
             raise ValidationError(f"Replay body is not valid: {exc}") from None
         space = request.path_params["space"]
         now_s = time.time()
+        since, until = _time(spec.since, "since", now_s), _time(spec.until, "until", now_s)
+        check_window(since, until)
         result = await log.replay(
             space,
             ids=spec.ids,
             subscription_id=spec.subscriptionId,
-            since=_time(spec.since, "since", now_s),
-            until=_time(spec.until, "until", now_s),
+            since=since,
+            until=until,
             subscriptions=subscriptions_of(routing(), space),
         )
         return Response(msgspec.json.encode(result) + b"\n", media_type="application/json")
