@@ -17,8 +17,8 @@ SPACE = "acme"
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:addUser"
 KEYS = {"awsAccessKeyId": "AKIDTENANT", "awsSecretAccessKey": "tenant-secret"}
 REFUSAL = (
-    "without them the gateway's own AWS credentials would sign the call, and this gateway "
-    "does not lend them to functions (its operator allows that with eg serve "
+    "a function without both keys would be signed with the gateway's own AWS credentials, "
+    "which this gateway does not lend to functions (its operator allows that with eg serve "
     "--aws-default-credentials)"
 )
 
@@ -46,6 +46,18 @@ async def test_auth_mode_refuses_a_function_without_keys_and_accepts_one_with_ke
     )
     assert listed.json()["functions"] == []
     assert accepted.status_code == 201, accepted.text
+
+
+async def test_auth_mode_counts_blank_keys_as_missing():
+    async with auth_gateway() as gw:
+        key = bearer((await gw.claim(SPACE))["apiKey"])
+        blank = lambda_body(awsAccessKeyId=" ", awsSecretAccessKey="\t")
+        refused = await gw.config.post(f"/v1/spaces/{SPACE}/functions", json=blank, headers=key)
+
+    assert refused.status_code == 400
+    assert message(refused) == (
+        f"provider.awsAccessKeyId and provider.awsSecretAccessKey are missing: {REFUSAL}"
+    )
 
 
 async def test_auth_mode_refuses_an_update_that_drops_a_key():

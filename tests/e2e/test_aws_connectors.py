@@ -248,8 +248,8 @@ def test_in_auth_mode_eg_deploy_of_a_connector_needs_the_operator_to_lend_creden
 
     assert (
         "Error: creating function toQueue: provider.awsAccessKeyId and "
-        "provider.awsSecretAccessKey are missing: without them the gateway's own AWS "
-        "credentials would sign the call, and this gateway does not lend them to "
+        "provider.awsSecretAccessKey are missing: a function without both keys would be "
+        "signed with the gateway's own AWS credentials, which this gateway does not lend to "
         "functions (its operator allows that with eg serve --aws-default-credentials)"
     ) in " ".join(refused.stderr.split())
     assert json.loads(message["Body"])["data"] == {"id": 8}

@@ -312,8 +312,8 @@ async def test_auth_mode_delivers_with_the_functions_keys_and_refuses_a_function
     assert [each.access_key_id for each in fake.invocations] == [KEY_ID]
     assert keyless.status_code == 400
     assert keyless.json()["errors"][0]["message"] == (
-        "provider.awsAccessKeyId and provider.awsSecretAccessKey are missing: without them "
-        "the gateway's own AWS credentials would sign the call, and this gateway does not "
-        "lend them to functions (its operator allows that with eg serve "
+        "provider.awsAccessKeyId and provider.awsSecretAccessKey are missing: a function "
+        "without both keys would be signed with the gateway's own AWS credentials, which this "
+        "gateway does not lend to functions (its operator allows that with eg serve "
         "--aws-default-credentials)"
     )

@@ -124,9 +124,9 @@ async def test_without_default_credentials_a_call_without_keys_fails_before_any_
     assert caught.value.retryable is False
     assert caught.value.message == (
         "function 'greet': provider.awsAccessKeyId and provider.awsSecretAccessKey are "
-        "missing: without them the gateway's own AWS credentials would sign the call, and "
-        "this gateway does not lend them to functions (its operator allows that with eg serve "
-        "--aws-default-credentials)"
+        "missing: a function without both keys would be signed with the gateway's own AWS "
+        "credentials, which this gateway does not lend to functions (its operator allows "
+        "that with eg serve --aws-default-credentials)"
     )
     assert fake.invocations == fake.refused == []
     assert len(clients) == 0  # no client was made with the gateway's credentials

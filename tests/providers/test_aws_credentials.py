@@ -32,9 +32,9 @@ def test_refused_an_aws_function_without_keys_is_a_400_naming_both_fields_and_th
         AwsCredentialsCheck(allow_default=False)(function(type_))
 
     assert caught.value.message == (
-        "provider.awsAccessKeyId and provider.awsSecretAccessKey are missing: without them "
-        "the gateway's own AWS credentials would sign the call, and this gateway does not "
-        "lend them to functions (its operator allows that with eg serve "
+        "provider.awsAccessKeyId and provider.awsSecretAccessKey are missing: a function "
+        "without both keys would be signed with the gateway's own AWS credentials, which this "
+        "gateway does not lend to functions (its operator allows that with eg serve "
         "--aws-default-credentials)"
     )
 

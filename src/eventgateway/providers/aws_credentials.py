@@ -39,7 +39,8 @@ def missing_keys(function: Function) -> tuple[str, ...]:
     return tuple(
         name
         for name in _KEYS
-        if not (isinstance(value := function.provider.get(name), str) and value)
+        # Blank keys sign nothing: they count as missing, not as the function's own.
+        if not (isinstance(value := function.provider.get(name), str) and value.strip())
     )
 
 
@@ -47,9 +48,9 @@ def default_credentials_refusal(function: Function) -> str | None:
     """Why ``function`` may not be called when the gateway lends no credentials, or ``None``
     when it brings its own keys (or is not an AWS function).
 
-    Example: ``provider.awsAccessKeyId and provider.awsSecretAccessKey are missing: without
-    them the gateway's own AWS credentials would sign the call, and this gateway does not
-    lend them to functions (its operator allows that with eg serve
+    Example: ``provider.awsAccessKeyId and provider.awsSecretAccessKey are missing: a
+    function without both keys would be signed with the gateway's own AWS credentials,
+    which this gateway does not lend to functions (its operator allows that with eg serve
     --aws-default-credentials)``.
     """
     missing = missing_keys(function)
@@ -58,8 +59,8 @@ def default_credentials_refusal(function: Function) -> str | None:
     fields = " and ".join(f"provider.{name}" for name in missing)
     verb = "is" if len(missing) == 1 else "are"
     return (
-        f"{fields} {verb} missing: without them the gateway's own AWS credentials would sign "
-        f"the call, and this gateway does not lend them to functions "
+        f"{fields} {verb} missing: a function without both keys would be signed with the "
+        f"gateway's own AWS credentials, which this gateway does not lend to functions "
         f"(its operator allows that with eg serve {FLAG})"
     )
 
