@@ -90,6 +90,22 @@ async def test_a_sync_function_gets_the_callers_trace(receiver: Receiver):
     assert call.json()["data"]["headers"]["Traceparent"] == PARENT  # the request, as before
 
 
+async def test_an_authorizer_is_called_within_the_trace(receiver: Receiver):
+    receiver.reply_json("/allow", {"authorization": {"principalId": "u1"}})
+    async with in_process_gateway() as gw:
+        await gw.http_function("allow", receiver.url("/allow"))
+        await gw.http_function("crm", receiver.url("/crm"))
+        await gw.event_type("user.created", authorizerId="allow")
+        await gw.subscribe(type="async", eventType="user.created", functionId="crm", path="/acme")
+        response = await gw.events.post("/acme", json=EVENT, headers={**STRUCTURED, **TRACE})
+        assert response.status_code == 202
+        await receiver.wait_for(1, "/crm")
+    (authorizer,) = receiver.calls_to("/allow")
+    assert authorizer.headers["traceparent"] == PARENT
+    assert authorizer.headers["tracestate"] == "congo=t61rcWkgMzE"
+    assert receiver.calls_to("/crm")[0].headers["traceparent"] == PARENT
+
+
 @pytest.mark.e2e
 async def test_the_delivery_worker_sends_the_trace_on(tmp_path: pathlib.Path, receiver: Receiver):
     gateway = await asyncio.to_thread(GatewayProcess(tmp_path / "data").start)

@@ -204,7 +204,10 @@ _OPTIONS: Final = (
         envvar="EG_CONFIG_URL",
         metavar="URL",
         callback=http_url,
-        help="Configuration API [default: derived from --url].",
+        help=(
+            "Configuration API [default: serverless.yml's configurationUrl, else --url's "
+            "scheme and host on port 4001]."
+        ),
     ),
     click.option(
         "--space",

@@ -229,9 +229,9 @@ class Invoker:
         payload = _json_encoder.encode(
             {"event": msgspec.Raw(encode_event(event)), "request": request}
         )
-        outcome = await self._attempt(
-            authorizer, Call(body=payload, timeout_s=self._timeout_s), sync=True
-        )
+        headers = trace_headers(event) if "traceparent" in event.extensions else []
+        call = Call(body=payload, headers=headers, timeout_s=self._timeout_s)
+        outcome = await self._attempt(authorizer, call, sync=True)
         if not outcome.ok or outcome.reply is None:
             return Authorization(False, error=outcome.error)
         try:
