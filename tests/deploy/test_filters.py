@@ -92,8 +92,27 @@ def test_a_filter_on_a_sync_event_is_refused_where_it_is_written():
         load('type: sync\neventType: http.request\nfilter: {source: ["/x"]}\n')
 
 
-def test_an_invalid_filter_fails_the_plan_with_the_gateways_message():
-    spec = load("type: async\neventType: user.created\nfilter: {data: {plan: pro}}\n")
+AT = "functions.addUserToCRM.events[0].eventgateway.filter"
 
-    with pytest.raises(ConfigError, match=r"filter\.data\.plan must be a list of values"):
-        make_plan(spec, Space().current(spec), bundle_id=BUNDLE)
+
+@pytest.mark.parametrize(
+    ("event", "line", "message"),
+    [
+        ("type: async\neventType: user.created\nfilter: {data: {plan: pro}}\n", 14,
+         f"{AT}.data.plan must be a list of values (e.g. [\"pro\"]) or an object, got string"),
+        (PRO.replace('">", 0', '">", 18446744073709551616'), 14,
+         f"{AT}.data.seats: integers must be between -2**63 and 2**63-1 (64 bits), got "
+         "18446744073709551616"),
+        (PRO.replace("plan: [pro]", "plan: [.nan]"), 14,
+         f"{AT}.data.plan: numbers must be finite, got nan"),
+        ("type: async\neventType: user.created\npath: /u\nfilter:\n  $or: [{a: [x]}, {b: []}]\n",
+         15, f"{AT}.$or[1].b: needs at least one value"),
+    ],
+    ids=["shape", "big-int", "nan", "or"],
+)  # fmt: skip
+def test_an_invalid_filter_is_refused_at_the_line_of_filter(event: str, line: int, message: str):
+    # The gateway's own rules and words, with the file, line and key path of the pattern.
+    with pytest.raises(ConfigError) as caught:
+        load(event)
+
+    assert str(caught.value).startswith(f"serverless.yml:{line}: {message}")

@@ -67,8 +67,30 @@ INVALID: list[tuple[str, Any, str]] = [
      'filter.eventID: filters use CloudEvents 1.0 names for 0.1 events too; write "id"'),
     ("v01-version", {"eventTypeVersion": ["1"]},
      "filter.eventTypeVersion: the 0.1 attribute eventTypeVersion cannot be filtered on"),
-    ("key-not-string", {1: ["a"]}, "filter has a key 1; keys are non-empty strings"),
-    ("key-empty", {"": ["a"]}, "filter has a key ''; keys are non-empty strings"),
+    ("key-not-string", {1: ["a"]}, "filter has a key 1; keys are strings"),
+    ("key-empty", {"": ["a"]}, "filter has an empty key; top-level keys name event attributes"),
+    ("key-empty-or", {"$or": [{"": ["a"]}]}, "filter.$or[0] has an empty key"),
+    ("int-too-big", {"data": {"n": [2**63]}},
+     "filter.data.n: integers must be between -2**63 and 2**63-1 (64 bits), got "
+     "9223372036854775808; write it as a float to compare it as one (9.223372036854776e+18)"),
+    ("int-too-small", {"data": {"n": [-(2**63) - 1]}},
+     "filter.data.n: integers must be between -2**63 and 2**63-1 (64 bits), got "
+     "-9223372036854775809"),
+    ("numeric-int-bound", {"data": {"n": [{"numeric": [">", 0, "<", 2**64]}]}},
+     "filter.data.n: integers must be between -2**63 and 2**63-1 (64 bits), got "
+     "18446744073709551616"),
+    ("anything-but-int", {"data": {"n": [{"anything-but": 2**70}]}},
+     "filter.data.n: integers must be between -2**63 and 2**63-1"),
+    ("anything-but-int-list", {"data": {"n": [{"anything-but": ["x", -(2**70)]}]}},
+     "filter.data.n: integers must be between -2**63 and 2**63-1"),
+    ("or-int", {"$or": [{"a": ["x"]}, {"data": {"n": [2**64]}}]},
+     "filter.$or[1].data.n: integers must be between -2**63 and 2**63-1"),
+    ("int-beyond-float", {"n": [10**400]},
+     "filter.n: integers must be between -2**63 and 2**63-1 (64 bits), got an integer of "
+     "about 401 digits"),
+    ("int-beyond-str", {"n": [2**20_000]},  # too long for str(); still named, not a crash
+     "filter.n: integers must be between -2**63 and 2**63-1 (64 bits), got an integer of "
+     "about 6021 digits"),
     ("nan", {"n": [float("nan")]}, "filter.n: numbers must be finite"),
     ("not-json", {"n": [object()]},
      "filter.n: a value list holds operator objects, strings, numbers, booleans or null, "
@@ -84,6 +106,24 @@ def test_invalid_patterns_are_refused_naming_the_path(pattern: Any, message: str
         compile_filter(pattern)
 
     assert str(caught.value).startswith(message)
+
+
+def test_the_64_bit_integers_and_larger_floats_are_fine():
+    compile_filter(
+        {
+            "n": [2**63 - 1, -(2**63), 1.8446744073709552e19],
+            "m": [{"numeric": [">=", -(2**63), "<=", 2**63 - 1]}],
+            "o": [{"anything-but": [2**63 - 1, -1e300]}],
+        }
+    )
+
+
+def test_an_empty_key_is_fine_below_the_top_level():
+    # An event's data may have a member named "": a pattern can name it too.
+    compile_filter({"data": {"": ["x"], "a": {"": [{"exists": True}]}}})
+
+    with pytest.raises(FilterError, match=r'^filter\.data\[""\]: needs at least one value'):
+        compile_filter({"data": {"": []}})
 
 
 def test_0_1_names_are_fine_below_the_top_level():

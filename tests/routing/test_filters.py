@@ -30,6 +30,9 @@ DATA = {
     "owner": {"email": "Ann@Example.com", "roles": ["admin", "dev"]},
     "items": [{"sku": "x", "qty": 1}, {"sku": "y", "qty": 3}],
     "path": "a*b\\c",
+    "": "blank",
+    "big": 2**63 - 1,
+    "huge": 2**70,
 }
 
 
@@ -95,6 +98,13 @@ CASES: list[tuple[str, dict[str, Any], str, bool]] = [
     ("one-not-bool", {"data": {"flag": [1]}}, "v1", False),
     ("null", {"data": {"note": [None]}}, "v1", True),
     ("null-not-missing", {"data": {"nothing": [None]}}, "v1", False),
+    ("empty-key", {"data": {"": ["blank"]}}, "v1", True),
+    ("empty-key-other", {"data": {"": ["pro"]}}, "v1", False),
+    ("int64-max", {"data": {"big": [2**63 - 1]}}, "v1", True),
+    ("int64-max-not-next", {"data": {"big": [{"numeric": ["<", 2**63 - 1]}]}}, "v1", False),
+    # an event value beyond 64 bits is compared exactly, against a float bound
+    ("huge-event-value", {"data": {"huge": [{"numeric": [">", 1.1e21, "<", 1.2e21]}]}},
+     "v1", True),
     # attributes and extensions
     ("source", {"source": ["/services/users"]}, "v1", True),
     ("type-and-id", {"type": ["user.created"], "id": ["e-1"]}, "v1", True),

@@ -10,9 +10,12 @@ from __future__ import annotations
 import pathlib
 from collections.abc import AsyncIterator, Callable
 
+import msgspec
 import pytest
 
 from eventgateway.api.resources import ConfigResources
+from eventgateway.dispatch.link import routing_message
+from eventgateway.dispatch.link_wire import decode_message
 from eventgateway.model.entities import Subscription, decode_entity, encode_entity
 from eventgateway.routing.filters import EventFilter
 from eventgateway.routing.sync import RoutingSync
@@ -106,3 +109,50 @@ async def test_clearing_a_filter_is_stored(store: ConfigStore):
     stored = decode_entity("subscriptions", raw)
     assert isinstance(stored, Subscription)
     assert stored.filter is None
+
+
+def record(subscription_id: str, type_: str, path: str, pattern: bytes) -> bytes:
+    """A subscription as the store holds it, with ``pattern`` as its filter's JSON."""
+    return (
+        b'{"space":"acme","subscriptionId":"' + subscription_id.encode() + b'","type":"'
+        + type_.encode() + b'","eventType":"user.created","functionId":"crm","path":"'
+        + path.encode() + b'","method":"POST","filter":' + pattern + b"}"
+    )  # fmt: skip
+
+
+# What the Configuration API stored before integers were limited to 64 bits.
+BIG_FILTER = b'{"data":{"n":[{"numeric":[">",18446744073709551616]}]}}'
+
+
+async def test_a_stored_filter_beyond_64_bits_is_kept_out_of_routing_and_off_the_wire(
+    store: ConfigStore, caplog: pytest.LogCaptureFixture
+):
+    resources = ConfigResources(store)
+    await setup(resources)
+    body = {"type": "async", "eventType": "user.created", "functionId": "crm", "path": "/acme"}
+    good = await resources.create_subscription("acme", {**body, "filter": PATTERN})
+    plain = await resources.create_subscription("acme", {**body, "path": "/plain"})
+    await store.create("subscriptions", "acme", "big", record("big", "async", "/acme", BIG_FILTER))
+    await store.create(
+        "subscriptions",
+        "acme",
+        "sync",
+        record("sync", "sync", "/hook", b'{"n":[-1180591620717411303424]}'),
+    )
+    routing = RoutingSync(store)
+
+    await routing.refresh()
+
+    [target] = routing.table.async_targets("POST", "/acme", "user.created")
+    assert target.subscription == good
+    assert "Async subscription big in space acme skipped: its filter is invalid" in caplog.text
+    # The delivery worker's routing frame: everything else, and it encodes.
+    message = routing_message(routing)
+    assert decode_message(msgspec.msgpack.encode(message)) == message
+    by_id = {s.subscription_id: s for s in message.subscriptions}
+    assert set(by_id) == {good.subscription_id, plain.subscription_id, "sync"}
+    assert by_id["sync"].filter is None  # nothing applies a sync subscription's filter
+    assert len(message.functions) == len(message.event_types) == 1
+    # Still stored as it was, for an update or a delete to put right.
+    stored = await resources.get_subscription("acme", "big")
+    assert stored.filter == {"data": {"n": [{"numeric": [">", 2**64]}]}}

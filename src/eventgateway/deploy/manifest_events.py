@@ -15,8 +15,10 @@ from typing import Any, Final, Literal
 from eventgateway.deploy.manifest_source import Source
 from eventgateway.deploy.model import CorsSpec, FunctionSpec, SubscriptionSpec
 from eventgateway.deploy.variables import KeyPath, format_path
+from eventgateway.errors import ConfigError
 from eventgateway.model.delivery_options import DELIVERY_MODES
 from eventgateway.model.validate import METHODS
+from eventgateway.routing.filters import FilterError, compile_filter
 
 __all__ = ["EVENT_KEYS", "AuthorizerUse", "read_events"]
 
@@ -146,11 +148,21 @@ def _async_options(body: dict[str, Any], at: KeyPath, kind: str, src: Source) ->
             raise src.error((*at, key), f"must be at-least-once or at-most-once, got {value!r}")
         if key == "ordered" and not isinstance(value, bool):
             raise src.error((*at, key), f"must be true or false, got {value!r}")
-        if key == "filter" and not isinstance(value, dict):
-            # The pattern itself is checked with the gateway's rules when the plan is made.
-            raise src.error((*at, key), f"must be a mapping (an event pattern), got {value!r}")
+        if key == "filter":
+            _check_filter(value, (*at, key), src)
         options[key] = value
     return options
+
+
+def _check_filter(value: Any, path: KeyPath, src: Source) -> None:
+    """The gateway's own check of the pattern, so that its errors point at the file."""
+    if not isinstance(value, dict):
+        raise src.error(path, f"must be a mapping (an event pattern), got {value!r}")
+    try:
+        compile_filter(value, field=format_path(path))
+    except FilterError as exc:
+        # The message starts with the key path, down into the pattern.
+        raise ConfigError(f"{src.name}:{src.line(path)}: {exc}") from exc
 
 
 def _subscription(

@@ -18,6 +18,8 @@ import pathlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
+
 from eventgateway.dispatch.link_wire import (
     BackCall,
     BackReply,
@@ -59,15 +61,35 @@ _MAX_UNSENT_BYTES = 32 * 1024 * 1024
 
 
 def routing_message(sync: RoutingSync) -> Routing:
-    """The routing configuration ``sync`` holds, as one message."""
+    """The routing configuration ``sync`` holds, as one message.
+
+    A subscription its table keeps out of routing, for a stored filter that no longer
+    compiles, is left out of the message too, and a filter on a sync subscription (which
+    nothing applies) is not sent: such a filter may hold what a frame cannot carry (an
+    integer beyond 64 bits), and one unsendable entity must not stop the worker's routing.
+    """
     entities = sync.entities()
     return Routing(
         revision=sync.revision,
         event_types=[e for e in entities if isinstance(e, EventType)],
         functions=[e for e in entities if isinstance(e, Function)],
-        subscriptions=[e for e in entities if isinstance(e, Subscription)],
+        subscriptions=_routed(sync.table, [e for e in entities if isinstance(e, Subscription)]),
         cors=[e for e in entities if isinstance(e, Cors)],
     )
+
+
+def _routed(table: RoutingTable, subscriptions: list[Subscription]) -> list[Subscription]:
+    routed: list[Subscription] = []
+    for subscription in subscriptions:
+        if subscription.filter is None:
+            routed.append(subscription)
+            continue
+        target = table.target(subscription.space, subscription.subscription_id)
+        if target is not None and target.matcher is not None:
+            routed.append(subscription)  # it compiled, so its numbers fit
+        elif subscription.type != "async":
+            routed.append(msgspec.structs.replace(subscription, filter=None))
+    return routed
 
 
 class DispatchLink:

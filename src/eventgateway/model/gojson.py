@@ -26,6 +26,7 @@ from typing import Any, Final
 __all__ = [
     "FieldSpec",
     "GoJSONError",
+    "GoNumberError",
     "StructSpec",
     "as_bool",
     "as_raw",
@@ -66,10 +67,27 @@ class _Object(dict[str, Any]):
         self.pairs = pairs
 
 
+class GoNumberError(GoJSONError):
+    """A number Go's decoder refused: ``NaN``/``Infinity`` (not JSON) or beyond float64.
+
+    Attributes:
+        detail: what is wrong, worded for a field eventgateway checks itself (the
+            caller puts the field's path in front;
+            :func:`eventgateway.model.gojson_numbers.refused_number_path` finds it).
+    """
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
 def _reject_constant(name: str) -> Any:
     # Python accepts NaN/Infinity; Go does not.
     first = name.lstrip("-")[0]
-    raise GoJSONError(f"invalid character {_quote_char(first)} looking for beginning of value")
+    raise GoNumberError(
+        f"invalid character {_quote_char(first)} looking for beginning of value",
+        f"{name} is not a JSON number; numbers must be finite",
+    )
 
 
 def _float(text: str) -> float:
@@ -78,7 +96,11 @@ def _float(text: str) -> float:
     value = float(text)
     if math.isinf(value):
         number = text[:32]
-        raise GoJSONError(f"json: cannot unmarshal number {number} into Go value of type float64")
+        raise GoNumberError(
+            f"json: cannot unmarshal number {number} into Go value of type float64",
+            f"number {number} is out of range; numbers must fit a 64-bit float "
+            "(up to about 1.8e308)",
+        )
     return value
 
 

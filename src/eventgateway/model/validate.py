@@ -31,6 +31,7 @@ from eventgateway.model.entities import Cors, EventType, Function, Subscription
 from eventgateway.model.gojson import (
     FieldSpec,
     GoJSONError,
+    GoNumberError,
     StructSpec,
     as_bool,
     as_raw,
@@ -40,6 +41,7 @@ from eventgateway.model.gojson import (
     decode_struct,
     decode_value,
 )
+from eventgateway.model.gojson_numbers import refused_number_message
 from eventgateway.model.ids import cors_id, subscription_id
 from eventgateway.model.providers import PROVIDER_TYPES, ProviderConfigError, normalise_provider
 from eventgateway.model.runtime_provider import (
@@ -78,6 +80,10 @@ _EVENT_TYPE_PREFIX: Final = "Event Type doesn't validate. Validation error: "
 _FUNCTION_PREFIX: Final = "Function doesn't validate. Validation error: "
 _SUBSCRIPTION_PREFIX: Final = "Subscription doesn't validate. Validation error: "
 _CORS_PREFIX: Final = "CORS configuration doesn't validate. Validation error: "
+
+# Fields of eventgateway's own whose refused numbers are named by path: the original's
+# fields keep Go's message, which names no field.
+_NAMED_NUMBER_FIELDS: Final = frozenset({"filter"})
 
 _METADATA = FieldSpec("metadata", as_string_map, null_clears=True)
 _SPACE = FieldSpec("space", as_string())
@@ -166,6 +172,11 @@ def _decode(body: Body, struct: StructSpec, prefix: str) -> dict[str, Any]:
     try:
         value = decode_value(body) if isinstance(body, bytes) else body
         return decode_struct(value, struct)
+    except GoNumberError as exc:
+        message = str(exc)
+        if isinstance(body, bytes):  # always: only decode_value raises it
+            message = refused_number_message(exc, body, struct, _NAMED_NUMBER_FIELDS)
+        raise ValidationError(prefix + message) from exc
     except GoJSONError as exc:
         raise ValidationError(prefix + str(exc)) from exc
 

@@ -19,27 +19,23 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from eventgateway.routing.filter_values import (
+    MISSING,
+    Exact,
+    FilterError,
+    Scalar,
+    check_number,
+    check_scalar,
+    is_number,
+    json_kind,
+)
+
 __all__ = [
-    "MISSING",
     "OPERATORS",
-    "FilterError",
     "ValueMatcher",
     "compile_leaf",
-    "json_kind",
     "wildcard_match",
 ]
-
-
-class _Missing:
-    """The value of a field the event does not have (``null`` is a value)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Final = _Missing()
 
 OPERATORS: Final = (
     "prefix",
@@ -59,91 +55,6 @@ _COMPARISONS: Final[dict[str, Callable[[Any, Any], bool]]] = {
 }
 _NUMERIC_HINT: Final = '"numeric" needs operator/number pairs, e.g. [">", 0, "<=", 5]'
 _STRING_OPERATORS: Final = ("prefix", "suffix", "equals-ignore-case", "wildcard")
-
-Scalar = Callable[[Any], bool]
-"""A compiled operator: whether one scalar event value (string, number, bool, null) matches."""
-
-
-class FilterError(ValueError):
-    """Raised when a filter pattern is invalid; the message names the field path."""
-
-
-def json_kind(value: Any) -> str:
-    """The JSON word for ``value``'s type, for messages (``string``, ``object``…)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    if isinstance(value, Mapping):
-        return "object"
-    return type(value).__name__
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, str | bool) or _is_number(value)
-
-
-def _scalar_value(value: Any, where: str, what: str) -> None:
-    """Refuse a pattern value that is not a finite JSON scalar."""
-    if not _is_scalar(value):
-        raise FilterError(
-            f"{where}: {what} strings, numbers, booleans or null, got {json_kind(value)}"
-        )
-    if isinstance(value, float) and not math.isfinite(value):
-        raise FilterError(f"{where}: numbers must be finite, got {value!r}")
-
-
-class _Exact:
-    """Exact values, one set per JSON type so that ``true`` and ``1`` stay apart."""
-
-    __slots__ = ("bools", "null", "numbers", "strings")
-
-    def __init__(self) -> None:
-        self.strings: set[str] = set()
-        self.numbers: set[int | float] = set()
-        self.bools: set[bool] = set()
-        self.null = False
-
-    def add(self, value: Any) -> None:
-        if value is None:
-            self.null = True
-        elif isinstance(value, bool):
-            self.bools.add(value)
-        elif isinstance(value, str):
-            self.strings.add(value)
-        else:
-            self.numbers.add(value)
-
-    def matcher(self) -> Scalar | None:
-        """A matcher for any event value (``False`` for non-scalars); ``None`` if empty."""
-        strings, numbers = frozenset(self.strings), frozenset(self.numbers)
-        bools, null = frozenset(self.bools), self.null
-        if not (strings or numbers or bools or null):
-            return None
-        if not (numbers or bools or null):  # the common case: strings only
-            return lambda v: type(v) is str and v in strings
-
-        def exact(v: Any) -> bool:
-            kind = type(v)
-            if kind is str:
-                return v in strings
-            if kind is bool:
-                return v in bools
-            if kind is int or kind is float:
-                return v in numbers
-            return v is None and null
-
-        return exact
 
 
 _SCALAR_TYPES: Final = frozenset((str, int, float, bool, type(None)))
@@ -166,7 +77,7 @@ def _in_list(scalar: Scalar, items: list[Any]) -> bool:
     return False
 
 
-def _leaf(exact: _Exact, ops: list[Scalar], exists: set[bool]) -> ValueMatcher:
+def _leaf(exact: Exact, ops: list[Scalar], exists: set[bool]) -> ValueMatcher:
     """The value list as one closure: matches when any entry matches (OR).
 
     An event array matches when any element does. ``{"exists": true}`` matches any value
@@ -285,10 +196,11 @@ def _numeric(value: Any, where: str) -> Scalar:
         raise FilterError(f"{where}: {_NUMERIC_HINT}")
     checks: list[tuple[Callable[[Any, Any], bool], int | float]] = []
     for op, bound in zip(value[::2], value[1::2], strict=True):
-        if not isinstance(op, str) or op not in _COMPARISONS or not _is_number(bound):
+        if not isinstance(op, str) or op not in _COMPARISONS or not is_number(bound):
             raise FilterError(f"{where}: {_NUMERIC_HINT}")
         if isinstance(bound, float) and not math.isfinite(bound):
             raise FilterError(f'{where}: "numeric" bounds must be finite numbers')
+        check_number(bound, where)
         checks.append((_COMPARISONS[op], bound))
     pairs = tuple(checks)
 
@@ -323,9 +235,9 @@ def _anything_but(value: Any, where: str) -> tuple[Scalar, int]:
     values = value if isinstance(value, list) else [value]
     if not values:
         raise FilterError(f'{where}: "anything-but" needs at least one value')
-    excluded = _Exact()
+    excluded = Exact()
     for item in values:
-        _scalar_value(item, where, '"anything-but" values must be')
+        check_scalar(item, where, '"anything-but" values must be')
         excluded.add(item)
     hit = excluded.matcher() or _never
     return (lambda v: type(v) in _SCALAR_TYPES and not hit(v)), len(values)
@@ -362,7 +274,7 @@ def compile_leaf(values: list[Any], where: str) -> tuple[ValueMatcher, int]:
     """
     if not values:
         raise FilterError(f'{where}: needs at least one value, e.g. ["a"] or [{{"prefix": "a"}}]')
-    exact = _Exact()
+    exact = Exact()
     ops: list[Scalar] = []
     exists: set[bool] = set()
     count = 0
@@ -373,7 +285,7 @@ def compile_leaf(values: list[Any], where: str) -> tuple[ValueMatcher, int]:
                 ops.append(op)
             count += used
         else:
-            _scalar_value(entry, where, "a value list holds operator objects,")
+            check_scalar(entry, where, "a value list holds operator objects,")
             exact.add(entry)
             count += 1
     return _leaf(exact, ops, exists), count

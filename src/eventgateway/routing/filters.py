@@ -32,13 +32,8 @@ from typing import Any, Final
 import msgspec
 
 from eventgateway.events.model import CloudEvent
-from eventgateway.routing.filter_leaf import (
-    MISSING,
-    FilterError,
-    ValueMatcher,
-    compile_leaf,
-    json_kind,
-)
+from eventgateway.routing.filter_leaf import ValueMatcher, compile_leaf
+from eventgateway.routing.filter_values import MISSING, FilterError, json_kind
 
 __all__ = [
     "MAX_DEPTH",
@@ -201,9 +196,15 @@ class _Compiler:
         fields: list[tuple[Callable[[Any], Any], ValueMatcher]] = []
         ors: tuple[_Object, ...] = ()
         for key, value in pattern.items():
-            if not isinstance(key, str) or not key:
-                raise FilterError(f"{where} has a key {key!r}; keys are non-empty strings")
-            at = f"{where}.{key}"
+            if not isinstance(key, str):
+                raise FilterError(f"{where} has a key {key!r}; keys are strings")
+            if not key and top:
+                raise FilterError(
+                    f"{where} has an empty key; top-level keys name event attributes "
+                    "(type, source, data…), and no attribute's name is empty"
+                )
+            # Below the top level keys are the event's own: "" is a JSON member name too.
+            at = f"{where}.{key}" if key else f'{where}[""]'
             if key == "$or":
                 ors = self._or(value, at, depth, top)
                 continue
@@ -273,7 +274,7 @@ def compile_filter(pattern: Any, *, field: str = "filter") -> EventFilter:
     """
     try:
         size = len(msgspec.json.encode(pattern))
-    except (TypeError, msgspec.EncodeError, RecursionError, OverflowError):
+    except (TypeError, ValueError, msgspec.EncodeError, RecursionError, OverflowError):
         size = 0  # not JSON: compiling names the bad value
     if size > MAX_JSON_BYTES:
         raise FilterError(f"{field} is {size} bytes as JSON; the limit is {MAX_JSON_BYTES} bytes")
