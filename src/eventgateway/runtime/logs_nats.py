@@ -5,15 +5,13 @@ in ``store/_nats_keys.py``, so any name is safe). The stream's limits do the ret
 ``max_age`` and ``max_msgs_per_subject`` (lines per function) drop the oldest lines on the
 server, for every instance at once.
 
-* ``append`` puts lines in a bounded buffer that one background task publishes (pipelined
-  ``publish_async``); lines that do not fit, or whose publish fails, are counted, and a
-  ``system`` line says how many were dropped.
-* ``query`` first waits until this instance's earlier appends are acknowledged, then reads
-  the function's subject with an ordered consumer (bounded by the per-subject limit).
-* Tails read the stream itself, each line with its stream sequence as position, through
-  one ordered consumer per tailed function (``runtime/_logs_nats_tails.py``), which the
-  publisher starts between two batches; a tail that falls behind reads the subject back
-  from a sequence on (``read_from``, a page at a time).
+* ``append`` puts lines in a bounded buffer one background task publishes (pipelined
+  ``publish_async``); lines that do not fit, or fail, are counted and a ``system`` line
+  says how many were dropped. ``query`` waits for this instance's earlier appends, then
+  reads the function's subject with an ordered consumer (bounded by the per-subject limit).
+* Tails read the stream, each line with its stream sequence as position, through one
+  ordered consumer per tailed function (``runtime/_logs_nats_tails.py``), started by the
+  publisher between two batches; a tail that falls behind reads back (``read_from``).
 
 nats errors are translated into :class:`~eventgateway.errors.StoreError` here.
 """
