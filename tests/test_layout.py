@@ -47,6 +47,7 @@ PURE = (
     "routing/pathtree.py",
     "routing/filters.py",
     "routing/filter_leaf.py",
+    "routing/filter_budget.py",
     "routing/filter_values.py",
     "dispatch/retry.py",
     "providers/targets.py",

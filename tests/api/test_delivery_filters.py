@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from eventgateway.api import fanout
 from tests.support.inprocess import InProcess, in_process_gateway
 from tests.support.receiver import Receiver
 
@@ -160,3 +161,26 @@ async def test_0_1_events_filter_with_the_1_0_names(gw, receiver):
     assert call.json()["eventID"] == "v01-1"
     assert await reached(gw, "v01-0") == {everyone}
     assert await reached(gw, "v01-1") == {eu, everyone}
+
+
+async def test_an_event_that_overruns_the_filter_budget_skips_only_filtered_subscriptions(
+    gw, receiver, caplog, monkeypatch
+):
+    monkeypatch.setattr(fanout, "_last_warning_s", [float("-inf")])  # one warning a minute
+    await gw.event_type("user.created")
+    pattern = {"data": {"tags": [{"prefix": f"p{i}"} for i in range(100)]}}
+    hungry = await subscribe(gw, receiver, "hungry", filter=pattern)
+    everyone = await subscribe(gw, receiver, "everyone")
+    tags = ["a"] * 200_000 + ["p7-matches"]  # 20 million checks: past the budget
+    event = {"specversion": "1.0", "id": "big", "source": "/s", "type": "user.created"}
+
+    response = await gw.events.post(
+        "/acme", json={**event, "data": {"tags": tags}}, headers=STRUCTURED
+    )
+
+    assert response.status_code == 202
+    await receiver.wait_for(1, "/everyone")
+    assert await reached(gw, "big") == {everyone}
+    assert hungry not in await reached(gw, "big")
+    assert await filtered_total(gw) == "1.0"
+    assert "ran past their work budget" in caplog.text

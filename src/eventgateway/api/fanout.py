@@ -8,16 +8,37 @@ without a filter costs one attribute test.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from eventgateway.events.http import HttpRequest, authorizer_request
 from eventgateway.events.model import CloudEvent
 from eventgateway.queue.base import Accepted, NewDelivery
+from eventgateway.routing.filter_budget import MAX_FILTER_STEPS
 from eventgateway.routing.filters import EventView
 from eventgateway.routing.table import Target
 
 __all__ = ["plan_deliveries"]
+
+logger = logging.getLogger(__name__)
+
+_WARN_EVERY_S: Final = 60.0
+_last_warning_s = [float("-inf")]  # one warning a minute: a sender could repeat such events
+
+
+def _warn_exceeded(subscription_id: str, event_id: str) -> None:
+    now_s = time.monotonic()
+    if now_s - _last_warning_s[0] >= _WARN_EVERY_S:
+        _last_warning_s[0] = now_s
+        logger.warning(
+            "event %r: its filters ran past their work budget (%d checks); subscription %r "
+            "and any filtered one after it did not get it (docs/filters.md, Cost)",
+            event_id,
+            MAX_FILTER_STEPS,
+            subscription_id,
+        )
 
 
 def plan_deliveries(
@@ -50,6 +71,8 @@ def plan_deliveries(
                 view = EventView(event)
             if not target.matcher.matches(view):
                 filtered(sub.space)
+                if view.budget.exceeded:
+                    _warn_exceeded(sub.subscription_id, event.id)
                 continue
         if target.authorizer_id is not None and auth_request is None:
             auth_request = authorizer_request(request)

@@ -19,6 +19,7 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from eventgateway.routing.filter_budget import charge
 from eventgateway.routing.filter_values import (
     MISSING,
     Exact,
@@ -67,10 +68,11 @@ def _present(value: Any) -> bool:
     return value is not MISSING
 
 
-def _in_list(scalar: Scalar, items: list[Any]) -> bool:
+def _in_list(scalar: Scalar, items: list[Any], weight: int) -> bool:
+    charge(len(items) * weight)  # before the loop: an overrun costs nothing (filter_budget)
     for item in items:
         if type(item) is list:
-            if _in_list(scalar, item):
+            if _in_list(scalar, item, weight):
                 return True
         elif scalar(item):
             return True
@@ -92,6 +94,7 @@ def _leaf(exact: Exact, ops: list[Scalar], exists: set[bool]) -> ValueMatcher:
     if_missing = False in exists
     found = exact.matcher()
     checks = ([found] if found is not None else []) + ops
+    weight = max(1, len(checks))
     scalar: Scalar
     if not checks:
         scalar = _never
@@ -111,7 +114,7 @@ def _leaf(exact: Exact, ops: list[Scalar], exists: set[bool]) -> ValueMatcher:
         if value is MISSING:
             return if_missing
         if type(value) is list:
-            return _in_list(scalar, value)
+            return _in_list(scalar, value, weight)
         return scalar(value)
 
     return match

@@ -32,6 +32,13 @@ from typing import Any, Final
 import msgspec
 
 from eventgateway.events.model import CloudEvent
+from eventgateway.routing.filter_budget import (
+    FilterWorkExceeded,
+    WorkBudget,
+    charge,
+    enter,
+    leave,
+)
 from eventgateway.routing.filter_leaf import ValueMatcher, compile_leaf
 from eventgateway.routing.filter_values import MISSING, FilterError, json_kind
 
@@ -62,6 +69,7 @@ _V01_NAMES: Final = {
 }
 _EMPTY: Final[dict[str, Any]] = {}
 _UNDECODED: Final = object()
+_LENIENT: Final = msgspec.json.Decoder(float_hook=float)
 
 
 class EventView:
@@ -70,11 +78,12 @@ class EventView:
     Build one per event and pass it to every filter of that event's subscriptions.
     """
 
-    __slots__ = ("_data", "event")
+    __slots__ = ("_data", "budget", "event")
 
     def __init__(self, event: CloudEvent) -> None:
         self.event = event
         self._data: Any = _UNDECODED
+        self.budget = WorkBudget()  # shared by the event's filters (filter_budget.py)
 
     def data(self) -> Any:
         """The event's data as JSON values, or :data:`MISSING` (none, or binary)."""
@@ -89,9 +98,20 @@ def _decode_data(data: Any) -> Any:
     if isinstance(data, msgspec.Raw):
         try:
             return msgspec.json.decode(data)
+        except msgspec.ValidationError:
+            # A number out of a float's range (1e400) somewhere in data, which is accepted
+            # and delivered as sent: read it as infinity rather than hide all of data.
+            return _lenient(data)
         except (msgspec.MsgspecError, ValueError, RecursionError):
-            return MISSING  # validated JSON never gets here; a number out of range might
+            return MISSING  # validated JSON never gets here
     return data
+
+
+def _lenient(data: msgspec.Raw) -> Any:
+    try:
+        return _LENIENT.decode(data)
+    except (msgspec.MsgspecError, ValueError, RecursionError):
+        return MISSING
 
 
 def _optional(name: str) -> Callable[[EventView], Any]:
@@ -154,6 +174,7 @@ class _Object:
         if isinstance(value, dict):
             return self.match(value)
         if isinstance(value, list) and value:
+            charge(len(value))
             return any(self.match_value(item) for item in value)
         return self.match(_EMPTY)  # nothing below resolves: every field is missing
 
@@ -172,12 +193,19 @@ class EventFilter:
         self.reads_data = reads_data
 
     def matches(self, view: EventView) -> bool:
-        """Whether the event behind ``view`` passes the filter."""
-        return self._root.match(view)
+        """Whether the event behind ``view`` passes the filter; ``False`` too when the
+        event's filters ran out of their work budget (``view.budget.exceeded``)."""
+        previous = enter(view.budget)
+        try:
+            return self._root.match(view)
+        except FilterWorkExceeded:
+            return False
+        finally:
+            leave(previous)
 
     def matches_event(self, event: CloudEvent) -> bool:
         """:meth:`matches` for one event alone (several filters should share a view)."""
-        return self._root.match(EventView(event))
+        return self.matches(EventView(event))
 
 
 class _Compiler:
