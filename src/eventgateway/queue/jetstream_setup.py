@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 
 import nats
 from nats.aio.client import Client
@@ -12,7 +13,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
-__all__ = ["connect", "ensure_consumer", "ensure_stream", "scan"]
+__all__ = ["connect", "ensure_consumer", "ensure_stream", "scan", "scan_from"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,12 +82,29 @@ async def scan(
     ``limit`` messages: what is in the stream when the scan starts, so it ends.
     Raises nats-py's errors (the caller translates them).
     """
+    messages, _ = await scan_from(js, stream, subject, limit=limit, batch=batch)
+    return messages
+
+
+async def scan_from(
+    js: JetStreamContext,
+    stream: str,
+    subject: str,
+    *,
+    limit: int,
+    start: datetime | None = None,
+    batch: int = 512,
+) -> tuple[list[tuple[int, str, bytes]], bool]:
+    """As :func:`scan`, from the first message the server stored at or after ``start``
+    (all of them without it); and whether it stopped at ``limit`` with more to read."""
+    by_time = start is not None
     sub = await js.pull_subscribe(
         subject,
         stream=stream,
         config=ConsumerConfig(
             ack_policy=AckPolicy.NONE,
-            deliver_policy=DeliverPolicy.ALL,
+            deliver_policy=DeliverPolicy.BY_START_TIME if by_time else DeliverPolicy.ALL,
+            opt_start_time=start,
             inactive_threshold=30.0,  # the server removes it if we vanish mid-scan
             mem_storage=True,
         ),
@@ -95,13 +113,14 @@ async def scan(
     try:
         info = await sub.consumer_info()
         name = info.name
-        remaining = min(info.num_pending or 0, limit)
+        pending = info.num_pending or 0
+        remaining = min(pending, limit)
         out: list[tuple[int, str, bytes]] = []
         while remaining > 0:
             msgs = await sub.fetch(min(remaining, batch), timeout=5.0)
             remaining -= len(msgs)
             out += [(m.metadata.sequence.stream, m.subject, m.data) for m in msgs]
-        return out
+        return out, pending > limit
     finally:
         await sub.unsubscribe()
         if name is not None:
