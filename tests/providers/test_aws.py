@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import pathlib
 import subprocess
@@ -337,6 +338,48 @@ async def test_past_max_clients_the_least_recently_used_client_is_closed(fake: F
         assert not is_open(old)  # closed once that call ended
     finally:
         await clients.close()
+
+
+async def test_a_client_made_across_a_close_serves_its_call_and_is_then_closed(
+    fake: FakeLambda, monkeypatch: pytest.MonkeyPatch
+):
+    clients = AwsClients(endpoint_urls={"lambda": fake.url})
+    key = ClientKey("lambda", REGION, "a", "b")
+    async with clients.use(key):  # loads the SDK and warms lambda up: only the make is left
+        pass
+    await clients.close()
+    making, release = asyncio.Event(), asyncio.Event()
+    session = clients._session
+    real = session.create_client
+
+    class Held:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            self._inner = real(*args, **kwargs)
+
+        async def __aenter__(self) -> object:
+            making.set()
+            await release.wait()  # close() runs while the client is being made
+            return await self._inner.__aenter__()
+
+    monkeypatch.setattr(session, "create_client", Held)
+    try:
+        async with asyncio.timeout(10):
+            call = asyncio.create_task(_use_and_report(clients, key))
+            await making.wait()
+            await clients.close()
+            release.set()
+            client, was_open = await call
+            kept, still_open = len(clients), is_open(client)
+    finally:
+        await clients.close()
+
+    assert was_open  # the call that made it was served
+    assert (kept, still_open) == (0, False)  # then closed, not kept past close()
+
+
+async def _use_and_report(clients: AwsClients, key: ClientKey) -> tuple[object, bool]:
+    async with clients.use(key) as client:
+        return client, is_open(client)
 
 
 def is_open(client: object) -> bool:

@@ -92,6 +92,7 @@ class AwsClients:
         self._config: Any = None
         self._warm: set[str] = set()
         self._told_sdk_missing = False
+        self._closes = 0  # close() calls so far: a client made across one is not kept
 
     @contextlib.asynccontextmanager
     async def use(self, key: ClientKey) -> AsyncIterator[Any]:
@@ -117,6 +118,7 @@ class AwsClients:
 
     async def _create(self, key: ClientKey) -> _Entry:
         async with self._creating:  # one client per key, even when first calls race
+            closes = self._closes
             entry = self._entries.get(key)
             if entry is not None:
                 return entry
@@ -134,7 +136,13 @@ class AwsClients:
                 aws_session_token=key.session_token,
                 config=self._config,
             ).__aenter__()
-            entry = self._entries[key] = _Entry(client)
+            entry = _Entry(client)
+            if self._closes != closes:
+                # close() ran while this client was being made: serve this call, then close
+                # it, instead of keeping it in a cache that was emptied under it.
+                entry.retired = True
+                return entry
+            self._entries[key] = entry
             logger.info(
                 "AWS %s client for %s at %s (%s credentials)",
                 key.service,
@@ -166,6 +174,7 @@ class AwsClients:
     async def close(self) -> None:
         """Close every client (one still in use when its call ends); a later :meth:`use`
         makes new ones."""
+        self._closes += 1
         entries = list(self._entries.values())
         self._entries.clear()
         for entry in entries:
