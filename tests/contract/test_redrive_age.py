@@ -10,17 +10,16 @@ from __future__ import annotations
 import asyncio
 import pathlib
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from eventgateway.dispatch.dispatcher import Dispatcher, DispatchHooks
+from eventgateway.dispatch.dispatcher import Dispatcher
 from eventgateway.dispatch.invoke import Outcome
 from eventgateway.events.model import CloudEvent
 from eventgateway.model.entities import RetryPolicy
 from eventgateway.providers.base import Reply
-from eventgateway.queue.base import Delivery
+from tests.dispatch.kit import Settled, policy_table
 from tests.queue.kit import (
     DEADLINE_S,
     T0,
@@ -89,33 +88,6 @@ class FailingThenFine:
         return Outcome(ok=True, reply=Reply(status=200, body=b""))
 
 
-class Table:
-    def target(self, space: str, subscription_id: str) -> Any:
-        return SimpleNamespace(
-            authorizer_id=None,
-            function=SimpleNamespace(function_id=subscription_id),
-            subscription=SimpleNamespace(retry_policy=POLICY),
-        )
-
-
-class Settled(DispatchHooks):
-    def __init__(self) -> None:
-        self.states: list[str] = []
-        self.changed = asyncio.Event()
-
-    def after_settle(self, delivery: Delivery, state: str) -> None:
-        self.states.append(state)
-        self.changed.set()
-
-    async def until_final(self) -> None:
-        async def wait() -> None:
-            while not {"delivered", "dead"} & set(self.states):
-                self.changed.clear()
-                await self.changed.wait()
-
-        await asyncio.wait_for(wait(), DEADLINE_S)
-
-
 async def test_a_dead_letter_older_than_max_age_gets_its_retries_when_redriven(
     queue: Queue, clock: FakeClock
 ) -> None:
@@ -124,10 +96,10 @@ async def test_a_dead_letter_older_than_max_age_gets_its_retries_when_redriven(
     assert await queue.redrive("acme", ids=[letter]) == 1
     endpoint = FailingThenFine(clock, failures=2)
     hooks = Settled()
-    dispatcher = Dispatcher(queue, endpoint, Table, hooks=hooks, clock=clock)  # type: ignore[arg-type]
+    dispatcher = Dispatcher(queue, endpoint, policy_table(POLICY), hooks=hooks, clock=clock)  # type: ignore[arg-type]
     runner = asyncio.create_task(dispatcher.run())
     try:
-        await hooks.until_final()
+        await hooks.until_final(DEADLINE_S)
     finally:
         dispatcher.stop()
         await asyncio.wait_for(runner, DEADLINE_S)

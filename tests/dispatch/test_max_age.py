@@ -4,17 +4,17 @@ ended: a long attempt must not push the next one past the maximum age."""
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from eventgateway.dispatch.dispatcher import Dispatcher, DispatchHooks
+from eventgateway.dispatch.dispatcher import Dispatcher
 from eventgateway.dispatch.invoke import Outcome
 from eventgateway.events.model import CloudEvent
 from eventgateway.model.entities import RetryPolicy
-from eventgateway.queue.base import Accepted, Delivery, NewDelivery
+from eventgateway.queue.base import Accepted, NewDelivery
 from eventgateway.queue.memory import MemoryQueue
+from tests.dispatch.kit import Settled, policy_table
 from tests.queue.kit import T0, FakeClock
 
 DEADLINE_S = 5.0
@@ -34,25 +34,6 @@ class SlowFailingInvoker:
         return Outcome(ok=False, reply=None, error="timed out", retryable=True)
 
 
-class Table:
-    def target(self, space: str, subscription_id: str) -> Any:
-        return SimpleNamespace(
-            authorizer_id=None,
-            function=SimpleNamespace(function_id=subscription_id),
-            subscription=SimpleNamespace(retry_policy=POLICY),
-        )
-
-
-class Settled(DispatchHooks):
-    def __init__(self) -> None:
-        self.states: list[str] = []
-        self.changed = asyncio.Event()
-
-    def after_settle(self, delivery: Delivery, state: str) -> None:
-        self.states.append(state)
-        self.changed.set()
-
-
 @pytest.mark.parametrize(
     ("attempt_s", "state"),
     [
@@ -68,7 +49,7 @@ async def test_max_age_counts_to_when_the_retry_would_start(attempt_s: float, st
     clock.advance(90.0)
     hooks = Settled()
     invoker = SlowFailingInvoker(clock, attempt_s)
-    dispatcher = Dispatcher(queue, invoker, Table, hooks=hooks, clock=clock)  # type: ignore[arg-type]
+    dispatcher = Dispatcher(queue, invoker, policy_table(POLICY), hooks=hooks, clock=clock)  # type: ignore[arg-type]
     runner = asyncio.create_task(dispatcher.run())
     try:
         await asyncio.wait_for(hooks.changed.wait(), DEADLINE_S)

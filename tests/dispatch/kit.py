@@ -1,0 +1,51 @@
+"""Fakes shared by the dispatcher tests that drive a real ``Dispatcher`` over a queue:
+a routing table whose every subscription has one retry policy, and hooks that record
+what each settle left."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+from eventgateway.dispatch.dispatcher import DispatchHooks
+from eventgateway.model.entities import RetryPolicy
+from eventgateway.queue.base import Delivery
+
+
+def policy_table(policy: RetryPolicy) -> Callable[[], Any]:
+    """A routing-table getter: every subscription has ``policy``, and a function named
+    as the subscription."""
+
+    class Table:
+        def target(self, space: str, subscription_id: str) -> Any:
+            return SimpleNamespace(
+                authorizer_id=None,
+                function=SimpleNamespace(function_id=subscription_id),
+                subscription=SimpleNamespace(retry_policy=policy),
+            )
+
+    return Table
+
+
+class Settled(DispatchHooks):
+    """Records the state each settle left (``retrying``, ``delivered``, ``dead``…)."""
+
+    def __init__(self) -> None:
+        self.states: list[str] = []
+        self.changed = asyncio.Event()
+
+    def after_settle(self, delivery: Delivery, state: str) -> None:
+        self.states.append(state)
+        self.changed.set()
+
+    async def until_final(self, deadline_s: float) -> None:
+        """Wait until a delivery was delivered or died; fail after ``deadline_s``."""
+
+        async def wait() -> None:
+            while not {"delivered", "dead"} & set(self.states):
+                self.changed.clear()
+                await self.changed.wait()
+
+        await asyncio.wait_for(wait(), deadline_s)
