@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from eventgateway.dispatch import host as host_module
 from eventgateway.dispatch.host import DispatchHost
 from eventgateway.dispatch.link import DispatchLink, routing_message
 from eventgateway.dispatch.link_wire import (
@@ -175,12 +176,13 @@ async def rig(
     sock_dir: pathlib.Path,
     config: Routing,
     providers: ProviderRegistry | None = None,
+    fast: MemoryQueue | None = None,
 ) -> AsyncIterator[Rig]:
     r = Rig(config)
     r.queue = SqliteQueue(db)
     await r.queue.open()
     http = HttpProvider()
-    fast = MemoryQueue()  # the worker's at-most-once queue
+    fast = fast or MemoryQueue()  # the worker's at-most-once queue
     r.host = DispatchHost(r.queue, fast, http, concurrency=8, per_subscription=4, timeout_s=5.0)
     path = sock_dir / "dispatch.sock"
     server = await asyncio.start_unix_server(r.host.serve_connection, path=str(path))
@@ -223,7 +225,7 @@ def test_every_message_round_trips_through_msgpack() -> None:
         BackReply(4, 503, error="down", retryable=False, retry_after_s=1.5),
         Stats([("delivered", 0.25), ("failed", 1.0)], [(SPACE, "delivered", 3.0)]),
         Stats([], [], [(SPACE, "user.created")]),
-        Enqueue([QueuedEvent(b'{"id":"e1"}', [(SPACE, "s1", "fn", "k", {"a": 1})])]),
+        Enqueue([QueuedEvent(b'{"id":"e1"}', [(SPACE, "s1", "fn", "k", {"a": 1})], "t")]),
         Handed([HandedEvent(b'{"id":"e1"}', 1.5, 61.5, [(7, SPACE, "s1", "fn", b"{}")])]),
         Credit(1024),
     ]
@@ -360,6 +362,51 @@ async def test_an_error_of_the_gateway_provider_is_a_failed_attempt(
     assert state == "dead"
     assert "handler crashed: boom" in error
     assert len(provider.calls) == 1
+
+
+async def test_the_worker_keeps_an_at_most_once_frame_body_without_encoding_it_again(
+    tmp_path: pathlib.Path, sock_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = MemoryQueue()
+    async with rig(tmp_path / "q.db", sock_dir, routing([], []), fast=fast) as r:
+        r.host.dispatchers[1].stop()  # the at-most-once dispatcher: leave the buffer alone
+        sent = event("e1")
+
+        def no_encoding(_event: object) -> bytes:
+            raise AssertionError("the worker encoded an event the frame carried encoded")
+
+        monkeypatch.setattr("eventgateway.queue.memory.encode_event", no_encoding)
+        assert r.link.enqueue([Accepted(sent, [to("s1", "fn")])]) is True
+        await eventually(lambda: fast.backlog() == 1, "the event in the worker's buffer")
+        (leased,) = await fast.lease(1)
+        assert leased.event == sent
+        assert leased.body is not None
+        assert json.loads(leased.body)["id"] == "e1"
+
+
+async def test_a_full_at_most_once_buffer_drops_frames_undecoded_and_counts_each_delivery(
+    tmp_path: pathlib.Path, sock_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = MemoryQueue(max_deliveries=1)
+    async with rig(tmp_path / "q.db", sock_dir, routing([], []), fast=fast) as r:
+        r.host.dispatchers[1].stop()  # nothing leaves the buffer: it stays full
+        decoded: list[bytes] = []
+        real = host_module.decode_event
+
+        def counting(body: bytes) -> Any:
+            decoded.append(body)
+            return real(body)
+
+        monkeypatch.setattr(host_module, "decode_event", counting)
+        assert r.link.enqueue([Accepted(event("kept"), [to("s1", "fn")])]) is True
+        await eventually(lambda: fast.backlog() == 1, "the buffer full")
+        r.link.enqueue([Accepted(event("e2"), [to("s1", "fn"), to("s2", "fn")])])
+        r.link.enqueue([Accepted(event("e3"), [to("s1", "fn")])])
+        await eventually(lambda: len(r.hooks.dropped) == 3, "three drops counted")
+
+        assert r.hooks.dropped == [(SPACE, "user.created")] * 3  # one per delivery
+        assert len(decoded) == 1  # only the event that fitted was decoded
+        assert fast.backlog() == 1
 
 
 async def test_drain_waits_for_the_delivery_in_flight(

@@ -187,6 +187,7 @@ class DispatchLink:
                             )
                             for d in item.deliveries
                         ],
+                        item.event.type,
                     )
                 )
                 self._queued_bytes += len(body)

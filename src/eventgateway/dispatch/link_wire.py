@@ -76,11 +76,13 @@ class Credit(msgspec.Struct, tag="credit", array_like=True):
 
 
 class QueuedEvent(msgspec.Struct, array_like=True):
-    """An at-most-once event: its stored form and its deliveries, each as (space,
-    subscription id, function id, partition key, authorizer request)."""
+    """An at-most-once event: its stored form, its deliveries, each as (space,
+    subscription id, function id, partition key, authorizer request), and its type (so a
+    worker with a full buffer counts the drop without decoding the body)."""
 
     body: bytes
     deliveries: list[tuple[str, str, str, str | None, dict[str, Any] | None]]
+    type: str
 
 
 class Enqueue(msgspec.Struct, tag="enqueue", array_like=True):

@@ -64,10 +64,17 @@ class NewDelivery(msgspec.Struct, frozen=True):
 
 
 class Accepted(msgspec.Struct, frozen=True):
-    """One accepted event and the deliveries it needs."""
+    """One accepted event and the deliveries it needs.
+
+    ``encoded``: the event as ``encode_event`` writes it, when the caller decoded ``event``
+    from exactly that (the delivery worker, from the gateway's frames). The memory queue
+    then stores it as is and keeps ``event`` without a copy (the caller hands both over);
+    the durable queues encode the event themselves.
+    """
 
     event: CloudEvent
     deliveries: Sequence[NewDelivery]
+    encoded: bytes | None = None
 
 
 Room = Callable[[str], int]

@@ -109,7 +109,7 @@ class MemoryQueue(MemoryExtendMixin, MemoryReplayMixin, MemoryLogMixin, Delivery
                 results.append(True)
                 continue
             seen.add(key)
-            body = encode_event(item.event)
+            body = encode_event(item.event) if item.encoded is None else item.encoded
             plan.append((item, body, key))
             results.append(False)
             add_deliveries += len(item.deliveries)
@@ -141,7 +141,9 @@ class MemoryQueue(MemoryExtendMixin, MemoryReplayMixin, MemoryLogMixin, Delivery
         self, item: Accepted, body: bytes, dedup_key: tuple[str, str, str], now: float
     ) -> None:
         event = item.event
-        stored = StoredEvent(next(self._seq), event.copy(), body, now)
+        # A caller that passed the encoded form handed the event over; any other keeps it.
+        kept = event.copy() if item.encoded is None else event
+        stored = StoredEvent(next(self._seq), kept, body, now)
         self._events[stored.seq] = stored
         self._by_event_id.setdefault(event.id, []).append(stored.seq)
         self._dedup[dedup_key] = now
@@ -380,6 +382,12 @@ class MemoryQueue(MemoryExtendMixin, MemoryReplayMixin, MemoryLogMixin, Delivery
     def backlog(self) -> int:
         """Deliveries accepted and not yet settled."""
         return self._backlog
+
+    def is_full(self) -> bool:
+        """Whether ``accept`` refuses every new delivery now (closed, or a bound reached)."""
+        return (
+            self._closed or self._backlog >= self._max_deliveries or self._bytes >= self._max_bytes
+        )
 
     def stats(self) -> dict[str, int]:
         """``backlog``, ``bytes`` (of events with unsettled deliveries), stored ``events``."""
