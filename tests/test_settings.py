@@ -191,6 +191,18 @@ def test_nats_url_replicas_reach_the_config_store_and_default_to_one(
     assert open_store("nats://a:4222?replicas=3")._replicas == 3
 
 
+def test_nats_url_max_in_flight_reaches_the_delivery_queue_and_has_a_default() -> None:
+    from eventgateway.cluster import jetstream_queue, parse_nats_url
+    from eventgateway.queue.jetstream import DEFAULT_MAX_IN_FLIGHT
+
+    limits = {"max_deliveries": 10, "max_bytes": 10_000, "dedup_window_s": 1.0, "lease_s": 5.0}
+    assert parse_nats_url("nats://a:4222?max_in_flight=250000").max_in_flight == 250_000
+    assert parse_nats_url("nats://a:4222").max_in_flight is None
+    tuned = jetstream_queue("nats://a:4222?max_in_flight=250000", **limits)
+    assert (tuned._max_in_flight, tuned._max_in_flight_ordered) == (250_000, 250_000)
+    assert jetstream_queue("nats://a:4222", **limits)._max_in_flight == DEFAULT_MAX_IN_FLIGHT
+
+
 def test_nats_url_without_prefix_uses_the_default_prefix(open_store: Callable[[str], Any]):
     assert open_store("nats://127.0.0.1:4222").bucket == "eventgateway-config"
 
@@ -206,6 +218,14 @@ def test_nats_url_without_prefix_uses_the_default_prefix(open_store: Callable[[s
         ("nats://a:4222?replicas=0", "replicas='0' must be a whole number from 1 to 5"),
         ("nats://a:4222?replicas=6", "replicas='6' must be a whole number from 1 to 5"),
         ("nats://a:4222?replicas=three", "replicas='three' must be a whole number from 1 to 5"),
+        (
+            "nats://a:4222?max_in_flight=0",
+            "max_in_flight='0' must be a whole number from 1 to 10,000,000",
+        ),
+        (
+            "nats://a:4222?max_in_flight=1e6",
+            "max_in_flight='1e6' must be a whole number from 1 to 10,000,000",
+        ),
     ],
 )
 def test_bad_nats_url_is_a_config_error_quoting_it(

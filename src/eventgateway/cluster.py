@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = ["NatsLink", "NatsTarget", "parse_nats_url"]
 
-_EXAMPLE = "nats://HOST:4222[,nats://HOST2:4222][?prefix=NAME][&replicas=N]"
+_EXAMPLE = "nats://HOST:4222[,nats://HOST2:4222][?prefix=NAME][&replicas=N][&max_in_flight=N]"
 _MAX_REPLICAS = 5  # JetStream's own limit on a stream's replicas
+_MAX_IN_FLIGHT = 10_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +38,16 @@ class NatsTarget:
     servers: tuple[str, ...]
     prefix: str
     replicas: int = 1
+    max_in_flight: int | None = None  # None: the queue's default
 
 
 def parse_nats_url(url: str) -> NatsTarget:
-    """``nats://host:4222[,nats://host2:4222][?prefix=NAME][&replicas=N]`` as a target.
+    """``nats://host:4222[,nats://host2:4222][?prefix=NAME][&replicas=N][&max_in_flight=N]``
+    as a target.
 
     ``replicas`` (1–5, default 1) is given to every stream, KV bucket and object store
     the gateway creates; use 3 on a 3-node cluster (``docs/cluster.md``, durability).
+    ``max_in_flight`` is the delivery consumers' ``max_ack_pending`` (``docs/cluster.md``).
 
     Raises:
         ConfigError: naming the URL, the bad part and the expected shape.
@@ -63,16 +67,26 @@ def parse_nats_url(url: str) -> NatsTarget:
         if parts.scheme != "nats" or not parts.hostname or parts.path not in ("", "/"):
             raise ConfigError(f"store {url!r}: {server!r} is not a NATS URL; use {_EXAMPLE}")
     options = urllib.parse.parse_qs(query, keep_blank_values=True)
-    unknown = sorted(set(options) - {"prefix", "replicas"})
+    unknown = sorted(set(options) - {"prefix", "replicas", "max_in_flight"})
     if unknown:
         raise ConfigError(f"store {url!r}: unknown option {unknown[0]!r}; use {_EXAMPLE}")
-    raw = options.get("replicas", ["1"])[-1]
-    if not raw.isdigit() or not 1 <= int(raw) <= _MAX_REPLICAS:
+    replicas = _whole(url, "replicas", options.get("replicas", ["1"])[-1], _MAX_REPLICAS)
+    in_flight = options.get("max_in_flight")
+    return NatsTarget(
+        servers,
+        options.get("prefix", [DEFAULT_PREFIX])[-1],
+        replicas,
+        None if in_flight is None else _whole(url, "max_in_flight", in_flight[-1], _MAX_IN_FLIGHT),
+    )
+
+
+def _whole(url: str, name: str, raw: str, most: int) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
         raise ConfigError(
-            f"store {url!r}: replicas={raw!r} must be a whole number from 1 to "
-            f"{_MAX_REPLICAS}; use {_EXAMPLE}"
+            f"store {url!r}: {name}={raw!r} must be a whole number from 1 to {most:,}; "
+            f"use {_EXAMPLE}"
         )
-    return NatsTarget(servers, options.get("prefix", [DEFAULT_PREFIX])[-1], int(raw))
+    return int(raw)
 
 
 def jetstream_queue(
@@ -84,7 +98,7 @@ def jetstream_queue(
     Raises:
         ConfigError: the URL or a limit is not valid, naming the URL.
     """
-    from eventgateway.queue.jetstream import JetStreamQueue
+    from eventgateway.queue.jetstream import DEFAULT_MAX_IN_FLIGHT, JetStreamQueue
 
     target = parse_nats_url(store_url)
     try:
@@ -96,6 +110,7 @@ def jetstream_queue(
             dedup_window_s=dedup_window_s,
             lease_s=lease_s,
             replicas=target.replicas,
+            max_in_flight=target.max_in_flight or DEFAULT_MAX_IN_FLIGHT,
         )
     except ValueError as exc:
         raise ConfigError(f"store {store_url!r}: {exc}") from exc

@@ -17,7 +17,7 @@ import pytest
 
 from eventgateway.errors import ConfigError, StoreError, TooManyRequestsError
 from eventgateway.queue.jetstream import JetStreamQueue
-from tests.queue.kit import DEADLINE_S, NATS_URL, MakeJS, attempt, ids, lease, put
+from tests.queue.kit import DEADLINE_S, NATS_URL, MakeJS, accepted, attempt, ids, lease, put
 
 
 async def test_two_instances_split_the_deliveries_and_none_is_handed_out_twice(
@@ -227,6 +227,52 @@ async def test_held_ordered_messages_have_their_own_in_flight_bound(make: MakeJS
 
     assert (unordered.config.max_ack_pending, ordered.config.max_ack_pending) == (50, 7)
     assert ordered.config.filter_subject == f"{names.ordered_prefix}>"
+
+
+async def test_opening_applies_the_in_flight_bounds_to_consumers_made_before(
+    make: MakeJS,
+) -> None:
+    # A deployment made by an earlier build (10,000), or with another bound: the bound
+    # this instance is configured with is applied; the consumers' other settings stay.
+    names = (await make(max_in_flight=10_000)).names  # the fixture's queues share a prefix
+    await make(max_in_flight=250_000, max_in_flight_ordered=40_000)
+    nc = await nats.connect(NATS_URL)
+    try:
+        js = nc.jetstream()
+        unordered = await js.consumer_info(names.deliveries_stream, names.consumer)
+        ordered = await js.consumer_info(names.deliveries_stream, names.ordered_consumer)
+    finally:
+        await nc.close()
+
+    assert (unordered.config.max_ack_pending, ordered.config.max_ack_pending) == (
+        250_000,
+        40_000,
+    )
+    assert unordered.config.filter_subject == names.deliveries_subject
+    assert ordered.config.filter_subject == f"{names.ordered_prefix}>"
+
+
+async def test_more_deliveries_waiting_on_retries_than_the_old_bound_stall_no_other(
+    make: MakeJS,
+) -> None:
+    # A failing subscription's deliveries wait on the server (nak with a delay) and count
+    # against max_ack_pending: with the earlier default of 10,000 this many stalled every
+    # other subscription of the cluster until their retries came due.
+    waiting = 12_000
+    queue = await make()
+    for start in range(0, waiting, 500):
+        await queue.accept([accepted(f"bad-{n}", "bad") for n in range(start, start + 500)])
+    failed = attempt("failed", 503)
+    retried = 0
+    deadline = time.monotonic() + 60.0
+    while retried < waiting:
+        assert time.monotonic() < deadline, f"only {retried} of {waiting} leased"
+        batch = await lease(queue, 1_000)
+        await asyncio.gather(*(queue.retry_later(d, 600.0, failed) for d in batch))
+        retried += len(batch)
+    await put(queue, "good", "healthy")
+
+    assert ids(await lease(queue)) == [("good", "healthy")]
 
 
 async def test_leasing_one_delivery_at_a_time_keeps_one_pull_open_per_consumer(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -57,12 +58,24 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
 
 
 async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
-    """Create the durable consumer unless it exists (an existing one is left as it is)."""
+    """Create the durable consumer, or give an existing one ``config``'s
+    ``max_ack_pending``; its other settings stay as the first instance made them."""
     assert config.durable_name is not None
     try:
-        await js.consumer_info(stream, config.durable_name)
+        info = await js.consumer_info(stream, config.durable_name)
     except NotFoundError:
         await js.add_consumer(stream, config)
+        return
+    if info.config.max_ack_pending != config.max_ack_pending:
+        # An upgrade, or an operator's new bound: nats-server 2.9 updates it in place.
+        logger.info(
+            "consumer %s: max_ack_pending %s -> %s",
+            config.durable_name,
+            info.config.max_ack_pending,
+            config.max_ack_pending,
+        )
+        updated = dataclasses.replace(info.config, max_ack_pending=config.max_ack_pending)
+        await js.add_consumer(stream, updated)
 
 
 async def _log_error(exc: Exception) -> None:
