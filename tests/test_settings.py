@@ -191,16 +191,22 @@ def test_nats_url_replicas_reach_the_config_store_and_default_to_one(
     assert open_store("nats://a:4222?replicas=3")._replicas == 3
 
 
-def test_nats_url_max_in_flight_reaches_the_delivery_queue_and_has_a_default() -> None:
+def test_nats_url_max_in_flight_reaches_the_delivery_queue_and_defaults_to_its_bound() -> None:
     from eventgateway.cluster import jetstream_queue, parse_nats_url
-    from eventgateway.queue.jetstream import DEFAULT_MAX_IN_FLIGHT
+    from eventgateway.queue.jetstream import DEFAULT_MAX_IN_FLIGHT_ORDERED
 
-    limits = {"max_deliveries": 10, "max_bytes": 10_000, "dedup_window_s": 1.0, "lease_s": 5.0}
+    limits = {"max_bytes": 10_000, "dedup_window_s": 1.0, "lease_s": 5.0}
     assert parse_nats_url("nats://a:4222?max_in_flight=250000").max_in_flight == 250_000
     assert parse_nats_url("nats://a:4222").max_in_flight is None
-    tuned = jetstream_queue("nats://a:4222?max_in_flight=250000", **limits)
-    assert (tuned._max_in_flight, tuned._max_in_flight_ordered) == (250_000, 250_000)
-    assert jetstream_queue("nats://a:4222", **limits)._max_in_flight == DEFAULT_MAX_IN_FLIGHT
+    tuned = jetstream_queue("nats://a:4222?max_in_flight=5000", max_deliveries=70_000, **limits)
+    assert (tuned._max_in_flight, tuned._max_in_flight_ordered) == (
+        5_000,
+        DEFAULT_MAX_IN_FLIGHT_ORDERED,
+    )
+    # Unset, the consumer's bound is the stream's: it never binds first.
+    assert jetstream_queue("nats://a:4222", max_deliveries=70_000, **limits)._max_in_flight == (
+        70_000
+    )
 
 
 def test_nats_url_without_prefix_uses_the_default_prefix(open_store: Callable[[str], Any]):

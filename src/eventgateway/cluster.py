@@ -47,7 +47,7 @@ def parse_nats_url(url: str) -> NatsTarget:
 
     ``replicas`` (1–5, default 1) is given to every stream, KV bucket and object store
     the gateway creates; use 3 on a 3-node cluster (``docs/cluster.md``, durability).
-    ``max_in_flight`` is the delivery consumers' ``max_ack_pending`` (``docs/cluster.md``).
+    ``max_in_flight`` is the delivery consumer's ``max_ack_pending`` (``docs/cluster.md``).
 
     Raises:
         ConfigError: naming the URL, the bad part and the expected shape.
@@ -98,7 +98,7 @@ def jetstream_queue(
     Raises:
         ConfigError: the URL or a limit is not valid, naming the URL.
     """
-    from eventgateway.queue.jetstream import DEFAULT_MAX_IN_FLIGHT, JetStreamQueue
+    from eventgateway.queue.jetstream import JetStreamQueue
 
     target = parse_nats_url(store_url)
     try:
@@ -110,7 +110,7 @@ def jetstream_queue(
             dedup_window_s=dedup_window_s,
             lease_s=lease_s,
             replicas=target.replicas,
-            max_in_flight=target.max_in_flight or DEFAULT_MAX_IN_FLIGHT,
+            max_in_flight=target.max_in_flight,
         )
     except ValueError as exc:
         raise ConfigError(f"store {store_url!r}: {exc}") from exc

@@ -257,9 +257,10 @@ async def test_more_deliveries_waiting_on_retries_than_the_old_bound_stall_no_ot
 ) -> None:
     # A failing subscription's deliveries wait on the server (nak with a delay) and count
     # against max_ack_pending: with the earlier default of 10,000 this many stalled every
-    # other subscription of the cluster until their retries came due.
+    # other subscription of the cluster until their retries came due. The bound now
+    # follows max_deliveries (the stream's), so it never binds first.
     waiting = 12_000
-    queue = await make()
+    queue = await make(max_deliveries=waiting + 100)
     for start in range(0, waiting, 500):
         await queue.accept([accepted(f"bad-{n}", "bad") for n in range(start, start + 500)])
     failed = attempt("failed", 503)

@@ -39,6 +39,9 @@ async def test_the_lease_fetches_past_a_blocked_subscription_and_reads_it_back_l
     others = await asyncio.wait_for(queue.lease(10, exclude={"busy"}), DEADLINE_S)
 
     assert [d.event.id for d in others] == ["o0", "o1", "o2"]
+    aside = [queue._parked[seq][0] for seq in queue._aside]
+    assert aside  # what each keeps in memory meanwhile: neither its event nor its headers
+    assert {(msg.data, msg.headers) for msg in aside} == {(b"", None)}
     busy = await _lease_all(queue, BUSY, room=64)
     assert sorted(d.event.id for d in busy) == sorted(f"b{n}" for n in range(BUSY))
     assert {d.attempt for d in busy} == {0}  # set aside, never redelivered

@@ -73,15 +73,14 @@ from eventgateway.queue.jetstream_wire import (
     store_error,
 )
 
-__all__ = ["DEFAULT_MAX_IN_FLIGHT", "JetStreamQueue"]
+__all__ = ["DEFAULT_MAX_IN_FLIGHT_ORDERED", "JetStreamQueue"]
 
 logger = logging.getLogger(__name__)
 
-# Deliveries out at once over the cluster (``max_ack_pending``). Retry-waiting and parked
-# ones count, so a small bound let one failing or hung subscription stall every other
-# (the earlier 10,000 is a few seconds of backlog). nats-server 2.9.10 holding
-# 300,000 nak-delayed messages: 0.7 % of a core, 95 MB RSS, fresh fetches unslowed.
-DEFAULT_MAX_IN_FLIGHT = 100_000
+# Held ordered deliveries over the cluster (the ordered consumer's ``max_ack_pending``):
+# an instance keeps its held messages in memory, event included, so this bound is sized
+# by memory. (The unordered consumer's bound follows ``max_deliveries``, see __init__.)
+DEFAULT_MAX_IN_FLIGHT_ORDERED = 10_000
 
 
 class JetStreamQueue(
@@ -106,10 +105,12 @@ class JetStreamQueue(
         lease_s: the consumer's ``ack_wait``.
         replicas: stream replicas; use 3 in a cluster.
         max_in_flight: the consumer's ``max_ack_pending``, over all instances: leased,
-            parked, set-aside and retry-waiting (``nak(delay)``) deliveries count.
-        max_in_flight_ordered: the same for the ordered consumer (default: ``max_in_flight``);
-            held ordered messages count against it only. Both are applied at ``open``, to a
-            consumer made earlier too.
+            parked, set-aside and retry-waiting (``nak(delay)``) deliveries count. Default
+            ``max_deliveries``: then it never binds before the stream's own bound, so no
+            number of failing subscriptions' retries stalls the others.
+        max_in_flight_ordered: the same for the ordered consumer (default 10,000); held
+            ordered messages count against it only, and are kept in memory. Both are
+            applied at ``open``, to a consumer made earlier too.
         max_dead_letters: dead letters kept before dead-lettering fails.
         max_log_bytes: the delivery log stream's size; past it the oldest history goes.
         scan_limit: the most log or dead-letter messages one listing reads.
@@ -132,7 +133,7 @@ class JetStreamQueue(
         dedup_window_s: float = 300.0,
         lease_s: float = 60.0,
         replicas: int = 1,
-        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        max_in_flight: int | None = None,
         max_in_flight_ordered: int | None = None,
         max_dead_letters: int = 1_000_000,
         max_log_bytes: int = 1024 * 1024 * 1024,
@@ -149,8 +150,12 @@ class JetStreamQueue(
         self._dedup_window_s = dedup_window_s
         self._lease_s = lease_s
         self._replicas = replicas
-        self._max_in_flight = max_in_flight
-        self._max_in_flight_ordered = max_in_flight_ordered or max_in_flight
+        # Retry-waiting deliveries count against max_ack_pending (nats-server 2.9.10), so a
+        # bound below the stream's let a failing subscription stall every other one (it
+        # was 10,000: seconds of backlog). Server cost, measured: 1,000,000 nak-delayed
+        # messages pending on one consumer, 342 MB RSS and 2.5 % of a core.
+        self._max_in_flight = max_in_flight or max_deliveries
+        self._max_in_flight_ordered = max_in_flight_ordered or DEFAULT_MAX_IN_FLIGHT_ORDERED
         self._max_dead_letters = max_dead_letters
         self._max_log_bytes = max_log_bytes
         self._scan_limit = scan_limit
