@@ -83,6 +83,34 @@ def test_a_malformed_traceparent_header_is_ignored_not_an_error(value: str) -> N
     assert event.extensions == {}
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-0a0b-cafe",
+    ],
+)
+def test_a_later_traceparent_version_is_passed_on_as_it_came(value: str) -> None:
+    # W3C Trace Context §3.2.4: a later version is read by its first four fields.
+    (event,) = parse_request(request([STRUCTURED, (b"traceparent", value.encode())], EVENT))
+    assert event.extensions == {"traceparent": value}
+    assert trace_headers(event) == [("traceparent", value)]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        PARENT + "-01",  # version 00 has exactly four fields
+        "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",  # no dash after flags
+        "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-" + "a" * 201,  # too long
+        "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x:y",  # not hex
+    ],
+)
+def test_a_traceparent_that_breaks_the_versioning_rules_is_ignored(value: str) -> None:
+    (event,) = parse_request(request([STRUCTURED, (b"traceparent", value.encode())], EVENT))
+    assert event.extensions == {}
+
+
 def test_a_malformed_tracestate_is_dropped_and_the_parent_kept() -> None:
     headers = [STRUCTURED, (b"traceparent", PARENT.encode()), (b"tracestate", b"x" * 513)]
     (event,) = parse_request(request(headers, EVENT))

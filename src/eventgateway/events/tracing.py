@@ -22,8 +22,14 @@ from eventgateway.events.model import CloudEvent
 __all__ = ["MAX_TRACESTATE_CHARS", "stamp_trace", "trace_headers"]
 
 # version-traceid-parentid-flags, lower-case hex; version ff and all-zero ids are invalid.
+# Version 00 is exactly that. A later version is read by those four fields and may go on
+# after a dash (W3C Trace Context §3.2.4, "Versioning of traceparent"); the gateway makes
+# no span, so it passes such a value on as it came. What may follow is kept to hex and
+# dashes, 256 characters in all: it becomes a header.
 _TRACEPARENT: Final = re.compile(
-    r"(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}"
+    r"(?:00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2})"
+    r"|(?:(?!00|ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}"
+    r"(?:-[0-9a-f-]{0,200})?)"
 )
 # The spec allows 32 list members of up to 256 characters each; 512 is its advice for
 # what a propagator must at least pass on. Printable ASCII only: it becomes a header.
