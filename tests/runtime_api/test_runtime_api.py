@@ -284,13 +284,14 @@ async def test_bad_parameters_are_400_naming_the_parameter(client, params, messa
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ("30s", 1000.0 - 30),
-        ("10m", 1000.0 - 600),
-        ("2h", 1000.0 - 7200),
-        ("1d", 1000.0 - 86400),
-        ("1h30m", 1000.0 - 5400),
-        ("1.5s", 1000.0 - 1.5),
-        ("250ms", 1000.0 - 0.25),
+        ("30s", T0 - 30),
+        ("10m", T0 - 600),
+        ("2h", T0 - 7200),
+        ("1d", T0 - 86400),
+        ("1h30m", T0 - 5400),
+        ("1.5s", T0 - 1.5),
+        ("250ms", T0 - 0.25),
+        ("100000d", 0.0),  # longer ago than 1970: from the beginning
         ("1700000000", 1_700_000_000.0),
         ("1700000000.5", 1_700_000_000.5),
         ("2023-11-14T22:13:20Z", T0),
@@ -299,7 +300,20 @@ async def test_bad_parameters_are_400_naming_the_parameter(client, params, messa
     ],
 )
 def test_parse_since(raw, expected):
-    assert parse_since(raw, now_s=1000.0) == pytest.approx(expected)
+    assert parse_since(raw, now_s=T0) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("-5", "since '-5' is before 1970-01-01T00:00:00Z"),
+        ("1969-07-20T20:17:40Z", "since '1969-07-20T20:17:40Z' is before 1970"),
+        ("1e12", "since '1e12' is too far in the future: the latest is 9999-12-31T23:59:59Z"),
+    ],
+)
+def test_parse_since_refuses_times_out_of_range(raw, message):
+    with pytest.raises(ValidationError, match=message):
+        parse_since(raw, now_s=T0)
 
 
 def test_parse_since_refuses_infinity():

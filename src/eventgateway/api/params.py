@@ -19,6 +19,19 @@ __all__ = ["parse_limit", "parse_time"]
 _DURATION: Final = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+")
 _DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_S: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# RFC 3339 ends at year 9999. Nothing was received before 1970, so a negative time is a
+# mistake (it would select everything), as is one no timestamp can reach.
+_LAST_S: Final = 253402300799.0  # 9999-12-31T23:59:59Z
+
+
+def _in_range(seconds: float, raw: object, name: str) -> float:
+    if seconds < 0.0:
+        raise ValidationError(f"{name} {raw!r} is before 1970-01-01T00:00:00Z (Unix time 0)")
+    if seconds > _LAST_S:
+        raise ValidationError(
+            f"{name} {raw!r} is too far in the future: the latest is 9999-12-31T23:59:59Z"
+        )
+    return seconds
 
 
 def parse_time(raw: str, name: str, *, now_s: float | None = None) -> float:
@@ -30,7 +43,8 @@ def parse_time(raw: str, name: str, *, now_s: float | None = None) -> float:
             "use RFC 3339 (2026-11-26T18:00:00Z), Unix seconds, or a duration such as 30s, 10m, 2h"
         )
     if now_s is not None and _DURATION.fullmatch(raw):
-        return now_s - sum(float(n) * _UNIT_S[unit] for n, unit in _DURATION_PART.findall(raw))
+        ago_s = sum(float(n) * _UNIT_S[unit] for n, unit in _DURATION_PART.findall(raw))
+        return max(0.0, now_s - ago_s)  # longer ago than 1970: from the beginning
     try:
         seconds = float(raw)
     except ValueError:
@@ -38,14 +52,14 @@ def parse_time(raw: str, name: str, *, now_s: float | None = None) -> float:
     else:
         if not math.isfinite(seconds):
             raise ValidationError(f"{name} {raw!r} is not a time: {forms}")
-        return seconds
+        return _in_range(seconds, raw, name)
     try:
         parsed = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise ValidationError(f"{name} {raw!r} is not a time: {forms}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=datetime.UTC)
-    return parsed.timestamp()
+    return _in_range(parsed.timestamp(), raw, name)
 
 
 def body_time(raw: str | float | None, name: str, *, now_s: float | None = None) -> float | None:
@@ -55,7 +69,8 @@ def body_time(raw: str | float | None, name: str, *, now_s: float | None = None)
         return None
     if isinstance(raw, str):
         return parse_time(raw, name, now_s=now_s)
-    return float(raw)  # msgspec refuses numbers out of a float's range ("Number out of range")
+    # msgspec already refused numbers out of a float's range ("Number out of range").
+    return _in_range(float(raw), raw, name)
 
 
 def check_window(since: float | None, until: float | None) -> None:
