@@ -26,6 +26,9 @@ def policy_table(policy: RetryPolicy) -> Callable[[], Any]:
                 subscription=SimpleNamespace(retry_policy=policy),
             )
 
+        def runtime_concurrency(self) -> dict[str, int]:
+            return {}
+
     return Table
 
 

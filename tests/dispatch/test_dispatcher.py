@@ -46,6 +46,16 @@ class Table:
             subscription=SimpleNamespace(retry_policy=None),
         )
 
+    def runtime_concurrency(self) -> dict[str, int]:
+        return {}
+
+
+class RuntimeTable(Table):
+    """Subscription ``local``'s function is a local-runtime one with concurrency 1."""
+
+    def runtime_concurrency(self) -> dict[str, int]:
+        return {"local": 1}
+
 
 class CountingQueue(MemoryQueue):
     """Records the size of every lease that handed something out."""
@@ -109,6 +119,35 @@ async def test_a_hung_subscription_holds_only_its_own_slots() -> None:
                 invoker.gates[gate].release()
         await asyncio.wait_for(runner, DEADLINE_S)
     assert queue.backlog() == 3  # stopped: what was never leased stays queued
+
+
+async def test_a_local_runtime_function_is_leased_no_more_than_it_can_start() -> None:
+    # Deliveries leased beyond its concurrency would wait in the gateway for a worker; a
+    # graceful stop then failed them unattempted (QA: dead letters for calls never made).
+    queue = CountingQueue()
+    invoker = GatedInvoker()
+    dispatcher = Dispatcher(queue, invoker, RuntimeTable, per_subscription=8)  # type: ignore[arg-type]
+    await _put(queue, "local", "l1", "l2", "l3")
+    await _put(queue, "http", "h1", "h2", "h3")
+    runner = asyncio.create_task(dispatcher.run())
+
+    def started(function_id: str) -> list[str]:
+        return [event_id for f, event_id in invoker.started if f == function_id]
+
+    try:
+        await _until(invoker, lambda: len(started("http")) == 3 and started("local"))
+        assert started("local") == ["l1"]  # one at a time, while http gets all three
+        invoker.gates["local"].release()
+        await _until(invoker, lambda: len(started("local")) == 2)
+        assert started("local") == ["l1", "l2"]
+    finally:
+        dispatcher.stop()
+        for gate in ("local", "http"):
+            for _ in range(3):
+                invoker.gates[gate].release()
+        await asyncio.wait_for(runner, DEADLINE_S)
+    assert started("local") == ["l1", "l2"]
+    assert queue.backlog() == 1  # l3 was never leased: a stop leaves it queued, unattempted
 
 
 async def test_a_busy_subscription_is_leased_for_in_batches_not_one_per_freed_slot() -> None:

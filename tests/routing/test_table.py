@@ -446,3 +446,26 @@ def test_build_10k_subscriptions_is_fast() -> None:
     assert match is not None
     assert match.params == {"id": "abc"}
     assert len(table.async_targets("POST", "/space0/r0", "user.created")) == 1
+
+
+# --- the dispatcher's per-subscription slots ----------------------------------------------
+
+
+def test_runtime_concurrency_maps_subscriptions_of_local_runtime_functions() -> None:
+    local = Function(
+        space="acme",
+        function_id="local",
+        type="python",
+        provider={"bundle": "b" * 64, "handler": "handler.handler", "concurrency": 2},
+    )
+    table = build(
+        [
+            sub("acme", "to-local", function_id="local"),
+            sub("acme", "to-http", function_id="f", event_type="user.deleted"),
+            sub("acme", "to-nothing", function_id="gone", event_type="user.updated"),
+        ],
+        functions=[local, function("acme", "f")],
+    )
+
+    assert table.runtime_concurrency() == {"to-local": 2}
+    assert table.runtime_concurrency() is table.runtime_concurrency()  # made once

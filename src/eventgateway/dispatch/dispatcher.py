@@ -192,14 +192,22 @@ class Dispatcher:
         )
         await self.wait_for_stop(pause_s)
 
+    def _slots(self, subscription_id: str) -> int:
+        # A local-runtime function starts at most its ``concurrency`` invocations; more
+        # deliveries would wait leased in the gateway's queue for a worker, to be failed
+        # unattempted by a graceful shutdown ("the gateway went away during the call")
+        # and run on the old code after a redeploy. So lease no more than it can start.
+        cap = self._table().runtime_concurrency().get(subscription_id)
+        return self._per_subscription if cap is None else min(cap, self._per_subscription)
+
     def _room(self, subscription_id: str) -> int:
-        # Called by the queue, possibly on its writer thread: a read of a Counter.
-        return self._per_subscription - self._per_sub[subscription_id]
+        # Called by the queue, possibly on its writer thread: reads of a Counter and dicts.
+        return self._slots(subscription_id) - self._per_sub[subscription_id]
 
     def _take_slot(self, subscription_id: str) -> None:
         self._in_flight += 1
         self._per_sub[subscription_id] += 1
-        if self._per_sub[subscription_id] >= self._per_subscription:
+        if self._per_sub[subscription_id] >= self._slots(subscription_id):
             self._saturated.add(subscription_id)
 
     def _release_slot(self, subscription_id: str) -> None:
@@ -207,7 +215,8 @@ class Dispatcher:
         self._per_sub[subscription_id] -= 1
         if self._per_sub[subscription_id] <= 0:
             del self._per_sub[subscription_id]
-        if subscription_id in self._saturated and self._per_sub[subscription_id] <= self._resume_at:
+        resume_at = min(self._resume_at, self._slots(subscription_id) // 2)
+        if subscription_id in self._saturated and self._per_sub[subscription_id] <= resume_at:
             self._saturated.discard(subscription_id)
             self._queue.notify()  # its waiting deliveries may be leased again
         self._slot_freed.set()

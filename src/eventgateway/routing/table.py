@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from eventgateway.model.entities import KINDS, Cors, EventType, Function, Subscription
+from eventgateway.model.runtime_provider import RUNTIME_TYPES
 from eventgateway.routing.filters import EventFilter, FilterError, compile_filter
 from eventgateway.routing.pathtree import PathTree
 
@@ -94,6 +95,7 @@ class RoutingTable:
         "_counts",
         "_event_types",
         "_functions",
+        "_runtime_concurrency",
         "_sync",
         "_type_names",
         "revision",
@@ -119,6 +121,7 @@ class RoutingTable:
         self._functions = functions
         self._event_types = event_types
         self._counts = counts
+        self._runtime_concurrency: dict[str, int] | None = None
         # Names a metric label may carry: bounded by the configuration, not by clients.
         self._type_names = frozenset(name for _, name in event_types) | frozenset(
             event_type for by_type in async_.values() for event_type in by_type
@@ -295,6 +298,17 @@ class RoutingTable:
     def function(self, space: str, function_id: str) -> Function | None:
         """The function ``function_id`` of ``space``, or ``None``."""
         return self._functions.get((space, function_id))
+
+    def runtime_concurrency(self) -> dict[str, int]:
+        """Subscription id → ``provider.concurrency`` of its local-runtime function (made
+        on first use, once per table)."""
+        if self._runtime_concurrency is None:
+            self._runtime_concurrency = {
+                sub_id: int(t.function.provider.get("concurrency", 1))
+                for (_, sub_id), t in self._by_id.items()
+                if t.function is not None and t.function.type in RUNTIME_TYPES
+            }
+        return self._runtime_concurrency
 
     def event_type(self, space: str, name: str) -> EventType | None:
         """The event type ``name`` of ``space``, or ``None``."""
