@@ -189,7 +189,7 @@ async def test_spaces_are_separate(api: ConfigAPI) -> None:
     await api.event_type("user.created", space="two")
 
 
-@pytest.mark.parametrize("name", ["a/b", "a b?c#d", "50%", "é/ü"])
+@pytest.mark.parametrize("name", ["a/b", "a b?c#d", "50%", "é/ü", "x\ny", "x\r\n"])
 async def test_a_name_with_reserved_characters_is_addressed_percent_encoded(
     api: ConfigAPI, name: str
 ) -> None:

@@ -116,7 +116,7 @@ async def test_openapi_document_describes_every_route() -> None:
         assert isinstance(route, Route)
         if route.path == "/openapi.json":
             continue
-        path = route.path.replace("{rest:path}", "{id}")
+        path = route.path.replace("{rest:rest}", "{id}")
         assert path in documented, path
         assert documented[path] == (route.methods or set()) - {"HEAD"}, path
     assert set(document["components"]["schemas"]["Error"]["required"]) == {"errors"}

@@ -15,6 +15,7 @@ import pathlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import msgspec
 import pytest
@@ -331,6 +332,21 @@ async def test_subscription_filter_shows_that_subscriptions_deliveries(
 
 
 # -- one event ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("event_id", ["a\nb", "a/b", "50%"])
+async def test_an_event_id_with_any_characters_is_found_percent_encoded(
+    gw: InProcess, receiver: Receiver, event_id: str
+) -> None:
+    # "a\nb" was accepted and listed, but its item route answered 404 (QA).
+    await gw.event_type(TYPE)
+    await subscribe(gw, receiver, "ok")
+    await emit(gw, event_id)
+    await wait_states(gw, [(event_id, "delivered")])
+
+    view = await get_json(gw, f"/v1/spaces/acme/events/{quote(event_id, safe='')}")
+
+    assert view["id"] == event_id
 
 
 async def test_get_event_shows_every_delivery_and_attempt(
@@ -852,7 +868,7 @@ async def test_openapi_describes_every_deliveries_route_and_struct() -> None:
     routes: dict[str, set[str]] = {}
     for route in create_deliveries_app(MemoryQueue(), RoutingTable.empty).routes:
         assert isinstance(route, Route)
-        path = route.path.replace(":path}", "}")  # OpenAPI has no path converters
+        path = route.path.replace(":rest}", "}")  # OpenAPI has no path converters
         routes.setdefault(path, set()).update((route.methods or set()) - {"HEAD"})
     assert len(routes) == 6
     for path, methods in routes.items():

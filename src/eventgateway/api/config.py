@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Match, Route
 
+import eventgateway.api.convertors  # noqa: F401 - registers the 'rest' convertor
 from eventgateway.api.item_paths import (
     canonical_cors_id,
     item_id,
@@ -315,7 +316,7 @@ def create_config_app(
         # an event type ``a%2Fb`` → ``a/b``); the endpoint reads the ID from the raw path.
         routes.append(
             Route(
-                f"/v1/spaces/{{space}}/{name}/{{rest:path}}",
+                f"/v1/spaces/{{space}}/{name}/{{rest:rest}}",
                 endpoints.item(name),
                 methods=["GET", "PUT", "DELETE"],
             )

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+import eventgateway.api.convertors  # noqa: F401 - registers the 'rest' convertor
 from eventgateway.api.config import ROUTER_HANDLERS
 from eventgateway.api.params import body_time, check_window, parse_limit, parse_time
 from eventgateway.api.problems import EXCEPTION_HANDLERS
@@ -175,7 +176,7 @@ def create_deliveries_app(log: DeliveryLog, routing: Callable[[], RoutingTable])
     routes = [
         Route(f"{base}/events", list_events, methods=["GET"]),
         Route(f"{base}/events/replay", replay_handler(log, routing), methods=["POST"]),
-        Route(f"{base}/events/{{id:path}}", get_event, methods=["GET"]),
+        Route(f"{base}/events/{{id:rest}}", get_event, methods=["GET"]),
         Route(f"{base}/deadletters", list_dead_letters, methods=["GET"]),
         Route(f"{base}/deadletters", purge, methods=["DELETE"]),
         Route(f"{base}/deadletters/redrive", redrive, methods=["POST"]),
