@@ -182,6 +182,22 @@ async def test_duplicate_source_and_id_is_accepted_but_not_delivered_again(gw, r
     assert len(events) == 2
 
 
+async def test_a_batch_is_marked_duplicate_only_when_every_event_was_one(gw, receiver):
+    await gw.event_type("user.created")
+    await subscribe(gw, receiver, "crm")
+    await emit(gw, ce("old"))
+    batch = {"content-type": "application/cloudevents-batch+json"}
+
+    mixed = await gw.events.post("/acme", json=[ce("new"), ce("old")], headers=batch)
+    repeated = await gw.events.post("/acme", json=[ce("new"), ce("old")], headers=batch)
+
+    assert mixed.status_code == repeated.status_code == 202
+    assert "x-eventgateway-duplicate" not in mixed.headers  # "new" was accepted
+    assert repeated.headers["x-eventgateway-duplicate"] == "true"
+    await receiver.wait_for(2, "/crm")
+    assert sorted(c.json()["id"] for c in receiver.calls_to("/crm")) == ["e-new", "e-old"]
+
+
 async def test_full_queue_answers_429_with_retry_after(tmp_path, receiver):
     limits = Limits(queue_max_deliveries=3, dispatch_concurrency=1)
     async with in_process_gateway(

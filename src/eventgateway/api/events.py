@@ -258,7 +258,9 @@ class EventsApp:
                     [*extra, _STORE_RETRY],
                 )
                 return
-            if any(duplicates):
+            # Of a batch, only when every event was one: the header is the whole answer's,
+            # and "duplicate" for a batch that also carried new events misled producers.
+            if all(duplicates) and len(duplicates) == len(events):
                 extra = [*extra, _DUPLICATE]
         if fast:
             await self._accept_fast(fast)
