@@ -35,11 +35,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_URL",
+    "SERVICE_FILE",
     "CliOptions",
     "KeySource",
     "ServiceFile",
     "error_message",
     "gateway_options",
+    "load_service_file",
     "reporting_errors",
     "resolve_options",
     "with_saved_key",
@@ -163,15 +165,19 @@ def error_message(exc: Exception, url: str, flag: str = "--url") -> str:
     ``flag`` is the option that sets ``url``, named in the hint when nothing answered.
     """
     hint = f"start one with `eg serve`, or point {flag} at yours"
+    from eventgateway.sdk._wire import GatewayError
+
+    cause: BaseException | None = exc
+    while isinstance(cause, ConfigError):  # a step that failed on the gateway says which
+        cause = cause.__cause__
+    if isinstance(cause, GatewayError) and cause.status is None:
+        # Nothing answered (no HTTP status to show), whichever step asked first.
+        return f"cannot reach the gateway at {url}: {cause.message}; {hint}"
     if isinstance(exc, ConfigError):
         return str(exc)
     if isinstance(exc, ConnectionError):
         return f"cannot reach the gateway at {url}: {exc.strerror or exc}; {hint}"
-    from eventgateway.sdk._wire import GatewayError
-
     if isinstance(exc, GatewayError):
-        if exc.status is None:  # nothing answered: no HTTP status to show
-            return f"cannot reach the gateway at {url}: {exc.message}; {hint}"
         return exc.message
     if isinstance(exc, ValueError):  # the SDK's word for a bad argument (URL, mode, id)
         return str(exc)
@@ -180,12 +186,20 @@ def error_message(exc: Exception, url: str, flag: str = "--url") -> str:
 
 @contextlib.contextmanager
 def reporting_errors(url: str, *, debug: bool, flag: str = "--url") -> Iterator[None]:
-    """Turn any failure inside into a :class:`click.ClickException` (one line, exit 1)."""
+    """Turn any failure inside into a :class:`click.ClickException` (one line, exit 1).
+
+    A write to standard output whose reader went away is no failure: the command stops
+    printing and exits 141 (:data:`~eventgateway.cli.output.OUTPUT_CLOSED_STATUS`).
+    """
     try:
         yield
     except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
         raise
     except Exception as exc:
+        from eventgateway.cli.output import OUTPUT_CLOSED_STATUS, stdout_closed
+
+        if stdout_closed(exc):  # our reader went away (`eg logs f | head -1`): stop quietly
+            raise click.exceptions.Exit(OUTPUT_CLOSED_STATUS) from None
         if debug:
             traceback.print_exception(exc, file=sys.stderr)
         raise click.ClickException(" ".join(error_message(exc, url, flag).split())) from exc
@@ -261,7 +275,7 @@ def gateway_options(
             with reporting_errors(config_url or url or DEFAULT_URL, debug=debug):
                 spec = None
                 if service:
-                    spec = _load_service(kwargs.pop("config_path"), kwargs.pop("stage"))
+                    spec = load_service_file(kwargs.pop("config_path"), kwargs.pop("stage"))
                 options = resolve_options(
                     url=url,
                     config_url=config_url,
@@ -303,7 +317,7 @@ _SERVICE_OPTIONS: Final = (
 )
 
 
-def _load_service(path: pathlib.Path, stage: str | None) -> ServiceSpec:
+def load_service_file(path: pathlib.Path, stage: str | None) -> ServiceSpec:
     """The service file of a service command, read whole and checked, as a deploy needs it."""
     from eventgateway.deploy.manifest import load_service
 

@@ -14,6 +14,7 @@ one line saying so.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
@@ -22,7 +23,7 @@ import click
 from rich.console import Console
 
 from eventgateway.cli.context import CliOptions, gateway_options
-from eventgateway.cli.output import echo_json
+from eventgateway.cli.output import BestEffortOutput, echo_json, events_url
 from eventgateway.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -59,9 +60,9 @@ def _working(message: str, *, quiet: bool) -> Iterator[None]:
         yield
 
 
-def _echo_action(action: Action) -> None:
+def _echo_action(out: BestEffortOutput, action: Action) -> None:
     colour = {"create": "green", "update": "yellow", "delete": "red"}.get(action.op)
-    click.secho(f"  {action.describe()}", fg=colour)
+    out.echo(f"  {action.describe()}", fg=colour)
 
 
 def _summary(plan: Plan) -> str:
@@ -113,9 +114,12 @@ def run_deploy(
 
     _warn(service)
     quiet = options.json
+    # The plan is applied whole even when the reader of our output goes away (`| head`):
+    # printing is best effort, and the command exits 141 once it is done.
+    out = BestEffortOutput()
     if not quiet:
         verb = "Planning" if dry_run else "Deploying"
-        click.echo(f"{verb} {_where(options, service)}")
+        out.echo(f"{verb} {_where(options, service)}")
     bundle = None
     if any(function.needs_bundle for function in service.functions):
         with _working("Packaging…", quiet=quiet):
@@ -123,7 +127,7 @@ def run_deploy(
         for warning in bundle.warnings:
             click.secho(f"Warning: {warning}", fg="yellow", err=True)
         if not quiet:
-            click.echo(
+            out.echo(
                 f"Packaged {len(bundle.files)} files, {_size(bundle.size)} "
                 f"(bundle {bundle.bundle_id[:12]})"
             )
@@ -131,7 +135,7 @@ def run_deploy(
     if claim and not dry_run and not options.api_key:
         from eventgateway.cli.spaces import claim_if_free
 
-        claimed = claim_if_free(options, quiet=quiet)
+        claimed = claim_if_free(options, quiet=quiet, say=out.echo)
         options = claimed.options
     would_claim = False
     try:
@@ -141,7 +145,7 @@ def run_deploy(
                 service,
                 bundle=bundle,
                 dry_run=dry_run,
-                progress=None if quiet or dry_run else _echo_action,
+                progress=None if quiet or dry_run else functools.partial(_echo_action, out),
             )
     except ConfigError as exc:
         if not (claim and dry_run and _claim_first(options, exc)):
@@ -154,7 +158,7 @@ def run_deploy(
         result = _empty_space_plan(service, bundle)
         would_claim = True
         if not quiet:
-            click.echo(
+            out.echo(
                 f"Would claim space {options.space} first (no key for it; a deploy stops if "
                 "someone else already holds it)"
             )
@@ -175,20 +179,21 @@ def run_deploy(
         return
     if bundle is not None:
         if result.uploaded:
-            click.echo(f"Uploaded bundle {bundle.bundle_id[:12]} ({_size(bundle.size)})")
+            out.echo(f"Uploaded bundle {bundle.bundle_id[:12]} ({_size(bundle.size)})")
         elif not dry_run:
-            click.echo(f"Bundle {bundle.bundle_id[:12]} is already on the gateway")
+            out.echo(f"Bundle {bundle.bundle_id[:12]} is already on the gateway")
     plan = result.plan
     if plan.empty:
-        click.echo(f"No changes: {service.name} (stage {service.stage}) is up to date.")
+        out.echo(f"No changes: {service.name} (stage {service.stage}) is up to date.")
     elif dry_run:
         for action in plan.actions:
-            _echo_action(action)
-        click.echo(f"Would deploy {service.name}: {_summary(plan)} (dry run: nothing changed).")
+            _echo_action(out, action)
+        out.echo(f"Would deploy {service.name}: {_summary(plan)} (dry run: nothing changed).")
     else:
-        click.secho(f"Deployed {service.name}: {_summary(plan)}.", fg="green", bold=True)
+        out.echo(f"Deployed {service.name}: {_summary(plan)}.", fg="green", bold=True)
     if not dry_run:
-        _echo_endpoints(options, service)
+        _echo_endpoints(options, service, out)
+    out.finish()
 
 
 def _claim_first(options: CliOptions, exc: ConfigError) -> bool:
@@ -244,17 +249,17 @@ def _gateway_error(exc: BaseException) -> GatewayError | None:
     return cause
 
 
-def _echo_endpoints(options: CliOptions, service: ServiceSpec) -> None:
-    base = options.url.rstrip("/")
+def _echo_endpoints(options: CliOptions, service: ServiceSpec, out: BestEffortOutput) -> None:
     sync = [item for item in service.subscriptions if item.type == "sync"]
     emits = sorted({item.path for item in service.subscriptions if item.type == "async"})
     if sync:
-        click.echo("Endpoints:")
+        out.echo("Endpoints:")
         for item in sync:
-            click.echo(f"  {item.method:<7} {base}{item.path} → {item.function_id}")
+            url = events_url(options, item.path)
+            out.echo(f"  {item.method:<7} {url} → {item.function_id}")
     if emits:
-        paths = ", ".join(f"{base}{path}" for path in emits)
-        click.echo(f"Events: emit to {paths}  (eg emit --event TYPE --data JSON)")
+        urls = ", ".join(dict.fromkeys(events_url(options, path) for path in emits))
+        out.echo(f"Events: emit to {urls}  (eg emit --event TYPE --data JSON)")
 
 
 @click.command()
@@ -266,15 +271,16 @@ def remove(*, options: CliOptions, service: ServiceSpec, dry_run: bool) -> None:
 
     _warn(service)
     quiet = options.json
+    out = BestEffortOutput()  # as for deploy: the removal finishes whoever reads
     if not quiet:
         verb = "Planning the removal of" if dry_run else "Removing"
-        click.echo(f"{verb} {_where(options, service, 'from')}")
+        out.echo(f"{verb} {_where(options, service, 'from')}")
     with options.gateway() as gateway, _working("Removing…", quiet=quiet):
         plan = remove_service(
             gateway,
             service,
             dry_run=dry_run,
-            progress=None if quiet or dry_run else _echo_action,
+            progress=None if quiet or dry_run else functools.partial(_echo_action, out),
         )
     if quiet:
         echo_json(
@@ -286,13 +292,14 @@ def remove(*, options: CliOptions, service: ServiceSpec, dry_run: bool) -> None:
             }
         )
     elif plan.empty:
-        click.echo(f"Nothing to remove: {service.name} (stage {service.stage}) is not deployed.")
+        out.echo(f"Nothing to remove: {service.name} (stage {service.stage}) is not deployed.")
     elif dry_run:
         for action in plan.actions:
-            _echo_action(action)
-        click.echo(f"Would remove {plan.removed} resources of {service.name} (dry run).")
+            _echo_action(out, action)
+        out.echo(f"Would remove {plan.removed} resources of {service.name} (dry run).")
     else:
-        click.secho(f"Removed {service.name}: {plan.removed} resources.", fg="green", bold=True)
+        out.echo(f"Removed {service.name}: {plan.removed} resources.", fg="green", bold=True)
+    out.finish()
 
 
 @click.command()

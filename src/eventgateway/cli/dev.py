@@ -22,7 +22,7 @@ import click
 from eventgateway.cli.context import CliOptions, error_message, gateway_options
 from eventgateway.cli.deploy import run_deploy
 from eventgateway.cli.logs import format_line
-from eventgateway.cli.serve_options import port_options
+from eventgateway.cli.serve_options import check_distinct_ports, port_options
 
 if TYPE_CHECKING:
     from eventgateway.deploy.model import ServiceSpec
@@ -148,6 +148,7 @@ def dev(
     from eventgateway.embedded import EmbeddedGateway
     from eventgateway.settings import Settings, default_data_dir
 
+    check_distinct_ports(events_port, config_port)
     data_dir = data_dir or default_data_dir()
     settings = Settings(
         host="127.0.0.1",

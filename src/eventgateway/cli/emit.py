@@ -44,8 +44,42 @@ def read_data(raw: str) -> Any:
         raise click.ClickException(f"{origin} is not JSON ({exc}): {_DATA_FORMS}") from None
 
 
+def _event_type(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise click.BadParameter(
+            "is empty: give the event type, e.g. --event user.created", ctx, param
+        )
+    return value
+
+
+def _is_configuration_api(url: str) -> bool:
+    """Whether ``url`` answers ``GET /v1/status`` with 200, as the Configuration API does.
+
+    The Events API answers 202 to any request; there "v1" can be no space (names have 3
+    or more characters), so asking emits nothing.
+    """
+    import httpx
+
+    from eventgateway.sdk._wire import Target
+
+    try:
+        request = Target.of(url).request("GET", "/v1/status", {})
+        with httpx.Client(timeout=5.0) as client:
+            reply = client.get(request.url, headers=request.headers, extensions=request.extensions)
+    except (httpx.HTTPError, ValueError):
+        return False
+    return reply.status_code == 200
+
+
 @click.command()
-@click.option("--event", "event_type", required=True, metavar="TYPE", help="Event type.")
+@click.option(
+    "--event",
+    "event_type",
+    required=True,
+    metavar="TYPE",
+    callback=_event_type,
+    help="Event type.",
+)
 @click.option("--data", metavar="JSON|@FILE|-", help=f"The event's data: {_DATA_FORMS}.")
 @click.option(
     "--path", metavar="PATH", help="Full path to emit to, e.g. /acme/users [default: /<space>]."
@@ -78,15 +112,27 @@ def emit(
     extra: dict[str, Any] = {}
     if source is not None:
         extra["source"] = source
+    from eventgateway.sdk._wire import GatewayError
+
     with options.gateway() as gateway:
-        result = gateway.emit(
-            event_type,
-            payload,
-            id=event_id,
-            path=path,
-            mode="binary" if binary else "legacy" if legacy else "structured",
-            **extra,
-        )
+        try:
+            result = gateway.emit(
+                event_type,
+                payload,
+                id=event_id,
+                path=path,
+                mode="binary" if binary else "legacy" if legacy else "structured",
+                **extra,
+            )
+        except GatewayError as exc:
+            # Refused as the Configuration API refuses a path it does not know: ask it.
+            if exc.status in (401, 403, 404, 405) and _is_configuration_api(options.url):
+                raise click.ClickException(
+                    f"{options.url} is the gateway's Configuration API (it answered "
+                    f"{exc.status}: {exc.message.rstrip('.')}): --url (EG_URL, url in "
+                    "serverless.yml) names the Events API, port 4000 by default"
+                ) from exc
+            raise
     _print_result(options, event_type, result)
 
 

@@ -17,6 +17,7 @@ import click
 from eventgateway.cli.context import CliOptions, gateway_options
 from eventgateway.cli.emit import read_data
 from eventgateway.cli.logs import LogPrinter, chosen_function, function_name
+from eventgateway.cli.service_functions import function_named
 
 __all__ = ["ANSWER_WAIT_S", "error_lines", "invoke"]
 
@@ -85,13 +86,17 @@ def invoke(
     """Call a function once, now, and print its result and log lines.
 
     For example: `eg invoke -f addUserToCRM --data '{"username": "ada"}'` (or `eg invoke
-    addUserToCRM …`). The function gets a CloudEvent carrying the data, directly: no
-    subscription, queue or retry is involved. Exit status 1 when the invocation failed.
+    addUserToCRM …`); in a service directory, a key under `functions:` names the function
+    it declares, whatever its `name:`. The function gets a CloudEvent carrying the data,
+    directly: no subscription, queue or retry is involved. Exit status 1 when the
+    invocation failed.
     """
-    function_id = chosen_function(name, function_option)
+    function = function_named(chosen_function(name, function_option))
     payload = None if data is None else read_data(data)
-    with options.gateway() as gateway:
-        answer = gateway.invoke(function_id, payload, event=event_type, wait_s=ANSWER_WAIT_S)
+    with options.gateway() as gateway, function.explained(options.space):
+        answer = gateway.invoke(
+            function.function_id, payload, event=event_type, wait_s=ANSWER_WAIT_S
+        )
     if options.json:
         click.echo(json.dumps(answer))
     else:

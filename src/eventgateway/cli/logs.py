@@ -24,6 +24,7 @@ from rich.text import Text
 
 from eventgateway.cli.context import CliOptions, gateway_options
 from eventgateway.cli.credentials import config_base
+from eventgateway.cli.service_functions import function_named
 
 __all__ = ["chosen_function", "format_line", "function_name", "logs"]
 
@@ -141,17 +142,20 @@ def logs(
 ) -> None:
     """Show a function's logs the way `sls logs` shows Lambda's.
 
-    For example: `eg logs -f addUserToCRM -t` (or `eg logs addUserToCRM -t`). START, the
+    For example: `eg logs -f addUserToCRM -t` (or `eg logs addUserToCRM -t`); in a service
+    directory, a key under `functions:` names the function it declares. START, the
     function's output as `time<TAB>requestId<TAB>message`, END and REPORT with the measured
     duration and memory.
     """
-    function_id = chosen_function(name, function_option)
+    function = function_named(chosen_function(name, function_option))
+    function_id = function.function_id
     printer = LogPrinter(as_json=options.json)
     interrupts = _ctrl_c_exits_quietly() if tail else contextlib.nullcontext()
     with interrupts, options.gateway() as gateway:
         # An unknown function (never registered, no lines kept) is the gateway's 404:
         # `Function "x" not found.`, exit status 1, as for `eg invoke`.
-        recent = gateway.logs(function_id, since=since, limit=limit, filter=filter_text)
+        with function.explained(options.space):
+            recent = gateway.logs(function_id, since=since, limit=limit, filter=filter_text)
         for entry in recent:
             printer.print(entry)
         if tail:

@@ -21,6 +21,7 @@ from eventgateway.cli.auth_flags import (
     operator_key_from_env,
 )
 from eventgateway.cli.serve_options import (
+    check_distinct_ports,
     cpu_options,
     dispatch_options,
     durability_options,
@@ -261,6 +262,8 @@ def serve(
 ) -> None:
     """Run the gateway: Events API and Configuration API in one process."""
     from eventgateway.serving import serve as run_server
+
+    check_distinct_ports(events_port, config_port)
 
     settings = Settings(
         host=host,

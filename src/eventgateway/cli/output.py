@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -17,15 +19,19 @@ if TYPE_CHECKING:
     from eventgateway.cli.context import CliOptions
 
 __all__ = [
+    "OUTPUT_CLOSED_STATUS",
+    "BestEffortOutput",
     "Getter",
     "Item",
     "echo_json",
+    "events_url",
     "function_target",
     "key",
     "print_table",
     "show_item",
     "show_list",
     "show_removed",
+    "stdout_closed",
 ]
 
 Item = Mapping[str, Any]
@@ -33,6 +39,76 @@ Getter = Callable[[Item], object]
 
 # Wide enough that piped tables never wrap or cut an id; a terminal uses its own width.
 _PIPE_WIDTH: Final = 10_000
+
+OUTPUT_CLOSED_STATUS: Final = 141
+"""The exit status of a command whose reader went away (``eg logs f | head -1``): 128 +
+SIGPIPE, what a shell reports for any Unix tool stopped by a closed pipe."""
+
+_silenced: list[bool] = []  # [True] once standard output points at os.devnull
+
+
+def stdout_closed(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write to our standard output whose reader went away.
+
+    If so, standard output now points at ``os.devnull`` (Python's recipe, "Note on
+    SIGPIPE"): later writes, and the flush at exit, go nowhere instead of failing. A
+    broken pipe while standard output is still read (a socket's, say) is not ours: False.
+    """
+    if not isinstance(exc, BrokenPipeError):
+        return False
+    if _silenced:
+        return True
+    if not _reader_gone():
+        return False
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+    _silenced.append(True)
+    return True
+
+
+def _reader_gone() -> bool:
+    """Whether standard output is a pipe or socket nobody reads any more (POLLERR/POLLHUP
+    on its write end); True where that cannot be asked (no poll)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced (a test's capture), or closed
+        return False
+    import select
+
+    if not hasattr(select, "poll"):
+        return True
+    poller = select.poll()
+    poller.register(fd, 0)  # POLLERR and POLLHUP are always reported
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
+class BestEffortOutput:
+    """Standard output a closed reader cannot interrupt, for work that must finish (a
+    deploy's apply): once the reader is gone, lines are dropped and the work goes on;
+    :meth:`finish` then ends the command with :data:`OUTPUT_CLOSED_STATUS`."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def echo(self, message: str = "", **style: Any) -> None:
+        """``click.secho(message, **style)``, unless the reader of standard output is gone."""
+        if self.closed:
+            return
+        try:
+            click.secho(message, **style)
+        except BrokenPipeError as exc:
+            if not stdout_closed(exc):
+                raise
+            self.closed = True
+
+    def finish(self) -> None:
+        """Raise :class:`BrokenPipeError` if the reader went away: the work is done, and
+        the command ends as every other one whose output was cut short."""
+        if self.closed:
+            raise BrokenPipeError(errno.EPIPE, "standard output was closed")
 
 
 def key(path: str) -> Getter:
@@ -47,6 +123,26 @@ def key(path: str) -> Getter:
         return value
 
     return get
+
+
+def events_url(options: CliOptions, path: str) -> str:
+    """The URL a client calls for the gateway path ``path`` (``/acme/users``).
+
+    The gateway routes ``<space>.<domain>/x`` as ``/<space>/x``: for a hosted-style
+    ``--url`` (``http://acme.localhost:4000``) the space is in the host, so it leaves the
+    path (``http://acme.localhost:4000/users``).
+    """
+    from eventgateway.sdk._hosts import hosted_space, split_url
+
+    base = options.url.rstrip("/")
+    try:
+        hosted = hosted_space(split_url(options.url)[1], options.space, None)
+    except ValueError:  # a host naming another space: the URL as it is
+        hosted = None
+    prefix = f"/{hosted}"
+    if hosted is not None and (path == prefix or path.startswith(prefix + "/")):
+        return base + (path.removeprefix(prefix) or "/")
+    return base + path
 
 
 def function_target(item: Item) -> object:

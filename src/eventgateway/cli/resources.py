@@ -228,10 +228,42 @@ def dead_letters() -> None:
     """
 
 
+def _dead_time(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--since``/``--until`` of dead letters: RFC 3339 and Unix seconds go as given; a
+    duration (``10m``, ``2h``, ``1d``) is read as `eg logs` and `eg events replay` read it
+    (the gateway's own rule, :func:`~eventgateway.api.params.parse_time`) and sent as the
+    Unix time it names, since the gateway takes durations only there.
+
+    Raises:
+        click.BadParameter: none of the three forms.
+    """
+    if value is None:
+        return None
+    import time
+
+    from eventgateway.api.params import parse_time
+    from eventgateway.errors import ValidationError
+
+    name = param.name or "time"
+    try:
+        parse_time(value, name)
+    except ValidationError:
+        pass
+    else:
+        return value
+    try:
+        return f"{parse_time(value, name, now_s=time.time()):.6f}"
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+_SINCE_HELP: Final = "RFC 3339, Unix seconds, or a duration ago: 10m, 2h, 1d"
+
+
 @dead_letters.command("ls")
 @click.option("--subscription", "subscription_id", metavar="ID", help="Only those of it.")
-@click.option("--since", metavar="TIME", help="Dead since (RFC 3339 or Unix seconds).")
-@click.option("--until", metavar="TIME", help="Dead until (RFC 3339 or Unix seconds).")
+@click.option("--since", metavar="TIME", callback=_dead_time, help=f"Dead since ({_SINCE_HELP}).")
+@click.option("--until", metavar="TIME", callback=_dead_time, help=f"Dead until ({_SINCE_HELP}).")
 @click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
 @gateway_options()
 def list_dead_letters(
@@ -285,8 +317,12 @@ def _counted(options: CliOptions, verb: str, count: int, missing: Sequence[str] 
 @dead_letters.command("redrive")
 @click.option("--id", "ids", multiple=True, metavar="ID", help="This dead letter (repeatable).")
 @click.option("--subscription", "subscription_id", metavar="ID", help="Those of a subscription.")
-@click.option("--since", metavar="TIME", help="Those dead since (RFC 3339 or Unix seconds).")
-@click.option("--until", metavar="TIME", help="Those dead until (RFC 3339 or Unix seconds).")
+@click.option(
+    "--since", metavar="TIME", callback=_dead_time, help=f"Those dead since ({_SINCE_HELP})."
+)
+@click.option(
+    "--until", metavar="TIME", callback=_dead_time, help=f"Those dead until ({_SINCE_HELP})."
+)
 @click.option("--all", "everything", is_flag=True, help="Every dead letter of the space.")
 @gateway_options()
 def redrive(

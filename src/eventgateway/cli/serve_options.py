@@ -17,6 +17,7 @@ from eventgateway.events.jsondepth import MAX_JSON_DEPTH_CEILING
 from eventgateway.settings import Limits, Tls
 
 __all__ = [
+    "check_distinct_ports",
     "cpu_options",
     "dispatch_options",
     "durability_options",
@@ -120,6 +121,19 @@ def port_options(
         )
     ]
     return _all(options)
+
+
+def check_distinct_ports(events_port: int, config_port: int) -> None:
+    """Refuse one port for both APIs (0, a free port each, is fine).
+
+    Raises:
+        click.UsageError: both are the same port.
+    """
+    if events_port == config_port and events_port != 0:
+        raise click.UsageError(
+            f"--events-port and --config-port are both {events_port}: the Events API and "
+            "the Configuration API need a port each (by default 4000 and 4001)"
+        )
 
 
 def durability_options() -> Callable[[_F], _F]:

@@ -109,10 +109,15 @@ class DeclaredSettings:
     """The settings of a service ``eg deploy`` has read whole (already checked)."""
 
     def __init__(self, target: GatewayTarget) -> None:
+        from eventgateway.deploy.model import DEFAULT_SPACE
+
         self._values = {
             "url": target.url,
             "configurationUrl": target.config_url,
-            "space": target.space,
+            # The reader fills in "default" for a file without `space:`; as not set, it
+            # lets resolve_options take the space a hosted-style URL names, as for every
+            # other command ("default" still, for any other URL).
+            "space": None if target.space == DEFAULT_SPACE else target.space,
             "apiKey": target.api_key,
         }
 

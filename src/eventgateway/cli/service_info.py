@@ -9,7 +9,7 @@ import click
 from rich import box
 from rich.table import Table
 
-from eventgateway.cli.output import echo_json, function_target, print_table
+from eventgateway.cli.output import echo_json, events_url, function_target, print_table
 
 if TYPE_CHECKING:
     from eventgateway.cli.context import CliOptions
@@ -52,13 +52,27 @@ def show_info(options: CliOptions, service: ServiceSpec, gateway: EventGateway) 
     click.echo(f"space:   {options.space}")
     click.echo(f"gateway: {options.url}")
     if not functions and not subscriptions:
-        click.echo(f"Not deployed: run `eg deploy` in {_directory_name(service)}.")
+        click.echo(f"Not deployed: run `{_deploy_command()}` in {_directory_name(service)}.")
         return
     _functions(functions)
     _subscriptions(subscriptions)
     if event_types:
         click.echo("event types: " + ", ".join(str(item.get("name")) for item in event_types))
     _endpoints(options, subscriptions)
+
+
+def _deploy_command() -> str:
+    """``eg deploy`` with the -s/--stage and --space flags this command was given (those
+    from variables or serverless.yml apply to the deploy as well)."""
+    ctx = click.get_current_context(silent=True)
+    command = "eg deploy"
+    if ctx is None:
+        return command
+    for name, flag in (("stage", "-s"), ("space", "--space")):
+        value = ctx.params.get(name)
+        if value and ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE:
+            command += f" {flag} {value}"
+    return command
 
 
 def _directory_name(service: ServiceSpec) -> str:
@@ -93,10 +107,10 @@ def _subscriptions(subscriptions: list[dict[str, Any]]) -> None:
 
 
 def _endpoints(options: CliOptions, subscriptions: list[dict[str, Any]]) -> None:
-    base = options.url.rstrip("/")
     sync = [item for item in subscriptions if item.get("type") == "sync"]
     if not sync:
         return
     click.echo("\nendpoints:")
     for item in sync:
-        click.echo(f"  {item.get('method', ''):<7} {base}{item.get('path', '')}")
+        url = events_url(options, str(item.get("path", "")))
+        click.echo(f"  {item.get('method', ''):<7} {url}")

@@ -13,7 +13,7 @@ import datetime
 import json
 import pathlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal
 
 import click
@@ -119,8 +119,11 @@ class Claim:
         )
 
 
-def claim_if_free(options: CliOptions, *, quiet: bool) -> Claim:
-    """Try to claim ``options.space`` for a deploy that has no key for it (see :class:`Claim`).
+def claim_if_free(
+    options: CliOptions, *, quiet: bool, say: Callable[[str], None] = click.echo
+) -> Claim:
+    """Try to claim ``options.space`` for a deploy that has no key for it (see :class:`Claim`);
+    ``say`` prints the line saying so.
 
     Raises:
         ConfigError: only the gateway's operator may claim spaces there.
@@ -145,7 +148,7 @@ def claim_if_free(options: CliOptions, *, quiet: bool) -> Claim:
             raise
     path = remember(options, reply)
     if not quiet:
-        click.echo(_claimed(options.space, path))
+        say(_claimed(options.space, path))
     claimed = dataclasses.replace(options, api_key=reply["apiKey"], api_key_source="credentials")
     return Claim(claimed, "claimed")
 
