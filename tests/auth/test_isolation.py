@@ -112,9 +112,9 @@ def test_the_walk_finds_every_family_of_routes(tenants: Tenants):
     paths = {path for _, path in served_routes(tenants.gw.gateway)}
 
     for expected in (
-        "/v1/spaces/{space}/functions/{rest:path}",
-        "/v1/spaces/{space}/cors/{rest:path}",
-        "/v1/spaces/{space}/events/{id:path}",
+        "/v1/spaces/{space}/functions/{rest:rest}",
+        "/v1/spaces/{space}/cors/{rest:rest}",
+        "/v1/spaces/{space}/events/{id:rest}",
         "/v1/spaces/{space}/deadletters/redrive",
         "/v1/spaces/{space}/events/replay",
         "/v1/spaces/{space}/bundles",
