@@ -78,7 +78,9 @@ async def test_original_sdk_configures_emits_and_reads_back(
         stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0, stderr.decode()
         r = json.loads(stdout)
-        await receiver.wait_for(1, "/crm")
+        assert r["subscribeSpaceRoot"]["value"]["path"] == "/acme-crm/"
+        assert r["emitShorthand"] == {"ok": True, "value": {"status": 202, "body": ""}}
+        await receiver.wait_for(2, "/crm")
     finally:
         await asyncio.to_thread(gateway.stop)
 
@@ -130,6 +132,14 @@ async def test_original_sdk_configures_emits_and_reads_back(
         "eventTypes": ["user.lookup"],
         "cors": [],
     }
-    delivered = receiver.calls_to("/crm")[0].json()
+    by_data = {call.json()["data"]["username"]: call.json() for call in receiver.calls_to("/crm")}
+    assert by_data.keys() == {"ada", "grace"}
+    delivered = by_data["ada"]
     assert delivered["eventID"] == "sdk-1"
     assert delivered["data"] == {"username": "ada", "email": "ada@example.com"}
+    # walkthrough.md step 4: new SDK({url: <events url>/<space>, space}).emit({event, data})
+    shorthand = by_data["grace"]
+    assert shorthand["specversion"] == "1.0"
+    assert shorthand["type"] == "user.created"
+    assert shorthand["source"] == "/eventgateway/sdk"
+    assert shorthand["data"] == {"username": "grace", "email": "grace@example.com"}

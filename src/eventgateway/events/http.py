@@ -3,7 +3,8 @@
 The first matching rule wins:
 
 A. structured: media type ``application/cloudevents+json`` (0.1, or 1.0 when the object has
-   ``specversion``), or ``application/cloudevents-batch+json`` (a JSON array of 1.0 events);
+   ``specversion``; the emit shorthand ``{"event", "data"}`` becomes a 1.0 event), or
+   ``application/cloudevents-batch+json`` (a JSON array of 1.0 events);
 B. binary: a ``ce-specversion`` header (1.0), else all four 0.1 ``CE-*`` headers non-empty;
 C. legacy: a non-empty ``Event`` header. An ``application/json`` body that is itself a valid
    structured CloudEvent is used as is (its own type wins over the header); otherwise a
@@ -127,7 +128,7 @@ def _parse(
         )
 
     if mtype == STRUCTURED_MEDIA_TYPE:
-        return [parse_structured(req.body)]
+        return [parse_structured(req.body, shorthand=True)]
     if mtype == BATCH_MEDIA_TYPE:
         return parse_batch(req.body, max_events=max_batch_events)
     if b"ce-specversion" in first:

@@ -14,7 +14,8 @@ Decisions where the contract is silent:
 * 0.1 keys match case-insensitively like Go's decoder; when one attribute is sent twice
   (``eventID`` and ``EventId``) the later member wins, as in Go.
 
-The 1.0 rules are in ``events/structured_v1.py``.
+The 1.0 rules are in ``events/structured_v1.py``; the emit shorthand ``{"event", "data"}``
+(``shorthand=True``, the Events API's structured mode only) in ``events/shorthand.py``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import msgspec
 
 from eventgateway.errors import EventParseError, PayloadTooLargeError
 from eventgateway.events.model import CloudEvent
+from eventgateway.events.shorthand import parse_shorthand
 from eventgateway.events.structured_v1 import decode_member, parse_v1_exact, parse_v1_members
 from eventgateway.events.validate import (
     go_validation_line,
@@ -140,14 +142,21 @@ def _decode_members(body: bytes) -> dict[str, msgspec.Raw]:
 _TOO_DEEP = "JSON nesting is too deep"
 
 
-def parse_structured(body: bytes) -> CloudEvent:
+def parse_structured(body: bytes, *, shorthand: bool = False) -> CloudEvent:
     """Parse an ``application/cloudevents+json`` body (0.1, or 1.0 if it has ``specversion``).
+
+    Args:
+        body: the request body.
+        shorthand: also accept the emit shorthand ``{"event": <type>, "data": ...}`` of the
+            original Node SDK's README, as a 1.0 event (``events/shorthand.py``). Looked for
+            only in an object that is neither 1.0 nor valid-looking 0.1, so valid events
+            pay nothing.
 
     Raises:
         EventParseError: with a message naming the failing attribute.
     """
     try:
-        return _parse_structured(body)
+        return _parse_structured(body, shorthand)
     except RecursionError:  # msgspec's nesting limit is the interpreter's recursion limit
         raise EventParseError(f"CloudEvent is not valid: {_TOO_DEEP}") from None
     except EventParseError:
@@ -156,10 +165,10 @@ def parse_structured(body: bytes) -> CloudEvent:
         readable = replace_lone_surrogates(body)
         if readable is body:
             raise
-        return parse_structured(readable)
+        return parse_structured(readable, shorthand=shorthand)
 
 
-def _parse_structured(body: bytes) -> CloudEvent:
+def _parse_structured(body: bytes, shorthand: bool) -> CloudEvent:
     _check_utf8(body, "CloudEvent")
     if b'"specversion"' in body:
         event = parse_v1_exact(body)
@@ -176,6 +185,10 @@ def _parse_structured(body: bytes) -> CloudEvent:
     members = _decode_members(body)
     if "specversion" in members:
         return parse_v1_members(members)
+    if shorthand and "event" in members:
+        event = parse_shorthand(members)
+        if event is not None:
+            return event
     return _build_v01(_v01_members(members))
 
 

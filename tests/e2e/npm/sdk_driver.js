@@ -48,6 +48,16 @@ async function main () {
     const response = await sdk.emit(event, { path: '/' + space })
     return { status: response.status, body: await response.text() }
   })
+  // `eg deploy` and the plugin store a function's subscription at /<space>/ (path default /).
+  await step('subscribeSpaceRoot', () => sdk.subscribe({
+    type: 'async', eventType: 'user.created', functionId: 'crm-dev-addUser', path: '/' + space + '/' }))
+  // The walkthrough (step 4) as its users write it: the space's Events URL as `url` (the SDK
+  // keeps the path, so emit posts to /<space>/) and the README's {event, data} shorthand.
+  await step('emitShorthand', async () => {
+    const walkthrough = new SDK({ url: eventsUrl + '/' + space, space })
+    const response = await walkthrough.emit({ event: 'user.created', data: { username: 'grace', email: 'grace@example.com' } })
+    return { status: response.status, body: await response.text() }
+  })
   await step('emitSync', async () => {
     const response = await sdk.emit({ ...event, eventType: 'user.lookup', eventID: 'sdk-2' }, {
       path: '/' + space + '/lookup', headers: { Origin: 'http://app.test' } })
@@ -65,6 +75,8 @@ async function main () {
     for (const s of subs) await sdk.unsubscribe({ subscriptionId: s.subscriptionId })
     const sync = results.subscribeSync.ok ? results.subscribeSync.value : null
     if (sync) await sdk.unsubscribe({ subscriptionId: sync.subscriptionId })
+    const root = results.subscribeSpaceRoot.ok ? results.subscribeSpaceRoot.value : null
+    if (root) await sdk.unsubscribe({ subscriptionId: root.subscriptionId })
     return (await sdk.listSubscriptions()).length
   })
   await step('deleteCORS', () => sdk.deleteCORS({ corsId: 'POST%2F' + space + '%2Flookup' }))
