@@ -172,3 +172,75 @@ def test_a_redriven_envelope_is_read_by_earlier_builds_and_keeps_the_receipt():
 
     assert (earlier.accepted_at, earlier.delivery_id) == (50.0, "11")  # max age from 50
     assert (redriven.received, from_earlier.received) == (1.0, 50.0)
+
+
+def test_a_carried_settle_of_a_newer_message_keeps_the_attempts():
+    # Deferred (message 20) and moved back (30): the same delivery on newer messages,
+    # so its failed attempt still counts. Not carried, the same record is a redrive.
+    carried = one_delivery(
+        [
+            (2, SUBJECT, Settled(2.0, "11", "pending", FAILED, due_at=3.0, seq=11)),
+            (3, SUBJECT, Settled(3.0, "11", "pending", due_at=18.0, seq=20, carried=True)),
+            (4, SUBJECT, Settled(18.0, "11", "pending", seq=30, carried=True)),
+        ]
+    )
+    redriven = one_delivery(
+        [
+            (2, SUBJECT, Settled(2.0, "11", "pending", FAILED, due_at=3.0, seq=11)),
+            (3, SUBJECT, Settled(3.0, "11", "pending", due_at=18.0, seq=20)),
+        ]
+    )
+
+    assert (carried.state, carried.attempts, carried.log, carried.message) == (
+        "pending",
+        1,
+        [FAILED],
+        30,
+    )
+    assert carried.due_at is None  # moved back: leasable now
+    assert (redriven.attempts, redriven.message, redriven.log) == (0, 20, [FAILED])
+
+
+def test_a_moved_deliverys_settle_logged_before_the_move_is_not_undone_by_it():
+    # The mover publishes, then logs; another instance may deliver the moved message
+    # (30) and log that first. The move's record, and the deferral's (20) after it,
+    # are older news.
+    d = one_delivery(
+        [
+            (2, SUBJECT, Settled(2.0, "11", "pending", FAILED, due_at=3.0, seq=11)),
+            (3, SUBJECT, Settled(19.0, "11", "delivered", DELIVERED, seq=30, carried=True)),
+            (4, SUBJECT, Settled(18.0, "11", "pending", seq=30, carried=True)),
+            (5, SUBJECT, Settled(3.0, "11", "pending", due_at=18.0, seq=20, carried=True)),
+        ]
+    )
+
+    assert (d.state, d.attempts, d.log, d.message) == ("delivered", 2, [FAILED, DELIVERED], 30)
+
+
+def test_a_moved_deliverys_dead_letter_without_an_attempt_is_applied_after_the_move():
+    # Given up before an attempt (its max age passed while deferred): no attempt, and
+    # still not a move's record.
+    d = one_delivery(
+        [
+            (2, SUBJECT, Settled(18.0, "11", "pending", seq=30, carried=True)),
+            (3, SUBJECT, Settled(19.0, "11", "dead", reason="too old", seq=30, carried=True)),
+        ]
+    )
+
+    assert (d.state, d.dead_reason, d.message) == ("dead", "too old", 30)
+
+
+def test_a_deferred_envelope_is_read_by_earlier_builds_and_theirs_by_this_one():
+    deferred = Envelope(
+        "acme", "sub-1", "crm", 50.0, b"{}", delivery_id="11", attempts_before=2, deferred=1
+    )
+
+    earlier = msgspec.msgpack.decode(msgspec.msgpack.encode(deferred), type=_EarlierEnvelope)
+    from_earlier = msgspec.msgpack.decode(msgspec.msgpack.encode(earlier), type=Envelope)
+
+    assert earlier.delivery_id == "11"
+    assert (from_earlier.attempts_before, from_earlier.due_at, from_earlier.deferred) == (
+        0,
+        None,
+        0,
+    )

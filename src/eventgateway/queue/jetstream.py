@@ -13,6 +13,8 @@ Layout (every name starts with the configurable prefix, default ``eventgateway``
 * ordered deliveries (with a partition key) go on ``<prefix>.ordered.<key hash>`` in the
   same stream, read by ``<prefix>-dispatch-ordered``; only a key's oldest unsettled
   delivery is leasable (:mod:`.jetstream_order`).
+* a blocked subscription's overflow waits on ``<prefix>.deferred`` in the same stream,
+  moved back when due by ``<prefix>-deferred`` (:mod:`.jetstream_defer`).
 * stream ``<prefix>-deadletters`` (subjects ``<prefix>.deadletters.<space>.<id>.<event>``):
   given-up deliveries with reason and last attempt (:mod:`.jetstream_dead`); they keep
   their event visible when the byte-bounded log below has dropped its history.
@@ -51,10 +53,13 @@ from eventgateway.errors import StoreError
 from eventgateway.events.codec import encode_event
 from eventgateway.queue._common import Wakeup, dedup_scope, refusal
 from eventgateway.queue.base import Accepted, DeliveryQueue
+from eventgateway.queue.jetstream_counters import JetStreamCountersMixin
+from eventgateway.queue.jetstream_defer import JetStreamDeferMixin
 from eventgateway.queue.jetstream_extend import JetStreamExtendMixin
 from eventgateway.queue.jetstream_forget import JetStreamForgetMixin
 from eventgateway.queue.jetstream_lease import JetStreamLeaseMixin
 from eventgateway.queue.jetstream_log import JetStreamLogMixin
+from eventgateway.queue.jetstream_mover import JetStreamMoverMixin
 from eventgateway.queue.jetstream_order import JetStreamOrderMixin
 from eventgateway.queue.jetstream_publish import Publisher
 from eventgateway.queue.jetstream_replay import JetStreamReplayMixin
@@ -84,6 +89,7 @@ DEFAULT_MAX_IN_FLIGHT_ORDERED = 10_000
 
 
 class JetStreamQueue(
+    JetStreamCountersMixin,  # first: its ``stats`` implements DeliveryLog's abstract one
     JetStreamExtendMixin,
     JetStreamForgetMixin,
     JetStreamReplayMixin,
@@ -91,6 +97,8 @@ class JetStreamQueue(
     JetStreamOrderMixin,
     JetStreamLeaseMixin,
     JetStreamSettleMixin,
+    JetStreamMoverMixin,
+    JetStreamDeferMixin,
     DeliveryQueue,
 ):
     """Deliveries in a JetStream stream, leased through a durable pull consumer.
@@ -224,6 +232,7 @@ class JetStreamQueue(
                 names.deliveries_stream,
                 consumer_config(names, lease_s=self._lease_s, ordered=True, max_in_flight=ordered),
             )
+            await self._ensure_mover_consumer()
             await self._nc.subscribe(f"{names.released_prefix}*", cb=self._released)
         except Exception as exc:
             if not is_nats_error(exc):
@@ -250,6 +259,8 @@ class JetStreamQueue(
             self._fetcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._fetcher
+        await self._stop_moving()
+        await self._finish_deferring()  # before the give-back: a failed one is parked again
         await self._stop_keeping_alive()
         nc, self._nc = self._nc, None
         if nc is None:
@@ -375,32 +386,3 @@ class JetStreamQueue(
     async def _log_disconnected(self) -> None:
         if not self._closed:
             logger.warning("disconnected from NATS; reconnecting (accepts answer 503 meanwhile)")
-
-    # -- counters -------------------------------------------------------------------------
-
-    async def _refresh(self, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if self._js is None or (not force and now - self._refreshed_at < self._backlog_refresh_s):
-            return
-        self._refreshed_at = now  # concurrent callers need not ask too
-        try:
-            info = await self._js.stream_info(self.names.deliveries_stream)
-        except Exception as exc:
-            if not is_nats_error(exc):
-                raise
-            return  # keep the last known numbers; the stream's limits still hold
-        self._backlog = info.state.messages
-        self._bytes = info.state.bytes
-        self._refreshed_at = now
-
-    def notify(self) -> None:
-        """Look at the fetched deliveries again (e.g. after ``exclude`` changed)."""
-        self._wakeup.fire()
-
-    def backlog(self) -> int:
-        """Unsettled deliveries in the stream, as of the last refresh (all instances')."""
-        return self._backlog
-
-    def stats(self) -> dict[str, int]:
-        """``backlog`` and ``bytes`` (the stream's, headers included), as last refreshed."""
-        return {"backlog": self._backlog, "bytes": self._bytes}

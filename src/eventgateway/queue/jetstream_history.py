@@ -80,6 +80,10 @@ class Settled(msgspec.Struct, tag=True, tag_field="kind", array_like=True, omit_
     # Written by :mod:`.jetstream_reconcile`, not by a settle: the queue no longer held the
     # delivery, but the settle's own record (and its attempt) was lost.
     reconciled: bool = False
+    # The delivery moved to message ``seq`` keeping its attempts: written when it is
+    # deferred and moved back (:mod:`.jetstream_defer`), and by every settle of a moved
+    # message, which may be logged before the move's own record.
+    carried: bool = False
 
 
 class Redriven(msgspec.Struct, tag=True, tag_field="kind", array_like=True):
@@ -289,6 +293,17 @@ def _restart(d: _Delivery, message: int | None) -> None:
     d.state, d.attempts, d.due_at, d.dead_reason = "pending", 0, None, ""
 
 
+def _moved(record: Settled) -> bool:
+    """Whether ``record`` is a deferral's or a move's own (no settle writes one such:
+    a retry has an attempt, and an ack or dead letter another state)."""
+    return (
+        record.carried
+        and record.state == "pending"
+        and record.attempt is None
+        and not record.reconciled
+    )
+
+
 def _settle(d: _Delivery, record: Settled) -> None:
     d.last_at = max(d.last_at, record.at)
     if record.seq is not None and d.message is not None:
@@ -298,9 +313,18 @@ def _settle(d: _Delivery, record: Settled) -> None:
                 bisect.insort(d.log, record.attempt, key=lambda attempt: attempt[0])
             return
         if record.seq > d.message:
-            # A redriven message settled before its Redriven record was written (or
-            # that record was lost): the redrive happened, so reset as it would.
-            _restart(d, record.seq)
+            if record.carried:
+                # Deferred and moved back: the same delivery on a newer message, its
+                # attempts and log kept (reconcile looks for ``message`` in the stream).
+                d.message = record.seq
+            else:
+                # A redriven message settled before its Redriven record was written (or
+                # that record was lost): the redrive happened, so reset as it would.
+                _restart(d, record.seq)
+        elif _moved(record):
+            # A move's notice about the message the delivery is on already: a settle of
+            # that message came first (or the move was repeated), and is newer news.
+            return
     elif record.seq is not None:
         d.message = record.seq
     d.state = record.state

@@ -77,6 +77,7 @@ class JetStreamLeaseMixin(JetStreamKeepAliveMixin):
 
     # Annotations only (no attribute), so they never shadow the real methods in the MRO.
     _admit: Callable[[Msg], Awaitable[None]]  # the ordering mixin's
+    _start_moving: Callable[[], None]  # the mover mixin's
 
     async def lease(
         self, max_count: int, *, exclude: Collection[str] = (), room: Room | None = None
@@ -92,6 +93,9 @@ class JetStreamLeaseMixin(JetStreamKeepAliveMixin):
         """
         if max_count < 1:
             raise ValueError(f"max_count must be at least 1, not {max_count}")
+        # Only instances that lease move deferred deliveries back: they are the ones
+        # that will take them (an accept-only process never moves any).
+        self._start_moving()
         # A waiting lease shows the keep-alive task that someone will take what is parked.
         self._leasing += 1
         try:
@@ -101,7 +105,8 @@ class JetStreamLeaseMixin(JetStreamKeepAliveMixin):
                 await self._read_back(excluded, room)
                 batch, blocked = self._take(max_count, excluded, room)
                 # Blocked subscriptions' messages beyond a few stop counting against the
-                # parked bound, so the fetch goes on past them to other subscriptions.
+                # parked bound (set aside, or deferred past a bound), so the fetch goes on
+                # past them to other subscriptions.
                 self._set_aside(blocked)
                 if batch:
                     return batch
@@ -277,7 +282,8 @@ class JetStreamLeaseMixin(JetStreamKeepAliveMixin):
                 event=decode_event(envelope.event),
                 body=envelope.event,
                 accepted_at=envelope.accepted_at,
-                attempt=msg.metadata.num_delivered - 1,
+                # A deferred delivery's count restarted on its new message (see Envelope).
+                attempt=envelope.attempts_before + msg.metadata.num_delivered - 1,
                 partition_key=envelope.partition_key,
                 auth_request=envelope.auth_request,
                 # Monotonic: when ack_wait runs out, as far as this client knows (extend).

@@ -288,6 +288,10 @@ class JetStreamLogMixin(DeliveryLog):
                     delivery_id=d.delivery_id,
                     accepted_at=now,
                     received_at=d.delivery.received,
+                    # A redriven delivery's attempts count from zero, deferred or not.
+                    attempts_before=0,
+                    due_at=None,
+                    deferred=0,
                 )
                 ack = await js.publish(
                     names.delivery_subject(again),

@@ -44,6 +44,10 @@ def _seq(msg: Msg) -> int:
     return msg.metadata.sequence.stream
 
 
+def _envelope(msg: Msg) -> Envelope:
+    return msgspec.msgpack.decode(msg.data, type=Envelope)
+
+
 class JetStreamSettleMixin:
     """``ack``, ``retry_later`` and ``dead_letter``; the queue provides the state."""
 
@@ -67,9 +71,15 @@ class JetStreamSettleMixin:
         """
         msg = self._leased.pop(delivery.id, None)
         if msg is not None:
+            carried = _envelope(msg).deferred > 0
             await self._ack(msg)
             settled = Settled(
-                self._clock(), delivery.id, "delivered", _logged(attempt), seq=_seq(msg)
+                self._clock(),
+                delivery.id,
+                "delivered",
+                _logged(attempt),
+                seq=_seq(msg),
+                carried=carried,
             )
             await self._record(delivery, settled)
 
@@ -86,7 +96,15 @@ class JetStreamSettleMixin:
             raise store_error(f"retry delivery {delivery.id} later", exc) from exc
         now = self._clock()
         settled = Settled(
-            now, delivery.id, "pending", _logged(attempt), due_at=now + delay_s, seq=_seq(msg)
+            now,
+            delivery.id,
+            "pending",
+            _logged(attempt),
+            due_at=now + delay_s,
+            seq=_seq(msg),
+            # A moved message's settle may be logged before the move itself: without
+            # this the fold would take it for a redrive and count attempts from zero.
+            carried=_envelope(msg).deferred > 0,
         )
         await self._record(delivery, settled)
 
@@ -102,11 +120,12 @@ class JetStreamSettleMixin:
         if msg is None or self._js is None:
             return
         now = self._clock()
+        envelope = _envelope(msg)
         dead = DeadEnvelope(
-            delivery=msgspec.msgpack.decode(msg.data, type=Envelope),
+            delivery=envelope,
             delivery_id=delivery.id,
             reason=reason,
-            attempts=msg.metadata.num_delivered,
+            attempts=envelope.attempts_before + msg.metadata.num_delivered,
             dead_at=now,
             last_status=attempt.status if attempt else None,
             last_error=attempt.error if attempt else "",
@@ -126,7 +145,15 @@ class JetStreamSettleMixin:
                 raise
             raise store_error(f"dead-letter delivery {delivery.id}", exc) from exc
         await self._ack(msg)
-        settled = Settled(now, delivery.id, "dead", _logged(attempt), reason=reason, seq=_seq(msg))
+        settled = Settled(
+            now,
+            delivery.id,
+            "dead",
+            _logged(attempt),
+            reason=reason,
+            seq=_seq(msg),
+            carried=envelope.deferred > 0,
+        )
         await self._record(delivery, settled)
 
     async def _ack(self, msg: Msg) -> None:

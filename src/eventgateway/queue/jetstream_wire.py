@@ -34,6 +34,7 @@ __all__ = [
     "Names",
     "consumer_config",
     "deadletter_stream_config",
+    "deferred_consumer_config",
     "delivery_stream_config",
     "is_nats_error",
     "is_stream_full",
@@ -83,6 +84,16 @@ class Names:
     def ordered_consumer(self) -> str:
         """The durable pull consumer of ordered deliveries (its filter cannot overlap)."""
         return f"{self.prefix}-dispatch-ordered"
+
+    @property
+    def deferred_subject(self) -> str:
+        """Where a blocked subscription's overflow waits until it is due (same stream)."""
+        return f"{self.prefix}.deferred"
+
+    @property
+    def deferred_consumer(self) -> str:
+        """The durable pull consumer that moves due deferred deliveries back."""
+        return f"{self.prefix}-deferred"
 
     @property
     def ordered_prefix(self) -> str:
@@ -181,6 +192,13 @@ class Envelope(msgspec.Struct, array_like=True, omit_defaults=True):
     # The event's receipt, set when ``accepted_at`` is a replay's or a redrive's time: an
     # event rebuilt from its dead letters shows it. (Earlier builds ignore the field.)
     received_at: float | None = None
+    # Set on a deferred copy (:mod:`.jetstream_defer`), reset by a redrive. The attempts
+    # made before it was deferred: its own delivery count starts again at 1 on the new
+    # message, so the attempt number is this plus that count minus one.
+    attempts_before: int = 0
+    # Wall clock (``time.time()``) when the deferred copy may go back to the deliveries.
+    due_at: float | None = None
+    deferred: int = 0  # how many times the delivery was deferred: its cooldown doubles
 
     @property
     def received(self) -> float:
@@ -223,7 +241,12 @@ def delivery_stream_config(
     new`` makes a full stream refuse the publish (our 429) instead of dropping old work."""
     return StreamConfig(
         name=names.deliveries_stream,
-        subjects=[names.deliveries_subject, f"{names.ordered_prefix}>"],
+        # Work-queue retention: the consumers' filters must not overlap, and these do not.
+        subjects=[
+            names.deliveries_subject,
+            f"{names.ordered_prefix}>",
+            names.deferred_subject,
+        ],
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
         max_msgs=max_deliveries,
@@ -281,6 +304,26 @@ def consumer_config(
         max_ack_pending=max_in_flight,
         max_waiting=512,
         filter_subject=f"{names.ordered_prefix}>" if ordered else names.deliveries_subject,
+    )
+
+
+def deferred_consumer_config(names: Names, *, max_in_flight: int) -> ConsumerConfig:
+    """The mover's durable pull consumer of deferred deliveries (:mod:`.jetstream_mover`).
+
+    A deferred message that is not due yet is ``nak``-ed with the rest of its delay, so
+    it counts against ``max_ack_pending`` while it waits: ``max_in_flight`` (the stream's
+    own bound) keeps that from ever binding first. Its delivery count means nothing (the
+    attempts travel in the envelope), so ``max_deliver`` is unlimited.
+    """
+    return ConsumerConfig(
+        durable_name=names.deferred_consumer,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=30.0,
+        max_deliver=-1,
+        max_ack_pending=max_in_flight,
+        max_waiting=512,
+        filter_subject=names.deferred_subject,
     )
 
 
