@@ -15,16 +15,37 @@ from __future__ import annotations
 
 import msgspec
 from nats.js.client import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from eventgateway.events.codec import decode_event
 from eventgateway.queue.jetstream_setup import scan
 from eventgateway.queue.jetstream_wire import DeadEnvelope, Names
 
-__all__ = ["Dead", "dead_letter", "dead_letters_of_event", "dead_letters_of_space"]
+__all__ = [
+    "Dead",
+    "dead_letter",
+    "dead_letters_of_event",
+    "dead_letters_of_space",
+    "remove_dead_letter",
+]
 
 # (dead-letter stream sequence, the dead letter)
 Dead = tuple[int, DeadEnvelope]
+# nats-server's answer to deleting a message that is not there (2.9.10: "no message
+# found", or "stream store EOF" past the end).
+_DELETE_FAILED = 10057
+
+
+async def remove_dead_letter(js: JetStreamContext, names: Names, seq: int) -> bool:
+    """Delete dead letter ``seq``; ``False`` if it was gone already (a redrive or purge
+    of another call, on this instance or another, took it between our read and now)."""
+    try:
+        await js.delete_msg(names.deadletters_stream, seq)
+    except APIError as exc:
+        if exc.err_code != _DELETE_FAILED:
+            raise
+        return False
+    return True
 
 
 async def dead_letter(

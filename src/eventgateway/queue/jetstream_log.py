@@ -34,6 +34,7 @@ from eventgateway.queue.jetstream_dead import (
     dead_letter,
     dead_letters_of_event,
     dead_letters_of_space,
+    remove_dead_letter,
 )
 from eventgateway.queue.jetstream_history import (
     Accepted,
@@ -277,10 +278,11 @@ class JetStreamLogMixin(DeliveryLog):
         refuses it (StoreError)."""
         js, names = self._jetstream(), self.names
         async with _translated("redrive dead letters"):
-            dead = await self._dead(space, ids, subscription_id, since, until)
+            listed = await self._dead(space, ids, subscription_id, since, until)
             messages: dict[str, int] = {}  # delivery id → the stream sequence it has now
+            dead: list[Dead] = []  # what this call redrove
             now = self._clock()
-            for seq, d in dead:
+            for seq, d in listed:
                 # Max age counts from the redrive: a dead letter is usually older than it,
                 # and counted from the receipt the retries would end after one attempt.
                 again = msgspec.structs.replace(
@@ -299,8 +301,11 @@ class JetStreamLogMixin(DeliveryLog):
                     # A redrive retried after a failure is stored once.
                     headers={"Nats-Msg-Id": f"redrive-{d.delivery_id}-{seq}"},
                 )
-                messages[d.delivery_id] = ack.seq
-                await js.delete_msg(names.deadletters_stream, seq)
+                # Taken by a concurrent call meanwhile: ours if our publish was not a
+                # duplicate of that call's (the same Nats-Msg-Id), as after a purge.
+                if await remove_dead_letter(js, names, seq) or not ack.duplicate:
+                    messages[d.delivery_id] = ack.seq
+                    dead.append((seq, d))
             # Written after the publishes, so a redriven delivery may be settled (and its
             # record written) first: the sequences let the fold order the two.
             await self._note(dead, Redriven, messages)
@@ -320,9 +325,9 @@ class JetStreamLogMixin(DeliveryLog):
         """See :meth:`DeliveryLog.purge`."""
         js, names = self._jetstream(), self.names
         async with _translated("purge dead letters"):
-            dead = await self._dead(space, ids, subscription_id, since, until)
-            for seq, _ in dead:
-                await js.delete_msg(names.deadletters_stream, seq)
+            listed = await self._dead(space, ids, subscription_id, since, until)
+            # One a concurrent redrive or purge took meanwhile is not this call's.
+            dead = [(seq, d) for seq, d in listed if await remove_dead_letter(js, names, seq)]
             for subject in await self._note(dead, Purged):
                 if not await self._history(subject):  # no delivery left: the event goes
                     await js.purge_stream(names.log_stream, subject=subject)
