@@ -176,6 +176,15 @@ def test_is_request_uri_follows_go_parse_request_uri(value, expected):
         ("a%2", False, False),
         ("/caf\u00e9", False, False),
         ("/a\nb", False, False),
+        # An authority's host and port must parse (QA: these were accepted in 1.0 while
+        # 0.1 refused them).
+        ("http://[::1", False, False),
+        ("http://x:port/", False, False),
+        ("//x:port/p", False, False),
+        ("http://[::1]:80/a", True, True),
+        ("//host:8080/p", True, False),
+        ("http://user@host:1/", True, True),
+        ("http://x:/", True, True),  # RFC 3986: the port may be empty
     ],
 )
 def test_uri_reference_and_absolute_uri(value, reference, absolute):

@@ -293,13 +293,31 @@ def is_uri(value: str) -> bool:
 
 def _uri_scheme(value: str) -> str | None:
     """Return the scheme ("" for a relative reference), or ``None`` if not a URI-reference."""
+    if len(value) <= CACHEABLE_CHARS:
+        return _uri_scheme_cached(value)
+    return _parse_uri_scheme(value)
+
+
+def _parse_uri_scheme(value: str) -> str | None:
     if not value or _URI_CHARS.fullmatch(value) is None or _BAD_ESCAPE.search(value):
         return None
     m = _FIRST_DELIM.search(value)
     if m is None or m.group() != ":":
-        return ""
-    scheme = value[: m.start()]
-    return scheme if _SCHEME.fullmatch(scheme) else None
+        scheme, rest = "", value
+    else:
+        scheme, rest = value[: m.start()], value[m.end() :]
+        if not _SCHEME.fullmatch(scheme):
+            return None
+    if rest.startswith("//"):  # an authority: its host and port must parse too
+        authority = _AUTHORITY_END.split(rest[2:], maxsplit=1)[0]
+        if not _valid_authority(authority):
+            return None
+    return scheme
+
+
+_AUTHORITY_END = re.compile(r"[/?#]")
+# Sources repeat (a producer sends one or a few): after the first, a check is a lookup.
+_uri_scheme_cached = lru_cache(maxsize=1024)(_parse_uri_scheme)
 
 
 _ATTRIBUTE_NAME = re.compile(r"[a-z0-9]+")
