@@ -431,6 +431,7 @@ async def test_no_gateway_is_a_gateway_error_without_status():
 
     assert down.value.status is None
     assert "ConnectError" in down.value.message
+    assert down.value.message.endswith(f"(POST {url}/default/)")  # which URL failed
 
 
 # -- the blocking client ----------------------------------------------------------------------

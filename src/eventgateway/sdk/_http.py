@@ -66,7 +66,13 @@ def failure(exc: httpx.TransportError) -> tuple[bool, GatewayError]:
     The error has no ``status``: no answer came.
     """
     detail = str(exc) or "no detail"
-    return not isinstance(exc, _UNSENT), GatewayError(f"{type(exc).__name__}: {detail}")
+    try:
+        request = exc.request
+    except RuntimeError:  # httpx raises it when the error carries no request
+        where = ""
+    else:  # which of the gateway's URLs failed (a client may hold two: events, config)
+        where = f" ({request.method} {request.url.copy_with(query=None)})"
+    return not isinstance(exc, _UNSENT), GatewayError(f"{type(exc).__name__}: {detail}{where}")
 
 
 def stream_timeout(timeout_s: float) -> httpx.Timeout:
