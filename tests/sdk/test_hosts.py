@@ -5,6 +5,7 @@ without ``space`` emitted ``/default/``, which a ``--domain localhost`` gateway 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -89,6 +90,13 @@ def test_the_documented_default_path_is_the_one_sent(method):
     assert "default ``/<space>/``" in doc
 
     assert Endpoints.derive("http://localhost:4000", None, "acme").emit_path == "/acme/"
+
+
+@pytest.mark.parametrize("space", ["x y", "a/b", "ab", "acme?x"])
+def test_a_space_the_gateway_would_refuse_is_a_value_error_at_construction(space):
+    # QA: these were accepted and emits answered 202 to a path no space has.
+    with pytest.raises(ValueError, match=re.escape(f"space {space!r} is not a valid space name")):
+        Endpoints.derive("http://localhost:4000", None, space)
 
 
 async def test_a_hosted_style_url_without_space_configures_and_emits_in_its_space(receiver):

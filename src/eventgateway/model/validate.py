@@ -17,7 +17,6 @@ message.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -50,6 +49,7 @@ from eventgateway.model.runtime_provider import (
     normalise_runtime_provider,
 )
 from eventgateway.model.subscription_filter import parse_filter
+from eventgateway.names import NAME_RE, is_valid_space
 
 __all__ = [
     "CORS_DEFAULTS",
@@ -74,7 +74,7 @@ CORS_DEFAULTS: Final[dict[str, tuple[str, ...]]] = {
     "allowedHeaders": ("Origin", "Accept", "Content-Type"),
 }
 
-_NAME_RE: Final = re.compile(r"[a-zA-Z0-9.\-_]+")
+_NAME_RE: Final = NAME_RE
 
 _EVENT_TYPE_PREFIX: Final = "Event Type doesn't validate. Validation error: "
 _FUNCTION_PREFIX: Final = "Function doesn't validate. Validation error: "
@@ -146,11 +146,6 @@ _CORS_STRUCT: Final = StructSpec(
         _METADATA,
     ),
 )
-
-
-def is_valid_space(space: str) -> bool:
-    """Whether ``space`` may be written to: ``^[a-zA-Z0-9.\\-_]+$`` and at least 3 chars."""
-    return len(space) >= 3 and _NAME_RE.fullmatch(space) is not None
 
 
 def _tag_error(struct: str, field: str, tag: str) -> str:

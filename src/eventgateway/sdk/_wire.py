@@ -21,6 +21,7 @@ from typing import Any, Final, Generic, Literal, TypeVar
 from urllib.parse import quote, urlencode, urlunsplit
 
 from eventgateway.errors import EventGatewayError
+from eventgateway.names import is_valid_space
 from eventgateway.sdk._hosts import hosted_space, split_url
 
 # The names the clients build on; the parsers (to_*) and helpers are used by _calls.
@@ -242,6 +243,12 @@ class Endpoints:
             # a hosted request for "/" is routed as "/<space>/": both defaults meet there.
             return cls(events, Target.of(config_url), hosted, "/")
         space = "default" if space is None else space
+        if not is_valid_space(space):
+            # As the gateway and the CLI: "x y" or "a/b" would be a path no space has.
+            raise ValueError(
+                f"space {space!r} is not a valid space name: use at least 3 characters "
+                'from a-z, A-Z, 0-9, ".", "-" and "_"'
+            )
         return cls(events, Target.of(config_url), space, f"/{space}/")
 
 
