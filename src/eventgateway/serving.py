@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from eventgateway.app import Gateway
 from eventgateway.asgi_routing import PortRouter
 from eventgateway.cpus import pin_this_process
+from eventgateway.data_dir import DataDirLock
 from eventgateway.gc_tuning import tune_for_serving
 from eventgateway.hardening import forbid_inspection
 from eventgateway.server import DrainingServer, bind, check_tls, uvicorn_config
@@ -54,11 +55,16 @@ def prepare_server(
     """Bind both listeners and build the gateway and the uvicorn server that will run it.
 
     Raises:
-        ConfigError: a port is taken, the settings name an unknown store, or the TLS
-            certificate and key cannot be used.
+        ConfigError: a port is taken, another gateway holds the data dir, the settings
+            name an unknown store, or the TLS certificate and key cannot be used.
     """
     if settings.tls is not None:
         check_tls(settings.tls)
+    if not settings.in_memory:
+        # Asked now, so a data dir in use is one line and exit 2 rather than the same
+        # error logged by the gateway's start-up, again by uvicorn, and "Application
+        # startup failed" (the start takes the lock for good; a race ends there as before).
+        DataDirLock.acquire(settings.data_dir).release()
     events_sock = bind(settings.host, settings.events_port)
     sockets = [events_sock]
     try:
