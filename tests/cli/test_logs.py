@@ -22,7 +22,13 @@ import pytest
 from click.testing import CliRunner
 
 from eventgateway.cli.context import CliOptions
-from eventgateway.cli.logs import _follow, _follow_until_closed, format_line, format_timestamp
+from eventgateway.cli.logs import (
+    _follow,
+    _follow_until_closed,
+    _why_ended,
+    format_line,
+    format_timestamp,
+)
 from eventgateway.cli.main import cli
 from eventgateway.sdk._wire import GatewayError
 from tests.support.process import GatewayProcess
@@ -114,6 +120,49 @@ def test_a_tail_the_gateway_ends_is_an_error_naming_the_gateway(stream, reason):
     assert ended.value.message.startswith(
         f"the log stream ended: the gateway at http://localhost:4001 {reason}"
     )
+
+
+class AfterTheEnd:
+    """What a gateway answers once a tail ended: its status, then the function's get."""
+
+    space = "acme-crm"
+
+    def __init__(self, up: bool, status: int | None) -> None:
+        self.up, self.failing = up, status
+
+    def status(self) -> bool:
+        return self.up
+
+    def get_function(self, function_id: str) -> dict[str, str]:
+        if self.failing is not None:
+            raise GatewayError("refused", status=self.failing)
+        return {"functionId": function_id}
+
+
+@pytest.mark.parametrize(
+    ("up", "status", "said"),
+    [
+        (True, 401, "the space 'acme-crm' was deleted, or this key was revoked"),
+        (True, 404, "function 'crm' is gone from space 'acme-crm'"),
+        (True, None, "the gateway at http://localhost:4001 closed it (stopped or restarting)"),
+        (False, None, "the gateway at http://localhost:4001 closed it (stopped or restarting)"),
+    ],
+)
+def test_a_tail_that_ended_says_why_when_the_gateway_tells(up, status, said):
+    # QA: a space deleted on another instance ended the tail with "the gateway closed it".
+    options = CliOptions(url="http://acme-crm.localhost:4000", space="acme-crm")
+    gateway = AfterTheEnd(up, status)
+
+    with pytest.raises(click.ClickException) as ended:
+        _follow_until_closed(
+            Recorder(),
+            [entry("a")],
+            [],
+            options,
+            lambda: _why_ended(gateway, "crm"),  # type: ignore[arg-type]
+        )
+
+    assert ended.value.message == f"the log stream ended: {said}"
 
 
 # -- against a real gateway ----------------------------------------------------------------

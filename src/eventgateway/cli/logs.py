@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import FrameType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 from rich.console import Console
@@ -25,6 +25,9 @@ from rich.text import Text
 from eventgateway.cli.context import CliOptions, gateway_options
 from eventgateway.cli.credentials import config_base
 from eventgateway.cli.service_functions import function_named
+
+if TYPE_CHECKING:
+    from eventgateway.sdk.sync import EventGateway
 
 __all__ = ["chosen_function", "format_line", "function_name", "logs"]
 
@@ -164,7 +167,9 @@ def logs(
             last = recent[-1]["timestamp"] if recent else since
             repeated = [entry for entry in recent if entry["timestamp"] == last]
             stream = gateway.tail_logs(function_id, since=last, filter=filter_text)
-            _follow_until_closed(printer, stream, repeated, options)
+            _follow_until_closed(
+                printer, stream, repeated, options, lambda: _why_ended(gateway, function_id)
+            )
 
 
 @contextlib.contextmanager
@@ -197,13 +202,33 @@ def _exit_now(signum: int, frame: FrameType | None) -> None:
     os._exit(0)
 
 
+def _why_ended(gateway: EventGateway, function_id: str) -> str | None:
+    """Why a gateway that still answers ended a tail, if it says (one request)."""
+    from eventgateway.sdk._wire import GatewayError
+
+    try:
+        if not gateway.status():
+            return None  # stopped or restarting: the generic reason
+        gateway.get_function(function_id)
+    except GatewayError as exc:
+        if exc.status in (401, 403):  # a deleted space's keys are gone with it
+            return f"the space {gateway.space!r} was deleted, or this key was revoked"
+        if exc.status == 404:
+            return f"function {function_id!r} is gone from space {gateway.space!r}"
+    return None
+
+
 def _follow_until_closed(
     printer: LogPrinter,
     stream: Iterable[LogEntry],
     repeated: Sequence[LogEntry],
     options: CliOptions,
+    why_ended: Callable[[], str | None] = lambda: None,
 ) -> None:
     """Follow ``stream`` to its end, which only the gateway brings (Ctrl-C exits at once).
+
+    ``why_ended`` asks the gateway, once the stream ended cleanly, what ended it (a space
+    deleted meanwhile ends its tails on every instance).
 
     Raises:
         click.ClickException: always: the gateway closed the stream, or went away.
@@ -219,6 +244,9 @@ def _follow_until_closed(
         raise click.ClickException(
             f"the log stream ended: the gateway at {where} went away ({exc.message})"
         ) from exc
+    reason = why_ended()
+    if reason is not None:
+        raise click.ClickException(f"the log stream ended: {reason}")
     raise click.ClickException(
         f"the log stream ended: the gateway at {where} closed it (stopped or restarting)"
     )
