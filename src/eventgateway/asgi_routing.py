@@ -8,6 +8,7 @@ write visible to this instance's routing before the client hears about it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Final
 
@@ -25,6 +26,24 @@ __all__ = ["ConfigRouter", "PortRouter", "RefreshAfterWrite"]
 logger = logging.getLogger("eventgateway.app")
 
 _WRITE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_SHUTTING_DOWN: Final = (
+    b'{"errors":[{"message":"The gateway is shutting down and could not finish this '
+    b'request; retry it."}]}'
+)
+
+
+async def _shutting_down(send: Send) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(_SHUTTING_DOWN)).encode()),
+        (b"retry-after", b"1"),
+        (b"connection", b"close"),
+    ]
+    try:
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": _SHUTTING_DOWN})
+    except Exception:  # the response had begun, or the client is gone
+        logger.debug("the shutdown's 503 could not be sent", exc_info=True)
 
 
 class RefreshAfterWrite:
@@ -94,10 +113,19 @@ class PortRouter:
         kind = scope["type"]
         if kind == "http":
             server = scope.get("server")
-            if server is not None and server[1] == self._config_port:
-                await self._config(scope, receive, send)
-            else:
-                await self._events(scope, receive, send)
+            config = server is not None and server[1] == self._config_port
+            try:
+                await (self._config if config else self._events)(scope, receive, send)
+            except asyncio.CancelledError:
+                # uvicorn cancels the requests still running past --shutdown-timeout: they
+                # are answered 503 (retry, another instance can serve it) rather than with
+                # uvicorn's bare 500 and a logged traceback each.
+                logger.warning(
+                    "%s %s cut off by the shutdown (past --shutdown-timeout): answered 503",
+                    scope.get("method"),
+                    scope.get("path"),
+                )
+                await _shutting_down(send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 

@@ -159,6 +159,54 @@ async def test_a_stuck_delivery_holds_the_shutdown_once_not_once_per_step(
     assert 4 <= elapsed_s < 4 + 3, process.log()
 
 
+async def test_a_request_cut_off_by_the_shutdown_timeout_is_a_503_not_a_traceback(
+    tmp_path: pathlib.Path, receiver: Receiver
+):
+    # uvicorn cancels requests still running past --shutdown-timeout: they were answered a
+    # bare 500, with "Exception in ASGI application" and a traceback logged for each.
+    arrived = asyncio.Event()
+
+    def hung(_: Any) -> Reply:
+        arrived.set()
+        return Reply(status=200, delay_s=5)  # past the 1 s shutdown timeout
+
+    receiver.reply("/hung", hung)
+    async with running_async(tmp_path / "data", "--shutdown-timeout", "1") as process:
+        base = f"{process.config_url}/v1/spaces/default"
+        async with httpx.AsyncClient(timeout=15) as client:
+            function = {
+                "functionId": "hung",
+                "type": "http",
+                "provider": {"url": receiver.url("/hung")},
+            }
+            assert (await client.post(f"{base}/functions", json=function)).status_code == 201
+            assert (
+                await client.post(f"{base}/eventtypes", json={"name": "http.request"})
+            ).status_code == 201
+            route = {
+                "type": "sync",
+                "eventType": "http.request",
+                "functionId": "hung",
+                "path": "/slow",
+                "method": "GET",
+            }
+            assert (await client.post(f"{base}/subscriptions", json=route)).status_code == 201
+            request = asyncio.create_task(client.get(f"{process.events_url}/slow"))
+            await asyncio.wait_for(arrived.wait(), 10)
+            assert process.proc is not None
+            process.proc.send_signal(signal.SIGTERM)
+            answer = await asyncio.wait_for(request, 15)
+            await asyncio.to_thread(process.proc.wait, 20)
+        log = process.log()
+
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["retry-after"] == "1"
+    assert "shutting down" in answer.json()["errors"][0]["message"]
+    assert "cut off by the shutdown" in log
+    assert "Exception in ASGI application" not in log
+    assert "Traceback" not in log
+
+
 def test_sigterm_exits_with_code_0(tmp_path: pathlib.Path):
     with running(tmp_path / "data", "--shutdown-timeout", "3") as process:
         code = process.stop(signal.SIGTERM, timeout_s=8)
