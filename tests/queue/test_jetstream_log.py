@@ -104,6 +104,27 @@ async def test_retention_logs_a_dead_letter_whose_record_was_lost(
     assert await state_of(queue) == ("delivered", 1, "", 1)
 
 
+async def test_retention_reconciles_nothing_from_a_log_read_cut_at_scan_limit(
+    make: MakeJS, clock: FakeClock
+) -> None:
+    # QA: past scan_limit records the fold lacks the newest settles; every pass took their
+    # deliveries for lost settles and logged them again (36,000 a minute), shown pending.
+    queue = await make(clock=clock, scan_limit=3)
+    for event_id in ("e1", "e2", "e3"):
+        await put(queue, event_id, "s1")
+    for delivery in await lease(queue):
+        await queue.ack(delivery, attempt())  # 3 Accepted records, then 3 Settled ones
+    names = queue.names
+    before = (await queue._jetstream().stream_info(names.log_stream)).state.messages
+
+    clock.advance(QUIET_S)
+    await queue.enforce_retention(**FOREVER)
+
+    after = (await queue._jetstream().stream_info(names.log_stream)).state.messages
+    assert after == before == 6
+    assert await state_of(queue, "e3") == ("delivered", 1, "", 1)
+
+
 async def test_retention_leaves_deliveries_the_queue_still_holds_pending(
     make: MakeJS, clock: FakeClock
 ) -> None:

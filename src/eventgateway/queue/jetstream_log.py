@@ -48,7 +48,7 @@ from eventgateway.queue.jetstream_history import (
 )
 from eventgateway.queue.jetstream_publish import Publisher
 from eventgateway.queue.jetstream_reconcile import lost_settles
-from eventgateway.queue.jetstream_setup import scan
+from eventgateway.queue.jetstream_setup import scan_from
 from eventgateway.queue.jetstream_wire import DeadEnvelope, Names, is_nats_error, store_error
 from eventgateway.queue.log import (
     DeadLetter,
@@ -107,9 +107,15 @@ class JetStreamLogMixin(DeliveryLog):
             raise outcome
 
     async def _history(self, subject: str) -> list[EventState]:
-        raw = await scan(self._jetstream(), self.names.log_stream, subject, limit=self._scan_limit)
+        return (await self._history_of(subject))[0]
+
+    async def _history_of(self, subject: str) -> tuple[list[EventState], bool]:
+        """The fold, and whether the read stopped at ``scan_limit`` with newer records
+        left out (a delivery settled in one of those then looks pending)."""
+        js, stream, limit = self._jetstream(), self.names.log_stream, self._scan_limit
+        raw, truncated = await scan_from(js, stream, subject, limit=limit)
         decoder = msgspec.msgpack.Decoder(Record)
-        return fold([(seq, subj, decoder.decode(data)) for seq, subj, data in raw])
+        return fold([(seq, subj, decoder.decode(data)) for seq, subj, data in raw]), truncated
 
     def _accepted_records(
         self, item: AcceptedItem, body: bytes, acks: Sequence[object], now: float
@@ -376,7 +382,7 @@ class JetStreamLogMixin(DeliveryLog):
         js, names = self._jetstream(), self.names
         cutoff = self._clock() - max_age_s
         async with _translated("enforce the delivery log's retention"):
-            events = await self._history(f"{names.prefix}.log.>")
+            events, truncated = await self._history_of(f"{names.prefix}.log.>")
             # Only events whose every delivery was delivered may go, and only they count.
             removable = [
                 e for e in events if all(d.state == "delivered" for d in e.deliveries.values())
@@ -388,6 +394,11 @@ class JetStreamLogMixin(DeliveryLog):
             for e in doomed:
                 await js.purge_stream(names.log_stream, subject=e.subject)
             # Settles whose record a crash lost would keep their events pending forever.
+            # Not from a partial read: its newest settles are missing, not lost (they were
+            # logged again every pass, by the ten thousand, and shown pending).
+            if truncated:
+                logger.info("delivery log past scan_limit: lost settles not looked for")
+                return len(doomed)
             lost, self._reconciled_to = await lost_settles(
                 js, names, events, now=self._clock(), after=self._reconciled_to
             )

@@ -15,9 +15,11 @@ says so; the lost attempt itself is not known, so none is added. (A message remo
 the stream by hand, ``nats stream purge``, would read as delivered too.)
 
 Racing a settle whose record is on its way costs nothing: that record comes later and
-is applied on top. Each pass looks up at most ``BUDGET`` messages, starting after the
-last one it looked at, so a large backlog of truly pending deliveries is covered over
-several passes rather than in one long one.
+is applied on top. Each pass looks up at most ``BUDGET`` messages and writes at most
+``BUDGET`` records, starting after the last one it looked at, so a large backlog of truly
+pending deliveries is covered over several passes rather than in one long one. The
+caller passes a whole log only: from a read cut at ``scan_limit`` the newest settles
+are missing, not lost.
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ async def lost_settles(
     records: list[tuple[str, Settled]] = []
     looked, last = 0, after
     for message, subject, space, delivery_id, event_id in waiting[start:] + waiting[:start]:
+        if len(records) >= budget:  # a bound on the records one pass writes, too
+            break
         if message >= first:
             if looked >= budget:
                 break
