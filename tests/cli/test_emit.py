@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from eventgateway.cli.main import cli
+from tests.cli.kit import clean_workdir
 from tests.support.ports import free_port
 from tests.support.process import GatewayProcess
 from tests.support.receiver import Receiver
@@ -24,7 +25,6 @@ WALKTHROUGH_LINES = [
     "Run `eg logs -f <functionName>` to verify your subscribed function was triggered.",
 ]
 USER = {"username": "ada", "firstname": "Ada", "company": "Test Corp, Inc."}
-VARIABLES = ("EG_URL", "EG_CONFIG_URL", "EG_SPACE", "EG_API_KEY", "EG_OUTPUT", "EG_DEBUG")
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +37,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess
 @pytest.fixture(autouse=True)
 def workdir(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> pathlib.Path:
     """No serverless.yml and no EG_* variables of the machine running the tests."""
-    for name in VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return clean_workdir(monkeypatch, tmp_path)
 
 
 def env_for(gateway: GatewayProcess, space: str) -> dict[str, str]:

@@ -18,9 +18,9 @@ from eventgateway.cli.invoke import ANSWER_WAIT_S, error_lines, invoke
 from eventgateway.cli.logs import format_line
 from eventgateway.sdk._wire import GatewayError
 from eventgateway.sdk.sync import EventGateway
+from tests.cli.kit import clean_workdir
 from tests.support.process import GatewayProcess
 
-VARIABLES = ("EG_URL", "EG_CONFIG_URL", "EG_SPACE", "EG_API_KEY", "EG_OUTPUT", "EG_DEBUG")
 RID = "7b8800f5-0000-4000-8000-000000000000"
 LOGS = [
     {"timestamp": "2026-11-26T18:20:07.365Z", "requestId": RID, "stream": "system",
@@ -49,10 +49,7 @@ FAILED = {
 @pytest.fixture(autouse=True)
 def workdir(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> pathlib.Path:
     """No serverless.yml and no EG_* variables of the machine running the tests."""
-    for name in VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return clean_workdir(monkeypatch, tmp_path)
 
 
 class FakeInvoke:

@@ -31,6 +31,7 @@ from eventgateway.cli.logs import (
 )
 from eventgateway.cli.main import cli
 from eventgateway.sdk._wire import GatewayError
+from tests.cli.kit import clean_workdir
 from tests.support.process import GatewayProcess
 
 SPACE = "acme-crm"
@@ -40,7 +41,6 @@ def handler(event, context):
     print(event["data"])
     return {"message": "success"}
 """
-VARIABLES = ("EG_URL", "EG_CONFIG_URL", "EG_SPACE", "EG_API_KEY", "EG_OUTPUT", "EG_DEBUG")
 REQUEST_ID = r"[0-9a-f-]{36}"
 STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \(\+00:00\)"
 
@@ -214,10 +214,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess
 
 @pytest.fixture(autouse=True)
 def workdir(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> pathlib.Path:
-    for name in VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return clean_workdir(monkeypatch, tmp_path)
 
 
 def env_for(gateway: GatewayProcess) -> dict[str, str]:

@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from eventgateway.cli.main import cli
+from tests.cli.kit import clean_workdir
 from tests.support.process import GatewayProcess
 from tests.support.receiver import Receiver
 
 SPACE = "replays"
-VARIABLES = ("EG_URL", "EG_CONFIG_URL", "EG_SPACE", "EG_API_KEY", "EG_OUTPUT", "EG_DEBUG")
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +28,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess
 
 @pytest.fixture(autouse=True)
 def workdir(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> pathlib.Path:
-    for name in VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return clean_workdir(monkeypatch, tmp_path)
 
 
 async def eg(gateway: GatewayProcess, *args: str) -> Result:

@@ -14,10 +14,9 @@ from click.testing import CliRunner, Result
 
 from eventgateway.cli.main import cli
 from eventgateway.cli.resources import function_target, key
+from tests.cli.kit import clean_workdir
 from tests.support.ports import free_port
 from tests.support.process import GatewayProcess
-
-VARIABLES = ("EG_URL", "EG_CONFIG_URL", "EG_SPACE", "EG_API_KEY", "EG_OUTPUT", "EG_DEBUG")
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +28,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess
 
 @pytest.fixture(autouse=True)
 def workdir(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> pathlib.Path:
-    for name in VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return clean_workdir(monkeypatch, tmp_path)
 
 
 class Space:

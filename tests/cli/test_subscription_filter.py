@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cli.test_resources import VARIABLES, Space, add_function
+from tests.cli.kit import VARIABLES
+from tests.cli.test_resources import Space, add_function
 from tests.support.process import GatewayProcess
 
 PATTERN = {"data": {"plan": ["pro"]}, "source": [{"prefix": "/users"}]}
