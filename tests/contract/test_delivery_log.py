@@ -341,6 +341,13 @@ async def test_calls_racing_over_the_same_dead_letters_all_complete(
     else:
         assert queue.backlog() == by_ids  # what the purge did not take was redriven
         assert 0 <= by_ids <= 10
+        # QA (JetStream): a letter both took was delivered again with its history erased.
+        back = await lease(queue) if by_ids else []
+        assert len(back) == by_ids
+        for delivery in back:
+            view = await queue.get_event("acme", delivery.event.id)
+            assert view is not None, delivery.event.id
+            assert [d.state for d in view.deliveries] == ["pending"]
 
 
 async def test_redrive_puts_an_ordered_delivery_back_in_front_of_its_key(queue: Queue) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from eventgateway.queue import jetstream_log
 from eventgateway.queue.jetstream import JetStreamQueue
 from eventgateway.queue.jetstream_dead import dead_letter
 from eventgateway.queue.jetstream_history import LOST_ATTEMPT
@@ -102,6 +103,37 @@ async def test_retention_logs_a_dead_letter_whose_record_was_lost(
     (again,) = await lease(queue)
     await queue.ack(again, attempt())
     assert await state_of(queue) == ("delivered", 1, "", 1)
+
+
+async def test_a_purge_leaves_alone_a_dead_letter_a_redrive_has_republished(
+    make: MakeJS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # QA: a purge took letters a concurrent redrive had already republished: the events
+    # were delivered again with their history erased (191-263 of 300 then answered 404).
+    queue = await make()
+    await put(queue, "e1", "s1")
+    (first,) = await lease(queue)
+    await queue.dead_letter(first, "gave up", attempt("failed", 500))
+    remove = jetstream_log.remove_dead_letter
+    published, purged = asyncio.Event(), asyncio.Event()
+
+    async def redrive_waits_for_the_purge(*args: Any) -> bool:
+        if not published.is_set():  # the redrive's call: it has republished the letter
+            published.set()
+            await asyncio.wait_for(purged.wait(), DEADLINE_S)
+        return await remove(*args)
+
+    monkeypatch.setattr(jetstream_log, "remove_dead_letter", redrive_waits_for_the_purge)
+    redriving = asyncio.create_task(queue.redrive("acme"))
+    await asyncio.wait_for(published.wait(), DEADLINE_S)
+    assert await queue.purge("acme") == 0  # the redrive owns the letter
+    purged.set()
+    assert await redriving == 1
+
+    (again,) = await lease(queue)
+    await queue.ack(again, attempt())
+    assert await state_of(queue) == ("delivered", 1, "", 2)
+    assert await queue.list_dead_letters("acme") == []
 
 
 async def test_retention_reconciles_nothing_from_a_log_read_cut_at_scan_limit(

@@ -58,11 +58,11 @@ from eventgateway.queue.jetstream_defer import JetStreamDeferMixin
 from eventgateway.queue.jetstream_extend import JetStreamExtendMixin
 from eventgateway.queue.jetstream_forget import JetStreamForgetMixin
 from eventgateway.queue.jetstream_lease import JetStreamLeaseMixin
-from eventgateway.queue.jetstream_log import JetStreamLogMixin
 from eventgateway.queue.jetstream_mover import JetStreamMoverMixin
 from eventgateway.queue.jetstream_order import JetStreamOrderMixin
 from eventgateway.queue.jetstream_publish import Publisher
 from eventgateway.queue.jetstream_replay import JetStreamReplayMixin
+from eventgateway.queue.jetstream_retention import JetStreamRetentionMixin
 from eventgateway.queue.jetstream_settle import JetStreamSettleMixin
 from eventgateway.queue.jetstream_setup import connect, ensure_consumer, ensure_stream
 from eventgateway.queue.jetstream_wire import (
@@ -93,7 +93,7 @@ class JetStreamQueue(
     JetStreamExtendMixin,
     JetStreamForgetMixin,
     JetStreamReplayMixin,
-    JetStreamLogMixin,
+    JetStreamRetentionMixin,  # the log mixin, with enforce_retention
     JetStreamOrderMixin,
     JetStreamLeaseMixin,
     JetStreamSettleMixin,

@@ -13,19 +13,23 @@ Raises nats-py's errors; the caller translates them.
 
 from __future__ import annotations
 
+import contextlib
+
 import msgspec
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
 from eventgateway.events.codec import decode_event
 from eventgateway.queue.jetstream_setup import scan
-from eventgateway.queue.jetstream_wire import DeadEnvelope, Names
+from eventgateway.queue.jetstream_wire import DeadEnvelope, Names, is_stream_full
 
 __all__ = [
     "Dead",
     "dead_letter",
     "dead_letters_of_event",
     "dead_letters_of_space",
+    "mark_for_purge",
+    "redrive_id",
     "remove_dead_letter",
 ]
 
@@ -34,6 +38,34 @@ Dead = tuple[int, DeadEnvelope]
 # nats-server's answer to deleting a message that is not there (2.9.10: "no message
 # found", or "stream store EOF" past the end).
 _DELETE_FAILED = 10057
+
+
+def redrive_id(delivery_id: str, seq: int) -> str:
+    """The ``Nats-Msg-Id`` of dead letter ``seq``'s redrive: a retried redrive, or two at
+    once, store it once; and a purge's mark of the letter (:func:`mark_for_purge`)."""
+    return f"redrive-{delivery_id}-{seq}"
+
+
+async def mark_for_purge(js: JetStreamContext, names: Names, seq: int, delivery_id: str) -> bool:
+    """Mark dead letter ``seq`` as this purge's; ``False`` if a redrive republished it
+    first (the redrive owns it: a purge taking it as well erased the history of an event
+    being delivered again). A redrive after the mark is stored as its duplicate: nothing.
+    The mark is a message on no consumer's subject, deleted at once; the server keeps
+    its id for the duplicate window.
+    """
+    try:
+        ack = await js.publish(
+            names.tombstones_subject, b"", headers={"Nats-Msg-Id": redrive_id(delivery_id, seq)}
+        )
+    except APIError as exc:
+        if not is_stream_full(exc):
+            raise
+        return True  # a full stream refuses a redrive's publish too: no race to lose
+    if ack.duplicate:
+        return False
+    with contextlib.suppress(APIError):
+        await js.delete_msg(names.deliveries_stream, ack.seq)
+    return True
 
 
 async def remove_dead_letter(js: JetStreamContext, names: Names, seq: int) -> bool:

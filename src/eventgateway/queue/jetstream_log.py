@@ -34,6 +34,8 @@ from eventgateway.queue.jetstream_dead import (
     dead_letter,
     dead_letters_of_event,
     dead_letters_of_space,
+    mark_for_purge,
+    redrive_id,
     remove_dead_letter,
 )
 from eventgateway.queue.jetstream_history import (
@@ -47,7 +49,6 @@ from eventgateway.queue.jetstream_history import (
     from_dead_letters,
 )
 from eventgateway.queue.jetstream_publish import Publisher
-from eventgateway.queue.jetstream_reconcile import lost_settles
 from eventgateway.queue.jetstream_setup import scan_from
 from eventgateway.queue.jetstream_wire import DeadEnvelope, Names, is_nats_error, store_error
 from eventgateway.queue.log import (
@@ -60,13 +61,13 @@ from eventgateway.queue.log import (
     parse_ids,
 )
 
-__all__ = ["JetStreamLogMixin"]
+__all__ = ["JetStreamLogMixin", "translated"]
 
 logger = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
-async def _translated(what: str) -> AsyncIterator[None]:
+async def translated(what: str) -> AsyncIterator[None]:
     try:
         yield
     except Exception as exc:
@@ -85,7 +86,6 @@ class JetStreamLogMixin(DeliveryLog):
     _scan_limit: int
     _publish_timeout_s: float
     _publisher: Publisher | None
-    _reconciled_to = 0  # where retention's last look for lost settles stopped
 
     # An annotation only (no attribute), so it never shadows the queue's method.
     _refresh: Callable[..., Awaitable[None]]
@@ -159,7 +159,7 @@ class JetStreamLogMixin(DeliveryLog):
     async def get_event(self, space: str, event_id: str) -> EventView | None:
         """See :meth:`DeliveryLog.get_event`. ``nextAttemptAt`` is shown for retrying
         deliveries only: whether a pending one is leased right now, only the server knows."""
-        async with _translated("read the delivery log"):
+        async with translated("read the delivery log"):
             events = await self._history(self.names.log_of(space, event_id))
             mine = [
                 e for e in events if e.accepted.space == space and e.accepted.event_id == event_id
@@ -194,7 +194,7 @@ class JetStreamLogMixin(DeliveryLog):
         before_seq: int | None = None,
     ) -> list[EventSummary]:
         """See :meth:`DeliveryLog.list_events`."""
-        async with _translated("read the delivery log"):
+        async with translated("read the delivery log"):
             events = await self._history(self.names.log_of(space))
         out: list[EventSummary] = []
         for e in reversed(events):
@@ -259,14 +259,14 @@ class JetStreamLogMixin(DeliveryLog):
         limit: int = 100,
     ) -> list[DeadLetter]:
         """See :meth:`DeliveryLog.list_dead_letters`."""
-        async with _translated("read the dead letters"):
+        async with translated("read the dead letters"):
             dead = await self._dead(space, None, subscription_id, since, until)
         dead.sort(key=lambda item: (item[1].dead_at, int(item[1].delivery_id)), reverse=True)
         return [self._dead_letter(d) for _, d in dead[:limit]]
 
     async def get_dead_letter(self, space: str, dead_letter_id: str) -> DeadLetter | None:
         """See :meth:`DeliveryLog.get_dead_letter`."""
-        async with _translated("read a dead letter"):
+        async with translated("read a dead letter"):
             dead = await self._dead(space, [dead_letter_id], None, None, None)
         return self._dead_letter(dead[0][1]) if dead else None
 
@@ -283,7 +283,7 @@ class JetStreamLogMixin(DeliveryLog):
         delivery id, its ``accepted_at`` now), then deleted; a full deliveries stream
         refuses it (StoreError)."""
         js, names = self._jetstream(), self.names
-        async with _translated("redrive dead letters"):
+        async with translated("redrive dead letters"):
             listed = await self._dead(space, ids, subscription_id, since, until)
             messages: dict[str, int] = {}  # delivery id → the stream sequence it has now
             dead: list[Dead] = []  # what this call redrove
@@ -305,7 +305,7 @@ class JetStreamLogMixin(DeliveryLog):
                     names.delivery_subject(again),
                     msgspec.msgpack.encode(again),
                     # A redrive retried after a failure is stored once.
-                    headers={"Nats-Msg-Id": f"redrive-{d.delivery_id}-{seq}"},
+                    headers={"Nats-Msg-Id": redrive_id(d.delivery_id, seq)},
                 )
                 # Taken by a concurrent call meanwhile: ours if our publish was not a
                 # duplicate of that call's (the same Nats-Msg-Id), as after a purge.
@@ -330,13 +330,19 @@ class JetStreamLogMixin(DeliveryLog):
     ) -> int:
         """See :meth:`DeliveryLog.purge`."""
         js, names = self._jetstream(), self.names
-        async with _translated("purge dead letters"):
+        async with translated("purge dead letters"):
             listed = await self._dead(space, ids, subscription_id, since, until)
             # One a concurrent redrive or purge took meanwhile is not this call's.
-            dead = [(seq, d) for seq, d in listed if await remove_dead_letter(js, names, seq)]
+            dead = [
+                (seq, d)
+                for seq, d in listed
+                if await mark_for_purge(js, names, seq, d.delivery_id)
+                and await remove_dead_letter(js, names, seq)
+            ]
             for subject in await self._note(dead, Purged):
                 if not await self._history(subject):  # no delivery left: the event goes
                     await js.purge_stream(names.log_stream, subject=subject)
+        await self._refresh(force=True)  # a racing redrive may have counted a mark
         return len(dead)
 
     async def _note(
@@ -373,35 +379,3 @@ class JetStreamLogMixin(DeliveryLog):
             return False
         assert first.data is not None
         return isinstance(msgspec.msgpack.decode(first.data, type=Record), Accepted)
-
-    # -- retention ------------------------------------------------------------------------
-
-    async def enforce_retention(self, *, max_age_s: float, max_events: int) -> int:
-        """See :meth:`DeliveryLog.enforce_retention`. Reads the whole log (bounded by
-        ``scan_limit``). Dead letters, in their own stream, are never touched here."""
-        js, names = self._jetstream(), self.names
-        cutoff = self._clock() - max_age_s
-        async with _translated("enforce the delivery log's retention"):
-            events, truncated = await self._history_of(f"{names.prefix}.log.>")
-            # Only events whose every delivery was delivered may go, and only they count.
-            removable = [
-                e for e in events if all(d.state == "delivered" for d in e.deliveries.values())
-            ]
-            beyond_count = len(removable) - max(max_events, 0)
-            doomed = [
-                e for index, e in enumerate(removable) if index < beyond_count or e.last_at < cutoff
-            ]
-            for e in doomed:
-                await js.purge_stream(names.log_stream, subject=e.subject)
-            # Settles whose record a crash lost would keep their events pending forever.
-            # Not from a partial read: its newest settles are missing, not lost (they were
-            # logged again every pass, by the ten thousand, and shown pending).
-            if truncated:
-                logger.info("delivery log past scan_limit: lost settles not looked for")
-                return len(doomed)
-            lost, self._reconciled_to = await lost_settles(
-                js, names, events, now=self._clock(), after=self._reconciled_to
-            )
-            for subject, record in lost:
-                await self._append(subject, record)
-        return len(doomed)

@@ -91,6 +91,12 @@ class Names:
         return f"{self.prefix}.deferred"
 
     @property
+    def tombstones_subject(self) -> str:
+        """Where a purge marks a dead letter as its own (no consumer; each message deleted
+        at once): the mark's ``Nats-Msg-Id`` is the one a redrive of it would publish."""
+        return f"{self.prefix}.tombstones"
+
+    @property
     def deferred_consumer(self) -> str:
         """The durable pull consumer that moves due deferred deliveries back."""
         return f"{self.prefix}-deferred"
@@ -246,6 +252,7 @@ def delivery_stream_config(
             names.deliveries_subject,
             f"{names.ordered_prefix}>",
             names.deferred_subject,
+            names.tombstones_subject,
         ],
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
