@@ -300,8 +300,7 @@ class RoutingTable:
         return self._functions.get((space, function_id))
 
     def runtime_concurrency(self) -> dict[str, int]:
-        """Subscription id → ``provider.concurrency`` of its local-runtime function (made
-        on first use, once per table)."""
+        """Subscription id → its local-runtime function's ``concurrency`` (made once)."""
         if self._runtime_concurrency is None:
             self._runtime_concurrency = {
                 sub_id: int(t.function.provider.get("concurrency", 1))
