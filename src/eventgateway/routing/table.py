@@ -15,8 +15,7 @@ change builds a new one and swaps it in. Lookups are by (method, path, event typ
   out of routing, with a warning);
 * CORS: per method a path tree of CORS configurations, first in (space, id) order wins.
 
-``sync()`` and ``async_targets()`` run for every event, so everything they return is
-precomputed at build time.
+``sync()`` and ``async_targets()`` run per event: what they return is built up front.
 """
 
 from __future__ import annotations
@@ -228,8 +227,7 @@ class RoutingTable:
         )
 
     def target(self, space: str, subscription_id: str) -> Target | None:
-        """The current target of a subscription, by id (the dispatcher resolves each
-        delivery afresh, so config changes made after the event was accepted apply)."""
+        """A subscription's current target: each delivery is resolved afresh by id."""
         return self._by_id.get((space, subscription_id))
 
     def sync(self, method: str, path: str, event_type: str) -> SyncMatch | None:
