@@ -224,6 +224,11 @@ def test_nats_url_without_prefix_uses_the_default_prefix(open_store: Callable[[s
         ("nats://a:4222?replicas=0", "replicas='0' must be a whole number from 1 to 5"),
         ("nats://a:4222?replicas=6", "replicas='6' must be a whole number from 1 to 5"),
         ("nats://a:4222?replicas=three", "replicas='three' must be a whole number from 1 to 5"),
+        ("nats://a:4222?replicas=1&replicas=3", "option 'replicas' is given more than once"),
+        (
+            "nats://a:4222?max_in_flight=5&max_in_flight=6",
+            "option 'max_in_flight' is given more than once",
+        ),
         (
             "nats://a:4222?max_in_flight=0",
             "max_in_flight='0' must be a whole number from 1 to 10,000,000",

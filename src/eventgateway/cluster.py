@@ -70,6 +70,9 @@ def parse_nats_url(url: str) -> NatsTarget:
     unknown = sorted(set(options) - {"prefix", "replicas", "max_in_flight"})
     if unknown:
         raise ConfigError(f"store {url!r}: unknown option {unknown[0]!r}; use {_EXAMPLE}")
+    repeated = sorted(name for name, values in options.items() if len(values) > 1)
+    if repeated:  # which one an instance used would depend on the parser: refuse both
+        raise ConfigError(f"store {url!r}: option {repeated[0]!r} is given more than once")
     replicas = _whole(url, "replicas", options.get("replicas", ["1"])[-1], _MAX_REPLICAS)
     in_flight = options.get("max_in_flight")
     return NatsTarget(
