@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import msgspec
 
@@ -19,10 +19,9 @@ from eventgateway.queue.log import (
     dead_letter_view,
     delivery_state,
     delivery_view,
-    in_window,
-    parse_ids,
     rfc3339,
 )
+from eventgateway.queue.selection import Selection, parse_ids
 
 __all__ = ["MemoryLogMixin"]
 
@@ -128,23 +127,16 @@ class MemoryLogMixin(DeliveryLog):
 
     # -- dead letters -------------------------------------------------------------------------
 
-    def _dead(
-        self,
-        space: str,
-        ids: Sequence[str] | None,
-        subscription_id: str | None,
-        since: float | None,
-        until: float | None,
-    ) -> list[Record]:
-        wanted = None if ids is None else parse_ids(ids)
+    def _dead(self, selected: Selection) -> list[Record]:
+        wanted = None if selected.ids is None else parse_ids(selected.ids)
         return [
             r
             for r in self._records.values()
             if r.state == "dead"
-            and r.space == space
+            and r.space == selected.space
             and (wanted is None or r.id in wanted)
-            and (subscription_id is None or r.subscription_id == subscription_id)
-            and in_window(r.updated_at, since, until)
+            and selected.subscription(r.subscription_id)
+            and selected.in_window(r.updated_at)
         ]
 
     @staticmethod
@@ -162,50 +154,23 @@ class MemoryLogMixin(DeliveryLog):
             body=record.event.body,
         )
 
-    async def list_dead_letters(
-        self,
-        space: str,
-        *,
-        subscription_id: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        limit: int = 100,
-    ) -> list[DeadLetter]:
-        """See :meth:`DeliveryLog.list_dead_letters`."""
-        dead = self._dead(space, None, subscription_id, since, until)
+    async def _list_dead_letters(self, selected: Selection, limit: int) -> list[DeadLetter]:
+        dead = self._dead(selected)
         dead.sort(key=lambda r: (r.updated_at, r.id), reverse=True)
         return [self._dead_letter(r) for r in dead[:limit]]
 
     async def get_dead_letter(self, space: str, dead_letter_id: str) -> DeadLetter | None:
         """See :meth:`DeliveryLog.get_dead_letter`."""
-        dead = self._dead(space, [dead_letter_id], None, None, None)
+        dead = self._dead(Selection(space, [dead_letter_id]))
         return self._dead_letter(dead[0]) if dead else None
 
-    async def redrive(
-        self,
-        space: str,
-        *,
-        ids: Sequence[str] | None = None,
-        subscription_id: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-    ) -> int:
-        """See :meth:`DeliveryLog.redrive`."""
-        dead = self._dead(space, ids, subscription_id, since, until)
+    async def _redrive(self, selected: Selection) -> int:
+        dead = self._dead(selected)
         self._revive(dead)
         return len(dead)
 
-    async def purge(
-        self,
-        space: str,
-        *,
-        ids: Sequence[str] | None = None,
-        subscription_id: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-    ) -> int:
-        """See :meth:`DeliveryLog.purge`."""
-        dead = self._dead(space, ids, subscription_id, since, until)
+    async def _purge(self, selected: Selection) -> int:
+        dead = self._dead(selected)
         self._dead_letters -= len(dead)
         for record in dead:
             del self._records[record.id]

@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import abc
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from eventgateway.queue._common import Wakeup
 from eventgateway.queue._memory_state import Key, Record, StoredEvent
 from eventgateway.queue.base import NewDelivery
-from eventgateway.queue.log import DeliveryLog, in_window
+from eventgateway.queue.log import DeliveryLog
 from eventgateway.queue.replay import (
-    MAX_REPLAY_EVENTS,
     Original,
     Planned,
     ReplayResult,
     Subscriptions,
-    check_selection,
     not_found,
     plan_event,
     refused,
     too_many,
 )
+from eventgateway.queue.selection import Selection
 
 __all__ = ["MemoryReplayMixin"]
 
@@ -45,27 +44,18 @@ class MemoryReplayMixin(DeliveryLog):
     def _push(self, record: Record, due_at: float) -> None:
         """Make ``record`` leasable from ``due_at`` (the queue's per-subscription heaps)."""
 
-    async def replay(
-        self,
-        space: str,
-        *,
-        ids: Sequence[str] | None = None,
-        subscription_id: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        subscriptions: Subscriptions,
-        max_events: int = MAX_REPLAY_EVENTS,
+    async def _replay(
+        self, selected: Selection, subscriptions: Subscriptions, max_events: int
     ) -> ReplayResult:
-        """See :meth:`DeliveryLog.replay`."""
-        check_selection(ids, since, until, max_events)
-        selected = self._replay_selection(space, ids, subscription_id, since, until, max_events)
-        result = ReplayResult(events=len(selected))
+        space = selected.space
+        chosen = self._replay_selection(selected, max_events)
+        result = ReplayResult(events=len(chosen))
         plans: list[tuple[StoredEvent, list[Planned]]] = []
-        for stored in selected:
+        for stored in chosen:
             mine = sorted((r for r in stored.records if r.space == space), key=lambda r: r.id)
             planned = plan_event(
                 [_original(r) for r in mine],
-                subscription_id=subscription_id,
+                subscription_id=selected.subscription_id,
                 subscriptions=subscriptions,
                 event=stored.event.copy,
                 skipped=result.skipped,
@@ -112,19 +102,12 @@ class MemoryReplayMixin(DeliveryLog):
         if record.due_at is not None:
             self._push(record, record.due_at)
 
-    def _replay_selection(
-        self,
-        space: str,
-        ids: Sequence[str] | None,
-        subscription_id: str | None,
-        since: float | None,
-        until: float | None,
-        max_events: int,
-    ) -> list[StoredEvent]:
+    def _replay_selection(self, selected: Selection, max_events: int) -> list[StoredEvent]:
+        space, ids = selected.space, selected.ids
+
         def selectable(stored: StoredEvent) -> bool:
             return any(
-                r.space == space
-                and (subscription_id is None or r.subscription_id == subscription_id)
+                r.space == space and selected.subscription(r.subscription_id)
                 for r in stored.records
             )
 
@@ -139,15 +122,15 @@ class MemoryReplayMixin(DeliveryLog):
                 else:
                     found[newest] = self._events[newest]
             if missing:
-                raise not_found(space, missing, subscription_id)
+                raise not_found(space, missing, selected.subscription_id)
             return [found[seq] for seq in sorted(found)]
-        selected: list[StoredEvent] = []
+        chosen: list[StoredEvent] = []
         for stored in self._events.values():  # in acceptance order
-            if in_window(stored.received_at, since, until) and selectable(stored):
-                if len(selected) == max_events:
+            if selected.in_window(stored.received_at) and selectable(stored):
+                if len(chosen) == max_events:
                     raise too_many(max_events)
-                selected.append(stored)
-        return selected
+                chosen.append(stored)
+        return chosen
 
 
 def _original(record: Record) -> Original:

@@ -57,9 +57,8 @@ from eventgateway.queue.log import (
     EventSummary,
     EventView,
     dead_letter_view,
-    in_window,
-    parse_ids,
 )
+from eventgateway.queue.selection import Selection, parse_ids
 
 __all__ = ["JetStreamLogMixin", "translated"]
 
@@ -209,14 +208,8 @@ class JetStreamLogMixin(DeliveryLog):
 
     # -- dead letters -------------------------------------------------------------------------
 
-    async def _dead(
-        self,
-        space: str,
-        ids: Sequence[str] | None,
-        subscription_id: str | None,
-        since: float | None,
-        until: float | None,
-    ) -> list[Dead]:
+    async def _dead(self, selected: Selection) -> list[Dead]:
+        space, ids = selected.space, selected.ids
         js, names = self._jetstream(), self.names
         found: list[Dead] = []
         if ids is not None:
@@ -230,8 +223,8 @@ class JetStreamLogMixin(DeliveryLog):
             (seq, d)
             for seq, d in found
             if d.delivery.space == space
-            and (subscription_id is None or d.delivery.subscription_id == subscription_id)
-            and in_window(d.dead_at, since, until)
+            and selected.subscription(d.delivery.subscription_id)
+            and selected.in_window(d.dead_at)
         ]
 
     @staticmethod
@@ -249,42 +242,24 @@ class JetStreamLogMixin(DeliveryLog):
             body=dead.delivery.event,
         )
 
-    async def list_dead_letters(
-        self,
-        space: str,
-        *,
-        subscription_id: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        limit: int = 100,
-    ) -> list[DeadLetter]:
-        """See :meth:`DeliveryLog.list_dead_letters`."""
+    async def _list_dead_letters(self, selected: Selection, limit: int) -> list[DeadLetter]:
         async with translated("read the dead letters"):
-            dead = await self._dead(space, None, subscription_id, since, until)
+            dead = await self._dead(selected)
         dead.sort(key=lambda item: (item[1].dead_at, int(item[1].delivery_id)), reverse=True)
         return [self._dead_letter(d) for _, d in dead[:limit]]
 
     async def get_dead_letter(self, space: str, dead_letter_id: str) -> DeadLetter | None:
         """See :meth:`DeliveryLog.get_dead_letter`."""
         async with translated("read a dead letter"):
-            dead = await self._dead(space, [dead_letter_id], None, None, None)
+            dead = await self._dead(Selection(space, [dead_letter_id]))
         return self._dead_letter(dead[0][1]) if dead else None
 
-    async def redrive(
-        self,
-        space: str,
-        *,
-        ids: Sequence[str] | None = None,
-        subscription_id: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-    ) -> int:
-        """See :meth:`DeliveryLog.redrive`. Each dead letter is republished (keeping its
-        delivery id, its ``accepted_at`` now), then deleted; a full deliveries stream
-        refuses it (StoreError)."""
+    async def _redrive(self, selected: Selection) -> int:
+        # Each dead letter is republished (keeping its delivery id, its ``accepted_at``
+        # now), then deleted; a full deliveries stream refuses it (StoreError).
         js, names = self._jetstream(), self.names
         async with translated("redrive dead letters"):
-            listed = await self._dead(space, ids, subscription_id, since, until)
+            listed = await self._dead(selected)
             messages: dict[str, int] = {}  # delivery id → the stream sequence it has now
             dead: list[Dead] = []  # what this call redrove
             now = self._clock()
@@ -319,19 +294,10 @@ class JetStreamLogMixin(DeliveryLog):
         self._wakeup.fire()
         return len(dead)
 
-    async def purge(
-        self,
-        space: str,
-        *,
-        ids: Sequence[str] | None = None,
-        subscription_id: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-    ) -> int:
-        """See :meth:`DeliveryLog.purge`."""
+    async def _purge(self, selected: Selection) -> int:
         js, names = self._jetstream(), self.names
         async with translated("purge dead letters"):
-            listed = await self._dead(space, ids, subscription_id, since, until)
+            listed = await self._dead(selected)
             # One a concurrent redrive or purge took meanwhile is not this call's.
             dead = [
                 (seq, d)

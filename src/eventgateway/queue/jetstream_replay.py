@@ -22,7 +22,7 @@ import contextlib
 import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -36,19 +36,17 @@ from eventgateway.queue.jetstream_log import JetStreamLogMixin
 from eventgateway.queue.jetstream_publish import Message, PubAck
 from eventgateway.queue.jetstream_setup import scan_from
 from eventgateway.queue.jetstream_wire import Envelope, is_nats_error, is_stream_full, store_error
-from eventgateway.queue.log import in_window
 from eventgateway.queue.replay import (
-    MAX_REPLAY_EVENTS,
     Original,
     Planned,
     ReplayResult,
     Subscriptions,
-    check_selection,
     not_found,
     plan_event,
     refused,
     too_many,
 )
+from eventgateway.queue.selection import Selection
 
 __all__ = ["JetStreamReplayMixin"]
 
@@ -94,35 +92,20 @@ class JetStreamReplayMixin(JetStreamLogMixin):
     _backlog: int
     _bytes: int
 
-    async def replay(
-        self,
-        space: str,
-        *,
-        ids: Sequence[str] | None = None,
-        subscription_id: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        subscriptions: Subscriptions,
-        max_events: int = MAX_REPLAY_EVENTS,
+    async def _replay(
+        self, selected: Selection, subscriptions: Subscriptions, max_events: int
     ) -> ReplayResult:
-        """See :meth:`DeliveryLog.replay`. An event whose history the log dropped (shown
-        from its dead letters only) is not found: redrive its dead letters instead.
-
-        Raises:
-            StoreError: NATS failed; what this call stored was deleted again, unless the
-                message says some deliveries may still be made.
-        """
-        check_selection(ids, since, until, max_events)
+        # An event whose history the log dropped (shown from its dead letters only) is not
+        # found: redrive its dead letters instead. StoreError: NATS failed; what this call
+        # stored was deleted again, unless the message says some may still be made.
         async with _translated("read the delivery log"):
-            selected = await self._replay_selection(
-                space, ids, subscription_id, since, until, max_events
-            )
-        result = ReplayResult(events=len(selected))
+            chosen = await self._replay_selection(selected, max_events)
+        result = ReplayResult(events=len(chosen))
         plans: list[tuple[EventState, Planned]] = []
-        for event in selected:
+        for event in chosen:
             planned = plan_event(
                 _originals(event),
-                subscription_id=subscription_id,
+                subscription_id=selected.subscription_id,
                 subscriptions=subscriptions,
                 event=functools.partial(decode_event, event.accepted.body),
                 skipped=result.skipped,
@@ -130,28 +113,22 @@ class JetStreamReplayMixin(JetStreamLogMixin):
             plans += [(event, plan) for plan in planned]
         if not plans:
             return result
-        acks = await self._publish_replays(space, plans)
+        acks = await self._publish_replays(selected.space, plans)
         await self._log_replays(plans, acks)
         result.replayed = len(plans)
         await self._refresh(force=True)
         self._wakeup.fire()
         return result
 
-    async def _replay_selection(
-        self,
-        space: str,
-        ids: Sequence[str] | None,
-        subscription_id: str | None,
-        since: float | None,
-        until: float | None,
-        max_events: int,
-    ) -> list[EventState]:
+    async def _replay_selection(self, selected: Selection, max_events: int) -> list[EventState]:
         """The selected events in acceptance order (raises as :meth:`replay`)."""
+
+        space, ids, since = selected.space, selected.ids, selected.since
 
         def selectable(event: EventState) -> bool:
             return event.accepted.space == space and (
-                subscription_id is None
-                or any(d.subscription_id == subscription_id for d in event.deliveries.values())
+                selected.subscription_id is None
+                or any(selected.subscription(d.subscription_id) for d in event.deliveries.values())
             )
 
         names = self.names
@@ -163,9 +140,7 @@ class JetStreamReplayMixin(JetStreamLogMixin):
             history = await self._bounded_history(
                 names.log_of(space), start, 'choose a later "since", or replay by "ids"'
             )
-            events = [
-                e for e in history if selectable(e) and in_window(e.accepted.at, since, until)
-            ]
+            events = [e for e in history if selectable(e) and selected.in_window(e.accepted.at)]
             if len(events) > max_events:
                 raise too_many(max_events)
             return events
@@ -185,7 +160,7 @@ class JetStreamReplayMixin(JetStreamLogMixin):
                 newest[event_id] = e
         missing = [i for i in wanted if i not in newest]
         if missing:
-            raise not_found(space, missing, subscription_id)
+            raise not_found(space, missing, selected.subscription_id)
         return sorted((newest[i] for i in wanted), key=lambda e: e.seq)
 
     async def _bounded_history(

@@ -9,8 +9,7 @@ and every time is an RFC 3339 UTC string.
 States: a delivery is ``pending`` (never attempted), ``retrying`` (pending after at least
 one failed attempt), ``delivered`` or ``dead``. An event's state is the worst of its
 deliveries' in that space: ``dead`` > ``retrying`` > ``pending`` > ``delivered``.
-
-Time filters take wall-clock seconds; ``since`` is inclusive, ``until`` exclusive.
+Time filters take wall-clock seconds (:mod:`eventgateway.queue.selection`).
 """
 
 from __future__ import annotations
@@ -23,7 +22,13 @@ from typing import Final, Literal
 import msgspec
 
 from eventgateway.events.model import format_rfc3339
-from eventgateway.queue.replay import MAX_REPLAY_EVENTS, ReplayResult, Subscriptions
+from eventgateway.queue.replay import (
+    MAX_REPLAY_EVENTS,
+    ReplayResult,
+    Subscriptions,
+    check_selection,
+)
+from eventgateway.queue.selection import Selection
 
 __all__ = [
     "STATES",
@@ -40,8 +45,6 @@ __all__ = [
     "dead_letter_view",
     "delivery_state",
     "delivery_view",
-    "in_window",
-    "parse_ids",
     "rfc3339",
 ]
 
@@ -225,24 +228,6 @@ def dead_letter_view(
     )
 
 
-def parse_ids(ids: Iterable[str]) -> set[int]:
-    """The ids a client named that could exist: decimal, below SQLite's 2**63 rowid bound.
-
-    Others are left out rather than refused (they name nothing): a lookup of them finds
-    nothing, and they never reach ``int()`` (4,300 digits at most) or SQLite (64 bits).
-    """
-    return {
-        int(text)
-        for text in ids
-        if text.isascii() and text.isdigit() and len(text) <= 19 and int(text) < 2**63
-    }
-
-
-def in_window(moment: float, since: float | None, until: float | None) -> bool:
-    """Whether ``since <= moment < until`` (a missing end is open)."""
-    return (since is None or moment >= since) and (until is None or moment < until)
-
-
 class DeliveryLog(abc.ABC):
     """What happened to accepted events, and the dead letters' administration.
 
@@ -278,7 +263,6 @@ class DeliveryLog(abc.ABC):
             before_seq: only events accepted before this one (paging).
         """
 
-    @abc.abstractmethod
     async def list_dead_letters(
         self,
         space: str,
@@ -289,12 +273,13 @@ class DeliveryLog(abc.ABC):
         limit: int = 100,
     ) -> list[DeadLetter]:
         """Dead letters of ``space``, most recently dead first, filtered by dead time."""
+        selected = Selection(space, None, subscription_id, since, until)
+        return await self._list_dead_letters(selected, limit)
 
     @abc.abstractmethod
     async def get_dead_letter(self, space: str, dead_letter_id: str) -> DeadLetter | None:
         """One dead letter, or ``None`` if there is none with that id in ``space``."""
 
-    @abc.abstractmethod
     async def redrive(
         self,
         space: str,
@@ -311,8 +296,8 @@ class DeliveryLog(abc.ABC):
         deliveries count against the queue's bounds but are never refused. Returns how
         many were redriven; a waiting ``lease`` wakes up.
         """
+        return await self._redrive(Selection(space, ids, subscription_id, since, until))
 
-    @abc.abstractmethod
     async def replay(
         self,
         space: str,
@@ -337,8 +322,10 @@ class DeliveryLog(abc.ABC):
             TooManyRequestsError: the new deliveries would pass the queue's bounds;
                 nothing was replayed.
         """
+        check_selection(ids, since, until, max_events)
+        selection = Selection(space, ids, subscription_id, since, until)
+        return await self._replay(selection, subscriptions, max_events)
 
-    @abc.abstractmethod
     async def purge(
         self,
         space: str,
@@ -352,6 +339,22 @@ class DeliveryLog(abc.ABC):
 
         An event left without deliveries is deleted with them.
         """
+        return await self._purge(Selection(space, ids, subscription_id, since, until))
+
+    # Each backend implements the four calls above over one Selection.
+    @abc.abstractmethod
+    async def _list_dead_letters(self, selected: Selection, limit: int) -> list[DeadLetter]: ...
+
+    @abc.abstractmethod
+    async def _redrive(self, selected: Selection) -> int: ...
+
+    @abc.abstractmethod
+    async def _replay(
+        self, selected: Selection, subscriptions: Subscriptions, max_events: int
+    ) -> ReplayResult: ...
+
+    @abc.abstractmethod
+    async def _purge(self, selected: Selection) -> int: ...
 
     @abc.abstractmethod
     async def enforce_retention(self, *, max_age_s: float, max_events: int) -> int:
@@ -385,13 +388,11 @@ class DeliveryLog(abc.ABC):
         deliveries of an event (a gateway event fanned out to several) stay. A forgotten
         delivery settled later (its lease holder finishes) shows nowhere.
 
-        Callers wait until :meth:`holdings` is empty, so nothing accepted is lost
-        unnoticed: JetStream cannot find unsettled deliveries by space in its work
-        queue, so there they stay queued (and are skipped once their subscription is
-        gone), and only the history and dead letters are deleted.
-
         Called when a space is deleted, and again before its name is claimed again, so
-        that nothing of it passes to the next owner (``docs/security.md``).
+        that nothing of it passes to the next owner (``docs/security.md``). Callers wait
+        until :meth:`holdings` is empty, so nothing accepted is lost unnoticed (JetStream
+        cannot find unsettled deliveries by space in its work queue: they stay queued,
+        and are skipped once their subscription is gone).
         """
 
     @abc.abstractmethod

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from eventgateway.queue.log import parse_ids
+from eventgateway.queue.selection import Selection, parse_ids
 from eventgateway.queue.sqlite_settle import unpark_head
 from eventgateway.queue.sqlite_writer import Tx
 
@@ -26,36 +26,28 @@ Clock = Callable[[], float]
 DeadFilter = tuple[str, list[Any]]
 
 
-def dead_filter(
-    space: str,
-    ids: Sequence[str] | None,
-    subscription_id: str | None,
-    since: float | None,
-    until: float | None,
-    *,
-    alias: str = "",
-) -> DeadFilter | None:
+def dead_filter(selected: Selection, *, alias: str = "") -> DeadFilter | None:
     """The dead letters the filters select (``None``: certainly none, e.g. no valid id).
 
     ``alias`` qualifies the columns (``"d."``) when the query joins another table.
     """
     clauses = [f"{alias}state = 'dead'", f"{alias}space = ?"]
-    params: list[Any] = [space]
-    if ids is not None:
-        wanted = sorted(parse_ids(ids))
+    params: list[Any] = [selected.space]
+    if selected.ids is not None:
+        wanted = sorted(parse_ids(selected.ids))
         if not wanted:
             return None
         clauses.append(f"{alias}id IN ({', '.join('?' * len(wanted))})")
         params.extend(wanted)
-    if subscription_id is not None:
+    if selected.subscription_id is not None:
         clauses.append(f"{alias}subscription_id = ?")
-        params.append(subscription_id)
-    if since is not None:
+        params.append(selected.subscription_id)
+    if selected.since is not None:
         clauses.append(f"{alias}updated_at >= ?")
-        params.append(since)
-    if until is not None:
+        params.append(selected.since)
+    if selected.until is not None:
         clauses.append(f"{alias}updated_at < ?")
-        params.append(until)
+        params.append(selected.until)
     return " AND ".join(clauses), params
 
 

@@ -12,7 +12,7 @@ import abc
 import asyncio
 import functools
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -31,6 +31,7 @@ from eventgateway.queue.log import (
     delivery_view,
     rfc3339,
 )
+from eventgateway.queue.selection import Selection
 from eventgateway.queue.sqlite_admin import (
     dead_filter,
     purge_op,
@@ -214,36 +215,19 @@ class SqliteLogMixin(DeliveryLog):
 
         return await self._reader.run(query)
 
-    async def list_dead_letters(
-        self,
-        space: str,
-        *,
-        subscription_id: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        limit: int = 100,
-    ) -> list[DeadLetter]:
-        """See :meth:`DeliveryLog.list_dead_letters`."""
-        return await self._dead_letters(space, None, subscription_id, since, until, limit)
+    async def _list_dead_letters(self, selected: Selection, limit: int) -> list[DeadLetter]:
+        return await self._dead_letters(selected, limit)
 
     async def get_dead_letter(self, space: str, dead_letter_id: str) -> DeadLetter | None:
         """See :meth:`DeliveryLog.get_dead_letter`."""
-        found = await self._dead_letters(space, [dead_letter_id], None, None, None, 1)
+        found = await self._dead_letters(Selection(space, [dead_letter_id]), 1)
         return found[0] if found else None
 
-    async def _dead_letters(
-        self,
-        space: str,
-        ids: Sequence[str] | None,
-        subscription_id: str | None,
-        since: float | None,
-        until: float | None,
-        limit: int,
-    ) -> list[DeadLetter]:
-        selected = dead_filter(space, ids, subscription_id, since, until, alias="d.")
-        if selected is None:
+    async def _dead_letters(self, selected: Selection, limit: int) -> list[DeadLetter]:
+        where_params = dead_filter(selected, alias="d.")
+        if where_params is None:
             return []
-        where, params = selected
+        where, params = where_params
         sql = (
             "SELECT d.id, d.subscription_id, d.function_id, e.event_id, d.dead_reason, "
             "d.attempts, d.last_status, d.response_excerpt, d.updated_at, e.body "
@@ -271,35 +255,17 @@ class SqliteLogMixin(DeliveryLog):
 
         return await self._reader.run(query)
 
-    async def redrive(
-        self,
-        space: str,
-        *,
-        ids: Sequence[str] | None = None,
-        subscription_id: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-    ) -> int:
-        """See :meth:`DeliveryLog.redrive`."""
-        selected = dead_filter(space, ids, subscription_id, since, until)
-        if selected is None:
+    async def _redrive(self, selected: Selection) -> int:
+        where = dead_filter(selected)
+        if where is None:
             return 0
-        return await self._writing().submit(redrive_op(selected, self._clock))
+        return await self._writing().submit(redrive_op(where, self._clock))
 
-    async def purge(
-        self,
-        space: str,
-        *,
-        ids: Sequence[str] | None = None,
-        subscription_id: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-    ) -> int:
-        """See :meth:`DeliveryLog.purge`."""
-        selected = dead_filter(space, ids, subscription_id, since, until)
-        if selected is None:
+    async def _purge(self, selected: Selection) -> int:
+        where = dead_filter(selected)
+        if where is None:
             return 0
-        return await self._writing().submit(purge_op(selected))
+        return await self._writing().submit(purge_op(where))
 
     async def enforce_retention(self, *, max_age_s: float, max_events: int) -> int:
         """See :meth:`DeliveryLog.enforce_retention`.

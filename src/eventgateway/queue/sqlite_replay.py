@@ -21,17 +21,16 @@ from eventgateway.events.codec import decode_event
 from eventgateway.queue.base import NewDelivery
 from eventgateway.queue.log import DeliveryLog
 from eventgateway.queue.replay import (
-    MAX_REPLAY_EVENTS,
     Original,
     Planned,
     ReplayResult,
     Subscriptions,
-    check_selection,
     not_found,
     plan_event,
     refused,
     too_many,
 )
+from eventgateway.queue.selection import Selection
 from eventgateway.queue.sqlite_log import Reader
 from eventgateway.queue.sqlite_ops import first_due
 from eventgateway.queue.sqlite_schema import values
@@ -74,17 +73,10 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-def _select(
-    conn: sqlite3.Connection,
-    *,
-    space: str,
-    ids: Sequence[str] | None,
-    subscription_id: str | None,
-    since: float | None,
-    until: float | None,
-    max_events: int,
-) -> list[_Selected]:
+def _select(conn: sqlite3.Connection, selected: Selection, max_events: int) -> list[_Selected]:
     """The selected events, in acceptance order, with their deliveries in ``space``."""
+    space, ids, subscription_id = selected.space, selected.ids, selected.subscription_id
+    since, until = selected.since, selected.until
     exists = "EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.space = ?"
     scope: list[Any] = [space]
     if subscription_id is not None:
@@ -214,46 +206,25 @@ class SqliteReplayMixin(DeliveryLog):
     def _writing(self) -> GroupCommitWriter:
         """The writer, or :class:`StoreError` if the queue is not open."""
 
-    async def replay(
-        self,
-        space: str,
-        *,
-        ids: Sequence[str] | None = None,
-        subscription_id: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        subscriptions: Subscriptions,
-        max_events: int = MAX_REPLAY_EVENTS,
+    async def _replay(
+        self, selected: Selection, subscriptions: Subscriptions, max_events: int
     ) -> ReplayResult:
-        """See :meth:`DeliveryLog.replay`.
-
-        Raises:
-            StoreError: SQLite failed (nothing was replayed), or retention removed
-                selected events twice between reading and writing.
-        """
-        check_selection(ids, since, until, max_events)
-        select = functools.partial(
-            _select,
-            space=space,
-            ids=ids,
-            subscription_id=subscription_id,
-            since=since,
-            until=until,
-            max_events=max_events,
-        )
+        # Raises StoreError: SQLite failed (nothing was replayed), or retention removed
+        # selected events twice between reading and writing.
+        select = functools.partial(_select, selected=selected, max_events=max_events)
         for _ in range(_READS):
-            selected = await self._reader.run(select)
-            result = ReplayResult(events=len(selected))
+            chosen = await self._reader.run(select)
+            result = ReplayResult(events=len(chosen))
             rows: list[tuple[int, str, Planned]] = []
-            for event in selected:
+            for event in chosen:
                 planned = plan_event(
                     event.originals,
-                    subscription_id=subscription_id,
+                    subscription_id=selected.subscription_id,
                     subscriptions=subscriptions,
                     event=functools.partial(decode_event, event.body),
                     skipped=result.skipped,
                 )
-                rows += [(event.seq, space, plan) for plan in planned]
+                rows += [(event.seq, selected.space, plan) for plan in planned]
             if not rows:
                 return result
             seqs = sorted({seq for seq, _, _ in rows})
