@@ -54,8 +54,8 @@ class Output:
         self._thread.join(timeout=10)
 
 
-@pytest.fixture
-def dev(tmp_path: pathlib.Path) -> Iterator[tuple[subprocess.Popen[str], Output, dict[str, str]]]:
+def start_dev(tmp_path: pathlib.Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """`eg dev` in a copy of the example service (``tmp_path / "crm-service"``)."""
     service = tmp_path / "crm-service"
     shutil.copytree(EXAMPLE, service, ignore=shutil.ignore_patterns(".eventgateway", "tests"))
     events_port, config_port = free_port(), free_port()
@@ -81,9 +81,15 @@ def dev(tmp_path: pathlib.Path) -> Iterator[tuple[subprocess.Popen[str], Output,
         "EG_URL": f"http://127.0.0.1:{events_port}",
         "EG_CONFIG_URL": f"http://127.0.0.1:{config_port}",
     }
+    return proc, {**env, **urls}
+
+
+@pytest.fixture
+def dev(tmp_path: pathlib.Path) -> Iterator[tuple[subprocess.Popen[str], Output, dict[str, str]]]:
+    proc, env = start_dev(tmp_path)
     output = Output(proc)
     try:
-        yield proc, output, {**env, **urls}
+        yield proc, output, env
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -132,3 +138,28 @@ def test_dev_deploys_streams_logs_redeploys_on_save_and_stops_on_sigterm(dev, tm
     output.join()
     assert code == 0, "\n".join(output.lines[-20:])
     assert output.lines[-1] == "Stopping."
+
+
+@pytest.mark.parametrize("then", ["emit", "save"])
+def test_dev_stops_with_status_141_once_the_reader_of_its_output_is_gone(tmp_path, then):
+    # QA: `eg dev | head` went on deploying for nobody, then reported its own closed
+    # output as a redeploy error. The next line printed, from a log stream (emit) or the
+    # watch loop (save), now ends it as a closed pipe ends any Unix tool.
+    proc, env = start_dev(tmp_path)
+    service = tmp_path / "crm-service"
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the reader: `head` until the loop watches
+            if line.startswith("Watching "):
+                break
+        proc.stdout.close()
+        if then == "emit":
+            emit(service, env)
+        else:
+            handler = service / "handler.py"
+            handler.write_text(handler.read_text() + "\n# saved\n")
+        assert proc.wait(timeout=60) == 141
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -8,6 +8,7 @@ changes. Ctrl-C stops everything.
 
 from __future__ import annotations
 
+import errno
 import os
 import pathlib
 import signal
@@ -22,6 +23,7 @@ import click
 from eventgateway.cli.context import CliOptions, error_message, gateway_options
 from eventgateway.cli.deploy import run_deploy
 from eventgateway.cli.logs import format_line
+from eventgateway.cli.output import stdout_closed
 from eventgateway.cli.serve_options import check_distinct_ports, port_options
 
 if TYPE_CHECKING:
@@ -48,14 +50,30 @@ _IGNORED_DIRS: Final = frozenset(
 
 
 class _Printer:
-    """Prints lines from several threads without interleaving them."""
+    """Prints lines from several threads without interleaving them.
+
+    Once the reader of standard output is gone (``eg dev | head``), ``closed`` is set and
+    the loop is stopped as by Ctrl-C, whichever thread found out: a log line may be the
+    first thing printed after the reader left, and the loop would otherwise go on
+    deploying for nobody until the next save.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self.closed = False
 
     def echo(self, text: str, **style: object) -> None:
         with self._lock:
-            click.secho(text, **style)  # type: ignore[arg-type]
+            if self.closed:
+                return
+            try:
+                click.secho(text, **style)  # type: ignore[arg-type]
+            except BrokenPipeError as exc:
+                if not stdout_closed(exc):
+                    raise
+                self.closed = True
+        if self.closed:
+            os.kill(os.getpid(), signal.SIGTERM)  # _stop_on_sigterm: KeyboardInterrupt
 
 
 def _relevant(directory: pathlib.Path, data_dir: pathlib.Path) -> Callable[[object, str], bool]:
@@ -215,6 +233,8 @@ def _loop(
             service = _redeploy(options, service, printer, follower, stage=stage)
     except KeyboardInterrupt:
         printer.echo("\nStopping.")
+    if printer.closed:  # the command ends as every other one whose reader went away
+        raise BrokenPipeError(errno.EPIPE, "standard output was closed")
 
 
 def _redeploy(
@@ -235,6 +255,9 @@ def _redeploy(
             service = _reload(options, service.source, stage)
         run_deploy(options, service, claim=False)  # the embedded gateway runs open
     except Exception as exc:
+        if stdout_closed(exc):  # the deploy's own output found the reader gone
+            printer.closed = True
+            raise KeyboardInterrupt from None
         message = error_message(exc, options.config_url or options.url)
         printer.echo(f"Error: {message}", fg="red")
         return service
