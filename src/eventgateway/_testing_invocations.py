@@ -116,9 +116,11 @@ class InvocationRecorder:
         """
         invoke = functions.invoke
 
-        async def recording(spec: RuntimeSpec, event: bytes) -> InvokeResult:
+        async def recording(
+            spec: RuntimeSpec, event: bytes, *, slot_wait_s: float | None = None
+        ) -> InvokeResult:
             started_s = time.time()
-            result = await invoke(spec, event)
+            result = await invoke(spec, event, slot_wait_s=slot_wait_s)
             self._add(Record(spec, event, result, started_s))
             return result
 

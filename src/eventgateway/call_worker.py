@@ -88,6 +88,7 @@ async def _answer(provider: HttpProvider, request: CallRequest) -> CallReply:
         content_type=request.content_type,
         headers=request.headers,
         timeout_s=request.timeout_s,
+        sync=request.sync,
     )
     return await answer(CallReply, request.id, provider.call(function, call))
 

@@ -19,11 +19,10 @@ import pytest
 
 from eventgateway.errors import ProviderError
 from eventgateway.model.entities import Function
-from eventgateway.providers.base import Call
+from eventgateway.providers.base import MAX_REPLY_BYTES, Call
 from eventgateway.providers.guard import TargetRefusedError, open_guarded_socket
 from eventgateway.providers.http import HttpProvider
 from eventgateway.providers.http_client import InvalidURLError, check_url
-from eventgateway.providers.http_pool import MAX_REPLY_BYTES
 from eventgateway.providers.targets import TargetPolicy, parse_networks
 from tests.support.outbound import MapResolver
 
@@ -295,10 +294,22 @@ async def test_compressed_replies_are_decoded(
 async def test_a_reply_over_the_cap_is_not_retryable(provider: HttpProvider, answer: bytes):
     async with serving(Server(answer=lambda _: answer)) as server:
         with pytest.raises(ProviderError) as caught:
-            await provider.call(fn(server.url()), CALL)
+            await provider.call(fn(server.url()), Call(body=CALL.body, sync=True))
 
     assert caught.value.message == f"function 'fn' replied with more than {MAX_REPLY_BYTES} bytes"
     assert (caught.value.retryable, caught.value.status) == (False, 500)
+
+
+@pytest.mark.parametrize("status", ["200 OK", "503 Busy"])
+async def test_an_async_delivery_reads_only_the_status_of_a_reply_over_the_cap(
+    provider: HttpProvider, status: str
+):
+    # QA: a 2xx with a 7 MiB body was a failed delivery, dead-lettered at once.
+    answer = reply(b"x" * (MAX_REPLY_BYTES + 1), status=status)
+    async with serving(Server(answer=lambda _: answer)) as server:
+        reply_ = await provider.call(fn(server.url()), CALL)
+
+    assert (reply_.status, reply_.body) == (int(status[:3]), b"")
 
 
 async def test_interim_replies_are_skipped(provider: HttpProvider):

@@ -16,6 +16,7 @@ a system-namespace event gets a 400 *with* a message; a full queue answers 429 w
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote
@@ -63,6 +64,8 @@ RawHeaders = list[tuple[bytes, bytes]]
 _JSON = (b"content-type", b"application/json")
 _FAILED_CALL = "Function call failed. Please check logs."
 _DUPLICATE = (b"x-eventgateway-duplicate", b"true")
+# A "%" not followed by two hex digits (shown with what follows it, at most two characters).
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2}).{0,2}")
 _STORE_RETRY = (b"retry-after", b"2")  # a NATS failover or reconnect takes about this long
 # Draining: another instance can take the event now; clients (our SDK among them) retry a
 # 503 only when it carries Retry-After.
@@ -140,6 +143,11 @@ class EventsApp:
             )
             return
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        bad_escape = _BAD_ESCAPE.search(raw_path) if "%" in raw_path else None
+        if bad_escape is not None:  # Go's server refused such a URL before any routing
+            message = f'The request path has an invalid percent-escape "{bad_escape.group()}".'
+            await _respond_error(send, 400, message, [])
+            return
         host = headers.get("host", "")
         route_path = raw_path
         if self._domain_suffix is not None:
@@ -150,8 +158,10 @@ class EventsApp:
         table = self._table()
         extra: list[tuple[bytes, bytes]] = []
         cors = None
+        # The original looked the configuration up by the header's value as sent: a
+        # lower-case "patch" finds none, and the OPTIONS request is an ordinary event.
         requested = headers.get("access-control-request-method", "")
-        cors_method = requested.upper() if method == "OPTIONS" and requested else method
+        cors_method = requested if method == "OPTIONS" and requested else method
         cors = table.cors(cors_method, route_path)
         if cors is not None:
             if cors_rules.is_preflight(method, headers):
@@ -347,7 +357,12 @@ class EventsApp:
         if result is None:
             await _respond_error(send, 500, MALFORMED, extra)
             return
-        headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in result.headers]
+        # Values as UTF-8, as Go wrote a string; a header the function sets replaces the
+        # gateway's own of that name (CORS), as Go's Header().Set did after rs/cors.
+        headers = [(k.lower().encode("latin-1"), v.encode()) for k, v in result.headers]
+        if extra:
+            own = {name for name, _ in headers}
+            extra = [(name, value) for name, value in extra if name not in own]
         if result.status not in BODILESS_STATUSES:
             headers.append((b"content-length", str(len(result.body)).encode()))
         await _respond(send, result.status, [*headers, *extra], result.body)

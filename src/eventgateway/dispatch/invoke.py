@@ -124,7 +124,7 @@ class Invoker:
                 "eventgateway.function.invoking",
                 {"space": function.space, "functionId": function.function_id, "event": event},
             )
-        call = self._build_call(function, event, timeout_s, delivery_id, encoded)
+        call = self._build_call(function, event, timeout_s, delivery_id, encoded, sync=sync)
         outcome = await self._attempt(function, call, sync=sync)
         if emit is not None:
             if outcome.ok:
@@ -156,6 +156,8 @@ class Invoker:
         timeout_s: float | None,
         delivery_id: str | None,
         encoded: bytes | None = None,
+        *,
+        sync: bool = False,
     ) -> Call:
         # The producer's trace goes on (W3C Trace Context); ``[]`` for most events.
         headers = trace_headers(event) if "traceparent" in event.extensions else []
@@ -184,6 +186,7 @@ class Invoker:
             content_type=content_type,
             headers=headers,
             timeout_s=self._timeout_s if timeout_s is None else timeout_s,
+            sync=sync,
         )
 
     async def _attempt(self, function: Function, call: Call, *, sync: bool) -> Outcome:
@@ -230,7 +233,7 @@ class Invoker:
             {"event": msgspec.Raw(encode_event(event)), "request": request}
         )
         headers = trace_headers(event) if "traceparent" in event.extensions else []
-        call = Call(body=payload, headers=headers, timeout_s=self._timeout_s)
+        call = Call(body=payload, headers=headers, timeout_s=self._timeout_s, sync=True)
         outcome = await self._attempt(authorizer, call, sync=True)
         if not outcome.ok or outcome.reply is None:
             return Authorization(False, error=outcome.error)

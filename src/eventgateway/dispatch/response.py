@@ -8,13 +8,10 @@ from typing import Any
 
 import msgspec
 
-__all__ = [
-    "BODILESS_STATUSES",
-    "MALFORMED",
-    "HttpResult",
-    "parse_http_result",
-    "sniff_content_type",
-]
+from eventgateway.dispatch.sniff import sniff_content_type
+from eventgateway.model.gojson import replace_lone_surrogates
+
+__all__ = ["BODILESS_STATUSES", "MALFORMED", "HttpResult", "parse_http_result"]
 
 MALFORMED = "HTTP response object malformed"
 
@@ -76,21 +73,11 @@ def _headers(value: Any) -> list[tuple[str, str]]:
             item = ""
         if not isinstance(item, str) or not _HEADER_NAME.fullmatch(name):
             raise _Malformed
-        if _HEADER_VALUE_FORBIDDEN.search(item) or not _latin1(item):
+        if _HEADER_VALUE_FORBIDDEN.search(item):
             raise _Malformed
         if name.lower() not in _GATEWAY_HEADERS:
             headers.append((name, item))
     return headers
-
-
-def _latin1(text: str) -> bool:
-    if text.isascii():
-        return True
-    try:
-        text.encode("latin-1")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def parse_http_result(raw: bytes) -> HttpResult | None:
@@ -102,8 +89,15 @@ def parse_http_result(raw: bytes) -> HttpResult | None:
     """
     try:
         decoded = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, RecursionError):  # nesting deeper than the stack
-        return None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting
+        # Go reads invalid UTF-8 and lone surrogate escapes as U+FFFD instead of failing.
+        fixed = replace_lone_surrogates(raw).decode("utf-8", "replace").encode()
+        if fixed == raw:
+            return None
+        try:
+            decoded = msgspec.json.decode(fixed)
+        except (msgspec.DecodeError, RecursionError):
+            return None
     if decoded is None:
         return HttpResult(200, [], b"")
     if not isinstance(decoded, dict):
@@ -120,38 +114,3 @@ def parse_http_result(raw: bytes) -> HttpResult | None:
     if body and not any(name.lower() == "content-type" for name, _ in headers):
         headers.append(("Content-Type", sniff_content_type(body)))
     return HttpResult(status, headers, body)
-
-
-# Go's sniffing treats these control bytes as binary (net/http/sniff.go, isBinary).
-_BINARY_BYTES = frozenset([*range(0x00, 0x09), 0x0B, *range(0x0E, 0x1B), *range(0x1C, 0x20)])
-
-_HTML_PREFIXES = (
-    b"<!doctype html",
-    b"<html",
-    b"<head",
-    b"<script",
-    b"<iframe",
-    b"<h1",
-    b"<div",
-    b"<font",
-    b"<table",
-    b"<a",
-    b"<style",
-    b"<title",
-    b"<b",
-    b"<body",
-    b"<br",
-    b"<p",
-    b"<!--",
-)
-
-
-def sniff_content_type(body: bytes) -> str:
-    """A Content-Type the way Go's ``http.DetectContentType`` picks the common ones."""
-    head = body[:512].lstrip(b"\t\n\x0c\r ").lower()
-    for prefix in _HTML_PREFIXES:
-        if head.startswith(prefix) and head[len(prefix) : len(prefix) + 1] in (b" ", b">"):
-            return "text/html; charset=utf-8"
-    if any(byte in _BINARY_BYTES for byte in body[:512]):
-        return "application/octet-stream"
-    return "text/plain; charset=utf-8"

@@ -41,8 +41,7 @@ from eventgateway.model.providers import AWS_NAME_FIELDS, is_aws_region
 from eventgateway.providers.aws_clients import AwsClients, ClientKey
 from eventgateway.providers.aws_credentials import default_credentials_refusal
 from eventgateway.providers.aws_errors import translate
-from eventgateway.providers.base import Call, Provider, Reply
-from eventgateway.providers.http_pool import MAX_REPLY_BYTES
+from eventgateway.providers.base import MAX_REPLY_BYTES, Call, Provider, Reply
 
 __all__ = [
     "AwsProvider",

@@ -16,17 +16,26 @@ import msgspec
 
 from eventgateway.model.entities import Function
 
-__all__ = ["Call", "Provider", "Reply"]
+__all__ = ["MAX_REPLY_BYTES", "Call", "Provider", "Reply"]
+
+# The most a function may answer a caller waiting for the result (Lambda's own bound on a
+# synchronous response); more would be held whole in memory for one request.
+MAX_REPLY_BYTES = 6 * 1024 * 1024
 
 
 # Structs, not dataclasses: one of each is made per attempt (see queue/base.py).
 class Call(msgspec.Struct, frozen=True):
-    """What to send: the body, its content type and any extra headers."""
+    """What to send: the body, its content type and any extra headers.
+
+    ``sync``: a caller waits for the reply (a sync route, an invoke), so the reply is the
+    result; an async delivery needs only its status.
+    """
 
     body: bytes
     content_type: str = "application/cloudevents+json"
     headers: Sequence[tuple[str, str]] = ()
     timeout_s: float = 5.0
+    sync: bool = False
 
 
 class Reply(msgspec.Struct, frozen=True):

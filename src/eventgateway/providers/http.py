@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from eventgateway.errors import ProviderError
 from eventgateway.model.entities import Function
-from eventgateway.providers.base import Call, Provider, Reply
+from eventgateway.providers.base import MAX_REPLY_BYTES, Call, Provider, Reply
 from eventgateway.providers.guard import TargetRefusedError
 from eventgateway.providers.http_client import HeaderError, HttpClient, InvalidURLError
-from eventgateway.providers.http_pool import MAX_REPLY_BYTES, ReplyError, ReplyTooLargeError
+from eventgateway.providers.http_pool import ReplyError, ReplyTooLargeError
 from eventgateway.providers.resolver import Resolver
 from eventgateway.providers.targets import TargetPolicy
 
@@ -97,6 +97,10 @@ class HttpProvider(Provider):
                 retryable=False,
             ) from exc
         except ReplyTooLargeError as exc:
+            if not call.sync:
+                # The function answered; an async delivery needs no more than the status
+                # (the original, at most once, never read the body).
+                return Reply(status=exc.status, body=b"")
             raise ProviderError(
                 f"function {function.function_id!r} replied with more than {MAX_REPLY_BYTES} bytes",
                 retryable=False,

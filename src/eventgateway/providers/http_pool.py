@@ -19,10 +19,9 @@ from typing import cast
 
 import httptools
 
-from eventgateway.providers.base import Reply
+from eventgateway.providers.base import MAX_REPLY_BYTES, Reply
 
 __all__ = [
-    "MAX_REPLY_BYTES",
     "Connection",
     "ConnectionClosedError",
     "ConnectionPool",
@@ -31,7 +30,6 @@ __all__ = [
     "ReplyTooLargeError",
 ]
 
-MAX_REPLY_BYTES = 6 * 1024 * 1024
 
 PoolKey = tuple[str, str, int]  # scheme, host, port
 

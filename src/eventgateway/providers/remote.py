@@ -51,6 +51,7 @@ class CallRequest(msgspec.Struct, array_like=True):
     content_type: str
     headers: list[tuple[str, str]]
     timeout_s: float
+    sync: bool = False
 
 
 class CallReply(msgspec.Struct, array_like=True):
@@ -228,6 +229,7 @@ class RemoteHttpProvider(Provider):
                 content_type=call.content_type,
                 headers=list(call.headers),
                 timeout_s=call.timeout_s,
+                sync=call.sync,
             ),
         )
         # The worker enforces the call's timeout; the margin covers a stuck worker. A timer

@@ -18,7 +18,7 @@ import msgspec
 
 from eventgateway.errors import ProviderError, ValidationError
 from eventgateway.model.entities import Function
-from eventgateway.providers.base import Call, Provider, Reply
+from eventgateway.providers.base import MAX_REPLY_BYTES, Call, Provider, Reply
 from eventgateway.runtime.base import Language, RuntimeSpec
 from eventgateway.runtime.bundles import BundleStore
 from eventgateway.runtime.pool import FunctionRuntime
@@ -88,8 +88,20 @@ class RuntimeProvider(Provider):
         # The function's own timeout applies (Lambda semantics), not the caller's.
         # A bundle uploaded through another instance is fetched before its first run here.
         await self._bundles.ensure(str(function.provider.get("bundle", "")))
-        result = await self._runtime.invoke(self._spec(function), call.body)
+        # A waiting caller (sync route) waits for a free worker no longer than its call may
+        # take; an async delivery waits its turn (the dispatcher bounds how many wait).
+        slot_wait_s = call.timeout_s if call.sync else None
+        result = await self._runtime.invoke(
+            self._spec(function), call.body, slot_wait_s=slot_wait_s
+        )
         if result.ok:
+            if call.sync and len(result.payload) > MAX_REPLY_BYTES:
+                raise ProviderError(
+                    f"function {function.function_id!r} replied with more than "
+                    f"{MAX_REPLY_BYTES} bytes",
+                    retryable=False,
+                    request_id=result.request_id,
+                )
             headers = ((REQUEST_ID_HEADER, result.request_id),)
             return Reply(status=200, body=result.payload, headers=headers)
         try:

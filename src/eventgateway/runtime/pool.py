@@ -64,9 +64,24 @@ class _Pool:
         self.quiet.set()
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold one of the pool's ``concurrency`` slots (waiting for one if needed)."""
-        await self._slots.acquire()
+    async def slot(self, wait_s: float | None = None) -> AsyncIterator[None]:
+        """Hold one of the pool's ``concurrency`` slots, waiting for one at most ``wait_s``
+        (``None``: as long as it takes).
+
+        Raises:
+            ProviderError: no slot came free within ``wait_s`` (retryable).
+        """
+        if wait_s is None:
+            await self._slots.acquire()
+        else:
+            try:
+                async with asyncio.timeout(wait_s):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise ProviderError(
+                    f"function {self.spec.function_id!r} is busy: its {self.spec.concurrency} "
+                    f"worker(s) (its concurrency) stayed busy for {wait_s:g} s"
+                ) from None
         self._active += 1
         self.quiet.clear()
         if self._timer is not None:
@@ -153,20 +168,24 @@ class FunctionRuntime:
         """Whether Node.js functions can run here."""
         return self._node is not None
 
-    async def invoke(self, spec: RuntimeSpec, event: bytes) -> InvokeResult:
+    async def invoke(
+        self, spec: RuntimeSpec, event: bytes, *, slot_wait_s: float | None = None
+    ) -> InvokeResult:
         """Run ``spec``'s handler once with ``event`` (JSON; the handler gets it decoded).
 
-        Waits for a free slot when ``spec.concurrency`` invocations are running; the
-        timeout (``spec.timeout_s``) counts from when the handler is called. A failing,
+        Waits for a free slot when ``spec.concurrency`` invocations are running, at most
+        ``slot_wait_s`` when given (a caller is waiting: a sync route); the timeout
+        (``spec.timeout_s``) counts from when the handler is called. A failing,
         crashing, hanging or memory-hogging handler gives a result with ``ok=False`` and
         Lambda's error shape as the payload; its worker is replaced.
 
         Raises:
-            ProviderError: the runtime is closed (``retryable``: another gateway may run it).
+            ProviderError: the runtime is closed (``retryable``: another gateway may run it),
+                or no slot came free within ``slot_wait_s``.
         """
         self._check_open()
         pool = self._pool_for(spec)
-        async with pool.slot():
+        async with pool.slot(slot_wait_s):
             self._check_open()
             if pool.ended:  # waited for a slot while its space was deleted
                 raise ProviderError(f'space "{spec.space}" was deleted', retryable=False)
