@@ -336,6 +336,8 @@ class Gateway:
         Live log streams end too, so their clients do not hold the shutdown open.
         """
         self.events_app.draining = True
+        if self.worker is not None:
+            self.worker.expect_exit()
         try:
             # From a signal handler: do it between two steps of the loop, not inside one.
             asyncio.get_running_loop().call_soon(self.runtime.logs.end_tails)

@@ -66,6 +66,7 @@ class WorkerProcess:
         self._proc: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._expected = False  # expect_exit(): the gateway began to stop
         self.restarts = 0
         # File descriptors every child inherits: the data dir's lock, so that a worker
         # outliving its gateway (kill -9) keeps the data dir from a second gateway.
@@ -114,6 +115,15 @@ class WorkerProcess:
             code = await self._proc.wait()
             if self._stopping:
                 return
+            if self._expected:
+                # A SIGTERM to the whole process group (systemd's default KillMode, a
+                # `kill -- -PGID`) reaches the worker too: it drained and ended on its own.
+                logger.info(
+                    "delivery worker %d exited with %s while the gateway stops",
+                    self._proc.pid,
+                    code,
+                )
+                return
             if self._clock() - self._started_at >= self._healthy_s:
                 self._backoff.reset()
             delay_s = self._backoff.next_s()
@@ -142,6 +152,10 @@ class WorkerProcess:
             else:
                 self.restarts += 1
                 return
+
+    def expect_exit(self) -> None:
+        """The gateway is stopping: if the worker ends now, it is not restarted."""
+        self._expected = True
 
     async def stop(self, timeout_s: float) -> None:
         """SIGTERM the child, wait up to ``timeout_s``, then SIGKILL it."""

@@ -214,6 +214,28 @@ def test_sigterm_exits_with_code_0(tmp_path: pathlib.Path):
     assert code == 0
 
 
+def test_sigterm_to_the_whole_process_group_stops_quietly(tmp_path: pathlib.Path):
+    # QA: systemd's default KillMode signals the delivery worker too; it stopped on its
+    # own, the gateway logged "exited with 0; restarting" and the worker a traceback.
+    process = GatewayProcess(tmp_path / "data", "--shutdown-timeout", "3", new_session=True)
+    process.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not (process.data_dir / "worker.sock").exists():
+            assert time.monotonic() < deadline, process.log()
+            time.sleep(0.02)  # another process's start-up: nothing to wait on but the file
+        assert process.proc is not None
+        os.killpg(process.proc.pid, signal.SIGTERM)
+        code = process.proc.wait(timeout=30)
+    finally:
+        process.stop(signal.SIGKILL)
+    log = process.log()
+    assert code == 0, log
+    assert "Traceback" not in log
+    assert "restarting" not in log
+    assert " ERROR " not in log
+
+
 def test_an_open_log_stream_ends_on_sigterm_instead_of_holding_the_shutdown(
     tmp_path: pathlib.Path,
 ):

@@ -34,8 +34,10 @@ class GatewayProcess:
         *extra_args: str,
         auth: bool = False,
         env: Mapping[str, str] | None = None,
+        new_session: bool = False,
     ) -> None:
         self.data_dir = data_dir
+        self.new_session = new_session  # a process group of its own (with its worker)
         self.auth = auth
         self.env = dict(env or {})  # on top of the test process's environment
         self.events_port = free_port()
@@ -76,6 +78,7 @@ class GatewayProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**_without_auth_variables(os.environ), "PYTHONUNBUFFERED": "1", **self.env},
+                start_new_session=self.new_session,
             )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

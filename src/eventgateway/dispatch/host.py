@@ -95,6 +95,7 @@ class DispatchHost:
         self._fast = fast
         self._table = RoutingTable.empty()
         self._writer: asyncio.StreamWriter | None = None
+        self._link: asyncio.Task[Any] | None = None  # the task serving the gateway's link
         self._routed = asyncio.Event()  # the first Routing arrived
         self._resynced: asyncio.Event | None = None
         self._back = _BackProvider(self)
@@ -140,6 +141,7 @@ class DispatchHost:
         if self._writer is not None:
             self._writer.close()  # a gateway reconnected: the old link is dead
         self._writer = writer
+        self._link = asyncio.current_task()
         if self._handing is not None:
             self._granted = max(0, self._credit_window - self._handing.handed())
             self.send(Credit(self._granted))
@@ -151,6 +153,19 @@ class DispatchHost:
                 self._writer = None
                 self._back.fail_all("the gateway went away during the call")
             writer.close()
+
+    async def disconnect(self, timeout_s: float = 1.0) -> None:
+        """Close the gateway's link and wait (at most ``timeout_s``) for its reader to end.
+
+        At shutdown: a link task left running would be cancelled by the event loop's
+        close, which Python 3.11's stream server logs as an error with a traceback.
+        """
+        writer, link = self._writer, self._link
+        if writer is not None:
+            writer.close()
+        if link is not None and not link.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(link), timeout_s)
 
     def _handle(self, message: Message) -> None:
         if isinstance(message, Handed):

@@ -104,6 +104,7 @@ async def dispatching(
             await asyncio.wait_for(task, options.shutdown_timeout_s)
         await host.system.drain()
         server.close()
+        await host.disconnect()
         await fast.close()
         await queue.close()
         socket_path.unlink(missing_ok=True)
