@@ -183,6 +183,36 @@ async def test_entries_that_leave_the_bundle_are_refused(store, root, tmp_path, 
     assert not (tmp_path / "evil.py").exists()
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("a" * 256, id="a file name past 255 bytes"),
+        pytest.param("é" * 128, id="255 bytes only counted as UTF-8"),
+        pytest.param("/".join(["d"] * 600) + "/f.py", id="a path past 1024 bytes"),
+    ],
+)
+async def test_entry_names_no_file_system_holds_are_a_client_error(store, root, name):
+    # QA: they failed mid-extraction, a 500 naming the data dir's path, with a traceback.
+    data = make_zip(HANDLER, long=entry(name))
+
+    with pytest.raises(ValidationError, match="has too long a name") as info:
+        await store.put(data)
+
+    assert info.value.status_code == 400
+    assert str(root) not in info.value.message
+    assert left_behind(root) == []
+
+
+async def test_the_longest_names_allowed_are_extracted(store):
+    deep = "/".join(["d" * 100] * 9) + "/" + "f" * 100  # 1,000 bytes in all
+    data = make_zip(HANDLER, wide=entry("w" * 255), deep=entry(deep))
+
+    info = await store.put(data)
+
+    assert (info.path / ("w" * 255)).exists()
+    assert (info.path / deep).exists()
+
+
 async def test_symbolic_links_are_refused(store, root):
     data = make_zip(HANDLER, link=entry("secrets", mode=stat.S_IFLNK | 0o777))
 

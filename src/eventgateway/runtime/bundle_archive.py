@@ -10,6 +10,7 @@ counted again while writing.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import shutil
@@ -28,6 +29,10 @@ METADATA_NAME: Final = ".eg-bundle.json"  # written by the store next to the cod
 _CHUNK_BYTES: Final = 1024 * 1024
 _DRIVE: Final = re.compile(r"^[A-Za-z]:")
 _NOT_A_ZIP: Final = "bundle is not a valid zip archive"
+_MAX_PART_BYTES: Final = 255  # NAME_MAX of ext4, XFS, btrfs, tmpfs
+_MAX_NAME_BYTES: Final = 1024  # leaves room under PATH_MAX (4096) for the data dir's path
+
+logger = logging.getLogger(__name__)
 
 
 def mib(size: int) -> str:
@@ -73,7 +78,10 @@ def extract(zip_bytes: bytes, target: Path, *, max_unzipped_bytes: int) -> Extra
             # A corrupt member (bad CRC, truncated data) or an unsupported compression.
             raise ValidationError(f"{_NOT_A_ZIP}: {exc}") from None
         except OSError as exc:
-            raise StoreError(f"cannot extract a bundle into {target}: {exc}") from exc
+            # The gateway's own failure (disk full, permissions): the log gets the path, the
+            # client only what went wrong.
+            logger.error("cannot extract a bundle into %s: %s", target, exc)
+            raise StoreError(f"cannot store the bundle: {exc.strerror or exc}") from exc
     top = {parts for parts, info in entries if not info.is_dir()}
     return Extracted(
         files=len(top),
@@ -124,6 +132,16 @@ def _safe_parts(name: str) -> tuple[str, ...]:
     parts = tuple(part for part in PurePosixPath(posix).parts if part not in ("", "."))
     if ".." in parts:
         raise ValidationError(f"bundle entry {name!r} points outside the bundle ('..')")
+    # What every file system here can hold, wherever the data dir is: a longer name would
+    # fail mid-extraction (ENAMETOOLONG), the client's fault reported as the gateway's.
+    if len(posix.encode()) > _MAX_NAME_BYTES or any(
+        len(part.encode()) > _MAX_PART_BYTES for part in parts
+    ):
+        shown = name if len(name) <= 80 else name[:80] + "…"
+        raise ValidationError(
+            f"bundle entry {shown!r} has too long a name: at most {_MAX_PART_BYTES} bytes "
+            f"per file or directory name, {_MAX_NAME_BYTES} in all"
+        )
     return parts
 
 
