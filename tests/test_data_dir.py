@@ -76,3 +76,23 @@ def test_a_data_dir_that_cannot_be_created_is_a_config_error_naming_it(tmp_path:
         ConfigError, match=r"cannot use the data dir '.*/file/data': Not a directory"
     ):
         DataDirLock.acquire(tmp_path / "file" / "data")
+
+
+def test_a_new_data_dir_is_private_to_its_user(tmp_path: pathlib.Path, caplog):
+    # QA: made 0755 under umask 022, with its stores 0644: every local user could read
+    # functions' AWS keys, signing secrets and environment values from gateway.db.
+    DataDirLock.acquire(tmp_path / "data").release()
+
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+    assert not [r for r in caplog.records if "other users" in r.getMessage()]
+
+
+def test_an_existing_data_dir_others_may_enter_is_warned_about(tmp_path: pathlib.Path, caplog):
+    (tmp_path / "data").mkdir(mode=0o755)
+    (tmp_path / "data").chmod(0o755)
+
+    DataDirLock.acquire(tmp_path / "data").release()
+
+    (warning,) = [r for r in caplog.records if "other users" in r.getMessage()]
+    assert warning.levelname == "WARNING"
+    assert f"chmod 700 {tmp_path / 'data'}" in warning.getMessage()

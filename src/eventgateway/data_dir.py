@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import pathlib
+import stat
 
 from eventgateway.errors import ConfigError
 
 __all__ = ["DataDirLock"]
 
 LOCK_FILE = "gateway.lock"
+
+logger = logging.getLogger(__name__)
 
 
 class DataDirLock:
@@ -37,15 +41,18 @@ class DataDirLock:
 
     @classmethod
     def acquire(cls, data_dir: pathlib.Path) -> DataDirLock:
-        """Create the data dir if needed and lock it for this process.
+        """Create the data dir if needed (mode 0700) and lock it for this process.
+
+        The stores under it hold functions' secrets (AWS keys, signing secrets, environment
+        values): an existing data dir that other users may enter is warned about.
 
         Raises:
             ConfigError: the directory cannot be created or used, or another gateway (its
                 PID named when known) holds it.
         """
         try:
-            data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+            data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         except FileExistsError:
             message = f"the data dir {str(data_dir)!r} is a file, not a directory"
             raise ConfigError(message) from None
@@ -71,6 +78,7 @@ class DataDirLock:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _warn_if_open(data_dir)
         return cls(data_dir, fd)
 
     def release(self) -> None:
@@ -98,3 +106,16 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True  # someone else's process
     return True
+
+
+def _warn_if_open(data_dir: pathlib.Path) -> None:
+    with contextlib.suppress(OSError):
+        mode = stat.S_IMODE(data_dir.stat().st_mode)
+        if mode & 0o077:
+            logger.warning(
+                "Data dir %s may be entered by other users (mode %o), and its stores hold "
+                "functions' secrets; run: chmod 700 %s",
+                data_dir,
+                mode,
+                data_dir,
+            )
