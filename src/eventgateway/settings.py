@@ -55,6 +55,7 @@ class Limits:
     max_subscriptions_per_space: int = 5_000
     max_event_types_per_space: int = 1_000
     max_cors_per_space: int = 1_000
+    max_keys_per_space: int = 100  # each is checked on every authenticated request's lookup
 
 
 def _check_request_limits(limits: Limits) -> None:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from eventgateway.settings import Limits
 from tests.api.support_config import errors
 from tests.auth.authkit import START_S, AuthGateway, auth_gateway, bearer
 
@@ -327,3 +328,28 @@ async def test_openapi_describes_every_spaces_route_and_the_bearer_scheme(gw: Au
         "emitRequiresKey",
         "createdAt",
     }
+
+
+async def test_a_space_holds_at_most_max_keys_per_space_keys():
+    # QA: 300 keys were created, all 201; each is held in every instance's keyring.
+    async with auth_gateway(limits=Limits(max_keys_per_space=3)) as gw:
+        first = (await gw.claim("acme"))["apiKey"]  # the claim's key is the first
+        await gw.key("acme", "emit")
+        spare = await gw.key("acme", "read")
+        refused = await gw.config.post(
+            "/v1/spaces/acme/keys", json={"scopes": ["emit"]}, headers=bearer(first)
+        )
+        await gw.claim("beta")  # another space has its own count
+        spare_id = spare.split("_")[1]
+        revoked = await gw.config.delete(f"/v1/spaces/acme/keys/{spare_id}", headers=bearer(first))
+        again = await gw.config.post(
+            "/v1/spaces/acme/keys", json={"scopes": ["emit"]}, headers=bearer(first)
+        )
+
+    assert refused.status_code == 400
+    assert errors(refused) == (
+        'Space "acme" has reached its limit of 3 keys (expired ones count until revoked). '
+        "Revoke some, or ask the operator to raise it (eg serve --max-keys-per-space)."
+    )
+    assert revoked.status_code == 204
+    assert again.status_code == 201

@@ -57,7 +57,7 @@ def test_limit_flags_and_variables_become_limits(served):
         "20",
         "--max-event-types-per-space",
         "0",
-        env={"EG_MAX_CORS_PER_SPACE": "7"},
+        env={"EG_MAX_CORS_PER_SPACE": "7", "EG_MAX_KEYS_PER_SPACE": "9"},
     )
 
     assert result.exit_code == 0, result.output
@@ -69,6 +69,7 @@ def test_limit_flags_and_variables_become_limits(served):
         max_subscriptions_per_space=20,
         max_event_types_per_space=0,
         max_cors_per_space=7,
+        max_keys_per_space=9,
     )
 
 

@@ -64,7 +64,13 @@ def protect_config_api(
     if settings.auth and delivery_log is not None:
         holdings = delivery_log.holdings
         forget = _forgetting([delivery_log, *also_forget], function_logs, end_functions)
-    admin = SpaceAdmin(keyring.store, keyring, holdings=holdings, forget=forget)
+    admin = SpaceAdmin(
+        keyring.store,
+        keyring,
+        holdings=holdings,
+        forget=forget,
+        max_keys=settings.limits.max_keys_per_space,
+    )
     spaces = create_spaces_app(admin, auth=settings.auth)
     routed = _WithSpaces(app, spaces)
     if not settings.auth:

@@ -92,9 +92,11 @@ class SpaceAdmin:
         *,
         holdings: Holdings | None = None,
         forget: Forget | None = None,
+        max_keys: int = 0,
     ) -> None:
         self.store = store
         self.keyring = keyring
+        self._max_keys = max_keys  # per space; 0: unlimited
         self._holdings = holdings
         self._forget = forget
         # Also keeps a delete's forget from running beside a claim of the same name,
@@ -267,6 +269,13 @@ class SpaceAdmin:
         ordered: builtins.list[str] = [scope for scope in SCOPES if scope in scopes]
         async with self._write_lock:
             await self.get(space)
+            held = len(await self._keys(space))
+            if self._max_keys and held >= self._max_keys:
+                raise ValidationError(
+                    f'Space "{space}" has reached its limit of {self._max_keys} keys (expired '
+                    "ones count until revoked). Revoke some, or ask the operator to raise it "
+                    "(eg serve --max-keys-per-space)."
+                )
             issued = await self._issue(space, ordered, expires_at, now)
             await self.keyring.refresh()
         return issued

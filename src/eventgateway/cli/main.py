@@ -210,6 +210,14 @@ def cli() -> None:
     envvar="EG_MAX_CORS_PER_SPACE",
     help="CORS configurations one space may create, 0 = unlimited.",
 )
+@click.option(
+    "--max-keys-per-space",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    envvar="EG_MAX_KEYS_PER_SPACE",
+    help="API keys one space may hold (expired ones count until revoked), 0 = unlimited.",
+)
 @request_limit_options()
 @dispatch_options()
 @cpu_options()
@@ -241,6 +249,7 @@ def serve(
     max_subscriptions_per_space: int,
     max_event_types_per_space: int,
     max_cors_per_space: int,
+    max_keys_per_space: int,
     max_body_bytes: int,
     max_header_bytes: int,
     max_json_depth: int,
@@ -293,6 +302,7 @@ def serve(
             max_subscriptions_per_space=max_subscriptions_per_space,
             max_event_types_per_space=max_event_types_per_space,
             max_cors_per_space=max_cors_per_space,
+            max_keys_per_space=max_keys_per_space,
             max_body_bytes=max_body_bytes,
             max_header_bytes=max_header_bytes,
             max_json_depth=max_json_depth,
