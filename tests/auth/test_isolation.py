@@ -241,3 +241,12 @@ async def test_an_event_sent_to_a_never_reaches_bs_function(tenants: Tenants, re
             await gw.config.get(f"/v1/spaces/{A}/subscriptions", headers=bearer(tenants.a))
         ).json()["subscriptions"]
     }
+
+
+async def test_an_empty_space_segment_is_a_plain_404(tenants: Tenants):
+    # QA: /v1/spaces//acme/functions answered 'Space "" not found … eg spaces claim ' .
+    gw = tenants.gw
+    response = await gw.config.get("/v1/spaces//acme/functions", headers=bearer(tenants.a))
+
+    assert response.status_code == 404
+    assert errors(response) == "Not Found"

@@ -200,6 +200,8 @@ class AuthGuard:
         if len(parts) == 3 or parts[3:] == [""]:  # /v1/spaces (or with a trailing slash)
             return self._collection(method, token)
         space = parts[3]
+        if not space:  # /v1/spaces//acme/…: no space can be named "" (it is no route)
+            raise _Refused("Not Found", status_code=404)
         principal = self._require(token)
         if principal.is_operator:
             return principal
