@@ -104,6 +104,17 @@ def big(event, context):
 """
 
 
+async def runtime_route(gw: InProcess, handler: str, path: str, **provider: object) -> None:
+    """A python function running ``slow.<handler>`` of SLOW_HANDLER behind GET ``path``."""
+    bundle_id = await gw.upload_bundle({"slow.py": SLOW_HANDLER})
+    function = {"bundle": bundle_id, "handler": f"slow.{handler}", **provider}
+    await gw.create("functions", {"functionId": handler, "type": "python", "provider": function})
+    await gw.event_type("http.request")
+    await gw.subscribe(
+        type="sync", eventType="http.request", functionId=handler, path=path, method="GET"
+    )
+
+
 async def test_a_sync_call_waits_for_a_busy_runtime_function_no_longer_than_its_timeout(
     tmp_path: pathlib.Path,
 ):
@@ -111,19 +122,7 @@ async def test_a_sync_call_waits_for_a_busy_runtime_function_no_longer_than_its_
     # ran long after their clients had gone.
     limits = Limits(function_timeout_s=0.3)
     async with in_process_gateway(limits=limits, data_dir=tmp_path / "data") as gw:
-        bundle_id = await gw.upload_bundle({"slow.py": SLOW_HANDLER})
-        await gw.create(
-            "functions",
-            {
-                "functionId": "slow",
-                "type": "python",
-                "provider": {"bundle": bundle_id, "handler": "slow.handler", "concurrency": 1},
-            },
-        )
-        await gw.event_type("http.request")
-        await gw.subscribe(
-            type="sync", eventType="http.request", functionId="slow", path="/acme/s", method="GET"
-        )
+        await runtime_route(gw, "handler", "/acme/s", concurrency=1)
         first, second = await asyncio.gather(gw.events.get("/acme/s"), gw.events.get("/acme/s"))
     assert sorted([first.status_code, second.status_code]) == [200, 500]
 
@@ -132,19 +131,7 @@ async def test_a_sync_reply_over_6_mib_fails_for_runtime_functions_as_for_http_o
     tmp_path: pathlib.Path,
 ):
     async with in_process_gateway(data_dir=tmp_path / "data") as gw:
-        bundle_id = await gw.upload_bundle({"slow.py": SLOW_HANDLER})
-        await gw.create(
-            "functions",
-            {
-                "functionId": "big",
-                "type": "python",
-                "provider": {"bundle": bundle_id, "handler": "slow.big"},
-            },
-        )
-        await gw.event_type("http.request")
-        await gw.subscribe(
-            type="sync", eventType="http.request", functionId="big", path="/acme/b", method="GET"
-        )
+        await runtime_route(gw, "big", "/acme/b")
         response = await gw.events.get("/acme/b")
     assert response.status_code == 500
     assert response.json() == {"errors": [{"message": "Function call failed. Please check logs."}]}
