@@ -48,7 +48,7 @@ from eventgateway.queue.memory import MemoryQueue
 from eventgateway.queue.sqlite import SqliteQueue
 from eventgateway.routing.sync import RoutingSync
 from eventgateway.routing.table import RoutingTable
-from eventgateway.runtime.service import LocalRuntime
+from eventgateway.runtime.service import LocalRuntime, bundles_named_in
 from eventgateway.settings import Settings
 from eventgateway.store.base import ConfigStore
 from eventgateway.supervisor import WorkerProcess
@@ -103,7 +103,10 @@ class Gateway:
                 settings.data_dir, logs=self.nats.logs, bundles=self.nats.bundles
             )
         else:
-            self.runtime = LocalRuntime(None if settings.in_memory else settings.data_dir)
+            self.runtime = LocalRuntime(
+                None if settings.in_memory else settings.data_dir,
+                named_bundles=bundles_named_in(self.store),
+            )
         if settings.auth:  # a space deleted through any instance ends its tails and runs here
             self.keyring.on_space_ended = self.runtime.space_ended
         targets = settings.target_policy  # the SSRF guard, in this process and the worker

@@ -16,7 +16,8 @@ an HTTP client carry ``status_code``; ``api/problems.py`` turns them into the wi
     │   ├── ConflictError         409: the resource exists already
     │   ├── PayloadTooLargeError  413
     │   ├── TooManyRequestsError  429: backpressure or a rate limit; carries retry_after_s
-    │   └── UnavailableError      503: draining, or the store cannot persist
+    │   ├── UnavailableError      503: draining, or the store cannot persist
+    │   └── InsufficientStorageError  507: an upload would leave the disk below its reserve
     ├── StoreError                a storage backend failed (sqlite3, NATS…); 500 if it escapes
     ├── ProviderError             one function call failed; ``retryable`` says if a retry may help
     └── ConfigError               settings or a CLI argument are invalid
@@ -31,6 +32,7 @@ __all__ = [
     "EventParseError",
     "ForbiddenError",
     "HTTPError",
+    "InsufficientStorageError",
     "NotFoundError",
     "PayloadTooLargeError",
     "ProviderError",
@@ -112,6 +114,13 @@ class UnavailableError(HTTPError):
     """Raised while the gateway drains or cannot persist events (503)."""
 
     status_code = 503
+
+
+class InsufficientStorageError(HTTPError):
+    """Raised when storing an upload would leave its disk with less free space than the
+    gateway keeps in reserve (507)."""
+
+    status_code = 507
 
 
 class StoreError(EventGatewayError):

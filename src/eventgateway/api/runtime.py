@@ -1,8 +1,10 @@
 """Code bundles and function logs on the Configuration API.
 
 * ``POST /v1/spaces/{space}/bundles`` — the body is a zip → 201 ``{"bundleId", "size"}``,
-  or 200 with the same body when that zip was uploaded before; 413 over the size limit.
-* ``GET|HEAD /v1/spaces/{space}/bundles/{bundleId}`` → ``{"bundleId", "size"}`` or 404.
+  or 200 with the same body when that zip was uploaded before; 413 over the size limit;
+  507 when extracting it would leave the disk with less free space than its reserve.
+* ``GET|HEAD /v1/spaces/{space}/bundles/{bundleId}`` → ``{"bundleId", "size"}`` or 404;
+  a bundle looked up counts as used (garbage collection keeps it for its grace period).
 * ``GET /v1/spaces/{space}/functions/{functionId}/logs`` (``since``, ``limit``,
   ``filter``) → ``{"logs": [{"timestamp", "requestId", "stream", "message"}]}``, oldest first.
 * ``GET …/functions/{functionId}/logs/stream`` (``since``, ``filter``, ``limit``) →
@@ -134,6 +136,7 @@ def create_runtime_app(
         info = bundles.get(bundle_id)
         if info is None:
             raise NotFoundError(f'Bundle "{bundle_id}" not found.')
+        bundles.touch(bundle_id)  # eg deploy skips the upload and names it next
         return _json({"bundleId": info.bundle_id, "size": info.size})
 
     async def query_logs(request: Request) -> Response:

@@ -17,6 +17,7 @@ import shutil
 import stat
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Final
@@ -57,8 +58,19 @@ class Extracted:
     has_package_json: bool  # package.json at the top level
 
 
-def extract(zip_bytes: bytes, target: Path, *, max_unzipped_bytes: int) -> Extracted:
+def extract(
+    zip_bytes: bytes,
+    target: Path,
+    *,
+    max_unzipped_bytes: int,
+    before_write: Callable[[int], None] | None = None,
+) -> Extracted:
     """Check ``zip_bytes`` and extract it into ``target`` (which must not exist yet).
+
+    ``before_write``, once every entry passed the checks and before anything is written, is
+    called with the bytes the entries declare (at most ``max_unzipped_bytes``); an
+    exception it raises refuses the zip. The declared total bounds what is written:
+    ``zipfile`` stops reading an entry at its declared size.
 
     Raises:
         ValidationError: not a zip, an unsafe or reserved entry name, a symbolic link, an
@@ -71,6 +83,8 @@ def extract(zip_bytes: bytes, target: Path, *, max_unzipped_bytes: int) -> Extra
         raise ValidationError(_NOT_A_ZIP) from None
     with archive:
         entries = _check(archive.infolist(), max_unzipped_bytes)
+        if before_write is not None:
+            before_write(sum(info.file_size for _, info in entries))
         try:
             target.mkdir(parents=True)
             written = _write(archive, entries, target, max_unzipped_bytes)

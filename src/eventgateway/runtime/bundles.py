@@ -8,17 +8,23 @@ A bundle appears whole or not at all: it is extracted and its dependencies insta
 ``root/.tmp-<sha256>-<random>/``, which is then renamed into place — one ``rename`` on one
 file system, so another process (or a crash) never sees half a bundle. The same zip
 uploaded again is found by its hash and nothing is redone.
+
+An upload that would leave the disk with less free space than its reserve is refused
+before it is extracted (``bundle_reserve.py``); on a single node, bundles no function
+names are deleted once unused (``bundles_local.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import hashlib
 import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +43,7 @@ from eventgateway.runtime.bundle_archive import (
     remove,
     too_large,
 )
+from eventgateway.runtime.bundle_reserve import DiskUsage, check_reserve
 from eventgateway.runtime.launch import inherited_environment
 
 __all__ = ["BundleStore", "installer_environment", "is_bundle_id"]
@@ -94,8 +101,11 @@ class BundleStore:
         pip: the command that runs pip for ``requirements.txt``.
         npm: the command that runs npm for ``package.json``.
         install_timeout_s: how long one dependency install may take.
+        disk_usage: ``(total, used, free)`` bytes of a path's file system; an upload that
+            would leave less free than the reserve (``bundle_reserve.py``) is refused.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``disk_usage``.
     """
 
     def __init__(
@@ -107,6 +117,7 @@ class BundleStore:
         pip: Sequence[str] = (sys.executable, "-m", "pip"),
         npm: str = "npm",
         install_timeout_s: float = 300.0,
+        disk_usage: DiskUsage = shutil.disk_usage,
     ) -> None:
         self.root = root
         self.max_zip_bytes = max_zip_bytes
@@ -114,6 +125,7 @@ class BundleStore:
         self._pip = tuple(pip)
         self._npm = npm
         self._install_timeout_s = install_timeout_s
+        self._disk_usage = disk_usage
         self._known: dict[str, BundleInfo] = {}  # bundles are immutable: cache what was read
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -124,6 +136,8 @@ class BundleStore:
             ValidationError: not a valid zip, an unsafe entry (absolute or ``..`` paths,
                 symbolic links), over a size limit (status 413), or installing its
                 dependencies failed (the installer's last lines are in the message).
+            InsufficientStorageError: extracting it would leave the disk with less free
+                space than its reserve (status 507).
             StoreError: the bundle cannot be written under ``root``.
         """
         info, _ = await self.add(zip_bytes)
@@ -186,6 +200,12 @@ class BundleStore:
         """Whether the bundle ``bundle_id`` is stored."""
         return self.get(bundle_id) is not None
 
+    def touch(self, bundle_id: str) -> None:
+        """Note that a client just looked the bundle up (a hook: nothing here).
+
+        A store that deletes unused bundles keeps this one for its grace period again.
+        """
+
     async def open(self) -> None:
         """Prepare the store (nothing to do for local files)."""
 
@@ -225,9 +245,16 @@ class BundleStore:
     async def _create(self, bundle_id: str, zip_bytes: bytes) -> tuple[BundleInfo, bool]:
         final = self.root / bundle_id
         staging = self.root / f".tmp-{bundle_id}-{secrets.token_hex(4)}"
+        reserve = functools.partial(
+            check_reserve, self.root, zip_bytes=len(zip_bytes), disk_usage=self._disk_usage
+        )
         try:
             extracted = await asyncio.to_thread(
-                extract, zip_bytes, staging, max_unzipped_bytes=self.max_unzipped_bytes
+                extract,
+                zip_bytes,
+                staging,
+                max_unzipped_bytes=self.max_unzipped_bytes,
+                before_write=reserve,
             )
             await self._install(staging, extracted)
             try:
