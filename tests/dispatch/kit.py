@@ -11,6 +11,7 @@ from typing import Any
 
 from eventgateway.dispatch.dispatcher import DispatchHooks
 from eventgateway.model.entities import RetryPolicy
+from eventgateway.model.runtime_provider import RuntimeLimit
 from eventgateway.queue.base import Delivery
 
 
@@ -26,7 +27,7 @@ def policy_table(policy: RetryPolicy) -> Callable[[], Any]:
                 subscription=SimpleNamespace(retry_policy=policy),
             )
 
-        def runtime_concurrency(self) -> dict[str, int]:
+        def runtime_limits(self) -> dict[str, RuntimeLimit]:
             return {}
 
     return Table

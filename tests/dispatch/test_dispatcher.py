@@ -14,6 +14,7 @@ from eventgateway.dispatch.dispatcher import Dispatcher
 from eventgateway.dispatch.invoke import Outcome
 from eventgateway.events.codec import encode_event
 from eventgateway.events.model import CloudEvent
+from eventgateway.model.runtime_provider import RuntimeLimit
 from eventgateway.providers.base import Reply
 from eventgateway.queue.base import Accepted, Delivery, NewDelivery, Room
 from eventgateway.queue.memory import MemoryQueue
@@ -46,15 +47,15 @@ class Table:
             subscription=SimpleNamespace(retry_policy=None),
         )
 
-    def runtime_concurrency(self) -> dict[str, int]:
+    def runtime_limits(self) -> dict[str, RuntimeLimit]:
         return {}
 
 
 class RuntimeTable(Table):
     """Subscription ``local``'s function is a local-runtime one with concurrency 1."""
 
-    def runtime_concurrency(self) -> dict[str, int]:
-        return {"local": 1}
+    def runtime_limits(self) -> dict[str, RuntimeLimit]:
+        return {"local": RuntimeLimit(("s", "local"), 1)}
 
 
 class CountingQueue(MemoryQueue):
@@ -253,3 +254,76 @@ async def test_the_stored_form_is_sent_unless_an_authorizer_changed_the_event(
         assert call["encoded"] == encode_event(call["event"])  # the queue's stored body
     else:
         assert call["encoded"] is None  # the event now carries the authorization
+
+
+LOCAL = RuntimeLimit(("s", "local"), 2)
+
+
+class SharedFunctionTable(Table):
+    """Subscriptions ``a`` and ``b`` both deliver to local-runtime function ``local``."""
+
+    def runtime_limits(self) -> dict[str, RuntimeLimit]:
+        return {"a": LOCAL, "b": LOCAL}
+
+
+class CountingInvoker(GatedInvoker):
+    """Also counts the calls running at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.running = 0
+        self.most_running = 0
+
+    async def call(self, function: Any, event: CloudEvent, **kw: Any) -> Outcome:
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        try:
+            return await super().call(function, event, **kw)
+        finally:
+            self.running -= 1
+
+
+async def _put_shared(queue: MemoryQueue, subscription_id: str, *event_ids: str) -> None:
+    for event_id in event_ids:
+        delivery = NewDelivery(space="s", subscription_id=subscription_id, function_id="local")
+        await queue.accept([Accepted(_event(event_id), [delivery])])
+
+
+async def test_subscriptions_of_one_local_runtime_function_share_its_concurrency() -> None:
+    # QA: the bound was per subscription, so two subscriptions of a function with
+    # concurrency 2 had 4 deliveries started, 2 of them waiting in the gateway for a worker.
+    queue = MemoryQueue()
+    invoker = CountingInvoker()
+    dispatcher = Dispatcher(queue, invoker, SharedFunctionTable, per_subscription=8)  # type: ignore[arg-type]
+    await _put_shared(queue, "a", "a1", "a2", "a3")
+    await _put_shared(queue, "b", "b1", "b2", "b3")
+    runner = asyncio.create_task(dispatcher.run())
+    try:
+        for done in range(6):
+            expected = min(6, done + 2)  # two running; each release lets the next start
+            await _until(invoker, lambda n=expected: len(invoker.started) == n)
+            invoker.gates["local"].release()
+    finally:
+        dispatcher.stop()
+        await asyncio.wait_for(runner, DEADLINE_S)
+    started = sorted(event_id for _, event_id in invoker.started)
+    assert started == ["a1", "a2", "a3", "b1", "b2", "b3"]
+    assert invoker.most_running == 2
+    assert queue.backlog() == 0
+
+
+async def test_a_stopping_dispatcher_starts_no_held_delivery() -> None:
+    queue = MemoryQueue()
+    invoker = CountingInvoker()
+    dispatcher = Dispatcher(queue, invoker, SharedFunctionTable, per_subscription=8)  # type: ignore[arg-type]
+    await _put_shared(queue, "a", "a1", "a2")
+    await _put_shared(queue, "b", "b1", "b2")
+    runner = asyncio.create_task(dispatcher.run())
+    await _until(invoker, lambda: len(invoker.started) == 2)
+    dispatcher.stop()
+    for _ in range(4):
+        invoker.gates["local"].release()
+    await asyncio.wait_for(runner, DEADLINE_S)
+
+    assert len(invoker.started) == 2  # the held ones were never attempted...
+    assert queue.backlog() == 2  # ...and stay queued, leased until their leases run out

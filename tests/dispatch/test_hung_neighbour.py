@@ -79,7 +79,7 @@ def routing(receiver: Receiver) -> Any:
             subscription=SimpleNamespace(retry_policy=policy),
         )
 
-    return lambda: SimpleNamespace(target=target, runtime_concurrency=dict)
+    return lambda: SimpleNamespace(target=target, runtime_limits=dict)
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))

@@ -70,7 +70,7 @@ def routing() -> Any:
             subscription=SimpleNamespace(retry_policy=None),
         )
 
-    return SimpleNamespace(target=target, runtime_concurrency=dict)
+    return SimpleNamespace(target=target, runtime_limits=dict)
 
 
 # SQLite for comparison: an unleased row is just a row, nothing to keep alive.

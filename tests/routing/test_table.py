@@ -9,6 +9,7 @@ from collections.abc import Iterable
 import pytest
 
 from eventgateway.model.entities import Cors, EventType, Function, Subscription
+from eventgateway.model.runtime_provider import RuntimeLimit
 from eventgateway.routing.table import RoutingTable, SyncMatch, Target
 
 
@@ -451,7 +452,7 @@ def test_build_10k_subscriptions_is_fast() -> None:
 # --- the dispatcher's per-subscription slots ----------------------------------------------
 
 
-def test_runtime_concurrency_maps_subscriptions_of_local_runtime_functions() -> None:
+def test_runtime_limits_map_subscriptions_to_their_local_runtime_function() -> None:
     local = Function(
         space="acme",
         function_id="local",
@@ -461,11 +462,14 @@ def test_runtime_concurrency_maps_subscriptions_of_local_runtime_functions() -> 
     table = build(
         [
             sub("acme", "to-local", function_id="local"),
+            sub("acme", "to-local-too", function_id="local", event_type="user.moved"),
             sub("acme", "to-http", function_id="f", event_type="user.deleted"),
             sub("acme", "to-nothing", function_id="gone", event_type="user.updated"),
         ],
         functions=[local, function("acme", "f")],
     )
 
-    assert table.runtime_concurrency() == {"to-local": 2}
-    assert table.runtime_concurrency() is table.runtime_concurrency()  # made once
+    # Both subscriptions name one function: they share its concurrency.
+    limit = RuntimeLimit(("acme", "local"), 2)
+    assert table.runtime_limits() == {"to-local": limit, "to-local-too": limit}
+    assert table.runtime_limits() is table.runtime_limits()  # made once

@@ -1,10 +1,10 @@
 """The lease loop: take deliveries from the queue, call functions, settle each delivery.
 
-Concurrency is bounded twice: globally (``concurrency``) and per subscription
-(``per_subscription``). A subscription whose slots are all busy is excluded from leasing,
-so a hung endpoint ties up only its own slots and never delays other subscribers. Each
-delivery runs in a task of the task group owned by :meth:`Dispatcher.run`, beside one
-task that renews the leases of attempts running long (``dispatch/renewal.py``).
+Concurrency is bounded globally (``concurrency``), per subscription (``per_subscription``;
+a subscription whose slots are all busy is excluded from leasing, so a hung endpoint ties
+up only its own slots) and per local-runtime function (``function_slots.py``). Each
+delivery runs in a task of the task group owned by :meth:`Dispatcher.run`, beside one task
+that renews the leases of attempts running long (``dispatch/renewal.py``).
 
 After an attempt the subscription's :class:`~eventgateway.model.entities.RetryPolicy`
 decides (``dispatch/retry.py``): ack, retry later, or dead-letter. At-most-once
@@ -26,12 +26,14 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
-from eventgateway.dispatch.invoke import Invoker, Outcome, apply_authorization
+from eventgateway.dispatch.function_slots import FunctionSlots
+from eventgateway.dispatch.invoke import Invoker, apply_authorization
 from eventgateway.dispatch.renewal import Attempt, LeaseRenewer
 from eventgateway.dispatch.restarting import Backoff
 from eventgateway.dispatch.retry import decide
 from eventgateway.errors import StoreError
 from eventgateway.model.entities import DEFAULT_RETRY_POLICY
+from eventgateway.model.runtime_provider import RuntimeLimit
 from eventgateway.queue.base import AttemptRecord, Delivery, DeliveryQueue
 from eventgateway.routing.table import RoutingTable
 
@@ -39,7 +41,6 @@ __all__ = ["DispatchHooks", "Dispatcher"]
 
 logger = logging.getLogger(__name__)
 
-_EXCERPT_BYTES = 512
 # A failed lease is tried again soon (most such errors pass: a lock held a moment too
 # long), then less and less often, so a store that stays down is not hammered.
 _LEASE_RETRY_FIRST_S = 0.1
@@ -89,10 +90,9 @@ class Dispatcher:
         self._clock = clock
         self._rand = rand
         self._in_flight = 0
-        # Attempts done whose outcome is being written (ack, retry, dead letter): they hold
-        # no slot — a slot bounds calls to the subscriber, not our own writes — but leasing
-        # pauses while more than ``concurrency`` of them wait, so memory stays bounded when
-        # the store is slow.
+        # Attempts done whose outcome is being written (ack, retry, dead letter) hold no
+        # slot, but leasing pauses while more than ``concurrency`` of them wait, so memory
+        # stays bounded when the store is slow.
         self._settling = 0
         self._per_sub: collections.Counter[str] = collections.Counter()
         # Live set read by the queue on every lease attempt: subscriptions with no free slot.
@@ -103,6 +103,8 @@ class Dispatcher:
         self._lease_backoff = Backoff(_LEASE_RETRY_FIRST_S, _LEASE_RETRY_MAX_S)
         self._lease_failures = 0
         self._renewer = LeaseRenewer(queue)
+        self._functions: FunctionSlots[_Slot] = FunctionSlots(queue.notify)
+        self._group: asyncio.TaskGroup | None = None
 
     @property
     def in_flight(self) -> int:
@@ -129,6 +131,7 @@ class Dispatcher:
         """
         renewer = self._renewer
         async with asyncio.TaskGroup() as group:
+            self._group = group
             renewing = group.create_task(renewer.run())
             while not self._stopped.is_set():
                 free = min(
@@ -156,13 +159,18 @@ class Dispatcher:
                     self._lease_failures = 0
                     self._lease_backoff.reset()
                 now = renewer.clock()  # once per batch: its leases were taken together
+                limits = self._table().runtime_limits()
                 for delivery in batch:
                     self._take_slot(delivery.subscription_id)
-                    slot = _Slot(self, delivery)
+                    slot = _Slot(self, delivery, limits.get(delivery.subscription_id))
                     renewer.started(slot, now)
-                    group.create_task(self._deliver_and_release(slot))
+                    if slot.limit is None or self._functions.admit(slot.limit, slot):
+                        group.create_task(self._deliver_and_release(slot))
             # Stopped leasing: the leases of what is still in flight are kept until it is
-            # settled; then the renewer goes.
+            # settled; then the renewer goes. Held deliveries are never started: their
+            # leases run out (or the next worker releases them), unattempted.
+            for held in self._functions.drop_held():
+                held.abandon()
             await renewer.drained()
             renewing.cancel()
 
@@ -193,16 +201,24 @@ class Dispatcher:
         await self.wait_for_stop(pause_s)
 
     def _slots(self, subscription_id: str) -> int:
-        # A local-runtime function starts at most its ``concurrency`` invocations; more
-        # deliveries would wait leased in the gateway's queue for a worker, to be failed
-        # unattempted by a graceful shutdown ("the gateway went away during the call")
-        # and run on the old code after a redeploy. So lease no more than it can start.
-        cap = self._table().runtime_concurrency().get(subscription_id)
-        return self._per_subscription if cap is None else min(cap, self._per_subscription)
+        # A local-runtime function starts at most its ``concurrency`` invocations (and its
+        # subscriptions share them: function_slots.py), so lease no more than it can start.
+        limit = self._table().runtime_limits().get(subscription_id)
+        cap = self._per_subscription
+        return cap if limit is None else min(limit.concurrency, cap)
 
     def _room(self, subscription_id: str) -> int:
         # Called by the queue, possibly on its writer thread: reads of a Counter and dicts.
-        return self._slots(subscription_id) - self._per_sub[subscription_id]
+        room = self._slots(subscription_id) - self._per_sub[subscription_id]
+        limit = self._table().runtime_limits().get(subscription_id)
+        return room if limit is None else min(room, self._functions.room(limit))
+
+    def _function_done(self, slot: _Slot) -> None:
+        # Its invocation is over (or never happened): a held delivery takes its place.
+        assert slot.limit is not None
+        following = self._functions.release(slot.limit, start_held=not self._stopped.is_set())
+        if following is not None and self._group is not None:
+            self._group.create_task(self._deliver_and_release(following))
 
     def _take_slot(self, subscription_id: str) -> None:
         self._in_flight += 1
@@ -279,7 +295,7 @@ class Dispatcher:
             encoded=delivery.body if event is delivery.event else None,
         )
         slot.attempted()  # the subscriber is free again; what follows is our own write
-        record = _record(started_at, outcome)
+        record = outcome.record(started_at)
         self._hooks.after_attempt(delivery, record)
         if outcome.ok:
             await self._queue.ack(delivery, record)
@@ -341,15 +357,18 @@ class Dispatcher:
 
 class _Slot(Attempt):
     """One delivery's hold on the dispatcher: a slot while attempted, then while settling;
-    its lease is renewed until it is settled."""
+    its lease is renewed until it is settled. ``limit``: its local-runtime function's."""
 
-    __slots__ = ("_dispatcher", "_state", "_subscription_id")
+    __slots__ = ("_dispatcher", "_state", "_subscription_id", "limit")
 
-    def __init__(self, dispatcher: Dispatcher, delivery: Delivery) -> None:
+    def __init__(
+        self, dispatcher: Dispatcher, delivery: Delivery, limit: RuntimeLimit | None = None
+    ) -> None:
         self.delivery = delivery
+        self.limit = limit
         self._dispatcher = dispatcher
         self._subscription_id = delivery.subscription_id
-        self._state = 0  # 0: attempting, 1: settling, 2: done
+        self._state = 0  # 0: attempting (or held), 1: settling, 2: done
 
     def attempted(self) -> None:
         if self._state == 0:
@@ -357,30 +376,25 @@ class _Slot(Attempt):
             dispatcher = self._dispatcher
             dispatcher._settling += 1
             dispatcher._release_slot(self._subscription_id)
+            if self.limit is not None:
+                dispatcher._function_done(self)
+
+    def abandon(self) -> None:
+        """A held delivery the stopping dispatcher never starts: its lease is left to run
+        out, unsettled."""
+        if self._state == 0:
+            self._dispatcher._release_slot(self._subscription_id)
+            self._dispatcher._renewer.finished(self)
+        self._state = 2
 
     def settled(self) -> None:
         if self._state == 0:
             self._dispatcher._release_slot(self._subscription_id)
+            if self.limit is not None:
+                self._dispatcher._function_done(self)
         elif self._state == 1:
             self._dispatcher._settling -= 1
             self._dispatcher._slot_freed.set()
         if self._state != 2:
             self._dispatcher._renewer.finished(self)
         self._state = 2
-
-
-def _record(started_at: float, outcome: Outcome) -> AttemptRecord:
-    reply = outcome.reply
-    excerpt = ""
-    if reply is not None and not outcome.ok:
-        excerpt = reply.body[:_EXCERPT_BYTES].decode("utf-8", "replace")
-    elif outcome.failure is not None:  # no reply, but the error's payload (a Lambda's)
-        excerpt = outcome.failure.body_excerpt[:_EXCERPT_BYTES]
-    return AttemptRecord(
-        started_at=started_at,
-        duration_s=outcome.duration_s,
-        outcome="delivered" if outcome.ok else "failed",
-        status=reply.status if reply is not None else None,
-        error=outcome.error,
-        response_excerpt=excerpt,
-    )

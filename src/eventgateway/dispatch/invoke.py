@@ -27,12 +27,14 @@ from eventgateway.events.tracing import trace_headers
 from eventgateway.model.entities import Function
 from eventgateway.providers.base import Call, Reply
 from eventgateway.providers.registry import ProviderRegistry
+from eventgateway.queue.base import AttemptRecord
 
 __all__ = ["Authorization", "Invoker", "Outcome"]
 
 logger = logging.getLogger(__name__)
 
 _RETRYABLE_STATUSES = frozenset({408, 429})
+_EXCERPT_BYTES = 512  # of a failed attempt's reply, kept in the delivery log
 
 SystemEmit = Callable[[str, dict[str, Any]], None]
 
@@ -48,6 +50,23 @@ class Outcome(msgspec.Struct, frozen=True):  # one per attempt: a Struct (see qu
     duration_s: float = 0.0
     # Why no reply came, for callers that show more than ``error`` (``api/invoke.py``).
     failure: ProviderError | None = None
+
+    def record(self, started_at: float) -> AttemptRecord:
+        """The attempt as the delivery log keeps it (a failure's reply excerpted)."""
+        reply = self.reply
+        excerpt = ""
+        if reply is not None and not self.ok:
+            excerpt = reply.body[:_EXCERPT_BYTES].decode("utf-8", "replace")
+        elif self.failure is not None:  # no reply, but the error's payload (a Lambda's)
+            excerpt = self.failure.body_excerpt[:_EXCERPT_BYTES]
+        return AttemptRecord(
+            started_at=started_at,
+            duration_s=self.duration_s,
+            outcome="delivered" if self.ok else "failed",
+            status=reply.status if reply is not None else None,
+            error=self.error,
+            response_excerpt=excerpt,
+        )
 
 
 @dataclass(frozen=True, slots=True)

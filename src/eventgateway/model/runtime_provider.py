@@ -14,17 +14,27 @@ every key, defaults filled in, in this order, so a redeploy compares equal.
 from __future__ import annotations
 
 import re
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 __all__ = [
     "RUNTIMES",
     "RUNTIME_DEFAULTS",
     "RUNTIME_TYPES",
+    "RuntimeLimit",
     "RuntimeProviderError",
     "normalise_runtime_provider",
 ]
 
 RUNTIME_TYPES: Final = ("python", "nodejs")
+
+
+class RuntimeLimit(NamedTuple):
+    """How many invocations of one local-runtime function may run at once."""
+
+    function: tuple[str, str]  # (space, function id): what its subscriptions share
+    concurrency: int
+
+
 # Lambda's identifiers, so that a serverless.yml stays deployable to AWS; the version only
 # labels the function (AWS_EXECUTION_ENV): Python handlers run on the gateway's own
 # interpreter, Node.js handlers on the `node` on its PATH (docs/runtime.md).

@@ -14,7 +14,6 @@ change builds a new one and swaps it in. Lookups are by (method, path, event typ
   :attr:`Target.matcher` (a stored filter that no longer compiles leaves its subscription
   out of routing, with a warning);
 * CORS: per method a path tree of CORS configurations, first in (space, id) order wins.
-
 ``sync()`` and ``async_targets()`` run per event: what they return is built up front.
 """
 
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from eventgateway.model.entities import KINDS, Cors, EventType, Function, Subscription
-from eventgateway.model.runtime_provider import RUNTIME_TYPES
+from eventgateway.model.runtime_provider import RUNTIME_TYPES, RuntimeLimit
 from eventgateway.routing.filters import EventFilter, FilterError, compile_filter
 from eventgateway.routing.pathtree import PathTree
 
@@ -94,7 +93,7 @@ class RoutingTable:
         "_counts",
         "_event_types",
         "_functions",
-        "_runtime_concurrency",
+        "_runtime_limits",
         "_sync",
         "_type_names",
         "revision",
@@ -120,7 +119,7 @@ class RoutingTable:
         self._functions = functions
         self._event_types = event_types
         self._counts = counts
-        self._runtime_concurrency: dict[str, int] | None = None
+        self._runtime_limits: dict[str, RuntimeLimit] | None = None
         # Names a metric label may carry: bounded by the configuration, not by clients.
         self._type_names = frozenset(name for _, name in event_types) | frozenset(
             event_type for by_type in async_.values() for event_type in by_type
@@ -297,15 +296,15 @@ class RoutingTable:
         """The function ``function_id`` of ``space``, or ``None``."""
         return self._functions.get((space, function_id))
 
-    def runtime_concurrency(self) -> dict[str, int]:
-        """Subscription id → its local-runtime function's ``concurrency`` (made once)."""
-        if self._runtime_concurrency is None:
-            self._runtime_concurrency = {
-                sub_id: int(t.function.provider.get("concurrency", 1))
-                for (_, sub_id), t in self._by_id.items()
-                if t.function is not None and t.function.type in RUNTIME_TYPES
+    def runtime_limits(self) -> dict[str, RuntimeLimit]:
+        """Subscription id → its local-runtime function and ``concurrency`` (made once)."""
+        if self._runtime_limits is None:
+            self._runtime_limits = {
+                sub_id: RuntimeLimit((space, f.function_id), int(f.provider.get("concurrency", 1)))
+                for (space, sub_id), t in self._by_id.items()
+                if (f := t.function) is not None and f.type in RUNTIME_TYPES
             }
-        return self._runtime_concurrency
+        return self._runtime_limits
 
     def event_type(self, space: str, name: str) -> EventType | None:
         """The event type ``name`` of ``space``, or ``None``."""
