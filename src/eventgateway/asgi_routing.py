@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Final
 
 from eventgateway.api.deliveries import is_deliveries_path
-from eventgateway.api.events import Receive, Scope, Send
+from eventgateway.api.events import CALLS_FUNCTION, Receive, Scope, Send
 from eventgateway.api.invoke import is_invoke_path
 from eventgateway.api.runtime import is_runtime_path
 from eventgateway.errors import ConfigError
@@ -32,16 +32,25 @@ _SHUTTING_DOWN: Final = (
 )
 
 
-async def _shutting_down(send: Send) -> None:
+_CUT_CALL: Final = (
+    b'{"errors":[{"message":"The gateway is shutting down and cut this function call off; '
+    b'the function may have run already, so calling it again may run it twice."}]}'
+)
+
+
+async def _shutting_down(send: Send, *, called: bool) -> None:
+    # A call cut off may have run the function: no Retry-After, so clients that retry
+    # only a 503 carrying one (the SDKs) do not run it twice.
+    body = _CUT_CALL if called else _SHUTTING_DOWN
     headers = [
         (b"content-type", b"application/json"),
-        (b"content-length", str(len(_SHUTTING_DOWN)).encode()),
-        (b"retry-after", b"1"),
+        (b"content-length", str(len(body)).encode()),
+        *(() if called else ((b"retry-after", b"1"),)),
         (b"connection", b"close"),
     ]
     try:
         await send({"type": "http.response.start", "status": 503, "headers": headers})
-        await send({"type": "http.response.body", "body": _SHUTTING_DOWN})
+        await send({"type": "http.response.body", "body": body})
     except Exception:  # the response had begun, or the client is gone
         logger.debug("the shutdown's 503 could not be sent", exc_info=True)
 
@@ -125,7 +134,8 @@ class PortRouter:
                     scope.get("method"),
                     scope.get("path"),
                 )
-                await _shutting_down(send)
+                called = bool(scope.get(CALLS_FUNCTION)) or is_invoke_path(scope["path"])
+                await _shutting_down(send, called=called)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote
 
 from eventgateway.api.asgi_body import BodyTooLarge, ClientGone, read_body
@@ -51,7 +51,7 @@ from eventgateway.routing import cors as cors_rules
 from eventgateway.routing.table import RoutingTable, SyncMatch
 from eventgateway.settings import Limits
 
-__all__ = ["EventsApp"]
+__all__ = ["CALLS_FUNCTION", "EventsApp"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,8 @@ RawHeaders = list[tuple[bytes, bytes]]
 _JSON = (b"content-type", b"application/json")
 _FAILED_CALL = "Function call failed. Please check logs."
 _DUPLICATE = (b"x-eventgateway-duplicate", b"true")
+CALLS_FUNCTION: Final = "eventgateway.calls_function"
+"""ASGI scope key set on a request that calls a function for its answer (a sync route)."""
 # A "%" not followed by two hex digits (shown with what follows it, at most two characters).
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2}).{0,2}")
 _STORE_RETRY = (b"retry-after", b"2")  # a NATS failover or reconnect takes about this long
@@ -277,6 +279,7 @@ class EventsApp:
         if sync_match is None or sync_event is None:
             await _respond(send, 202, [(b"content-length", b"0"), *extra], b"")
             return
+        scope[CALLS_FUNCTION] = True  # a shutdown cutting it off must not invite a retry
         await self._run_sync(send, sync_match, sync_event, request, extra)
 
     def _received(self, event_type: str, table: RoutingTable) -> None:
