@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import pathlib
+import time
 from typing import TYPE_CHECKING
 
 from eventgateway.api.access import path_check, protect_config_api
@@ -116,6 +117,7 @@ class Gateway:
         aws = aws_providers(default_credentials=lend_aws)
         self.providers = ProviderRegistry({"http": http, **aws, **self.runtime.providers})
         self.worker: WorkerProcess | None = None
+        self._drain_started_s: float | None = None  # time.monotonic() of the first signal
         self._dir_lock: DataDirLock | None = None
         delivery_providers = self.providers
         dispatch_socket: pathlib.Path | None = None
@@ -334,11 +336,11 @@ class Gateway:
                 logger.exception("function log retention failed; will try again")
 
     def begin_drain(self) -> None:
-        """From now on the Events API answers 503 (called on the first shutdown signal).
-
-        Live log streams end too, so their clients do not hold the shutdown open.
-        """
+        """From now on the Events API answers 503 (called on the first shutdown signal);
+        live log streams end too, so their clients do not hold the shutdown open."""
         self.events_app.draining = True
+        if self._drain_started_s is None:  # the shutdown's budget counts from here
+            self._drain_started_s = time.monotonic()
         if self.worker is not None:
             self.worker.expect_exit()
         try:
@@ -348,16 +350,15 @@ class Gateway:
             self.runtime.logs.end_tails()
 
     async def stop(self) -> None:
-        """Stop in order: ingest, leasing, in-flight deliveries (bounded), then resources.
-
-        Deliveries still in flight when the timeout passes are cancelled; being unacked,
-        durable ones are delivered again after a restart.
-        """
+        """Stop in order: ingest, leasing, in-flight deliveries (bounded), then resources;
+        deliveries in flight at the timeout are cancelled (durable ones come back)."""
         self.begin_drain()
-        # One budget for every step that waits on deliveries: each step used to get the
-        # whole timeout, so a stuck delivery held the shutdown for twice as long.
-        clock = asyncio.get_running_loop().time
-        deadline_s = clock() + self.settings.shutdown_timeout_s
+        # One budget from the first signal for every step that waits (uvicorn's wait for
+        # requests, each wait on deliveries): a stuck call and a stuck delivery held the
+        # shutdown twice as long when each got the whole timeout.
+        clock = time.monotonic
+        assert self._drain_started_s is not None
+        deadline_s = self._drain_started_s + self.settings.shutdown_timeout_s
 
         def remaining_s() -> float:
             return max(_EXIT_GRACE_S, deadline_s - clock())

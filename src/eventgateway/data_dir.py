@@ -40,11 +40,11 @@ class DataDirLock:
         return self._fd
 
     @classmethod
-    def acquire(cls, data_dir: pathlib.Path) -> DataDirLock:
+    def acquire(cls, data_dir: pathlib.Path, *, warn: bool = True) -> DataDirLock:
         """Create the data dir if needed (mode 0700) and lock it for this process.
 
         The stores under it hold functions' secrets (AWS keys, signing secrets, environment
-        values): an existing data dir that other users may enter is warned about.
+        values): an existing data dir that other users may enter is warned about (``warn``).
 
         Raises:
             ConfigError: the directory cannot be created or used, or another gateway (its
@@ -78,7 +78,8 @@ class DataDirLock:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        _warn_if_open(data_dir)
+        if warn:
+            _warn_if_open(data_dir)
         return cls(data_dir, fd)
 
     def release(self) -> None:

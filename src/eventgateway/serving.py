@@ -64,7 +64,7 @@ def prepare_server(
         # Asked now, so a data dir in use is one line and exit 2 rather than the same
         # error logged by the gateway's start-up, again by uvicorn, and "Application
         # startup failed" (the start takes the lock for good; a race ends there as before).
-        DataDirLock.acquire(settings.data_dir).release()
+        DataDirLock.acquire(settings.data_dir, warn=False).release()  # the gateway warns
     events_sock = bind(settings.host, settings.events_port)
     sockets = [events_sock]
     try:

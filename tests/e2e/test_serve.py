@@ -212,6 +212,73 @@ async def test_a_request_cut_off_by_the_shutdown_timeout_is_a_503_not_a_tracebac
     assert "Traceback" not in log
 
 
+async def test_a_stuck_call_and_a_stuck_delivery_share_one_shutdown_budget(
+    tmp_path: pathlib.Path, receiver: Receiver
+):
+    # QA: uvicorn waited --shutdown-timeout for the call, then the gateway waited as long
+    # again for the worker's delivery: 6.3 s for a timeout of 3 (past docker stop's 10 s
+    # SIGKILL with the default of 10).
+    arrived = {"call": asyncio.Event(), "delivery": asyncio.Event()}
+
+    def hung(kind: str) -> Any:
+        def reply(_: Any) -> Reply:
+            arrived[kind].set()
+            return Reply(status=200, delay_s=8)
+
+        return reply
+
+    receiver.reply("/call", hung("call"))
+    receiver.reply("/delivery", hung("delivery"))
+    async with running_async(tmp_path / "data", "--shutdown-timeout", "3") as process:
+        base = f"{process.config_url}/v1/spaces/default"
+        async with httpx.AsyncClient(timeout=20) as client:
+            for name in ("call", "delivery"):
+                function = {
+                    "functionId": name,
+                    "type": "http",
+                    "provider": {"url": receiver.url(f"/{name}")},
+                }
+                assert (await client.post(f"{base}/functions", json=function)).status_code == 201
+            for event_type in ("http.request", "user.created"):
+                created = await client.post(f"{base}/eventtypes", json={"name": event_type})
+                assert created.status_code == 201
+            subscriptions = [
+                {
+                    "type": "sync",
+                    "eventType": "http.request",
+                    "functionId": "call",
+                    "path": "/slow",
+                    "method": "GET",
+                },
+                {
+                    "type": "async",
+                    "eventType": "user.created",
+                    "functionId": "delivery",
+                    "path": "/",
+                },
+            ]
+            for subscription in subscriptions:
+                assert (
+                    await client.post(f"{base}/subscriptions", json=subscription)
+                ).status_code == 201
+            emitted = await client.post(
+                f"{process.events_url}/", json=cloudevent("e-stuck"), headers=STRUCTURED
+            )
+            assert emitted.status_code == 202
+            request = asyncio.create_task(client.get(f"{process.events_url}/slow"))
+            for event in arrived.values():
+                await asyncio.wait_for(event.wait(), 10)
+            assert process.proc is not None
+            process.proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(request, 20)
+            assert await asyncio.to_thread(process.proc.wait, 30) == 0
+        log = process.log()
+
+    assert "cut off by the shutdown" in log
+    # What was left of the 3 s when uvicorn's wait for the call was over: the 1 s floor.
+    assert "the delivery worker did not drain within 1.0 s" in log, log
+
+
 def test_sigterm_exits_with_code_0(tmp_path: pathlib.Path):
     with running(tmp_path / "data", "--shutdown-timeout", "3") as process:
         code = process.stop(signal.SIGTERM, timeout_s=8)
