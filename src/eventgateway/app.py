@@ -249,17 +249,10 @@ class Gateway:
         # Before the change's 2xx goes out (RefreshAfterWrite): the worker routes it first.
         if self.link is not None:
             self.link.publish()
-        gauges = {
-            "eventtypes": self.metrics.eventtypes_total,
-            "functions": self.metrics.functions_total,
-            "subscriptions": self.metrics.subscriptions_total,
-            "cors": self.metrics.cors_total,
-        }
-        for gauge in gauges.values():
-            gauge.clear()
-        for space, counts in table.counts().items():
-            for kind, count in counts.items():
-                gauges[kind].labels(space=space).set(count)
+        self.runtime.functions.retire_removed(
+            lambda space, fid: table.function(space, fid) is not None
+        )
+        self.metrics.set_entity_counts(table.counts())
 
     async def start(self) -> None:
         """Lock the data dir, open store and queues, load routing, start the background tasks.

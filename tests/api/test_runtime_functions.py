@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.runtime.conftest import process_exists, wait_until
 from tests.support.inprocess import InProcess, in_process_gateway
 
 CRM_HANDLER = """
@@ -160,3 +161,26 @@ async def test_nodejs_function_without_node_is_refused_with_a_clear_message(gw, 
     )
     assert response.status_code == 400
     assert "Node.js is required" in response.json()["errors"][0]["message"]
+
+
+PID_HANDLER = """
+import os
+
+def handler(event, context):
+    return {"pid": os.getpid()}
+"""
+
+
+async def test_deleting_a_function_stops_its_warm_workers(gw):
+    # QA: after `eg remove` its warm workers ran on for the 5-minute idle time.
+    bundle_id = await gw.upload_bundle({"pid.py": PID_HANDLER})
+    provider = {"bundle": bundle_id, "handler": "pid.handler"}
+    await gw.create("functions", {"functionId": "pid", "type": "python", "provider": provider})
+    invoked = await gw.config.post("/v1/spaces/acme/functions/pid/invoke", json={})
+    assert invoked.status_code == 200, invoked.text
+    pid = invoked.json()["result"]["pid"]
+
+    deleted = await gw.config.delete("/v1/spaces/acme/functions/pid")
+
+    assert deleted.status_code == 204
+    await wait_until(lambda: not process_exists(pid))

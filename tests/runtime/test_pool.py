@@ -87,6 +87,21 @@ async def test_an_idle_old_pool_stops_at_once_on_redeploy(runtime):
     await wait_until(lambda: not process_exists(old_pid))
 
 
+async def test_a_removed_functions_idle_workers_stop_at_once(runtime):
+    # QA: after `eg remove`, its warm workers (412 MB each there) ran on for idle_s (5 min).
+    removed = make_spec("probe.echo", function_id="removed")
+    kept = make_spec("probe.echo", function_id="kept")
+    removed_pid = json.loads((await runtime.invoke(removed, event())).payload)["pid"]
+    kept_pid = json.loads((await runtime.invoke(kept, event())).payload)["pid"]
+
+    runtime.retire_removed(lambda space, function_id: function_id == "kept")
+
+    await wait_until(lambda: not process_exists(removed_pid))
+    assert process_exists(kept_pid)
+    again = await runtime.invoke(removed, event())  # made again: a new pool, a new worker
+    assert json.loads(again.payload)["pid"] != removed_pid
+
+
 async def test_an_idle_pool_is_reaped_by_its_timer(runtime_factory):
     runtime: FunctionRuntime = runtime_factory(idle_s=0.5)
     spec = make_spec("probe.echo")

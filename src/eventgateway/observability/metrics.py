@@ -103,3 +103,17 @@ class Metrics:
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
+
+    def set_entity_counts(self, counts: dict[str, dict[str, int]]) -> None:
+        """Set the per-space gauges of entities from ``space → kind → count``."""
+        gauges = {
+            "eventtypes": self.eventtypes_total,
+            "functions": self.functions_total,
+            "subscriptions": self.subscriptions_total,
+            "cors": self.cors_total,
+        }
+        for gauge in gauges.values():
+            gauge.clear()  # a deleted space's series go
+        for space, by_kind in counts.items():
+            for kind, count in by_kind.items():
+                gauges[kind].labels(space=space).set(count)

@@ -305,6 +305,14 @@ class FunctionRuntime:
             return worker, ready.init_duration_ms, None
         return worker, (time.perf_counter() - started) * 1000, ready
 
+    def retire_removed(self, exists: Callable[[str, str], bool]) -> None:
+        """Retire the pools of functions ``exists(space, function_id)`` no longer names (a
+        removed function): their warm workers stop once idle, not ``idle_s`` later."""
+        for key, pool in list(self._current.items()):
+            if not exists(*key):
+                del self._current[key]  # a function of that name made again gets a new pool
+                pool.retire()
+
     # -- pools -------------------------------------------------------------------------------
 
     def _pool_for(self, spec: RuntimeSpec) -> _Pool:
