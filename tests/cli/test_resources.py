@@ -208,6 +208,11 @@ def test_events_and_dead_letters_list_show_redrive_and_purge(space):
     assert events[1][:4] == ["ev-1", "user.created", "dead", "1"]
     assert ["state", "dead"] in event
     assert "deliveryId" in event[next(i for i, row in enumerate(event) if "deliveryId" in row)]
+    # QA: the help promises each delivery's attempts; the table showed only their count.
+    header = ["deliveryId", "attempt", "startedAt", "durationMs", "outcome", "status", "error"]
+    attempts = event.index(header)
+    assert event[attempts + 1][1] == "1"
+    assert "failed" in event[attempts + 1]
     assert letters[0] == [
         "deadLetterId",
         "eventId",

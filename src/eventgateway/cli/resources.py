@@ -170,6 +170,10 @@ _DELIVERY_COLUMNS: Final = (
     ("error", lambda item: item.get("deadReason") or item.get("lastError")),
     ("replayOf", key("replayOf")),
 )
+_ATTEMPT_COLUMNS: Final = tuple(
+    (name, key(name))
+    for name in ("deliveryId", "attempt", "startedAt", "durationMs", "outcome", "status", "error")
+)
 _DEAD_LETTER_COLUMNS: Final = tuple(
     (name, key(name))
     for name in ("deadLetterId", "eventId", "subscriptionId", "attempts", "lastStatus", "reason")
@@ -218,6 +222,14 @@ def get_event(*, options: CliOptions, event_id: str) -> None:
     if isinstance(deliveries, list) and deliveries:
         click.echo()
         show_list(options, deliveries, _DELIVERY_COLUMNS, "deliveries")
+        attempts = [
+            {"deliveryId": delivery.get("deliveryId"), **attempt}
+            for delivery in deliveries
+            for attempt in delivery.get("attemptLog") or ()
+        ]
+        if attempts:
+            click.echo()
+            show_list(options, attempts, _ATTEMPT_COLUMNS, "attempts")
 
 
 @click.group("dead-letters")
