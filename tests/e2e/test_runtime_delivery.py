@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
 import textwrap
 import time
@@ -84,3 +85,65 @@ def test_an_attempt_waits_for_the_function_timeout_not_the_attempt_timeout(
 
     assert event["state"] == "delivered", event
     assert runs.read_text() == "one\n"
+
+
+async def started(client: httpx.AsyncClient, logs_url: str) -> None:
+    """Until the function's log shows an invocation's START line (it holds the worker)."""
+    deadline = time.monotonic() + 30
+    while True:
+        logs = (await client.get(logs_url)).json().get("logs", [])
+        if any(line["message"].startswith("START RequestId") for line in logs):
+            return
+        assert time.monotonic() < deadline, logs
+        await asyncio.sleep(0.05)  # polling the log: there is nothing to wait on
+
+
+SYNC_HANDLER = """
+import os, time
+
+
+def handler(event, context):
+    n = event["data"]["query"]["n"][0]
+    time.sleep(float(os.environ["SLEEP_S"]))
+    with open(os.environ["RUNS_FILE"], "a") as runs:
+        runs.write(n + "\\n")
+    return {"statusCode": 200, "body": n}
+"""
+
+
+async def test_a_sync_call_whose_client_left_while_it_waited_for_a_worker_is_not_run(
+    gateway: GatewayProcess, tmp_path: pathlib.Path
+):
+    # QA: with the one worker busy, calls whose clients had given up still ran afterwards.
+    service = tmp_path / "users"
+    service.mkdir()
+    runs = tmp_path / "runs.txt"
+    (service / "handler.py").write_text(SYNC_HANDLER)
+    (service / "serverless.yml").write_text(
+        textwrap.dedent(
+            f"""\
+            service: users
+            provider: {{name: eventgateway, runtime: python3.11}}
+            custom: {{eventgateway: {{space: sync-space}}}}
+            functions:
+              slow:
+                handler: handler.handler
+                concurrency: 1
+                environment: {{SLEEP_S: "2", RUNS_FILE: "{runs}"}}
+                events:
+                  - eventgateway: {{event: http, path: /slow, method: GET}}
+            """
+        )
+    )
+    gateway.eg(service, "deploy")
+    url = f"{gateway.events_url}/sync-space/slow"
+    async with httpx.AsyncClient(timeout=30) as client:
+        first = asyncio.create_task(client.get(url, params={"n": "first"}))
+        await started(client, f"{gateway.config_url}/v1/spaces/sync-space/functions/slow/logs")
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get(url, params={"n": "gave-up"}, timeout=0.5)
+        # FIFO: had the abandoned call still waited, it would run before this one.
+        last = await client.get(url, params={"n": "last"})
+        assert (await first).text == "first"
+    assert last.text == "last"
+    assert runs.read_text() == "first\nlast\n"

@@ -15,6 +15,7 @@ a system-namespace event gets a 400 *with* a message; a full queue answers 429 w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ from typing import Any, Final
 from urllib.parse import unquote
 
 from eventgateway.api.asgi_body import BodyTooLarge, ClientGone, read_body
+from eventgateway.api.caller import watching_caller
 from eventgateway.api.emit_guard import (
     WWW_AUTHENTICATE,
     EmitRateLimiter,
@@ -44,6 +46,7 @@ from eventgateway.events.codec import encode_json
 from eventgateway.events.http import HttpRequest, authorizer_request, parse_request
 from eventgateway.events.model import SYSTEM_PREFIX, CloudEvent
 from eventgateway.events.structured import Batch
+from eventgateway.model.runtime_provider import RUNTIME_TYPES
 from eventgateway.observability.metrics import Metrics
 from eventgateway.observability.system_events import SystemEvents
 from eventgateway.queue.base import Accepted, DeliveryQueue
@@ -280,7 +283,7 @@ class EventsApp:
             await _respond(send, 202, [(b"content-length", b"0"), *extra], b"")
             return
         scope[CALLS_FUNCTION] = True  # a shutdown cutting it off must not invite a retry
-        await self._run_sync(send, sync_match, sync_event, request, extra)
+        await self._run_sync(send, receive, sync_match, sync_event, request, extra)
 
     def _received(self, event_type: str, table: RoutingTable) -> None:
         if table is not self._counters_table:
@@ -323,6 +326,7 @@ class EventsApp:
     async def _run_sync(
         self,
         send: Send,
+        receive: Receive,
         match: SyncMatch,
         event: CloudEvent,
         request: HttpRequest,
@@ -340,12 +344,12 @@ class EventsApp:
         if event.is_http_request:
             event = event.copy()
             event.data["params"] = match.params
-        outcome = await self._invoker.call(
-            target.function,
-            event,
-            sync=True,
-            function_id=target.subscription.function_id,
-        )
+        function = target.function
+        runs_here = function is not None and function.type in RUNTIME_TYPES
+        async with watching_caller(receive) if runs_here else contextlib.nullcontext():
+            outcome = await self._invoker.call(
+                function, event, sync=True, function_id=target.subscription.function_id
+            )
         if not outcome.ok or outcome.reply is None:
             logger.warning(
                 "sync call of %s/%s for event %s failed: %s",

@@ -9,12 +9,15 @@ every line the handler prints is a :class:`LogLine` handed to a :class:`LogSink`
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextvars
 import pathlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 __all__ = [
+    "CALLER_GONE",
     "BundleInfo",
     "InvokeResult",
     "LogLine",
@@ -24,6 +27,12 @@ __all__ = [
 ]
 
 Language = Literal["python", "nodejs"]
+
+CALLER_GONE: contextvars.ContextVar[asyncio.Event | None] = contextvars.ContextVar(
+    "eventgateway_caller_gone", default=None
+)
+"""Set by a caller waiting for the invocation's result (a sync route): while the invocation
+waits for a free worker, the event being set (its client went away) gives it up unrun."""
 Stream = Literal["stdout", "stderr", "system"]
 
 

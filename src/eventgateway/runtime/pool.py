@@ -16,20 +16,20 @@ handler printed (and, on a cold start, what loading it printed), ``END``, ``REPO
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 import shutil
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 from eventgateway.errors import ProviderError
 from eventgateway.runtime.base import InvokeResult, LogLine, LogSink, RuntimeSpec
 from eventgateway.runtime.launch import Launch, plan_launch
 from eventgateway.runtime.report import billed_ms, end_line, error_payload, report_line, start_line
+from eventgateway.runtime.warm_pool import WarmPool
 from eventgateway.runtime.worker_process import Outcome, Ready, WorkerProcess
 
 __all__ = ["DEFAULT_IDLE_S", "FunctionRuntime"]
@@ -44,91 +44,6 @@ class _Default(enum.Enum):
 
 
 _FIND_NODE: Final = _Default.FIND_NODE
-
-
-class _Pool:
-    """The warm workers of one function version, and the slots that bound its concurrency."""
-
-    def __init__(self, spec: RuntimeSpec, on_idle: Callable[[_Pool], None], idle_s: float) -> None:
-        self.spec = spec
-        self.workers: set[WorkerProcess] = set()  # idle and busy
-        self.retired = False
-        self._idle: list[WorkerProcess] = []
-        self._slots = asyncio.Semaphore(max(1, spec.concurrency))
-        self._active = 0
-        self._on_idle = on_idle
-        self._idle_s = idle_s
-        self._timer: asyncio.TimerHandle | None = None
-        self.ended = False  # its space was deleted: nothing more may run here
-        self.quiet = asyncio.Event()  # set while no invocation holds a slot
-        self.quiet.set()
-
-    @contextlib.asynccontextmanager
-    async def slot(self, wait_s: float | None = None) -> AsyncIterator[None]:
-        """Hold one of the pool's ``concurrency`` slots, waiting for one at most ``wait_s``
-        (``None``: as long as it takes).
-
-        Raises:
-            ProviderError: no slot came free within ``wait_s`` (retryable).
-        """
-        if wait_s is None:
-            await self._slots.acquire()
-        else:
-            try:
-                async with asyncio.timeout(wait_s):
-                    await self._slots.acquire()
-            except TimeoutError:
-                raise ProviderError(
-                    f"function {self.spec.function_id!r} is busy: its {self.spec.concurrency} "
-                    f"worker(s) (its concurrency) stayed busy for {wait_s:g} s"
-                ) from None
-        self._active += 1
-        self.quiet.clear()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        try:
-            yield
-        finally:
-            self._active -= 1
-            self._slots.release()
-            if self._active == 0:
-                self.quiet.set()
-                self._settle()
-
-    def pop_idle(self) -> WorkerProcess | None:
-        """A warm worker, most recently used first (its caches are the warmest)."""
-        return self._idle.pop() if self._idle else None
-
-    def give_back(self, worker: WorkerProcess) -> None:
-        self._idle.append(worker)
-
-    def retire(self) -> None:
-        """No new invocations; stop the workers once the running ones are done."""
-        self.retired = True
-        if self._active == 0:
-            self._settle()
-
-    def drain(self) -> list[WorkerProcess]:
-        """Forget every worker and return them for stopping."""
-        workers = list(self.workers)
-        self.workers.clear()
-        self._idle.clear()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        return workers
-
-    def _settle(self) -> None:
-        # Nothing runs: a retired pool goes now, a current one after idle_s without use.
-        if self.retired:
-            self._on_idle(self)
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._idle_s, self._on_idle, self)
-
-    @property
-    def busy(self) -> bool:
-        return self._active > 0
 
 
 class FunctionRuntime:
@@ -158,8 +73,8 @@ class FunctionRuntime:
         self._node = shutil.which("node") if node is _FIND_NODE else node
         self._python = python
         self._clock = clock
-        self._current: dict[tuple[str, str], _Pool] = {}  # (space, function_id) → pool
-        self._pools: set[_Pool] = set()  # current and draining ones
+        self._current: dict[tuple[str, str], WarmPool] = {}  # (space, function_id) → pool
+        self._pools: set[WarmPool] = set()  # current and draining ones
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -219,7 +134,7 @@ class FunctionRuntime:
     # -- one invocation ----------------------------------------------------------------------
 
     async def _run(
-        self, pool: _Pool, spec: RuntimeSpec, request_id: str, event: bytes
+        self, pool: WarmPool, spec: RuntimeSpec, request_id: str, event: bytes
     ) -> InvokeResult:
         worker = self._take_idle(pool)
         self._system(spec, request_id, [start_line(request_id)])
@@ -273,7 +188,7 @@ class FunctionRuntime:
         )
 
     async def _start(
-        self, pool: _Pool, spec: RuntimeSpec, request_id: str
+        self, pool: WarmPool, spec: RuntimeSpec, request_id: str
     ) -> tuple[WorkerProcess | None, float, Outcome | None]:
         """A cold start: ``(worker, init duration, outcome if it failed to start)``."""
         started = time.perf_counter()
@@ -315,7 +230,7 @@ class FunctionRuntime:
 
     # -- pools -------------------------------------------------------------------------------
 
-    def _pool_for(self, spec: RuntimeSpec) -> _Pool:
+    def _pool_for(self, spec: RuntimeSpec) -> WarmPool:
         key = (spec.space, spec.function_id)
         pool = self._current.get(key)
         if pool is not None and pool.spec != spec:
@@ -332,12 +247,12 @@ class FunctionRuntime:
             pool.retire()
             pool = None
         if pool is None:
-            pool = _Pool(spec, self._stop_pool, self._idle_s)
+            pool = WarmPool(spec, self._stop_pool, self._idle_s)
             self._current[key] = pool
             self._pools.add(pool)
         return pool
 
-    def _stop_pool(self, pool: _Pool) -> None:
+    def _stop_pool(self, pool: WarmPool) -> None:
         """Idle timer fired, or a retired pool ran dry: stop its workers, forget the pool."""
         if pool.busy and not self._closed:
             return
@@ -348,14 +263,14 @@ class FunctionRuntime:
         for worker in pool.drain():
             self._background(worker.stop())
 
-    def _take_idle(self, pool: _Pool) -> WorkerProcess | None:
+    def _take_idle(self, pool: WarmPool) -> WorkerProcess | None:
         while (worker := pool.pop_idle()) is not None:
             if worker.alive:
                 return worker
             self._discard(pool, worker)  # died while idle (killed from outside)
         return None
 
-    def _discard(self, pool: _Pool, worker: WorkerProcess) -> None:
+    def _discard(self, pool: WarmPool, worker: WorkerProcess) -> None:
         pool.workers.discard(worker)
         self._background(worker.stop())
 
