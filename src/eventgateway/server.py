@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any
+from typing import Any, Final
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -23,6 +24,18 @@ from eventgateway.settings import Limits, Settings, Tls
 __all__ = ["DrainingServer", "HeadLimitedProtocol", "bind", "check_tls", "uvicorn_config"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _CutOffNotice(logging.Filter):
+    """Drops uvicorn's ERROR "Cancel N running task(s), timeout graceful shutdown
+    exceeded": each request cut off is answered 503 and logged with a warning of its own
+    (``asgi_routing.py``), and a shutdown going as configured is no error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Cancel %s running task(s)")
+
+
+_CUT_OFF_NOTICE: Final = _CutOffNotice()
 
 
 class DrainingServer(uvicorn.Server):
@@ -41,6 +54,7 @@ class DrainingServer(uvicorn.Server):
         on_started: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(config)
+        logging.getLogger("uvicorn.error").addFilter(_CUT_OFF_NOTICE)  # added once
         self._on_first_signal = on_first_signal
         self._on_started = on_started
         self._read_sweeper: ReadSweeper | None = None

@@ -243,10 +243,13 @@ async def test_an_event_sent_to_a_never_reaches_bs_function(tenants: Tenants, re
     }
 
 
-async def test_an_empty_space_segment_is_a_plain_404(tenants: Tenants):
-    # QA: /v1/spaces//acme/functions answered 'Space "" not found … eg spaces claim ' .
+async def test_an_empty_space_segment_is_an_unknown_route(tenants: Tenants):
+    # QA: /v1/spaces//acme/functions answered 'Space "" not found … eg spaces claim ' ;
+    # then a JSON 404, where an unknown route is the contract's plain-text one (§3).
     gw = tenants.gw
-    response = await gw.config.get("/v1/spaces//acme/functions", headers=bearer(tenants.a))
+    for headers in (bearer(tenants.a), {}):
+        response = await gw.config.get("/v1/spaces//acme/functions", headers=headers)
 
-    assert response.status_code == 404
-    assert errors(response) == "Not Found"
+        assert response.status_code == 404
+        assert response.headers["content-type"] == "text/plain; charset=utf-8"
+        assert response.text == "404 page not found\n"

@@ -125,12 +125,14 @@ def check_space_path(entity: Subscription | Cors) -> None:
     )
 
 
+_NO_ROUTE: Final = "404 page not found\n"  # as the Configuration API answers an unknown route
+
+
 async def _answer(send: Send, refused: _Refused) -> None:
-    body = error_body(refused.message)
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
+    plain = refused.message == _NO_ROUTE
+    body = _NO_ROUTE.encode() if plain else error_body(refused.message)
+    content_type = b"text/plain; charset=utf-8" if plain else b"application/json"
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     if refused.status_code == 401:
         headers.append((b"www-authenticate", b'Bearer realm="eventgateway"'))
     await send({"type": "http.response.start", "status": refused.status_code, "headers": headers})
@@ -200,8 +202,8 @@ class AuthGuard:
         if len(parts) == 3 or parts[3:] == [""]:  # /v1/spaces (or with a trailing slash)
             return self._collection(method, token)
         space = parts[3]
-        if not space:  # /v1/spaces//acme/…: no space can be named "" (it is no route)
-            raise _Refused("Not Found", status_code=404)
+        if not space:  # /v1/spaces//acme/…: no space is named "": an unknown route
+            raise _Refused(_NO_ROUTE, status_code=404)
         principal = self._require(token)
         if principal.is_operator:
             return principal
