@@ -163,7 +163,7 @@ def parse_structured(body: bytes, *, shorthand: bool = False) -> CloudEvent:
         # msgspec refuses a lone surrogate escape ("\ud800"); Go's decoder read it as
         # U+FFFD. Looked for only once parsing failed, so valid events pay nothing.
         readable = replace_lone_surrogates(body)
-        if readable is body:
+        if readable == body:  # nothing to replace (a valid pair is rewritten, unchanged)
             raise
         return parse_structured(readable, shorthand=shorthand)
 
@@ -211,7 +211,7 @@ def parse_batch(body: bytes, *, max_events: int = DEFAULT_MAX_BATCH_EVENTS) -> B
         raise EventParseError(f"CloudEvents batch is not valid: {_TOO_DEEP}") from None
     except EventParseError:
         readable = replace_lone_surrogates(body)  # as in parse_structured
-        if readable is body:
+        if readable == body:  # nothing to replace (a valid pair is rewritten, unchanged)
             raise
         return parse_batch(readable, max_events=max_events)
 
