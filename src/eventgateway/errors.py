@@ -138,6 +138,8 @@ class ProviderError(EventGatewayError):
         retry_after_s: the delay the function asked for (``Retry-After``), if any.
         request_id: the local runtime's id of the invocation that failed, when one ran
             (its log lines carry the same id).
+        interrupted: the gateway itself cut the call off (it went away mid-call), not the
+            function: the delivery is made again without counting an attempt.
     """
 
     def __init__(
@@ -149,8 +151,10 @@ class ProviderError(EventGatewayError):
         retry_after_s: float | None = None,
         body_excerpt: str = "",
         request_id: str | None = None,
+        interrupted: bool = False,
     ) -> None:
         super().__init__(message)
+        self.interrupted = interrupted
         self.message = message
         self.retryable = retryable
         self.status = status

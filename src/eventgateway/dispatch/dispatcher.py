@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 # long), then less and less often, so a store that stays down is not hammered.
 _LEASE_RETRY_FIRST_S = 0.1
 _LEASE_RETRY_MAX_S = 5.0
+_INTERRUPTED_AGAIN_S = 1.0  # a call the gateway cut off: made again once it may be back
 
 
 class DispatchHooks:
@@ -167,28 +168,24 @@ class Dispatcher:
                     if slot.limit is None or self._functions.admit(slot.limit, slot):
                         group.create_task(self._deliver_and_release(slot))
             # Stopped leasing: the leases of what is still in flight are kept until it is
-            # settled; then the renewer goes. Held deliveries are never started: their
-            # leases run out (or the next worker releases them), unattempted.
-            for held in self._functions.drop_held():
-                held.abandon()
+            # settled; then the renewer goes. Held deliveries are handed back unstarted.
+            if abandoned := [held.abandon() for held in self._functions.drop_held()]:
+                with contextlib.suppress(StoreError):  # else their leases run out
+                    await self._queue.release(abandoned)
             await renewer.drained()
             renewing.cancel()
 
     def stop(self) -> None:
-        """Stop leasing; :meth:`run` returns once in-flight deliveries are settled.
-
-        The queue stays open meanwhile, so in-flight deliveries can still be acked; a
-        lease being waited for is cancelled (the queue hands its rows straight back).
-        """
+        """Stop leasing; :meth:`run` returns once in-flight deliveries are settled (the
+        queue stays open meanwhile; a lease being waited for is cancelled)."""
         self._stopped.set()
         self._slot_freed.set()
         if self._lease is not None and not self._lease.done():
             self._lease.cancel()
 
     async def _pause_after(self, error: StoreError) -> None:
-        # Not fatal: the store may be busy (another writer holds the file) or briefly
-        # down. Ending run() here would cancel every delivery in flight and stop delivery
-        # for good while the Events API keeps accepting.
+        # Not fatal: the store may be busy or briefly down; ending run() would cancel what
+        # is in flight and stop delivery for good while the Events API keeps accepting.
         self._lease_failures += 1
         pause_s = self._lease_backoff.next_s()
         logger.warning(
@@ -201,10 +198,8 @@ class Dispatcher:
         await self.wait_for_stop(pause_s)
 
     def _slots(self, subscription_id: str) -> int:
-        # A local-runtime function starts at most its ``concurrency`` invocations (and its
-        # subscriptions share them: function_slots.py), so lease no more than it can start.
-        limit = self._table().runtime_limits().get(subscription_id)
-        cap = self._per_subscription
+        # A local-runtime function starts at most its ``concurrency`` (function_slots.py).
+        limit, cap = self._table().runtime_limits().get(subscription_id), self._per_subscription
         return cap if limit is None else min(limit.concurrency, cap)
 
     def _room(self, subscription_id: str) -> int:
@@ -295,6 +290,11 @@ class Dispatcher:
             encoded=delivery.body if event is delivery.event else None,
         )
         slot.attempted()  # the subscriber is free again; what follows is our own write
+        if outcome.failure is not None and outcome.failure.interrupted and not self._at_most_once:
+            # The gateway cut the call off, not the function: made again, not counted.
+            logger.info("delivery %s interrupted (%s): again in 1 s", delivery.id, outcome.error)
+            await self._queue.release([delivery], _INTERRUPTED_AGAIN_S)
+            return
         record = outcome.record(started_at)
         self._hooks.after_attempt(delivery, record)
         if outcome.ok:
@@ -379,13 +379,13 @@ class _Slot(Attempt):
             if self.limit is not None:
                 dispatcher._function_done(self)
 
-    def abandon(self) -> None:
-        """A held delivery the stopping dispatcher never starts: its lease is left to run
-        out, unsettled."""
+    def abandon(self) -> Delivery:
+        """A held delivery the stopping dispatcher never starts (to hand back)."""
         if self._state == 0:
             self._dispatcher._release_slot(self._subscription_id)
             self._dispatcher._renewer.finished(self)
         self._state = 2
+        return self.delivery
 
     def settled(self) -> None:
         if self._state == 0:

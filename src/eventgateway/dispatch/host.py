@@ -347,7 +347,9 @@ class _BackProvider(Provider):
             timeout_s=call.timeout_s,
         )
         if not self._host.send(message):
-            raise ProviderError("the gateway process is not connected to the delivery worker")
+            raise ProviderError(
+                "the gateway process is not connected to the delivery worker", interrupted=True
+            )
         self._pending[request_id] = future
         runtime = function.type in RUNTIME_TYPES
         limit_s = _RUNTIME_ANSWER_S if runtime else call.timeout_s + _BACK_MARGIN_S
@@ -371,7 +373,7 @@ class _BackProvider(Provider):
     def fail_all(self, reason: str) -> None:
         for future in self._pending.values():
             if not future.done():
-                future.set_exception(ProviderError(reason))
+                future.set_exception(ProviderError(reason, interrupted=True))
 
 
 def _expire(future: asyncio.Future[BackReply]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from eventgateway.queue._common import Wakeup
 from eventgateway.queue._memory_state import Record
 from eventgateway.queue.base import Delivery
 
@@ -11,12 +12,13 @@ __all__ = ["MemoryExtendMixin"]
 
 
 class MemoryExtendMixin:
-    """``lease_s`` and ``extend``; the queue provides the state."""
+    """``lease_s``, ``extend`` and ``release``; the queue provides the state."""
 
     _lease_s: float
     _clock: Callable[[], float]
     _records: dict[int, Record]
     _push: Callable[[Record, float], None]  # the queue's: index a record's new due time
+    _wakeup: Wakeup
 
     @property
     def lease_s(self) -> float:
@@ -42,3 +44,20 @@ class MemoryExtendMixin:
                 continue
             record.due_at = record.lease_until = delivery.lease_until = until
             self._push(record, until)  # the old heap entry is stale now and gets dropped
+
+    async def release(self, deliveries: Sequence[Delivery], delay_s: float = 0.0) -> None:
+        """See :meth:`DeliveryQueue.release`: due again, the attempt count unchanged."""
+        due = self._clock() + delay_s
+        for delivery in deliveries:
+            record = self._records.get(int(delivery.id))
+            if (
+                record is None
+                or record.state != "pending"
+                or record.lease_until is None
+                or record.lease_until != delivery.lease_until
+            ):
+                continue  # settled, or leased again since
+            record.lease_until = None
+            record.due_at = due
+            self._push(record, due)
+        self._wakeup.fire()

@@ -156,6 +156,13 @@ class DeliveryQueue(abc.ABC):
     def lease_s(self) -> float:
         """How long a lease lasts, from ``lease`` or the last ``extend``, in seconds."""
 
+    async def release(  # noqa: B027 - optional: the default leaves leases to run out
+        self, deliveries: Sequence[Delivery], delay_s: float = 0.0
+    ) -> None:
+        """Hand leased deliveries back unattempted: due again ``delay_s`` from now, no
+        attempt counted (a stopping dispatcher's unstarted ones, a call the gateway itself
+        cut off). This default leaves them to their lease's end (JetStream: one count)."""
+
     @abc.abstractmethod
     async def extend(self, deliveries: Sequence[Delivery]) -> None:
         """Keep the leases of ``deliveries`` (their attempts still run) for ``lease_s`` more.

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from eventgateway.queue.base import Delivery
+from eventgateway.queue.sqlite_lease import release_op
 from eventgateway.queue.sqlite_writer import GroupCommitWriter, Tx
 
 __all__ = ["SqliteExtendMixin", "extend_op"]
@@ -54,7 +55,7 @@ def extend_op(
 
 
 class SqliteExtendMixin:
-    """``lease_s`` and ``extend``; the queue provides the state."""
+    """``lease_s``, ``extend`` and ``release``; the queue provides the state."""
 
     _lease_s: float
     _clock: Callable[[], float]
@@ -79,3 +80,14 @@ class SqliteExtendMixin:
         for delivery in deliveries:
             if int(delivery.id) in renewed:
                 delivery.lease_until = until
+
+    async def release(self, deliveries: Sequence[Delivery], delay_s: float = 0.0) -> None:
+        """See :meth:`DeliveryQueue.release`: due again, the attempt count unchanged.
+
+        Raises:
+            StoreError: SQLite failed; the leases run out instead.
+        """
+        leases = [(int(d.id), d.lease_until) for d in deliveries if d.lease_until is not None]
+        if leases:
+            op = release_op(leases, self._clock() + delay_s)
+            await self._writing().submit(op, volatile=True)
