@@ -307,3 +307,16 @@ async def test_leasing_one_delivery_at_a_time_keeps_one_pull_open_per_consumer(
             assert (info.num_waiting or 0) <= 1, (consumer, info.num_waiting)
     finally:
         await nc.close()
+
+
+async def test_a_released_delivery_comes_back_at_once_not_after_ack_wait(make: MakeJS) -> None:
+    # A call the gateway cut off is handed back (nak): due again now, rather than after the
+    # lease's ack_wait (60 s by default). The server counts it, as it would the lease's end.
+    queue = await make(fetch_wait_s=5.0, lease_s=60.0)  # far past the test's deadline
+    await put(queue, "e1", "s1")
+    (first,) = await lease(queue)
+
+    await queue.release([first])
+    (again,) = await lease(queue)
+
+    assert (again.id, again.attempt) == (first.id, 1)

@@ -4,7 +4,7 @@ ack, ``nak(delay)``, dead-letter, each followed by its record in the delivery lo
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
 from nats.aio.msg import Msg
@@ -62,6 +62,23 @@ class JetStreamSettleMixin:
     _release: Callable[[Msg], Awaitable[None]]  # the ordering mixin's
     _append: Callable[[str, Record], Awaitable[None]]  # the log mixin's
     _publishing: Callable[[], Publisher]  # the log mixin's
+
+    async def release(self, deliveries: Sequence[Delivery], delay_s: float = 0.0) -> None:
+        """``nak`` each (after ``delay_s``): due again soon rather than after ``ack_wait``.
+
+        The server counts the hand-back as a delivery, so it costs one attempt, as the
+        lease's end would (``docs/cluster.md``). Nothing is logged: it was no attempt.
+        """
+        for delivery in deliveries:
+            msg = self._leased.pop(delivery.id, None)
+            if msg is None:
+                continue
+            try:
+                await msg.nak(delay=delay_s or None)
+            except Exception as exc:
+                if not is_nats_error(exc):
+                    raise
+                logger.warning("could not hand back delivery %s: %s", delivery.id, exc)
 
     async def ack(self, delivery: Delivery, attempt: AttemptRecord) -> None:
         """Acknowledge the delivery (confirmed by the server); a settled one is left alone.
