@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+
 from eventgateway.queue.memory import MemoryQueue
 from tests.queue.kit import FakeClock, OpenSqlite, lease, put
 
 
-async def test_sqlite_release_makes_a_delivery_due_again_without_counting_an_attempt(
-    open_queue: OpenSqlite, clock: FakeClock
+@pytest.mark.parametrize("backend", ["sqlite", "memory"])
+async def test_release_makes_a_delivery_due_again_without_counting_an_attempt(
+    backend: str, open_queue: OpenSqlite, clock: FakeClock
 ) -> None:
-    queue = await open_queue()
-    await put(queue, "e1", "s1")
-    (first,) = await lease(queue)
-
-    await queue.release([first], delay_s=5)
-
-    clock.advance(5)
-    (again,) = await lease(queue)
-    assert (again.id, again.attempt) == (first.id, 0)
-
-
-async def test_memory_release_makes_a_delivery_due_again_without_counting_an_attempt(
-    clock: FakeClock,
-) -> None:
-    queue = MemoryQueue(clock=clock)
+    queue = await open_queue() if backend == "sqlite" else MemoryQueue(clock=clock)
     await put(queue, "e1", "s1")
     (first,) = await lease(queue)
 

@@ -32,32 +32,35 @@ class MemoryExtendMixin:
         now = self._clock()
         until = now + self._lease_s
         for delivery in deliveries:
-            record = self._records.get(int(delivery.id))
-            if (
-                record is None
-                or record.state != "pending"
-                or record.lease_until is None
-                or record.lease_until != delivery.lease_until
-                or record.due_at != record.lease_until
-                or record.lease_until <= now  # ran out: it may be leased again
-            ):
+            record = self._still_leased(delivery, now)
+            if record is None:
                 continue
             record.due_at = record.lease_until = delivery.lease_until = until
             self._push(record, until)  # the old heap entry is stale now and gets dropped
 
     async def release(self, deliveries: Sequence[Delivery], delay_s: float = 0.0) -> None:
         """See :meth:`DeliveryQueue.release`: due again, the attempt count unchanged."""
-        due = self._clock() + delay_s
+        now = self._clock()
         for delivery in deliveries:
-            record = self._records.get(int(delivery.id))
-            if (
-                record is None
-                or record.state != "pending"
-                or record.lease_until is None
-                or record.lease_until != delivery.lease_until
-            ):
-                continue  # settled, or leased again since
+            record = self._still_leased(delivery, now)
+            if record is None:
+                continue
             record.lease_until = None
-            record.due_at = due
-            self._push(record, due)
+            record.due_at = now + delay_s
+            self._push(record, record.due_at)
         self._wakeup.fire()
+
+    def _still_leased(self, delivery: Delivery, now: float) -> Record | None:
+        """The delivery's record if ``delivery`` still holds its lease: not settled, not
+        run out (``lease_until`` no longer its lease's end: it may be leased again)."""
+        record = self._records.get(int(delivery.id))
+        if (
+            record is None
+            or record.state != "pending"
+            or record.lease_until is None
+            or record.lease_until != delivery.lease_until
+            or record.due_at != record.lease_until
+            or record.lease_until <= now
+        ):
+            return None
+        return record
