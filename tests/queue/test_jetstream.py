@@ -17,7 +17,17 @@ import pytest
 
 from eventgateway.errors import ConfigError, StoreError, TooManyRequestsError
 from eventgateway.queue.jetstream import JetStreamQueue
-from tests.queue.kit import DEADLINE_S, NATS_URL, MakeJS, accepted, attempt, ids, lease, put
+from tests.queue.kit import (
+    DEADLINE_S,
+    NATS_URL,
+    SPACE,
+    MakeJS,
+    accepted,
+    attempt,
+    ids,
+    lease,
+    put,
+)
 
 
 async def test_two_instances_split_the_deliveries_and_none_is_handed_out_twice(
@@ -310,13 +320,53 @@ async def test_leasing_one_delivery_at_a_time_keeps_one_pull_open_per_consumer(
 
 
 async def test_a_released_delivery_comes_back_at_once_not_after_ack_wait(make: MakeJS) -> None:
-    # A call the gateway cut off is handed back (nak): due again now, rather than after the
-    # lease's ack_wait (60 s by default). The server counts it, as it would the lease's end.
+    # A call the gateway cut off is handed back: due again now, rather than after the
+    # lease's ack_wait (60 s by default), carried to a new message with its attempts (a
+    # nak would count one, queue/jetstream_carry.py).
     queue = await make(fetch_wait_s=5.0, lease_s=60.0)  # far past the test's deadline
     await put(queue, "e1", "s1")
     (first,) = await lease(queue)
+    await queue.retry_later(first, 0.0, attempt("failed", 503))  # one real attempt
+    (second,) = await lease(queue)
+
+    await queue.release([second])
+    (again,) = await lease(queue)
+
+    assert (again.id, again.attempt) == (first.id, 1)
+    await queue.ack(again, attempt())
+    view = await queue.get_event(SPACE, "e1")
+    assert view is not None
+    [shown] = view.deliveries
+    assert (shown.delivery_id, shown.state, shown.attempts) == (first.id, "delivered", 2)
+
+
+async def test_a_delivery_released_with_a_delay_waits_it_out_with_its_attempts(
+    make: MakeJS,
+) -> None:
+    queue = await make(fetch_wait_s=5.0, lease_s=60.0)
+    await put(queue, "e1", "s1")
+    (first,) = await lease(queue)
+    delay_s = 0.5
+
+    released_at = time.monotonic()
+    await queue.release([first], delay_s=delay_s)
+    (again,) = await asyncio.wait_for(queue.lease(10), delay_s + DEADLINE_S)
+
+    assert time.monotonic() - released_at >= delay_s - 0.06  # the mover's slack: 50 ms
+    assert (again.id, again.attempt) == (first.id, 0)
+
+
+async def test_a_released_ordered_delivery_keeps_its_place_and_costs_an_attempt(
+    make: MakeJS,
+) -> None:
+    # A copy would go behind its key's later events: an ordered one is nak-ed, counted.
+    queue = await make(fetch_wait_s=5.0, lease_s=60.0)
+    await put(queue, "e1", "s1", key="k")
+    await put(queue, "e2", "s1", key="k")
+    (first,) = await lease(queue)
+    assert first.event.id == "e1"
 
     await queue.release([first])
     (again,) = await lease(queue)
 
-    assert (again.id, again.attempt) == (first.id, 1)
+    assert (again.event.id, again.id, again.attempt) == ("e1", first.id, 1)

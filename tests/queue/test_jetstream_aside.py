@@ -56,9 +56,11 @@ async def test_set_aside_messages_are_given_back_on_close(make: MakeJS):
     await first.close()
     second = await make(lease_s=30.0)
 
-    # At once, not after the 30 s lease: close gave them back.
+    # At once, not after the 30 s lease: close gave them back, carried to new messages
+    # with their attempts (a nak would have counted one each: queue/jetstream_carry.py).
     busy = await _lease_all(second, BUSY, room=BUSY)
     assert sorted(d.event.id for d in busy) == sorted(f"b{n}" for n in range(BUSY))
+    assert {d.attempt for d in busy} == {0}
 
 
 async def test_set_aside_messages_keep_their_lease_while_others_flow(make: MakeJS):

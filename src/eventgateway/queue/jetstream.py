@@ -270,6 +270,9 @@ class JetStreamQueue(
             # so other instances need not wait a lease for them.
             await self._give_back(logged=False)
             await nc.flush(timeout=2)
+            # What answers to earlier pulls brought meanwhile (later ones are nak-ed).
+            self._given_back = True
+            await self._give_back(logged=False)
         except Exception as exc:
             if not is_nats_error(exc):
                 raise

@@ -11,15 +11,17 @@ every ``lease_s / 6`` to each one not kept alive for ``lease_s / 3``. It used to
 behind it ran out, came back counted, and were delivered twice (the copy parked here and
 the redelivery).
 
-Not handed back with ``nak()`` while this instance is busy, for another to take: every
-redelivery raises the count, a nak's too (nats-server 2.9.10, measured: three naks, count
-4). A saturated instance keeps only what its last lease fetched beyond what it took (at
-most one lease's worth per consumer), what its busy subscriptions wait for (parked or set
+Not handed back while this instance is busy, for another to take: a ``nak`` raises the
+count like every redelivery (nats-server 2.9.10, measured: three naks, count 4), and a
+carried copy (:mod:`.jetstream_carry`) costs three round trips. A saturated instance
+keeps only what its last lease fetched beyond what it took (at most one lease's worth
+per consumer), what its busy subscriptions wait for (parked or set
 aside, :mod:`.jetstream_aside`) and held ordered messages; they wait for its slots, at
 most until one of its attempts ends. They do go back when nobody uses the queue: with no
 ``lease()`` waiting or called, and no lease renewed (``extend``), for a whole ``lease_s``,
 nothing here will take them (a dispatcher that stopped or died with the queue left open),
-so they are handed back with ``nak()`` — one count, as a lease running out would cost.
+so they are handed back: carried to new messages with their attempts, ordered ones
+``nak``-ed (one count, as a lease running out would cost).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from nats.aio.msg import Msg
 
 from eventgateway.queue.jetstream_aside import JetStreamAsideMixin
+from eventgateway.queue.jetstream_carry import JetStreamCarryMixin
 from eventgateway.queue.jetstream_wire import is_nats_error
 
 __all__ = ["JetStreamKeepAliveMixin"]
@@ -39,7 +42,7 @@ __all__ = ["JetStreamKeepAliveMixin"]
 logger = logging.getLogger(__name__)
 
 
-class JetStreamKeepAliveMixin(JetStreamAsideMixin):
+class JetStreamKeepAliveMixin(JetStreamAsideMixin, JetStreamCarryMixin):
     """The keep-alive task; the queue provides the state."""
 
     _lease_s: float
@@ -106,7 +109,8 @@ class JetStreamKeepAliveMixin(JetStreamAsideMixin):
             self._aside.pop(seq, None)
 
     async def _give_back(self, *, logged: bool) -> None:
-        """Hand every parked, set-aside and held message back to the server (``nak``)."""
+        """Hand every parked, set-aside and held message back to the stream
+        (:meth:`~eventgateway.queue.jetstream_carry.JetStreamCarryMixin._hand_back`)."""
         now = time.monotonic()
         fetched = [
             (kept, seq, entry) for kept in (self._parked, self._held) for seq, entry in kept.items()
@@ -119,14 +123,14 @@ class JetStreamKeepAliveMixin(JetStreamAsideMixin):
                 len(fetched),
                 self._lease_s,
             )
+        msgs: dict[int, Msg] = {}
+        aside: list[int] = []
         for kept, seq, (msg, touched) in fetched:
+            if seq in self._aside:
+                aside.append(seq)
             self._drop(kept, seq, msg)
-            if self._expired(touched, now):
-                continue
-            try:
-                await msg.nak()
-            except Exception as exc:
-                if not is_nats_error(exc):
-                    raise
-                logger.warning("could not hand back fetched deliveries: %s", exc)
-                return  # the rest come back after ack_wait
+            if not self._expired(touched, now):
+                msgs[seq] = msg
+        # A set-aside message's event was dropped to save memory; its copy needs it.
+        await self._read_back_data([seq for seq in aside if seq in msgs], msgs)
+        await self._hand_back(list(msgs.items()), 0.0)

@@ -74,6 +74,7 @@ class JetStreamLeaseMixin(JetStreamKeepAliveMixin):
     _pulling: dict[str, _Pull]
     _inbox: str | None = None
     _requests: int = 0
+    _given_back = False  # set by ``close`` once fetched messages went back: later ones nak
 
     # Annotations only (no attribute), so they never shadow the real methods in the MRO.
     _admit: Callable[[Msg], Awaitable[None]]  # the ordering mixin's
@@ -227,6 +228,10 @@ class JetStreamLeaseMixin(JetStreamKeepAliveMixin):
                 self._forget(ended)
             return
         if self._closed:
+            if not self._given_back:
+                # An answer to a pull made before the close: handed back with the rest.
+                self._parked[msg.metadata.sequence.stream] = (msg, time.monotonic())
+                return
             try:
                 await msg.nak()  # give it back now rather than after ack_wait
             except Exception as exc:

@@ -275,6 +275,7 @@ class JetStreamLogMixin(DeliveryLog):
                     attempts_before=0,
                     due_at=None,
                     deferred=0,
+                    handed_back=0,
                 )
                 ack = await js.publish(
                     names.delivery_subject(again),

@@ -11,6 +11,7 @@ from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
 
 from eventgateway.queue.base import AttemptRecord, Delivery
+from eventgateway.queue.jetstream_carry import JetStreamCarryMixin
 from eventgateway.queue.jetstream_history import Record, Settled
 from eventgateway.queue.jetstream_publish import Publisher
 from eventgateway.queue.jetstream_wire import (
@@ -48,7 +49,7 @@ def _envelope(msg: Msg) -> Envelope:
     return msgspec.msgpack.decode(msg.data, type=Envelope)
 
 
-class JetStreamSettleMixin:
+class JetStreamSettleMixin(JetStreamCarryMixin):
     """``ack``, ``retry_later`` and ``dead_letter``; the queue provides the state."""
 
     names: Names
@@ -64,21 +65,18 @@ class JetStreamSettleMixin:
     _publishing: Callable[[], Publisher]  # the log mixin's
 
     async def release(self, deliveries: Sequence[Delivery], delay_s: float = 0.0) -> None:
-        """``nak`` each (after ``delay_s``): due again soon rather than after ``ack_wait``.
-
-        The server counts the hand-back as a delivery, so it costs one attempt, as the
-        lease's end would (``docs/cluster.md``). Nothing is logged: it was no attempt.
+        """Hand each back unattempted, due again after ``delay_s`` rather than after
+        ``ack_wait``: carried to a new message with its attempts (:mod:`.jetstream_carry`),
+        or, if it is ordered, ``nak``-ed, which the server counts as an attempt
+        (``docs/cluster.md``). Nothing is logged of it: it was no attempt.
         """
+        msgs: list[tuple[int, Msg]] = []
         for delivery in deliveries:
             msg = self._leased.pop(delivery.id, None)
-            if msg is None:
-                continue
-            try:
-                await msg.nak(delay=delay_s or None)
-            except Exception as exc:
-                if not is_nats_error(exc):
-                    raise
-                logger.warning("could not hand back delivery %s: %s", delivery.id, exc)
+            if msg is not None:
+                msgs.append((_seq(msg), msg))
+        if msgs:
+            await self._hand_back(msgs, delay_s)
 
     async def ack(self, delivery: Delivery, attempt: AttemptRecord) -> None:
         """Acknowledge the delivery (confirmed by the server); a settled one is left alone.
@@ -88,7 +86,7 @@ class JetStreamSettleMixin:
         """
         msg = self._leased.pop(delivery.id, None)
         if msg is not None:
-            carried = _envelope(msg).deferred > 0
+            carried = _envelope(msg).carried
             await self._ack(msg)
             settled = Settled(
                 self._clock(),
@@ -121,7 +119,7 @@ class JetStreamSettleMixin:
             seq=_seq(msg),
             # A moved message's settle may be logged before the move itself: without
             # this the fold would take it for a redrive and count attempts from zero.
-            carried=_envelope(msg).deferred > 0,
+            carried=_envelope(msg).carried,
         )
         await self._record(delivery, settled)
 
@@ -169,7 +167,7 @@ class JetStreamSettleMixin:
             _logged(attempt),
             reason=reason,
             seq=_seq(msg),
-            carried=envelope.deferred > 0,
+            carried=envelope.carried,
         )
         await self._record(delivery, settled)
 

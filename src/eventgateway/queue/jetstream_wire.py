@@ -198,13 +198,21 @@ class Envelope(msgspec.Struct, array_like=True, omit_defaults=True):
     # The event's receipt, set when ``accepted_at`` is a replay's or a redrive's time: an
     # event rebuilt from its dead letters shows it. (Earlier builds ignore the field.)
     received_at: float | None = None
-    # Set on a deferred copy (:mod:`.jetstream_defer`), reset by a redrive. The attempts
-    # made before it was deferred: its own delivery count starts again at 1 on the new
-    # message, so the attempt number is this plus that count minus one.
+    # Set on a carried copy (deferred or handed back: :mod:`.jetstream_carry`), reset by a
+    # redrive. The attempts made before it was carried: its own delivery count starts
+    # again at 1 on the new message, so the attempt number is this plus that count - 1.
     attempts_before: int = 0
-    # Wall clock (``time.time()``) when the deferred copy may go back to the deliveries.
+    # Wall clock (``time.time()``) when a copy on ``<prefix>.deferred`` may go back.
     due_at: float | None = None
     deferred: int = 0  # how many times the delivery was deferred: its cooldown doubles
+    # How many times it was handed back unattempted (:mod:`.jetstream_carry`).
+    handed_back: int = 0
+
+    @property
+    def carried(self) -> bool:
+        """Whether this message carries a delivery over from an earlier one, its
+        attempts kept (deferred or handed back): its settles are logged ``carried``."""
+        return self.deferred > 0 or self.handed_back > 0
 
     @property
     def received(self) -> float:
