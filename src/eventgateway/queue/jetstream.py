@@ -260,6 +260,7 @@ class JetStreamQueue(
             with contextlib.suppress(asyncio.CancelledError):
                 await self._fetcher
         await self._stop_moving()
+        await self._stop_sharing()
         await self._finish_deferring()  # before the give-back: a failed one is parked again
         await self._stop_keeping_alive()
         nc, self._nc = self._nc, None

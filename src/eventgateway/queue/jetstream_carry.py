@@ -55,6 +55,10 @@ DUE_NOW_S = 0.05
 READ_BACK_BATCH = 256
 
 
+def _handed_back(envelope: Envelope) -> Envelope:
+    return msgspec.structs.replace(envelope, handed_back=envelope.handed_back + 1)
+
+
 class JetStreamCarryMixin:
     """Carrying deliveries to new messages; the queue provides the state."""
 
@@ -74,10 +78,10 @@ class JetStreamCarryMixin:
         subject: str,
         kind: str,
         wait_s: Callable[[Envelope], float],
-        deferral: bool,
+        revise: Callable[[Envelope], Envelope],
     ) -> list[Carried]:
         """Carry each entry to a copy on ``subject``, due ``wait_s(envelope)`` from now;
-        ``deferral`` counts it as a deferral (its cooldown doubles), else as a hand-back.
+        ``revise`` sets what the kind of carry counts (deferrals, hand-backs, shares).
 
         Returns the entries whose copy was not stored: still leased here, unacked.
         """
@@ -88,13 +92,11 @@ class JetStreamCarryMixin:
         for (seq, msg, envelope), wait in zip(entries, waits, strict=True):
             delivery_id = envelope.delivery_id or str(seq)
             copy = msgspec.structs.replace(
-                envelope,
+                revise(envelope),
                 delivery_id=delivery_id,
                 # Not the current delivery: it was fetched, not attempted.
                 attempts_before=envelope.attempts_before + msg.metadata.num_delivered - 1,
                 due_at=wall + wait if wait else None,
-                deferred=envelope.deferred + deferral,
-                handed_back=envelope.handed_back + (not deferral),
             )
             header = {"Nats-Msg-Id": f"{kind}-{delivery_id}-{seq}"}
             copies.append((subject, msgspec.msgpack.encode(copy), header))
@@ -169,7 +171,7 @@ class JetStreamCarryMixin:
                     subject=subject,
                     kind="handback",
                     wait_s=lambda _: 0.0 if due_now else delay_s,
-                    deferral=False,
+                    revise=_handed_back,
                 )
             except Exception as exc:
                 if not is_nats_error(exc):

@@ -41,6 +41,10 @@ MAX_COOLDOWN_S = 600.0
 _Deferral = tuple[int, Msg, float, Envelope]  # stream sequence, message, keep-alive, body
 
 
+def _deferred_once_more(envelope: Envelope) -> Envelope:
+    return msgspec.structs.replace(envelope, deferred=envelope.deferred + 1)
+
+
 class JetStreamDeferMixin(JetStreamCarryMixin):
     """Deferring messages taken out of ``_parked``; the queue provides the state."""
 
@@ -91,7 +95,7 @@ class JetStreamDeferMixin(JetStreamCarryMixin):
             subject=self.names.deferred_subject,
             kind="defer",
             wait_s=lambda envelope: self._cooldown(envelope.deferred),
-            deferral=True,
+            revise=_deferred_once_more,
         )
         if failed:
             touched = {seq: at for seq, _, at, _ in entries}

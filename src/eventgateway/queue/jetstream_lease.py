@@ -23,7 +23,7 @@ from nats.aio.msg import Msg
 from eventgateway.events.codec import decode_event
 from eventgateway.queue._common import Wakeup
 from eventgateway.queue.base import Delivery, Room
-from eventgateway.queue.jetstream_keepalive import JetStreamKeepAliveMixin
+from eventgateway.queue.jetstream_share import JetStreamShareMixin
 from eventgateway.queue.jetstream_wire import Envelope, Names, is_nats_error
 
 __all__ = ["JetStreamLeaseMixin"]
@@ -52,7 +52,7 @@ class _Pull:
         return not self.ended.is_set() and now < self.expires_at
 
 
-class JetStreamLeaseMixin(JetStreamKeepAliveMixin):
+class JetStreamLeaseMixin(JetStreamShareMixin):
     """``lease`` and the parked messages; the queue provides the state."""
 
     names: Names
@@ -109,6 +109,7 @@ class JetStreamLeaseMixin(JetStreamKeepAliveMixin):
                 # parked bound (set aside, or deferred past a bound), so the fetch goes on
                 # past them to other subscriptions.
                 self._set_aside(blocked)
+                self._offer(blocked)  # to idle instances, if any (jetstream_share)
                 if batch:
                     return batch
                 free = self._parking_free()

@@ -276,6 +276,8 @@ class JetStreamLogMixin(DeliveryLog):
                     due_at=None,
                     deferred=0,
                     handed_back=0,
+                    shares=0,
+                    shared_by=None,
                 )
                 ack = await js.publish(
                     names.delivery_subject(again),

@@ -207,12 +207,16 @@ class Envelope(msgspec.Struct, array_like=True, omit_defaults=True):
     deferred: int = 0  # how many times the delivery was deferred: its cooldown doubles
     # How many times it was handed back unattempted (:mod:`.jetstream_carry`).
     handed_back: int = 0
+    # How many times an instance shared it with another (:mod:`.jetstream_share`), and
+    # which instance made the last share: one that comes back to its sharer is no move.
+    shares: int = 0
+    shared_by: str | None = None
 
     @property
     def carried(self) -> bool:
         """Whether this message carries a delivery over from an earlier one, its
-        attempts kept (deferred or handed back): its settles are logged ``carried``."""
-        return self.deferred > 0 or self.handed_back > 0
+        attempts kept (deferred, handed back or shared): its settles are logged so."""
+        return self.deferred > 0 or self.handed_back > 0 or self.shares > 0
 
     @property
     def received(self) -> float:
