@@ -234,6 +234,7 @@ class JetStreamQueue(
             )
             await self._ensure_mover_consumer()
             await self._nc.subscribe(f"{names.released_prefix}*", cb=self._released)
+            await self._nc.subscribe(names.room_subject, cb=self._room_asked)
         except Exception as exc:
             if not is_nats_error(exc):
                 raise

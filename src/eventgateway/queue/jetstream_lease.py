@@ -109,7 +109,7 @@ class JetStreamLeaseMixin(JetStreamShareMixin):
                 # parked bound (set aside, or deferred past a bound), so the fetch goes on
                 # past them to other subscriptions.
                 self._set_aside(blocked)
-                self._offer(blocked)  # to idle instances, if any (jetstream_share)
+                self._offer(blocked, excluded, room)  # to instances with room (jetstream_share)
                 if batch:
                     return batch
                 free = self._parking_free()

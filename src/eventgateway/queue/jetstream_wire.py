@@ -115,6 +115,12 @@ class Names:
         """Core NATS: ``<prefix>.released.<hash>`` says a key's head was settled."""
         return f"{self.prefix}.released."
 
+    @property
+    def room_subject(self) -> str:
+        """Core NATS: asks which instances would start deliveries of some subscriptions
+        now (:mod:`.jetstream_share`)."""
+        return f"{self.prefix}.room"
+
     def delivery_subject(self, envelope: Envelope) -> str:
         """Where a delivery is published: its key's subject if it has one (ordered)."""
         if envelope.partition_key is None:
