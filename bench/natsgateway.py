@@ -24,20 +24,21 @@ from bench.runner import Context
 NATS_URL = os.environ.get("EG_BENCH_NATS_URL", "nats://127.0.0.1:4222")
 
 
-def unreachable() -> str | None:
+def unreachable(nats_url: str = NATS_URL) -> str | None:
     """Why the NATS server cannot be used, or ``None`` when it answers."""
-    host, _, port = NATS_URL.removeprefix("nats://").partition(":")
+    host, _, port = nats_url.removeprefix("nats://").partition(":")
     try:
         socket.create_connection((host, int(port or 4222)), timeout=1.0).close()
     except OSError as exc:
-        return f"no NATS server at {NATS_URL} ({exc})"
+        return f"no NATS server at {nats_url} ({exc})"
     return None
 
 
-async def _delete_prefix(prefix: str) -> list[str]:
+async def delete_prefix(prefix: str, nats_url: str = NATS_URL) -> list[str]:
+    """Delete every stream, KV bucket and object store of ``prefix``; their names."""
     import nats
 
-    nc = await nats.connect(servers=[NATS_URL], connect_timeout=2, max_reconnect_attempts=0)
+    nc = await nats.connect(servers=[nats_url], connect_timeout=2, max_reconnect_attempts=0)
     deleted = []
     try:
         js = nc.jetstream()
@@ -58,7 +59,7 @@ def store() -> Iterator[tuple[str, str]]:
     try:
         yield "--store", f"{NATS_URL}?prefix={prefix}"
     finally:
-        asyncio.run(asyncio.wait_for(_delete_prefix(prefix), 30))
+        asyncio.run(asyncio.wait_for(delete_prefix(prefix), 30))
 
 
 def measure(ctx: Context) -> dict[str, Any]:

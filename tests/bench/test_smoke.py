@@ -15,6 +15,8 @@ import sys
 import pytest
 from bench.rows import SPECS
 
+from tests.support.nats_kv import require_nats
+
 ROOT = pathlib.Path(__file__).parents[2]
 
 
@@ -80,3 +82,21 @@ def test_the_app_probe_plans_every_delivery_and_reports_per_request() -> None:
     lines = out.splitlines()
     assert [line.split(" at-most-once")[0].strip() for line in lines] == ["1", "3"], out
     assert all(re.search(r": +\d+\.\d+ µs per request$", line) for line in lines), out
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)  # ~5 s on an idle 2-core machine
+def test_the_cluster_spread_tool_runs_a_tiny_cluster_and_cleans_up(
+    tmp_path: pathlib.Path,
+) -> None:
+    require_nats()
+    out = tmp_path / "spread.json"
+    args = ["-n", "2", "-e", "4", "-t", "0.2", "-s", "0.1", "-c", "1", "--json", str(out)]
+    _run("bench.cluster_spread", *args, timeout_s=100)
+
+    result = json.loads(out.read_text())
+    assert result["calls"] == 4
+    assert sum(result["per_instance"].values()) == 4
+    assert (result["missing"], result["duplicates"], result["left"]) == ([], {}, [])
+    assert result["exit_codes"] == {"i0": 0, "i1": 0}
+    assert not pathlib.Path(result["run_dir"]).exists()  # its work dir is removed
