@@ -340,6 +340,22 @@ async def test_a_released_delivery_comes_back_at_once_not_after_ack_wait(make: M
     assert (shown.delivery_id, shown.state, shown.attempts) == (first.id, "delivered", 2)
 
 
+async def test_a_nearly_full_queue_hands_back_in_rounds_without_counting(
+    make: MakeJS,
+) -> None:
+    # Each copy is stored before its original is acked: with room for two, two go first,
+    # their acks free room for the next two (the bound itself stays hard).
+    queue = await make(fetch_wait_s=5.0, lease_s=60.0, max_deliveries=6)
+    await queue.accept([accepted(f"e{n}", "s1") for n in range(4)])
+    first = await lease(queue)
+    assert len(first) == 4
+
+    await queue.release(first)
+    again = await lease(queue)
+
+    assert sorted((d.event.id, d.attempt) for d in again) == [(f"e{n}", 0) for n in range(4)]
+
+
 async def test_a_delivery_released_with_a_delay_waits_it_out_with_its_attempts(
     make: MakeJS,
 ) -> None:

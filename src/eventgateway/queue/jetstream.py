@@ -264,17 +264,13 @@ class JetStreamQueue(
         await self._stop_sharing()
         await self._finish_deferring()  # before the give-back: a failed one is parked again
         await self._stop_keeping_alive()
-        nc, self._nc = self._nc, None
-        if nc is None:
+        if self._nc is None:
             return
+        nc, self._nc = self._nc, None
         try:
             # Fetched-but-never-leased messages go back now rather than after ack_wait,
             # so other instances need not wait a lease for them.
-            await self._give_back(logged=False)
-            await nc.flush(timeout=2)
-            # What answers to earlier pulls brought meanwhile (later ones are nak-ed).
-            self._given_back = True
-            await self._give_back(logged=False)
+            await self._return_fetched(nc)
         except Exception as exc:
             if not is_nats_error(exc):
                 raise

@@ -40,7 +40,7 @@ from eventgateway.events.codec import decode_event
 from eventgateway.queue._common import Wakeup
 from eventgateway.queue.jetstream_history import Settled
 from eventgateway.queue.jetstream_publish import Message, Publisher
-from eventgateway.queue.jetstream_wire import Envelope, Names, is_nats_error
+from eventgateway.queue.jetstream_wire import Envelope, Names, is_nats_error, is_stream_full
 
 __all__ = ["Carried", "JetStreamCarryMixin"]
 
@@ -85,6 +85,25 @@ class JetStreamCarryMixin:
 
         Returns the entries whose copy was not stored: still leased here, unacked.
         """
+        failed, error = await self._carry_once(entries, subject, kind, wait_s, revise)
+        # At a full stream a copy needs the room its original's ack frees: those carried
+        # freed as much again, so the rest go in rounds (the queue's bound stays hard).
+        while failed and len(failed) < len(entries) and error and is_stream_full(error):
+            entries = failed
+            failed, error = await self._carry_once(entries, subject, kind, wait_s, revise)
+        if failed:
+            logger.warning("could not carry %d deliveries to new messages: %s", len(failed), error)
+        return failed
+
+    async def _carry_once(
+        self,
+        entries: list[Carried],
+        subject: str,
+        kind: str,
+        wait_s: Callable[[Envelope], float],
+        revise: Callable[[Envelope], Envelope],
+    ) -> tuple[list[Carried], BaseException | None]:
+        """One round of :meth:`_carry`: the entries not carried, and the first error."""
         names, publisher, timeout_s = self.names, self._publishing(), self._publish_timeout_s
         wall, now = time.time(), self._clock()
         waits = [max(0.0, wait_s(envelope)) for _, _, envelope in entries]
@@ -108,11 +127,9 @@ class JetStreamCarryMixin:
                 failed.append(entry)
             else:
                 stored.append((entry, wait, ack.seq))
-        if failed:
-            error = next(a for a in acks if isinstance(a, BaseException))
-            logger.warning("could not carry %d deliveries to new messages: %s", len(failed), error)
+        error = next((a for a in acks if isinstance(a, BaseException)), None)
         if not stored:
-            return failed
+            return failed, error
         # Logged before the original's ack: reconcile must never find the delivery's
         # message gone while the log still names the original.
         records: list[Message] = []
@@ -143,7 +160,7 @@ class JetStreamCarryMixin:
                 # (carried again, the copy is deduplicated).
                 logger.warning("could not ack carried delivery message %d: %s", seq, outcome)
         self._wakeup.fire()
-        return failed
+        return failed, error
 
     async def _hand_back(self, msgs: list[tuple[int, Msg]], delay_s: float = 0.0) -> None:
         """Give fetched messages (``(stream sequence, message)``) back to the stream, due

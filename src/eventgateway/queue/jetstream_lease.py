@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Collection
 import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from eventgateway.events.codec import decode_event
 from eventgateway.queue._common import Wakeup
@@ -29,6 +30,9 @@ from eventgateway.queue.jetstream_wire import Envelope, Names, is_nats_error
 __all__ = ["JetStreamLeaseMixin"]
 
 logger = logging.getLogger(__name__)
+
+DRAIN_WAIT_S = 2  # seconds close waits for each flush and for the pull requests' last messages
+RETURN_ROUNDS = 3  # give-backs at close while what was given back comes back to us
 
 
 class _Pull:
@@ -73,8 +77,8 @@ class JetStreamLeaseMixin(JetStreamShareMixin):
     _pulls: dict[str, _Pull]
     _pulling: dict[str, _Pull]
     _inbox: str | None = None
+    _inbox_sub: Subscription | None = None
     _requests: int = 0
-    _given_back = False  # set by ``close`` once fetched messages went back: later ones nak
 
     # Annotations only (no attribute), so they never shadow the real methods in the MRO.
     _admit: Callable[[Msg], Awaitable[None]]  # the ordering mixin's
@@ -121,6 +125,38 @@ class JetStreamLeaseMixin(JetStreamShareMixin):
             self._leasing -= 1
             self._used_at = time.monotonic()
 
+    async def _return_fetched(self, nc: Client) -> None:
+        """Give back every fetched message (at ``close``), and end the pull requests.
+
+        A request of ours may still wait on the server, and the server hands a message
+        given back to the first request that waits, ours included; with the inbox
+        unsubscribed, that message was lost with the connection and came back only after
+        ``ack_wait``, counted (QA: an ordered key stalled for a whole lease after a
+        graceful stop). So each give-back is followed by a flush and the wait for what
+        came back, which is parked (the queue is closed) and given back again: a waiting
+        request of ours takes one message at most (a batch of one), so the rounds end.
+        Then the inbox is drained, and what the drain brought is given back too.
+        """
+        for _ in range(RETURN_ROUNDS):
+            await self._give_back(logged=False)
+            await nc.flush(timeout=DRAIN_WAIT_S)
+            await self._arrivals_handled()
+            if not self._parked and not self._held:
+                break
+        sub, self._inbox_sub = self._inbox_sub, None
+        if sub is not None:
+            await asyncio.wait_for(sub.drain(), DRAIN_WAIT_S)  # type: ignore[no-untyped-call]
+        await self._give_back(logged=False)
+        await nc.flush(timeout=DRAIN_WAIT_S)
+
+    async def _arrivals_handled(self) -> None:
+        """Wait (briefly) until the inbox's received messages went through ``_arrived``."""
+        sub = self._inbox_sub
+        deadline = time.monotonic() + DRAIN_WAIT_S
+        # nats-py has no "pending queue empty" event to wait on; this runs once, at close.
+        while sub is not None and sub.pending_msgs and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+
     async def _fetch(self, count: int) -> None:
         names = self.names
         consumers = (names.consumer, names.ordered_consumer)
@@ -161,7 +197,7 @@ class JetStreamLeaseMixin(JetStreamShareMixin):
         assert nc is not None
         if self._inbox is None:
             self._inbox = nc.new_inbox()
-            await nc.subscribe(f"{self._inbox}.*", cb=self._arrived)
+            self._inbox_sub = await nc.subscribe(f"{self._inbox}.*", cb=self._arrived)
         self._requests += 1
         reply = f"{self._inbox}.{self._requests}"
         batch = request["batch"]
@@ -229,15 +265,8 @@ class JetStreamLeaseMixin(JetStreamShareMixin):
                 self._forget(ended)
             return
         if self._closed:
-            if not self._given_back:
-                # An answer to a pull made before the close: handed back with the rest.
-                self._parked[msg.metadata.sequence.stream] = (msg, time.monotonic())
-                return
-            try:
-                await msg.nak()  # give it back now rather than after ack_wait
-            except Exception as exc:
-                if not is_nats_error(exc):
-                    raise
+            # An answer to a pull made before the close: handed back with the rest.
+            self._parked[msg.metadata.sequence.stream] = (msg, time.monotonic())
             return
         pull = self._pulling.get(msg.metadata.consumer)
         await self._admit(msg)
