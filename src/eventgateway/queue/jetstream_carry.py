@@ -31,6 +31,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import msgspec
 from nats.aio.msg import Msg
@@ -53,6 +54,15 @@ Carried = tuple[int, Msg, Envelope]  # the original's stream sequence, message, 
 DUE_NOW_S = 0.05
 # Set-aside messages read back at once for a hand-back (a direct get each).
 READ_BACK_BATCH = 256
+
+
+class _Plan(NamedTuple):
+    """Where and how a carry makes its copies (see :meth:`JetStreamCarryMixin._carry`)."""
+
+    subject: str
+    kind: str  # starts each copy's Nats-Msg-Id
+    wait_s: Callable[[Envelope], float]
+    revise: Callable[[Envelope], Envelope]
 
 
 def _handed_back(envelope: Envelope) -> Envelope:
@@ -85,25 +95,22 @@ class JetStreamCarryMixin:
 
         Returns the entries whose copy was not stored: still leased here, unacked.
         """
-        failed, error = await self._carry_once(entries, subject, kind, wait_s, revise)
+        plan = _Plan(subject, kind, wait_s, revise)
+        failed, error = await self._carry_once(entries, plan)
         # At a full stream a copy needs the room its original's ack frees: those carried
         # freed as much again, so the rest go in rounds (the queue's bound stays hard).
         while failed and len(failed) < len(entries) and error and is_stream_full(error):
             entries = failed
-            failed, error = await self._carry_once(entries, subject, kind, wait_s, revise)
+            failed, error = await self._carry_once(entries, plan)
         if failed:
             logger.warning("could not carry %d deliveries to new messages: %s", len(failed), error)
         return failed
 
     async def _carry_once(
-        self,
-        entries: list[Carried],
-        subject: str,
-        kind: str,
-        wait_s: Callable[[Envelope], float],
-        revise: Callable[[Envelope], Envelope],
+        self, entries: list[Carried], plan: _Plan
     ) -> tuple[list[Carried], BaseException | None]:
         """One round of :meth:`_carry`: the entries not carried, and the first error."""
+        subject, kind, wait_s, revise = plan
         names, publisher, timeout_s = self.names, self._publishing(), self._publish_timeout_s
         wall, now = time.time(), self._clock()
         waits = [max(0.0, wait_s(envelope)) for _, _, envelope in entries]
