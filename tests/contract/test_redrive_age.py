@@ -7,7 +7,6 @@ attempt when redriven and die again."""
 
 from __future__ import annotations
 
-import asyncio
 import pathlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,7 +18,7 @@ from eventgateway.dispatch.invoke import Outcome
 from eventgateway.events.model import CloudEvent
 from eventgateway.model.entities import RetryPolicy
 from eventgateway.providers.base import Reply
-from tests.dispatch.kit import Settled, policy_table
+from tests.dispatch.kit import Settled, policy_table, run_until_final
 from tests.queue.kit import (
     DEADLINE_S,
     T0,
@@ -97,12 +96,7 @@ async def test_a_dead_letter_older_than_max_age_gets_its_retries_when_redriven(
     endpoint = FailingThenFine(clock, failures=2)
     hooks = Settled()
     dispatcher = Dispatcher(queue, endpoint, policy_table(POLICY), hooks=hooks, clock=clock)  # type: ignore[arg-type]
-    runner = asyncio.create_task(dispatcher.run())
-    try:
-        await hooks.until_final(DEADLINE_S)
-    finally:
-        dispatcher.stop()
-        await asyncio.wait_for(runner, DEADLINE_S)
+    await run_until_final(dispatcher, hooks, DEADLINE_S)
 
     assert (hooks.states, endpoint.calls) == (["retrying", "retrying", "delivered"], 3)
     assert await queue.list_dead_letters("acme") == []

@@ -53,3 +53,13 @@ class Settled(DispatchHooks):
                 await self.changed.wait()
 
         await asyncio.wait_for(wait(), deadline_s)
+
+
+async def run_until_final(dispatcher: Any, hooks: Settled, deadline_s: float) -> None:
+    """Run ``dispatcher`` until a delivery was delivered or died, then stop it."""
+    runner = asyncio.create_task(dispatcher.run())
+    try:
+        await hooks.until_final(deadline_s)
+    finally:
+        dispatcher.stop()
+        await asyncio.wait_for(runner, deadline_s)

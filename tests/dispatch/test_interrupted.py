@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from eventgateway.model.entities import RetryPolicy
 from eventgateway.providers.base import Reply
 from eventgateway.queue.base import Accepted, NewDelivery
 from eventgateway.queue.memory import MemoryQueue
-from tests.dispatch.kit import Settled, policy_table
+from tests.dispatch.kit import Settled, policy_table, run_until_final
 
 DEADLINE_S = 5.0
 
@@ -49,12 +48,7 @@ async def test_an_interrupted_call_is_made_again_and_not_counted(
     await queue.accept(
         [Accepted(event, [NewDelivery(space="s", subscription_id="sub", function_id="f")])]
     )
-    runner = asyncio.create_task(dispatcher.run())
-    try:
-        await hooks.until_final(DEADLINE_S)
-    finally:
-        dispatcher.stop()
-        await asyncio.wait_for(runner, DEADLINE_S)
+    await run_until_final(dispatcher, hooks, DEADLINE_S)
 
     assert hooks.states == ["delivered"]  # not "dead": the cut-off call was no attempt
     assert invoker.calls == 2
