@@ -52,8 +52,8 @@ Carried = tuple[int, Msg, Envelope]  # the original's stream sequence, message, 
 # A hand-back due within this goes straight to the deliveries: the mover's round trip
 # would cost more than the wait saves.
 DUE_NOW_S = 0.05
-# Set-aside messages read back at once for a hand-back (a direct get each).
-READ_BACK_BATCH = 256
+# Messages one hand-back carries, or reads back (a direct get each), at once.
+BATCH = 256
 
 
 class _Plan(NamedTuple):
@@ -187,8 +187,8 @@ class JetStreamCarryMixin:
                 naked.append(msg)
         due_now = delay_s < DUE_NOW_S
         subject = names.deliveries_subject if due_now else names.deferred_subject
-        for start in range(0, len(unordered), READ_BACK_BATCH):
-            batch = unordered[start : start + READ_BACK_BATCH]
+        for start in range(0, len(unordered), BATCH):
+            batch = unordered[start : start + BATCH]
             try:
                 failed = await self._carry(
                     batch,
@@ -204,7 +204,7 @@ class JetStreamCarryMixin:
             naked.extend(msg for _, msg, _ in failed)
             if len(failed) == len(batch):
                 # NATS is likely unreachable: no more waiting on publishes.
-                naked.extend(msg for _, msg, _ in unordered[start + READ_BACK_BATCH :])
+                naked.extend(msg for _, msg, _ in unordered[start + BATCH :])
                 break
         for msg in naked:
             try:
@@ -222,8 +222,8 @@ class JetStreamCarryMixin:
         js, stream = self._js, self.names.deliveries_stream
         if js is None:
             return
-        for start in range(0, len(seqs), READ_BACK_BATCH):
-            batch = seqs[start : start + READ_BACK_BATCH]
+        for start in range(0, len(seqs), BATCH):
+            batch = seqs[start : start + BATCH]
             got = await asyncio.gather(
                 *(js.get_msg(stream, seq=seq) for seq in batch), return_exceptions=True
             )

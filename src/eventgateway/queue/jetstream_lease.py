@@ -133,9 +133,10 @@ class JetStreamLeaseMixin(JetStreamShareMixin):
         unsubscribed, that message was lost with the connection and came back only after
         ``ack_wait``, counted (QA: an ordered key stalled for a whole lease after a
         graceful stop). So each give-back is followed by a flush and the wait for what
-        came back, which is parked (the queue is closed) and given back again: a waiting
-        request of ours takes one message at most (a batch of one), so the rounds end.
-        Then the inbox is drained, and what the drain brought is given back too.
+        came back, which is parked (the queue is closed) and given back again, while
+        anything comes back (at most :data:`RETURN_ROUNDS` times: a request of ours takes
+        its batch at most, one message for a waiting one). Then the inbox is drained, and
+        what the drain brought is given back too.
         """
         for _ in range(RETURN_ROUNDS):
             await self._give_back(logged=False)
@@ -145,7 +146,10 @@ class JetStreamLeaseMixin(JetStreamShareMixin):
                 break
         sub, self._inbox_sub = self._inbox_sub, None
         if sub is not None:
-            await asyncio.wait_for(sub.drain(), DRAIN_WAIT_S)  # type: ignore[no-untyped-call]
+            try:
+                await asyncio.wait_for(sub.drain(), DRAIN_WAIT_S)  # type: ignore[no-untyped-call]
+            except TimeoutError:
+                logger.warning("the pull requests' inbox did not drain in %d s", DRAIN_WAIT_S)
         await self._give_back(logged=False)
         await nc.flush(timeout=DRAIN_WAIT_S)
 
