@@ -10,7 +10,7 @@ backlog was dead-lettered after one real attempt (QA: 162 of 180).
 Carrying publishes a copy of the envelope with the attempts made so far in
 ``attempts_before`` (the current delivery not counted: it was fetched, not attempted),
 logs the move (``Settled(carried=True)``: the same delivery, now on the copy's message),
-then acks the original. Two users:
+then acks the original. Three users:
 
 * a deferral (:mod:`.jetstream_defer`) carries a blocked subscription's overflow to
   ``<prefix>.deferred``, due after a cooldown;
@@ -18,7 +18,12 @@ then acks the original. Two users:
   messages given back at ``close`` or when nobody leases) carries unordered deliveries
   to ``<prefix>.deliveries`` when due now, or to ``<prefix>.deferred`` with their delay
   (the mover puts them back). Ordered ones are still ``nak``-ed: a copy would go behind
-  its key's later events. So is anything a copy could not be stored for.
+  its key's later events. So is anything a copy could not be stored for;
+* sharing (:mod:`.jetstream_share`) carries a blocked backlog to ``<prefix>.deliveries``
+  for instances that have room for it.
+
+At a nearly full stream the copies go in rounds: each round's acks free the room the
+next round's copies need, so the queue's bound stays hard.
 
 Each copy's ``Nats-Msg-Id`` names the delivery and the original's stream sequence, so a
 carry repeated after a failure (the original came back) is stored once within the
@@ -203,7 +208,7 @@ class JetStreamCarryMixin:
                 failed = batch
             naked.extend(msg for _, msg, _ in failed)
             if len(failed) == len(batch):
-                # NATS is likely unreachable: no more waiting on publishes.
+                # NATS unreachable or the stream full: no more waiting on publishes.
                 naked.extend(msg for _, msg, _ in unordered[start + BATCH :])
                 break
         for msg in naked:

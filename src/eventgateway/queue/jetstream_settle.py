@@ -8,16 +8,13 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
 from nats.aio.msg import Msg
-from nats.js.client import JetStreamContext
 
 from eventgateway.queue.base import AttemptRecord, Delivery
 from eventgateway.queue.jetstream_carry import JetStreamCarryMixin
 from eventgateway.queue.jetstream_history import Record, Settled
-from eventgateway.queue.jetstream_publish import Publisher
 from eventgateway.queue.jetstream_wire import (
     DeadEnvelope,
     Envelope,
-    Names,
     is_nats_error,
     store_error,
 )
@@ -52,17 +49,12 @@ def _envelope(msg: Msg) -> Envelope:
 class JetStreamSettleMixin(JetStreamCarryMixin):
     """``ack``, ``retry_later`` and ``dead_letter``; the queue provides the state."""
 
-    names: Names
-    _js: JetStreamContext | None
-    _clock: Callable[[], float]
     _leased: dict[str, Msg]
-    _publish_timeout_s: float
 
     # Annotations only (no attribute), so they never shadow the real methods in the MRO.
     _refresh: Callable[[], Awaitable[None]]  # the queue's
     _release: Callable[[Msg], Awaitable[None]]  # the ordering mixin's
     _append: Callable[[str, Record], Awaitable[None]]  # the log mixin's
-    _publishing: Callable[[], Publisher]  # the log mixin's
 
     async def release(self, deliveries: Sequence[Delivery], delay_s: float = 0.0) -> None:
         """Hand each back unattempted, due again after ``delay_s`` rather than after

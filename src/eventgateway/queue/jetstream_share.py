@@ -67,7 +67,6 @@ class JetStreamShareMixin(JetStreamKeepAliveMixin):
 
     _nc: Client | None
     _closed: bool
-    _leasing: int
     _share_every_s = SHARE_EVERY_S  # an attribute, so tests can make it tiny
     _sharer: asyncio.Task[None] | None = None
     _shared_at = float("-inf")  # monotonic: the last offer
