@@ -121,6 +121,38 @@ def test_a_reconciled_settle_says_its_attempt_was_not_logged():
     assert (d.state, d.attempts, d.last_error, d.log) == ("delivered", 0, LOST_ATTEMPT, [])
 
 
+def test_attempts_follow_the_numbers_the_retry_policy_counted():
+    # Attempt 1 was cut off by a crash (no record); attempts 3 and 2 were logged in
+    # that order (the second's record was slow: its retry came first), so the second's
+    # "pending" is older news than the third's "dead". Records of earlier builds carry no
+    # number.
+    second = (4.0, 10.0, "failed", 503, "HTTP 503")
+    third = (8.0, 10.0, "failed", 500, "HTTP 500")
+    d = one_delivery(
+        [
+            (2, SUBJECT, Settled(9.0, "11", "dead", third, reason="gave up", seq=11, number=3)),
+            (3, SUBJECT, Settled(5.0, "11", "pending", second, due_at=8.0, seq=11, number=2)),
+        ]
+    )
+    unnumbered = one_delivery([(2, SUBJECT, Settled(5.0, "11", "pending", FAILED, seq=11))])
+
+    assert (d.state, d.attempts, d.dead_reason, d.due_at) == ("dead", 3, "gave up", None)
+    assert (d.log, d.last_status) == ([second, third], 500)
+    assert (unnumbered.attempts, len(unnumbered.log)) == (1, 1)
+
+
+def test_a_redrive_counts_attempts_from_zero_again():
+    d = one_delivery(
+        [
+            (2, SUBJECT, Settled(2.0, "11", "dead", FAILED, reason="gave up", seq=11, number=4)),
+            (3, SUBJECT, Redriven(3.0, ["11"], [20])),
+            (4, SUBJECT, Settled(4.0, "11", "delivered", DELIVERED, seq=20, number=1)),
+        ]
+    )
+
+    assert (d.state, d.attempts) == ("delivered", 1)
+
+
 def test_a_replayed_delivery_settled_before_its_replay_was_logged_is_delivered():
     # A replay publishes the new message (seq 30) before it writes Replayed, so another
     # instance can deliver it and log the settle first: it must count once the record

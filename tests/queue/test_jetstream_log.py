@@ -97,8 +97,10 @@ async def test_retention_logs_a_dead_letter_whose_record_was_lost(
     clock.advance(QUIET_S)
     await queue.enforce_retention(**FOREVER)
 
-    assert await state_of(queue) == ("dead", 0, "gave up", 0)
+    # The lost attempt is counted (the dead letter says how many), but has no log entry.
+    assert await state_of(queue) == ("dead", 1, "gave up", 0)
     (letter,) = await queue.list_dead_letters("acme")
+    assert letter.attempts == 1
     assert await queue.redrive("acme", ids=[letter.dead_letter_id]) == 1
     (again,) = await lease(queue)
     await queue.ack(again, attempt())
@@ -216,3 +218,22 @@ async def test_a_dead_letter_written_by_an_earlier_build_is_still_found_by_id(
     assert [d.dead_letter_id for d in await queue.list_dead_letters("acme")] == [delivery.id]
     assert await queue.redrive("acme", ids=[delivery.id]) == 1
     assert await dead_letter(js, names, "acme", delivery.id) is None
+
+
+async def test_an_attempt_a_crash_cut_off_is_counted_as_the_retry_policy_counted_it(
+    make: MakeJS,
+) -> None:
+    # The holder of the first lease dies mid-attempt (nothing settled, nothing logged);
+    # the server counts that delivery, so the next attempt is the second, and a policy of
+    # two attempts gives up after it. The event's view must count two attempts, as the
+    # dead letter and its "max attempts 2 reached" do, with one of them in the log.
+    a, b = await make(lease_s=1.0), await make(lease_s=1.0, fetch_wait_s=5.0)
+    await put(a, "e1", "s1")
+    await lease(a)
+    (again,) = await lease(b)  # after ack_wait
+    assert again.attempt == 1
+    await b.dead_letter(again, "max attempts 2 reached: HTTP 500", attempt("failed", 500))
+
+    assert await state_of(b) == ("dead", 2, "max attempts 2 reached: HTTP 500", 1)
+    (letter,) = await b.list_dead_letters("acme")
+    assert letter.attempts == 2

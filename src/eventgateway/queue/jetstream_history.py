@@ -84,6 +84,11 @@ class Settled(msgspec.Struct, tag=True, tag_field="kind", array_like=True, omit_
     # deferred and moved back (:mod:`.jetstream_defer`), and by every settle of a moved
     # message, which may be logged before the move's own record.
     carried: bool = False
+    # The attempt's number as the retry policy counted it (the server's delivery count plus
+    # the attempts a move carried): an attempt a crash cut off has no record of its own but
+    # is counted, so the view shows what "max attempts N reached" counted. Older records
+    # have none.
+    number: int | None = None
 
 
 class Redriven(msgspec.Struct, tag=True, tag_field="kind", array_like=True):
@@ -124,7 +129,9 @@ class _Delivery:
     message: int | None
     last_at: float  # of the last record about it
     state: str = "pending"
-    attempts: int = 0
+    attempts: int = 0  # the larger of the two below
+    logged: int = 0  # attempts with a record
+    numbered: int = 0  # the highest attempt number a record gave
     due_at: float | None = None
     last_status: int | None = None
     last_error: str = ""
@@ -290,7 +297,8 @@ def _apply(
 def _restart(d: _Delivery, message: int | None) -> None:
     """A redrive made ``message`` the delivery's: pending again, attempts from zero."""
     d.message = message
-    d.state, d.attempts, d.due_at, d.dead_reason = "pending", 0, None, ""
+    d.state, d.due_at, d.dead_reason = "pending", None, ""
+    d.attempts = d.logged = d.numbered = 0
 
 
 def _moved(record: Settled) -> bool:
@@ -327,15 +335,26 @@ def _settle(d: _Delivery, record: Settled) -> None:
             return
     elif record.seq is not None:
         d.message = record.seq
+    if record.number is not None and record.number < d.numbered:
+        # An earlier attempt's settle logged after a later one's (its record was slow
+        # and the retry was quick): it counts, but the state is the later attempt's.
+        if record.attempt is not None:
+            bisect.insort(d.log, record.attempt, key=lambda attempt: attempt[0])
+            d.logged += 1
+            d.attempts = max(d.logged, d.numbered)
+        return
     d.state = record.state
     d.due_at = record.due_at
+    # Counted, not summed: two attempts' records may be logged in either order.
+    d.numbered = max(d.numbered, record.number or 0)
     if record.attempt is not None:
         d.log.append(record.attempt)
-        d.attempts += 1
+        d.logged += 1
         d.last_status = record.attempt[3]
         d.last_error = record.attempt[4]
     elif record.reconciled:
         d.last_error = LOST_ATTEMPT
+    d.attempts = max(d.logged, d.numbered)
     if record.state == "dead":
         d.dead_reason = record.reason
 

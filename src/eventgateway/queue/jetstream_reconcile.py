@@ -123,4 +123,13 @@ async def _settled(
     found = await dead_letter(js, names, space, delivery_id, event_id)
     if found is None:
         return Settled(now, delivery_id, "delivered", seq=message, reconciled=True)
-    return Settled(now, delivery_id, "dead", reason=found[1].reason, seq=message, reconciled=True)
+    dead = found[1]
+    return Settled(
+        now,
+        delivery_id,
+        "dead",
+        reason=dead.reason,
+        seq=message,
+        reconciled=True,
+        number=dead.attempts,
+    )

@@ -46,6 +46,11 @@ def _envelope(msg: Msg) -> Envelope:
     return msgspec.msgpack.decode(msg.data, type=Envelope)
 
 
+def _number(envelope: Envelope, msg: Msg) -> int:
+    """The number of the attempt just made, as the retry policy counted it."""
+    return envelope.attempts_before + msg.metadata.num_delivered
+
+
 class JetStreamSettleMixin(JetStreamCarryMixin):
     """``ack``, ``retry_later`` and ``dead_letter``; the queue provides the state."""
 
@@ -78,7 +83,7 @@ class JetStreamSettleMixin(JetStreamCarryMixin):
         """
         msg = self._leased.pop(delivery.id, None)
         if msg is not None:
-            carried = _envelope(msg).carried
+            envelope = _envelope(msg)
             await self._ack(msg)
             settled = Settled(
                 self._clock(),
@@ -86,7 +91,8 @@ class JetStreamSettleMixin(JetStreamCarryMixin):
                 "delivered",
                 _logged(attempt),
                 seq=_seq(msg),
-                carried=carried,
+                carried=envelope.carried,
+                number=_number(envelope, msg),
             )
             await self._record(delivery, settled)
 
@@ -102,6 +108,7 @@ class JetStreamSettleMixin(JetStreamCarryMixin):
                 raise
             raise store_error(f"retry delivery {delivery.id} later", exc) from exc
         now = self._clock()
+        envelope = _envelope(msg)
         settled = Settled(
             now,
             delivery.id,
@@ -111,7 +118,8 @@ class JetStreamSettleMixin(JetStreamCarryMixin):
             seq=_seq(msg),
             # A moved message's settle may be logged before the move itself: without
             # this the fold would take it for a redrive and count attempts from zero.
-            carried=_envelope(msg).carried,
+            carried=envelope.carried,
+            number=_number(envelope, msg),
         )
         await self._record(delivery, settled)
 
@@ -132,7 +140,7 @@ class JetStreamSettleMixin(JetStreamCarryMixin):
             delivery=envelope,
             delivery_id=delivery.id,
             reason=reason,
-            attempts=envelope.attempts_before + msg.metadata.num_delivered,
+            attempts=_number(envelope, msg),
             dead_at=now,
             last_status=attempt.status if attempt else None,
             last_error=attempt.error if attempt else "",
@@ -160,6 +168,7 @@ class JetStreamSettleMixin(JetStreamCarryMixin):
             reason=reason,
             seq=_seq(msg),
             carried=envelope.carried,
+            number=_number(envelope, msg) if attempt is not None else None,
         )
         await self._record(delivery, settled)
 
