@@ -272,6 +272,27 @@ async def test_hosted_domain_routes_space_subdomain_to_the_space_prefix(receiver
     assert receiver.calls[0].json()["data"]["path"] == "/hello"
 
 
+@pytest.mark.parametrize("domain", [None, "example.com"])
+async def test_a_localhost_subdomain_names_the_space_without_any_flag(
+    receiver: Receiver, domain: str | None
+):
+    # The walkthrough's laptop URL, http://<space>.localhost:4000, needs no --domain (and
+    # `eg dev` has none); --domain adds its own domain beside it.
+    receiver.reply_json("/f", {"statusCode": 200, "body": "from acme"})
+    async with in_process_gateway(domain=domain) as gw:
+        await gw.http_function("f", receiver.url("/f"))
+        await gw.event_type("http.request")
+        await gw.subscribe(
+            type="sync", eventType="http.request", functionId="f", path="/acme/hello", method="GET"
+        )
+        hosted = await gw.events.get("/hello", headers={"Host": "acme.localhost:4000"})
+        bare = await gw.events.get("/hello", headers={"Host": "localhost:4000"})
+        address = await gw.events.get("/hello", headers={"Host": "127.0.0.1:4000"})
+        other = await gw.events.get("/hello", headers={"Host": "acme.example.org"})
+    assert (hosted.status_code, hosted.content) == (200, b"from acme")
+    assert [r.status_code for r in (bare, address, other)] == [202, 202, 202]
+
+
 async def test_draining_gateway_answers_503():
     async with in_process_gateway() as gw:
         gw.gateway.begin_drain()

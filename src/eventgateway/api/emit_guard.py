@@ -1,9 +1,9 @@
 """Who may emit into a space, and how fast: the Events API's key check and rate limits.
 
-The space of a request is the first segment of its routing path (``/<space>/…``; with
-``--domain`` the host's first label, already turned into that prefix). Only a claimed
-space whose settings say ``emit_requires_key`` asks for a key; public spaces and unclaimed
-paths pass without a lookup beyond one dict ``get``.
+The space of a request is the first segment of its routing path (``/<space>/…``; for
+``<space>.localhost`` or ``--domain`` hosts the first label, already made that prefix).
+Only a claimed space whose settings say ``emit_requires_key`` asks for a key; public
+spaces and unclaimed paths pass without a lookup beyond one dict ``get``.
 
 A key travels as ``X-Api-Key: <key>`` or ``Authorization: Bearer <key>``. When both are
 sent, ``X-Api-Key`` is the gateway's and ``Authorization`` is left to the function. The
