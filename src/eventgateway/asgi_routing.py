@@ -16,7 +16,7 @@ from eventgateway.api.deliveries import is_deliveries_path
 from eventgateway.api.events import CALLS_FUNCTION, Receive, Scope, Send
 from eventgateway.api.invoke import is_invoke_path
 from eventgateway.api.runtime import is_runtime_path
-from eventgateway.errors import ConfigError
+from eventgateway.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     from eventgateway.app import Gateway
@@ -146,7 +146,8 @@ class PortRouter:
                 try:
                     await self._gateway.start()
                 except Exception as exc:
-                    if isinstance(exc, ConfigError):  # a known cause: one line, no traceback
+                    # A known cause (a setting, an unreachable store): one line, no traceback.
+                    if isinstance(exc, ConfigError | StoreError):
                         logger.error("gateway failed to start: %s", exc)
                     else:
                         logger.exception("gateway failed to start")

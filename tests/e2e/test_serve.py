@@ -647,6 +647,17 @@ async def test_a_second_gateway_on_the_same_data_dir_is_refused_and_the_first_ke
     assert call.json()["id"] == "e-first"
 
 
+def test_an_unreachable_nats_store_fails_the_start_in_one_line_without_a_traceback(
+    tmp_path: pathlib.Path,
+):
+    nobody = f"nats://127.0.0.1:{free_port()}?prefix=egtest-nobody"
+    refused = GatewayProcess(tmp_path / "data", "--store", nobody).start_refused()
+
+    assert "exited with 3" in refused  # uvicorn's start-up failure
+    assert refused.count("no server answered (is nats-server running") == 2  # ours, uvicorn's
+    assert "Traceback" not in refused
+
+
 # -- system events ---------------------------------------------------------------------------
 
 

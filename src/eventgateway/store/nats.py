@@ -70,6 +70,9 @@ def _translated(action: str) -> Iterator[None]:
         if exc.err_code in _WRONG_LAST_SEQUENCE:
             raise _WrongLastSequence from exc
         raise StoreError(f"NATS store failed to {action}: {exc}") from exc
+    except nats.errors.NoServersError as exc:
+        message = "no server answered (is nats-server running, with JetStream: -js?)"
+        raise StoreError(f"NATS store failed to {action}: {message}") from exc
     except (nats.errors.Error, TimeoutError, OSError) as exc:
         raise StoreError(f"NATS store failed to {action}: {exc!r}") from exc
 
