@@ -152,6 +152,7 @@ async def test_default_store_url_opens_a_sqlite_file_in_the_data_dir(
 
     assert isinstance(store, SqliteStore)
     assert (tmp_path / "gateway.db").is_file()
+    assert not str(store.path).startswith("//")  # it showed in messages
 
 
 def test_sqlite_url_names_the_file(open_store: Callable[[str], Any], tmp_path: pathlib.Path):

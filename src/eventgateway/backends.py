@@ -88,7 +88,10 @@ def open_store(url: str) -> ConfigStore:
     if url.startswith("sqlite://"):
         from eventgateway.store.sqlite import SqliteStore
 
-        path = pathlib.Path(url.removeprefix("sqlite://"))
+        raw = url.removeprefix("sqlite://")
+        # sqlite:////abs (SQLAlchemy's form, and ours for the default) and sqlite:///abs
+        # both mean /abs: POSIX keeps a leading "//" as is, which then showed in messages.
+        path = pathlib.Path("/" + raw.lstrip("/") if raw.startswith("/") else raw)
         return SqliteStore(path)
     if url == "memory://":
         from eventgateway.store.memory import MemoryStore
