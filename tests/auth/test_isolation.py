@@ -203,11 +203,17 @@ async def test_a_key_of_a_cannot_list_or_claim_its_way_into_b(tenants: Tenants):
     listed = await gw.config.get("/v1/spaces", headers=bearer(tenants.a))
     claim = await gw.config.post("/v1/spaces", json={"name": B}, headers=bearer(tenants.a))
     metrics = await gw.config.get("/v1/metrics", headers=bearer(tenants.a))
+    keyless = await gw.config.get("/v1/metrics")
 
     assert [s["name"] for s in listed.json()["spaces"]] == [A]
     assert claim.status_code == 409
     assert metrics.status_code == 403
     assert errors(metrics) == "Only the operator key may use /v1/metrics."
+    # Without a key, the hint is the operator key's, not a space's ("claim a space").
+    assert keyless.status_code == 401
+    assert errors(keyless).startswith('Missing API key: send "Authorization: Bearer <operator')
+    assert "<data-dir>/operator.key" in errors(keyless)
+    assert "claim" not in errors(keyless)
 
 
 async def test_an_event_sent_to_a_never_reaches_bs_function(tenants: Tenants, receiver: Receiver):

@@ -73,6 +73,12 @@ _MISSING: Final = (
     'Missing API key: send "Authorization: Bearer <key>". '
     "To get a key, claim a space: eg spaces claim NAME"
 )
+# Paths outside /v1/spaces take the operator key only: claiming a space gives no such key.
+_MISSING_OPERATOR: Final = (
+    'Missing API key: send "Authorization: Bearer <operator key>". Only the operator key '
+    "may use {path}: the one in <data-dir>/operator.key, or the EG_OPERATOR_KEY the "
+    "gateway was started with."
+)
 _BAD_HEADER: Final = 'The Authorization header must read "Bearer <key>".'
 _INVALID: Final = "Invalid API key: it is unknown, revoked or expired."
 
@@ -195,6 +201,8 @@ class AuthGuard:
         token = bearer_token(headers)
         parts = path.split("/")
         if parts[:3] != ["", "v1", "spaces"]:
+            if token is None:
+                raise _unauthorized(_MISSING_OPERATOR.format(path=path))
             principal = self._require(token)
             if not principal.is_operator:
                 raise _forbidden(f"Only the operator key may use {path}.")
