@@ -153,6 +153,30 @@ def test_a_redrive_counts_attempts_from_zero_again():
     assert (d.state, d.attempts) == ("delivered", 1)
 
 
+def test_a_reconciled_settle_logged_after_the_settles_own_record_is_ignored():
+    # QA: retention read the log, a backlog's delivery was settled and logged meanwhile,
+    # and retention then logged it as a lost settle: shown with LOST_ATTEMPT, delivered.
+    d = one_delivery(
+        [
+            (2, SUBJECT, Settled(5.0, "11", "delivered", DELIVERED, seq=11)),
+            (3, SUBJECT, Settled(70.0, "11", "delivered", seq=11, reconciled=True)),
+        ]
+    )
+
+    assert (d.state, d.attempts, d.last_error, d.log) == ("delivered", 1, "", [DELIVERED])
+
+
+def test_a_reconciled_settle_after_a_retry_still_says_the_attempt_was_not_logged():
+    d = one_delivery(
+        [
+            (2, SUBJECT, Settled(5.0, "11", "pending", FAILED, due_at=9.0, seq=11)),
+            (3, SUBJECT, Settled(70.0, "11", "delivered", seq=11, reconciled=True)),
+        ]
+    )
+
+    assert (d.state, d.attempts, d.last_error) == ("delivered", 1, LOST_ATTEMPT)
+
+
 def test_a_replayed_delivery_settled_before_its_replay_was_logged_is_delivered():
     # A replay publishes the new message (seq 30) before it writes Replayed, so another
     # instance can deliver it and log the settle first: it must count once the record

@@ -21,6 +21,9 @@ from eventgateway.queue.jetstream_reconcile import QUIET_S, lost_settles
 from tests.queue.kit import DEADLINE_S, FakeClock, MakeJS, attempt, lease, put
 
 FOREVER: dict[str, Any] = {"max_age_s": 1e9, "max_events": 1_000_000}
+# The publish timeout of queues whose retention finds lost settles: it waits that long
+# for records on their way before it logs one.
+SETTLE_S = 0.5
 
 
 def lose_the_next_record(queue: JetStreamQueue, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,7 +71,7 @@ async def test_a_redrive_logged_after_its_delivery_was_settled_leaves_it_deliver
 async def test_retention_logs_a_delivered_settle_whose_record_was_lost(
     make: MakeJS, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    queue = await make(clock=clock)
+    queue = await make(clock=clock, publish_timeout_s=SETTLE_S)
     await put(queue, "e1", "s1")
     (delivery,) = await lease(queue)
     lose_the_next_record(queue, monkeypatch)
@@ -88,7 +91,7 @@ async def test_retention_logs_a_delivered_settle_whose_record_was_lost(
 async def test_retention_logs_a_dead_letter_whose_record_was_lost(
     make: MakeJS, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    queue = await make(clock=clock)
+    queue = await make(clock=clock, publish_timeout_s=SETTLE_S)
     await put(queue, "e1", "s1")
     (delivery,) = await lease(queue)
     lose_the_next_record(queue, monkeypatch)
@@ -159,6 +162,51 @@ async def test_retention_reconciles_nothing_from_a_log_read_cut_at_scan_limit(
     assert await state_of(queue, "e3") == ("delivered", 1, "", 1)
 
 
+async def test_a_settle_logged_after_retention_read_the_log_is_not_taken_for_lost(
+    make: MakeJS, clock: FakeClock
+) -> None:
+    # QA: reading a large log takes seconds while a backlog is delivered; deliveries
+    # settled (and logged) after the read were logged again as lost (LOST_ATTEMPT shown).
+    queue = await make(clock=clock)
+    await put(queue, "e1", "s1")
+    (delivery,) = await lease(queue)
+    clock.advance(QUIET_S)
+    events = await queue._history(f"{queue.names.prefix}.log.>")  # read before the ack
+    await queue.ack(delivery, attempt())
+    js, names = queue._jetstream(), queue.names
+
+    found, _ = await lost_settles(js, names, events, now=clock(), after=0, settle_s=0.0)
+
+    assert found == []
+    assert await state_of(queue) == ("delivered", 1, "", 1)
+
+
+async def test_a_settle_whose_record_is_on_its_way_at_the_lookup_is_not_taken_for_lost(
+    make: MakeJS, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = await make(clock=clock)
+    await put(queue, "e1", "s1")
+    (delivery,) = await lease(queue)
+    clock.advance(QUIET_S)
+    events = await queue._history(f"{queue.names.prefix}.log.>")
+    append, acked = queue._append, asyncio.Event()
+
+    async def slow_append(subject: str, record: object) -> None:
+        acked.set()  # the message is gone, its record not yet logged
+        await asyncio.sleep(0.2)
+        await append(subject, record)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(queue, "_append", slow_append)
+    settling = asyncio.create_task(queue.ack(delivery, attempt()))
+    await asyncio.wait_for(acked.wait(), DEADLINE_S)
+    js, names = queue._jetstream(), queue.names
+
+    found, _ = await lost_settles(js, names, events, now=clock(), after=0, settle_s=1.0)
+
+    await settling
+    assert found == []
+
+
 async def test_retention_leaves_deliveries_the_queue_still_holds_pending(
     make: MakeJS, clock: FakeClock
 ) -> None:
@@ -189,9 +237,9 @@ async def test_lookups_per_pass_are_bounded_and_go_on_where_the_last_pass_stoppe
     events = await queue._history(f"{queue.names.prefix}.log.>")
     js, names, now = queue._jetstream(), queue.names, clock()
 
-    found, after = await lost_settles(js, names, events, now=now, after=0, budget=2)
+    found, after = await lost_settles(js, names, events, now=now, after=0, budget=2, settle_s=0)
     assert [record.state for _, record in found] == ["delivered"]  # looked at e0 and e1
-    found, after = await lost_settles(js, names, events, now=now, after=after, budget=2)
+    found, after = await lost_settles(js, names, events, now=now, after=after, budget=2, settle_s=0)
     assert [record.delivery_id for _, record in found] == [next(iter(events[2].deliveries))]
 
 

@@ -15,8 +15,6 @@ from typing import Any, Literal
 
 import msgspec
 
-from eventgateway.events.codec import decode_event
-from eventgateway.queue.jetstream_wire import DeadEnvelope
 from eventgateway.queue.log import (
     DeliveryView,
     EventSummary,
@@ -37,9 +35,7 @@ __all__ = [
     "Redriven",
     "Replayed",
     "Settled",
-    "accepted_of",
     "fold",
-    "from_dead_letters",
 ]
 
 # Shown as the error of a delivery whose settle was never logged (see ``Settled.reconciled``).
@@ -166,6 +162,9 @@ class EventState:
     accepted: Accepted
     last_at: float
     deliveries: dict[str, _Delivery] = field(default_factory=dict)
+    # The log stream sequence of the last record folded: a record of the subject past it
+    # is news this fold has not seen (reconcile checks for one before logging a settle).
+    last_seq: int = 0
 
     @property
     def settled(self) -> bool:
@@ -244,6 +243,7 @@ def fold(records: list[tuple[int, str, Record]]) -> list[EventState]:
             early.setdefault(subject, []).append(record)
         if state is not None:
             state.last_at = max(state.last_at, record.at)
+            state.last_seq = max(state.last_seq, seq)
     return [e for e in events.values() if e.deliveries]
 
 
@@ -333,6 +333,10 @@ def _settle(d: _Delivery, record: Settled) -> None:
             # A move's notice about the message the delivery is on already: a settle of
             # that message came first (or the move was repeated), and is newer news.
             return
+        elif record.reconciled and d.state != "pending":
+            # Reconcile saw this message gone and the delivery pending, but from a read
+            # older than the settle's own record, which came first: that one is the news.
+            return
     elif record.seq is not None:
         d.message = record.seq
     if record.number is not None and record.number < d.numbered:
@@ -357,43 +361,3 @@ def _settle(d: _Delivery, record: Settled) -> None:
     d.attempts = max(d.logged, d.numbered)
     if record.state == "dead":
         d.dead_reason = record.reason
-
-
-def accepted_of(dead: Sequence[DeadEnvelope]) -> Accepted:
-    """The ``Accepted`` record of the deliveries of dead letters of one (space, source,
-    event id), rebuilt from them: each carries the event and when it was received."""
-    first = dead[0].delivery
-    event = decode_event(first.event)
-    return Accepted(
-        min(d.delivery.received for d in dead),
-        first.space,
-        event.source,
-        event.id,
-        event.type,
-        event.specversion,
-        first.event,
-        [(d.delivery_id, d.delivery.subscription_id, d.delivery.function_id) for d in dead],
-    )
-
-
-def from_dead_letters(subject: str, dead: Sequence[DeadEnvelope]) -> EventState:
-    """An event whose history the log lost (it is bounded by bytes), shown from its dead
-    letters (of one space, source and id): each delivery dead, with the attempt count,
-    last status and error, reason, and the last attempt as its whole attempt log."""
-    accepted = accepted_of(dead)
-    state = EventState(0, subject, accepted, max(d.dead_at for d in dead))
-    for d in dead:
-        state.deliveries[d.delivery_id] = _Delivery(
-            d.delivery_id,
-            d.delivery.subscription_id,
-            d.delivery.function_id,
-            None,
-            d.dead_at,
-            state="dead",
-            attempts=d.attempts,
-            last_status=d.last_status,
-            last_error=d.last_error,
-            dead_reason=d.reason,
-            log=[] if d.last_attempt is None else [d.last_attempt],
-        )
-    return state

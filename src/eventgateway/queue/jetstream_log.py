@@ -38,15 +38,14 @@ from eventgateway.queue.jetstream_dead import (
     redrive_id,
     remove_dead_letter,
 )
+from eventgateway.queue.jetstream_dead_history import accepted_of, from_dead_letters
 from eventgateway.queue.jetstream_history import (
     Accepted,
     EventState,
     Purged,
     Record,
     Redriven,
-    accepted_of,
     fold,
-    from_dead_letters,
 )
 from eventgateway.queue.jetstream_publish import Publisher
 from eventgateway.queue.jetstream_setup import scan_from

@@ -14,18 +14,27 @@ skipped) it: only ``ack`` and ``dead_letter`` ack. A ``Settled(reconciled=True)`
 says so; the lost attempt itself is not known, so none is added. (A message removed from
 the stream by hand, ``nats stream purge``, would read as delivered too.)
 
-Racing a settle whose record is on its way costs nothing: that record comes later and
-is applied on top. Each pass looks up at most ``BUDGET`` messages and writes at most
-``BUDGET`` records, starting after the last one it looked at, so a large backlog of truly
+The log is read before the messages are looked up, and reading a large one takes
+seconds while a backlog is delivered: a delivery settled in between is gone from the
+stream, its record logged after the read (QA: hundreds to thousands of delivered
+deliveries logged again as lost, each then shown with ``LOST_ATTEMPT``). So a delivery
+found gone is taken for lost only if, once a settle acked just before its lookup has
+had ``settle_s`` (the publish timeout) to log its record, its event's subject still has
+no record past the last one the fold read (one direct get). A settle's record stored
+later still (its publish timed out, yet was stored) is applied on top; the fold ignores
+a reconciled record of a delivery already settled. Each pass looks at most ``BUDGET``
+deliveries, starting after the last one it looked at, so a large backlog of truly
 pending deliveries is covered over several passes rather than in one long one. The
-caller passes a whole log only: from a read cut at ``scan_limit`` the newest settles
-are missing, not lost.
+caller passes a whole log only: from a read cut at ``scan_limit`` the newest settles are
+missing, not lost.
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import logging
+import time
 
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -34,14 +43,15 @@ from eventgateway.queue.jetstream_dead import dead_letter
 from eventgateway.queue.jetstream_history import EventState, Settled
 from eventgateway.queue.jetstream_wire import Names
 
-__all__ = ["BUDGET", "QUIET_S", "lost_settles"]
+__all__ = ["BUDGET", "QUIET_S", "SETTLE_S", "lost_settles"]
 
 logger = logging.getLogger(__name__)
 
 # A settle's record follows its ack within one publish timeout (5 s by default); a
 # delivery quiet for longer than this is worth one lookup.
 QUIET_S = 60.0
-BUDGET = 1000  # message lookups per pass
+BUDGET = 1000  # deliveries looked at per pass (a few direct gets each)
+SETTLE_S = 5.0  # the queue's publish timeout by default: an ack's record follows within it
 
 
 async def lost_settles(
@@ -53,6 +63,7 @@ async def lost_settles(
     after: int,
     quiet_s: float = QUIET_S,
     budget: int = BUDGET,
+    settle_s: float = SETTLE_S,
 ) -> tuple[list[tuple[str, Settled]], int]:
     """The records to append for pending deliveries the queue no longer holds.
 
@@ -61,13 +72,14 @@ async def lost_settles(
             unknown, are left alone).
         now: the time to record.
         after: the stream sequence the previous pass stopped at.
+        settle_s: how long after its ack a settle's record may still be on its way.
 
     Returns:
         ``(log subject, record)`` pairs, and the sequence to pass as ``after`` next time.
     """
     waiting = sorted(
         (
-            (d.message, e.subject, e.accepted.space, d.id, e.accepted.event_id)
+            (d.message, e.subject, e.last_seq, e.accepted.space, d.id, e.accepted.event_id)
             for e in events
             for d in e.deliveries.values()
             if d.state == "pending" and d.message is not None and now - d.last_at >= quiet_s
@@ -79,19 +91,22 @@ async def lost_settles(
     info = await js.stream_info(names.deliveries_stream)
     first = info.state.first_seq  # every message before it is gone (acked)
     start = bisect.bisect_right(waiting, after, key=lambda item: item[0])
-    records: list[tuple[str, Settled]] = []
-    looked, last = 0, after
-    for message, subject, space, delivery_id, event_id in waiting[start:] + waiting[:start]:
-        if len(records) >= budget:  # a bound on the records one pass writes, too
+    gone: list[tuple[int, str, int, str, str, str]] = []
+    last, gone_at = after, 0.0
+    for looked, item in enumerate(waiting[start:] + waiting[:start]):
+        if looked >= budget:  # a bound on the records one pass writes, too
             break
-        if message >= first:
-            if looked >= budget:
-                break
-            looked += 1
-            if await _held(js, names.deliveries_stream, message):
-                last = message
-                continue
-        last = message
+        last = item[0]
+        if last < first or not await _held(js, names.deliveries_stream, last):
+            gone.append(item)
+            gone_at = time.monotonic()
+    if gone:
+        # A settle acked just before its lookup may not have logged its record yet.
+        await asyncio.sleep(max(0.0, gone_at + settle_s - time.monotonic()))
+    records: list[tuple[str, Settled]] = []
+    for message, subject, read_to, space, delivery_id, event_id in gone:
+        if await _logged_since(js, names.log_stream, subject, read_to):
+            continue  # settled (or moved) since the log was read: its record is there
         record = await _settled(js, names, space, delivery_id, event_id, message, now)
         logger.warning(
             "delivery log: the settle of delivery %s (%s) was never logged; logged as %s now",
@@ -109,6 +124,16 @@ async def _held(js: JetStreamContext, stream: str, seq: int) -> bool:
     except NotFoundError:
         return False
     return True
+
+
+async def _logged_since(js: JetStreamContext, stream: str, subject: str, seq: int) -> bool:
+    """Whether the log's last record on ``subject`` is past stream sequence ``seq`` (by
+    subject: nats-server 2.9 answers a last-by-subject get ~10x faster than a next one)."""
+    try:
+        newest = await js.get_msg(stream, subject=subject)
+    except NotFoundError:
+        return False
+    return (newest.seq or 0) > seq
 
 
 async def _settled(

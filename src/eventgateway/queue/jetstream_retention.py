@@ -42,7 +42,12 @@ class JetStreamRetentionMixin(JetStreamLogMixin):
                 logger.info("delivery log past scan_limit: lost settles not looked for")
                 return len(doomed)
             lost, self._reconciled_to = await lost_settles(
-                js, names, events, now=self._clock(), after=self._reconciled_to
+                js,
+                names,
+                events,
+                now=self._clock(),
+                after=self._reconciled_to,
+                settle_s=self._publish_timeout_s,
             )
             for subject, record in lost:
                 await self._append(subject, record)
