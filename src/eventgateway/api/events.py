@@ -32,6 +32,7 @@ from eventgateway.api.emit_guard import (
 )
 from eventgateway.api.fanout import plan_deliveries
 from eventgateway.api.hosted import HostedRouting
+from eventgateway.api.unrouted import UnroutedHint
 from eventgateway.auth.base import Authenticator
 from eventgateway.dispatch.invoke import Invoker, apply_authorization
 from eventgateway.dispatch.response import BODILESS_STATUSES, MALFORMED, parse_http_result
@@ -116,6 +117,7 @@ class EventsApp:
         self._metrics = metrics
         self._limits = limits
         self._hosted = HostedRouting(domain)
+        self._unrouted = UnroutedHint()
         # None: open mode (no key is ever asked for) / nothing rate limited.
         self.authenticator = authenticator
         self.rate_limiter = rate_limiter
@@ -242,6 +244,7 @@ class EventsApp:
         sync_event: CloudEvent | None = None
         durable: list[Accepted] = []
         fast: list[Accepted] = []
+        routed = False
         for event in events:
             self._system.emit(
                 "eventgateway.event.received",
@@ -250,10 +253,13 @@ class EventsApp:
             self._received(event.type, table)
             targets = table.async_targets(method, route_path, event.type)
             if targets:
+                routed = True
                 plan_deliveries(event, targets, request, durable, fast, self._filtered)
             if not batch and sync_match is None:
                 sync_match = table.sync(method, route_path, event.type)
                 sync_event = event
+        if not routed and sync_match is None:
+            self._unrouted.note(method, route_path, events, table)
         if durable:
             try:
                 duplicates = await self._durable.accept(durable)

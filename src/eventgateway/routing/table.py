@@ -14,8 +14,8 @@ change builds a new one and swaps it in. Lookups are by (method, path, event typ
   :attr:`Target.matcher` (a stored filter that no longer compiles leaves its subscription
   out of routing, with a warning);
 * CORS: per method a path tree of CORS configurations, first in (space, id) order wins.
-``sync()`` and ``async_targets()`` run per event: what they return is built up front.
-"""
+
+``sync()`` and ``async_targets()`` run per event: what they return is built up front."""
 
 from __future__ import annotations
 
@@ -131,16 +131,7 @@ class RoutingTable:
     @classmethod
     def empty(cls) -> RoutingTable:
         """A table that routes nothing (revision 0)."""
-        return cls(
-            revision=0,
-            sync={},
-            async_={},
-            cors={},
-            functions={},
-            event_types={},
-            counts={},
-            by_id={},
-        )
+        return cls.build(event_types=(), functions=(), subscriptions=(), cors=())
 
     @classmethod
     def build(
@@ -266,6 +257,10 @@ class RoutingTable:
         """Whether any async subscription, on any path, is for (``method``, ``event_type``)."""
         by_type = self._async.get(method)
         return by_type is not None and event_type in by_type
+
+    def async_paths(self, method: str, event_type: str) -> list[str]:
+        """The paths of the async subscriptions for (``method``, ``event_type``), sorted."""
+        return sorted(self._async.get(method, {}).get(event_type, {}))
 
     def is_configured_type(self, event_type: str) -> bool:
         """Whether some space registers ``event_type`` or subscribes to it asynchronously."""
