@@ -128,6 +128,11 @@ async def test_claim_policy_operator_needs_the_operator_key():
         operator = await gw.config.post("/v1/spaces", json={"name": SPACE}, headers=gw.operator)
 
     assert anonymous.status_code == 401
+    # Not "to get a key, claim a space": claiming is what this gateway refuses.
+    assert errors(anonymous) == (
+        "Missing API key. Only the operator key may claim spaces on this gateway (claim "
+        'policy "operator").'
+    )
     assert with_space_key.status_code == 403
     assert errors(with_space_key) == (
         'Only the operator key may claim spaces on this gateway (claim policy "operator").'

@@ -79,6 +79,9 @@ _MISSING_OPERATOR: Final = (
     "may use {path}: the one in <data-dir>/operator.key, or the EG_OPERATOR_KEY the "
     "gateway was started with."
 )
+_OPERATOR_CLAIMS: Final = (
+    'Only the operator key may claim spaces on this gateway (claim policy "operator").'
+)
 _BAD_HEADER: Final = 'The Authorization header must read "Bearer <key>".'
 _INVALID: Final = "Invalid API key: it is unknown, revoked or expired."
 
@@ -232,9 +235,9 @@ class AuthGuard:
             # Anyone may claim; a key that comes along (maybe for another gateway) is
             # neither needed nor held against the caller.
             return self._auth.authenticate(token) if token else None
+        if method == "POST" and token is None:  # not "claim a space": that is what failed
+            raise _unauthorized(f"Missing API key. {_OPERATOR_CLAIMS}")
         principal = self._require(token)
         if method == "POST" and not principal.is_operator:
-            raise _forbidden(
-                'Only the operator key may claim spaces on this gateway (claim policy "operator").'
-            )
+            raise _forbidden(_OPERATOR_CLAIMS)
         return principal
