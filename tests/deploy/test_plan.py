@@ -139,16 +139,16 @@ def test_a_first_deploy_creates_everything_in_dependency_order():
     plan = make_plan(spec, Current(), bundle_id=BUNDLE)
 
     assert lines(plan) == [
-        "+ eventtype     user.created",
-        "+ eventtype     http.request",
         "+ function      addUserToCRM (python3.11, handler.handler)",
         "+ function      usersHook (http, https://hooks.example.com/users)",
+        "+ eventtype     user.created",
+        "+ eventtype     http.request",
         "+ subscription  async user.created POST /acme-crm/ → addUserToCRM",
         "+ subscription  sync http.request GET /acme-crm/users → usersHook",
         "+ cors          GET /acme-crm/users",
     ]
     assert (plan.created, plan.changed, plan.removed) == (7, 0, 0)
-    function = plan.actions[2]
+    function = plan.actions[0]
     assert function.body == {
         "functionId": "addUserToCRM",
         "type": "python",
@@ -359,12 +359,12 @@ def test_a_new_authorizer_function_is_created_before_the_event_type_names_it():
 
     plan = make_plan(spec, Current(), bundle_id=BUNDLE)
 
-    assert lines(plan)[:5] == [
-        "+ eventtype     user.created",
-        "+ eventtype     http.request",
+    # Functions come first, so the event type names its authorizer from the start.
+    assert lines(plan)[:4] == [
         "+ function      addUserToCRM (python3.11, handler.handler)",
         "+ function      usersHook (http, https://hooks.example.com/users)",
-        "~ eventtype     user.created: authorizerId (none) → usersHook",
+        "+ eventtype     user.created (authorizer usersHook)",
+        "+ eventtype     http.request",
     ]
     assert (plan.created, plan.changed) == (7, 0)
     assert make_plan(spec, Space().apply(plan).current(spec), bundle_id=BUNDLE).empty

@@ -3,7 +3,8 @@
 ``deploy`` packages the service directory, uploads the bundle when the gateway does not
 have it yet, computes the plan against what the gateway holds for the service (found by
 its ``metadata.service``/``metadata.stage``), prints it and applies it. Deploying again
-without changes writes nothing and says so.
+without changes writes nothing and says so. When the gateway refuses a write midway, the
+writes before it are rolled back and printed, and the command fails with the refusal.
 
 Without a key for the space (flag, ``EG_API_KEY``, ``serverless.yml``, credentials file),
 ``deploy`` first claims the space and saves its key
@@ -16,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 import click
@@ -65,6 +66,20 @@ def _echo_action(out: BestEffortOutput, action: Action) -> None:
     out.echo(f"  {action.describe()}", fg=colour)
 
 
+def _rollback_echo(out: BestEffortOutput) -> Callable[[Action], None]:
+    """Prints each write that undoes this deploy's, under a heading printed once."""
+    started = False
+
+    def echo(action: Action) -> None:
+        nonlocal started
+        if not started:
+            out.echo("Rolling back what this deploy changed (a write was refused):")
+            started = True
+        _echo_action(out, action)
+
+    return echo
+
+
 def _summary(plan: Plan) -> str:
     return f"{plan.created} created, {plan.changed} changed, {plan.removed} removed"
 
@@ -105,8 +120,9 @@ def run_deploy(
     run); ``eg dev`` passes False, since its gateway runs open.
 
     Raises:
-        ConfigError: the service cannot be packaged, a change was refused, the space is
-            someone else's, or the key was refused.
+        ConfigError: the service cannot be packaged, a change was refused (the changes
+            before it are rolled back and printed), the space is someone else's, or the
+            key was refused.
         GatewayError: the gateway could not be reached.
     """
     from eventgateway.deploy.apply import deploy as deploy_service
@@ -146,6 +162,7 @@ def run_deploy(
                 bundle=bundle,
                 dry_run=dry_run,
                 progress=None if quiet or dry_run else functools.partial(_echo_action, out),
+                undone=None if quiet else _rollback_echo(out),
             )
     except ConfigError as exc:
         if not (claim and dry_run and _claim_first(options, exc)):

@@ -6,12 +6,15 @@ the code bundle::
     current = fetch_current(gateway, service)         # 4 list requests
     plan = make_plan(service, current, bundle_id=…)    # pure; refuses conflicts
     upload the bundle unless the gateway has it
-    apply_plan(gateway, plan)                          # one request per action
+    apply_plan(gateway, plan, roll_back=True)          # one request per action
 
 The plan is made before anything is written, so a conflict (a function id owned by
-another service) fails the deploy with nothing changed. A write that fails midway leaves
-the earlier ones in place; running the deploy again completes it, since the next plan
-starts from what the gateway then holds.
+another service) fails the deploy with nothing changed. A write the gateway refuses
+midway makes the deploy undo its earlier writes, newest first
+(:mod:`eventgateway.deploy.rollback`), so the space is left as the deploy found it. A
+removal is not rolled back: a delete that fails leaves the earlier ones done, and
+running the removal again completes it, since the next plan starts from what the
+gateway then holds.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from eventgateway.deploy import rollback
 from eventgateway.deploy.model import ServiceSpec
 from eventgateway.deploy.plan import Action, Current, Plan, make_plan, remove_plan
-from eventgateway.deploy.plan_bodies import subscription_options
+from eventgateway.deploy.writes import failure, send
 from eventgateway.errors import ConfigError
 from eventgateway.sdk._wire import GatewayError
 
@@ -44,11 +48,6 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[Action], None]
 """Called with each action once the gateway has accepted it."""
-
-_SYNC_TAKEN = (
-    "a subscription for that endpoint and method already exists in another service "
-    "or space; change the path or method, or remove it there"
-)
 
 
 class BundleLike(Protocol):
@@ -107,65 +106,14 @@ def fetch_current(gateway: EventGateway, service: ServiceSpec) -> Current:
         raise ConfigError(f"listing what space {gateway.space!r} holds: {exc.message}") from exc
 
 
-def _send(gateway: EventGateway, action: Action) -> None:
-    body: dict[str, Any] = dict(action.body or {})
-    rid = action.resource_id
-    metadata = body.pop("metadata", None)
-    if action.kind == "function":
-        if action.op == "delete":
-            gateway.delete_function(rid)
-            return
-        write = gateway.create_function if action.op == "create" else gateway.update_function
-        fid, type_, provider = body.pop("functionId"), body.pop("type"), body.pop("provider")
-        write(fid, type_, provider, metadata=metadata, **body)
-    elif action.kind == "eventtype":
-        if action.op == "delete":
-            gateway.delete_event_type(rid)
-            return
-        write_type = (
-            gateway.create_event_type if action.op == "create" else gateway.update_event_type
-        )
-        write_type(body["name"], authorizer_id=body.get("authorizerId"), metadata=metadata)
-    elif action.kind == "subscription":
-        if action.op == "delete":
-            gateway.unsubscribe(rid)
-        elif action.op == "update":
-            gateway.update_subscription(rid, dict(action.body or {}))
-        else:
-            gateway.subscribe(
-                body["eventType"],
-                body["functionId"],
-                type=body["type"],
-                path=body["path"],
-                method=body["method"],
-                metadata=metadata,
-                **subscription_options(body),
-            )
-    elif action.op == "delete":
-        gateway.delete_cors(rid)
-    elif action.op == "update":
-        gateway.update_cors(rid, dict(action.body or {}))
-    else:
-        gateway.create_cors(
-            body["method"],
-            body["path"],
-            allowed_origins=body.get("allowedOrigins"),
-            allowed_methods=body.get("allowedMethods"),
-            allowed_headers=body.get("allowedHeaders"),
-            allow_credentials=body.get("allowCredentials"),
-            metadata=metadata,
-        )
-
-
-def _failure(action: Action, exc: GatewayError) -> ConfigError:
-    what = f"{action.verb} {action.kind} {action.name}"
-    sync = action.kind == "subscription" and (action.body or {}).get("type") == "sync"
-    if action.op == "create" and sync and exc.status == 409:
-        return ConfigError(f"{what}: {_SYNC_TAKEN} ({exc.message})")
-    return ConfigError(f"{what}: {exc.message}")
-
-
-def apply_plan(gateway: EventGateway, plan: Plan, *, progress: Progress | None = None) -> None:
+def apply_plan(
+    gateway: EventGateway,
+    plan: Plan,
+    *,
+    progress: Progress | None = None,
+    roll_back: bool = False,
+    undone: Progress | None = None,
+) -> None:
     """Perform ``plan``'s actions in order, stopping at the first refusal.
 
     A delete of something already gone counts as done, so a plan can be applied again
@@ -175,23 +123,52 @@ def apply_plan(gateway: EventGateway, plan: Plan, *, progress: Progress | None =
         gateway: a client of the service's gateway and space.
         plan: from :func:`~eventgateway.deploy.plan.make_plan` or ``remove_plan``.
         progress: called with each action after the gateway accepted it.
+        roll_back: on a refusal, undo the actions already applied, newest first
+            (:mod:`eventgateway.deploy.rollback`); ``deploy`` does, ``remove`` does not.
+        undone: with ``roll_back``, called with each undoing write once accepted.
 
     Raises:
         ConfigError: naming the action and quoting the gateway, e.g.
             ``creating subscription async user.created POST /acme-crm/: Function
-            "x" not found.``; the actions before it stay applied.
+            "x" not found.``; the actions before it stay applied unless ``roll_back``.
+        DeployFailed: with ``roll_back``, when actions had been applied before the
+            refusal: the refusal, then what was rolled back or left behind.
 
     .. versionadded:: 0.1.0
     """
+    applied: list[Action] = []
     for action in plan.actions:
         try:
-            _send(gateway, action)
+            send(gateway, action)
         except GatewayError as exc:
             if not (action.op == "delete" and exc.status == 404):
-                raise _failure(action, exc) from exc
+                if roll_back and applied:
+                    # The refusal is the context, not the cause: the message quotes it
+                    # already, and a caller walking the causes (the CLI's "cannot reach
+                    # the gateway") must not replace the list of what was left behind.
+                    raise _rolled_back(gateway, applied, action, exc, undone)  # noqa: B904
+                raise failure(action, exc) from exc
             logger.info("%s was already gone", action.describe())
+        else:
+            applied.append(action)
         if progress is not None:
             progress(action)
+
+
+def _rolled_back(
+    gateway: EventGateway,
+    applied: list[Action],
+    refused: Action,
+    exc: GatewayError,
+    undone: Progress | None,
+) -> rollback.DeployFailed:
+    """Undo ``applied`` after ``refused`` failed with ``exc``; the error to raise."""
+    error = failure(refused, exc)
+    error.__cause__ = exc
+    # Without an answer the refused write may have been made: it is undone too.
+    unsure = refused if exc.status is None else None
+    made, left = rollback.roll_back(gateway, applied, unsure=unsure, progress=undone)
+    return rollback.DeployFailed(error, made, left, space=gateway.space)
 
 
 def deploy(
@@ -201,6 +178,7 @@ def deploy(
     bundle: BundleLike | None,
     dry_run: bool = False,
     progress: Progress | None = None,
+    undone: Progress | None = None,
 ) -> DeployResult:
     """Make the gateway hold exactly ``service``: upload its code, then write the plan.
 
@@ -212,13 +190,16 @@ def deploy(
             function runs uploaded code.
         dry_run: only list and plan; upload and write nothing.
         progress: called with each action once applied.
+        undone: called with each write that undoes an earlier one after a refusal.
 
     Returns:
         The plan (applied unless ``dry_run``) and what happened to the bundle.
 
     Raises:
-        ConfigError: a conflict found while planning (nothing written), or the gateway
-            refused the upload or a write.
+        ConfigError: a conflict found while planning, or the gateway refused the upload
+            or the first write; nothing has been written (an uploaded bundle stays).
+        DeployFailed: the gateway refused a later write; the earlier ones were rolled
+            back, newest first, and the error names any that could not be.
 
     .. versionadded:: 0.1.0
     """
@@ -228,7 +209,7 @@ def deploy(
     if not dry_run:
         if bundle is not None:
             uploaded = _upload(gateway, bundle)
-        apply_plan(gateway, plan, progress=progress)
+        apply_plan(gateway, plan, progress=progress, roll_back=True, undone=undone)
     return DeployResult(plan, bundle_id, uploaded, 0 if bundle is None else bundle.size)
 
 

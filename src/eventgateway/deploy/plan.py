@@ -4,8 +4,8 @@
 resources the gateway lists (:class:`Current`) and returns the writes that make them
 equal, in an order the gateway accepts::
 
-    + eventtype     user.created
     + function      addUserToCRM (python3.11, handler.handler)
+    + eventtype     user.created
     + subscription  async user.created POST /acme-crm/ → addUserToCRM
 
 A service owns the resources whose metadata carries its ``service`` and ``stage``; only
@@ -28,12 +28,15 @@ from eventgateway.errors import ConfigError, ValidationError
 __all__ = ["Action", "Current", "Kind", "Op", "Plan", "make_plan", "remove_plan"]
 
 # The order writes must reach the gateway in: what a resource refers to exists before
-# it, and is removed after it. Sync routes are cleared before new ones are added (same
-# id, or paths that would conflict in the route tree); async subscriptions are removed
-# only after their replacements exist, so no event falls between the two.
+# it, and is removed after it. Functions go first: they refer to nothing, and they are
+# the writes a gateway refuses most (no `node`, a missing bundle, a target URL it will
+# not call), so a refused deploy usually fails before anything else was written and
+# has less to roll back. Sync routes are cleared before new ones are added (same id, or
+# paths that would conflict in the route tree); async subscriptions are removed only
+# after their replacements exist, so no event falls between the two.
 _STEPS: Final = (
-    "eventtype-create",
     "function-write",
+    "eventtype-create",
     "eventtype-update",
     "subscription-clear",
     "subscription-write",
@@ -215,7 +218,6 @@ class _Planner:
         own = _by(self.current.event_types, "name")
         others = _by(self.current.other_event_types, "name")
         wanted = self._wanted_types()
-        existing = self.own_functions | self.other_functions
         for name, authorizer in wanted.items():
             body = bodies.event_type_body(name, authorizer, self.metadata)
             if authorizer is not None and not (
@@ -229,16 +231,12 @@ class _Planner:
                 self._write("eventtype-update", "eventtype", name, name, body, own[name])
             elif name in others:
                 self._foreign_type(name, authorizer, body, others[name])
-            elif authorizer is None or authorizer in existing:
+            else:
+                # The authorizer exists by now: functions are written before event types.
                 detail = f" (authorizer {authorizer})" if authorizer else ""
                 self._checked("eventtype", body, f"event type {name}")
                 action = Action("create", "eventtype", name, name, body, None, detail)
                 self.add("eventtype-create", action)
-            else:
-                # The authorizer is created by this plan, after the event type.
-                bare = bodies.event_type_body(name, None, self.metadata)
-                self.add("eventtype-create", Action("create", "eventtype", name, name, bare))
-                self._write("eventtype-update", "eventtype", name, name, body, bare)
         self._leftover_types(set(wanted), self.own_functions - desired_functions)
 
     def _foreign_type(
