@@ -173,8 +173,8 @@ def test_an_unknown_function_is_one_error_line(monkeypatch):
 def test_data_that_is_not_json_is_refused_before_calling(monkeypatch):
     result, fake = run(monkeypatch, OK, "-f", "f", "--data", "{nope")
 
-    assert result.exit_code == 1
-    assert "--data is not JSON" in result.stderr
+    assert result.exit_code == 2
+    assert "Error: Invalid value for '--data': not JSON" in result.stderr
     assert fake.calls == []
 
 

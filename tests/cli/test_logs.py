@@ -286,13 +286,17 @@ def test_filter_since_and_json_narrow_and_reshape_the_output(gateway):
     assert set(as_json[0]) == {"timestamp", "requestId", "stream", "message"}
 
 
-def test_a_bad_since_is_one_error_line():
+def test_a_bad_since_is_a_usage_error_naming_it_before_any_request():
+    # QA: exit status 1 (the gateway's 400), 2 for every other bad option value.
     result = CliRunner().invoke(
         cli, ["logs", "-f", "x", "--since", "soon", "--url", "http://127.0.0.1:9"]
     )
 
-    assert result.exit_code == 1
-    assert len(result.stderr.splitlines()) == 1
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--since': since 'soon' is not a time: use RFC 3339 "
+        "(2026-11-26T18:00:00Z), Unix seconds, or a duration such as 30s, 10m, 2h"
+    )
 
 
 @pytest.mark.parametrize("tail", [[], ["-t"]])

@@ -62,6 +62,17 @@ def test_a_replay_needs_exactly_one_selection(args, message):
     assert message in result.stderr
 
 
+@pytest.mark.parametrize("option", ["--since", "--until"])
+def test_a_bad_window_time_is_a_usage_error_naming_the_option(option):
+    args = ["events", "replay", "--since", "10m", option, "later"]
+    result = CliRunner().invoke(cli, args, env={"EG_URL": "http://127.0.0.1:9"})
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1].startswith(
+        f"Error: Invalid value for '{option}': {option[2:]} 'later' is not a time: "
+    )
+
+
 async def test_replay_by_id_and_window_reports_counts_and_refusals(
     gateway: GatewayProcess, receiver: Receiver
 ) -> None:

@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 
 from eventgateway.cli.main import cli
 from eventgateway.cli.resources import function_target, key
+from eventgateway.sdk.sync import EventGateway
 from tests.cli.kit import clean_workdir
 from tests.support.ports import free_port
 from tests.support.process import GatewayProcess
@@ -213,6 +214,9 @@ def test_events_and_dead_letters_list_show_redrive_and_purge(space):
     attempts = event.index(header)
     assert event[attempts + 1][1] == "1"
     assert "failed" in event[attempts + 1]
+    [sent] = json.loads(space.ok("events", "get", "ev-1", "-o", "json"))["deliveries"]
+    measured = sent["attemptLog"][0]["durationMs"]
+    assert event[attempts + 1][3] == f"{measured:.2f}"  # as REPORT lines show durations
     assert letters[0] == [
         "deadLetterId",
         "eventId",
@@ -234,6 +238,24 @@ def test_events_and_dead_letters_list_show_redrive_and_purge(space):
     wait_for(lambda: len(dead_letters(space)) == 1)
     assert json.loads(space.ok("dead-letters", "purge", "--all", "-o", "json")) == {"purged": 1}
     assert dead_letters(space) == []
+
+
+def test_events_get_rounds_durations_in_tables_only(monkeypatch):
+    # QA: `durationMs 1.8573790000573354`; `eg logs` REPORT lines show 2 decimals.
+    attempt = {"attempt": 1, "startedAt": "2026-11-26T18:00:00Z", "durationMs": 1.8573790000573354}
+    delivery = {"deliveryId": "d-1", "state": "delivered", "attemptLog": [attempt]}
+    event = {"id": "ev-1", "state": "delivered", "deliveries": [delivery]}
+    monkeypatch.setattr(EventGateway, "get_event", lambda self, event_id: event)
+    env = {"EG_URL": "http://127.0.0.1:9"}
+
+    table = CliRunner().invoke(cli, ["events", "get", "ev-1"], env=env)
+    as_json = CliRunner().invoke(cli, ["events", "get", "ev-1", "-o", "json"], env=env)
+
+    assert table.exit_code == 0, table.output
+    [row] = [line.split() for line in table.stdout.splitlines() if line.startswith("d-1 ")][-1:]
+    assert row[:4] == ["d-1", "1", "2026-11-26T18:00:00Z", "1.86"]
+    assert "1.857379" not in table.stdout
+    assert json.loads(as_json.stdout) == event
 
 
 @pytest.mark.parametrize(

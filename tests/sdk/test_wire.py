@@ -49,10 +49,11 @@ def body(request: Request) -> Any:
             None,
             ("https://acme.example.com", None, "https://example.com:4001", "/"),
         ),
+        # A path naming the space is the space (any other path: tests/sdk/test_url_paths.py).
         (
-            "http://gw.example.com:4000/prefix/",
+            "http://gw.example.com:4000/acme/",
             None,
-            ("http://gw.example.com:4000/prefix", None, "http://gw.example.com:4001", "/acme/"),
+            ("http://gw.example.com:4000", None, "http://gw.example.com:4001", "/acme/"),
         ),
         ("http://[::1]:4000", None, ("http://[::1]:4000", None, "http://[::1]:4001", "/acme/")),
         ("http://x:1", "http://cfg:9/", ("http://x:1", None, "http://cfg:9", "/acme/")),

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import click
 
-from eventgateway.cli.option_checks import http_url, space_name
+from eventgateway.cli.option_checks import http_url, space_name, url_and_space
 from eventgateway.cli.service_file import DeclaredSettings, ServiceFile, Settings
 from eventgateway.errors import ConfigError
 
@@ -68,6 +68,9 @@ class CliOptions:
     api_key_source: KeySource | None = field(default=None, compare=False)
     """Where ``api_key`` came from: ``--api-key``/``EG_API_KEY``, ``serverless.yml``, or
     the credentials file."""
+    space_given: bool = field(default=False, compare=False)
+    """Whether something named ``space`` (a flag, variable, ``serverless.yml`` or the URL),
+    rather than it being the default."""
 
     @property
     def json(self) -> bool:
@@ -92,6 +95,7 @@ def resolve_options(
     output: Output = "table",
     debug: bool = False,
     service_file: Settings | None = None,
+    names: tuple[str, str] = ("--url", "--space"),
 ) -> CliOptions:
     """Options from values given as flags or ``EG_*`` variables (None: not given).
 
@@ -99,35 +103,48 @@ def resolve_options(
     ``./serverless.yml``), then the defaults; the key last from the credentials file. A
     setting of the file is read, and checked, only when no flag or variable gave it. Every
     command resolves its options here, ``eg deploy`` too (with the file it read whole).
+    A URL whose path names a space (``http://localhost:4000/acme``) is the URL without it
+    and that space (:func:`~eventgateway.cli.option_checks.url_and_space`); ``names`` are
+    the flags or variables that gave ``url`` and ``space``, for the message refusing one.
 
     Raises:
-        ConfigError: a setting of the file is invalid (naming the file and line), or the
-            credentials file cannot be read.
+        click.UsageError: ``url``'s path is not ``/<space>``, or names another space.
+        ConfigError: the same for a URL of the file; a setting of the file is invalid
+            (naming the file and line), or the credentials file cannot be read.
     """
     service = service_file or ServiceFile(pathlib.Path(SERVICE_FILE))
     key, source = _key_of(api_key, lambda: service.get("apiKey", "accessKey"))
-    gateway_url = url or service.get("url") or DEFAULT_URL
+    given_space = space or service.get("space")
+    gateway_url, given_space = url_and_space(
+        url or service.get("url") or DEFAULT_URL,
+        given_space,
+        url_from=names[0] if url else None,
+        space_from=names[1] if space else None,
+        file=str(getattr(service, "path", SERVICE_FILE)),
+    )
+    host_space = _space_of_host(gateway_url)
     options = CliOptions(
         url=gateway_url,
         config_url=config_url or service.get("configurationUrl"),
-        space=space or service.get("space") or _space_of_host(gateway_url),
+        space=given_space or host_space or DEFAULT_SPACE,
         api_key=key,
         output=output,
         debug=debug,
         api_key_source=source,
+        space_given=bool(given_space or host_space),
     )
     return with_saved_key(options)
 
 
-def _space_of_host(url: str) -> str:
+def _space_of_host(url: str) -> str | None:
     # A hosted-style URL (http://acme.localhost:4000) names its space, as it does for the
-    # SDK; "default" otherwise.
+    # SDK; None otherwise.
     from eventgateway.sdk._hosts import hosted_space, split_url
 
     try:
-        return hosted_space(split_url(url)[1], None, None) or DEFAULT_SPACE
+        return hosted_space(split_url(url)[1], None, None)
     except ValueError:  # the URL's own check reports it, with the option's name
-        return DEFAULT_SPACE
+        return None
 
 
 def _key_of(
@@ -171,6 +188,11 @@ def error_message(exc: Exception, url: str, flag: str = "--url") -> str:
     while isinstance(cause, ConfigError):  # a step that failed on the gateway says which
         cause = cause.__cause__
     if isinstance(cause, GatewayError) and cause.status is None:
+        from eventgateway.cli.tls_hints import certificate_refused, untrusted_message
+
+        untrusted = certificate_refused(cause)
+        if untrusted is not None:  # something answered: `eg serve` would not help
+            return untrusted_message(untrusted, url, flag)
         # Nothing answered (no HTTP status to show), whichever step asked first.
         return f"cannot reach the gateway at {url}: {cause.message}; {hint}"
     if isinstance(exc, ConfigError):
@@ -273,9 +295,10 @@ def gateway_options(
             **kwargs: Any,
         ) -> None:
             with reporting_errors(config_url or url or DEFAULT_URL, debug=debug):
-                spec = None
+                spec, path = None, None
                 if service:
-                    spec = load_service_file(kwargs.pop("config_path"), kwargs.pop("stage"))
+                    path = kwargs.pop("config_path")
+                    spec = load_service_file(path, kwargs.pop("stage"))
                 options = resolve_options(
                     url=url,
                     config_url=config_url,
@@ -283,7 +306,8 @@ def gateway_options(
                     api_key=api_key,
                     output=output,
                     debug=debug,
-                    service_file=None if spec is None else DeclaredSettings(spec.gateway),
+                    service_file=None if spec is None else DeclaredSettings(spec.gateway, path),
+                    names=_option_names(),
                 )
                 if spec is not None:
                     kwargs["service"] = spec.with_space(options.space)
@@ -296,6 +320,18 @@ def gateway_options(
         return run
 
     return decorate
+
+
+def _option_names() -> tuple[str, str]:
+    """The names of what gave ``--url`` and ``--space``: the flag, or its variable."""
+    ctx = click.get_current_context(silent=True)
+    env = click.core.ParameterSource.ENVIRONMENT
+    if ctx is None:
+        return "--url", "--space"
+    return (
+        "EG_URL" if ctx.get_parameter_source("url") is env else "--url",
+        "EG_SPACE" if ctx.get_parameter_source("space") is env else "--space",
+    )
 
 
 _SERVICE_OPTIONS: Final = (

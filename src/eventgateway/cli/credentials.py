@@ -94,11 +94,17 @@ class Credentials:
         Raises:
             ConfigError: the file exists but cannot be read or is not a credentials file.
         """
-        entry = self._gateways(self._read()).get(config_url, {}).get(space)
-        if not isinstance(entry, dict) or not isinstance(entry.get("apiKey"), str):
-            return None
-        key_id = entry.get("keyId")
-        return SavedKey(entry["apiKey"], key_id if isinstance(key_id, str) else None)
+        return _saved_key(self._gateways(self._read()).get(config_url, {}).get(space))
+
+    def saved(self, config_url: str) -> dict[str, SavedKey]:
+        """Every key saved for the gateway at ``config_url``, by space name.
+
+        Raises:
+            ConfigError: the file exists but cannot be read or is not a credentials file.
+        """
+        spaces = self._gateways(self._read()).get(config_url, {})
+        found = {name: _saved_key(spaces[name]) for name in sorted(spaces)}
+        return {name: key for name, key in found.items() if key is not None}
 
     def save(self, config_url: str, space: str, reply: Mapping[str, Any]) -> None:
         """Save the key of a claim or key creation (``apiKey``, ``keyId``, ``scopes``).
@@ -205,3 +211,11 @@ class Credentials:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             raise
+
+
+def _saved_key(entry: object) -> SavedKey | None:
+    """The key of one entry of the file; None for an entry that is not one."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("apiKey"), str):
+        return None
+    key_id = entry.get("keyId")
+    return SavedKey(entry["apiKey"], key_id if isinstance(key_id, str) else None)

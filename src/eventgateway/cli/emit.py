@@ -23,25 +23,32 @@ def read_data(raw: str) -> Any:
     """The JSON value ``--data`` names: inline JSON, ``@FILE`` or ``-`` (standard input).
 
     Raises:
-        click.ClickException: the file cannot be read, or the text is not JSON.
+        click.BadParameter: the file cannot be read, or the text is not JSON (a usage
+            error naming ``--data``, exit status 2, as for any other bad value).
     """
     if raw == "-":
-        text, origin = sys.stdin.read(), "--data - (standard input)"
+        text, origin = sys.stdin.read(), "- (standard input) is not JSON"
     elif raw.startswith("@"):
         path = pathlib.Path(raw[1:])
-        origin = f"--data {raw}"
+        origin = f"{raw} is not JSON"
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise click.ClickException(f"--data {raw}: no such file: {path}") from None
+            raise _bad_data(f"{raw}: no such file: {path}") from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise click.ClickException(f"--data {raw}: cannot read {path}: {exc}") from None
+            raise _bad_data(f"{raw}: cannot read {path}: {exc}") from None
     else:
-        text, origin = raw, "--data"
+        text, origin = raw, "not JSON"
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise click.ClickException(f"{origin} is not JSON ({exc}): {_DATA_FORMS}") from None
+        raise _bad_data(f"{origin} ({exc}): {_DATA_FORMS}") from None
+
+
+def _bad_data(message: str) -> click.BadParameter:
+    return click.BadParameter(
+        message, click.get_current_context(silent=True), param_hint="'--data'"
+    )
 
 
 def _event_type(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

@@ -24,6 +24,7 @@ from rich.text import Text
 
 from eventgateway.cli.context import CliOptions, gateway_options
 from eventgateway.cli.credentials import config_base
+from eventgateway.cli.option_checks import gateway_time
 from eventgateway.cli.service_functions import function_named
 
 if TYPE_CHECKING:
@@ -123,7 +124,12 @@ def chosen_function(name: str | None, function_option: str | None) -> str:
 @click.command()
 @function_name
 @click.option("-t", "--tail", is_flag=True, help="Keep following new lines until Ctrl-C.")
-@click.option("--since", metavar="TIME", help="Only lines since: 10m, 2h, 1d, RFC 3339 or Unix.")
+@click.option(
+    "--since",
+    metavar="TIME",
+    callback=gateway_time,
+    help="Only lines since: 10m, 2h, 1d, RFC 3339 or Unix.",
+)
 @click.option("--filter", "filter_text", metavar="TEXT", help="Only lines containing TEXT.")
 @click.option(
     "--limit",

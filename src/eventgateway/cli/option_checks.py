@@ -2,16 +2,18 @@
 and of the space names commands take as arguments (``eg spaces get NAME``).
 
 Click callbacks: a bad value is a usage error (exit 2) naming the option, or the
-environment variable that set it, before any request is made.
+environment variable that set it, before any request is made. :func:`url_and_space`
+reads a URL's path once the space is known, wherever each came from.
 """
 
 from __future__ import annotations
 
 import click
 
+from eventgateway.errors import ConfigError
 from eventgateway.model.validate import is_valid_space
 
-__all__ = ["http_url", "space_name"]
+__all__ = ["gateway_time", "http_url", "space_name", "url_and_space"]
 
 
 # The rule `custom.eventgateway.url` follows too (deploy/manifest.py), so that a URL is
@@ -46,6 +48,23 @@ def space_name(ctx: click.Context, param: click.Parameter, value: str | None) ->
     return value
 
 
+# Checked with the gateway's own rule (api/params.py), so that a typo is a usage error
+# naming the option, as every other bad value is, rather than the gateway's 400 later.
+def gateway_time(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    import time
+
+    from eventgateway.api.params import parse_time
+    from eventgateway.errors import ValidationError
+
+    try:
+        parse_time(value, param.name or "time", now_s=time.time())
+    except ValidationError as exc:
+        raise click.BadParameter(f"{exc}{_from_env(ctx, param)}", ctx, param) from None
+    return value  # sent as given: the gateway reads a duration against its own clock
+
+
 # click names the option in the message; say so when its variable, not a flag, set it.
 def _from_env(ctx: click.Context, param: click.Parameter) -> str:
     if param.name is None or not isinstance(param.envvar, str):
@@ -53,3 +72,37 @@ def _from_env(ctx: click.Context, param: click.Parameter) -> str:
     if ctx.get_parameter_source(param.name) is not click.core.ParameterSource.ENVIRONMENT:
         return ""
     return f" (from {param.envvar})"
+
+
+def url_and_space(
+    url: str, space: str | None, *, url_from: str | None, space_from: str | None, file: str
+) -> tuple[str, str | None]:
+    """``url`` without a path naming a space, and the space: ``http://localhost:4000/acme``
+    is ``http://localhost:4000`` in space ``acme`` (``eg deploy`` prints that URL as where
+    to emit, so users paste it), as the SDK reads it (:func:`~eventgateway.sdk._hosts.path_space`).
+
+    ``url_from``/``space_from``: the flag or variable that gave each (``--url``,
+    ``EG_SPACE``…), None when it came from ``custom.eventgateway`` of ``file`` (or, for
+    the space, from nowhere).
+
+    Raises:
+        click.UsageError: a URL of a flag or variable has another path, or names a space
+            other than ``space``.
+        ConfigError: the same for a URL of the file.
+    """
+    from eventgateway.sdk._hosts import UrlPathError, path_space
+
+    try:
+        return path_space(url, space, None)
+    except UrlPathError as exc:
+        refused = exc
+    except ValueError:  # a bad URL: its own check reports it, naming the option
+        return url, space
+    space_name = space_from or (f"space in {file}" if space else "space")
+    if url_from is None:
+        message = refused.describe("url", space_from or "space", "yaml")
+        raise ConfigError(f"{file}: custom.eventgateway.{message}")
+    env = url_from.startswith("EG_")
+    if space is None or refused.named is None or refused.by_host:
+        space_name = "EG_SPACE" if env else "--space"  # what to pass: the URL's kind
+    raise click.UsageError(refused.describe(url_from, space_name, "env" if env else "flag"))

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from eventgateway.cli.context import CliOptions, gateway_options
+from eventgateway.cli.option_checks import gateway_time
 
 __all__ = ["replay"]
 
@@ -52,8 +53,18 @@ def _report(options: CliOptions, answer: dict[str, Any]) -> None:
     metavar="ID",
     help="Only to this subscription (and only events delivered to it).",
 )
-@click.option("--since", metavar="TIME", help="Events received since: 10m, 2h, RFC 3339 or Unix.")
-@click.option("--until", metavar="TIME", help="Events received before (the same forms).")
+@click.option(
+    "--since",
+    metavar="TIME",
+    callback=gateway_time,
+    help="Events received since: 10m, 2h, RFC 3339 or Unix.",
+)
+@click.option(
+    "--until",
+    metavar="TIME",
+    callback=gateway_time,
+    help="Events received before (the same forms).",
+)
 @gateway_options()
 def replay(
     *,

@@ -170,9 +170,20 @@ _DELIVERY_COLUMNS: Final = (
     ("error", lambda item: item.get("deadReason") or item.get("lastError")),
     ("replayOf", key("replayOf")),
 )
-_ATTEMPT_COLUMNS: Final = tuple(
-    (name, key(name))
-    for name in ("deliveryId", "attempt", "startedAt", "durationMs", "outcome", "status", "error")
+
+
+def _duration_ms(item: Item) -> object:
+    """``durationMs`` to two decimals, as the REPORT lines of `eg logs` show durations."""
+    value = item.get("durationMs")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:.2f}"
+    return value
+
+
+_ATTEMPT_COLUMNS: Final = (
+    *((name, key(name)) for name in ("deliveryId", "attempt", "startedAt")),
+    ("durationMs", _duration_ms),
+    *((name, key(name)) for name in ("outcome", "status", "error")),
 )
 _DEAD_LETTER_COLUMNS: Final = tuple(
     (name, key(name))

@@ -106,10 +106,13 @@ class ServiceFile:
 
 
 class DeclaredSettings:
-    """The settings of a service ``eg deploy`` has read whole (already checked)."""
+    """The settings of a service ``eg deploy`` has read whole (already checked) from the
+    file at ``path``."""
 
-    def __init__(self, target: GatewayTarget) -> None:
+    def __init__(self, target: GatewayTarget, path: pathlib.Path | None = None) -> None:
         from eventgateway.deploy.model import DEFAULT_SPACE
+
+        self.path = pathlib.Path("serverless.yml") if path is None else path
 
         self._values = {
             "url": target.url,

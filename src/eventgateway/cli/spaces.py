@@ -194,9 +194,14 @@ def claim(*, options: CliOptions, name: str, private: bool) -> None:
 @spaces.command("ls")
 @gateway_options()
 def list_spaces(*, options: CliOptions) -> None:
-    """List the spaces the key may see (all of them with the operator key)."""
-    with options.gateway() as gateway:
-        items = gateway.list_spaces()
+    """List the spaces the key may see (all of them with the operator key).
+
+    Without a key or a space (flag, variable or serverless.yml), the spaces every key
+    saved in the credentials file for this gateway may see.
+    """
+    from eventgateway.cli.spaces_visible import visible_spaces
+
+    items = visible_spaces(options)
     if not items and not options.json:
         click.echo("No spaces.")
         return

@@ -22,7 +22,7 @@ from urllib.parse import quote, urlencode, urlunsplit
 
 from eventgateway.errors import EventGatewayError
 from eventgateway.names import is_valid_space
-from eventgateway.sdk._hosts import hosted_space, split_url
+from eventgateway.sdk._hosts import hosted_space, path_space, split_url
 
 # The names the clients build on; the parsers (to_*) and helpers are used by _calls.
 __all__ = [
@@ -226,10 +226,15 @@ class Endpoints:
         → ``http://localhost:4001``). The space is ``space``, else the one a hosted-style
         host names (see :func:`~eventgateway.sdk._hosts.hosted_space`), else ``default``.
 
+        A path of ``url`` that names a space (``http://localhost:4000/acme``) is that
+        space (see :func:`~eventgateway.sdk._hosts.path_space`).
+
         Raises:
-            ValueError: ``url`` or ``config_url`` is not an http(s) URL with a host, or
-                the host and ``space``/``domain`` disagree.
+            ValueError: ``url`` or ``config_url`` is not an http(s) URL with a host, the
+                host and ``space``/``domain`` disagree, or ``url`` has any other path or
+                one naming another space (:class:`~eventgateway.sdk._hosts.UrlPathError`).
         """
+        url, space = path_space(url, space, domain)
         events = Target.of(url)
         parts, hostname, _ = split_url(url)
         hosted = hosted_space(hostname, space, domain)

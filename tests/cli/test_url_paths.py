@@ -1,0 +1,154 @@
+"""`--url`/`EG_URL`/`url` in serverless.yml with a path: `/<space>` names the space,
+anything else is refused in one line naming the option and what to pass instead.
+
+QA: `EG_URL=http://localhost:4000/acme-crm eg emit …` printed "Event emitted" while the
+event went to `/acme-crm/default/` (`/acme-crm/acme-crm/` with EG_SPACE=acme-crm), where
+nothing is subscribed — and `eg deploy` prints exactly that URL as where to emit.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Iterator
+
+import pytest
+from click.testing import CliRunner, Result
+
+from eventgateway.cli.main import cli
+from tests.cli.kit import clean_workdir
+from tests.cli.test_emit import USER, create, eg_async, subscribe_receiver
+from tests.support.process import GatewayProcess
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    process = GatewayProcess(tmp_path_factory.mktemp("url-paths") / "data").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(autouse=True)
+def workdir(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> pathlib.Path:
+    return clean_workdir(monkeypatch, tmp_path)
+
+
+def eg(*args: str, **env: str) -> Result:
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
+@pytest.mark.parametrize(
+    ("space", "how"),
+    [
+        ("path-env", "EG_URL"),
+        ("path-slash", "EG_URL with a slash and EG_SPACE"),
+        ("path-flag", "--url"),
+    ],
+)
+async def test_an_events_url_naming_the_space_emits_to_that_space(gateway, receiver, space, how):
+    path = subscribe_receiver(gateway, receiver, space, "user.created")
+    url = f"{gateway.events_url}/{space}"
+    env = {"EG_CONFIG_URL": gateway.config_url}
+    args = ["emit", "--event", "user.created", "--data", json.dumps(USER), "--id", space]
+    if how == "--url":
+        args += ["--url", url]
+    elif how == "EG_URL":
+        env["EG_URL"] = url
+    else:
+        env |= {"EG_URL": url + "/", "EG_SPACE": space}
+
+    done = await eg_async(env, *args)
+
+    assert (done.returncode, done.stderr) == (0, "")
+    [call] = await receiver.wait_for(1, path)
+    assert call.json()["id"] == space
+
+
+def test_configuration_commands_work_in_the_space_the_url_names(gateway):
+    create(gateway, "path-ls", "eventtypes", {"name": "user.created"})
+
+    done = eg(
+        "event-types",
+        "ls",
+        "-o",
+        "json",
+        EG_URL=f"{gateway.events_url}/path-ls/",
+        EG_CONFIG_URL=gateway.config_url,
+    )
+
+    assert done.exit_code == 0, done.output
+    assert [item["name"] for item in json.loads(done.stdout)] == ["user.created"]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "error"),
+    [
+        (
+            ["--url", "http://127.0.0.1:9/acme-crm", "--space", "other"],
+            {},
+            "Error: --url 'http://127.0.0.1:9/acme-crm' names the space 'acme-crm' in its "
+            "path, but --space is 'other': pass --url http://127.0.0.1:9 to work in 'other', "
+            "or leave --space out (or give 'acme-crm') to work in 'acme-crm'",
+        ),
+        (
+            [],
+            {"EG_URL": "http://127.0.0.1:9/acme-crm", "EG_SPACE": "other"},
+            "Error: EG_URL 'http://127.0.0.1:9/acme-crm' names the space 'acme-crm' in its "
+            "path, but EG_SPACE is 'other': pass EG_URL=http://127.0.0.1:9 to work in "
+            "'other', or leave EG_SPACE out (or give 'acme-crm') to work in 'acme-crm'",
+        ),
+        (
+            ["--url", "http://127.0.0.1:9/acme-crm/users"],
+            {},
+            "Error: --url 'http://127.0.0.1:9/acme-crm/users' has the path '/acme-crm/users', "
+            "which no gateway serves (the APIs are at the root of the host; a path may only "
+            "name the space, as http://127.0.0.1:9/<space>): pass --url http://127.0.0.1:9 "
+            "and the space as --space NAME",
+        ),
+        (
+            [],
+            {"EG_URL": "http://acme.localhost:9/other"},
+            "Error: EG_URL 'http://acme.localhost:9/other' names the space 'other' in its "
+            "path but 'acme' in its host (a hosted-style host, routed to /acme/): pass "
+            "EG_URL=http://acme.localhost:9",
+        ),
+    ],
+)
+def test_another_path_or_space_is_a_usage_error_naming_the_option(args, env, error):
+    done = eg("emit", "--event", "user.created", *args, **env)
+
+    assert done.exit_code == 2
+    assert done.stderr.splitlines()[-1] == error
+    assert done.stdout == ""
+
+
+def test_a_url_path_in_serverless_yml_is_read_the_same_and_refused_naming_the_file(workdir):
+    (workdir / "serverless.yml").write_text(
+        "service: svc\ncustom:\n  eventgateway:\n"
+        "    url: http://127.0.0.1:9/acme-crm\n    space: other\n",
+        encoding="utf-8",
+    )
+
+    done = eg("functions", "ls")
+
+    assert done.exit_code == 1
+    assert done.stderr == (
+        "Error: serverless.yml: custom.eventgateway.url 'http://127.0.0.1:9/acme-crm' names "
+        "the space 'acme-crm' in its path, but space is 'other': pass url: http://127.0.0.1:9 "
+        "to work in 'other', or leave space out (or give 'acme-crm') to work in 'acme-crm'\n"
+    )
+
+
+def test_info_shows_the_url_and_space_the_path_named(gateway, workdir):
+    (workdir / "serverless.yml").write_text(
+        "service: svc\nprovider:\n  name: eventgateway\ncustom:\n  eventgateway:\n"
+        f"    url: {gateway.events_url}/yml-space/\n"
+        f"    configurationUrl: {gateway.config_url}\n",
+        encoding="utf-8",
+    )
+
+    done = eg("info", "-o", "json")
+
+    assert done.exit_code == 0, done.output
+    shown = json.loads(done.stdout)
+    assert (shown["url"], shown["space"]) == (gateway.events_url, "yml-space")
