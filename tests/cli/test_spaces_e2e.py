@@ -139,6 +139,23 @@ def test_a_refused_key_is_named_with_where_it_came_from(secured, service_dir, sp
     assert bogus not in refused.stderr
 
 
+def test_a_refused_key_of_the_service_file_names_that_file(secured, service_dir, space, tmp_path):
+    ada = person(secured, space, tmp_path, "ada")
+    ada.ok("deploy")
+    bogus = "egk_0123456789abcdef_" + "2" * 48
+    declared = (service_dir / "serverless.yml").read_text()
+    alternative = declared.replace("apiKey: ${env:EG_API_KEY}", f"accessKey: {bogus}")
+    assert alternative != declared
+    (service_dir / "alt.yml").write_text(alternative)
+
+    refused = ada.eg("deploy", "-c", "alt.yml")
+
+    assert refused.exit_code == 1
+    assert refused.stderr.endswith(
+        "(the key came from custom.eventgateway.apiKey (or accessKey) in alt.yml)\n"
+    )
+
+
 def test_a_refused_saved_key_names_the_credentials_file(secured, service_dir, space, tmp_path):
     ada = person(secured, space, tmp_path, "ada")
     ada.ok("spaces", "claim", space)

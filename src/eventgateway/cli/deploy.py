@@ -166,7 +166,7 @@ def run_deploy(
             )
     except ConfigError as exc:
         if not (claim and dry_run and _claim_first(options, exc)):
-            refused = _refused(options, claimed, exc)
+            refused = _refused(options, claimed, exc, service.source.name)
             if refused is None:
                 raise
             raise refused from exc
@@ -230,18 +230,23 @@ def _empty_space_plan(service: ServiceSpec, bundle: Bundle | None) -> DeployResu
     return DeployResult(plan, bundle_id, False, 0 if bundle is None else bundle.size)
 
 
-_KEY_SOURCES: Final = {"flag": "--api-key or EG_API_KEY", "service": "apiKey in serverless.yml"}
+_KEY_SOURCES: Final = {"flag": "--api-key or EG_API_KEY"}
 
 
-def _refused(options: CliOptions, claimed: Claim | None, exc: ConfigError) -> ConfigError | None:
+def _refused(
+    options: CliOptions, claimed: Claim | None, exc: ConfigError, service_file: str
+) -> ConfigError | None:
     """When the gateway refused the key (or the lack of one) behind ``exc``: the error that
-    says whose the space is, or which key failed, and what to do."""
+    says whose the space is, or which key failed (``service_file``: the file read), and
+    what to do."""
     cause = _gateway_error(exc)
     if cause is None:
         return None
     if options.api_key and cause.status in (401, 403):
         source = _KEY_SOURCES.get(options.api_key_source or "", "")
-        if options.api_key_source == "credentials":
+        if options.api_key_source == "service":  # `accessKey` is apiKey's alias there
+            source = f"custom.eventgateway.apiKey (or accessKey) in {service_file}"
+        elif options.api_key_source == "credentials":
             from eventgateway.cli.credentials import credentials_path
 
             source = f"the credentials file {credentials_path()}"
