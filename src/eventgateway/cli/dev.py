@@ -25,6 +25,7 @@ from eventgateway.cli.deploy import run_deploy
 from eventgateway.cli.logs import format_line
 from eventgateway.cli.output import stdout_closed
 from eventgateway.cli.serve_options import check_distinct_ports, port_options
+from eventgateway.errors import ConfigError
 
 if TYPE_CHECKING:
     from eventgateway.deploy.model import ServiceSpec
@@ -179,7 +180,12 @@ def dev(
     printer = _Printer()
     _stop_on_sigterm()
     printer.echo(f"eg dev: {service.name} (stage {service.stage}) in space {options.space}")
-    with EmbeddedGateway(settings) as gateway:
+    gateway = EmbeddedGateway(settings)
+    try:
+        gateway.start()
+    except ConfigError as exc:
+        raise _CannotStart(str(exc)) from exc
+    try:
         local = CliOptions(
             url=gateway.events_url,
             config_url=gateway.config_url,
@@ -193,6 +199,14 @@ def dev(
             f"{gateway.config_url}; data in {data_dir}"
         )
         _loop(local, service, printer, data_dir=data_dir, watch=not no_watch)
+    finally:
+        gateway.stop()
+
+
+class _CannotStart(click.ClickException):
+    """A port taken, the data dir in use: exit status 2, as `eg serve` says it."""
+
+    exit_code = 2
 
 
 def _stop_on_sigterm() -> None:
