@@ -1,5 +1,5 @@
-"""`--url`/`EG_URL`/`url` in serverless.yml with a path: `/<space>` names the space,
-anything else is refused in one line naming the option and what to pass instead.
+"""`--url`/`EG_URL`/`url` in serverless.yml with a path: a last segment naming the space
+is dropped, any other path is a prefix (a gateway behind a reverse proxy).
 
 QA: `EG_URL=http://localhost:4000/acme-crm eg emit …` printed "Event emitted" while the
 event went to `/acme-crm/default/` (`/acme-crm/acme-crm/` with EG_SPACE=acme-crm), where
@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 from click.testing import CliRunner, Result
 
+from eventgateway.cli.context import resolve_options
 from eventgateway.cli.main import cli
 from tests.cli.kit import clean_workdir
 from tests.cli.test_emit import USER, create, eg_async, subscribe_receiver
@@ -81,62 +82,32 @@ def test_configuration_commands_work_in_the_space_the_url_names(gateway):
 
 
 @pytest.mark.parametrize(
-    ("args", "env", "error"),
+    ("url", "space", "resolved"),
     [
-        (
-            ["--url", "http://127.0.0.1:9/acme-crm", "--space", "other"],
-            {},
-            "Error: --url 'http://127.0.0.1:9/acme-crm' names the space 'acme-crm' in its "
-            "path, but --space is 'other': pass --url http://127.0.0.1:9 to work in 'other', "
-            "or leave --space out (or give 'acme-crm') to work in 'acme-crm'",
-        ),
-        (
-            [],
-            {"EG_URL": "http://127.0.0.1:9/acme-crm", "EG_SPACE": "other"},
-            "Error: EG_URL 'http://127.0.0.1:9/acme-crm' names the space 'acme-crm' in its "
-            "path, but EG_SPACE is 'other': pass EG_URL=http://127.0.0.1:9 to work in "
-            "'other', or leave EG_SPACE out (or give 'acme-crm') to work in 'acme-crm'",
-        ),
-        (
-            ["--url", "http://127.0.0.1:9/acme-crm/users"],
-            {},
-            "Error: --url 'http://127.0.0.1:9/acme-crm/users' has the path '/acme-crm/users', "
-            "which no gateway serves (the APIs are at the root of the host; a path may only "
-            "name the space, as http://127.0.0.1:9/<space>): pass --url http://127.0.0.1:9 "
-            "and the space as --space NAME",
-        ),
-        (
-            [],
-            {"EG_URL": "http://acme.localhost:9/other"},
-            "Error: EG_URL 'http://acme.localhost:9/other' names the space 'other' in its "
-            "path but 'acme' in its host (a hosted-style host, routed to /acme/): pass "
-            "EG_URL=http://acme.localhost:9",
-        ),
+        ("http://127.0.0.1:9/acme-crm", "acme-crm", ("http://127.0.0.1:9", "acme-crm")),
+        ("http://127.0.0.1:9/acme-crm/", None, ("http://127.0.0.1:9", "acme-crm")),
+        # A reverse proxy's prefix stays; so does a path naming another space than given.
+        ("https://api.test/eventgateway", "acme", ("https://api.test/eventgateway", "acme")),
+        ("https://api.test/eg/acme", "acme", ("https://api.test/eg", "acme")),
+        ("http://127.0.0.1:9/acme-crm", "other", ("http://127.0.0.1:9/acme-crm", "other")),
     ],
 )
-def test_another_path_or_space_is_a_usage_error_naming_the_option(args, env, error):
-    done = eg("emit", "--event", "user.created", *args, **env)
+def test_a_last_segment_naming_the_space_is_dropped_and_any_other_path_kept(url, space, resolved):
+    options = resolve_options(url=url, space=space)
 
-    assert done.exit_code == 2
-    assert done.stderr.splitlines()[-1] == error
-    assert done.stdout == ""
+    assert (options.url, options.space) == resolved
 
 
-def test_a_url_path_in_serverless_yml_is_read_the_same_and_refused_naming_the_file(workdir):
+def test_a_url_path_in_serverless_yml_is_read_the_same(workdir):
     (workdir / "serverless.yml").write_text(
         "service: svc\ncustom:\n  eventgateway:\n"
-        "    url: http://127.0.0.1:9/acme-crm\n    space: other\n",
+        "    url: http://127.0.0.1:9/acme-crm\n    space: acme-crm\n",
         encoding="utf-8",
     )
 
-    done = eg("functions", "ls")
+    options = resolve_options()
 
-    assert done.exit_code == 1
-    assert done.stderr == (
-        "Error: serverless.yml: custom.eventgateway.url 'http://127.0.0.1:9/acme-crm' names "
-        "the space 'acme-crm' in its path, but space is 'other': pass url: http://127.0.0.1:9 "
-        "to work in 'other', or leave space out (or give 'acme-crm') to work in 'acme-crm'\n"
-    )
+    assert (options.url, options.space) == ("http://127.0.0.1:9", "acme-crm")
 
 
 def test_info_shows_the_url_and_space_the_path_named(gateway, workdir):

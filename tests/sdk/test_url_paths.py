@@ -1,4 +1,5 @@
-"""A ``url`` with a path: ``/<space>`` names the space, any other path is refused.
+"""A ``url`` with a path: a last segment naming the space is dropped, any other path is
+a prefix (a gateway behind a reverse proxy).
 
 QA: ``EventGateway(url='http://localhost:4000/acme-crm', space='acme-crm')`` was accepted
 and emitted to ``/acme-crm/acme-crm/`` — 202, delivered nowhere. `eg deploy` prints that
@@ -10,7 +11,6 @@ from __future__ import annotations
 import pytest
 
 from eventgateway import AsyncEventGateway, EventGateway
-from eventgateway.sdk._hosts import UrlPathError
 from eventgateway.sdk._wire import Endpoints
 from tests.sdk.test_client import USER, http_subscriber, serve_gateway
 
@@ -55,46 +55,35 @@ def test_a_hosted_style_url_keeps_its_rules_and_may_repeat_its_space_as_the_path
 
 
 @pytest.mark.parametrize(
-    ("url", "options", "message"),
+    ("url", "space", "base", "emit_path"),
     [
+        # A reverse proxy's prefix (an ingress rule): kept, the space below it.
         (
-            "http://localhost:4000/acme-crm",
-            {"space": "other"},
-            "url 'http://localhost:4000/acme-crm' names the space 'acme-crm' in its path, but "
-            "space is 'other': pass url='http://localhost:4000' to work in 'other', or leave "
-            "space out (or give 'acme-crm') to work in 'acme-crm'",
+            "https://api.example.com/eventgateway",
+            "acme",
+            "https://api.example.com/eventgateway",
+            "/acme/",
         ),
-        (
-            "http://localhost:4000/acme/users",
-            {},
-            "url 'http://localhost:4000/acme/users' has the path '/acme/users', which no "
-            "gateway serves (the APIs are at the root of the host; a path may only name the "
-            "space, as http://localhost:4000/<space>): pass url='http://localhost:4000' and "
-            "the space as space='NAME'",
-        ),
-        (
-            "http://hsp.localhost:4000/other",
-            {},
-            "url 'http://hsp.localhost:4000/other' names the space 'other' in its path but "
-            "'hsp' in its host (a hosted-style host, routed to /hsp/): pass "
-            "url='http://hsp.localhost:4000'",
-        ),
+        ("https://api.example.com/eg/acme", "acme", "https://api.example.com/eg", "/acme/"),
+        ("https://api.example.com/eg/acme/", None, "https://api.example.com/eg/acme", "/default/"),
+        # A space other than the path's: the path is a prefix, as before (the gateway logs
+        # a hint when such an event reaches no subscription).
+        ("http://localhost:4000/acme-crm", "other", "http://localhost:4000/acme-crm", "/other/"),
+        # Not a space name: a prefix.
+        ("http://localhost:4000/a!b", None, "http://localhost:4000/a!b", "/default/"),
     ],
 )
-def test_any_other_path_or_a_contradicted_one_is_a_value_error_saying_what_to_pass(
-    url, options, message
-):
-    with pytest.raises(UrlPathError) as refused:
-        EventGateway(url, **options)
+def test_any_other_path_is_a_prefix(url, space, base, emit_path):
+    endpoints = Endpoints.derive(url, None, space)
 
-    assert isinstance(refused.value, ValueError)
-    assert str(refused.value) == message
+    assert (endpoints.events.url, endpoints.emit_path) == (base, emit_path)
 
 
-@pytest.mark.parametrize("path", ["/a!b", "/ab", "/a%2Fb", "//acme"])
-def test_a_path_that_is_no_space_name_is_refused(path):
-    with pytest.raises(ValueError, match="which no gateway serves"):
-        AsyncEventGateway("http://localhost:4000" + path)
+def test_a_hosted_host_and_a_path_naming_another_space_is_a_prefix():
+    endpoints = Endpoints.derive("http://hsp.localhost:4000/other", None, None)
+
+    assert (endpoints.space, endpoints.emit_path) == ("hsp", "/")
+    assert endpoints.events.url == "http://hsp.localhost:4000/other"
 
 
 async def test_an_emit_to_a_space_url_reaches_the_space_subscription(receiver):

@@ -95,7 +95,6 @@ def resolve_options(
     output: Output = "table",
     debug: bool = False,
     service_file: Settings | None = None,
-    names: tuple[str, str] = ("--url", "--space"),
 ) -> CliOptions:
     """Options from values given as flags or ``EG_*`` variables (None: not given).
 
@@ -103,24 +102,17 @@ def resolve_options(
     ``./serverless.yml``), then the defaults; the key last from the credentials file. A
     setting of the file is read, and checked, only when no flag or variable gave it. Every
     command resolves its options here, ``eg deploy`` too (with the file it read whole).
-    A URL whose path names a space (``http://localhost:4000/acme``) is the URL without it
-    and that space (:func:`~eventgateway.cli.option_checks.url_and_space`); ``names`` are
-    the flags or variables that gave ``url`` and ``space``, for the message refusing one.
+    A URL whose path ends with the space (``http://localhost:4000/acme``) is the URL
+    without it (:func:`~eventgateway.cli.option_checks.url_and_space`).
 
     Raises:
-        click.UsageError: ``url``'s path is not ``/<space>``, or names another space.
-        ConfigError: the same for a URL of the file; a setting of the file is invalid
-            (naming the file and line), or the credentials file cannot be read.
+        ConfigError: a setting of the file is invalid (naming the file and line), or the
+            credentials file cannot be read.
     """
     service = service_file or ServiceFile(pathlib.Path(SERVICE_FILE))
     key, source = _key_of(api_key, lambda: service.get("apiKey", "accessKey"))
-    given_space = space or service.get("space")
     gateway_url, given_space = url_and_space(
-        url or service.get("url") or DEFAULT_URL,
-        given_space,
-        url_from=names[0] if url else None,
-        space_from=names[1] if space else None,
-        file=str(getattr(service, "path", SERVICE_FILE)),
+        url or service.get("url") or DEFAULT_URL, space or service.get("space")
     )
     host_space = _space_of_host(gateway_url)
     options = CliOptions(
@@ -307,7 +299,6 @@ def gateway_options(
                     output=output,
                     debug=debug,
                     service_file=None if spec is None else DeclaredSettings(spec.gateway, path),
-                    names=_option_names(),
                 )
                 if spec is not None:
                     kwargs["service"] = spec.with_space(options.space)
@@ -320,18 +311,6 @@ def gateway_options(
         return run
 
     return decorate
-
-
-def _option_names() -> tuple[str, str]:
-    """The names of what gave ``--url`` and ``--space``: the flag, or its variable."""
-    ctx = click.get_current_context(silent=True)
-    env = click.core.ParameterSource.ENVIRONMENT
-    if ctx is None:
-        return "--url", "--space"
-    return (
-        "EG_URL" if ctx.get_parameter_source("url") is env else "--url",
-        "EG_SPACE" if ctx.get_parameter_source("space") is env else "--space",
-    )
 
 
 _SERVICE_OPTIONS: Final = (

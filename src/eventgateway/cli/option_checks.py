@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import click
 
-from eventgateway.errors import ConfigError
 from eventgateway.model.validate import is_valid_space
 
 __all__ = ["gateway_time", "http_url", "space_name", "url_and_space"]
@@ -74,35 +73,14 @@ def _from_env(ctx: click.Context, param: click.Parameter) -> str:
     return f" (from {param.envvar})"
 
 
-def url_and_space(
-    url: str, space: str | None, *, url_from: str | None, space_from: str | None, file: str
-) -> tuple[str, str | None]:
-    """``url`` without a path naming a space, and the space: ``http://localhost:4000/acme``
+def url_and_space(url: str, space: str | None) -> tuple[str, str | None]:
+    """``url`` without a last path segment naming the space, and the space, as the SDK
+    reads them (:func:`~eventgateway.sdk._hosts.path_space`): ``http://localhost:4000/acme``
     is ``http://localhost:4000`` in space ``acme`` (``eg deploy`` prints that URL as where
-    to emit, so users paste it), as the SDK reads it (:func:`~eventgateway.sdk._hosts.path_space`).
-
-    ``url_from``/``space_from``: the flag or variable that gave each (``--url``,
-    ``EG_SPACE``…), None when it came from ``custom.eventgateway`` of ``file`` (or, for
-    the space, from nowhere).
-
-    Raises:
-        click.UsageError: a URL of a flag or variable has another path, or names a space
-            other than ``space``.
-        ConfigError: the same for a URL of the file.
-    """
-    from eventgateway.sdk._hosts import UrlPathError, path_space
+    to emit, so users paste it); any other path is a prefix (a reverse proxy's)."""
+    from eventgateway.sdk._hosts import path_space
 
     try:
         return path_space(url, space, None)
-    except UrlPathError as exc:
-        refused = exc
     except ValueError:  # a bad URL: its own check reports it, naming the option
         return url, space
-    space_name = space_from or (f"space in {file}" if space else "space")
-    if url_from is None:
-        message = refused.describe("url", space_from or "space", "yaml")
-        raise ConfigError(f"{file}: custom.eventgateway.{message}")
-    env = url_from.startswith("EG_")
-    if space is None or refused.named is None or refused.by_host:
-        space_name = "EG_SPACE" if env else "--space"  # what to pass: the URL's kind
-    raise click.UsageError(refused.describe(url_from, space_name, "env" if env else "flag"))

@@ -2,29 +2,20 @@
 
 A hosted-style URL names its space in the host: ``eg serve --domain example.com`` routes a
 request to ``acme.example.com/x`` as ``/acme/x`` (the original hosted service's rule).
-A URL's path may name the space too (``http://localhost:4000/acme``, what ``eg deploy``
-prints as where to emit); any other path is refused (:func:`path_space`).
+A URL's path may end with the space (``http://localhost:4000/acme``, what ``eg deploy``
+prints as where to emit); any other path is a prefix, a reverse proxy's
+(:func:`path_space`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Final, Literal
+from typing import Final
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from eventgateway.names import is_valid_space
 
-__all__ = ["UrlPathError", "hosted_space", "path_space", "split_url"]
-
-Style = Literal["python", "flag", "env", "yaml"]
-# How each kind of setting is written, for the "pass … instead" of a message.
-_ASSIGN: Final[dict[Style, Callable[[str, str], str]]] = {
-    "python": lambda name, value: f"{name}={value!r}",
-    "flag": lambda name, value: f"{name} {value}",
-    "env": lambda name, value: f"{name}={value}",
-    "yaml": lambda name, value: f"{name}: {value}",
-}
+__all__ = ["hosted_space", "path_space", "split_url"]
 
 # The host rule `eg` applies to --url (deploy/manifest.py): letters, digits, "." "-" "_" "~".
 _HOST: Final = re.compile(r"[\w.~-]+")
@@ -88,81 +79,30 @@ def hosted_space(hostname: str, space: str | None, domain: str | None) -> str | 
     return label
 
 
-class UrlPathError(ValueError):
-    """A URL whose path the gateway does not serve, or names a space that something else
-    contradicts; :meth:`describe` words it for the option that gave the URL.
-
-    Attributes:
-        url: the URL as given.
-        base: the URL without its path (what to pass instead).
-        path: its path.
-        named: the space the path names, ``None`` when the path names none.
-        other: the space it contradicts (``space``'s, or the host's when ``by_host``).
-    """
-
-    def __init__(
-        self,
-        url: str,
-        base: str,
-        path: str,
-        named: str | None,
-        other: str | None,
-        *,
-        by_host: bool = False,
-    ) -> None:
-        self.url, self.base, self.path = url, base, path
-        self.named, self.other, self.by_host = named, other, by_host
-        super().__init__(self.describe("url", "space", "python"))
-
-    def describe(self, url_option: str, space_option: str, style: Style = "flag") -> str:
-        """The one-line message, naming ``url_option``/``space_option`` written in ``style``
-        (``--url``/``--space`` as flags, ``EG_URL``/``EG_SPACE`` as variables…)."""
-        assign = _ASSIGN[style]
-        start = f"{url_option} {self.url!r}"
-        if self.named is None:
-            return (
-                f"{start} has the path {self.path!r}, which no gateway serves (the APIs are at the "
-                f"root of the host; a path may only name the space, as {self.base}/<space>): "
-                f"pass {assign(url_option, self.base)} and the space as "
-                f"{assign(space_option, 'NAME')}"
-            )
-        if self.by_host:
-            return (
-                f"{start} names the space {self.named!r} in its path but {self.other!r} in its "
-                f"host (a hosted-style host, routed to /{self.other}/): pass "
-                f"{assign(url_option, self.base)}"
-            )
-        return (
-            f"{start} names the space {self.named!r} in its path, but {space_option} is "
-            f"{self.other!r}: pass {assign(url_option, self.base)} to work in {self.other!r}, "
-            f"or leave {space_option} out (or give {self.named!r}) to work in {self.named!r}"
-        )
-
-
 def path_space(url: str, space: str | None, domain: str | None) -> tuple[str, str | None]:
-    """``url`` without the path that names a space, and that space; ``(url, space)``
-    when the path is empty or ``/``.
+    """``url`` without a last path segment that names the space, and the space.
 
-    The gateway serves both APIs at the root of its host, and routes ``/<space>/…`` to a
-    space: a URL ``http://localhost:4000/acme`` (or ``…/acme/``) is
-    ``http://localhost:4000`` in space ``acme`` — otherwise every emit would go to
-    ``/acme/acme/``, accepted and delivered nowhere.
+    The gateway routes ``/<space>/…`` to a space, and ``eg deploy`` prints
+    ``http://localhost:4000/acme`` as where to emit, so people paste it: taken as the base
+    URL it sent every emit to ``/acme/acme/``, accepted and delivered nowhere. So a last
+    segment equal to ``space`` is dropped, and with no ``space`` given, a path of a single
+    space name is that space. Any other path is kept, as a prefix: a gateway behind a
+    reverse proxy (``https://api.example.com/eventgateway``, an ingress rule) is reached
+    below it.
 
     Raises:
-        UrlPathError: the path is anything else, or names a space other than ``space`` or
-            than a hosted-style host's (see :func:`hosted_space`).
         ValueError: ``url`` is no http(s) URL, or its host is not under ``domain``.
     """
     parts, hostname, _ = split_url(url)
-    if parts.path in ("", "/"):
+    segments = [segment for segment in parts.path.split("/") if segment]
+    if not segments:
         return url, space
-    base = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
-    named = parts.path.removeprefix("/").removesuffix("/")
-    if "/" in named or not is_valid_space(named):
-        raise UrlPathError(url, base, parts.path, None, space)
-    if space is not None and space != named:
-        raise UrlPathError(url, base, parts.path, named, space)
-    host_space = hosted_space(hostname, None, domain)
-    if host_space is not None and host_space != named:
-        raise UrlPathError(url, base, parts.path, named, host_space, by_host=True)
-    return base, named
+    last = segments[-1]
+    if space is None:
+        host_space = hosted_space(hostname, None, domain)
+        if len(segments) > 1 or not is_valid_space(last) or host_space not in (None, last):
+            return url, space
+    elif last != space:
+        return url, space
+    prefix = "".join(f"/{segment}" for segment in segments[:-1])
+    return urlunsplit((parts.scheme, parts.netloc, prefix, "", "")), last

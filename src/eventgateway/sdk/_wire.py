@@ -226,13 +226,12 @@ class Endpoints:
         → ``http://localhost:4001``). The space is ``space``, else the one a hosted-style
         host names (see :func:`~eventgateway.sdk._hosts.hosted_space`), else ``default``.
 
-        A path of ``url`` that names a space (``http://localhost:4000/acme``) is that
-        space (see :func:`~eventgateway.sdk._hosts.path_space`).
+        A last path segment of ``url`` naming the space (``http://localhost:4000/acme``)
+        is dropped; any other path is a prefix (see :func:`~eventgateway.sdk._hosts.path_space`).
 
         Raises:
-            ValueError: ``url`` or ``config_url`` is not an http(s) URL with a host, the
-                host and ``space``/``domain`` disagree, or ``url`` has any other path or
-                one naming another space (:class:`~eventgateway.sdk._hosts.UrlPathError`).
+            ValueError: ``url`` or ``config_url`` is not an http(s) URL with a host, or the
+                host and ``space``/``domain`` disagree.
         """
         url, space = path_space(url, space, domain)
         events = Target.of(url)

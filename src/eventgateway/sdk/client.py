@@ -36,10 +36,9 @@ class AsyncEventGateway(ClientBase, AsyncOperations, AsyncSpaceOperations, Async
 
     Args:
         url: the Events API, e.g. ``http://localhost:4000`` (``localhost:4000`` means
-            ``http://``, as in the original SDK). A hosted-style URL names the space in
-            its host (``<space>.localhost``, ``<space>.<domain>`` with ``domain``, or a
-            first label equal to ``space``): emits go to ``/``, routed to ``/<space>/``. A
-            path may only name the space (``…:4000/acme`` is ``…:4000`` and space ``acme``).
+            ``http://``); its host may name the space (``<space>.localhost``, or
+            ``<space>.<domain>`` with ``domain``, or a first label equal to ``space``).
+            A last path segment naming the space is dropped; another path is a prefix.
         config_url: the Configuration API; default: ``url``'s scheme and host on port 4001,
             without the space label of a hosted-style host.
         space: the space of configuration calls and of the default emit path; default:
@@ -56,9 +55,8 @@ class AsyncEventGateway(ClientBase, AsyncOperations, AsyncSpaceOperations, Async
             connection) is not sent again unless idempotent (:meth:`emit`).
 
     Raises:
-        ValueError: a URL is not ``http(s)://host[:port]`` (``url`` may add ``/<space>``),
-            its host or path names another space, a hosted host is not under ``domain``,
-            or ``retries`` < 0.
+        ValueError: a URL is not ``http(s)://host[:port][/path]``, its host names another
+            space, a hosted host is not under ``domain``, or ``retries`` < 0.
 
     .. versionadded:: 0.1.0
     """

@@ -61,9 +61,9 @@ class EventGateway(ClientBase, SpaceOperations, ReplayOperations):
         gateway.emit(event="user.created", data=user)
 
     Raises:
-        ValueError: a URL is not ``http(s)://host[:port]``, ``url``'s path is not
-            ``/<space>``, the host or path names a space other than ``space``, a hosted
-            host is not under ``domain``, or ``retries`` is negative.
+        ValueError: a URL is not ``http(s)://host[:port][/path]``, a hosted-style host
+            names a space other than ``space`` or is not under ``domain``, or ``retries``
+            is negative.
 
     .. versionadded:: 0.1.0
     """
