@@ -28,14 +28,18 @@ async def emit(gw: InProcess, path: str, body: dict[str, str], method: str = "PO
     assert response.status_code == 202  # accepted, as the original did: only the log says
 
 
+async def subscribe_on_acme(gw: InProcess, receiver: Receiver) -> None:
+    await gw.http_function("crm", receiver.url("/crm"))
+    await gw.event_type("user.created")
+    await gw.subscribe(type="async", eventType="user.created", functionId="crm", path="/acme/")
+
+
 async def test_an_event_on_a_path_without_its_subscriptions_is_hinted_at_once(
     receiver: Receiver, caplog: pytest.LogCaptureFixture
 ):
     caplog.set_level(logging.WARNING, logger=LOGGER)
     async with in_process_gateway() as gw:
-        await gw.http_function("crm", receiver.url("/crm"))
-        await gw.event_type("user.created")
-        await gw.subscribe(type="async", eventType="user.created", functionId="crm", path="/acme/")
+        await subscribe_on_acme(gw, receiver)
         await emit(gw, "/", event())  # the Node SDK's url without the space
         await emit(gw, "/", event(event_id="2"))  # said once
         await emit(gw, "/acme/", event(event_id="3"))  # routed: nothing to say
@@ -59,9 +63,7 @@ async def test_hints_per_configuration_are_bounded(
 ):
     caplog.set_level(logging.WARNING, logger=LOGGER)
     async with in_process_gateway() as gw:
-        await gw.http_function("crm", receiver.url("/crm"))
-        await gw.event_type("user.created")
-        await gw.subscribe(type="async", eventType="user.created", functionId="crm", path="/acme/")
+        await subscribe_on_acme(gw, receiver)
         for n in range(MAX_HINTS + 5):
             await emit(gw, f"/probe{n}", event(event_id=str(n)))
 

@@ -11,7 +11,6 @@ import json
 import pathlib
 import shutil
 import stat
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -22,24 +21,15 @@ from eventgateway.cli.credentials import Credentials
 from eventgateway.cli.deploy import _where, run_deploy
 from eventgateway.cli.main import cli
 from eventgateway.deploy.manifest import load_service
+from tests.cli.kit import module_gateway
 from tests.support.process import GatewayProcess
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "crm-service"
 VARIABLES = ("EG_URL", "EG_CONFIG_URL", "EG_SPACE", "EG_API_KEY", "EG_OUTPUT", "EG_DEBUG")
 
 
-@pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(tmp_path_factory.mktemp("secured") / "data", auth=True).start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
-def open_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(tmp_path_factory.mktemp("open") / "data").start()
-    yield process
-    process.stop()
+secured = module_gateway("secured", auth=True)
+open_gateway = module_gateway("open")
 
 
 @pytest.fixture

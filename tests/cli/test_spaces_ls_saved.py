@@ -10,31 +10,20 @@ from __future__ import annotations
 
 import json
 import pathlib
-from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner, Result
 
 from eventgateway.cli.credentials import Credentials
 from eventgateway.cli.main import cli
-from tests.cli.kit import clean_workdir
+from tests.cli.kit import clean_workdir, module_gateway
 from tests.support.process import GatewayProcess
 
 BOGUS = "egk_0123456789abcdef_" + "2" * 48
 
 
-@pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(tmp_path_factory.mktemp("ls-secured") / "data", auth=True).start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
-def open_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(tmp_path_factory.mktemp("ls-open") / "data").start()
-    yield process
-    process.stop()
+secured = module_gateway("ls-secured", auth=True)
+open_gateway = module_gateway("ls-open")
 
 
 @pytest.fixture(autouse=True)
