@@ -138,7 +138,10 @@ def test_attempts_follow_the_numbers_the_retry_policy_counted():
 
     assert (d.state, d.attempts, d.dead_reason, d.due_at) == ("dead", 3, "gave up", None)
     assert (d.log, d.last_status) == ([second, third], 500)
+    # Numbered as counted, in start order: the first attempt has no entry.
+    assert [a.attempt for a in d.view(10.0).attempt_log] == [2, 3]
     assert (unnumbered.attempts, len(unnumbered.log)) == (1, 1)
+    assert [a.attempt for a in unnumbered.view(10.0).attempt_log] == [1]
 
 
 def test_a_redrive_counts_attempts_from_zero_again():
@@ -151,6 +154,8 @@ def test_a_redrive_counts_attempts_from_zero_again():
     )
 
     assert (d.state, d.attempts) == ("delivered", 1)
+    # The log numbers on across the redrive, as the other backends do, after the 4 counted.
+    assert [a.attempt for a in d.view(10.0).attempt_log] == [4, 5]
 
 
 def test_a_reconciled_settle_logged_after_the_settles_own_record_is_ignored():

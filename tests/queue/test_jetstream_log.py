@@ -283,5 +283,8 @@ async def test_an_attempt_a_crash_cut_off_is_counted_as_the_retry_policy_counted
     await b.dead_letter(again, "max attempts 2 reached: HTTP 500", attempt("failed", 500))
 
     assert await state_of(b) == ("dead", 2, "max attempts 2 reached: HTTP 500", 1)
+    view = await b.get_event("acme", "e1")
+    assert view is not None
+    assert [a.attempt for a in view.deliveries[0].attempt_log] == [2]  # the first: no record
     (letter,) = await b.list_dead_letters("acme")
     assert letter.attempts == 2

@@ -128,11 +128,15 @@ class _Delivery:
     attempts: int = 0  # the larger of the two below
     logged: int = 0  # attempts with a record
     numbered: int = 0  # the highest attempt number a record gave
+    earlier: int = 0  # attempts before the last redrive: the log numbers on from them
     due_at: float | None = None
     last_status: int | None = None
     last_error: str = ""
     dead_reason: str = ""
     log: list[LoggedAttempt] = field(default_factory=list)
+    # Each log entry's attempt number as its record gave it (None: a record of an older
+    # build, numbered by its place); an attempt a crash cut off leaves a gap.
+    numbers: list[int | None] = field(default_factory=list)
     replay_of: str | None = None
 
     def view(self, now: float) -> DeliveryView:
@@ -149,6 +153,7 @@ class _Delivery:
             last_error=self.last_error,
             dead_reason=self.dead_reason,
             log=self.log,
+            numbers=self.numbers,
             replay_of=self.replay_of,
         )
 
@@ -298,6 +303,7 @@ def _restart(d: _Delivery, message: int | None) -> None:
     """A redrive made ``message`` the delivery's: pending again, attempts from zero."""
     d.message = message
     d.state, d.due_at, d.dead_reason = "pending", None, ""
+    d.earlier += d.attempts
     d.attempts = d.logged = d.numbered = 0
 
 
@@ -312,13 +318,26 @@ def _moved(record: Settled) -> bool:
     )
 
 
+def _shown(d: _Delivery, number: int | None) -> int | None:
+    """The number the attempt log shows: counted on across redrives, as the other
+    backends count (``None``: a record without one, shown by its place)."""
+    return None if number is None else d.earlier + number
+
+
+def _insert(d: _Delivery, attempt: LoggedAttempt, number: int | None) -> None:
+    """Put a late record's attempt into the log in start-time order."""
+    index = bisect.bisect_right([logged[0] for logged in d.log], attempt[0])
+    d.log.insert(index, attempt)
+    d.numbers.insert(index, number)
+
+
 def _settle(d: _Delivery, record: Settled) -> None:
     d.last_at = max(d.last_at, record.at)
     if record.seq is not None and d.message is not None:
         if record.seq < d.message:
             # The message before a redrive, settled but logged after it: history only.
             if record.attempt is not None:
-                bisect.insort(d.log, record.attempt, key=lambda attempt: attempt[0])
+                _insert(d, record.attempt, None)  # its own redrive's numbering
             return
         if record.seq > d.message:
             if record.carried:
@@ -343,7 +362,7 @@ def _settle(d: _Delivery, record: Settled) -> None:
         # An earlier attempt's settle logged after a later one's (its record was slow
         # and the retry was quick): it counts, but the state is the later attempt's.
         if record.attempt is not None:
-            bisect.insort(d.log, record.attempt, key=lambda attempt: attempt[0])
+            _insert(d, record.attempt, _shown(d, record.number))
             d.logged += 1
             d.attempts = max(d.logged, d.numbered)
         return
@@ -353,6 +372,7 @@ def _settle(d: _Delivery, record: Settled) -> None:
     d.numbered = max(d.numbered, record.number or 0)
     if record.attempt is not None:
         d.log.append(record.attempt)
+        d.numbers.append(_shown(d, record.number))
         d.logged += 1
         d.last_status = record.attempt[3]
         d.last_error = record.attempt[4]
