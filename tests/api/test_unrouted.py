@@ -68,3 +68,17 @@ async def test_hints_per_configuration_are_bounded(
             await emit(gw, f"/probe{n}", event(event_id=str(n)))
 
     assert len(hints(caplog)) == MAX_HINTS
+
+
+async def test_events_nobody_subscribes_to_use_up_no_hint(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    async with in_process_gateway() as gw:
+        await subscribe_on_acme(gw, receiver)
+        for n in range(MAX_HINTS + 5):  # a producer of types nobody listens to yet
+            await emit(gw, f"/q{n}", event(f"nosuch.t{n}", str(n)))
+        await emit(gw, "/", event(event_id="miss"))
+
+    [hint] = hints(caplog)
+    assert hint.startswith("POST /: event type 'user.created' reached no subscription")

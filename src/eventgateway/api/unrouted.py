@@ -5,9 +5,11 @@ The Events API accepts such an event with 202, as the original did, and the emit
 learns that nobody got it. The classic case: the Node SDK's ``new SDK({url, space})``
 never adds the space to the path, so with ``url: 'http://localhost:4000'`` events go to
 ``/`` while ``eg deploy`` subscribed on ``/<space>/``. Said once per (method, path, event
-type) until the configuration changes, for at most :data:`MAX_HINTS` such keys per
-configuration, so a client probing paths cannot flood the log. ``http.request`` events
-(any method, any path: a miss is a 404-like case, not a mistake) are never hinted about.
+type) until the configuration changes, at most :data:`MAX_HINTS` times per configuration,
+so a client probing paths cannot flood the log; events of types nobody subscribes to
+(common: producers emit before anyone listens) neither get a hint nor use one up.
+``http.request`` events (any method, any path: a miss is a 404-like case, not a mistake)
+are never hinted about.
 """
 
 from __future__ import annotations
@@ -46,12 +48,12 @@ class UnroutedHint:
             key = (method, path, event.type)
             if event.type == HTTP_REQUEST_TYPE or key in self._said:
                 continue
+            if not table.has_async_type(method, event.type):
+                continue  # an event nobody subscribes to: nothing looks wrong
             if len(self._said) >= MAX_HINTS:
                 return
             self._said.add(key)
             elsewhere = table.async_paths(method, event.type)
-            if not elsewhere:
-                continue  # an event nobody subscribes to: nothing looks wrong
             more = (
                 f" and {len(elsewhere) - _SHOWN_PATHS} more"
                 if len(elsewhere) > _SHOWN_PATHS
