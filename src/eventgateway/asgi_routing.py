@@ -146,10 +146,9 @@ class PortRouter:
                 try:
                     await self._gateway.start()
                 except Exception as exc:
-                    # A known cause (a setting, an unreachable store): one line, no traceback.
-                    if isinstance(exc, ConfigError | StoreError):
-                        logger.error("gateway failed to start: %s", exc)
-                    else:
+                    # A known cause (a setting, an unreachable store) is said once, by
+                    # uvicorn, which logs the message below; anything else with its trace.
+                    if not isinstance(exc, ConfigError | StoreError):
                         logger.exception("gateway failed to start")
                     self.startup_error = exc
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
