@@ -123,3 +123,21 @@ def test_info_shows_the_url_and_space_the_path_named(gateway, workdir):
     assert done.exit_code == 0, done.output
     shown = json.loads(done.stdout)
     assert (shown["url"], shown["space"]) == (gateway.events_url, "yml-space")
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["--url", "http://privsp.localhost:9", "--space", "acme-crm"], {}),
+        ([], {"EG_URL": "http://privsp.localhost:9", "EG_SPACE": "acme-crm"}),
+    ],
+)
+def test_a_host_naming_another_space_than_given_is_a_usage_error(args, env):
+    done = eg("functions", "ls", *args, **env)
+
+    assert done.exit_code == 2
+    assert done.stderr.splitlines()[-1] == (
+        "Error: the URL http://privsp.localhost:9 names the space 'privsp' in its host (the "
+        "gateway routes it to /privsp/), but the space given is 'acme-crm' (--space, EG_SPACE "
+        "or custom.eventgateway.space): leave one of them out, or make them the same"
+    )

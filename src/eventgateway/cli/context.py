@@ -115,6 +115,14 @@ def resolve_options(
         url or service.get("url") or DEFAULT_URL, space or service.get("space")
     )
     host_space = _space_of_host(gateway_url)
+    if host_space is not None and given_space is not None and host_space != given_space:
+        # Checked here, before any command runs (a deploy packaged its service first).
+        raise click.UsageError(
+            f"the URL {gateway_url} names the space {host_space!r} in its host (the "
+            f"gateway routes it to /{host_space}/), but the space given is {given_space!r} "
+            "(--space, EG_SPACE or custom.eventgateway.space): leave one of them out, or "
+            "make them the same"
+        )
     options = CliOptions(
         url=gateway_url,
         config_url=config_url or service.get("configurationUrl"),

@@ -49,7 +49,7 @@ def hosted_space(hostname: str, space: str | None, domain: str | None) -> str | 
     """The space a hosted-style host names (its first label), or ``None``: not hosted.
 
     A host is hosted-style when it is ``<label>.<domain>`` for the given ``domain``; without
-    one, when it is ``<label>.localhost`` (what ``eg serve --domain localhost`` serves), or
+    one, when it is ``<label>.localhost`` (which every gateway routes to ``/<label>/``), or
     when its first label is ``space`` (``https://acme.example.com`` with space ``acme``).
 
     Raises:
@@ -71,10 +71,9 @@ def hosted_space(hostname: str, space: str | None, domain: str | None) -> str | 
         # The gateway would route the emits to space "<label>", the configuration calls
         # would go to "<space>": refuse rather than split one client over two spaces.
         raise ValueError(
-            f"host {hostname!r} names the space {label!r} (a gateway run with --domain "
-            f"routes it to /{label}/), but space={space!r} was given: leave space out or "
-            f"pass space={label!r}; if that gateway does not route by host, use a URL "
-            "without the space in its host"
+            f"host {hostname!r} names the space {label!r} (the gateway routes it to "
+            f"/{label}/), but space={space!r} was given: leave space out or pass "
+            f"space={label!r}, or use a URL without the space in its host"
         )
     return label
 
