@@ -99,3 +99,15 @@ def test_a_certificate_for_another_host_names_the_url_option(https_gateway, tls_
         "its TLS certificate is not for that host (Hostname mismatch, certificate is not "
         "valid for 'localhost'.): point --config-url at a host name the certificate names\n"
     )
+
+
+def test_plain_http_to_a_tls_port_says_to_use_https(https_gateway):
+    urls = [f"http://127.0.0.1:{https_gateway.events_port}"]
+    urls.append(f"http://127.0.0.1:{https_gateway.config_port}")
+    args = ["spaces", "claim", "qa-plain", "--url", urls[0], "--config-url", urls[1]]
+
+    done = CliRunner().invoke(cli, args)
+
+    assert done.exit_code == 1
+    [line] = done.stderr.splitlines()
+    assert line.endswith("if it serves HTTPS (eg serve --tls-cert), use https:// in --config-url")

@@ -193,6 +193,9 @@ def error_message(exc: Exception, url: str, flag: str = "--url") -> str:
         untrusted = certificate_refused(cause)
         if untrusted is not None:  # something answered: `eg serve` would not help
             return untrusted_message(untrusted, url, flag)
+        if url.startswith("http://") and "disconnected without sending" in cause.message:
+            # A listener that hung up on plain HTTP: most likely a TLS port.
+            hint = f"if it serves HTTPS (eg serve --tls-cert), use https:// in {flag}"
         # Nothing answered (no HTTP status to show), whichever step asked first.
         return f"cannot reach the gateway at {url}: {cause.message}; {hint}"
     if isinstance(exc, ConfigError):
