@@ -120,6 +120,16 @@ def test_keys_are_kept_per_gateway_and_space(creds_file):
     assert credentials.get("http://127.0.0.1:4001", "acme-crm") is None
 
 
+def test_a_gateway_switched_to_tls_keeps_its_keys_but_never_the_other_way(creds_file):
+    credentials = Credentials(creds_file)
+    credentials.save("http://gw.example.com:4001", "acme-crm", claimed("egk_plain"))
+    credentials.save("https://gw.example.com:4011", "acme-crm", claimed("egk_tls"))
+
+    assert credentials.get("https://gw.example.com:4001", "acme-crm").api_key == "egk_plain"
+    assert credentials.get("http://gw.example.com:4011", "acme-crm") is None  # not in clear
+    assert credentials.get("https://gw.example.com:4002", "acme-crm") is None
+
+
 def test_forgetting_a_key(creds_file):
     credentials = Credentials(creds_file)
     assert not credentials.forget(LOCAL, "acme-crm")  # no file yet: nothing to do

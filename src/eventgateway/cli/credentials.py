@@ -89,12 +89,20 @@ class Credentials:
         self.path = credentials_path() if path is None else path
 
     def get(self, config_url: str, space: str) -> SavedKey | None:
-        """The key saved for ``space`` on the gateway at ``config_url``, if any.
+        """The key saved for ``space`` on the gateway at ``config_url``, if any; for an
+        ``https://`` URL, else the one saved for the same URL with ``http://``.
 
         Raises:
             ConfigError: the file exists but cannot be read or is not a credentials file.
         """
-        return _saved_key(self._gateways(self._read()).get(config_url, {}).get(space))
+        gateways = self._gateways(self._read())
+        saved = _saved_key(gateways.get(config_url, {}).get(space))
+        if saved is None and config_url.startswith("https://"):
+            # The same gateway, switched to TLS since its key was saved: the key now
+            # travels encrypted. (Never the other way: an https key is not sent in clear.)
+            plain = "http://" + config_url.removeprefix("https://")
+            saved = _saved_key(gateways.get(plain, {}).get(space))
+        return saved
 
     def saved(self, config_url: str) -> dict[str, SavedKey]:
         """Every key saved for the gateway at ``config_url``, by space name.
