@@ -128,6 +128,12 @@ def test_a_gateway_switched_to_tls_keeps_its_keys_but_never_the_other_way(creds_
     assert credentials.get("https://gw.example.com:4001", "acme-crm").api_key == "egk_plain"
     assert credentials.get("http://gw.example.com:4011", "acme-crm") is None  # not in clear
     assert credentials.get("https://gw.example.com:4002", "acme-crm") is None
+    credentials.save("https://gw.example.com:4001", "acme-users", claimed("egk_users"))
+    assert {n: k.api_key for n, k in credentials.saved("https://gw.example.com:4001").items()} == {
+        "acme-crm": "egk_plain",
+        "acme-users": "egk_users",
+    }
+    assert list(credentials.saved("http://gw.example.com:4011")) == []
 
 
 def test_forgetting_a_key(creds_file):

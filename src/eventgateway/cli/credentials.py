@@ -95,22 +95,22 @@ class Credentials:
         Raises:
             ConfigError: the file exists but cannot be read or is not a credentials file.
         """
-        gateways = self._gateways(self._read())
-        saved = _saved_key(gateways.get(config_url, {}).get(space))
-        if saved is None and config_url.startswith("https://"):
-            # The same gateway, switched to TLS since its key was saved: the key now
-            # travels encrypted. (Never the other way: an https key is not sent in clear.)
-            plain = "http://" + config_url.removeprefix("https://")
-            saved = _saved_key(gateways.get(plain, {}).get(space))
-        return saved
+        return self.saved(config_url).get(space)
 
     def saved(self, config_url: str) -> dict[str, SavedKey]:
-        """Every key saved for the gateway at ``config_url``, by space name.
+        """Every key saved for the gateway at ``config_url``, by space name; for an
+        ``https://`` URL, also those saved for the same URL with ``http://``.
 
         Raises:
             ConfigError: the file exists but cannot be read or is not a credentials file.
         """
-        spaces = self._gateways(self._read()).get(config_url, {})
+        gateways = self._gateways(self._read())
+        spaces = dict(gateways.get(config_url, {}))
+        if config_url.startswith("https://"):
+            # The same gateway, switched to TLS since its keys were saved: they now travel
+            # encrypted. (Never the other way: an https key is not sent in clear.)
+            plain = gateways.get("http://" + config_url.removeprefix("https://"), {})
+            spaces = {**plain, **spaces}
         found = {name: _saved_key(spaces[name]) for name in sorted(spaces)}
         return {name: key for name, key in found.items() if key is not None}
 
