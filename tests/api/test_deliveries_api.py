@@ -22,7 +22,13 @@ import pytest
 from starlette.routing import Route
 
 from eventgateway.api.deliveries import create_deliveries_app
-from eventgateway.queue.log import AttemptView, DeadLetter, DeliveryView, EventSummary, EventView
+from eventgateway.queue.log_views import (
+    AttemptView,
+    DeadLetter,
+    DeliveryView,
+    EventSummary,
+    EventView,
+)
 from eventgateway.queue.memory import MemoryQueue
 from eventgateway.queue.replay import ReplayResult, ReplaySkipped
 from eventgateway.routing.table import RoutingTable

@@ -15,7 +15,7 @@ import pytest
 from eventgateway.auth.keyring import KeyRing
 from eventgateway.auth.spaces import SpaceAdmin
 from eventgateway.errors import StoreError
-from eventgateway.queue.log import SpaceHoldings
+from eventgateway.queue.log_views import SpaceHoldings
 from eventgateway.queue.sqlite import SqliteQueue
 from eventgateway.runtime.base import LogLine
 from eventgateway.runtime.logs_sqlite import SqliteLogStore

@@ -12,7 +12,7 @@ import pytest
 
 from eventgateway.events.codec import encode_event
 from eventgateway.queue.base import Delivery
-from eventgateway.queue.log import AttemptView, DeadLetter, DeliveryView, EventView
+from eventgateway.queue.log_views import AttemptView, DeadLetter, DeliveryView, EventView
 from tests.queue.kit import (
     BACKENDS,
     DEADLINE_S,

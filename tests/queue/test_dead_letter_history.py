@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from eventgateway.queue.jetstream import JetStreamQueue
-from eventgateway.queue.log import rfc3339
+from eventgateway.queue.log_views import rfc3339
 from eventgateway.queue.replay import ReplayTarget
 from tests.queue.kit import (
     BACKENDS,

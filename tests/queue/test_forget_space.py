@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from eventgateway.queue.base import Accepted, NewDelivery
-from eventgateway.queue.log import SpaceHoldings
+from eventgateway.queue.log_views import SpaceHoldings
 from eventgateway.queue.sqlite import SqliteQueue
 from tests.queue.kit import (
     BACKENDS,

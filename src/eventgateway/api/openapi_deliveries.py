@@ -2,7 +2,7 @@
 
 Kept apart from ``api/openapi.py``, which merges :func:`deliveries_paths` and
 :func:`deliveries_schemas` into the document. The response schemas describe the structs
-of ``queue/log.py`` as they serialise: camelCase names, every field always present
+of ``queue/log_views.py`` as they serialise: camelCase names, every field always present
 (``null`` where a value may be missing), times as RFC 3339 UTC strings.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from eventgateway.api.openapi_parts import JSON, STRING, json_response, path_param, query_param, ref
-from eventgateway.queue.log import STATES
+from eventgateway.queue.log_views import STATES
 from eventgateway.queue.replay import MAX_REPLAY_EVENTS
 
 __all__ = ["deliveries_paths", "deliveries_schemas"]

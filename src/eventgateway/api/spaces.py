@@ -37,7 +37,7 @@ from eventgateway.auth.keys import is_expired
 from eventgateway.auth.spaces import IssuedKey, SpaceAdmin
 from eventgateway.errors import ValidationError
 from eventgateway.model.spaces import ApiKey, Space
-from eventgateway.queue.log import rfc3339
+from eventgateway.queue.log_views import rfc3339
 
 __all__ = ["create_spaces_app", "is_spaces_path"]
 

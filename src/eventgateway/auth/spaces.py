@@ -39,7 +39,7 @@ from eventgateway.errors import ConflictError, NotFoundError, StoreError, Valida
 from eventgateway.model.entities import KINDS
 from eventgateway.model.spaces import ApiKey, Space, decode_api_key, decode_space, encode_record
 from eventgateway.model.validate import is_valid_space
-from eventgateway.queue.log import SpaceHoldings
+from eventgateway.queue.log_views import SpaceHoldings
 from eventgateway.store.base import ConfigStore
 
 __all__ = ["Forget", "Holdings", "IssuedKey", "SpaceAdmin", "space_not_found"]

@@ -9,9 +9,9 @@ from collections.abc import Callable
 import msgspec
 
 from eventgateway.queue._memory_state import Key, Record, StoredEvent
-from eventgateway.queue.log import (
+from eventgateway.queue.log import DeliveryLog
+from eventgateway.queue.log_views import (
     DeadLetter,
-    DeliveryLog,
     EventSummary,
     EventView,
     SpaceHoldings,

@@ -6,7 +6,7 @@ from typing import Any
 
 from eventgateway.events.model import CloudEvent
 from eventgateway.queue.base import Delivery, NewDelivery
-from eventgateway.queue.log import LoggedAttempt
+from eventgateway.queue.log_views import LoggedAttempt
 
 __all__ = ["Key", "Record", "StoredEvent"]
 

@@ -26,7 +26,8 @@ from eventgateway.errors import StoreError
 from eventgateway.queue.jetstream_history import Record, fold
 from eventgateway.queue.jetstream_setup import scan
 from eventgateway.queue.jetstream_wire import Names, is_nats_error, store_error
-from eventgateway.queue.log import DeliveryLog, SpaceHoldings
+from eventgateway.queue.log import DeliveryLog
+from eventgateway.queue.log_views import SpaceHoldings
 
 __all__ = ["JetStreamForgetMixin"]
 

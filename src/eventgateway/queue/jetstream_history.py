@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from eventgateway.queue.log import (
+from eventgateway.queue.log_views import (
     DeliveryView,
     EventSummary,
     EventView,

@@ -50,13 +50,8 @@ from eventgateway.queue.jetstream_history import (
 from eventgateway.queue.jetstream_publish import Publisher
 from eventgateway.queue.jetstream_setup import scan_from
 from eventgateway.queue.jetstream_wire import DeadEnvelope, Names, is_nats_error, store_error
-from eventgateway.queue.log import (
-    DeadLetter,
-    DeliveryLog,
-    EventSummary,
-    EventView,
-    dead_letter_view,
-)
+from eventgateway.queue.log import DeliveryLog
+from eventgateway.queue.log_views import DeadLetter, EventSummary, EventView, dead_letter_view
 from eventgateway.queue.selection import Selection, parse_ids
 
 __all__ = ["JetStreamLogMixin", "translated"]

@@ -18,7 +18,7 @@ from eventgateway.queue.jetstream_wire import (
     is_nats_error,
     store_error,
 )
-from eventgateway.queue.log import LoggedAttempt
+from eventgateway.queue.log_views import LoggedAttempt
 
 __all__ = ["JetStreamSettleMixin"]
 

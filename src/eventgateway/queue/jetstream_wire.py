@@ -25,7 +25,7 @@ from nats.js.api import (
 from nats.js.errors import APIError
 
 from eventgateway.errors import ConfigError, StoreError
-from eventgateway.queue.log import LoggedAttempt
+from eventgateway.queue.log_views import LoggedAttempt
 
 __all__ = [
     "STREAM_FULL_CODES",

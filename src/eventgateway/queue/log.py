@@ -3,8 +3,8 @@
 Every :class:`~eventgateway.queue.base.DeliveryQueue` backend that keeps history also
 implements :class:`DeliveryLog`: what happened to an event (every delivery, every
 attempt), recent events with their state, dead letters, redrive and purge, and retention.
-The Configuration API serves these structs as they are; their JSON names are camelCase
-and every time is an RFC 3339 UTC string.
+The Configuration API serves the structs it returns (:mod:`eventgateway.queue.log_views`)
+as they are; their JSON names are camelCase and every time is an RFC 3339 UTC string.
 
 States: a delivery is ``pending`` (never attempted), ``retrying`` (pending after at least
 one failed attempt), ``delivered`` or ``dead``. An event's state is the worst of its
@@ -18,20 +18,10 @@ import abc
 from collections.abc import Sequence
 
 from eventgateway.queue.log_views import (
-    STATES,
-    AttemptView,
     DeadLetter,
-    DeliveryState,
-    DeliveryView,
     EventSummary,
     EventView,
-    LoggedAttempt,
     SpaceHoldings,
-    aggregate_state,
-    dead_letter_view,
-    delivery_state,
-    delivery_view,
-    rfc3339,
 )
 from eventgateway.queue.replay import (
     MAX_REPLAY_EVENTS,
@@ -41,23 +31,7 @@ from eventgateway.queue.replay import (
 )
 from eventgateway.queue.selection import Selection
 
-__all__ = [
-    "STATES",
-    "AttemptView",
-    "DeadLetter",
-    "DeliveryLog",
-    "DeliveryState",
-    "DeliveryView",
-    "EventSummary",
-    "EventView",
-    "LoggedAttempt",
-    "SpaceHoldings",
-    "aggregate_state",
-    "dead_letter_view",
-    "delivery_state",
-    "delivery_view",
-    "rfc3339",
-]
+__all__ = ["DeliveryLog"]
 
 
 class DeliveryLog(abc.ABC):

@@ -13,7 +13,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Final
 
-from eventgateway.queue.log import DeliveryLog, SpaceHoldings
+from eventgateway.queue.log import DeliveryLog
+from eventgateway.queue.log_views import SpaceHoldings
 from eventgateway.queue.sqlite_admin import delete_attempts_and_bare_events
 from eventgateway.queue.sqlite_log import Reader
 from eventgateway.queue.sqlite_writer import GroupCommitWriter, Tx

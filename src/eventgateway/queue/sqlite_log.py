@@ -20,9 +20,9 @@ from typing import Any, Final, TypeVar
 import msgspec
 
 from eventgateway.errors import StoreError
-from eventgateway.queue.log import (
+from eventgateway.queue.log import DeliveryLog
+from eventgateway.queue.log_views import (
     DeadLetter,
-    DeliveryLog,
     EventSummary,
     EventView,
     LoggedAttempt,
