@@ -10,9 +10,10 @@ Two shapes, both over keep-alive connections (no pipelining):
 * **closed loop** (no ``--rate``): every connection sends its next request as soon as the
   previous one is answered — a saturating load, the fallback when ``wrk`` is missing.
 
-Bodies: ``event`` (one ~500-byte CloudEvent, unique id), ``batch`` (``--batch N`` events in
-one ``application/cloudevents-batch+json`` request) or ``plain`` (a small JSON body, for a
-sync ``http.request`` route). Prints one JSON object with the counts and latencies.
+Bodies: ``event`` (one ~500-byte CloudEvent with a random UUID-shaped id), ``batch``
+(``--batch N`` events in one ``application/cloudevents-batch+json`` request) or ``plain`` (a
+small JSON body, for a sync ``http.request`` route). Prints one JSON object with the counts
+and latencies.
 
 Run: ``python -m bench.loadgen URL [--rate R] [--seconds S | --requests N] [--connections C]``
 """
@@ -34,15 +35,21 @@ import httptools
 import uvloop
 
 _PAD = "x" * 300
-_RUN = f"{os.getpid()}-{time.time_ns() % 10**9}"
 EVENT_TYPE = "application/cloudevents+json"
 BATCH_TYPE = "application/cloudevents-batch+json"
 
 
-def event_json(seq: int, stamp_ns: int) -> str:
-    """A ~500-byte CloudEvents 1.0 event; ``bt`` is the emit time (monotonic ns)."""
+def random_id() -> str:
+    """128 random bits shaped as a UUID: producers' ids (our SDKs send ``uuid4()``)."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def event_json(stamp_ns: int) -> str:
+    """A ~500-byte CloudEvents 1.0 event with a random id; ``bt`` is the emit time
+    (monotonic ns)."""
     return (
-        '{"specversion":"1.0","id":"' + _RUN + "-" + str(seq) + '","source":"/bench",'
+        '{"specversion":"1.0","id":"' + random_id() + '","source":"/bench",'
         '"type":"bench.tick","datacontenttype":"application/json",'
         '"data":{"bt":' + str(stamp_ns) + ',"user":"ada","note":"' + _PAD + '"}}'
     )
@@ -50,12 +57,12 @@ def event_json(seq: int, stamp_ns: int) -> str:
 
 def body_maker(kind: str, batch: int) -> tuple[str, Callable[[int], bytes]]:
     if kind == "event":
-        return EVENT_TYPE, lambda seq: event_json(seq, time.monotonic_ns()).encode()
+        return EVENT_TYPE, lambda seq: event_json(time.monotonic_ns()).encode()
     if kind == "batch":
 
         def many(seq: int) -> bytes:
             now = time.monotonic_ns()
-            items = ",".join(event_json(seq * batch + n, now) for n in range(batch))
+            items = ",".join(event_json(now) for _ in range(batch))
             return ("[" + items + "]").encode()
 
         return BATCH_TYPE, many
