@@ -3,9 +3,10 @@
 * floor: the bare ASGI app of ``bench/receiver.py`` answering 202, driven like the gateway,
   right before each round of the gateway's runs (:func:`measure`: the median-ratio round);
 * at-least-once and at-most-once: a gateway (SQLite, ``--dispatch worker``) with one async
-  subscription to a receiver, driven by ``wrk -t1 -c64`` (or ``bench.loadgen``) posting unique
-  ~500-byte CloudEvents; accepted = 2xx answers per second; deliveries are counted during the
-  run and after a bounded drain;
+  subscription to ``bench/sink.py`` (the ladders' function: the function's own cost is not the
+  gateway's), driven by ``wrk -t1 -c64`` (or ``bench.loadgen``) posting ~500-byte CloudEvents
+  with random ids; accepted = 2xx answers per second; deliveries are counted during the run
+  and after a bounded drain;
 * ceiling: each generator against ``bench/canned.py``, the cheapest server we can write.
 
 Run alone: ``python -m bench.ingest [--seconds 10] [--quick]`` (``python -m bench`` runs it
@@ -19,7 +20,15 @@ import sys
 from typing import Any
 
 from bench import profiling
-from bench.procs import HOST, free_port, start_gateway, start_receiver, stop_gateway, wait_http
+from bench.procs import (
+    HOST,
+    SINK,
+    free_port,
+    start_gateway,
+    start_receiver,
+    stop_gateway,
+    wait_http,
+)
 from bench.runner import Context, drain, loadgen, saturate, wrk
 
 CONNECTIONS = 64
@@ -36,7 +45,7 @@ def floor(ctx: Context, path: str = "/floor", module: str = "bench.receiver") ->
 
 def gateway(ctx: Context, delivery: str, dispatch: str = "worker", *store: str) -> dict[str, Any]:
     """``store``: extra ``eg serve`` arguments choosing the store (``--store nats://…``)."""
-    receiver = start_receiver(ctx.owner, ctx.cores.load)
+    receiver = start_receiver(ctx.owner, ctx.cores.load, module=SINK)
     gw = start_gateway(ctx.owner, ctx.cores, "--dispatch", dispatch, *store)
     try:
         gw.function("f", receiver.url + "/f")

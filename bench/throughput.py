@@ -21,6 +21,7 @@ from typing import Any
 
 from bench import ingest
 from bench.procs import (
+    SINK,
     Cores,
     Gateway,
     Receiver,
@@ -31,7 +32,7 @@ from bench.procs import (
 )
 from bench.runner import Context, drain, loadgen
 
-RECEIVER = "bench.sink"
+RECEIVER = SINK
 ONE_RATES = (1000, 2000, 4000, 6000, 8000, 10000, 12000, 14000, 16000, 20000)
 # events/s, ×10 deliveries; in steps of 250 up to 2,500 (the target is 20,000 deliveries/s)
 FANOUT_RATES = (250, 500, 750, 1000, 1250, 1500, 1750, 2000, 2250, 2500, 3000, 4000)
