@@ -94,6 +94,25 @@ async def test_a_callback_error_gives_lambdas_error_shape(runtime):
     assert error_of(result.payload)["errorMessage"] == "callback says no"
 
 
+@pytest.mark.parametrize(
+    ("handler", "message"),
+    [
+        ("probe.rejectsNull", "Promise rejected with null"),
+        ("probe.rejectsUndefined", "Promise rejected with undefined"),
+        ("probe.throwsNull", "Handler threw null"),
+        ("probe.failsNull", "context.fail called with null"),
+        ("probe.timerThrowsNull", "Uncaught throw of null"),
+    ],
+)
+async def test_a_failure_without_an_error_value_still_fails(runtime, handler, message):
+    # `throw null` and `context.fail(null)` were taken for success: never retried.
+    result = await runtime.invoke(node_spec(handler), event())
+
+    assert not result.ok
+    error = error_of(result.payload)
+    assert (error["errorType"], error["errorMessage"]) == ("Error", message)
+
+
 async def test_a_missing_export_is_handler_not_found(runtime):
     result = await runtime.invoke(node_spec("probe.nope"), event())
 

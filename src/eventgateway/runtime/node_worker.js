@@ -88,6 +88,12 @@ function errorObject(err) {
   return { errorType: typeof err, errorMessage: String(err), stackTrace: [] };
 }
 
+// Lambda fails an invocation whatever value it failed with; null and undefined carry no
+// message of their own, so one says what happened.
+function failure(err, what) {
+  return err === null || err === undefined ? new Error(`${what} ${err}`) : err;
+}
+
 function initError(errorType, err) {
   const shape = errorObject(err);
   return { errorType, errorMessage: `${shape.errorType}: ${shape.errorMessage}`, stackTrace: shape.stackTrace };
@@ -222,7 +228,7 @@ function invoke(header, body) {
     getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
     // The pre-callback API, still used by old examples: these never wait (as in Lambda).
     succeed: (result) => finish(null, result),
-    fail: (err) => finish(err === undefined ? new Error('failed') : err),
+    fail: (err) => finish(failure(err, 'context.fail called with')),
     done: (err, result) => finish(err, result),
   };
   // Lambda's callback: an error goes at once; a result waits for the event loop to empty
@@ -249,14 +255,14 @@ function invoke(header, body) {
   try {
     const returned = handler(event, context, callback);
     if (returned && typeof returned.then === 'function') {
-      returned.then((result) => finish(null, result), (err) => finish(err === undefined ? new Error('Promise rejected') : err));
+      returned.then((result) => finish(null, result), (err) => finish(failure(err, 'Promise rejected with')));
     } else if (current !== null) {
       // Not a promise: wait for callback / context.succeed / context.done, or for the event
       // loop to empty. A plain (event, context) function's return value is then the result.
       current.fallback = handler.length < 3 ? returned : undefined;
     }
   } catch (err) {
-    finish(err);
+    finish(failure(err, 'Handler threw'));
   }
 }
 
@@ -264,7 +270,7 @@ function invoke(header, body) {
 // progress; Lambda fails it and restarts the runtime, so this worker asks to be retired.
 function fatal(err) {
   if (current !== null) {
-    current.finish(err, undefined, true);
+    current.finish(failure(err, 'Uncaught throw of'), undefined, true);
   } else {
     console.error(`Uncaught error outside an invocation: ${err && err.stack ? err.stack : err}`);
   }
@@ -274,7 +280,7 @@ process.on('beforeExit', () => {
   if (current === null) return;
   current.finish(null, current.waiting !== null ? current.waiting.result : current.fallback);
 });
-process.on('unhandledRejection', (reason) => fatal(reason === undefined ? new Error('Unhandled promise rejection') : reason));
+process.on('unhandledRejection', (reason) => fatal(failure(reason, 'Unhandled promise rejection with')));
 
 // -- main -----------------------------------------------------------------------------------
 

@@ -102,3 +102,10 @@ exports.familyToFile = async (event) => {
   await new Promise((resolve) => setTimeout(resolve, event.data.seconds * 1000));
   return 'slept';
 };
+
+// Failures without an Error: Lambda fails each of them all the same.
+exports.rejectsNull = async () => { throw null; };
+exports.rejectsUndefined = () => Promise.reject(undefined);
+exports.throwsNull = () => { throw null; };
+exports.failsNull = (event, context) => { context.fail(null); };
+exports.timerThrowsNull = (event, context, cb) => { setTimeout(() => { throw null; }, 1); };
