@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import threading
+from typing import ClassVar
 
 import pytest
 from bench.loadgen import body_maker
@@ -34,7 +35,7 @@ def test_the_asyncio_generator_gives_every_event_a_random_uuid_shaped_id() -> No
 
 class _Collecting(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as wrk expects
-    ids: list[str] = []
+    ids: ClassVar[list[str]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["content-length"]))
