@@ -256,6 +256,72 @@ async def test_the_stored_form_is_sent_unless_an_authorizer_changed_the_event(
         assert call["encoded"] is None  # the event now carries the authorization
 
 
+class FanOutInvoker(RecordingInvoker):
+    """Also tells when the three calls of a fan-out to a, b and c were made."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.all_called = asyncio.Event()
+
+    async def call(self, function: Any, event: CloudEvent, **kw: Any) -> Outcome:
+        outcome = await super().call(function, event, **kw)
+        if len(self.calls) == 3:
+            self.all_called.set()
+        return outcome
+
+
+class PerSubscriptionAuthorizer(FanOutInvoker):
+    """Authorizes each delivery as its subscription's own principal; keeps what it saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[CloudEvent] = []
+
+    async def authorize(self, authorizer: Any, event: CloudEvent, request: Any) -> Any:
+        self.seen.append(event)
+        principal = authorizer.function_id  # the table names it after the subscription
+        return SimpleNamespace(allowed=True, authorization={"principalId": principal}, error="")
+
+
+class PerSubscriptionAuthorizedTable(Table):
+    def target(self, space: str, subscription_id: str) -> Any:
+        return SimpleNamespace(
+            authorizer_id="auth",
+            authorizer=SimpleNamespace(function_id=f"principal-{subscription_id}"),
+            function=SimpleNamespace(function_id=subscription_id),
+            subscription=SimpleNamespace(retry_policy=None),
+        )
+
+
+async def _fan_out(table: Table, invoker: FanOutInvoker) -> None:
+    """One event to subscriptions a, b and c, dispatched until the three calls ran."""
+    queue = MemoryQueue()
+    dispatcher = Dispatcher(queue, invoker, lambda: table)  # type: ignore[arg-type]
+    fan_out = [NewDelivery(space="s", subscription_id=s, function_id=s) for s in "abc"]
+    await queue.accept([Accepted(_event("e1"), fan_out)])
+    runner = asyncio.create_task(dispatcher.run())
+    try:
+        await asyncio.wait_for(invoker.all_called.wait(), DEADLINE_S)
+    finally:
+        dispatcher.stop()
+        await asyncio.wait_for(runner, DEADLINE_S)
+
+
+async def test_a_fan_out_shares_the_event_and_no_delivery_changes_it_for_another() -> None:
+    # The deliveries of one event share its CloudEvent object (no copy per delivery)...
+    plain = FanOutInvoker()
+    await _fan_out(Table(), plain)
+    assert len({id(call["event"]) for call in plain.calls}) == 1
+
+    # ...so what one delivery changes (an authorizer's result) goes on a copy of its own.
+    authorized = PerSubscriptionAuthorizer()
+    await _fan_out(PerSubscriptionAuthorizedTable(), authorized)
+    got = sorted(call["event"].extensions["authorization"] for call in authorized.calls)
+    assert got == [f'{{"principalId":"principal-{s}"}}' for s in "abc"]
+    assert len({id(event) for event in authorized.seen}) == 1  # the shared one...
+    assert "authorization" not in authorized.seen[0].extensions  # ...is unchanged
+
+
 LOCAL = RuntimeLimit(("s", "local"), 2)
 
 

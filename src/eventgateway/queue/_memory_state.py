@@ -89,13 +89,13 @@ class Record:
         return (self.space, self.subscription_id, self.partition_key or "")
 
     def to_delivery(self) -> Delivery:
-        """A leased copy for the dispatcher (it owns the event copy and may change it)."""
+        """A leased delivery for the dispatcher (sharing the stored event: see Delivery)."""
         return Delivery(
             id=str(self.id),
             space=self.space,
             subscription_id=self.subscription_id,
             function_id=self.function_id,
-            event=self.event.event.copy(),
+            event=self.event.event,
             accepted_at=self.accepted_at,
             attempt=self.attempts,
             partition_key=self.partition_key,

@@ -82,7 +82,11 @@ Room = Callable[[str], int]
 
 
 class Delivery(msgspec.Struct):
-    """A leased delivery: one event on its way to one subscription's function."""
+    """A leased delivery: one event on its way to one subscription's function.
+
+    The deliveries of one event (a fan-out) may share its ``event`` object: never change
+    it in place, change a copy (``CloudEvent.copy``), as ``apply_authorization`` does.
+    """
 
     id: str
     space: str

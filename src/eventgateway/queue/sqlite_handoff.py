@@ -99,19 +99,17 @@ class HandedDeliveries:
                 logger.error("a handed event cannot be decoded: %s", exc)
                 unreadable.extend((row[0], handed.lease_until) for row in handed.deliveries)
                 continue
-            first = True
             for row_id, space, subscription_id, function_id, auth in handed.deliveries:
                 delivery = Delivery(
                     id=str(row_id),
                     space=space,
                     subscription_id=subscription_id,
                     function_id=function_id,
-                    event=event if first else event.copy(),
+                    event=event,  # shared by the event's deliveries (see Delivery)
                     accepted_at=handed.received_at,
                     body=handed.body,
                     auth_request=None if auth is None else decode_json(auth),
                 )
-                first = False
                 held = self._by_sub.get(subscription_id)
                 if held is None:
                     held = self._by_sub[subscription_id] = collections.deque()

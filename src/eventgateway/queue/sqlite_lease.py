@@ -236,7 +236,8 @@ def deliveries_of(
         row_id, seq, space, subscription_id, function_id, key, auth, attempts, made_at = row
         body, received_at = stored[seq]
         try:
-            event = decoded[seq].copy() if seq in decoded else decode_event(body)
+            # Shared by the event's deliveries in this lease (see Delivery).
+            event = decoded[seq] if seq in decoded else decode_event(body)
         except EventParseError as exc:
             logger.error("delivery %d: stored event %d is unreadable: %s", row_id, seq, exc)
             reason = f"stored event cannot be decoded: {exc}"
