@@ -188,7 +188,9 @@ class LocalGateway:
 
         bundle = None
         if any(function.needs_bundle for function in service.functions):
-            bundle = build_bundle(service.directory, service.package_patterns)
+            bundle = build_bundle(
+                service.directory, service.package_patterns, config_file=service.source.name
+            )
         self.deployed = deploy(self.client, service, bundle=bundle)
 
     def stop(self) -> None:

@@ -71,6 +71,28 @@ def test_the_same_files_in_another_directory_give_the_same_hash(service, tmp_pat
     assert build_bundle(other).bundle_id == build_bundle(service).bundle_id
 
 
+def test_the_services_own_config_file_is_left_out_so_editing_it_changes_no_bundle(service):
+    # As Serverless packages: a config-only edit (a timeout) must not make every function
+    # a new bundle, which would cold-start them all.
+    (service / "other.yml").write_text("kept", encoding="utf-8")
+    before = build_bundle(service, config_file="serverless.yml")
+    (service / "serverless.yml").write_text("functions: {f: {timeout: 4}}", encoding="utf-8")
+    after = build_bundle(service, config_file="serverless.yml")
+
+    assert "serverless.yml" not in before.files
+    assert "other.yml" in before.files
+    assert after.bundle_id == before.bundle_id
+    assert "serverless.yml" in build_bundle(service).files  # no config file named: kept
+    # Only at the top, and a pattern may put it back (a handler that reads it).
+    make(service, "conf/serverless.yml")
+    assert "conf/serverless.yml" in select_files(service, config_file="serverless.yml")
+    assert "serverless.yml" in select_files(
+        service, ["serverless.yml"], config_file="serverless.yml"
+    )
+    # A -c file of another name is the one left out.
+    assert "other.yml" not in select_files(service, config_file="other.yml")
+
+
 def test_entries_are_sorted_files_with_fixed_metadata(service):
     (service / "handler.py").chmod(0o755)
     bundle = build_bundle(service)

@@ -139,7 +139,9 @@ def run_deploy(
     bundle = None
     if any(function.needs_bundle for function in service.functions):
         with _working("Packaging…", quiet=quiet):
-            bundle = build_bundle(service.directory, service.package_patterns)
+            bundle = build_bundle(
+                service.directory, service.package_patterns, config_file=service.source.name
+            )
         for warning in bundle.warnings:
             click.secho(f"Warning: {warning}", fg="yellow", err=True)
         if not quiet:

@@ -6,7 +6,9 @@ sorted, every timestamp is 1980-01-01, modes are 0o644 or 0o755, compression is 
 the zip has no directory entries and no extra fields.
 
 Which files go in follows ``package.patterns`` of the Serverless Framework v3: every file
-under the directory, less :data:`DEFAULT_EXCLUDES`, then the service's patterns in order;
+under the directory, less :data:`DEFAULT_EXCLUDES` and the service's own ``serverless.yml``
+(Serverless leaves its configuration file out too: editing it changes no code, so no
+bundle id), then the service's patterns in order;
 ``!pattern`` leaves matches out and ``pattern`` puts them (back) in, and the last pattern
 that matches a file decides. Globs match like micromatch with ``dot: true``: ``*`` within
 one path segment, ``**`` across segments, and both match dotfiles.
@@ -102,13 +104,17 @@ class Bundle:
         return len(self.data)
 
 
-def select_files(directory: pathlib.Path, patterns: Sequence[str] = ()) -> list[str]:
+def select_files(
+    directory: pathlib.Path, patterns: Sequence[str] = (), *, config_file: str | None = None
+) -> list[str]:
     """The files of ``directory`` that go into its bundle, sorted.
 
     Args:
         directory: the service directory (the one holding ``serverless.yml``).
         patterns: ``package.patterns`` from ``serverless.yml``, applied in order after
             :data:`DEFAULT_EXCLUDES`.
+        config_file: the name of the service's configuration file in ``directory``,
+            left out by default too (a pattern may put it back).
 
     Returns:
         Relative ``/``-separated paths. A symbolic link to a file inside ``directory`` is
@@ -120,13 +126,15 @@ def select_files(directory: pathlib.Path, patterns: Sequence[str] = ()) -> list[
 
     .. versionadded:: 0.1.0
     """
-    selection = _Walker(directory, patterns).walk()
+    selection = _Walker(directory, patterns, config_file).walk()
     for warning in selection.warnings:
         logger.warning("%s", warning)
     return [entry.path for entry in selection.files]
 
 
-def build_bundle(directory: pathlib.Path, patterns: Sequence[str] = ()) -> Bundle:
+def build_bundle(
+    directory: pathlib.Path, patterns: Sequence[str] = (), *, config_file: str | None = None
+) -> Bundle:
     """Zip the selected files of ``directory`` (see :func:`select_files`).
 
     The same files with the same contents and executable bits always give the same zip,
@@ -139,7 +147,7 @@ def build_bundle(directory: pathlib.Path, patterns: Sequence[str] = ()) -> Bundl
 
     .. versionadded:: 0.1.0
     """
-    selection = _Walker(directory, patterns).walk()
+    selection = _Walker(directory, patterns, config_file).walk()
     if not selection.files:
         why = (
             f"package.patterns {list(patterns)!r} leave out every file"
@@ -249,9 +257,13 @@ def _may_match_under(rule: _Rule, directory: tuple[str, ...]) -> bool:
 
 
 class _Walker:
-    def __init__(self, directory: pathlib.Path, patterns: Sequence[str]) -> None:
+    def __init__(
+        self, directory: pathlib.Path, patterns: Sequence[str], config_file: str | None
+    ) -> None:
         self.directory = directory
         self.rules = [_compile(f"!{raw}", default=True) for raw in DEFAULT_EXCLUDES]
+        if config_file is not None:
+            self.rules.append(_compile(f"!{glob.escape(config_file)}", default=True))
         self.rules += [_compile(raw) for raw in patterns]
         self.root = directory.resolve()
         self.files: list[_File] = []
