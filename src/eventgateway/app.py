@@ -44,6 +44,7 @@ from eventgateway.providers.guard import TargetCheck
 from eventgateway.providers.http import HttpProvider
 from eventgateway.providers.registry import ProviderRegistry
 from eventgateway.providers.remote import RemoteHttpProvider
+from eventgateway.providers.runtime import runs_as
 from eventgateway.queue.base import DeliveryQueue
 from eventgateway.queue.memory import MemoryQueue
 from eventgateway.queue.sqlite import SqliteQueue
@@ -249,8 +250,8 @@ class Gateway:
         # Before the change's 2xx goes out (RefreshAfterWrite): the worker routes it first.
         if self.link is not None:
             self.link.publish()
-        self.runtime.functions.retire_removed(
-            lambda space, fid: table.function(space, fid) is not None
+        self.runtime.functions.retire_stale(
+            lambda spec: runs_as(table.function(spec.space, spec.function_id), spec)
         )
         self.metrics.set_entity_counts(table.counts())
 

@@ -147,3 +147,62 @@ async def test_a_sync_call_whose_client_left_while_it_waited_for_a_worker_is_not
         assert (await first).text == "first"
     assert last.text == "last"
     assert runs.read_text() == "first\nlast\n"
+
+
+PID_HANDLER = """
+import os
+
+
+def handler(event, context):
+    return {"statusCode": 200, "body": str(os.getpid())}
+"""
+
+
+def _pid_service(service: pathlib.Path, timeout_s: int) -> None:
+    (service / "serverless.yml").write_text(
+        textwrap.dedent(
+            f"""\
+            service: pids
+            provider: {{name: eventgateway, runtime: python3.11}}
+            custom: {{eventgateway: {{space: pid-space}}}}
+            functions:
+              pid:
+                handler: handler.handler
+                timeout: {timeout_s}
+                events:
+                  - eventgateway: {{event: http, path: /pid, method: GET}}
+            """
+        )
+    )
+
+
+def _gone(pid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while pathlib.Path(f"/proc/{pid}").exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)  # another process's exit: nothing to wait on from here
+    return True
+
+
+def test_a_redeploy_stops_the_old_idle_workers_without_waiting_for_a_call(
+    gateway: GatewayProcess, tmp_path: pathlib.Path
+):
+    # QA: after a redeploy the old warm workers ran on until the function's next call (or
+    # 5 idle minutes), though docs/runtime.md said they stop as soon as they are idle.
+    service = tmp_path / "pids"
+    service.mkdir()
+    (service / "handler.py").write_text(PID_HANDLER)
+    _pid_service(service, timeout_s=6)
+    gateway.eg(service, "deploy")
+    url = f"{gateway.events_url}/pid-space/pid"
+    old_pid = int(httpx.get(url, timeout=30).text)
+
+    _pid_service(service, timeout_s=4)  # a setting only: the same bundle
+    gateway.eg(service, "deploy")
+
+    assert _gone(old_pid, timeout_s=15)
+    new_pid = int(httpx.get(url, timeout=30).text)
+    assert new_pid != old_pid
+    gateway.eg(service, "deploy")  # nothing changed: the warm worker stays
+    assert int(httpx.get(url, timeout=30).text) == new_pid

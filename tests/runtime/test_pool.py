@@ -94,7 +94,7 @@ async def test_a_removed_functions_idle_workers_stop_at_once(runtime):
     removed_pid = json.loads((await runtime.invoke(removed, event())).payload)["pid"]
     kept_pid = json.loads((await runtime.invoke(kept, event())).payload)["pid"]
 
-    runtime.retire_removed(lambda space, function_id: function_id == "kept")
+    runtime.retire_stale(lambda spec: spec.function_id == "kept")
 
     await wait_until(lambda: not process_exists(removed_pid))
     assert process_exists(kept_pid)

@@ -12,7 +12,7 @@ reply headers on to a client (a sync route answers with the response object in t
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -23,7 +23,7 @@ from eventgateway.runtime.base import Language, RuntimeSpec
 from eventgateway.runtime.bundles import BundleStore
 from eventgateway.runtime.pool import FunctionRuntime
 
-__all__ = ["REQUEST_ID_HEADER", "RuntimeProvider"]
+__all__ = ["REQUEST_ID_HEADER", "RuntimeProvider", "runs_as"]
 
 REQUEST_ID_HEADER: Final = "x-eg-request-id"
 _EXCERPT_CHARS = 2000
@@ -62,8 +62,7 @@ class RuntimeProvider(Provider):
             )
 
     def _spec(self, function: Function) -> RuntimeSpec:
-        provider = function.provider
-        bundle = self._bundles.get(provider.get("bundle", ""))
+        bundle = self._bundles.get(function.provider.get("bundle", ""))
         if bundle is None:
             raise ProviderError(
                 f"function {function.function_id!r}: its code bundle is missing from this "
@@ -71,17 +70,10 @@ class RuntimeProvider(Provider):
                 retryable=False,
             )
         return RuntimeSpec(
-            space=function.space,
-            function_id=function.function_id,
             language=self._language,
-            runtime=str(provider.get("runtime", "")),
             bundle_id=bundle.bundle_id,
             bundle_dir=bundle.path,
-            handler=str(provider["handler"]),
-            memory_mb=int(provider.get("memorySize", 1024)),
-            timeout_s=float(provider.get("timeout", 6)),
-            concurrency=int(provider.get("concurrency", 4)),
-            environment=dict(provider.get("environment") or {}),
+            **_settings(function),
         )
 
     async def call(self, function: Function, call: Call) -> Reply:
@@ -114,3 +106,28 @@ class RuntimeProvider(Provider):
             body_excerpt=result.payload.decode("utf-8", "replace")[:_EXCERPT_CHARS],
             request_id=result.request_id,
         )
+
+
+def _settings(function: Function) -> dict[str, Any]:
+    """What a :class:`RuntimeSpec` takes from the function's definition, bundle aside."""
+    provider = function.provider
+    return {
+        "space": function.space,
+        "function_id": function.function_id,
+        "runtime": str(provider.get("runtime", "")),
+        "handler": str(provider["handler"]),
+        "memory_mb": int(provider.get("memorySize", 1024)),
+        "timeout_s": float(provider.get("timeout", 6)),
+        "concurrency": int(provider.get("concurrency", 4)),
+        "environment": dict(provider.get("environment") or {}),
+    }
+
+
+def runs_as(function: Function | None, spec: RuntimeSpec) -> bool:
+    """Whether ``spec`` still runs ``function`` as defined now: ``False`` once it was
+    removed, or redeployed (another bundle, handler, memory size, environment…)."""
+    if function is None or function.type != spec.language:
+        return False
+    if function.provider.get("bundle") != spec.bundle_id:
+        return False
+    return all(getattr(spec, name) == value for name, value in _settings(function).items())

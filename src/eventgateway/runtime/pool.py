@@ -220,11 +220,12 @@ class FunctionRuntime:
             return worker, ready.init_duration_ms, None
         return worker, (time.perf_counter() - started) * 1000, ready
 
-    def retire_removed(self, exists: Callable[[str, str], bool]) -> None:
-        """Retire the pools of functions ``exists(space, function_id)`` no longer names (a
-        removed function): their warm workers stop once idle, not ``idle_s`` later."""
+    def retire_stale(self, current: Callable[[RuntimeSpec], bool]) -> None:
+        """Retire the pools whose spec is not ``current`` any more (a function removed, or
+        redeployed): their warm workers stop once idle, not ``idle_s`` later or at the
+        function's next call; running invocations finish on them."""
         for key, pool in list(self._current.items()):
-            if not exists(*key):
+            if not current(pool.spec):
                 del self._current[key]  # a function of that name made again gets a new pool
                 pool.retire()
 
