@@ -159,6 +159,21 @@ async def test_an_exception_gives_lambdas_error_shape(runtime, sink):
     assert any("in boom" in frame for frame in frames)
 
 
+async def test_an_exception_whose_str_fails_is_still_the_handlers_error(runtime, sink):
+    # QA: the worker's own str(exc) raised, so the worker died (Runtime.ExitError) and its
+    # internals were logged as the function's traceback.
+    first = await runtime.invoke(make_spec("probe.boom_unprintable"), event())
+    second = await runtime.invoke(make_spec("probe.boom_unprintable"), event())
+
+    error = error_of(first.payload)
+    assert error["errorType"] == "Unprintable"
+    assert error["errorMessage"] == "<str() of the Unprintable failed: RuntimeError>"
+    assert second.init_duration_ms is None  # the same warm worker: it survived
+    logged = "\n".join(sink.messages(first.request_id))
+    assert "[ERROR] Unprintable: <str() of the Unprintable failed" in logged
+    assert "python_worker" not in logged
+
+
 async def test_the_worker_survives_a_handler_error(runtime):
     first = await runtime.invoke(make_spec("probe.boom"), event())
     second = await runtime.invoke(make_spec("probe.boom"), event())

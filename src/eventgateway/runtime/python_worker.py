@@ -154,6 +154,15 @@ def _stack(exc: BaseException) -> list[str]:
     return traceback.format_list(frames)
 
 
+def _message(exc: BaseException) -> str:
+    """``str(exc)``, or a stand-in when the exception's own ``__str__`` fails: the
+    invocation fails with the handler's error either way, not with the worker's."""
+    try:
+        return str(exc)
+    except Exception as failed:
+        return f"<str() of the {type(exc).__name__} failed: {type(failed).__name__}>"
+
+
 def _log_error(error_type: str, message: str, stack: list[str]) -> None:
     """Print the error to stderr the way Lambda logs it, so ``eg logs`` shows it."""
     lines = [f"[ERROR] {error_type}: {message}"]
@@ -187,17 +196,17 @@ def _load(handler_name: str) -> Any:
     except SyntaxError as exc:
         raise _InitError(
             "Runtime.UserCodeSyntaxError",
-            f"Syntax error in module '{module_name}': {exc}",
+            f"Syntax error in module '{module_name}': {_message(exc)}",
             _stack(exc),
         ) from exc
     except ImportError as exc:
         raise _InitError(
             "Runtime.ImportModuleError",
-            f"Unable to import module '{module_name}': {exc}",
+            f"Unable to import module '{module_name}': {_message(exc)}",
             _stack(exc),
         ) from exc
     except Exception as exc:
-        raise _InitError(type(exc).__name__, str(exc), _stack(exc)) from exc
+        raise _InitError(type(exc).__name__, _message(exc), _stack(exc)) from exc
     function = getattr(module, function_name, None)
     if not callable(function):
         raise _InitError(
@@ -248,9 +257,9 @@ def _invoke(invoker: _Invoker, header: dict[str, Any], body: bytes) -> tuple[boo
         _log_error("Runtime.OutOfMemory", message, [])
         return False, _payload("Runtime.OutOfMemory", message, []), True
     except Exception as exc:
-        stack = _stack(exc)
-        _log_error(type(exc).__name__, str(exc), stack)
-        return False, _payload(type(exc).__name__, str(exc), stack), False
+        stack, message = _stack(exc), _message(exc)
+        _log_error(type(exc).__name__, message, stack)
+        return False, _payload(type(exc).__name__, message, stack), False
     try:
         return True, json.dumps(result).encode(), False
     except (TypeError, ValueError) as exc:

@@ -69,6 +69,15 @@ def boom(event, context):
     raise ValueError("the answer is not 42")
 
 
+class Unprintable(Exception):
+    def __str__(self):
+        raise RuntimeError("no text for you")
+
+
+def boom_unprintable(event, context):
+    raise Unprintable()
+
+
 def not_json(event, context):
     return {"when": object()}
 
