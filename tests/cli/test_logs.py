@@ -295,7 +295,7 @@ def test_a_bad_since_is_a_usage_error_naming_it_before_any_request():
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1] == (
         "Error: Invalid value for '--since': since 'soon' is not a time: use RFC 3339 "
-        "(2026-11-26T18:00:00Z), Unix seconds, or a duration such as 30s, 10m, 2h"
+        "(2026-11-26T18:00:00Z), Unix seconds, or a duration such as 30s, 10m, 2h, 7d"
     )
 
 

@@ -40,7 +40,8 @@ def parse_time(raw: str, name: str, *, now_s: float | None = None) -> float:
         forms = "use RFC 3339 (2026-11-26T18:00:00Z) or Unix seconds"
     else:
         forms = (
-            "use RFC 3339 (2026-11-26T18:00:00Z), Unix seconds, or a duration such as 30s, 10m, 2h"
+            "use RFC 3339 (2026-11-26T18:00:00Z), Unix seconds, "
+            "or a duration such as 30s, 10m, 2h, 7d"
         )
     if now_s is not None and _DURATION.fullmatch(raw):
         ago_s = sum(float(n) * _UNIT_S[unit] for n, unit in _DURATION_PART.findall(raw))
