@@ -113,6 +113,16 @@ async def test_a_failure_without_an_error_value_still_fails(runtime, handler, me
     assert (error["errorType"], error["errorMessage"]) == ("Error", message)
 
 
+async def test_a_result_json_cannot_hold_is_a_logged_marshal_error(runtime, sink):
+    result = await runtime.invoke(node_spec("probe.bigInt"), event())
+
+    error = error_of(result.payload)
+    assert error["errorType"] == "Runtime.MarshalError"
+    logged = [m for m in sink.messages(result.request_id) if m.startswith("Invoke Error")]
+    assert len(logged) == 1  # logged as every other failure is (it was not)
+    assert "Runtime.MarshalError" in logged[0]
+
+
 async def test_a_missing_export_is_handler_not_found(runtime):
     result = await runtime.invoke(node_spec("probe.nope"), event())
 

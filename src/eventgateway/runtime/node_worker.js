@@ -209,6 +209,7 @@ function invoke(header, body) {
       payload = JSON.stringify(result === undefined ? null : result);
     } catch (marshalErr) {
       const shape = { errorType: 'Runtime.MarshalError', errorMessage: `Unable to stringify response body: ${marshalErr.message}`, stackTrace: [] };
+      console.error(`Invoke Error \t${JSON.stringify(shape)}`);  // logged as any failure is
       finishInvocation(seq, started, false, JSON.stringify(shape), false);
       return;
     }

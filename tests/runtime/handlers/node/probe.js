@@ -109,3 +109,6 @@ exports.rejectsUndefined = () => Promise.reject(undefined);
 exports.throwsNull = () => { throw null; };
 exports.failsNull = (event, context) => { context.fail(null); };
 exports.timerThrowsNull = (event, context, cb) => { setTimeout(() => { throw null; }, 1); };
+
+// A result JSON.stringify refuses.
+exports.bigInt = async () => BigInt(5);
