@@ -9,12 +9,17 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["NAME_RE", "is_valid_space"]
+__all__ = ["MAX_NAME_CHARS", "NAME_RE", "is_valid_space"]
 
 NAME_RE: Final = re.compile(r"[a-zA-Z0-9.\-_]+")
 """What a space, a function id and an event type name may hold."""
 
+MAX_NAME_CHARS: Final = 255
+"""The longest space name, function id or event type name. The original set no bound;
+names become NATS subject tokens in cluster mode, and a subject over the server's
+control-line limit (4 KiB) makes the server drop the connection."""
+
 
 def is_valid_space(space: str) -> bool:
-    """Whether ``space`` may be written to: ``^[a-zA-Z0-9.\\-_]+$`` and at least 3 chars."""
-    return len(space) >= 3 and NAME_RE.fullmatch(space) is not None
+    """Whether ``space`` may be written to: ``^[a-zA-Z0-9.\\-_]+$``, 3 to 255 characters."""
+    return 3 <= len(space) <= MAX_NAME_CHARS and NAME_RE.fullmatch(space) is not None

@@ -204,3 +204,29 @@ async def test_two_raw_segments_after_a_collection_are_an_unknown_route(
 
         assert response.status_code == 404, path
         assert response.text == "404 page not found\n"
+
+
+@pytest.mark.parametrize(
+    ("resource", "body", "field"),
+    [
+        ("functions", {"functionId": "f" * 256, "type": "http", "provider": {"url": "http://x"}},
+         "'Function.ID'"),
+        ("eventtypes", {"name": "t" * 256}, "'Type.Name'"),
+        ("subscriptions", {"type": "async", "eventType": "t" * 256, "functionId": "f"},
+         "'Subscription.EventType'"),
+        ("subscriptions", {"type": "async", "eventType": "t", "functionId": "f" * 256},
+         "'Subscription.FunctionID'"),
+    ],
+)  # fmt: skip
+async def test_a_name_over_255_characters_is_400_naming_the_field(
+    api: ConfigAPI, resource: str, body: dict[str, object], field: str
+) -> None:
+    # In cluster mode names become NATS subject tokens; QA broke an instance with 3,000.
+    response = await api.post(resource, body)
+
+    assert response.status_code == 400
+    assert f"Key: {field} Error:Field validation for" in errors(response)
+    assert errors(response).endswith("failed on the 'max' tag")
+    ok = await api.post("functions", {"functionId": "f" * 255, "type": "http",
+                                      "provider": {"url": "http://x"}})  # fmt: skip
+    assert ok.status_code == 201

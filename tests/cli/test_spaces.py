@@ -228,7 +228,7 @@ def test_a_space_name_argument_is_checked_like_space_before_any_request(fake, co
     result = eg(*command, name)
 
     assert result.exit_code == 2, result.output
-    assert f"{name!r} is not a valid space name: use at least 3 characters" in result.stderr
+    assert f"{name!r} is not a valid space name: use 3 to 255 characters" in result.stderr
     assert fake.requests == []
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eventgateway.errors import ConflictError, NotFoundError, StoreError
+from eventgateway.errors import ConflictError, NotFoundError, StoreError, ValidationError
 from eventgateway.model.entities import Kind
 from eventgateway.store._nats_keys import decode_key, encode_key, space_filter
 from eventgateway.store.base import Change
@@ -219,3 +219,28 @@ async def test_use_before_open_is_a_store_error() -> None:
 def test_a_prefix_that_cannot_name_a_bucket_is_refused() -> None:
     with pytest.raises(ValueError, match="prefix 'a b'"):
         NatsStore([NATS_URL], prefix="a b")
+
+
+# -- client text too long for a subject ------------------------------------------------------
+
+
+async def test_a_name_too_long_for_a_subject_is_refused_and_the_connection_survives(
+    make_store: MakeStore,
+) -> None:
+    # QA: one request with a 2,000-character space name (or a 3,100-character function id
+    # in a read) made a subject past nats-server's 4 KiB control line; the server dropped
+    # the connection, nats-py closed the client for good, and every later request failed.
+    store = await make_store()
+    await store.create("functions", "acme", "f", b"{}")
+    long = "a" * 3100
+
+    assert await store.get("functions", "acme", long) is None
+    assert await store.list("functions", long) == []
+    with pytest.raises(ValidationError, match="too long to store"):
+        await store.create("functions", "acme", long, b"{}")
+    with pytest.raises(NotFoundError):
+        await store.update("functions", "acme", long, b"{}")
+
+    assert await store.get("functions", "acme", "f") == b"{}"  # still connected
+    await store.create("functions", "acme", "g" * 255, b"{}")  # the longest name fits
+    assert await store.get("functions", "acme", "g" * 255) == b"{}"

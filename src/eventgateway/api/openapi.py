@@ -279,7 +279,7 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 
 _SPACE_PARAM: Final = path_param(
-    "space", "Space name; writes need `^[a-zA-Z0-9.\\-_]+$` and at least 3 characters."
+    "space", "Space name; writes need `^[a-zA-Z0-9.\\-_]+$` and 3 to 255 characters."
 )
 _FILTER_PARAM: Final = {
     "name": "metadata.<key>",

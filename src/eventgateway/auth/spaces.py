@@ -141,7 +141,7 @@ class SpaceAdmin:
         """
         if not is_valid_space(name):
             raise ValidationError(
-                f"name {name!r} is not a valid space name: use at least 3 characters "
+                f"name {name!r} is not a valid space name: use 3 to 255 characters "
                 'from a-z, A-Z, 0-9, ".", "-" and "_"'
             )
         async with self._write_lock:

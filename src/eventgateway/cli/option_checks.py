@@ -39,7 +39,7 @@ def space_name(ctx: click.Context, param: click.Parameter, value: str | None) ->
         return value
     if not is_valid_space(value):
         raise click.BadParameter(
-            f"{value!r}{_from_env(ctx, param)} is not a valid space name: use at least 3 "
+            f"{value!r}{_from_env(ctx, param)} is not a valid space name: use 3 to 255 "
             'characters from a-z, A-Z, 0-9, ".", "-" and "_"',
             ctx,
             param,

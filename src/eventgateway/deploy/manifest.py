@@ -206,7 +206,7 @@ def gateway_setting(section: Mapping[str, Any], key: str, src: Source) -> str | 
     if key == "space" and not is_valid_space(value):
         raise src.error(
             at,
-            f"space {value!r} is not valid; use 3 or more letters, digits, '.', '-' or '_' "
+            f"space {value!r} is not valid; use 3 to 255 letters, digits, '.', '-' or '_' "
             "(no '/'), e.g. acme-crm",
         )
     return value

@@ -49,7 +49,7 @@ from eventgateway.model.runtime_provider import (
     normalise_runtime_provider,
 )
 from eventgateway.model.subscription_filter import parse_filter
-from eventgateway.names import NAME_RE, is_valid_space
+from eventgateway.names import MAX_NAME_CHARS, NAME_RE, is_valid_space
 
 __all__ = [
     "CORS_DEFAULTS",
@@ -158,6 +158,8 @@ def _space_errors(struct: str, space: str) -> list[str]:
         return [_tag_error(struct, "Space", "required")]
     if len(space) < 3:
         return [_tag_error(struct, "Space", "min")]
+    if len(space) > MAX_NAME_CHARS:
+        return [_tag_error(struct, "Space", "max")]
     if _NAME_RE.fullmatch(space) is None:
         return [_tag_error(struct, "Space", "space")]
     return []
@@ -203,6 +205,8 @@ def parse_event_type(space: str, body: Body, *, name: str | None = None) -> Even
     errors = _space_errors("Type", space)
     if not name:
         errors.append(_tag_error("Type", "Name", "required"))
+    elif len(name) > MAX_NAME_CHARS:
+        errors.append(_tag_error("Type", "Name", "max"))
     _fail_if(errors, _EVENT_TYPE_PREFIX)
     return EventType(
         space=space,
@@ -246,6 +250,8 @@ def parse_function(space: str, body: Body, *, function_id: str | None = None) ->
         errors.append(_tag_error("Function", "ID", "required"))
     elif _NAME_RE.fullmatch(function_id) is None:
         errors.append(_tag_error("Function", "ID", "functionid"))
+    elif len(function_id) > MAX_NAME_CHARS:
+        errors.append(_tag_error("Function", "ID", "max"))
     _fail_if(errors, _FUNCTION_PREFIX)
     try:
         options = function_options(fields)
@@ -293,8 +299,12 @@ def parse_subscription(space: str, body: Body) -> Subscription:
         errors.append(_tag_error("Subscription", "EventType", "required"))
     elif _NAME_RE.fullmatch(event_type) is None:
         errors.append(_tag_error("Subscription", "EventType", "eventType"))
+    elif len(event_type) > MAX_NAME_CHARS:
+        errors.append(_tag_error("Subscription", "EventType", "max"))
     if not function_id:
         errors.append(_tag_error("Subscription", "FunctionID", "required"))
+    elif len(function_id) > MAX_NAME_CHARS:
+        errors.append(_tag_error("Subscription", "FunctionID", "max"))
     if method not in METHODS:
         errors.append(_tag_error("Subscription", "Method", _METHODS_TAG))
     _fail_if(errors, _SUBSCRIPTION_PREFIX)

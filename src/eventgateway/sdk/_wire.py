@@ -250,7 +250,7 @@ class Endpoints:
         if not is_valid_space(space):
             # As the gateway and the CLI: "x y" or "a/b" would be a path no space has.
             raise ValueError(
-                f"space {space!r} is not a valid space name: use at least 3 characters "
+                f"space {space!r} is not a valid space name: use 3 to 255 characters "
                 'from a-z, A-Z, 0-9, ".", "-" and "_"'
             )
         return cls(events, Target.of(config_url), space, f"/{space}/")

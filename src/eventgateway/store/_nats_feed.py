@@ -15,9 +15,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Final
 
+import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from eventgateway.store._nats_keys import fits
 
 __all__ = ["KV_OPERATION", "follow", "is_marker", "scan"]
 
@@ -42,6 +45,8 @@ async def follow(
     ``on_message`` may block: the consumer's flow control then holds the server back, which
     bounds what waits in this process.
     """
+    if not fits(subject):
+        raise nats.errors.BadSubjectError  # see fits: it would close the connection
     config = ConsumerConfig(
         deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
         opt_start_seq=max(after_sequence, 0) + 1,
@@ -79,6 +84,8 @@ async def scan(
     Raises:
         TimeoutError: the consumer did not catch up within ``deadline_s``.
     """
+    if not fits(subject):
+        return []  # client text no name of ours is this long (see fits)
     # Unbounded on purpose: the result holds every message anyway, and the consumer's
     # flow control keeps the server from running ahead of this loop.
     received: asyncio.Queue[Msg] = asyncio.Queue()

@@ -19,19 +19,31 @@ from typing import Final, cast, get_args
 from eventgateway.model.entities import Kind
 
 __all__ = [
+    "MAX_SUBJECT_BYTES",
     "decode_key",
     "decode_segment",
     "encode_key",
     "encode_segment",
+    "fits",
     "kind_filter",
     "space_filter",
     "valid_prefix",
 ]
 
 _KINDS: Final[frozenset[str]] = frozenset(get_args(Kind))
+MAX_SUBJECT_BYTES: Final = 3072
+"""The longest subject (or KV key) sent for client text. nats-server drops a connection
+whose protocol line passes its ``max_control_line`` (4 KiB by default), and nats-py then
+closes the client for good: every request on it fails from then on. A direct get puts
+the subject in its own request subject, with the stream's name and a reply inbox."""
 _MARK: Final = "="
 # Bucket names allow only these characters; the prefix starts every bucket name.
 _PREFIX: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def fits(subject: str) -> bool:
+    """Whether ``subject`` (a KV key, a subject or a filter) is short enough to send."""
+    return len(subject) <= MAX_SUBJECT_BYTES  # ASCII: tokens are base64url
 
 
 def valid_prefix(prefix: str) -> bool:

@@ -32,12 +32,14 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from eventgateway.errors import ConflictError, NotFoundError, StoreError
+from eventgateway.errors import ConflictError, NotFoundError, StoreError, ValidationError
 from eventgateway.model.entities import Kind
 from eventgateway.store._nats_feed import KV_OPERATION, follow, is_marker, scan
 from eventgateway.store._nats_keys import (
+    MAX_SUBJECT_BYTES,
     decode_key,
     encode_key,
+    fits,
     kind_filter,
     space_filter,
     valid_prefix,
@@ -212,6 +214,8 @@ class NatsStore(ConfigStore):
     async def _last(self, kv_key: str) -> tuple[int, bytes | None] | None:
         """The key's last revision and value (``None`` for a delete marker), or ``None``."""
         js = self._jetstream()
+        if not fits(kv_key):
+            return None  # no write made a key this long (see _publish)
         with _translated(f"read {kv_key}"):
             try:
                 msg = await js.get_msg(self._stream, subject=self._subjects + kv_key, direct=True)
@@ -269,6 +273,11 @@ class NatsStore(ConfigStore):
 
     async def _publish(self, kv_key: str, value: bytes | None, expected: int) -> int:
         js = self._jetstream()
+        if not fits(kv_key):
+            raise ValidationError(
+                f"the name is too long to store: its key in the NATS configuration store is "
+                f"{len(kv_key)} bytes, at most {MAX_SUBJECT_BYTES} (a shorter path or id)"
+            )
         headers = {_EXPECTED_LAST: str(expected)}
         if value is None:
             headers[KV_OPERATION] = "DEL"
