@@ -95,6 +95,7 @@ class Gateway:
         self.metrics.events_backlog.set_function(
             lambda: self.queue.backlog() + self.fast_queue.backlog()
         )
+        self.metrics.before_render = self.queue.refresh_counters
         # Sync routes always call from this process (lowest latency). Async deliveries are
         # made here in inline mode; in process mode their HTTP calls go to a worker
         # process; in worker mode that process also leases and settles (docs/delivery.md).

@@ -39,6 +39,22 @@ async def test_metrics_render_prometheus_text(api: ConfigAPI) -> None:
     assert "# TYPE eventgateway_config_requests_total counter" in response.text
 
 
+async def test_metrics_bring_cached_figures_up_to_date_before_rendering(api: ConfigAPI) -> None:
+    # A JetStream instance's backlog is a copy of the stream's: refreshed per scrape.
+    gauge = api.metrics.events_backlog
+    figures = iter([7, 3])
+
+    async def refresh() -> None:
+        gauge.set(next(figures))
+
+    api.metrics.before_render = refresh
+    first = (await api.http.get("/v1/metrics")).text
+    second = (await api.http.get("/v1/metrics")).text
+
+    assert "eventgateway_events_backlog 7.0" in first
+    assert "eventgateway_events_backlog 3.0" in second
+
+
 async def test_every_resource_request_is_counted(api: ConfigAPI) -> None:
     await api.event_type("e")
     await api.post("eventtypes", {"name": "e"})  # 409 counts too

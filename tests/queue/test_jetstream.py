@@ -126,6 +126,19 @@ async def test_accepts_count_the_backlog_themselves_and_ask_the_server_only_when
     assert queue.backlog() == 20
 
 
+async def test_an_idle_instance_brings_its_backlog_up_to_date_when_asked(make: MakeJS) -> None:
+    # QA: /v1/metrics of an instance that accepted nothing showed its last backlog (135)
+    # forever after the stream had drained; a scrape now refreshes it first.
+    a, idle = await make(), await make(backlog_refresh_s=0.0)
+    await idle.refresh_counters()
+    assert idle.backlog() == 0
+    await put(a, "e1", "s1", "s2")
+
+    assert idle.backlog() == 0  # its copy, from before
+    await idle.refresh_counters()
+    assert idle.backlog() == 2
+
+
 async def test_a_full_stream_refuses_with_429_even_when_the_local_count_is_stale(
     make: MakeJS,
 ) -> None:

@@ -294,6 +294,8 @@ def create_config_app(
 
     async def render_metrics(request: Request) -> Response:
         del request
+        if metrics.before_render is not None:
+            await metrics.before_render()
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     async def openapi(request: Request) -> Response:

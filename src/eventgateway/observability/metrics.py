@@ -6,6 +6,8 @@ process never share counters.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -29,6 +31,9 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # Awaited by ``GET /v1/metrics`` before it renders: brings figures that are cached
+        # copies of a shared store's (the JetStream backlog) up to date.
+        self.before_render: Callable[[], Awaitable[None]] | None = None
         r = self.registry
         self.events_received = Counter(
             "eventgateway_events_received_total",
@@ -101,7 +106,7 @@ class Metrics:
         )
 
     def render(self) -> bytes:
-        """The Prometheus text exposition of every metric."""
+        """The Prometheus text exposition of every metric (see :attr:`before_render`)."""
         return generate_latest(self.registry)
 
     def set_entity_counts(self, counts: dict[str, dict[str, int]]) -> None:

@@ -160,6 +160,10 @@ class DeliveryQueue(abc.ABC):
     def lease_s(self) -> float:
         """How long a lease lasts, from ``lease`` or the last ``extend``, in seconds."""
 
+    async def refresh_counters(self) -> None:  # noqa: B027 - optional hook
+        """Bring :meth:`backlog` up to date where it is a copy of a shared store's figure
+        (JetStream: the stream's, all instances'); a no-op where it is exact already."""
+
     async def release(  # noqa: B027 - optional: the default leaves leases to run out
         self, deliveries: Sequence[Delivery], delay_s: float = 0.0
     ) -> None:

@@ -39,6 +39,11 @@ class JetStreamCountersMixin:
         self._bytes = info.state.bytes
         self._refreshed_at = now
 
+    async def refresh_counters(self) -> None:
+        """Ask the server for the backlog if the copy is older than the refresh interval:
+        an instance that accepts nothing would otherwise report its last figure forever."""
+        await self._refresh()
+
     def notify(self) -> None:
         """Look at the fetched deliveries again (e.g. after ``exclude`` changed)."""
         self._wakeup.fire()
