@@ -96,3 +96,43 @@ def test_an_existing_data_dir_others_may_enter_is_warned_about(tmp_path: pathlib
     (warning,) = [r for r in caplog.records if "other users" in r.getMessage()]
     assert warning.levelname == "WARNING"
     assert f"chmod 700 {tmp_path / 'data'}" in warning.getMessage()
+
+
+_HOLD_WITH_WORKER = """
+import pathlib, subprocess, sys
+from eventgateway.data_dir import DataDirLock
+lock = DataDirLock.acquire(pathlib.Path(sys.argv[1]))
+worker = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                          stdin=subprocess.PIPE, pass_fds=(lock.fd,))  # inherits the lock
+print(worker.pid, flush=True)
+sys.stdin.read()
+"""
+
+
+def _state(pid: int) -> bytes:
+    return pathlib.Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()[0]
+
+
+def test_a_killed_gateway_not_yet_reaped_is_named_as_stopped(tmp_path: pathlib.Path):
+    # QA: after `kill -9` of `eg serve` from a shell, the refusal named the dead pid as "another
+    # gateway": it was a zombie (signals still reach one), and its delivery worker held the lock.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_WITH_WORKER, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert holder.stdout is not None
+    worker_pid = int(holder.stdout.readline())
+    try:
+        holder.kill()
+        while _state(holder.pid) != b"Z":
+            os.sched_yield()  # the kill is asynchronous; the state flips within microseconds
+
+        with pytest.raises(
+            ConfigError,
+            match=re.escape(f"the delivery worker of a gateway that stopped (pid {holder.pid})"),
+        ):
+            DataDirLock.acquire(tmp_path)
+    finally:
+        os.kill(worker_pid, 9)
+        holder.communicate(timeout=10)

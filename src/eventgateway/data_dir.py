@@ -106,7 +106,13 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # someone else's process
-    return True
+    # A killed gateway its parent has not reaped yet (a shell's background job) is a
+    # zombie: signals reach it, but it runs nothing and holds no lock.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat_file:
+            return stat_file.read().rpartition(b")")[2].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _warn_if_open(data_dir: pathlib.Path) -> None:
