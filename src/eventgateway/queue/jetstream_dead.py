@@ -28,9 +28,11 @@ __all__ = [
     "dead_letter",
     "dead_letters_of_event",
     "dead_letters_of_space",
+    "is_purge_mark",
     "mark_for_purge",
     "redrive_id",
     "remove_dead_letter",
+    "unmark",
 ]
 
 # (dead-letter stream sequence, the dead letter)
@@ -46,12 +48,21 @@ def redrive_id(delivery_id: str, seq: int) -> str:
     return f"redrive-{delivery_id}-{seq}"
 
 
-async def mark_for_purge(js: JetStreamContext, names: Names, seq: int, delivery_id: str) -> bool:
-    """Mark dead letter ``seq`` as this purge's; ``False`` if a redrive republished it
+async def mark_for_purge(
+    js: JetStreamContext, names: Names, seq: int, delivery_id: str
+) -> int | None:
+    """Mark dead letter ``seq`` as this purge's: the mark's stream sequence (``0``: no
+    mark, the deliveries stream is full), or ``None`` if a redrive republished the letter
     first (the redrive owns it: a purge taking it as well erased the history of an event
-    being delivered again). A redrive after the mark is stored as its duplicate: nothing.
-    The mark is a message on no consumer's subject, deleted at once; the server keeps
-    its id for the duplicate window.
+    being delivered again).
+
+    The mark is a message on no consumer's subject with the ``Nats-Msg-Id`` of the
+    letter's redrive, so a redrive after it is stored as its duplicate: nothing. The
+    caller deletes the letter, then the mark (:func:`unmark`), never the other way
+    round: a redrive whose republish was a duplicate looks the original up
+    (:func:`is_purge_mark`), and finding the mark it leaves the letter to the purge;
+    finding nothing, it knows the purge is done with the letter. The server keeps the
+    mark's id for the duplicate window after the mark is deleted.
     """
     try:
         ack = await js.publish(
@@ -60,12 +71,26 @@ async def mark_for_purge(js: JetStreamContext, names: Names, seq: int, delivery_
     except APIError as exc:
         if not is_stream_full(exc):
             raise
-        return True  # a full stream refuses a redrive's publish too: no race to lose
-    if ack.duplicate:
+        return 0  # a full stream refuses a redrive's publish too: no race to lose
+    return None if ack.duplicate else ack.seq
+
+
+async def unmark(js: JetStreamContext, names: Names, mark: int) -> None:
+    """Delete a purge's mark (:func:`mark_for_purge`), once its letter is deleted."""
+    if mark:
+        with contextlib.suppress(APIError):
+            await js.delete_msg(names.deliveries_stream, mark)
+
+
+async def is_purge_mark(js: JetStreamContext, names: Names, seq: int) -> bool:
+    """Whether deliveries-stream message ``seq`` (the original of a redrive's duplicate
+    republish) is a purge's mark still there: the purge is deleting the letter. A mark
+    is deleted only after its letter; a redriven message may be gone too (delivered)."""
+    try:
+        msg = await js.get_msg(names.deliveries_stream, seq=seq)
+    except NotFoundError:
         return False
-    with contextlib.suppress(APIError):
-        await js.delete_msg(names.deliveries_stream, ack.seq)
-    return True
+    return msg.subject == names.tombstones_subject
 
 
 async def remove_dead_letter(js: JetStreamContext, names: Names, seq: int) -> bool:

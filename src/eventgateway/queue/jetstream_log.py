@@ -34,9 +34,11 @@ from eventgateway.queue.jetstream_dead import (
     dead_letter,
     dead_letters_of_event,
     dead_letters_of_space,
+    is_purge_mark,
     mark_for_purge,
     redrive_id,
     remove_dead_letter,
+    unmark,
 )
 from eventgateway.queue.jetstream_dead_history import accepted_of, from_dead_letters
 from eventgateway.queue.jetstream_history import (
@@ -279,9 +281,14 @@ class JetStreamLogMixin(DeliveryLog):
                     # A redrive retried after a failure is stored once.
                     headers={"Nats-Msg-Id": redrive_id(d.delivery_id, seq)},
                 )
-                # Taken by a concurrent call meanwhile: ours if our publish was not a
-                # duplicate of that call's (the same Nats-Msg-Id), as after a purge.
-                if await remove_dead_letter(js, names, seq) or not ack.duplicate:
+                # A duplicate of a purge's mark (the same Nats-Msg-Id) republished
+                # nothing: the letter is the purge's, which deletes it. Otherwise the
+                # letter is republished (by this call, a concurrent one, or an earlier
+                # one cut short), and it is this call's if this call deletes it: two
+                # redrives count it once, and ``ack.seq`` is the republished message.
+                if ack.duplicate and await is_purge_mark(js, names, ack.seq):
+                    continue
+                if await remove_dead_letter(js, names, seq):
                     messages[d.delivery_id] = ack.seq
                     dead.append((seq, d))
             # Written after the publishes, so a redriven delivery may be settled (and its
@@ -295,13 +302,17 @@ class JetStreamLogMixin(DeliveryLog):
         js, names = self._jetstream(), self.names
         async with translated("purge dead letters"):
             listed = await self._dead(selected)
-            # One a concurrent redrive or purge took meanwhile is not this call's.
-            dead = [
-                (seq, d)
-                for seq, d in listed
-                if await mark_for_purge(js, names, seq, d.delivery_id)
-                and await remove_dead_letter(js, names, seq)
-            ]
+            dead: list[Dead] = []
+            for seq, d in listed:
+                # One a redrive republished first, or another call took, is not ours.
+                mark = await mark_for_purge(js, names, seq, d.delivery_id)
+                if mark is None:
+                    continue
+                if await remove_dead_letter(js, names, seq):
+                    dead.append((seq, d))
+                # Only now, and not if the delete raised (the letter may be left), so
+                # a redrive that finds no mark knows the letter is gone.
+                await unmark(js, names, mark)
             for subject in await self._note(dead, Purged):
                 if not await self._history(subject):  # no delivery left: the event goes
                     await js.purge_stream(names.log_stream, subject=subject)
