@@ -63,3 +63,13 @@ async def run_until_final(dispatcher: Any, hooks: Settled, deadline_s: float) ->
     finally:
         dispatcher.stop()
         await asyncio.wait_for(runner, deadline_s)
+
+
+async def run_until(dispatcher: Any, happened: asyncio.Event, deadline_s: float) -> None:
+    """Run ``dispatcher`` until ``happened`` is set, then stop it."""
+    runner = asyncio.create_task(dispatcher.run())
+    try:
+        await asyncio.wait_for(happened.wait(), deadline_s)
+    finally:
+        dispatcher.stop()
+        await asyncio.wait_for(runner, deadline_s)

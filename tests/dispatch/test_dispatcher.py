@@ -18,6 +18,7 @@ from eventgateway.model.runtime_provider import RuntimeLimit
 from eventgateway.providers.base import Reply
 from eventgateway.queue.base import Accepted, Delivery, NewDelivery, Room
 from eventgateway.queue.memory import MemoryQueue
+from tests.dispatch.kit import run_until
 
 DEADLINE_S = 5.0
 
@@ -243,12 +244,7 @@ async def test_the_stored_form_is_sent_unless_an_authorizer_changed_the_event(
     invoker = RecordingInvoker()
     dispatcher = Dispatcher(queue, invoker, lambda: table)  # type: ignore[arg-type]
     await _put(queue, "s1", "e1")
-    runner = asyncio.create_task(dispatcher.run())
-    try:
-        await asyncio.wait_for(invoker.called.wait(), DEADLINE_S)
-    finally:
-        dispatcher.stop()
-        await asyncio.wait_for(runner, DEADLINE_S)
+    await run_until(dispatcher, invoker.called, DEADLINE_S)
     [call] = invoker.calls
     if sends_stored:
         assert call["encoded"] == encode_event(call["event"])  # the queue's stored body
@@ -299,12 +295,7 @@ async def _fan_out(table: Table, invoker: FanOutInvoker) -> None:
     dispatcher = Dispatcher(queue, invoker, lambda: table)  # type: ignore[arg-type]
     fan_out = [NewDelivery(space="s", subscription_id=s, function_id=s) for s in "abc"]
     await queue.accept([Accepted(_event("e1"), fan_out)])
-    runner = asyncio.create_task(dispatcher.run())
-    try:
-        await asyncio.wait_for(invoker.all_called.wait(), DEADLINE_S)
-    finally:
-        dispatcher.stop()
-        await asyncio.wait_for(runner, DEADLINE_S)
+    await run_until(dispatcher, invoker.all_called, DEADLINE_S)
 
 
 async def test_a_fan_out_shares_the_event_and_no_delivery_changes_it_for_another() -> None:

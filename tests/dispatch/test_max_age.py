@@ -3,7 +3,6 @@ ended: a long attempt must not push the next one past the maximum age."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -14,7 +13,7 @@ from eventgateway.events.model import CloudEvent
 from eventgateway.model.entities import RetryPolicy
 from eventgateway.queue.base import Accepted, NewDelivery
 from eventgateway.queue.memory import MemoryQueue
-from tests.dispatch.kit import Settled, policy_table
+from tests.dispatch.kit import Settled, policy_table, run_until
 from tests.queue.kit import T0, FakeClock
 
 DEADLINE_S = 5.0
@@ -50,12 +49,7 @@ async def test_max_age_counts_to_when_the_retry_would_start(attempt_s: float, st
     hooks = Settled()
     invoker = SlowFailingInvoker(clock, attempt_s)
     dispatcher = Dispatcher(queue, invoker, policy_table(POLICY), hooks=hooks, clock=clock)  # type: ignore[arg-type]
-    runner = asyncio.create_task(dispatcher.run())
-    try:
-        await asyncio.wait_for(hooks.changed.wait(), DEADLINE_S)
-    finally:
-        dispatcher.stop()
-        await asyncio.wait_for(runner, DEADLINE_S)
+    await run_until(dispatcher, hooks.changed, DEADLINE_S)
     assert hooks.states == [state]
     if state == "dead":
         (dead,) = await queue.list_dead_letters("s")

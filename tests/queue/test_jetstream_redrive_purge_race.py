@@ -13,6 +13,7 @@ gone), never both, never neither. Needs a NATS server with JetStream at ``NATS_U
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -56,20 +57,33 @@ def hold_dead_letter_deletes(
     return reached
 
 
+async def interleaved(
+    make: MakeJS,
+    monkeypatch: pytest.MonkeyPatch,
+    held: Callable[[JetStreamQueue], Awaitable[int]],
+    between: Callable[[JetStreamQueue], Awaitable[int]],
+) -> tuple[JetStreamQueue, int, int]:
+    """One dead letter on two instances, a and b: ``held`` runs on b up to its delete of
+    the letter, ``between`` runs on a meanwhile, then b goes on. (a, between's, held's.)"""
+    a, b = await make(), await make()
+    await dead_letters(a, 1)
+    done = asyncio.Event()
+    reached = hold_dead_letter_deletes(b, monkeypatch, until=done)
+    first = asyncio.create_task(held(b))
+    await asyncio.wait_for(reached.wait(), DEADLINE_S)
+    meanwhile = await between(a)
+    done.set()
+    return a, meanwhile, await first
+
+
 async def test_a_redrive_after_a_purges_mark_takes_nothing_even_if_its_delete_wins(
     make: MakeJS, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The purge (on b) has marked the letter and is about to delete it; the redrive (on
     # a) runs in between: its republish is the mark's duplicate, and its delete wins.
-    a, b = await make(), await make()
-    await dead_letters(a, 1)
-    redriven = asyncio.Event()
-    marked = hold_dead_letter_deletes(b, monkeypatch, until=redriven)
-    purging = asyncio.create_task(b.purge("acme"))
-    await asyncio.wait_for(marked.wait(), DEADLINE_S)
-    redrove = await a.redrive("acme")
-    redriven.set()
-    purged = await purging
+    a, redrove, purged = await interleaved(
+        make, monkeypatch, held=lambda b: b.purge("acme"), between=lambda a: a.redrive("acme")
+    )
 
     assert (redrove, purged) == (0, 1)  # the mark came first: the purge's
     assert await a.list_dead_letters("acme") == []
@@ -81,16 +95,11 @@ async def test_two_redrives_at_once_count_a_letter_once(
     make: MakeJS, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The redrive on b has republished the letter; the one on a runs before b deletes it.
-    a, b = await make(), await make()
-    await dead_letters(a, 1)
-    first_done = asyncio.Event()
-    published = hold_dead_letter_deletes(b, monkeypatch, until=first_done)
-    second = asyncio.create_task(b.redrive("acme"))
-    await asyncio.wait_for(published.wait(), DEADLINE_S)
-    first = await a.redrive("acme")
-    first_done.set()
+    a, first, second = await interleaved(
+        make, monkeypatch, held=lambda b: b.redrive("acme"), between=lambda a: a.redrive("acme")
+    )
 
-    assert first + await second == 1
+    assert first + second == 1
     assert await backlog(a) == 1  # stored once
     (again,) = await lease(a)
     await a.ack(again, attempt())
