@@ -226,6 +226,22 @@ async def test_a_bad_body_is_400_naming_the_field(receiver: Receiver, content, n
     assert receiver.calls == []
 
 
+async def test_data_goes_to_the_function_as_sent_whatever_numbers_it_holds(receiver: Receiver):
+    # QA: a 5,000-digit integer was a 400 here ("Integer value out of range") though the
+    # Events API delivers it; data is not decoded on the way, so it arrives byte for byte.
+    data = b'{"n": ' + b"9" * 5000 + b', "x": [1.5e300, "a"]}'
+    async with in_process_gateway(shutdown_timeout_s=1.0) as gw:
+        await gw.http_function("f", receiver.url("/f"))
+        response = await gw.config.post(INVOKE.format("f"), content=b'{"data": ' + data + b"}")
+        number = await gw.config.post(INVOKE.format("f"), content=b"9" * 5000)
+
+    assert response.status_code == 200
+    [call] = receiver.calls
+    assert b'"data":' + data in call.body
+    assert number.status_code == 400
+    assert "must be a JSON object" in number.json()["errors"][0]["message"]
+
+
 async def test_an_empty_body_invokes_without_data(receiver: Receiver):
     async with in_process_gateway(shutdown_timeout_s=1.0) as gw:
         await gw.http_function("f", receiver.url("/f"))

@@ -109,20 +109,25 @@ def is_invoke_path(path: str) -> bool:
 
 
 def _body(raw: bytes) -> dict[str, Any]:
-    """The request body as a checked dict; an empty body is ``{}``."""
+    """The request body as a checked dict; an empty body is ``{}``. ``data`` stays as sent
+    (a ``msgspec.Raw``): any JSON the Events API would take, 5,000-digit numbers too."""
     if not raw.strip():
         return {}
     try:
-        body = msgspec.json.decode(raw)
+        fields = msgspec.json.decode(raw, type=dict[str, msgspec.Raw])
+        body: dict[str, Any] = {
+            name: value if name == "data" else msgspec.json.decode(value)
+            for name, value in fields.items()
+        }
+    except msgspec.ValidationError:  # JSON, but no object
+        raise ValidationError(
+            f'Invoke body must be a JSON object like {{"data": …}}, got '
+            f"{_JSON_KINDS.get(type(_loose(raw)), 'a number')}"
+        ) from None
     except (msgspec.DecodeError, RecursionError) as exc:  # also nested too deeply to decode
         raise ValidationError(
             f'Invoke body is not JSON ({exc}); send {{"event": "<type>", "data": <any JSON>}}'
         ) from None
-    if not isinstance(body, dict):
-        raise ValidationError(
-            f'Invoke body must be a JSON object like {{"data": …}}, got '
-            f"{_JSON_KINDS.get(type(body), 'a number')}"
-        )
     for name in body:
         if name not in _FIELDS:
             raise ValidationError(
@@ -136,6 +141,14 @@ def _body(raw: bytes) -> dict[str, Any]:
                 f"{_encoder.encode(value).decode()}"
             )
     return body
+
+
+def _loose(raw: bytes) -> object:
+    """``raw`` decoded, for the name of its kind; ``0`` if that fails (a huge number)."""
+    try:
+        return msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return 0
 
 
 async def _event_type(store: ConfigStore, function: Function, given: str | None) -> str:
