@@ -164,6 +164,19 @@ async def test_no_key_is_401_on_every_route_but_the_public_ones_and_claiming(ten
         assert response.headers["www-authenticate"] == 'Bearer realm="eventgateway"'
 
 
+async def test_no_key_for_a_claimed_space_says_it_is_claimed_not_claim_it(tenants: Tenants):
+    # QA: with the key saved by `eg` for another address of the gateway, the advice to
+    # "claim a space" was wrong: the space is claimed, the key was just not sent.
+    gw = tenants.gw
+    claimed = await gw.config.get(f"/v1/spaces/{B}/functions")
+    unclaimed = await gw.config.get("/v1/spaces/nobody-yet/functions")
+
+    assert claimed.status_code == unclaimed.status_code == 401
+    assert errors(claimed).startswith(f'Missing API key: space "{B}" is claimed; send')
+    assert "pass --api-key or EG_API_KEY" in errors(claimed)
+    assert errors(unclaimed).endswith("To get a key, claim a space: eg spaces claim NAME")
+
+
 async def test_the_operator_key_reaches_every_space(tenants: Tenants):
     gw = tenants.gw
     for space in (A, B):

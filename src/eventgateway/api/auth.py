@@ -73,6 +73,12 @@ _MISSING: Final = (
     'Missing API key: send "Authorization: Bearer <key>". '
     "To get a key, claim a space: eg spaces claim NAME"
 )
+# Not "claim it": somebody did. The likely cause with `eg` is a key saved for another URL.
+_MISSING_CLAIMED: Final = (
+    'Missing API key: space "{space}" is claimed; send "Authorization: Bearer <key>" with '
+    "a key of it. (eg saves keys per Configuration API URL: one saved through another "
+    "address of this gateway is not sent here; pass --api-key or EG_API_KEY.)"
+)
 # Paths outside /v1/spaces take the operator key only: claiming a space gives no such key.
 _MISSING_OPERATOR: Final = (
     'Missing API key: send "Authorization: Bearer <operator key>". Only the operator key '
@@ -215,6 +221,8 @@ class AuthGuard:
         space = parts[3]
         if not space:  # /v1/spaces//acme/…: no space is named "": an unknown route
             raise _Refused(_NO_ROUTE, status_code=404)
+        if token is None and self._auth.space(space) is not None:
+            raise _unauthorized(_MISSING_CLAIMED.format(space=space))
         principal = self._require(token)
         if principal.is_operator:
             return principal
