@@ -113,6 +113,15 @@ async def test_a_failure_without_an_error_value_still_fails(runtime, handler, me
     assert (error["errorType"], error["errorMessage"]) == ("Error", message)
 
 
+async def test_a_throw_of_null_after_the_answer_is_logged_with_a_message(runtime, sink):
+    result = await runtime.invoke(node_spec("probe.throwsNullLater"), event())
+    assert json.loads(result.payload) == "answered"
+    expected = "Uncaught error outside an invocation: Error: Uncaught throw of null"
+
+    # Logged by the worker after its answer: nothing to wait on but the line itself.
+    await sink.wait_for(lambda: any(expected in line for line in sink.messages(result.request_id)))
+
+
 async def test_a_result_json_cannot_hold_is_a_logged_marshal_error(runtime, sink):
     result = await runtime.invoke(node_spec("probe.bigInt"), event())
 

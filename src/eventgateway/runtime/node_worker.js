@@ -270,10 +270,11 @@ function invoke(header, body) {
 // An error thrown from a timer or an unhandled rejection belongs to the invocation in
 // progress; Lambda fails it and restarts the runtime, so this worker asks to be retired.
 function fatal(err) {
+  const error = failure(err, 'Uncaught throw of');
   if (current !== null) {
-    current.finish(failure(err, 'Uncaught throw of'), undefined, true);
+    current.finish(error, undefined, true);
   } else {
-    console.error(`Uncaught error outside an invocation: ${err && err.stack ? err.stack : err}`);
+    console.error(`Uncaught error outside an invocation: ${error && error.stack ? error.stack : error}`);
   }
 }
 process.on('uncaughtException', fatal);

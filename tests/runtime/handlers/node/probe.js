@@ -112,3 +112,10 @@ exports.timerThrowsNull = (event, context, cb) => { setTimeout(() => { throw nul
 
 // A result JSON.stringify refuses.
 exports.bigInt = async () => BigInt(5);
+
+// Answers at once, then throws null from a timer: outside any invocation.
+exports.throwsNullLater = (event, context, cb) => {
+  context.callbackWaitsForEmptyEventLoop = false;
+  cb(null, 'answered');
+  setTimeout(() => { throw null; }, 10);
+};
