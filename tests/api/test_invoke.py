@@ -232,12 +232,14 @@ async def test_data_goes_to_the_function_as_sent_whatever_numbers_it_holds(recei
     data = b'{"n": ' + b"9" * 5000 + b', "x": [1.5e300, "a"]}'
     async with in_process_gateway(shutdown_timeout_s=1.0) as gw:
         await gw.http_function("f", receiver.url("/f"))
+        receiver.reply("/f", Reply(status=200, body=data))
         response = await gw.config.post(INVOKE.format("f"), content=b'{"data": ' + data + b"}")
         number = await gw.config.post(INVOKE.format("f"), content=b"9" * 5000)
 
     assert response.status_code == 200
     [call] = receiver.calls
     assert b'"data":' + data in call.body
+    assert b'"result":' + data in response.content  # the reply, as JSON too (not a string)
     assert number.status_code == 400
     assert "must be a JSON object" in number.json()["errors"][0]["message"]
 

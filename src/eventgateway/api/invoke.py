@@ -192,7 +192,8 @@ def _result(body: bytes) -> Any:
     if not body:
         return None
     try:
-        return msgspec.json.decode(body)
+        # Checked, not decoded: passed on as the function wrote it, any number included.
+        return msgspec.json.decode(body, type=msgspec.Raw)
     except (msgspec.DecodeError, RecursionError):  # not JSON, or nested past the stack
         return body.decode("utf-8", "replace")
 
