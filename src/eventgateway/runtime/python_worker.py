@@ -155,8 +155,7 @@ def _stack(exc: BaseException) -> list[str]:
 
 
 def _message(exc: BaseException) -> str:
-    """``str(exc)``, or a stand-in when the exception's own ``__str__`` fails: the
-    invocation fails with the handler's error either way, not with the worker's."""
+    """``str(exc)``, or a stand-in if its ``__str__`` fails (the handler's error still)."""
     try:
         return str(exc)
     except Exception as failed:
