@@ -31,14 +31,21 @@ from typing import TYPE_CHECKING, Any
 # A sibling file: the worker runs as a script (sys.path[0] is this directory until
 # _prepare() replaces it with the bundle's), not as part of the package.
 if TYPE_CHECKING:
+    from eventgateway.runtime._eg_worker_errors import (
+        InitError,
+        error_payload,
+        log_error,
+        message_of,
+        stack_of,
+    )
     from eventgateway.runtime._eg_worker_output import RecordStream, record_print
 else:
+    from _eg_worker_errors import InitError, error_payload, log_error, message_of, stack_of
     from _eg_worker_output import RecordStream, record_print
 
 _PREFIX = struct.Struct(">II")
 _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
 _ROOT = os.getcwd()
-_HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 _current_request_id = ""
 
@@ -124,59 +131,6 @@ class LambdaContext:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
-# -- errors ----------------------------------------------------------------------------------
-
-
-class _InitError(Exception):
-    def __init__(self, error_type: str, message: str, stack: list[str]) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-        self.message = message
-        self.stack = stack
-
-
-def _is_runtime_frame(filename: str) -> bool:
-    """Frames of this worker (and its sibling files), importlib and asyncio: noise."""
-    if filename.startswith(_HERE) or filename.startswith("<frozen "):
-        return True
-    location = getattr(sys.modules.get("asyncio"), "__file__", None)
-    if not location:  # asyncio not imported (a plain sync handler): no asyncio frames
-        return False
-    return filename.startswith(os.path.dirname(location) + os.sep)
-
-
-def _stack(exc: BaseException) -> list[str]:
-    import traceback
-
-    frames = [
-        f for f in traceback.extract_tb(exc.__traceback__) if not _is_runtime_frame(f.filename)
-    ]
-    return traceback.format_list(frames)
-
-
-def _message(exc: BaseException) -> str:
-    """``str(exc)``, or a stand-in if its ``__str__`` fails (the handler's error still)."""
-    try:
-        return str(exc)
-    except Exception as failed:
-        return f"<str() of the {type(exc).__name__} failed: {type(failed).__name__}>"
-
-
-def _log_error(error_type: str, message: str, stack: list[str]) -> None:
-    """Print the error to stderr the way Lambda logs it, so ``eg logs`` shows it."""
-    lines = [f"[ERROR] {error_type}: {message}"]
-    if stack:
-        lines.append("Traceback (most recent call last):")
-        lines.extend(frame.rstrip("\n") for frame in stack)
-    sys.stderr.write("\n".join(lines) + "\n")
-
-
-def _payload(error_type: str, message: str, stack: list[str]) -> bytes:
-    return json.dumps(
-        {"errorType": error_type, "errorMessage": message, "stackTrace": stack}
-    ).encode()
-
-
 # -- loading and calling ---------------------------------------------------------------------
 
 
@@ -184,7 +138,7 @@ def _load(handler_name: str) -> Any:
     """Import the module and find the function ``handler_name`` names (``mod.func``)."""
     module_path, dot, function_name = handler_name.rpartition(".")
     if not dot or not module_path or not function_name:
-        raise _InitError(
+        raise InitError(
             "Runtime.MalformedHandlerName",
             f"Bad handler '{handler_name}': expected 'module.function'",
             [],
@@ -193,22 +147,22 @@ def _load(handler_name: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except SyntaxError as exc:
-        raise _InitError(
+        raise InitError(
             "Runtime.UserCodeSyntaxError",
-            f"Syntax error in module '{module_name}': {_message(exc)}",
-            _stack(exc),
+            f"Syntax error in module '{module_name}': {message_of(exc)}",
+            stack_of(exc),
         ) from exc
     except ImportError as exc:
-        raise _InitError(
+        raise InitError(
             "Runtime.ImportModuleError",
-            f"Unable to import module '{module_name}': {_message(exc)}",
-            _stack(exc),
+            f"Unable to import module '{module_name}': {message_of(exc)}",
+            stack_of(exc),
         ) from exc
     except Exception as exc:
-        raise _InitError(type(exc).__name__, _message(exc), _stack(exc)) from exc
+        raise InitError(type(exc).__name__, message_of(exc), stack_of(exc)) from exc
     function = getattr(module, function_name, None)
     if not callable(function):
-        raise _InitError(
+        raise InitError(
             "Runtime.HandlerNotFound",
             f"Handler '{function_name}' missing on module '{module_name}'",
             [],
@@ -253,18 +207,18 @@ def _invoke(invoker: _Invoker, header: dict[str, Any], body: bytes) -> tuple[boo
     except MemoryError:
         # Drop the traceback (and the frames holding the hog's memory) before doing anything.
         message = "the handler ran out of memory (MemoryError)"
-        _log_error("Runtime.OutOfMemory", message, [])
-        return False, _payload("Runtime.OutOfMemory", message, []), True
+        log_error("Runtime.OutOfMemory", message, [])
+        return False, error_payload("Runtime.OutOfMemory", message, []), True
     except Exception as exc:
-        stack, message = _stack(exc), _message(exc)
-        _log_error(type(exc).__name__, message, stack)
-        return False, _payload(type(exc).__name__, message, stack), False
+        stack, message = stack_of(exc), message_of(exc)
+        log_error(type(exc).__name__, message, stack)
+        return False, error_payload(type(exc).__name__, message, stack), False
     try:
         return True, json.dumps(result).encode(), False
     except (TypeError, ValueError) as exc:
         message = f"Unable to marshal response: {exc}"
-        _log_error("Runtime.MarshalError", message, [])
-        return False, _payload("Runtime.MarshalError", message, []), False
+        log_error("Runtime.MarshalError", message, [])
+        return False, error_payload("Runtime.MarshalError", message, []), False
 
 
 def _flush() -> None:
@@ -369,16 +323,16 @@ def main(argv: list[str]) -> int:
     in_fd, out_fd, token = config["in_fd"], config["out_fd"], config["sentinel"]
 
     invoker: _Invoker | None = None
-    init_error: _InitError | None = None
+    init_error: InitError | None = None
     try:
         invoker = _Invoker(_load(config["handler"]))
-    except _InitError as exc:
+    except InitError as exc:
         init_error = exc
-        _log_error(exc.error_type, exc.message, exc.stack)
+        log_error(exc.error_type, exc.message, exc.stack)
     _flush()  # what the module printed while loading belongs before "ready"
     error_body = b""
     if init_error is not None:
-        error_body = _payload(init_error.error_type, init_error.message, init_error.stack)
+        error_body = error_payload(init_error.error_type, init_error.message, init_error.stack)
     ready = {"type": "ready", "pid": os.getpid(), "init_error": init_error is not None}
     _write_frame(out_fd, {**ready, "max_memory_used_mb": _max_memory_used_mb()}, error_body)
 
