@@ -94,6 +94,31 @@ def test_a_dry_run_without_a_gateway_says_so_as_a_deploy_does(workdir):
     assert "(GET " in planned.stderr
 
 
+def test_a_handler_module_missing_from_the_bundle_is_warned_about_at_deploy(workdir):
+    # QA: a Python service whose handler file was missing deployed; calls then failed with
+    # Runtime.ImportModuleError. Packaging comes before any request, so no gateway needed.
+    nobody = f"http://127.0.0.1:{free_port()}"
+    (workdir / "serverless.yml").write_text(
+        "service: typo\nprovider: {name: eventgateway, runtime: python3.11}\n"
+        f"custom: {{eventgateway: {{url: {nobody}, configurationUrl: {nobody}, space: typo}}}}\n"
+        "functions:\n  ok: {handler: handler.main}\n  typo: {handler: handlr.main}\n"
+        "  nested: {handler: lib/jobs.run}\n",
+        encoding="utf-8",
+    )
+    (workdir / "handler.py").write_text("def main(event, context):\n    return 1\n")
+    (workdir / "lib").mkdir()
+    (workdir / "lib" / "jobs.py").write_text("def run(event, context):\n    return 2\n")
+
+    planned = eg("deploy", "--dry-run")
+
+    warnings = [line for line in planned.stderr.splitlines() if line.startswith("Warning:")]
+    assert warnings == [
+        "Warning: function typo: its handler 'handlr.main' needs handlr.py, which is not in "
+        "the bundle (a typo in handler:, or a file package.patterns leaves out?); calls will "
+        "fail with Runtime.ImportModuleError"
+    ]
+
+
 def test_emitting_to_the_configuration_api_says_that_url_is_the_wrong_api(open_gateway, secured):
     claimed = eg("spaces", "claim", "wrong-port", EG_URL=secured.events_url,
                  EG_CONFIG_URL=secured.config_url)  # fmt: skip

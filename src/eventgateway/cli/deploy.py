@@ -126,6 +126,7 @@ def run_deploy(
         GatewayError: the gateway could not be reached.
     """
     from eventgateway.deploy.apply import deploy as deploy_service
+    from eventgateway.deploy.handler_files import missing_handlers
     from eventgateway.deploy.package import build_bundle
 
     _warn(service)
@@ -142,7 +143,7 @@ def run_deploy(
             bundle = build_bundle(
                 service.directory, service.package_patterns, config_file=service.source.name
             )
-        for warning in bundle.warnings:
+        for warning in (*bundle.warnings, *missing_handlers(service.functions, bundle.files)):
             click.secho(f"Warning: {warning}", fg="yellow", err=True)
         if not quiet:
             out.echo(
