@@ -7,6 +7,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -125,8 +126,10 @@ def test_a_killed_gateway_not_yet_reaped_is_named_as_stopped(tmp_path: pathlib.P
     worker_pid = int(holder.stdout.readline())
     try:
         holder.kill()
-        while _state(holder.pid) != b"Z":
-            os.sched_yield()  # the kill is asynchronous; the state flips within microseconds
+        deadline = time.monotonic() + 10
+        while _state(holder.pid) != b"Z":  # the kill is asynchronous: it flips in microseconds
+            assert time.monotonic() < deadline, "the killed holder never became a zombie"
+            os.sched_yield()
 
         with pytest.raises(
             ConfigError,
