@@ -35,6 +35,7 @@ from eventgateway.dispatch.invoke import Invoker
 from eventgateway.dispatch.link import DispatchLink, routing_message
 from eventgateway.dispatch.restarting import run_restarting
 from eventgateway.errors import StoreError
+from eventgateway.fatal import Fatal
 from eventgateway.observability.hooks import MetricsHooks
 from eventgateway.observability.metrics import Metrics
 from eventgateway.observability.system_events import SystemEvents
@@ -110,6 +111,8 @@ class Gateway:
                 None if settings.in_memory else settings.data_dir,
                 named_bundles=bundles_named_in(self.store),
             )
+        self.fatal = Fatal()  # a NATS client closed for good stops this instance (fatal.py)
+        self.fatal.watch(self.store, self.queue, self.nats)
         if settings.auth:  # a space deleted through any instance ends its tails and runs here
             self.keyring.on_space_ended = self.runtime.space_ended
         targets = settings.target_policy  # the SSRF guard, in this process and the worker

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pathlib
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -134,6 +135,8 @@ class NatsLink:
 
         self.target = target
         self.client: Client = Client()
+        self.on_lost: Callable[[str], None] | None = None  # closed for good (fatal.py)
+        self._closing = False
         durability = settings.durability
         self.logs: NatsLogStore = NatsLogStore(
             self.client,
@@ -157,6 +160,7 @@ class NatsLink:
                 name=f"eventgateway {self.target.prefix} logs+bundles",
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
+                closed_cb=self._on_closed,
             )
         except Exception as exc:  # nats-py raises its own and OS errors alike
             raise StoreError(
@@ -169,7 +173,15 @@ class NatsLink:
             return "the NATS connection of function logs and bundles is down"
         return None
 
+    async def _on_closed(self) -> None:
+        if not self._closing and self.on_lost is not None:
+            self.on_lost(
+                "the NATS connection of function logs and bundles was closed for good "
+                f"({self.client.last_error})"
+            )
+
     async def close(self) -> None:
         """Close the connection (the stores are closed by their owner first)."""
+        self._closing = True
         if not self.client.is_closed:
             await self.client.close()

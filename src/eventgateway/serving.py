@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from eventgateway.app import Gateway
 from eventgateway.asgi_routing import PortRouter
 from eventgateway.cpus import pin_this_process
 from eventgateway.data_dir import DataDirLock
+from eventgateway.fatal import EXIT_STATUS
 from eventgateway.gc_tuning import tune_for_serving
 from eventgateway.hardening import forbid_inspection
 from eventgateway.server import DrainingServer, bind, check_tls, uvicorn_config
@@ -74,6 +76,7 @@ def prepare_server(
         router = gateway.asgi(config_sock.getsockname()[1])
         config = uvicorn_config(router, settings, configure_logging=configure_logging)
         server = DrainingServer(config, gateway.begin_drain, on_started=on_started)
+        gateway.fatal.stop = server.request_exit
     except BaseException:
         for sock in sockets:
             sock.close()
@@ -89,7 +92,11 @@ def prepare_server(
 
 
 def serve(settings: Settings) -> None:
-    """Run a gateway until SIGINT/SIGTERM; both listeners in this process."""
+    """Run a gateway until SIGINT/SIGTERM; both listeners in this process.
+
+    Exits with status 1 after a graceful stop when a NATS client was closed for good
+    (:mod:`eventgateway.fatal`).
+    """
     forbid_inspection()  # before any worker runs: handlers must not read our environment
     if settings.server_cpus is not None:
         pin_this_process(settings.server_cpus)  # before any thread starts: they inherit it
@@ -102,3 +109,5 @@ def serve(settings: Settings) -> None:
     )
     tune_for_serving()  # start-up is over: see gc_tuning
     prepared.server.run(sockets=prepared.sockets)
+    if prepared.gateway.fatal.reason is not None:
+        sys.exit(EXIT_STATUS)  # logged when it happened; a supervisor restarts us

@@ -42,6 +42,7 @@ class NatsServer:
         self.monitor_port = free_port()
         self.cluster_port = free_port()
         self.routes: list[str] = []  # cluster URLs of the other nodes; empty: standalone
+        self.config_lines: list[str] = []  # a config file's lines (-c), for options with no flag
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = root / f"{name}.log"
 
@@ -79,6 +80,10 @@ class NatsServer:
                 "--routes",
                 ",".join(self.routes),
             ]
+        if self.config_lines:
+            config = self.store_dir.parent / f"{self.name}.conf"
+            config.write_text("\n".join(self.config_lines) + "\n")
+            args += ["-c", str(config)]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         return self

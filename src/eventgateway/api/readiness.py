@@ -7,7 +7,8 @@ one sentence per problem, while the instance would answer events with 503 or acc
 without delivering them:
 
 * it is draining (a shutdown signal came);
-* a NATS connection it needs is down (cluster mode: it reconnects by itself);
+* a NATS connection it needs is down (cluster mode: it reconnects by itself; a client
+  closed for good stops the instance instead, ``eventgateway/fatal.py``);
 * its delivery worker is not linked (``--dispatch worker``: the worker is starting, or
   restarting after a crash).
 

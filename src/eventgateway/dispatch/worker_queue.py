@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 from eventgateway.call_worker import STORE_URL_ENV
 from eventgateway.dispatch.host import DispatchHost
+from eventgateway.errors import StoreError
+from eventgateway.fatal import LosesConnection
 from eventgateway.queue.base import DeliveryQueue
 from eventgateway.queue.memory import MemoryQueue
 from eventgateway.queue.sqlite import SqliteQueue
@@ -92,7 +94,10 @@ async def dispatching(
     socket_path.unlink(missing_ok=True)
     server = await asyncio.start_unix_server(host.serve_connection, path=str(socket_path))
     os.chmod(socket_path, 0o600)
-    task = asyncio.create_task(host.run(), name="dispatcher")
+    lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    if isinstance(queue, LosesConnection):
+        queue.on_lost = lambda reason: None if lost.done() else lost.set_result(reason)
+    task = asyncio.create_task(_run_until_lost(host, lost, options), name="dispatcher")
     try:
         yield task
     finally:
@@ -108,3 +113,22 @@ async def dispatching(
         await fast.close()
         await queue.close()
         socket_path.unlink(missing_ok=True)
+
+
+async def _run_until_lost(
+    host: DispatchHost, lost: asyncio.Future[str], options: QueueOptions
+) -> None:
+    """``host.run()``; a :class:`StoreError` once the queue's NATS client is closed for
+    good, so that the worker exits and its supervisor starts one with a new client."""
+    run = asyncio.ensure_future(host.run())
+    try:
+        await asyncio.wait((run, lost), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        run.cancel()
+        raise
+    if not lost.done():
+        return await run
+    host.stop()  # what is in flight finishes (its settles fail: it comes back)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(run, options.shutdown_timeout_s)
+    raise StoreError(lost.result())

@@ -131,6 +131,8 @@ class JetStreamQueue(
     .. versionadded:: 0.2.0
     """
 
+    on_lost: Callable[[str], None] | None = None  # its client closed for good (fatal.py)
+
     def __init__(
         self,
         servers: str | Sequence[str] = "nats://127.0.0.1:4222",
@@ -198,7 +200,7 @@ class JetStreamQueue(
             StoreError: no server answered, or JetStream refused the configuration.
         """
         try:
-            self._nc = await connect(self._servers, self._log_disconnected)
+            self._nc = await connect(self._servers, active=self._active, lost=self._lost)
             self._js = self._nc.jetstream(timeout=self._publish_timeout_s)
             self._publisher = Publisher(self._nc)
             names, replicas = self.names, self._replicas
@@ -384,6 +386,10 @@ class JetStreamQueue(
             max_bytes=self._max_bytes,
         )
 
-    async def _log_disconnected(self) -> None:
-        if not self._closed:
-            logger.warning("disconnected from NATS; reconnecting (accepts answer 503 meanwhile)")
+    def _active(self) -> bool:
+        # Open once keeping alive (open's last step); a failed open closes its client.
+        return self._keeper is not None and not self._closed
+
+    def _lost(self, reason: str) -> None:
+        if self.on_lost is not None:
+            self.on_lost(reason)

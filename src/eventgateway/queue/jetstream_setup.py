@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import nats
@@ -24,11 +24,26 @@ _STREAM_NAME_IN_USE = 10058  # add_stream of an existing stream with another con
 _SUBJECTS_OVERLAP = 10065
 
 
-async def connect(servers: Sequence[str], disconnected: Callable[[], Awaitable[None]]) -> Client:
+async def connect(
+    servers: Sequence[str], *, active: Callable[[], bool], lost: Callable[[str], None]
+) -> Client:
     """Connect, failing after a few tries; once connected, reconnect forever.
+
+    While ``active()`` (the owner is open, not closing the client itself), a disconnect
+    is logged, and a close (nats-py's answer to most server ``-ERR``s, for good) is
+    reported to ``lost`` (:mod:`eventgateway.fatal`).
 
     Raises nats-py's errors (the caller translates them).
     """
+
+    async def disconnected() -> None:
+        if active():
+            logger.warning("disconnected from NATS; reconnecting (accepts answer 503 meanwhile)")
+
+    async def closed() -> None:
+        if active():
+            lost(f"the delivery queue's NATS connection was closed for good ({nc.last_error})")
+
     nc = await nats.connect(
         servers=list(servers),
         name="eventgateway-queue",
@@ -41,6 +56,7 @@ async def connect(servers: Sequence[str], disconnected: Callable[[], Awaitable[N
         error_cb=_log_error,
         disconnected_cb=disconnected,
         reconnected_cb=_log_reconnected,
+        closed_cb=closed,
     )
     # Once connected, an outage is waited out: accepts answer 503 meanwhile.
     nc.options["max_reconnect_attempts"] = -1

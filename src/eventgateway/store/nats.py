@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Final
 
@@ -105,6 +105,8 @@ class NatsStore(ConfigStore):
     .. versionadded:: 0.2.0
     """
 
+    on_lost: Callable[[str], None] | None = None  # its client closed for good (fatal.py)
+
     def __init__(
         self,
         servers: Sequence[str],
@@ -152,6 +154,7 @@ class NatsStore(ConfigStore):
                 error_cb=self._on_error,
                 disconnected_cb=self._on_disconnected,
                 reconnected_cb=self._on_reconnected,
+                closed_cb=self._on_closed,
             )
         # ... and endless once connected: a running gateway rides out a NATS restart. The
         # client reads this option on every reconnect.
@@ -186,6 +189,14 @@ class NatsStore(ConfigStore):
 
     async def _on_reconnected(self) -> None:
         logger.info("NATS reconnected (store %s)", self.bucket)
+
+    async def _on_closed(self) -> None:
+        nc = self._nc
+        if not self._closed and nc is not None and self.on_lost is not None:
+            self.on_lost(
+                f"the configuration store's NATS connection (bucket {self.bucket}) was "
+                f"closed for good ({nc.last_error})"
+            )
 
     async def close(self) -> None:
         """End every watch and close the connection. Idempotent."""
