@@ -36,6 +36,7 @@ from eventgateway.dispatch.link import DispatchLink, routing_message
 from eventgateway.dispatch.restarting import run_restarting
 from eventgateway.errors import StoreError
 from eventgateway.fatal import Fatal
+from eventgateway.fdlimit import pool_size
 from eventgateway.observability.hooks import MetricsHooks
 from eventgateway.observability.metrics import Metrics
 from eventgateway.observability.system_events import SystemEvents
@@ -116,7 +117,8 @@ class Gateway:
         if settings.auth:  # a space deleted through any instance ends its tails and runs here
             self.keyring.on_space_ended = self.runtime.space_ended
         targets = settings.target_policy  # the SSRF guard, in this process and the worker
-        http = HttpProvider(policy=targets, resolver=resolver)
+        pool = pool_size(limits.dispatch_concurrency)  # hung subscribers never starve it
+        http = HttpProvider(policy=targets, resolver=resolver, max_connections=pool)
         # Called from this process in every mode; the SDK is loaded on first use.
         lend_aws = settings.aws_default_credentials_allowed
         aws = aws_providers(default_credentials=lend_aws)

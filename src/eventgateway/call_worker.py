@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventgateway.cpus import parse_cpus, pin_this_process
+from eventgateway.fdlimit import pool_size, raise_open_files_limit
 from eventgateway.gc_tuning import tune_for_serving
 from eventgateway.hardening import forbid_inspection
 from eventgateway.model.entities import Function
@@ -187,7 +188,9 @@ async def run_call_worker(
         so that the supervisor starts a new worker rather than keep one that calls but
         no longer delivers.
     """
-    provider = HttpProvider(policy=targets)
+    # Its dispatcher's concurrency, or the gateway's (--dispatch process: it sends the calls).
+    concurrency = queue.concurrency if queue is not None else QueueOptions.concurrency
+    provider = HttpProvider(policy=targets, max_connections=pool_size(concurrency))
     await provider.open()
     _prepare_socket(socket_path)
     server = await asyncio.start_unix_server(
@@ -260,6 +263,7 @@ def serve_forever(
     )
     die_with_parent()
     forbid_inspection()  # its environment holds the store URL's credentials
+    raise_open_files_limit(pool_size(queue.concurrency) if queue is not None else 0)
     tune_for_serving()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         status = runner.run(run_call_worker(socket_path, targets=targets, queue=queue))

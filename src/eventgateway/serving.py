@@ -17,6 +17,7 @@ from eventgateway.asgi_routing import PortRouter
 from eventgateway.cpus import pin_this_process
 from eventgateway.data_dir import DataDirLock
 from eventgateway.fatal import EXIT_STATUS
+from eventgateway.fdlimit import pool_size, raise_open_files_limit
 from eventgateway.gc_tuning import tune_for_serving
 from eventgateway.hardening import forbid_inspection
 from eventgateway.server import DrainingServer, bind, check_tls, uvicorn_config
@@ -98,6 +99,7 @@ def serve(settings: Settings) -> None:
     (:mod:`eventgateway.fatal`).
     """
     forbid_inspection()  # before any worker runs: handlers must not read our environment
+    raise_open_files_limit(pool_size(settings.limits.dispatch_concurrency))  # they inherit it
     if settings.server_cpus is not None:
         pin_this_process(settings.server_cpus)  # before any thread starts: they inherit it
     prepared = prepare_server(settings)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import os
+import resource
 import ssl
 import zlib
 from collections.abc import AsyncIterator, Callable
@@ -21,7 +23,7 @@ from eventgateway.errors import ProviderError
 from eventgateway.model.entities import Function
 from eventgateway.providers.base import MAX_REPLY_BYTES, Call
 from eventgateway.providers.guard import TargetRefusedError, open_guarded_socket
-from eventgateway.providers.http import HttpProvider
+from eventgateway.providers.http import ASYNC_REPLY_BYTES, HttpProvider
 from eventgateway.providers.http_client import InvalidURLError, check_url
 from eventgateway.providers.targets import TargetPolicy, parse_networks
 from tests.support.outbound import MapResolver
@@ -387,3 +389,80 @@ async def test_check_url_refuses_exactly_what_a_call_refuses(provider: HttpProvi
     assert called.value.message == f"function 'fn' has an invalid URL {url!r}"
     assert isinstance(called.value.__cause__, InvalidURLError)
     assert str(called.value.__cause__) == str(checked.value)
+
+
+# -- replies that never end, and a process out of descriptors ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        pytest.param(b"HTTP/1.1 200 OK\r\n" + b"X-Junk: abcdefgh\r\n" * 8192, id="endless headers"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nX-Junk: " + b"a" * 200_000, id="one endless value"),
+    ],
+)
+@pytest.mark.parametrize("sync", [True, False])
+async def test_a_reply_head_over_64_kib_fails_the_call(
+    provider: HttpProvider, head: bytes, sync: bool
+):
+    # QA: a subscriber sending header lines without end grew the worker to 3 GB in 11 s.
+    async with serving(Server(answer=lambda _: head)) as server:
+        with pytest.raises(ProviderError) as caught:
+            await provider.call(fn(server.url()), Call(body=CALL.body, sync=sync, timeout_s=5))
+
+    assert "ReplyError: the reply's headers pass 65536 bytes" in caught.value.message
+    assert caught.value.retryable
+
+
+async def test_a_reply_head_under_64_kib_is_read(provider: HttpProvider):
+    answer = reply(b"fine", headers="X-Big: " + "b" * 60_000 + "\r\n")
+    async with serving(Server(answer=lambda _: answer)) as server:
+        reply_ = await provider.call(fn(server.url()), CALL)
+
+    assert (reply_.status, reply_.body) == (200, b"fine")
+
+
+@pytest.mark.parametrize(
+    ("size", "sync", "kept"),
+    [
+        (ASYNC_REPLY_BYTES, False, True),
+        (ASYNC_REPLY_BYTES + 1, False, False),  # an async delivery keeps the status only
+        (ASYNC_REPLY_BYTES + 1, True, True),  # a sync call reads up to MAX_REPLY_BYTES
+    ],
+)
+async def test_an_async_delivery_reads_at_most_64_kib_of_a_reply(
+    provider: HttpProvider, size: int, sync: bool, kept: bool
+):
+    # QA: 6 MiB read for each of 1,024 attempts in flight grew the worker by gigabytes.
+    body = b"r" * size
+    async with serving(Server(answer=lambda _: reply(body))) as server:
+        reply_ = await provider.call(fn(server.url()), Call(body=CALL.body, sync=sync))
+
+    assert (reply_.status, reply_.body) == (200, body if kept else b"")
+
+
+async def test_a_process_out_of_descriptors_interrupts_the_call_instead_of_failing_it(
+    provider: HttpProvider, caplog: pytest.LogCaptureFixture
+):
+    # QA: under `ulimit -n 64` the deliveries were dead-lettered as "could not be reached".
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    async with serving(Server()) as server:
+        fillers: list[int] = []
+        highest_fd = max(int(name) for name in os.listdir("/proc/self/fd"))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (highest_fd + 16, hard))
+        try:
+            with contextlib.suppress(OSError):
+                while True:
+                    fillers.append(os.open(os.devnull, os.O_RDONLY))
+            with pytest.raises(ProviderError) as caught:
+                await provider.call(fn(server.url()), CALL)
+        finally:
+            for fd in fillers:
+                os.close(fd)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        reply_ = await provider.call(fn(server.url()), CALL)  # descriptors free again
+
+    assert caught.value.interrupted
+    assert caught.value.message.startswith("the gateway is out of file descriptors (limit ")
+    assert "raise `ulimit -n`" in caplog.text
+    assert reply_.status == 200

@@ -14,6 +14,11 @@ is not visited (it could point anywhere, past the guard's registration check).
 
 from __future__ import annotations
 
+import errno
+import logging
+import resource
+import time
+
 from eventgateway.errors import ProviderError
 from eventgateway.model.entities import Function
 from eventgateway.providers.base import MAX_REPLY_BYTES, Call, Provider, Reply
@@ -23,9 +28,17 @@ from eventgateway.providers.http_pool import ReplyError, ReplyTooLargeError
 from eventgateway.providers.resolver import Resolver
 from eventgateway.providers.targets import TargetPolicy
 
-__all__ = ["HttpProvider"]
+__all__ = ["ASYNC_REPLY_BYTES", "HttpProvider"]
+
+logger = logging.getLogger(__name__)
 
 _OPEN = TargetPolicy(allow_private=True)
+# An async delivery keeps only the status and an excerpt of the reply: reading up to the
+# sync cap (6 MiB) for each of 1,024 attempts in flight grew the worker by gigabytes (QA).
+ASYNC_REPLY_BYTES = 64 * 1024
+_OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
+_WARN_EVERY_S = 10.0
+_warned_at_s = float("-inf")
 
 
 class HttpProvider(Provider):
@@ -78,6 +91,7 @@ class HttpProvider(Provider):
                 content_type=call.content_type,
                 headers=call.headers,
                 timeout_s=call.timeout_s,
+                max_reply_bytes=MAX_REPLY_BYTES if call.sync else ASYNC_REPLY_BYTES,
             )
         except TimeoutError as exc:
             raise ProviderError(
@@ -107,7 +121,22 @@ class HttpProvider(Provider):
                 status=exc.status,
             ) from exc
         except (OSError, ReplyError) as exc:
+            if isinstance(exc, OSError) and exc.errno in _OUT_OF_DESCRIPTORS:
+                raise _out_of_descriptors(exc) from exc
             raise ProviderError(
                 f"function {function.function_id!r} could not be reached at {url}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
+
+
+def _out_of_descriptors(exc: OSError) -> ProviderError:
+    """This process, not the function, is at its limit: an interrupted call (made again
+    in a second, no attempt counted), and a warning at most every 10 s."""
+    global _warned_at_s
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    message = f"the gateway is out of file descriptors (limit {soft}): {exc.strerror}"
+    now_s = time.monotonic()
+    if now_s - _warned_at_s >= _WARN_EVERY_S:
+        _warned_at_s = now_s
+        logger.warning("%s; calls wait and are made again (raise `ulimit -n`)", message)
+    return ProviderError(message, interrupted=True)

@@ -34,7 +34,7 @@ from typing import Any
 
 import yarl
 
-from eventgateway.providers.base import Reply
+from eventgateway.providers.base import MAX_REPLY_BYTES, Reply
 from eventgateway.providers.guard import GuardedResolver, TargetRefusedError, open_guarded_socket
 from eventgateway.providers.http_pool import Connection, ConnectionPool, PoolKey
 from eventgateway.providers.resolver import Resolver
@@ -215,8 +215,12 @@ class HttpClient:
         content_type: str,
         headers: Sequence[tuple[str, str]] = (),
         timeout_s: float,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
     ) -> Reply:
-        """Send ``body`` to ``url``; the reply, whatever its status (see the module's errors)."""
+        """Send ``body`` to ``url``; the reply, whatever its status (see the module's errors).
+
+        A reply body over ``max_reply_bytes`` (decoded) raises ``ReplyTooLargeError``.
+        """
         target = self._targets.get(url)
         if target is None:
             target = _parse_target(url)
@@ -231,7 +235,7 @@ class HttpClient:
         deadline = _Deadline(task)
         timer = self._loop.call_later(timeout_s, deadline.fire)
         try:
-            return await self._exchange(target, data)
+            return await self._exchange(target, data, max_reply_bytes)
         except asyncio.CancelledError:
             if deadline.fired and task.uncancel() <= deadline.cancelling:
                 raise TimeoutError from None
@@ -245,7 +249,7 @@ class HttpClient:
         self._dns.clear()
         await self._resolver.close()
 
-    async def _exchange(self, target: _Target, data: bytes) -> Reply:
+    async def _exchange(self, target: _Target, data: bytes, max_body: int) -> Reply:
         pool = self._pool
         connection = await pool.acquire(target.key)
         reused = connection is not None
@@ -253,7 +257,7 @@ class HttpClient:
             if connection is None:
                 connection = await self._connect(target)
             try:
-                reply = await connection.request(data)
+                reply = await connection.request(data, max_body)
             except ConnectionError:
                 if not reused or connection.received:
                     raise
@@ -264,7 +268,7 @@ class HttpClient:
                 pool.retire(connection)
                 connection = None
                 connection = await self._connect(target)
-                reply = await connection.request(data)
+                reply = await connection.request(data, max_body)
         except BaseException:
             # An error, the deadline or a cancellation: the connection is in an unknown
             # state (a reply may still be coming), so it is closed, never reused.

@@ -22,6 +22,7 @@ import httptools
 from eventgateway.providers.base import MAX_REPLY_BYTES, Reply
 
 __all__ = [
+    "MAX_REPLY_HEAD_BYTES",
     "Connection",
     "ConnectionClosedError",
     "ConnectionPool",
@@ -32,6 +33,9 @@ __all__ = [
 
 
 PoolKey = tuple[str, str, int]  # scheme, host, port
+# A reply's status line and headers together, at most (the body has its own cap). An
+# endless header section used to grow the process without bound (QA: 3 GB in 11 s).
+MAX_REPLY_HEAD_BYTES = 64 * 1024
 
 
 class ReplyError(Exception):
@@ -39,11 +43,13 @@ class ReplyError(Exception):
 
 
 class ReplyTooLargeError(Exception):
-    """Raised when a reply body (after decoding) is larger than :data:`MAX_REPLY_BYTES`."""
+    """Raised when a reply body (after decoding) is larger than the request's limit
+    (:data:`MAX_REPLY_BYTES` unless it asked for less)."""
 
-    def __init__(self, status: int) -> None:
-        super().__init__(f"the reply has more than {MAX_REPLY_BYTES} bytes")
+    def __init__(self, status: int, limit: int = MAX_REPLY_BYTES) -> None:
+        super().__init__(f"the reply has more than {limit} bytes")
         self.status = status
+        self.limit = limit
 
 
 class ConnectionClosedError(ConnectionError):
@@ -67,6 +73,8 @@ class Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[Reply] | None = None
+        self._head_size = 0  # bytes received while the reply's head was not complete
+        self._max_body = MAX_REPLY_BYTES
         self._reset()
 
     def _reset(self) -> None:
@@ -81,14 +89,17 @@ class Connection(asyncio.Protocol):
 
     # -- used by the client -----------------------------------------------------------------
 
-    def request(self, data: bytes) -> asyncio.Future[Reply]:
-        """Send ``data`` (a whole request); the future is the reply or the error."""
+    def request(self, data: bytes, max_body: int = MAX_REPLY_BYTES) -> asyncio.Future[Reply]:
+        """Send ``data`` (a whole request); the future is the reply or the error
+        (:class:`ReplyTooLargeError` for a body over ``max_body`` bytes, decoded)."""
         waiter: asyncio.Future[Reply] = self._loop.create_future()
         if self.closed or self._transport is None:
             waiter.set_exception(ConnectionClosedError("the connection was closed"))
             return waiter
         self.received = False
         self.keep_alive = False
+        self._head_size = 0
+        self._max_body = max_body
         self._waiter = waiter
         # No drain: the request is in memory already, and the call's deadline bounds a
         # server that does not read it.
@@ -119,8 +130,17 @@ class Connection(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._fail(ReplyError(f"invalid HTTP reply: {exc}"), exc)
+            return
         except httptools.HttpParserUpgrade as exc:  # never asked for: as unusable as garbage
             self._fail(ReplyError("the server switched protocols (101) unasked"), exc)
+            return
+        if not self._headers_done:
+            # Counted here, not per header: httptools gathers one header's value whole
+            # before it calls on_header, so an endless value never reaches it.
+            self._head_size += len(data)
+            if self._head_size > MAX_REPLY_HEAD_BYTES:
+                error = ReplyError(f"the reply's headers pass {MAX_REPLY_HEAD_BYTES} bytes")
+                self._fail(error, None)
 
     def eof_received(self) -> bool:
         return False  # close the transport; connection_lost settles the reply
@@ -197,12 +217,12 @@ class Connection(asyncio.Protocol):
             else:
                 self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
         # One byte past the room left: decoding stops there, so a small bomb stays small.
-        return self._decoder.decompress(data, MAX_REPLY_BYTES - self._size + 1)
+        return self._decoder.decompress(data, self._max_body - self._size + 1)
 
     def _take(self, data: bytes) -> None:
         self._size += len(data)
-        if self._size > MAX_REPLY_BYTES:
-            self._fail(ReplyTooLargeError(self._status), None)
+        if self._size > self._max_body:
+            self._fail(ReplyTooLargeError(self._status, self._max_body), None)
             return
         if data:
             self._chunks.append(data)
