@@ -7,8 +7,9 @@ delivery runs in a task of the task group owned by :meth:`Dispatcher.run`, besid
 that renews the leases of attempts running long (``dispatch/renewal.py``).
 
 After an attempt the subscription's :class:`~eventgateway.model.entities.RetryPolicy`
-decides (``dispatch/retry.py``): ack, retry later, or dead-letter. At-most-once
-dispatchers make one attempt and drop failures.
+decides (``dispatch/retry.py``): ack, retry later, or dead-letter
+(``dispatch/settle_failure.py``). At-most-once dispatchers make one attempt and drop
+failures.
 
 A lease that fails with :class:`~eventgateway.errors.StoreError` (SQLite locked past its
 busy timeout, a store that is down) is logged and tried again after a growing pause;
@@ -30,7 +31,7 @@ from eventgateway.dispatch.function_slots import FunctionSlots
 from eventgateway.dispatch.invoke import Invoker, apply_authorization
 from eventgateway.dispatch.renewal import Attempt, LeaseRenewer
 from eventgateway.dispatch.restarting import Backoff
-from eventgateway.dispatch.retry import decide
+from eventgateway.dispatch.settle_failure import settle_failure
 from eventgateway.errors import StoreError
 from eventgateway.model.entities import DEFAULT_RETRY_POLICY
 from eventgateway.model.runtime_provider import RuntimeLimit
@@ -301,7 +302,6 @@ class Dispatcher:
             await self._queue.ack(delivery, record)
             self._hooks.after_settle(delivery, "delivered")
             return
-        attempts_made = delivery.attempt + 1
         if self._at_most_once:
             logger.warning(
                 "at-most-once delivery %s of event %s to %s/%s failed; dropped: %s",
@@ -314,45 +314,20 @@ class Dispatcher:
             await self._queue.ack(delivery, record)
             self._hooks.after_settle(delivery, "dropped")
             return
-        reply_status = outcome.reply.status if outcome.reply is not None else None
-        decision = decide(
+        await settle_failure(
+            self._queue,
+            self._hooks,
+            delivery,
+            event,
             policy,
-            attempts_made=attempts_made,
+            outcome,
+            record,
             # Its age now, when the attempt is over: decide() adds the delay, so maxAge
             # bounds when the retry would start. Taken at the start, an attempt of up to
             # attemptTimeoutMs could push the retry past maxAge.
             age_s=max(0.0, self._clock() - delivery.accepted_at),
-            retryable=outcome.retryable,
-            status=reply_status,
-            retry_after_s=outcome.retry_after_s,
             rand=self._rand,
         )
-        if decision.retry:
-            logger.info(
-                "delivery %s of event %s to %s/%s failed (attempt %d), retry in %.1f s: %s",
-                delivery.id,
-                event.id,
-                delivery.space,
-                delivery.function_id,
-                attempts_made,
-                decision.delay_s,
-                outcome.error,
-            )
-            await self._queue.retry_later(delivery, decision.delay_s, record)
-            self._hooks.after_settle(delivery, "retrying")
-        else:
-            logger.warning(
-                "delivery %s of event %s to %s/%s dead-lettered after %d attempt(s): %s (%s)",
-                delivery.id,
-                event.id,
-                delivery.space,
-                delivery.function_id,
-                attempts_made,
-                decision.reason,
-                outcome.error,
-            )
-            await self._queue.dead_letter(delivery, f"{decision.reason}: {outcome.error}", record)
-            self._hooks.after_settle(delivery, "dead")
 
 
 class _Slot(Attempt):

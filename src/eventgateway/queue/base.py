@@ -155,6 +155,22 @@ class DeliveryQueue(abc.ABC):
     ) -> None:
         """Give up on the delivery and keep it, with ``reason``, for inspection and redrive."""
 
+    async def recount(self, delivery: Delivery) -> int:
+        """The attempts made before this one, as the delivery log proves them.
+
+        The dispatcher asks this of a leased delivery only right before it would
+        dead-letter it for running out of attempts, and retries it if the answer is
+        lower than ``delivery.attempt``. A backend whose lease counts an attempt that
+        was never made (JetStream: a message a crashed instance had fetched comes back
+        with the server's delivery count raised) overrides it, and numbers the settle
+        that follows by its answer. This default returns ``delivery.attempt``: SQLite
+        and memory count settled attempts only.
+
+        Returns:
+            At most ``delivery.attempt``.
+        """
+        return delivery.attempt
+
     @property
     @abc.abstractmethod
     def lease_s(self) -> float:

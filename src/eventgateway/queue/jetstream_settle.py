@@ -12,6 +12,7 @@ from nats.aio.msg import Msg
 from eventgateway.queue.base import AttemptRecord, Delivery
 from eventgateway.queue.jetstream_carry import JetStreamCarryMixin
 from eventgateway.queue.jetstream_history import Record, Settled
+from eventgateway.queue.jetstream_recount import JetStreamRecountMixin
 from eventgateway.queue.jetstream_wire import (
     DeadEnvelope,
     Envelope,
@@ -46,15 +47,20 @@ def _envelope(msg: Msg) -> Envelope:
     return msgspec.msgpack.decode(msg.data, type=Envelope)
 
 
-def _number(envelope: Envelope, msg: Msg) -> int:
-    """The number of the attempt just made, as the retry policy counted it."""
-    return envelope.attempts_before + msg.metadata.num_delivered
-
-
-class JetStreamSettleMixin(JetStreamCarryMixin):
+class JetStreamSettleMixin(JetStreamRecountMixin, JetStreamCarryMixin):
     """``ack``, ``retry_later`` and ``dead_letter``; the queue provides the state."""
 
     _leased: dict[str, Msg]
+
+    def _settling(self, delivery: Delivery) -> tuple[Msg, Envelope, int] | None:
+        """Take a leased delivery out: its message, body and the number of the attempt
+        just made, as the retry policy counted it (recounted: :mod:`.jetstream_recount`)."""
+        msg = self._leased.pop(delivery.id, None)
+        if msg is None:
+            self._forget_recount(delivery)
+            return None
+        envelope = _envelope(msg)
+        return msg, envelope, self._attempt_number(delivery, msg, envelope)
 
     # Annotations only (no attribute), so they never shadow the real methods in the MRO.
     _refresh: Callable[[], Awaitable[None]]  # the queue's
@@ -65,11 +71,14 @@ class JetStreamSettleMixin(JetStreamCarryMixin):
         """Hand each back unattempted, due again after ``delay_s`` rather than after
         ``ack_wait``: carried to a new message with its attempts (:mod:`.jetstream_carry`),
         or, if it is ordered, ``nak``-ed, which the server counts as an attempt
-        (``docs/cluster.md``). Nothing is logged of it: it was no attempt.
+        (``docs/cluster.md``; a :meth:`recount` before a dead letter forgives up to
+        :data:`~.jetstream_recount.UNLOGGED_ALLOWANCE` of those). Nothing is logged of
+        it: it was no attempt.
         """
         msgs: list[tuple[int, Msg]] = []
         for delivery in deliveries:
             msg = self._leased.pop(delivery.id, None)
+            self._forget_recount(delivery)
             if msg is not None:
                 msgs.append((_seq(msg), msg))
         if msgs:
@@ -81,9 +90,9 @@ class JetStreamSettleMixin(JetStreamCarryMixin):
         Raises:
             StoreError: the server did not confirm; the delivery comes back after its lease.
         """
-        msg = self._leased.pop(delivery.id, None)
-        if msg is not None:
-            envelope = _envelope(msg)
+        settling = self._settling(delivery)
+        if settling is not None:
+            msg, envelope, number = settling
             await self._ack(msg)
             settled = Settled(
                 self._clock(),
@@ -92,15 +101,16 @@ class JetStreamSettleMixin(JetStreamCarryMixin):
                 _logged(attempt),
                 seq=_seq(msg),
                 carried=envelope.carried,
-                number=_number(envelope, msg),
+                number=number,
             )
             await self._record(delivery, settled)
 
     async def retry_later(self, delivery: Delivery, delay_s: float, attempt: AttemptRecord) -> None:
         """``nak`` the delivery with ``delay_s``: the server redelivers it after the delay."""
-        msg = self._leased.pop(delivery.id, None)
-        if msg is None:
+        settling = self._settling(delivery)
+        if settling is None:
             return
+        msg, envelope, number = settling
         try:
             await msg.nak(delay=delay_s)
         except Exception as exc:
@@ -108,7 +118,6 @@ class JetStreamSettleMixin(JetStreamCarryMixin):
                 raise
             raise store_error(f"retry delivery {delivery.id} later", exc) from exc
         now = self._clock()
-        envelope = _envelope(msg)
         settled = Settled(
             now,
             delivery.id,
@@ -119,7 +128,7 @@ class JetStreamSettleMixin(JetStreamCarryMixin):
             # A moved message's settle may be logged before the move itself: without
             # this the fold would take it for a redrive and count attempts from zero.
             carried=envelope.carried,
-            number=_number(envelope, msg),
+            number=number,
         )
         await self._record(delivery, settled)
 
@@ -131,16 +140,16 @@ class JetStreamSettleMixin(JetStreamCarryMixin):
         Raises:
             StoreError: either step failed; the delivery comes back after its lease.
         """
-        msg = self._leased.pop(delivery.id, None)
-        if msg is None or self._js is None:
+        settling = self._settling(delivery)
+        if settling is None or self._js is None:
             return
+        msg, envelope, number = settling
         now = self._clock()
-        envelope = _envelope(msg)
         dead = DeadEnvelope(
             delivery=envelope,
             delivery_id=delivery.id,
             reason=reason,
-            attempts=_number(envelope, msg),
+            attempts=number,
             dead_at=now,
             last_status=attempt.status if attempt else None,
             last_error=attempt.error if attempt else "",
@@ -168,7 +177,7 @@ class JetStreamSettleMixin(JetStreamCarryMixin):
             reason=reason,
             seq=_seq(msg),
             carried=envelope.carried,
-            number=_number(envelope, msg) if attempt is not None else None,
+            number=number if attempt is not None else None,
         )
         await self._record(delivery, settled)
 
