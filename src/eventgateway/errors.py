@@ -36,11 +36,13 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "ProviderError",
+    "StorageFullError",
     "StoreError",
     "TooManyRequestsError",
     "UnauthorizedError",
     "UnavailableError",
     "ValidationError",
+    "store_error",
 ]
 
 
@@ -125,6 +127,20 @@ class InsufficientStorageError(HTTPError):
 
 class StoreError(EventGatewayError):
     """Raised when a storage backend fails; the library's exception is chained."""
+
+
+class StorageFullError(StoreError):
+    """Raised when a write failed because the store's disk is full: the Configuration
+    API answers 507 (as for an upload past the disk's reserve) rather than 500."""
+
+
+def store_error(message: str, exc: BaseException) -> StoreError:
+    """:class:`StorageFullError` for SQLite's "database or disk is full" (or an
+    ``ENOSPC``), else :class:`StoreError`; ``exc`` is chained."""
+    full = getattr(exc, "sqlite_errorcode", None) == 13 or getattr(exc, "errno", None) == 28
+    error = (StorageFullError if full else StoreError)(message)
+    error.__cause__ = exc
+    return error
 
 
 class ProviderError(EventGatewayError):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import builtins
+import errno
+import sqlite3
 
 import httpx
 import pytest
@@ -19,9 +21,11 @@ from eventgateway.api.problems import (
 from eventgateway.errors import (
     ConflictError,
     NotFoundError,
+    StorageFullError,
     StoreError,
     TooManyRequestsError,
     ValidationError,
+    store_error,
 )
 from eventgateway.model.entities import Kind
 from eventgateway.store.memory import MemoryStore
@@ -148,3 +152,46 @@ async def test_an_unreadable_stored_value_is_a_500_with_the_reason() -> None:
 
     assert response.status_code == 500
     assert errors(response).startswith("a stored functions value cannot be read: ")
+
+
+def test_a_full_disk_is_507_with_the_cause_and_no_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # QA: a configuration write on a full disk was a 500, logged with a traceback.
+    exc = StorageFullError("SQLite store failed to create functions acme/f2: disk is full")
+
+    response = response_for(exc)
+
+    assert response.status_code == 507
+    assert response.body == error_body(
+        "The gateway's disk is full: SQLite store failed to create functions acme/f2: disk is full"
+    )
+    assert [(r.levelname, r.exc_info) for r in caplog.records] == [("WARNING", None)]
+
+
+def test_a_store_error_names_a_file_without_its_directories() -> None:
+    # QA: a replay on a full disk told the API client the server's path to queue.db.
+    exc = StoreError("the SQLite queue /srv/eg/data/queue.db failed to commit: I/O error")
+
+    response = response_for(exc)
+
+    assert response.status_code == 500
+    assert response.body == error_body("the SQLite queue queue.db failed to commit: I/O error")
+
+
+@pytest.mark.parametrize(
+    ("cause", "full"),
+    [
+        (sqlite3.OperationalError("database or disk is full"), True),
+        (OSError(errno.ENOSPC, "No space left on device"), True),
+        (sqlite3.OperationalError("database is locked"), False),
+    ],
+)
+def test_store_error_tells_a_full_disk_apart(cause: Exception, full: bool) -> None:
+    if isinstance(cause, sqlite3.OperationalError):
+        cause.sqlite_errorcode = sqlite3.SQLITE_FULL if full else sqlite3.SQLITE_BUSY
+
+    error = store_error("writing", cause)
+
+    assert isinstance(error, StorageFullError) is full
+    assert error.__cause__ is cause

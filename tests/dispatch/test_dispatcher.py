@@ -12,6 +12,7 @@ import pytest
 
 from eventgateway.dispatch.dispatcher import Dispatcher
 from eventgateway.dispatch.invoke import Outcome
+from eventgateway.errors import StorageFullError
 from eventgateway.events.codec import encode_event
 from eventgateway.events.model import CloudEvent
 from eventgateway.model.runtime_provider import RuntimeLimit
@@ -384,3 +385,38 @@ async def test_a_stopping_dispatcher_starts_no_held_delivery() -> None:
 
     assert len(invoker.started) == 2  # the held ones were never attempted...
     assert queue.backlog() == 2  # ...and stay queued, leased until their leases run out
+
+
+class FullDiskQueue(MemoryQueue):
+    """Every ack fails as a full disk makes it fail; ``acked`` is set at the first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.acked = asyncio.Event()
+
+    async def ack(self, delivery: Delivery, attempt: Any = None) -> None:
+        self.acked.set()
+        raise StorageFullError("the SQLite queue queue.db failed to commit: disk is full")
+
+
+async def test_a_settle_the_store_refuses_is_one_warning_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # QA: on a full disk each failed ack logged ERROR "failed unexpectedly" + a traceback.
+    queue = FullDiskQueue()
+    invoker = GatedInvoker()
+    invoker.gates["fine"].release()
+    dispatcher = Dispatcher(queue, invoker, Table)  # type: ignore[arg-type]
+    await _put(queue, "fine", "f1")
+    await run_until(dispatcher, queue.acked, DEADLINE_S)
+
+    records = [r for r in caplog.records if r.name == "eventgateway.dispatch.dispatcher"]
+    assert [(r.levelname, r.exc_info) for r in records] == [("WARNING", None)]
+    assert (
+        records[0]
+        .getMessage()
+        .endswith(
+            "could not be settled; its lease will expire and it will be retried: "
+            "the SQLite queue queue.db failed to commit: disk is full"
+        )
+    )

@@ -11,6 +11,7 @@ traceback page.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Final
 
@@ -18,7 +19,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from eventgateway.errors import HTTPError, StoreError, TooManyRequestsError
+from eventgateway.errors import HTTPError, StorageFullError, StoreError, TooManyRequestsError
 
 __all__ = [
     "EXCEPTION_HANDLERS",
@@ -29,6 +30,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# An absolute path's directories (/var/lib/eg/queue.db → queue.db): the log keeps them.
+_DIRECTORIES: Final = re.compile(r"(?<![\w/.])/(?:[^\s/:'\"]+/)+(?=[^\s/:'\"]+)")
 
 INTERNAL_ERROR_MESSAGE: Final = "Internal Server Error"
 
@@ -62,7 +66,9 @@ def response_for(exc: BaseException) -> Response:
     """The response for any exception raised while handling a request.
 
     :class:`HTTPError` → its status and message (``Retry-After`` for 429);
-    :class:`StoreError` → 500 with its text; anything else → logged, 500, fixed text.
+    :class:`StorageFullError` → 507; another :class:`StoreError` → 500 with its text
+    (a file's directories left out: the client is not the operator); anything else →
+    logged, 500, fixed text.
     """
     if isinstance(exc, TooManyRequestsError):
         return error_response(
@@ -70,11 +76,18 @@ def response_for(exc: BaseException) -> Response:
         )
     if isinstance(exc, HTTPError):
         return error_response(exc.status_code, exc.message)
+    if isinstance(exc, StorageFullError):
+        logger.warning("Storage full: %s", exc)  # the operator's to fix: no traceback
+        return error_response(507, f"The gateway's disk is full: {_public(str(exc))}")
     if isinstance(exc, StoreError):
         logger.error("Storage failure: %s", exc, exc_info=exc)
-        return error_response(500, str(exc))
+        return error_response(500, _public(str(exc)))
     logger.error("Unexpected error while handling a request", exc_info=exc)
     return error_response(500, INTERNAL_ERROR_MESSAGE)
+
+
+def _public(message: str) -> str:
+    return _DIRECTORIES.sub("", message)
 
 
 async def _handle(request: Request, exc: Exception) -> Response:

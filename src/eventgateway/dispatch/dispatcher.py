@@ -237,6 +237,15 @@ class Dispatcher:
         delivery = slot.delivery
         try:
             await self._deliver(delivery, slot)
+        except StoreError as exc:  # a full disk, a store that is down: no traceback each
+            logger.warning(
+                "delivery %s (event %s, subscription %s) could not be settled; its lease "
+                "will expire and it will be retried: %s",
+                delivery.id,
+                delivery.event.id,
+                delivery.subscription_id,
+                exc,
+            )
         except Exception:  # a hook or queue failure must not take the loop down
             logger.exception(
                 "delivery %s (event %s, subscription %s) failed unexpectedly; "

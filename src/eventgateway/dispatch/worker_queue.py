@@ -70,7 +70,13 @@ async def dispatching(
     if isinstance(queue, SqliteQueue):
         # This process is the file's only leaser: leases still open belonged to a worker
         # that died (or to the last run of the gateway), and need not wait out their expiry.
-        released = await queue.release_leases()
+        try:
+            released = await queue.release_leases()
+        except StoreError as exc:
+            # A full disk: they come back when their leases run out. Failing here made the
+            # worker restart over and over, a traceback each time (QA).
+            logger.warning("could not hand back the leases of a previous worker: %s", exc)
+            released = 0
         if released:
             logger.warning("handed back %d delivery lease(s) of a previous worker", released)
     fast = MemoryQueue(

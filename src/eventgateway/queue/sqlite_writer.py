@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Generic, Self, TypeVar
 
-from eventgateway.errors import StoreError
+from eventgateway.errors import StoreError, store_error
 from eventgateway.queue.sqlite_schema import connect, migrate, recount
 from eventgateway.queue.sqlite_sync import SyncThread, WalSync
 
@@ -391,7 +391,5 @@ class _OpFailed(Exception):
 
 def _translate(exc: BaseException, path: Path, action: str = "commit") -> BaseException:
     if isinstance(exc, sqlite3.Error):
-        error = StoreError(f"the SQLite queue {path} failed to {action}: {exc}")
-        error.__cause__ = exc
-        return error
+        return store_error(f"the SQLite queue {path} failed to {action}: {exc}", exc)
     return exc

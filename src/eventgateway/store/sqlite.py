@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final, TypeVar, cast
 
-from eventgateway.errors import ConflictError, NotFoundError, StoreError
+from eventgateway.errors import ConflictError, NotFoundError, StoreError, store_error
 from eventgateway.model.entities import Kind
 from eventgateway.store._changefeed import ChangeFeed, follow
 from eventgateway.store.base import Change, ConfigStore, Entry, Snapshot
@@ -69,7 +69,7 @@ def _translated(action: str) -> Iterator[None]:
     try:
         yield
     except sqlite3.Error as exc:
-        raise StoreError(f"SQLite store failed to {action}: {exc}") from exc
+        raise store_error(f"SQLite store failed to {action}: {exc}", exc) from exc
 
 
 class SqliteStore(ConfigStore):
