@@ -39,6 +39,7 @@ from eventgateway.errors import ConfigError, StoreError
 __all__ = [
     "SCHEMA_VERSION",
     "SYNCHRONOUS_MODES",
+    "WAL_SIZE_LIMIT_BYTES",
     "check_synchronous",
     "connect",
     "migrate",
@@ -49,6 +50,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SYNCHRONOUS_MODES: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
+WAL_SIZE_LIMIT_BYTES: Final = 16 * 1024 * 1024
 
 # _MIGRATIONS[n] takes a database from user_version n to n + 1.
 _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
@@ -162,6 +164,9 @@ def connect(
         # events) fit; older pages come back from the OS page cache. A larger cache only
         # fills up with a backlog's cold pages, and shows as memory that grows with it.
         conn.execute("PRAGMA cache_size=-4096")
+        # A burst grows the WAL; once checkpointed and reset it is cut back to this, so
+        # a full disk freed of other files is not taken again by the WAL (QA).
+        conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
         if readonly:
             conn.execute("PRAGMA query_only=1")
     except sqlite3.Error as exc:
