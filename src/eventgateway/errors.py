@@ -37,6 +37,7 @@ __all__ = [
     "PayloadTooLargeError",
     "ProviderError",
     "StorageFullError",
+    "StoreDamagedError",
     "StoreError",
     "TooManyRequestsError",
     "UnauthorizedError",
@@ -134,11 +135,22 @@ class StorageFullError(StoreError):
     API answers 507 (as for an upload past the disk's reserve) rather than 500."""
 
 
+class StoreDamagedError(StoreError):
+    """Raised when SQLite finds its file damaged ("database disk image is malformed"):
+    no retry mends it, so the gateway reports itself not ready."""
+
+
 def store_error(message: str, exc: BaseException) -> StoreError:
     """:class:`StorageFullError` for SQLite's "database or disk is full" (or an
-    ``ENOSPC``), else :class:`StoreError`; ``exc`` is chained."""
-    full = getattr(exc, "sqlite_errorcode", None) == 13 or getattr(exc, "errno", None) == 28
-    error = (StorageFullError if full else StoreError)(message)
+    ``ENOSPC``), :class:`StoreDamagedError` for a damaged file, else :class:`StoreError`;
+    ``exc`` is chained."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF  # the primary result code
+    kind = StoreError
+    if code == 13 or getattr(exc, "errno", None) == 28:  # SQLITE_FULL, ENOSPC
+        kind = StorageFullError
+    elif code in (11, 26):  # SQLITE_CORRUPT, SQLITE_NOTADB
+        kind = StoreDamagedError
+    error = kind(message)
     error.__cause__ = exc
     return error
 

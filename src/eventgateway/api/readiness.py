@@ -9,6 +9,7 @@ without delivering them:
 * it is draining (a shutdown signal came);
 * a NATS connection it needs is down (cluster mode: it reconnects by itself; a client
   closed for good stops the instance instead, ``eventgateway/fatal.py``);
+* its SQLite queue file was found damaged by a write (``queue/sqlite_health.py``);
 * its delivery worker is not linked (``--dispatch worker``: the worker is starting, or
   restarting after a crash).
 

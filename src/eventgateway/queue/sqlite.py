@@ -50,12 +50,8 @@ from eventgateway.queue.base import Accepted, AttemptRecord, Delivery, DeliveryQ
 from eventgateway.queue.sqlite_extend import SqliteExtendMixin
 from eventgateway.queue.sqlite_forget import SqliteForgetMixin
 from eventgateway.queue.sqlite_handoff import HandOffMixin, less_room
-from eventgateway.queue.sqlite_lease import (
-    Leased,
-    deliveries_of,
-    lease_op,
-    release_all_op,
-)
+from eventgateway.queue.sqlite_health import SqliteHealthMixin
+from eventgateway.queue.sqlite_lease import Leased, deliveries_of, lease_op, release_all_op
 from eventgateway.queue.sqlite_log import Reader, SqliteLogMixin
 from eventgateway.queue.sqlite_ops import AcceptOp, PreparedEvent, Refused
 from eventgateway.queue.sqlite_replay import SqliteReplayMixin
@@ -67,6 +63,7 @@ __all__ = ["SqliteQueue"]
 
 
 class SqliteQueue(
+    SqliteHealthMixin,
     SqliteExtendMixin,
     HandOffMixin,
     SqliteForgetMixin,

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Generic, Self, TypeVar
 
-from eventgateway.errors import StoreError, store_error
+from eventgateway.errors import StoreDamagedError, StoreError, store_error
 from eventgateway.queue.sqlite_schema import connect, migrate, recount
 from eventgateway.queue.sqlite_sync import SyncThread, WalSync
 
@@ -122,6 +122,7 @@ class GroupCommitWriter:
         self.items = 0
         self.max_batch = 0
         self.failed_batches = 0
+        self.damaged: str | None = None  # what SQLite said of a damaged file, if it did
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -277,6 +278,9 @@ class GroupCommitWriter:
             # every op would fail the same way, so do not try them one by one.
             self.failed_batches += 1
             resolved = [(item, False, _translate(exc, self._path)) for item in batch]
+        for _, ok, outcome in resolved:
+            if not ok and isinstance(outcome, StoreDamagedError):
+                self.damaged = str(outcome)  # for readiness: sqlite_health.py
         if durable and self._syncer is not None and any(ok for _, ok, _ in resolved):
             self._syncer.put((resolved, wake))  # nobody hears of it before the sync
         else:

@@ -1,0 +1,48 @@
+"""A damaged queue file makes the gateway not ready (QA: page 2 of queue.db overwritten,
+the gateway started, said ready, and answered every event 503 for good)."""
+
+from __future__ import annotations
+
+import pathlib
+import sqlite3
+
+import pytest
+
+from eventgateway.errors import StoreDamagedError
+from eventgateway.queue.sqlite import SqliteQueue
+from tests.queue.kit import put
+
+PAGE_BYTES = 4096
+
+
+async def test_a_write_to_a_damaged_file_makes_the_queue_unhealthy(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "queue.db"
+    queue = SqliteQueue(path)
+    await queue.open()
+    for n in range(500):
+        await put(queue, f"e{n}", "s1")
+    await queue.close()
+    with sqlite3.connect(path) as conn:  # de-duplication's index: every accept reads it
+        ((root,),) = conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'events_by_id'"
+        ).fetchall()
+    conn.close()
+    with path.open("r+b") as file:
+        file.seek((root - 1) * PAGE_BYTES)
+        file.write(b"\xff" * PAGE_BYTES)
+
+    queue = SqliteQueue(path)
+    await queue.open()
+    try:
+        assert queue.health() is None
+        with pytest.raises(StoreDamagedError):
+            await put(queue, "new", "s1")
+        reason = queue.health()
+    finally:
+        await queue.close()
+
+    assert reason is not None
+    assert reason.startswith("the delivery queue's file queue.db is damaged (")
+    assert "malformed" in reason
