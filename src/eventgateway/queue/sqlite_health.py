@@ -1,4 +1,5 @@
-"""``SqliteQueue.health()``: not ready once SQLite has found the file damaged.
+"""``SqliteQueue.health()``: not ready once SQLite has found the file damaged; and
+``refresh_counters()``: the backlog as the file counts it now.
 
 A damaged ``queue.db`` ("database disk image is malformed") refuses every accept with a
 503 that no retry mends, while ``/v1/ready`` said ready, so a load balancer kept sending
@@ -7,8 +8,10 @@ it events (QA). Found by the writer when a write fails that way (reads do not lo
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+from eventgateway.queue.sqlite_log import Reader
 from eventgateway.queue.sqlite_writer import GroupCommitWriter
 
 __all__ = ["SqliteHealthMixin"]
@@ -19,6 +22,7 @@ class SqliteHealthMixin:
 
     path: Path
     _writer: GroupCommitWriter
+    _reader: Reader
 
     def health(self) -> str | None:
         """``None`` unless the file was found damaged, else why not (``GET /v1/ready``)."""
@@ -29,3 +33,16 @@ class SqliteHealthMixin:
             f"the delivery queue's file {self.path.name} is damaged ({damaged}); stop the "
             "gateway and restore it from a backup, or move it aside to start an empty one"
         )
+
+    async def refresh_counters(self) -> None:
+        """Re-read the shared ``counters`` row: the delivery worker settles in its own
+        process, and this one's copy moved only with its own commits (QA: the backlog
+        gauge showed 200 for good after all 200 were delivered)."""
+        backlog, stored = await self._reader.run(_counters)
+        writer = self._writer
+        writer.backlog, writer.bytes = backlog, stored
+
+
+def _counters(conn: sqlite3.Connection) -> tuple[int, int]:
+    backlog, stored = conn.execute("SELECT backlog, bytes FROM counters WHERE id = 1").fetchone()
+    return int(backlog), int(stored)
