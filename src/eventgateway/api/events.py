@@ -32,6 +32,7 @@ from eventgateway.api.emit_guard import (
 )
 from eventgateway.api.fanout import plan_deliveries
 from eventgateway.api.hosted import HostedRouting
+from eventgateway.api.received_counts import ReceivedCounts
 from eventgateway.api.unrouted import UnroutedHint
 from eventgateway.auth.base import Authenticator
 from eventgateway.dispatch.invoke import Invoker, apply_authorization
@@ -77,7 +78,6 @@ _STORE_RETRY = (b"retry-after", b"2")  # a NATS failover or reconnect takes abou
 # Draining: another instance can take the event now; clients (our SDK among them) retry a
 # 503 only when it carries Retry-After.
 _DRAIN_RETRY = (b"retry-after", b"1")
-_MAX_TYPE_LABELS = 1000
 
 
 def _error_body(message: str) -> bytes:
@@ -108,9 +108,7 @@ class EventsApp:
         self._table = table
         self._durable = durable
         self._fast = fast
-        self._received_counters: dict[str, Any] = {}
-        self._counters_table: RoutingTable | None = None
-        self._custom_received = metrics.events_received.labels(space="", type="custom")
+        self._received = ReceivedCounts(metrics).count
         self._filtered_counters: dict[str, Any] = {}
         self._invoker = invoker
         self._system = system
@@ -287,24 +285,6 @@ class EventsApp:
             return
         scope[CALLS_FUNCTION] = True  # a shutdown cutting it off must not invite a retry
         await self._run_sync(send, receive, sync_match, sync_event, request, extra)
-
-    def _received(self, event_type: str, table: RoutingTable) -> None:
-        if table is not self._counters_table:
-            # Whether a type is configured changes with the table; re-decide per table.
-            self._received_counters.clear()
-            self._counters_table = table
-        counter = self._received_counters.get(event_type)
-        if counter is None:
-            if not table.is_configured_type(event_type):
-                # Types come from clients: an unconfigured one gets no series of its own
-                # (an unauthenticated sender could mint one per request) and counts as
-                # the original counted every custom event.
-                self._custom_received.inc()
-                return
-            label = event_type if len(self._received_counters) < _MAX_TYPE_LABELS else "other"
-            counter = self._metrics.events_received.labels(space="", type=label)
-            self._received_counters[event_type] = counter
-        counter.inc()
 
     def _filtered(self, space: str) -> None:
         counter = self._filtered_counters.get(space)
