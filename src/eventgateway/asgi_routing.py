@@ -78,7 +78,7 @@ class RefreshAfterWrite:
 
         async def send_after_refresh(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start" and message["status"] < 300:
-                await self._gateway.routing.refresh()
+                await self._gateway.routing.catch_up()
             await send(message)
 
         await self._app(scope, receive, send_after_refresh)

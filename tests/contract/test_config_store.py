@@ -158,6 +158,14 @@ async def test_snapshot_holds_every_entry_at_its_revision(store: ConfigStore) ->
     assert snapshot.revision == last + 1
 
 
+async def test_head_is_the_revision_of_the_last_write(store: ConfigStore) -> None:
+    assert await store.head() == 0
+    await store.create("functions", "acme", "f1", b"1")
+    last = await store.delete("functions", "acme", "f1")
+
+    assert await store.head() == last == (await store.snapshot()).revision
+
+
 async def test_snapshot_of_empty_store(store: ConfigStore) -> None:
     snapshot = await store.snapshot()
 

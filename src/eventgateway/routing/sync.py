@@ -25,11 +25,12 @@ from eventgateway.model.entities import (
 from eventgateway.routing.table import RoutingTable
 from eventgateway.store.base import Change, ConfigStore
 
-__all__ = ["RoutingSync"]
+__all__ = ["CATCH_UP_TIMEOUT_S", "RoutingSync"]
 
 logger = logging.getLogger(__name__)
 
 OnTable = Callable[[RoutingTable], None]
+CATCH_UP_TIMEOUT_S = 2.0
 
 
 class RoutingSync:
@@ -41,6 +42,8 @@ class RoutingSync:
         self._revision = 0
         self._on_table = on_table
         self._lock = asyncio.Lock()
+        self._following = False  # run() is applying the watch
+        self._moved = asyncio.Event()  # set (and replaced) whenever the revision moves on
         self.table = RoutingTable.empty()
 
     @property
@@ -65,6 +68,30 @@ class RoutingSync:
             }
             self._publish(snapshot.revision)
 
+    async def catch_up(self, timeout_s: float = CATCH_UP_TIMEOUT_S) -> None:
+        """Have the table reflect every write the store holds now (after a write made
+        through this process, before it is answered).
+
+        While :meth:`run` follows the watch, this waits for the watch to reach the
+        store's head revision (one cheap read): a :meth:`refresh` after each write read
+        the whole store, every key ever written on NATS (QA: 10 → 253 ms per write after
+        1,500 event types made and deleted). Without a watch, or if it has not got there
+        within ``timeout_s``, it refreshes.
+        """
+        if not self._following:
+            await self.refresh()
+            return
+        head = await self._store.head()
+        try:
+            async with asyncio.timeout(timeout_s):
+                while self._revision < head:
+                    await self._moved.wait()
+        except TimeoutError:
+            logger.info(
+                "routing watch behind revision %d after %.1f s: refreshing", head, timeout_s
+            )
+            await self.refresh()
+
     async def run(self) -> None:
         """Follow the store's watch until it ends (the store closes)."""
         pending: list[Change] = []
@@ -81,6 +108,7 @@ class RoutingSync:
                 queue.put_nowait(None)
 
         pump_task = asyncio.create_task(pump())
+        self._following = True
         try:
             while True:
                 change = await queue.get()
@@ -95,6 +123,7 @@ class RoutingSync:
                 await self._apply(pending)
                 pending.clear()
         finally:
+            self._following = False
             pump_task.cancel()
 
     async def _apply(self, changes: list[Change]) -> None:
@@ -105,7 +134,7 @@ class RoutingSync:
             routed = [change for change in fresh if change.kind in ENTITY_TYPES]
             if not routed:
                 # A space or key changed: nothing to rebuild, but the revision moves on.
-                self._revision = fresh[-1].revision
+                self._moved_to(fresh[-1].revision)
                 return
             for change in routed:
                 key = (change.kind, change.space, change.key)
@@ -124,6 +153,11 @@ class RoutingSync:
             cors=[e for e in values if isinstance(e, Cors)],
             revision=revision,
         )
-        self._revision = revision
+        self._moved_to(revision)
         if self._on_table is not None:
             self._on_table(self.table)
+
+    def _moved_to(self, revision: int) -> None:
+        self._revision = revision
+        moved, self._moved = self._moved, asyncio.Event()
+        moved.set()

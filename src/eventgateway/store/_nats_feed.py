@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from typing import Final
 
 import nats.errors
@@ -21,8 +22,9 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from eventgateway.store._nats_keys import fits
+from eventgateway.store.base import Change
 
-__all__ = ["KV_OPERATION", "follow", "is_marker", "scan"]
+__all__ = ["KV_OPERATION", "follow", "is_marker", "scan", "wake_watcher"]
 
 KV_OPERATION: Final = "KV-Operation"  # the header of a KV delete or purge marker
 _MARKER_REASON: Final = "Nats-Marker-Reason"  # server-placed markers (nats-server 2.11+)
@@ -127,3 +129,14 @@ def is_marker(headers: dict[str, str] | None) -> bool:
     if not headers:
         return False
     return headers.get(KV_OPERATION) in ("DEL", "PURGE") or _MARKER_REASON in headers
+
+
+def wake_watcher(queue: asyncio.Queue[Change | None]) -> None:
+    """Put the end-of-watch marker in, dropping buffered changes if the buffer is full."""
+    while True:
+        try:
+            queue.put_nowait(None)
+            return
+        except asyncio.QueueFull:
+            with suppress(asyncio.QueueEmpty):
+                queue.get_nowait()

@@ -98,6 +98,10 @@ class ConfigStore(abc.ABC):
     async def snapshot(self) -> Snapshot:
         """Every entry of every kind and space, consistent at one revision."""
 
+    async def head(self) -> int:
+        """The revision of the last write; this default takes a whole snapshot for it."""
+        return (await self.snapshot()).revision
+
     @abc.abstractmethod
     def watch(self, after_revision: int) -> AsyncIterator[Change]:
         """Changes with a revision above ``after_revision``, in order, until close."""

@@ -102,6 +102,10 @@ class MemoryStore(ConfigStore):
             raise NotFoundError(f'{kind} "{space}/{key}" not found.')
         return await self._commit(kind, space, key, None)
 
+    async def head(self) -> int:
+        """The revision of the last write committed (no I/O: the change feed's)."""
+        return self._feed.head
+
     async def snapshot(self) -> Snapshot:
         """Every entry, consistent at the current revision."""
         self._check_open()

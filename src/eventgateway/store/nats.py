@@ -34,7 +34,7 @@ from nats.js import JetStreamContext
 
 from eventgateway.errors import ConflictError, NotFoundError, StoreError, ValidationError
 from eventgateway.model.entities import Kind
-from eventgateway.store._nats_feed import KV_OPERATION, follow, is_marker, scan
+from eventgateway.store._nats_feed import KV_OPERATION, follow, is_marker, scan, wake_watcher
 from eventgateway.store._nats_keys import (
     MAX_SUBJECT_BYTES,
     decode_key,
@@ -204,7 +204,7 @@ class NatsStore(ConfigStore):
             return
         self._closed = True
         for queue in self._watchers:
-            _wake(queue)
+            wake_watcher(queue)
         nc, self._nc, self._js = self._nc, None, None
         if nc is not None:
             try:
@@ -273,6 +273,13 @@ class NatsStore(ConfigStore):
         entries, _ = await self._scan(kind_filter(kind))
         entries.sort(key=lambda e: (e.space.encode(), e.key.encode()))
         return [e.value for e in entries]
+
+    async def head(self) -> int:
+        """The bucket's last sequence: the revision of the last write (one request)."""
+        js = self._jetstream()
+        with _translated(f"read the head of {self.bucket}"):
+            info = await js.stream_info(self._stream)
+        return int(info.state.last_seq)
 
     async def snapshot(self) -> Snapshot:
         """Every entry, consistent at the revision of the last write the read saw."""
@@ -385,14 +392,3 @@ class NatsStore(ConfigStore):
                         await sub.unsubscribe()
         finally:
             self._watchers.discard(queue)
-
-
-def _wake(queue: asyncio.Queue[Change | None]) -> None:
-    """Put the end-of-watch marker in, dropping buffered changes if the buffer is full."""
-    while True:
-        try:
-            queue.put_nowait(None)
-            return
-        except asyncio.QueueFull:
-            with suppress(asyncio.QueueEmpty):
-                queue.get_nowait()

@@ -241,6 +241,10 @@ class SqliteStore(ConfigStore):
         ]
         return Snapshot(entries=entries, revision=head)
 
+    async def head(self) -> int:
+        """The revision of the last write committed (no I/O: the change feed's)."""
+        return self._feed.head
+
     async def snapshot(self) -> Snapshot:
         """Every entry, consistent at one revision."""
         return await self._run(self._snapshot_sync)
