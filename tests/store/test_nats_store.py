@@ -4,6 +4,7 @@ encoding, error translation. The shared contract is in ``tests/contract``."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -244,3 +245,15 @@ async def test_a_name_too_long_for_a_subject_is_refused_and_the_connection_survi
     assert await store.get("functions", "acme", "f") == b"{}"  # still connected
     await store.create("functions", "acme", "g" * 255, b"{}")  # the longest name fits
     assert await store.get("functions", "acme", "g" * 255) == b"{}"
+
+
+async def test_closing_the_store_logs_no_disconnect_warning(
+    make_store: MakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # QA: every graceful stop logged "NATS disconnected (store …); reconnecting".
+    store = await make_store()
+    await store.create("functions", "acme", "f1", b"1")
+
+    await store.close()
+
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -185,7 +185,8 @@ class NatsStore(ConfigStore):
         logger.warning("NATS connection error (store %s): %r", self.bucket, exc)
 
     async def _on_disconnected(self) -> None:
-        logger.warning("NATS disconnected (store %s); reconnecting", self.bucket)
+        if not self._closed:  # our own close disconnects too
+            logger.warning("NATS disconnected (store %s); reconnecting", self.bucket)
 
     async def _on_reconnected(self) -> None:
         logger.info("NATS reconnected (store %s)", self.bucket)
