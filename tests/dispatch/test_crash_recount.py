@@ -13,7 +13,6 @@ import asyncio
 import collections
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,9 +24,8 @@ from eventgateway.events.model import CloudEvent
 from eventgateway.model.entities import RetryPolicy
 from eventgateway.providers.base import Reply
 from eventgateway.queue.base import Delivery
-from eventgateway.queue.jetstream import JetStreamQueue
 from tests.dispatch.kit import policy_table
-from tests.queue.kit import NATS_URL, SPACE, accepted, delete_streams, require_nats
+from tests.queue.kit import SPACE, accepted, jetstream_queues
 
 LEASE_S = 1.0
 DEADLINE_S = 15.0
@@ -39,21 +37,8 @@ BROKEN = ["d0", "f0"]  # every call fails: d0 abandoned by the crash, f0 not
 @pytest.fixture
 async def make() -> AsyncIterator[Any]:
     """Opened JetStream queues on one fresh prefix; their streams deleted afterwards."""
-    require_nats()
-    prefix = f"egtest-{uuid.uuid4().hex[:12]}"
-    made: list[JetStreamQueue] = []
-
-    async def factory(**kw: Any) -> JetStreamQueue:
-        queue = JetStreamQueue(NATS_URL, prefix=prefix, backlog_refresh_s=0.0, **kw)
-        await queue.open()
-        made.append(queue)
-        return queue
-
-    yield factory
-    for queue in made:
-        await queue.close()
-    if made:
-        await delete_streams(made[0])
+    async with jetstream_queues(backlog_refresh_s=0.0) as factory:
+        yield factory
 
 
 class FailingFirst:

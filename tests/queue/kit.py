@@ -207,3 +207,26 @@ def hold_write_lock(path: pathlib.Path) -> sqlite3.Connection:
 def let_go(other: sqlite3.Connection) -> None:
     other.execute("ROLLBACK")
     other.close()
+
+
+@contextlib.asynccontextmanager
+async def jetstream_queues(**defaults: Any) -> AsyncIterator[MakeJS]:
+    """Opens JetStream queues on one fresh prefix (one stream, one consumer), with
+    ``defaults`` under each call's keywords; closes them and deletes their streams."""
+    require_nats()
+    prefix = f"egtest-{uuid.uuid4().hex[:12]}"
+    made: list[JetStreamQueue] = []
+
+    async def factory(**kw: Any) -> JetStreamQueue:
+        queue = JetStreamQueue(NATS_URL, prefix=prefix, **{**defaults, **kw})
+        await queue.open()
+        made.append(queue)
+        return queue
+
+    try:
+        yield factory
+    finally:
+        for queue in made:
+            await queue.close()
+        if made:
+            await delete_streams(made[0])
