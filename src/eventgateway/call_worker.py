@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventgateway.cpus import parse_cpus, pin_this_process
+from eventgateway.errors import StoreError
 from eventgateway.fdlimit import pool_size, raise_open_files_limit
 from eventgateway.gc_tuning import tune_for_serving
 from eventgateway.hardening import forbid_inspection
@@ -235,9 +236,11 @@ async def _until_stopped(
             error = dispatching.exception()
             if error is not None:
                 logger.error(
-                    "the dispatcher stopped unexpectedly; the delivery worker exits so that "
-                    "it is restarted (deliveries in flight come back)",
-                    exc_info=error,
+                    "the dispatcher stopped unexpectedly%s; the delivery worker exits so "
+                    "that it is restarted (deliveries in flight come back)",
+                    f": {error}" if isinstance(error, StoreError) else "",
+                    # A store's failure says it all (fatal.py); anything else is a bug.
+                    exc_info=None if isinstance(error, StoreError) else error,
                 )
                 return True
     await stop.wait()

@@ -70,6 +70,7 @@ async def test_serve_exits_1_once_its_config_store_client_is_closed_for_good(
     assert "configuration store's NATS connection" in log
     assert "was closed for good (nats: maximum control line exceeded)" in log
     assert "this instance stops with exit status 1" in log
+    assert "reconnecting" not in log  # it never will: closed for good
 
 
 async def test_a_queue_reports_its_client_closed_for_good_but_not_its_own_close(

@@ -175,20 +175,24 @@ async def test_slow_function_is_a_retryable_timeout(provider: HttpProvider, rece
 
 
 @pytest.mark.parametrize(
-    "answer",
+    ("answer", "said"),
     [
-        pytest.param(b"", id="hang-up without a reply"),
-        pytest.param(b"garbage\r\n\r\n", id="not HTTP"),
-        pytest.param(b"HTTP/1.1 abc OK\r\n\r\n", id="bad status code"),
+        pytest.param(b"", "could not be reached at {url}: ", id="hang-up without a reply"),
+        pytest.param(b"garbage\r\n\r\n", "at {url} sent an unusable reply: ", id="not HTTP"),
+        pytest.param(
+            b"HTTP/1.1 abc OK\r\n\r\n", "at {url} sent an unusable reply: ", id="bad status code"
+        ),
     ],
 )
-async def test_broken_replies_are_retryable_provider_errors(provider: HttpProvider, answer: bytes):
+async def test_broken_replies_are_retryable_provider_errors(
+    provider: HttpProvider, answer: bytes, said: str
+):
     async with raw_server(answer) as url:
         with pytest.raises(ProviderError) as caught:
             await provider.call(http_function(url), Call(body=b"{}"))
 
     assert caught.value.retryable is True
-    assert caught.value.message.startswith(f"function 'fn' could not be reached at {url}: ")
+    assert caught.value.message.startswith("function 'fn' " + said.format(url=url))
     assert caught.value.__cause__ is not None
 
 

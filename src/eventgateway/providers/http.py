@@ -120,8 +120,12 @@ class HttpProvider(Provider):
                 retryable=False,
                 status=exc.status,
             ) from exc
-        except (OSError, ReplyError) as exc:
-            if isinstance(exc, OSError) and exc.errno in _OUT_OF_DESCRIPTORS:
+        except ReplyError as exc:  # it answered, with something no client can use
+            raise ProviderError(
+                f"function {function.function_id!r} at {url} sent an unusable reply: {exc}"
+            ) from exc
+        except OSError as exc:
+            if exc.errno in _OUT_OF_DESCRIPTORS:
                 raise _out_of_descriptors(exc) from exc
             raise ProviderError(
                 f"function {function.function_id!r} could not be reached at {url}: "

@@ -37,7 +37,7 @@ async def connect(
     """
 
     async def disconnected() -> None:
-        if active():
+        if active() and not nc.is_closed:  # closed for good: closed() says so
             logger.warning("disconnected from NATS; reconnecting (accepts answer 503 meanwhile)")
 
     async def closed() -> None:

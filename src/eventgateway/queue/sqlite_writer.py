@@ -280,7 +280,7 @@ class GroupCommitWriter:
             resolved = [(item, False, _translate(exc, self._path)) for item in batch]
         for _, ok, outcome in resolved:
             if not ok and isinstance(outcome, StoreDamagedError):
-                self.damaged = str(outcome)  # for readiness: sqlite_health.py
+                self.damaged = str(outcome.__cause__ or outcome)  # SQLite's words, no path
         if durable and self._syncer is not None and any(ok for _, ok, _ in resolved):
             self._syncer.put((resolved, wake))  # nobody hears of it before the sync
         else:

@@ -185,7 +185,8 @@ class NatsStore(ConfigStore):
         logger.warning("NATS connection error (store %s): %r", self.bucket, exc)
 
     async def _on_disconnected(self) -> None:
-        if not self._closed:  # our own close disconnects too
+        nc = self._nc  # our own close, or nats-py's for good (fatal.py), disconnects too
+        if not self._closed and nc is not None and not nc.is_closed:
             logger.warning("NATS disconnected (store %s); reconnecting", self.bucket)
 
     async def _on_reconnected(self) -> None:
