@@ -52,6 +52,7 @@ from eventgateway.events.structured import Batch
 from eventgateway.model.runtime_provider import RUNTIME_TYPES
 from eventgateway.observability.metrics import Metrics
 from eventgateway.observability.system_events import SystemEvents
+from eventgateway.observability.throttled import ThrottledWarning
 from eventgateway.queue.base import Accepted, DeliveryQueue
 from eventgateway.routing import cors as cors_rules
 from eventgateway.routing.table import RoutingTable, SyncMatch
@@ -109,6 +110,7 @@ class EventsApp:
         self._durable = durable
         self._fast = fast
         self._received = ReceivedCounts(metrics).count
+        self._store_warning = ThrottledWarning(logger)  # a full disk refuses every accept
         self._filtered_counters: dict[str, Any] = {}
         self._invoker = invoker
         self._system = system
@@ -266,7 +268,7 @@ class EventsApp:
                 await _respond_error(send, 429, exc.message, extra)
                 return
             except StoreError as exc:
-                logger.warning("could not persist %d event(s): %s", len(durable), exc)
+                self._store_warning.warn("could not persist %d event(s): %s", len(durable), exc)
                 await _respond_error(
                     send,
                     503,

@@ -17,10 +17,10 @@ from __future__ import annotations
 import errno
 import logging
 import resource
-import time
 
 from eventgateway.errors import ProviderError
 from eventgateway.model.entities import Function
+from eventgateway.observability.throttled import ThrottledWarning
 from eventgateway.providers.base import MAX_REPLY_BYTES, Call, Provider, Reply
 from eventgateway.providers.guard import TargetRefusedError
 from eventgateway.providers.http_client import HeaderError, HttpClient, InvalidURLError
@@ -37,8 +37,7 @@ _OPEN = TargetPolicy(allow_private=True)
 # sync cap (6 MiB) for each of 1,024 attempts in flight grew the worker by gigabytes (QA).
 ASYNC_REPLY_BYTES = 64 * 1024
 _OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
-_WARN_EVERY_S = 10.0
-_warned_at_s = float("-inf")
+_descriptors_warning = ThrottledWarning(logger)
 
 
 class HttpProvider(Provider):
@@ -136,11 +135,7 @@ class HttpProvider(Provider):
 def _out_of_descriptors(exc: OSError) -> ProviderError:
     """This process, not the function, is at its limit: an interrupted call (made again
     in a second, no attempt counted), and a warning at most every 10 s."""
-    global _warned_at_s
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     message = f"the gateway is out of file descriptors (limit {soft}): {exc.strerror}"
-    now_s = time.monotonic()
-    if now_s - _warned_at_s >= _WARN_EVERY_S:
-        _warned_at_s = now_s
-        logger.warning("%s; calls wait and are made again (raise `ulimit -n`)", message)
+    _descriptors_warning.warn("%s; calls wait and are made again (raise `ulimit -n`)", message)
     return ProviderError(message, interrupted=True)
