@@ -308,6 +308,23 @@ def test_no_answer_names_the_url_and_hints_at_eg_serve():
     )
 
 
+@pytest.mark.parametrize(
+    "cause",
+    [
+        "RemoteProtocolError: Server disconnected without sending a response.",
+        # The same hang-up with the request unread resets the connection (seen in CI).
+        "ReadError: [Errno 104] Connection reset by peer",
+    ],
+)
+def test_a_plain_http_hang_up_hints_at_https(cause: str):
+    message = error_message(GatewayError(cause), "http://h:4001", "--config-url")
+
+    assert message == (
+        f"cannot reach the gateway at http://h:4001: {cause}; "
+        "if it serves HTTPS (eg serve --tls-cert), use https:// in --config-url"
+    )
+
+
 def test_an_answered_error_is_the_gateways_message():
     assert error_message(GatewayError('Function "x" not found.', status=404), "u") == (
         'Function "x" not found.'

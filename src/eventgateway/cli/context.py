@@ -54,6 +54,8 @@ Output = Literal["table", "json"]
 Api = Literal["events", "config"]
 KeySource = Literal["flag", "service", "credentials"]
 
+_HUNG_UP = ("disconnected without sending", "Connection reset by peer")
+
 
 @dataclass(frozen=True, slots=True)
 class CliOptions:
@@ -193,8 +195,9 @@ def error_message(exc: Exception, url: str, flag: str = "--url") -> str:
         untrusted = certificate_refused(cause)
         if untrusted is not None:  # something answered: `eg serve` would not help
             return untrusted_message(untrusted, url, flag)
-        if url.startswith("http://") and "disconnected without sending" in cause.message:
-            # A listener that hung up on plain HTTP: most likely a TLS port.
+        if url.startswith("http://") and any(m in cause.message for m in _HUNG_UP):
+            # A listener that hung up on plain HTTP: most likely a TLS port (closing with
+            # the request unread, it may reset the connection instead: seen under load).
             hint = f"if it serves HTTPS (eg serve --tls-cert), use https:// in {flag}"
         # Nothing answered (no HTTP status to show), whichever step asked first.
         return f"cannot reach the gateway at {url}: {cause.message}; {hint}"
