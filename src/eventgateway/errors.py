@@ -25,6 +25,9 @@ an HTTP client carry ``status_code``; ``api/problems.py`` turns them into the wi
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
 __all__ = [
     "ConfigError",
     "ConflictError",
@@ -146,9 +149,9 @@ def store_error(message: str, exc: BaseException) -> StoreError:
     ``exc`` is chained."""
     code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF  # the primary result code
     kind = StoreError
-    if code == 13 or getattr(exc, "errno", None) == 28:  # SQLITE_FULL, ENOSPC
+    if code == sqlite3.SQLITE_FULL or getattr(exc, "errno", None) == errno.ENOSPC:
         kind = StorageFullError
-    elif code in (11, 26):  # SQLITE_CORRUPT, SQLITE_NOTADB
+    elif code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
         kind = StoreDamagedError
     error = kind(message)
     error.__cause__ = exc
